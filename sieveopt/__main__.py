@@ -1,0 +1,5 @@
+import sys
+
+from sieveopt.cli.main import main
+
+sys.exit(main())

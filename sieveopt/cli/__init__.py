@@ -1,0 +1,1 @@
+"""Command-line interface: ``sieveopt <command>``; one module per command group."""
