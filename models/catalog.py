@@ -1,0 +1,90 @@
+"""Model and system presets shipped as TOML inside the package, or a user's own TOML file.
+
+Anywhere a preset name is accepted, a path to a ``.toml`` file works too. Overrides are
+dotted keys (``gpu.kernel_overhead_ns=1000``) applied before validation.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sieveopt.models.specs import ModelSpec, SystemSpec
+
+from sieveopt.errors import SpecError
+from sieveopt.tomlspec import from_dict, read_toml
+
+_CATALOG = resources.files("sieveopt.models") / "catalog"
+
+
+def _names(kind: str) -> list[str]:
+    return sorted(p.name[:-5] for p in (_CATALOG / kind).iterdir() if p.name.endswith(".toml"))
+
+
+def list_models() -> list[str]:
+    return _names("models")
+
+
+def list_systems() -> list[str]:
+    return _names("systems")
+
+
+def _resolve(kind: str, name_or_path: str) -> tuple[str, dict[str, Any]]:
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.exists():
+        return str(path), read_toml(path)
+    entry = _CATALOG / kind / f"{name_or_path}.toml"
+    if not entry.is_file():
+        known = ", ".join(_names(kind))
+        raise SpecError(name_or_path, "<name>", f"no {kind[:-1]} preset with this name",
+                        f"use one of: {known}, or a path to a .toml file")
+    with resources.as_file(entry) as real:
+        return f"{kind}/{name_or_path}.toml", read_toml(real)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None, source: str) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted-key overrides set (tables must already exist)."""
+    data = copy.deepcopy(data)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise SpecError(source, dotted, "override path does not exist", "check the dotted key")
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> ModelSpec:
+    """A catalog model by name (see :func:`list_models`) or a user TOML file."""
+    source, data = _resolve("models", name_or_path)
+    return from_dict(ModelSpec, apply_overrides(data, overrides, source), source)
+
+
+def load_system(name_or_path: str, num_gpus: int | None = None,
+                overrides: dict[str, Any] | None = None) -> SystemSpec:
+    """A catalog system by name (see :func:`list_systems`) or a user TOML file."""
+    source, data = _resolve("systems", name_or_path)
+    overrides = dict(overrides or {})
+    if num_gpus is not None:
+        overrides["num_gpus"] = num_gpus
+    return from_dict(SystemSpec, apply_overrides(data, overrides, source), source)
+
+
+def check_fits(model: ModelSpec, system: SystemSpec) -> None:
+    """Raise if one GPU's share of expert weights (routed + shared, every MoE layer) does not fit
+    its HBM-PIM capacity. Dense weights and the KV cache are not counted (reported elsewhere)."""
+    experts_per_gpu = -(-model.num_routed_experts // system.num_gpus)
+    per_layer = experts_per_gpu * model.expert_weight_bytes + model.num_shared_experts * model.shared_expert_weight_bytes
+    need = per_layer * model.num_moe_layers
+    have = system.gpu.hbm_capacity_GiB * 2**30
+    if need > have:
+        gib = need / 2**30
+        min_gpus = -(-model.num_routed_experts * model.expert_weight_bytes * model.num_moe_layers // (have - model.num_shared_experts * model.shared_expert_weight_bytes * model.num_moe_layers))
+        raise SpecError(system.name, "num_gpus",
+                        f"{model.name} needs {gib:.1f} GiB of expert weights per GPU on {system.num_gpus} GPU(s), "
+                        f"more than gpu.hbm_capacity_GiB={system.gpu.hbm_capacity_GiB:g}",
+                        f"use --gpus {int(min_gpus)} or more, or a system with more capacity")

@@ -1,0 +1,59 @@
+"""The ``roofline`` cost model (DESIGN.md §5).
+
+* GPU: ``kernel_overhead + max(flops / (peak * eff), bytes / (bw * eff))``.
+* PIM: per expert job ``job_overhead + n * (weight GEMV + per-token overhead) + token I/O``, the
+  GEMV bound by internal bandwidth or PIM compute (``ops_per_byte * internal bandwidth``).
+* Links: ``bytes / bandwidth`` on the port (the latency is a lag on the DAG edge).
+"""
+
+from __future__ import annotations
+
+from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, Work
+from sieveopt.models.specs import ModelSpec, SystemSpec
+
+
+class RooflineCostModel:
+    """Analytic max(compute, memory) times from the system spec; no calibration."""
+
+    name = "roofline"
+
+    def __init__(self, system: SystemSpec, model: ModelSpec, *, include_kernel_overhead: bool = True) -> None:
+        self.system, self.model = system, model
+        gpu = system.gpu
+        self.gpu_flops_per_ns = gpu.peak_TFLOPS * 1e3 * gpu.compute_efficiency
+        self.gpu_bytes_per_ns = system.gpu_hbm_bw_GBps * gpu.bandwidth_efficiency
+        self.kernel_overhead_ns = gpu.kernel_overhead_ns if include_kernel_overhead else 0.0
+        pim = system.hbm_pim.pim
+        self.pim_bytes_per_ns = system.pim_bw_GBps
+        self.pim_flops_per_ns = system.pim_bw_GBps * pim.ops_per_byte
+        self.pim_job_overhead_ns = pim.job_overhead_ns
+        self.pim_token_overhead_ns = pim.per_token_overhead_ns
+        self.ext_bytes_per_ns = system.gpu_hbm_bw_GBps
+        self.link_bytes_per_ns = system.interconnect.bw_per_direction_GBps
+
+    # -- pieces other policies reuse (T_GPU / T_PIM estimates) ----------------------------
+    def pim_gemv_ns(self, weight_bytes: float, tokens: int) -> float:
+        """``tokens`` sequential GEMVs over ``weight_bytes`` of weights, with token I/O."""
+        if tokens <= 0:
+            return 0.0
+        flops = 2.0 * weight_bytes / self.model.expert_weight_bytes_per_param
+        per_token = max(weight_bytes / self.pim_bytes_per_ns, flops / self.pim_flops_per_ns)
+        io = 2.0 * self.model.hidden_size * self.model.activation_bytes / self.ext_bytes_per_ns
+        return self.pim_job_overhead_ns + tokens * (per_token + self.pim_token_overhead_ns + io)
+
+    def duration_ns(self, work: Work, mode: str) -> float:
+        if mode == MODE_SCHED:
+            return work.fixed_ns
+        if mode == MODE_LINK:
+            return work.msg_bytes / self.link_bytes_per_ns
+        if mode == MODE_GPU:
+            bytes_ = work.weight_bytes + work.act_bytes + work.kv_bytes
+            body = max(work.flops / self.gpu_flops_per_ns, bytes_ / self.gpu_bytes_per_ns)
+            return body + work.launches * self.kernel_overhead_ns
+        if mode == MODE_PIM:
+            if work.kind in ("expert", "shared_expert"):
+                return self.pim_gemv_ns(work.weight_bytes, work.tokens)
+            # attention (and anything else streaming memory once): bound by internal bw / compute
+            body = max(work.kv_bytes / self.pim_bytes_per_ns, work.flops / self.pim_flops_per_ns)
+            return self.pim_job_overhead_ns + body
+        raise ValueError(f"roofline: unknown mode {mode!r}")

@@ -1,0 +1,71 @@
+"""Argument groups shared by commands: model/system/GPUs/batch selection and ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+
+from sieveopt.errors import SieveoptError
+
+DEFAULT_MODEL = "qwen3-30b-a3b"
+DEFAULT_SYSTEM = "sieve-b200-hbm3e-pim"
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--model, --system, --gpus, --batch, --seed, --layer, --set overrides."""
+    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
+    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
+    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the system preset's)")
+    if batch:
+        p.add_argument("--batch", type=int, default=64, help="decode batch size (requests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the routing generator")
+    p.add_argument("--layer", type=int, default=None, help="MoE layer index to sample (default: seeded pick)")
+    p.add_argument("--context-len", type=int, default=None, help="context length per request (tokens)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    import tomllib
+
+    out: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise SieveoptError(f"--set {item!r}: expected KEY=VALUE (e.g. gpu.hbm_bw_GBps=9000)")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def load_problem(args: argparse.Namespace):
+    """(model, system) from the common arguments, checked to fit."""
+    from sieveopt.models.catalog import check_fits, load_model, load_system
+
+    model = load_model(args.model)
+    system = load_system(args.system, args.gpus, parse_overrides(getattr(args, "overrides", [])))
+    check_fits(model, system)
+    if getattr(args, "batch", 1) < 1:
+        raise SieveoptError(f"--batch must be >= 1, got {args.batch}")
+    return model, system
+
+
+def load_instance(args: argparse.Namespace, model, system):
+    """One sampled layer for the common arguments (seeded)."""
+    import numpy as np
+
+    from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
+    from sieveopt.workload import generate_for_model
+
+    ctx = args.context_len or DEFAULT_CONTEXT_LEN_TOKENS
+    if args.layer is not None and not 0 <= args.layer < model.num_moe_layers:
+        raise SieveoptError(f"--layer must be in [0, {model.num_moe_layers}), got {args.layer}")
+    layer = args.layer if args.layer is not None else int(np.random.default_rng(args.seed).integers(model.num_moe_layers))
+    trace = generate_for_model(model, args.batch, 1, args.seed, layers=[layer])
+    return LayerInstance.from_expert_ids(model, system, trace.expert_ids[0, 0], moe_layer=layer,
+                                         context_lens=np.full(args.batch, ctx), meta={"seed": args.seed})

@@ -1,0 +1,375 @@
+"""The layer task DAG (DESIGN.md §4): the one source of truth every policy, CP-SAT and replay use.
+
+Per GPU g (data-parallel attention, expert parallelism, experts sharded over all PIM channels):
+
+    qkv[g] -> attn[g] (pim|gpu) -> oproj[g] -> router[g] -> allgather[g->h] (NVLink)
+    allgather[*->g] -> sched[g] (scheduler latency, in parallel with the dispatch)
+    allgather[*->g] -> dispatch[g->h] (NVLink)
+    sched[h], dispatch[*->h] -> expert[e on h] (gpu | pim) -> combine[h->g] -> reduce[g]
+    shared[g] (prefetched after oproj, or after sched) -> reduce[g]
+    grouped GEMM: launch[h] (after every dispatch into h) -> expert[e] only if e runs on the GPU
+
+Resources per GPU: ``gpu`` stream, ``hbm`` external bus, ``pim`` units, NVLink ``egress`` and
+``ingress`` ports, ``sched`` (the scheduler's own processor). GPU kernels hold gpu+hbm; PIM jobs
+hold pim (+hbm when HBM sharing is ``exclusive``); messages hold egress[src]+ingress[dst] and
+reach their consumers after the link latency (an edge lag). All durations are integer ns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, CostModel, Work
+
+# Task kinds.
+QKV, ATTN, OPROJ, ROUTER = "qkv", "attn", "oproj", "router"
+ALLGATHER, SCHED, DISPATCH, LAUNCH = "allgather", "sched", "dispatch", "launch"
+EXPERT, SHARED, COMBINE, REDUCE = "expert", "shared", "combine", "reduce"
+MESSAGE_KINDS = (ALLGATHER, DISPATCH, COMBINE)
+
+# Resource kinds.
+RES_GPU, RES_HBM, RES_PIM, RES_EGRESS, RES_INGRESS, RES_SCHED = "gpu", "hbm", "pim", "egress", "ingress", "sched"
+RESOURCE_KINDS = (RES_GPU, RES_HBM, RES_PIM, RES_EGRESS, RES_INGRESS, RES_SCHED)
+
+
+@dataclass(frozen=True)
+class DagOptions:
+    """Structural options of the layer DAG."""
+
+    gpu_kernel: Literal["grouped", "per_expert"] = "grouped"
+    shared_expert_prefetch: bool = True
+    scheduler_latency_ns: int = 0
+    #: Override the system's HBM sharing mode (None = ``system.hbm_pim.sharing``).
+    hbm_sharing: Literal["exclusive", "dual_row_buffer", "partitioned"] | None = None
+    #: Modes attention may take (a policy picks one); ("gpu",) forbids PIM attention.
+    attention_modes: tuple[str, ...] = (MODE_PIM, MODE_GPU)
+    #: Routing-map bytes per token in the AllGather (top-k ids + weights, 4 B each).
+    allgather_bytes_per_choice: int = 4
+    #: Layer index and micro-batch id stamped into task names (room for multi-layer windows).
+    layer: int = 0
+    microbatch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModeCost:
+    """Duration and resources of a task in one mode (each resource held for the whole task)."""
+
+    duration_ns: int
+    resources: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    tid: int
+    name: str
+    kind: str
+    gpu: int                      # owning GPU (messages: the source GPU)
+    modes: Mapping[str, ModeCost]
+    expert: int = -1              # routed expert id for EXPERT tasks
+    peer: int = -1                # destination GPU of a message
+    tokens: int = 0
+    work: Work | None = None
+
+    @property
+    def mode_names(self) -> tuple[str, ...]:
+        return tuple(self.modes)
+
+    @property
+    def has_choice(self) -> bool:
+        return len(self.modes) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """``start[dst] >= end[src] + lag_ns``; if ``if_mode`` is (task, mode) the edge applies only
+    when that task runs in that mode."""
+
+    src: int
+    dst: int
+    lag_ns: int = 0
+    if_mode: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    rid: int
+    name: str
+    kind: str
+    gpu: int
+    capacity: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class TaskDAG:
+    """Tasks, precedence edges and resources of one layer (or a window of layers)."""
+
+    tasks: tuple[Task, ...]
+    edges: tuple[Edge, ...]
+    resources: tuple[Resource, ...]
+    num_gpus: int
+    options: DagOptions
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @cached_property
+    def preds(self) -> tuple[tuple[Edge, ...], ...]:
+        out: list[list[Edge]] = [[] for _ in self.tasks]
+        for e in self.edges:
+            out[e.dst].append(e)
+        return tuple(tuple(x) for x in out)
+
+    @cached_property
+    def succs(self) -> tuple[tuple[Edge, ...], ...]:
+        out: list[list[Edge]] = [[] for _ in self.tasks]
+        for e in self.edges:
+            out[e.src].append(e)
+        return tuple(tuple(x) for x in out)
+
+    @cached_property
+    def topo_order(self) -> tuple[int, ...]:
+        indeg = [len(p) for p in self.preds]
+        stack = [t for t, d in enumerate(indeg) if d == 0]
+        order = []
+        while stack:
+            t = stack.pop()
+            order.append(t)
+            for e in self.succs[t]:
+                indeg[e.dst] -= 1
+                if indeg[e.dst] == 0:
+                    stack.append(e.dst)
+        if len(order) != len(self.tasks):
+            raise ValueError("task graph has a cycle")
+        return tuple(order)
+
+    @cached_property
+    def by_name(self) -> dict[str, int]:
+        return {t.name: t.tid for t in self.tasks}
+
+    @cached_property
+    def expert_task(self) -> dict[int, int]:
+        """Routed expert id -> task id (activated experts only)."""
+        return {t.expert: t.tid for t in self.tasks if t.kind == EXPERT}
+
+    def tasks_of(self, kind: str, gpu: int | None = None) -> list[Task]:
+        return [t for t in self.tasks if t.kind == kind and (gpu is None or t.gpu == gpu)]
+
+    def resource(self, kind: str, gpu: int) -> Resource:
+        return self.resources[self.resource_id[(kind, gpu)]]
+
+    @cached_property
+    def resource_id(self) -> dict[tuple[str, int], int]:
+        return {(r.kind, r.gpu): r.rid for r in self.resources}
+
+    def edge_active(self, edge: Edge, modes: list[str] | tuple[str, ...]) -> bool:
+        return edge.if_mode is None or modes[edge.if_mode[0]] == edge.if_mode[1]
+
+    def active_edges(self, modes: list[str] | tuple[str, ...]) -> Iterator[Edge]:
+        return (e for e in self.edges if self.edge_active(e, modes))
+
+    def to_networkx(self):
+        """A ``networkx.DiGraph`` view (node attributes: name, kind, gpu, modes, durations)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for t in self.tasks:
+            g.add_node(t.tid, name=t.name, kind=t.kind, gpu=t.gpu, expert=t.expert, tokens=t.tokens,
+                       modes=list(t.modes), durations={m: c.duration_ns for m, c in t.modes.items()})
+        for e in self.edges:
+            g.add_edge(e.src, e.dst, lag_ns=e.lag_ns,
+                       if_mode=None if e.if_mode is None else f"{self.tasks[e.if_mode[0]].name}={e.if_mode[1]}")
+        return g
+
+
+def _ns(x: float) -> int:
+    """Round a duration up to integer ns (a non-empty task lasts at least 1 ns)."""
+    return 0 if x <= 0 else max(1, math.ceil(x - 1e-9))
+
+
+class _Builder:
+    def __init__(self, inst: LayerInstance, cost: CostModel, opts: DagOptions) -> None:
+        self.inst, self.cost, self.opts = inst, cost, opts
+        self.tasks: list[Task] = []
+        self.edges: list[Edge] = []
+        self.resources: list[Resource] = []
+        self.res: dict[tuple[str, int], int] = {}
+        G = inst.num_gpus
+        for g in range(G):
+            for kind in RESOURCE_KINDS:
+                rid = len(self.resources)
+                self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g))
+                self.res[(kind, g)] = rid
+        self.sharing = opts.hbm_sharing or inst.system.hbm_pim.sharing
+        self.tag = f"@L{opts.layer}" + (f"m{opts.microbatch}" if opts.microbatch else "")
+
+    def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
+        r = self.res
+        if mode == MODE_GPU:
+            return (r[(RES_GPU, gpu)], r[(RES_HBM, gpu)])
+        if mode == MODE_PIM:
+            if self.sharing == "exclusive":
+                return (r[(RES_PIM, gpu)], r[(RES_HBM, gpu)])
+            return (r[(RES_PIM, gpu)],)
+        if mode == MODE_LINK:
+            return (r[(RES_EGRESS, gpu)], r[(RES_INGRESS, peer)])
+        if mode == MODE_SCHED:
+            return (r[(RES_SCHED, gpu)],)
+        raise ValueError(mode)
+
+    def add(self, name: str, kind: str, gpu: int, work: Work, modes: tuple[str, ...], *,
+            expert: int = -1, peer: int = -1, gpu_only_resources: tuple[int, ...] | None = None) -> int:
+        tid = len(self.tasks)
+        mc = {}
+        for m in modes:
+            res = self.mode_resources(m, gpu, peer)
+            if m == MODE_GPU and gpu_only_resources is not None:
+                res = gpu_only_resources
+            mc[m] = ModeCost(_ns(self.cost.duration_ns(work, m)), res)
+        self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
+                               tokens=work.tokens, work=work))
+        return tid
+
+    def edge(self, src: int, dst: int, lag: int = 0, if_mode: tuple[int, str] | None = None) -> None:
+        self.edges.append(Edge(src, dst, lag, if_mode))
+
+    def build(self) -> TaskDAG:
+        inst, opts, model = self.inst, self.opts, self.inst.model
+        G = inst.num_gpus
+        lat = _ns(inst.system.interconnect.latency_ns)
+        H, act = model.hidden_size, model.activation_bytes
+        att = model.attention
+        attn_kind = model.moe_layer_attention_kind(inst.moe_layer)
+        attn_params = att.params_per_layer(H, "linear" if attn_kind == "linear" else "full")
+        dense_b = model.dense_weight_bytes_per_param
+        qkv_params = int(attn_params * 0.75)  # output projection is the remaining quarter (approx.)
+        o_params = attn_params - qkv_params
+
+        qkv, attn, oproj, router, sched, shared, reduce_, launch = ({} for _ in range(8))
+        for g in range(G):
+            n = int(inst.tokens_per_gpu[g])
+            qkv[g] = self.add(f"qkv[{g}]", QKV, g, Work(QKV, n, 2.0 * qkv_params * n, qkv_params * dense_b,
+                                                          2 * n * H * act), (MODE_GPU,))
+            kv_bytes, attn_flops = self._attention_bytes(g, attn_kind)
+            attn[g] = self.add(f"attn[{g}]", ATTN, g, Work(ATTN, n, attn_flops, kv_bytes=kv_bytes),
+                               opts.attention_modes)
+            oproj[g] = self.add(f"oproj[{g}]", OPROJ, g, Work(OPROJ, n, 2.0 * o_params * n, o_params * dense_b,
+                                                                2 * n * H * act), (MODE_GPU,))
+            rp = H * model.num_routed_experts
+            router[g] = self.add(f"router[{g}]", ROUTER, g, Work(ROUTER, n, 2.0 * rp * n, rp * dense_b, n * H * act),
+                                 (MODE_GPU,))
+            self.edge(qkv[g], attn[g])
+            self.edge(attn[g], oproj[g])
+            self.edge(oproj[g], router[g])
+            sched[g] = self.add(f"sched[{g}]", SCHED, g, Work(SCHED, fixed_ns=opts.scheduler_latency_ns), (MODE_SCHED,))
+            self.edge(router[g], sched[g])
+
+        # AllGather of the routing maps: one message per ordered GPU pair.
+        ag_into: dict[int, list[int]] = {g: [] for g in range(G)}
+        for i in range(G):
+            nbytes = int(inst.tokens_per_gpu[i]) * model.top_k * opts.allgather_bytes_per_choice
+            for j in range(G):
+                if i == j:
+                    continue
+                m = self.add(f"allgather[{i}->{j}]", ALLGATHER, i, Work(ALLGATHER, msg_bytes=nbytes), (MODE_LINK,), peer=j)
+                self.edge(router[i], m)
+                self.edge(m, sched[j], lat)
+                ag_into[j].append(m)
+
+        # Dispatch: distinct tokens of GPU i with >= 1 expert on GPU j.
+        dispatch: dict[tuple[int, int], int] = {}
+        for i in range(G):
+            for j in range(G):
+                ntok = int(inst.dispatch_tokens[i, j])
+                if i == j or ntok == 0:
+                    continue
+                m = self.add(f"dispatch[{i}->{j}]", DISPATCH, i, Work(DISPATCH, ntok, msg_bytes=ntok * H * act),
+                             (MODE_LINK,), peer=j)
+                self.edge(router[i], m)
+                for a in ag_into[i]:
+                    self.edge(a, m, lat)
+                dispatch[(i, j)] = m
+
+        grouped = opts.gpu_kernel == "grouped"
+        expert_tokens = inst.expert_tokens
+        experts_of: dict[int, list[int]] = {g: [] for g in range(G)}
+        for g in range(G):
+            if grouped:
+                launch[g] = self.add(f"launch[{g}]", LAUNCH, g, Work(LAUNCH, launches=1),
+                                     (MODE_GPU,), gpu_only_resources=(self.res[(RES_GPU, g)],))
+                self.edge(sched[g], launch[g])
+                for i in range(G):
+                    if (i, g) in dispatch:
+                        self.edge(dispatch[(i, g)], launch[g], lat)
+            for e in inst.experts_on(g):
+                e = int(e)
+                n = int(expert_tokens[e])
+                w = Work(EXPERT, n, model.expert_flops(n), model.expert_weight_bytes, 2 * n * H * act,
+                         launches=0 if grouped else 1)
+                t = self.add(f"expert[{e}]", EXPERT, g, w, (MODE_GPU, MODE_PIM), expert=e)
+                experts_of[g].append(t)
+                self.edge(sched[g], t)
+                for i in np.flatnonzero(inst.counts[:, e]):
+                    if int(i) != g:
+                        self.edge(dispatch[(int(i), g)], t, lat)
+                if grouped:
+                    self.edge(launch[g], t, 0, (t, MODE_GPU))
+
+        for g in range(G):
+            n = int(inst.tokens_per_gpu[g])
+            if model.num_shared_experts and n:
+                sp = 3 * H * model.shared_expert_intermediate_size * model.num_shared_experts
+                shared[g] = self.add(f"shared[{g}]", SHARED, g,
+                                     Work(SHARED, n, 2.0 * sp * n, sp * dense_b, 2 * n * H * act), (MODE_GPU,))
+                self.edge(oproj[g] if opts.shared_expert_prefetch else sched[g], shared[g])
+            reduce_[g] = self.add(f"reduce[{g}]", REDUCE, g,
+                                  Work(REDUCE, n, 2.0 * n * H * model.top_k, act_bytes=(model.top_k + 1) * n * H * act),
+                                  (MODE_GPU,))
+            self.edge(router[g], reduce_[g])
+            if g in shared:
+                self.edge(shared[g], reduce_[g])
+
+        # Combine: results go back to each token's origin GPU, then the weighted sum.
+        expert_task = {self.tasks[t].expert: t for g in experts_of for t in experts_of[g]}
+        for (i, j), _m in dispatch.items():
+            ntok = int(inst.dispatch_tokens[i, j])
+            c = self.add(f"combine[{j}->{i}]", COMBINE, j, Work(COMBINE, ntok, msg_bytes=ntok * H * act), (MODE_LINK,), peer=i)
+            for e in np.flatnonzero((inst.expert_gpu == j) & (inst.counts[i] > 0)):
+                self.edge(expert_task[int(e)], c)
+            self.edge(c, reduce_[i], lat)
+        for g in range(G):
+            for e in np.flatnonzero((inst.expert_gpu == g) & (inst.counts[g] > 0)):
+                self.edge(expert_task[int(e)], reduce_[g])
+
+        return TaskDAG(tuple(self.tasks), tuple(self.edges), tuple(self.resources), G, opts,
+                       meta={"model": model.name, "system": inst.system.name, "num_gpus": G,
+                             "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
+                             "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
+                             "attention_kind": attn_kind})
+
+    def _attention_bytes(self, g: int, kind: str) -> tuple[float, float]:
+        """Bytes and FLOPs one GPU's decode attention reads/does in this layer."""
+        inst, model = self.inst, self.inst.model
+        att, act = model.attention, model.activation_bytes
+        n = int(inst.tokens_per_gpu[g])
+        if kind == "linear":
+            state = att.linear_state_elems() * act
+            return 2.0 * n * state, 4.0 * n * att.linear_state_elems()
+        ctx = float(inst.kv_tokens_per_gpu[g])
+        if kind == "sliding" and n:
+            ctx = min(ctx, n * att.sliding_window_tokens)
+        kv = ctx * att.kv_elems_per_token() * act
+        flops = 4.0 * ctx * att.num_q_heads * att.head_dim
+        return kv, flops
+
+
+def build_layer_dag(inst: LayerInstance, cost: CostModel, options: DagOptions | None = None) -> TaskDAG:
+    """Build the task DAG of one MoE layer with durations from ``cost``."""
+    return _Builder(inst, cost, options or DagOptions()).build()

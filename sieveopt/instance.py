@@ -1,0 +1,121 @@
+"""One MoE decode layer as a frozen problem instance: model, system and the routing of its batch.
+
+The routing is kept as the count matrix ``counts[src_gpu, expert]`` plus the deduplicated
+dispatch token matrix ``dispatch_tokens[src_gpu, dst_gpu]`` (a token sent to several experts on
+the same GPU travels once, DeepEP-style), which is all the DAG needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sieveopt.errors import SieveoptError
+from sieveopt.models.specs import ModelSpec, SystemSpec
+
+#: Default decode context length per request when the workload gives none (documented in README).
+DEFAULT_CONTEXT_LEN_TOKENS = 2048
+
+
+@dataclass(frozen=True, eq=False)
+class LayerInstance:
+    """Inputs of one layer's scheduling problem (arrays are read-only)."""
+
+    model: ModelSpec
+    system: SystemSpec
+    counts: np.ndarray             # int32 [G, E]: tokens of GPU g routed to expert e
+    dispatch_tokens: np.ndarray    # int32 [G, G]: distinct tokens GPU i sends to GPU j
+    expert_gpu: np.ndarray         # int32 [E]: GPU holding expert e
+    tokens_per_gpu: np.ndarray     # int32 [G]: decode requests (tokens) per GPU
+    kv_tokens_per_gpu: np.ndarray  # int64 [G]: summed context length of each GPU's requests
+    moe_layer: int = 0
+    step: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        G, E = self.system.num_gpus, self.model.num_routed_experts
+        _check_shape("counts", self.counts, (G, E))
+        _check_shape("dispatch_tokens", self.dispatch_tokens, (G, G))
+        _check_shape("expert_gpu", self.expert_gpu, (E,))
+        _check_shape("tokens_per_gpu", self.tokens_per_gpu, (G,))
+        _check_shape("kv_tokens_per_gpu", self.kv_tokens_per_gpu, (G,))
+        for name in ("counts", "dispatch_tokens", "tokens_per_gpu", "kv_tokens_per_gpu"):
+            if (getattr(self, name) < 0).any():
+                raise SieveoptError(f"LayerInstance.{name}: negative entries (token counts must be >= 0)")
+        if ((self.expert_gpu < 0) | (self.expert_gpu >= G)).any():
+            raise SieveoptError(f"LayerInstance.expert_gpu: values must be GPU ids in [0, {G})")
+        for arr in (self.counts, self.dispatch_tokens, self.expert_gpu, self.tokens_per_gpu,
+                    self.kv_tokens_per_gpu):
+            arr.setflags(write=False)
+
+    @property
+    def num_gpus(self) -> int:
+        return self.system.num_gpus
+
+    @property
+    def batch(self) -> int:
+        return int(self.tokens_per_gpu.sum())
+
+    @property
+    def expert_tokens(self) -> np.ndarray:
+        """Tokens per expert over all source GPUs, [E]."""
+        return self.counts.sum(axis=0)
+
+    def experts_on(self, gpu: int) -> np.ndarray:
+        """Activated experts placed on ``gpu``, in expert-id order."""
+        return np.flatnonzero((self.expert_gpu == gpu) & (self.expert_tokens > 0))
+
+    @classmethod
+    def from_expert_ids(cls, model: ModelSpec, system: SystemSpec, expert_ids: np.ndarray, *,
+                        moe_layer: int = 0, step: int = 0, context_lens: np.ndarray | None = None,
+                        placement: np.ndarray | None = None, meta: dict | None = None) -> LayerInstance:
+        """Build from the routing of one step/layer: ``expert_ids[B, k]`` (DP attention places
+        request b on GPU ``b * G // B``; expert e on GPU ``e % G`` unless ``placement`` says)."""
+        from sieveopt.workload.placement import count_matrix, dispatch_tokens, expert_gpu, token_gpu
+
+        expert_ids = np.asarray(expert_ids)
+        if expert_ids.ndim != 2:
+            raise SieveoptError(f"expert_ids: expected shape [batch, top_k], got {expert_ids.shape}")
+        B, G, E = expert_ids.shape[0], system.num_gpus, model.num_routed_experts
+        tg = token_gpu(B, G)
+        eg = expert_gpu(E, G, placement)
+        ctx = np.full(B, DEFAULT_CONTEXT_LEN_TOKENS) if context_lens is None else np.asarray(context_lens)
+        if ctx.shape != (B,):
+            raise SieveoptError(f"context_lens: expected shape ({B},), got {ctx.shape}")
+        return cls(model=model, system=system,
+                   counts=count_matrix(expert_ids, tg, G, E).astype(np.int32),
+                   dispatch_tokens=dispatch_tokens(expert_ids, tg, eg, G).astype(np.int32),
+                   expert_gpu=eg.astype(np.int32),
+                   tokens_per_gpu=np.bincount(tg, minlength=G).astype(np.int32),
+                   kv_tokens_per_gpu=np.bincount(tg, weights=ctx, minlength=G).astype(np.int64),
+                   moe_layer=moe_layer, step=step, meta=dict(meta or {}))
+
+
+def _check_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
+    if not isinstance(arr, np.ndarray) or arr.shape != shape:
+        got = getattr(arr, "shape", type(arr).__name__)
+        raise SieveoptError(f"LayerInstance.{name}: expected shape {shape}, got {got}")
+
+
+def sample_layers(model: ModelSpec, system: SystemSpec, batch: int, num_layers: int, seed: int, *,
+                  steps: int = 4, context_len_tokens: int = DEFAULT_CONTEXT_LEN_TOKENS,
+                  placement: np.ndarray | None = None) -> list[LayerInstance]:
+    """``num_layers`` distinct (step, MoE layer) samples of the calibrated routing generator."""
+    from sieveopt.workload import generate_for_model
+
+    if batch < 1:
+        raise SieveoptError(f"batch: must be >= 1, got {batch}")
+    rng = np.random.default_rng(seed)
+    n_moe = model.num_moe_layers
+    layers = np.sort(rng.choice(n_moe, size=min(num_layers, n_moe), replace=False))
+    steps = max(steps, -(-num_layers // len(layers)))
+    trace = generate_for_model(model, batch, steps, seed, layers=[int(x) for x in layers])
+    out: list[LayerInstance] = []
+    pairs = [(s, i) for s in range(steps) for i in range(len(layers))]
+    for s, i in pairs[:num_layers] if num_layers <= len(layers) else pairs[:num_layers]:
+        out.append(LayerInstance.from_expert_ids(
+            model, system, trace.expert_ids[s, i], moe_layer=int(layers[i]), step=s,
+            context_lens=np.full(batch, context_len_tokens), placement=placement,
+            meta={"seed": seed, "source": "generator"}))
+    return out

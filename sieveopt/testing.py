@@ -1,0 +1,34 @@
+"""Small random instances for tests and examples (property tests of every solver use these)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sieveopt.instance import LayerInstance
+from sieveopt.models.specs import AttentionSpec, ModelSpec, SystemSpec
+
+
+def tiny_model(num_experts: int = 8, top_k: int = 2, hidden: int = 1024, inter: int = 512,
+               shared: int = 0, name: str = "tiny") -> ModelSpec:
+    """A small synthetic MoE model (BF16) for fast tests."""
+    return ModelSpec(name=name, num_layers=4, num_moe_layers=4, hidden_size=hidden,
+                     num_routed_experts=num_experts, top_k=top_k, expert_intermediate_size=inter,
+                     expert_weight_bytes_per_param=2.0, routing_profile="qwen128",
+                     num_shared_experts=shared, shared_expert_intermediate_size=inter if shared else 0,
+                     attention=AttentionSpec(num_q_heads=8, num_kv_heads=2, head_dim=64))
+
+
+def random_expert_ids(rng: np.random.Generator, batch: int, num_experts: int, top_k: int,
+                      skew: float = 1.0) -> np.ndarray:
+    """``[B, k]`` distinct expert ids per token, drawn from a Zipf-like popularity (``skew``)."""
+    pop = 1.0 / np.arange(1, num_experts + 1) ** skew
+    pop = pop[rng.permutation(num_experts)]
+    gumbel = np.log(pop)[None, :] + rng.gumbel(size=(batch, num_experts))
+    return np.argsort(-gumbel, axis=1)[:, :top_k]
+
+
+def random_instance(rng: np.random.Generator, model: ModelSpec, system: SystemSpec, batch: int,
+                    skew: float = 1.0, context_len_tokens: int = 1024) -> LayerInstance:
+    ids = random_expert_ids(rng, batch, model.num_routed_experts, model.top_k, skew)
+    ctx = rng.integers(1, 2 * context_len_tokens, size=batch)
+    return LayerInstance.from_expert_ids(model, system, ids, context_lens=ctx)
