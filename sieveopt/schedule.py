@@ -44,7 +44,7 @@ class Schedule:
         for t in dag.tasks:
             for rid in t.modes[self.modes[t.tid]].resources:
                 out[rid].append(t.tid)
-        for rid, tids in out.items():
+        for tids in out.values():
             tids.sort(key=lambda x: (self.start_ns[x], self.end_ns[x], x))
         return out
 

@@ -61,7 +61,9 @@ def _coerce(value: Any, tp: Any, source: str, field: str) -> Any:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], source, f"{field}[{i}]") for i, v in enumerate(value))
-        return tuple(_coerce(v, a, source, f"{field}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        if len(value) != len(args):
+            raise SpecError(source, field, f"expected {len(args)} items, got {len(value)}", "fix the list length")
+        return tuple(_coerce(v, a, source, f"{field}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin is dict:
         if not isinstance(value, dict):
             raise SpecError(source, field, f"expected a table, got {type(value).__name__}", "write a TOML table")
