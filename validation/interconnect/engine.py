@@ -188,7 +188,8 @@ def _message_arrays(messages: Sequence[Message], num_gpus: int):
     if len(uniq) != m:
         raise InterconnectError(
             f"duplicate msg_id {int(uniq[counts > 1][0])}: every message needs its own id")
-    release_ps = np.ceil(rel_ns * 1000 - 1e-6).astype(np.int64)
+    # ns -> ps rounding up; rounding to 1e-3 ps first absorbs float noise (999.999 ns -> 999999)
+    release_ps = np.ceil(np.round(rel_ns * 1000, 3)).astype(np.int64)
     return ids, src, dst, raw_bytes.astype(np.int64), release_ps
 
 
@@ -272,14 +273,16 @@ def simulate(messages: Sequence[Message], params: LinkParams,
         sw_clock = ByteClock(params.switch_bw_GBps)
         sw_service = sw_clock.ps_array(cum_wire) - sw_clock.ps_array(prev_wire)
         by_arrival = np.lexsort((np.arange(num_packets), ready))
+        # the fabric is a throughput cap: it is busy for its own service time only, while
+        # the output port (below) still cannot finish before the bits have come in
         f_start_s, f_end_s = serve_in_order(
-            ready[by_arrival], sw_service[by_arrival],
-            None if floor is None else floor[by_arrival], np.zeros(num_packets, np.int64))
+            ready[by_arrival], sw_service[by_arrival], None, np.zeros(num_packets, np.int64))
         f_start = np.empty_like(f_start_s)
         f_end = np.empty_like(f_end_s)
         f_start[by_arrival], f_end[by_arrival] = f_start_s, f_end_s
-        switch_busy = int((f_end - f_start).sum())
-        ready, floor = f_start + sw_clock.ps(hdr), f_end
+        switch_busy = int(sw_service.sum())
+        ready = f_start + sw_clock.ps(hdr)
+        floor = f_end if floor is None else np.maximum(floor, f_end)
 
     # --- ingress ports: packets from all sources in arrival order (time, src, seq)
     by_port = np.lexsort((np.arange(num_packets), ready, pkt_dst))

@@ -92,7 +92,7 @@ class LinkParams:
 
     @property
     def latency_ps(self) -> int:
-        return math.ceil(self.latency_ns * 1000 - 1e-9)
+        return math.ceil(round(self.latency_ns * 1000, 3))
 
     @property
     def store_and_forward(self) -> bool:
