@@ -10,7 +10,13 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sieveopt.validation.interconnect import LinkParams, Message, alltoall_messages, simulate
+from sieveopt.validation.interconnect import (
+    LinkParams,
+    Message,
+    alltoall_messages,
+    simulate,
+    stages,
+)
 
 
 def _ps(nbytes: int, bw_GBps: float) -> int:
@@ -193,3 +199,16 @@ def test_dispatch_packet_size_convergence():
             assert err <= prev
         prev = err
     assert prev / ref < 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 400), st.integers(1, 6), st.booleans())
+def test_compiled_port_stage_matches_numpy_closed_form(seed, n, ports, with_floor):
+    rng = np.random.default_rng(seed)
+    port = np.sort(rng.integers(0, ports, n))
+    ready = rng.integers(0, 5000, n).astype(np.int64)
+    service = rng.integers(0, 300, n).astype(np.int64)
+    floor = ready + rng.integers(0, 900, n) if with_floor else None
+    a = stages.serve_in_order(ready, service, floor, port)
+    b = stages.serve_in_order_numpy(ready, service, floor, port)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

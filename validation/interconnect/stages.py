@@ -1,4 +1,4 @@
-"""Single-server port stages, vectorised: the arithmetic the packet simulator is made of.
+"""Single-server port stages: the arithmetic the packet simulator is made of.
 
 A port serves packets one at a time in a given order. Packet ``i`` can start once it is
 ``ready[i]`` and the port is free, and (cut-through behind a slower upstream) cannot finish
@@ -9,8 +9,10 @@ before ``floor[i]``::
 
 Unrolled, ``end[i] = S[i] + max_{j<=i}(b[j] - S[j])`` with ``S`` the running sum of service
 and ``b = max(ready + service, floor)``: a cumulative sum and a cumulative maximum, so a port
-with thousands of packets costs a few numpy passes instead of a Python loop. Many ports are
-handled at once by offsetting each port's values so that the running maximum restarts.
+with thousands of packets costs a few numpy passes instead of a Python loop
+(:func:`serve_in_order_numpy`; many ports at once by offsetting each port's values so that the
+running maximum restarts). The simulator uses the equivalent compiled loop
+(:func:`serve_in_order`), about 10x faster again; a test checks that both agree.
 """
 
 from __future__ import annotations
@@ -22,6 +24,29 @@ from numba import njit
 def serve_in_order(ready: np.ndarray, service: np.ndarray, floor: np.ndarray | None,
                    port: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start/end (int64 ps) of packets served in array order; ``port`` is sorted (segments)."""
+    start = np.empty(len(ready), dtype=np.int64)
+    end = np.empty(len(ready), dtype=np.int64)
+    if floor is None:
+        floor = np.zeros(len(ready), dtype=np.int64)
+    _serve_in_order(ready, service, floor, port, start, end)
+    return start, end
+
+
+@njit(cache=True)
+def _serve_in_order(ready, service, floor, port, start, end):  # pragma: no cover - numba
+    free = 0
+    for i in range(len(ready)):
+        if i == 0 or port[i] != port[i - 1]:
+            free = ready[i]
+        t = max(ready[i], free)
+        start[i] = t
+        free = max(t + service[i], floor[i])
+        end[i] = free
+
+
+def serve_in_order_numpy(ready: np.ndarray, service: np.ndarray, floor: np.ndarray | None,
+                         port: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Same as :func:`serve_in_order` with numpy passes only (kept as a cross-check)."""
     n = len(ready)
     if n == 0:
         return ready.copy(), ready.copy()
