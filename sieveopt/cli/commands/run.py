@@ -1,0 +1,104 @@
+"""``sieveopt run``: the main job on built-in defaults.
+
+Samples layers of a model on a system, schedules them with Sieve, the baselines and CP-SAT,
+replays every schedule on the cycle-level simulators, prints the comparison (makespans, gaps,
+scheduler latency) and writes results plus a Gantt picture (Sieve vs CP-SAT) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, parse_overrides
+from sieveopt.cli.output import atomic_write_text, dumps_json, emit, print_table
+from sieveopt.errors import SieveoptError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from sieveopt.study import DEFAULT_POLICIES
+
+    p = sub.add_parser("run", help="the main job: every policy + CP-SAT on sampled layers, replayed, compared")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or .toml file")
+    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or .toml file")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
+    p.add_argument("--batch", type=int, default=64, help="decode batch size")
+    p.add_argument("--layers", type=int, default=3, help="sampled MoE layers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered solvers")
+    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit per layer (s)")
+    p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
+    add_json(p)
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import check_fits, load_model, load_system
+    from sieveopt.solvers import SOLVERS
+    from sieveopt.study import PAPER_GPUS, run_study, summarize
+
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    unknown = [p for p in policies if p not in SOLVERS.names()]
+    if unknown or not policies:
+        raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
+    if args.layers < 1 or args.batch < 1:
+        raise SieveoptError("--layers and --batch must be >= 1")
+    model = load_model(args.model)
+    gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
+    system = load_system(args.system, gpus, parse_overrides(args.overrides))
+    check_fits(model, system)
+    layers = sample_layers(model, system, args.batch, args.layers, args.seed)
+    rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
+                           replay=not args.no_replay, keep_runs=True)
+    summary = summarize(rows, policies)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+            "layers": args.layers, "seed": args.seed, "summary": summary,
+            "rows": [r.__dict__ for r in rows]}
+    atomic_write_text(out / "results.json", dumps_json(data))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0].__dict__ if k != "extra"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: v for k, v in r.__dict__.items() if k != "extra"})
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    data["gantt"] = _gantt(runs[0], out / "gantt.png")
+
+    def render(d: dict) -> None:
+        def pct(x):
+            return "-" if x is None else f"{100 * x:+.2f}%"
+
+        def us(x):
+            return "-" if x is None else f"{x:.1f}"
+
+        print_table(f"{d['model']} on {d['gpus']} x {d['system']}, B={d['batch']}, {d['layers']} layers (medians)",
+                    ["policy", "makespan us", "replayed us", "vs CP-SAT best", "vs CP-SAT bound",
+                     "replay vs CP-SAT", "decision us", "checked", "status"],
+                    [(s["policy"], us(s["makespan_us"]), us(s["replay_us"]), pct(s["gap_vs_cpsat_best"]),
+                      pct(s["gap_vs_cpsat_bound"]), pct(s["replay_gap_vs_cpsat"]), us(s["decision_us"]),
+                      "yes" if s["all_checked"] else "NO", s["status"]) for s in d["summary"]])
+        print(f"results: {out / 'results.json'}, {out / 'results.csv'}" +
+              (f"; Gantt: {d['gantt']}" if d["gantt"] else ""))
+
+    return emit(args, data, render)
+
+
+def _gantt(per_policy: dict, path: Path) -> str | None:
+    """Sieve vs CP-SAT (or the first two policies) side by side on the first layer."""
+    try:
+        from sieveopt.viz.gantt import gantt_compare
+    except ImportError:
+        return None
+    picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
+    items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
+             if per_policy[p].result.schedule is not None]
+    if not items:
+        return None
+    gantt_compare(items, path)
+    return str(path)

@@ -1,0 +1,110 @@
+"""The main job: schedule sampled layers with every policy, replay them, compare.
+
+``run_study`` is what ``sieveopt run`` calls; it returns plain rows so the CLI, notebooks and
+tests share it. Replay uses :mod:`sieveopt.validation.replay` (the cycle-level simulators).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sieveopt.instance import LayerInstance
+from sieveopt.pipeline import LayerRun, build_dag, run_layer
+
+#: GPU counts the Sieve paper uses per model (papers.md §1.2).
+PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
+DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
+
+
+@dataclass
+class StudyRow:
+    """One (layer, policy) result."""
+
+    layer_index: int
+    moe_layer: int
+    policy: str
+    makespan_ns: int
+    check_ok: bool
+    status: str
+    decision_ns: int | None
+    wall_s: float
+    objective_ns: int | None = None
+    bound_ns: int | None = None
+    replay_makespan_ns: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
+    if policy == "cpsat":
+        return {"time_limit_s": time_limit_s, "seed": seed}
+    return {}
+
+
+def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
+              seed: int = 0, replay: bool = True, keep_runs: bool = False) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+    """Solve every layer with every policy (same DAG, same cost model) and replay the schedules."""
+    replay_fn = None
+    if replay:
+        from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
+    rows: list[StudyRow] = []
+    runs: list[dict[str, LayerRun]] = []
+    for li, inst in enumerate(layers):
+        dag, cost = build_dag(inst)
+        per_layer: dict[str, LayerRun] = {}
+        for policy in policies:
+            run = run_layer(inst, policy, dag=dag, cost=cost, **_solver_params(policy, time_limit_s, seed))
+            res = run.result
+            row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
+                           res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
+            if replay_fn is not None and res.schedule is not None:
+                rep = replay_fn(res.schedule, dag, inst.system)
+                row.replay_makespan_ns = int(rep.makespan_ns)
+            rows.append(row)
+            if keep_runs:
+                per_layer[policy] = run
+        runs.append(per_layer)
+    return rows, runs
+
+
+def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per policy: median makespans, gaps to CP-SAT (best and bound), decision latency."""
+    by_layer: dict[int, dict[str, StudyRow]] = {}
+    for r in rows:
+        by_layer.setdefault(r.layer_index, {})[r.policy] = r
+    out = []
+    for p in policies:
+        mine = [r for r in rows if r.policy == p]
+        if not mine:
+            continue
+        gaps_best, gaps_bound, gaps_replay = [], [], []
+        for layer in by_layer.values():
+            ref = layer.get("cpsat")
+            r = layer[p]
+            if ref is not None and ref.makespan_ns:
+                gaps_best.append(r.makespan_ns / ref.makespan_ns - 1.0)
+                if ref.bound_ns:
+                    gaps_bound.append(r.makespan_ns / ref.bound_ns - 1.0)
+                if ref.replay_makespan_ns and r.replay_makespan_ns:
+                    gaps_replay.append(r.replay_makespan_ns / ref.replay_makespan_ns - 1.0)
+        dec = [r.decision_ns for r in mine if r.decision_ns is not None]
+        rep = [r.replay_makespan_ns for r in mine if r.replay_makespan_ns is not None]
+        out.append({
+            "policy": p,
+            "makespan_us": statistics.median(r.makespan_ns for r in mine) / 1e3,
+            "replay_us": statistics.median(rep) / 1e3 if rep else None,
+            "gap_vs_cpsat_best": statistics.median(gaps_best) if gaps_best else None,
+            "gap_vs_cpsat_bound": statistics.median(gaps_bound) if gaps_bound else None,
+            "replay_gap_vs_cpsat": statistics.median(gaps_replay) if gaps_replay else None,
+            "decision_us": statistics.median(dec) / 1e3 if dec else None,
+            "all_checked": all(r.check_ok for r in mine),
+            "status": ",".join(sorted({r.status for r in mine})),
+        })
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
