@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+
 from sieveopt.validation.interconnect import LinkParams, alltoall_messages, simulate
 
 NUM_GPUS, TOKENS_PER_GPU, HIDDEN, BYTES_PER_ELEM, TOP_K = 8, 32, 4096, 2, 10

@@ -11,9 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sieveopt.models.specs import ModelSpec, SystemSpec
-
 from sieveopt.errors import SpecError
+from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.tomlspec import from_dict, read_toml
 
 _CATALOG = resources.files("sieveopt.models") / "catalog"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from sieveopt.models.specs import ModelSpec, SystemSpec
-
 from sieveopt.registry import Registry
 
 #: Execution modes a task can run in.

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sieveopt.solvers.base import SolveResult
-
 from sieveopt.registry import Registry, lazy
+from sieveopt.solvers.base import SolveResult
 
 SOLVERS = Registry("sieveopt.solvers", "solver")
 

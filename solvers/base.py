@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sieveopt.models.costmodel import CostModel
-
 from sieveopt.dag import TaskDAG
 from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import CostModel
 from sieveopt.schedule import Schedule
 
 # Solver-neutral statuses.

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from sieveopt.check import check
 from sieveopt.dag import (
-    ALLGATHER, ATTN, COMBINE, DISPATCH, EXPERT, LAUNCH, DagOptions, build_layer_dag,
+    ALLGATHER,
+    ATTN,
+    COMBINE,
+    DISPATCH,
+    EXPERT,
+    LAUNCH,
+    DagOptions,
+    build_layer_dag,
 )
 from sieveopt.errors import ScheduleError, SieveoptError
 from sieveopt.instance import LayerInstance
@@ -173,7 +180,7 @@ def test_random_instances_build_valid_dags_and_schedules(G, E, k, B, seed, kerne
     assert inst.counts.sum() == B * k
     dag = _dag(inst, gpu_kernel=kernel, hbm_sharing=sharing, shared_expert_prefetch=prefetch,
                scheduler_latency_ns=sched_ns)
-    dag.topo_order  # acyclic
+    assert len(dag.topo_order) == len(dag.tasks)  # acyclic
     expert_modes = {t.expert: ("pim" if rng.random() < p_pim else "gpu") for t in dag.tasks_of(EXPERT)}
     modes = modes_from_experts(dag, expert_modes, attention="pim" if rng.random() < 0.5 else "gpu")
     prio = rng.normal(size=len(dag.tasks))

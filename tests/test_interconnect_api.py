@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
+from sieveopt.errors import SieveoptError, SpecError
 from sieveopt.validation.interconnect import (
     InterconnectError,
     LinkParams,
@@ -12,8 +14,6 @@ from sieveopt.validation.interconnect import (
     alltoall_messages,
     simulate,
 )
-
-from sieveopt.errors import SieveoptError, SpecError
 
 P = LinkParams(num_gpus=4, bw_per_direction_GBps=1000.0, latency_ns=500.0)
 

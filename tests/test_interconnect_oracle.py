@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sieveopt.validation.interconnect import (
     LinkParams,
     Message,

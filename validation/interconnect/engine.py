@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from sieveopt.validation.interconnect.messages import Message
 from sieveopt.validation.interconnect.params import ByteClock, InterconnectError, LinkParams
 from sieveopt.validation.interconnect.stages import round_robin_egress, serve_in_order
