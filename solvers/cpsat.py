@@ -1,0 +1,331 @@
+"""Exact solver: the layer DAG as a CP-SAT model (OR-Tools), generic over every DAG option.
+
+Model (one per DAG, durations in time quanta of ``time_quantum_ns``, rounded up):
+
+* per task a start variable; per mode of a multi-mode task a Boolean (exactly one) and an optional
+  fixed-size interval on the shared start; ``end = start + sum(lit * duration)``;
+* per resource ``NoOverlap`` (``Cumulative`` when capacity > 1) over the intervals that hold it;
+* every DAG edge ``start[dst] >= end[src] + lag`` (conditional edges enforced by the mode literal);
+* ``M >= end`` of every sink; minimise M; domains capped at the hint's makespan.
+
+Levers (switchable through ``levers=``, all on by default; see notes/cpsat.md for what each buys):
+
+* ``cuts``: redundant resource load cuts over (head, tail) thresholds (:mod:`.cpsat_bounds`);
+* ``partition``: the per-GPU GPU/PIM split relaxation solved exactly by DP, as ``M >= LB``;
+* ``symmetry``: interchangeable experts (same GPU, durations, predecessors and successors) are
+  ordered: GPU-mode members first, then same-mode members in start order;
+* ``multi_hint``: hint with the best of several heuristics (sieve, sieve-plus, the partition
+  split, all-GPU) instead of one.
+
+The returned schedule is re-timed in exact ns from CP-SAT's modes and per-resource order
+(:func:`.cpsat_retime.retime`) and always passes ``check``; it is never worse than the hint.
+The bound is converted back from quanta conservatively (valid lower bound in ns).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from sieveopt.dag import TaskDAG
+from sieveopt.instance import LayerInstance
+from sieveopt.listsched import list_schedule
+from sieveopt.models.costmodel import MODE_GPU, CostModel
+from sieveopt.schedule import Schedule, modes_from_experts
+from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
+from sieveopt.solvers.cpsat_bounds import (
+    heads_tails,
+    load_cuts,
+    partition_bound,
+    static_lower_bound,
+)
+from sieveopt.solvers.cpsat_retime import retime
+
+ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint"})
+
+_STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
+           cp_model.UNKNOWN: UNKNOWN}
+
+
+class _Trajectory(cp_model.CpSolverSolutionCallback):
+    def __init__(self, q: int, offset_ns: int = 0) -> None:
+        super().__init__()
+        self.q, self.points, self.t0 = q, [], time.perf_counter()
+
+    def on_solution_callback(self) -> None:
+        self.points.append((time.perf_counter() - self.t0, int(round(self.ObjectiveValue())) * self.q,
+                            int(math.ceil(self.BestObjectiveBound() - 1e-9))))
+
+
+def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, multi: bool,
+                     part_modes: dict[int, str] | None) -> list[Schedule]:
+    """Heuristic schedules to warm-start from (the Sieve greedy first, when it exists)."""
+    from sieveopt.solvers import solve
+
+    out: list[Schedule] = []
+    for name in (("sieve", "sieve-plus") if multi else ("sieve",)):
+        try:
+            r = solve(name, dag, instance, cost)
+        except (ImportError, AttributeError, ModuleNotFoundError):
+            continue
+        if r.schedule is not None:
+            out.append(r.schedule)
+    if not out and not multi:
+        r = solve("sieve-plus", dag, instance, cost)
+        out.append(r.schedule)
+    if multi:
+        if part_modes:
+            modes = list(modes_from_experts(dag, {}, default_expert=MODE_GPU))
+            for t, m in part_modes.items():
+                modes[t] = m
+            modes = _best_attention(dag, modes)
+            out.append(list_schedule(dag, modes, policy="partition-dp"))
+        out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
+                                 policy="all-gpu"))
+    return out
+
+
+def _best_attention(dag: TaskDAG, modes: list[str]) -> list[str]:
+    """Non-expert multi-mode tasks (attention) at their shortest mode."""
+    modes = list(modes)
+    for t in dag.tasks:
+        if t.has_choice and t.kind != "expert":
+            modes[t.tid] = min(t.modes, key=lambda m: t.modes[m].duration_ns)
+    return modes
+
+
+def _symmetry_classes(dag: TaskDAG) -> list[list[int]]:
+    """Groups of interchangeable multi-mode tasks (identical durations, resources and neighbours)."""
+    groups: dict[tuple, list[int]] = {}
+    for t in dag.tasks:
+        if not t.has_choice or t.kind != "expert":
+            continue
+        preds = tuple(sorted((e.src, e.lag_ns, None if e.if_mode is None else
+                              ("self" if e.if_mode[0] == t.tid else e.if_mode), ) for e in dag.preds[t.tid]))
+        succs = tuple(sorted((e.dst, e.lag_ns, e.if_mode is not None) for e in dag.succs[t.tid]))
+        if any(e.if_mode is not None and e.if_mode[0] != t.tid for e in dag.preds[t.tid]) or \
+                any(e.if_mode is not None for e in dag.succs[t.tid]):
+            continue
+        key = (t.gpu, tuple(sorted((m, c.duration_ns, c.resources) for m, c in t.modes.items())), preds, succs)
+        groups.setdefault(key, []).append(t.tid)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_limit_s: float = 10.0,
+                workers: int = 2, seed: int = 0, time_quantum_ns: int = 1, deterministic: bool = False,
+                hint: Any = "auto", export_path: str | None = None,
+                levers: frozenset[str] | set[str] | None = None, log: bool = False) -> SolveResult:
+    """Minimise the makespan of ``dag`` exactly (see module docstring).
+
+    ``hint``: "auto" (best available heuristic; all of them with the ``multi_hint`` lever),
+    "sieve", "none", or a :class:`Schedule`/:class:`SolveResult`. ``deterministic`` replaces the
+    wall-clock limit by ``max_deterministic_time = time_limit_s`` (reproducible results)."""
+    t_start = time.perf_counter()
+    levers = ALL_LEVERS if levers is None else frozenset(levers)
+    q = max(1, int(time_quantum_ns))
+    n = len(dag.tasks)
+    dq = [{m: -(-c.duration_ns // q) for m, c in t.modes.items()} for t in dag.tasks]
+    lagq = [-(-e.lag_ns // q) for e in dag.edges]
+    d_exact = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+
+    # Static analysis in exact ns (valid bounds) and in quanta (model cuts).
+    ht_ns = heads_tails(dag, d_exact)
+    cuts_ns = load_cuts(dag, d_exact, ht_ns)
+    lb_ns = static_lower_bound(dag, d_exact, ht_ns, cuts_ns) if "cuts" in levers else ht_ns.critical_path_ns
+    part = partition_bound(dag, d_exact, ht_ns) if ("partition" in levers or "multi_hint" in levers) else None
+    if part is not None and "partition" in levers:
+        lb_ns = max(lb_ns, part.bound_ns)
+
+    # Hint.
+    hint_sched: Schedule | None = None
+    if isinstance(hint, SolveResult):
+        hint_sched = hint.schedule
+    elif isinstance(hint, Schedule):
+        hint_sched = hint
+    elif hint in ("auto", "sieve"):
+        cands = _hint_candidates(dag, instance, cost, "multi_hint" in levers and hint == "auto",
+                                 part.modes if part else None)
+        hint_sched = min(cands, key=lambda s: s.makespan_ns) if cands else None
+    elif hint not in (None, "none"):
+        raise ValueError(f"hint: expected 'auto', 'sieve', 'none', a Schedule or a SolveResult, got {hint!r}")
+    hint_q: Schedule | None = None
+    if hint_sched is not None:
+        hint_q = retime(dag, hint_sched.modes, hint_sched.start_ns, durations=dq, lags=lagq)
+
+    # Horizon: the hint (in quanta), else a serial upper bound.
+    if hint_q is not None:
+        horizon = hint_q.makespan_ns
+    else:
+        horizon = sum(max(d.values()) for d in dq) + sum(lagq) + 1
+    model = cp_model.CpModel()
+    M = model.new_int_var(0, horizon, "makespan")
+    start = [model.new_int_var(0, horizon, f"s{t}") for t in range(n)]
+    end: list[Any] = [None] * n
+    lit: list[dict[str, Any]] = [dict() for _ in range(n)]
+    by_res: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        tid = t.tid
+        if t.has_choice:
+            for m in t.modes:
+                lit[tid][m] = model.new_bool_var(f"x{tid}_{m}")
+            model.add_exactly_one(lit[tid].values())
+            end[tid] = model.new_int_var(0, horizon, f"e{tid}")
+            model.add(end[tid] == start[tid] + sum(dq[tid][m] * lit[tid][m] for m in t.modes))
+            for m, mc in t.modes.items():
+                if dq[tid][m] <= 0:
+                    continue
+                iv = model.new_optional_fixed_size_interval_var(start[tid], dq[tid][m], lit[tid][m], f"i{tid}_{m}")
+                for rid in mc.resources:
+                    by_res.setdefault(rid, []).append(iv)
+        else:
+            (m, mc), = t.modes.items()
+            lit[tid][m] = 1
+            end[tid] = start[tid] + dq[tid][m]
+            model.add(start[tid] + dq[tid][m] <= horizon)
+            if dq[tid][m] > 0:
+                iv = model.new_fixed_size_interval_var(start[tid], dq[tid][m], f"i{tid}")
+                for rid in mc.resources:
+                    by_res.setdefault(rid, []).append(iv)
+    for rid, ivs in by_res.items():
+        cap = dag.resources[rid].capacity
+        if len(ivs) < 2 and cap == 1:
+            continue
+        if cap == 1:
+            model.add_no_overlap(ivs)
+        else:
+            model.add_cumulative(ivs, [1] * len(ivs), cap)
+    for i, e in enumerate(dag.edges):
+        lv = 1 if e.if_mode is None else lit[e.if_mode[0]].get(e.if_mode[1])
+        if lv is None:
+            continue  # conditioned on a mode the task does not have: never active
+        c = model.add(start[e.dst] >= end[e.src] + lagq[i])
+        if not isinstance(lv, int):
+            c.only_enforce_if(lv)
+    for t in range(n):
+        if not dag.succs[t]:
+            model.add(M >= end[t])
+
+    # Levers.
+    if "cuts" in levers:
+        ht_q = heads_tails(dag, dq, {i: lq for i, lq in enumerate(lagq)})
+        for c in load_cuts(dag, dq, ht_q):
+            model.add(M >= c.const + sum(d * lit[t][m] for t, m, d in c.terms))
+    # A quantised schedule scaled by q is a feasible ns schedule, so OPT_q >= OPT_ns / q >= lb_ns / q.
+    lb_q = -(-lb_ns // q)
+    if lb_q > 0:
+        model.add(M >= min(lb_q, horizon))
+    nsym = 0
+    if "symmetry" in levers:
+        for cls in _symmetry_classes(dag):
+            modes = list(dag.tasks[cls[0]].modes)
+            first = modes[0]
+            for a, b in zip(cls, cls[1:], strict=False):
+                model.add_implication(lit[b][first], lit[a][first])  # mode `first` members come first
+                for m in modes:
+                    model.add(start[b] >= start[a] + dq[a][m]).only_enforce_if([lit[a][m], lit[b][m]])
+                nsym += 1
+            if hint_q is not None:
+                hint_q = _canonical_hint(dag, hint_q, cls, first)
+    model.minimize(M)
+
+    if hint_q is not None:
+        for t in range(n):
+            model.add_hint(start[t], int(hint_q.start_ns[t]))
+            if dag.tasks[t].has_choice:
+                for m, lv in lit[t].items():
+                    model.add_hint(lv, hint_q.modes[t] == m)
+        model.add_hint(M, hint_q.makespan_ns)
+    if export_path:
+        _export(model, export_path)
+    build_s = time.perf_counter() - t_start
+
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.num_workers = max(1, int(workers))
+    p.random_seed = int(seed)
+    p.log_search_progress = bool(log)
+    if deterministic:
+        if p.num_workers > 1:
+            p.interleave_search = True
+        p.max_deterministic_time = float(time_limit_s)
+    else:
+        p.max_time_in_seconds = float(time_limit_s)
+    traj = _Trajectory(q)
+    st = solver.solve(model, traj)
+    status = _STATUS.get(st, UNKNOWN)
+    wall = time.perf_counter() - t_start
+
+    # Conservative bound in ns.
+    raw_bound = int(math.ceil(solver.best_objective_bound - 1e-9)) if st in (cp_model.OPTIMAL, cp_model.FEASIBLE) \
+        else lb_q
+    if q == 1:
+        bound_ns = max(raw_bound, lb_ns)
+    else:
+        # Ceil-rounded durations/lags lengthen a path of k tasks by < 2kq at most.
+        bound_ns = max(lb_ns, q * raw_bound - 2 * q * n)
+
+    schedule: Schedule | None = None
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        modes = [next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                 for t in range(n)]
+        starts = [solver.value(start[t]) for t in range(n)]
+        schedule = retime(dag, modes, starts, policy="cpsat")
+        obj_q = int(round(solver.objective_value))
+    else:
+        obj_q = None
+    if hint_sched is not None and (schedule is None or hint_sched.makespan_ns < schedule.makespan_ns):
+        schedule = Schedule(hint_sched.modes, hint_sched.start_ns.copy(), hint_sched.end_ns.copy(), "cpsat",
+                            dict(hint_sched.meta, from_hint=True))
+        if status in (UNKNOWN,):
+            status = FEASIBLE
+    objective = schedule.makespan_ns if schedule is not None else None
+    if status == OPTIMAL and q > 1 and objective is not None and objective > bound_ns:
+        status = FEASIBLE  # optimal for the quantised model only
+    if objective is not None:
+        bound_ns = min(bound_ns, objective)
+        if objective == bound_ns:
+            status = OPTIMAL
+    if status == INFEASIBLE and hint_sched is not None:
+        status = FEASIBLE  # horizon capped at a feasible hint cannot be infeasible; defensive
+    meta = {
+        "time_quantum_ns": q, "workers": p.num_workers, "seed": seed, "deterministic": deterministic,
+        "levers": sorted(levers), "hint_makespan_ns": None if hint_sched is None else hint_sched.makespan_ns,
+        "hint_policy": None if hint_sched is None else hint_sched.policy,
+        "static_lb_ns": lb_ns, "partition_lb_ns": None if part is None else part.bound_ns,
+        "build_s": build_s, "solver_status": solver.status_name(st), "symmetry_pairs": nsym,
+        "quantised_objective_ns": None if obj_q is None else obj_q * q,
+        "quantisation_error_ns": None if obj_q is None or schedule is None else obj_q * q - objective,
+        "num_booleans": sum(len(x) for x in lit if x and not isinstance(next(iter(x.values())), int)),
+        "num_conflicts": solver.num_conflicts, "num_branches": solver.num_branches,
+    }
+    traj_pts = tuple((t, o, max(b * q if q == 1 else 0, lb_ns)) for t, o, b in traj.points)
+    return SolveResult("cpsat", schedule, status, objective, bound_ns, wall, None, traj_pts, meta)
+
+
+def _canonical_hint(dag: TaskDAG, hint: Schedule, cls: list[int], first: str) -> Schedule:
+    """Permute interchangeable tasks so the hint satisfies the symmetry-breaking constraints."""
+    members = sorted(cls, key=lambda t: (hint.modes[t] != first, hint.modes[t], int(hint.start_ns[t])))
+    modes, s, e = list(hint.modes), hint.start_ns.copy(), hint.end_ns.copy()
+    for dst, src in zip(cls, members, strict=True):
+        modes[dst] = hint.modes[src]
+        s[dst], e[dst] = hint.start_ns[src], hint.end_ns[src]
+    return Schedule(tuple(modes), s, e, hint.policy, hint.meta)
+
+
+def _export(model: cp_model.CpModel, path: str) -> None:
+    """Write the model proto atomically (text format unless the name ends in .pb/.bin)."""
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".cpsat-", suffix=os.path.splitext(path)[1] or ".pbtxt", dir=d)
+    os.close(fd)
+    try:
+        if not model.export_to_file(tmp):
+            raise OSError(f"could not write the CP-SAT model to {path}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
