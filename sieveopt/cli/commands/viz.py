@@ -1,0 +1,123 @@
+"""``sieveopt viz trace|gantt|dag``: draw one sampled layer's schedule.
+
+``trace`` writes a Perfetto protobuf (``.pftrace``) or Chrome JSON (``.json``/``.json.gz``)
+timeline, ``gantt`` a PNG/SVG/PDF chart (several ``--policy`` values share one time axis),
+``dag`` a DOT/SVG/PNG drawing. ``--replay`` draws the schedule as replayed on the cycle-level
+simulators (``sieveopt.validation.replay``) instead of the solver's own timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.output import emit, print_table
+from sieveopt.errors import SieveoptError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("viz", help="draw a layer's schedule: Perfetto trace, Gantt chart or DAG drawing")
+    vsub = p.add_subparsers(dest="viz_what", metavar="WHAT")
+    for what, help_ in (("trace", "Perfetto timeline (.pftrace protobuf, or .json / .json.gz trace events)"),
+                        ("gantt", "Gantt chart (.png, .svg, .pdf); several policies share one time axis"),
+                        ("dag", "DAG drawing (.dot always; .svg/.png/.pdf need Graphviz 'dot')")):
+        q = vsub.add_parser(what, help=help_)
+        add_problem_args(q)
+        q.add_argument("--policy", action="append", default=None,
+                       help="solver/policy name (default sieve); gantt accepts several (repeat or comma-separate)")
+        q.add_argument("--cost-model", default="roofline", help="registered cost model name")
+        q.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped")
+        q.add_argument("--replay", action="store_true", help="draw the cycle-level replayed timing")
+        q.add_argument("--out", required=True, help="output file (format from the extension)")
+        if what == "trace":
+            q.add_argument("--flows", choices=["auto", "all", "critical", "none"], default="auto",
+                           help="DAG-edge arrows: all, critical path only, none, or auto (critical only when large)")
+        if what == "gantt":
+            q.add_argument("--all-rows", action="store_true", help="also draw rows that never hold a task")
+        if what == "dag":
+            q.add_argument("--collapse", action="store_true", help="merge tasks of one (GPU, kind, mode) into one node")
+            q.add_argument("--show-inactive", action="store_true", help="draw mode-inactive edges dotted")
+        add_json(q)
+        q.set_defaults(handler=_viz)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def _policies(args: argparse.Namespace) -> list[str]:
+    names = [n.strip() for item in (args.policy or ["sieve"]) for n in item.split(",") if n.strip()]
+    if args.viz_what != "gantt" and len(names) > 1:
+        raise SieveoptError(f"--policy: 'viz {args.viz_what}' draws one schedule, got {names} (fix: give one policy)")
+    return names
+
+
+def replay_schedule(schedule: Any, dag: Any, system: Any) -> Any:
+    """Replay ``schedule`` on the cycle-level simulators, or fail clearly when not installed yet."""
+    if importlib.util.find_spec("sieveopt.validation.replay") is None:
+        raise SieveoptError("--replay: replay not available yet (sieveopt.validation.replay is missing; "
+                            "fix: drop --replay to draw the solver's own timing)")
+    from sieveopt.validation.replay import replay
+
+    out = replay(schedule, dag, system)
+    return getattr(out, "schedule", out) if not hasattr(out, "start_ns") else out
+
+
+def _viz(args: argparse.Namespace) -> int:
+    from sieveopt.dag import DagOptions
+    from sieveopt.pipeline import build_dag, run_layer
+
+    out = Path(args.out)
+    policies = _policies(args)
+    _check_extension(args.viz_what, out)
+    model, system = load_problem(args)
+    inst = load_instance(args, model, system)
+    dag, cost = build_dag(inst, args.cost_model, DagOptions(gpu_kernel=args.gpu_kernel))
+    runs = []
+    for name in policies:
+        run = run_layer(inst, name, dag=dag, cost=cost)
+        if run.result.schedule is None:
+            raise SieveoptError(f"--policy {name}: the solver returned no schedule (status {run.result.status})")
+        sched = replay_schedule(run.result.schedule, dag, system) if args.replay else run.result.schedule
+        runs.append((name + (" (replayed)" if args.replay else ""), sched, run))
+    written = _draw(args, out, dag, system, runs)
+    from sieveopt.viz import critical_path
+
+    label, sched, run = runs[0]
+    cp = critical_path(sched, dag)
+    data = {"out": str(written), "what": args.viz_what, "tasks": len(dag.tasks),
+            "policies": [{"policy": lb, "makespan_ns": int(max(s.end_ns)), "check_ok": r.check.ok}
+                         for lb, s, r in runs],
+            "critical_path_tasks": len(cp), "critical_path": [dag.tasks[t].name for t in cp]}
+
+    def render(d: dict) -> None:
+        rows = [(p["policy"], f"{p['makespan_ns'] / 1000:.2f}", "yes" if p["check_ok"] else "NO")
+                for p in d["policies"]]
+        print_table(f"{d['what']} written to {d['out']} ({d['tasks']} tasks, critical path "
+                    f"{d['critical_path_tasks']} tasks)", ["policy", "makespan us", "checked"], rows)
+
+    return emit(args, data, render)
+
+
+def _check_extension(what: str, out: Path) -> None:
+    name = out.name.lower()
+    ok = {"trace": (".json", ".json.gz", ".pftrace", ".pftrace.gz", ".perfetto-trace"),
+          "gantt": (".png", ".svg", ".pdf"),
+          "dag": (".dot", ".gv", ".svg", ".png", ".pdf")}[what]
+    if not name.endswith(ok):
+        raise SieveoptError(f"--out {out}: 'viz {what}' writes {', '.join(ok)} (fix: change the extension)")
+
+
+def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list) -> Path:
+    from sieveopt import viz
+
+    label, sched, _ = runs[0]
+    if args.viz_what == "trace":
+        return viz.write_trace(sched, dag, out, flows=args.flows, system=system)
+    if args.viz_what == "gantt":
+        if len(runs) == 1:
+            return viz.gantt(sched, dag, out, label=label, all_rows=args.all_rows)
+        meta = dag.meta
+        title = f"{meta.get('model', '')} on {meta.get('system', '')}, {dag.num_gpus} GPU(s), batch {meta.get('batch')}"
+        return viz.gantt_compare([(lb, s, dag) for lb, s, _ in runs], out, all_rows=args.all_rows, title=title)
+    return viz.write_dag(dag, out, sched, collapse=args.collapse, show_inactive=args.show_inactive)
