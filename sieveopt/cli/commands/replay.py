@@ -1,0 +1,97 @@
+"""``sieveopt replay``: schedule one layer with a policy and replay it on the simulators.
+
+Prints predicted vs replayed makespan, the cost model's error per task kind, resource
+utilisation, a critical-path summary and the scheduler's decision latency (CP-SAT's solve
+time is shown beside it but kept off the critical path: it is an offline solver).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.output import emit, print_table
+from sieveopt.errors import SieveoptError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay one policy's schedule on the DRAM/PIM + NVLink simulators")
+    add_problem_args(p)
+    p.add_argument("--policy", default="sieve", help="registered solver (sieve, sieve-plus, cpsat, baselines)")
+    p.add_argument("--cost-model", default="roofline", help="cost model the DAG and the policy use")
+    p.add_argument("--memory", default="dram", choices=("dram", "analytic"),
+                   help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
+    p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
+    p.add_argument("--sched-latency-ns", type=int, default=None,
+                   help="scheduler latency on the critical path (default: the policy's measured decision time)")
+    p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
+    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_json(p)
+    p.set_defaults(handler=_run)
+
+
+def scheduler_latency_for(result, policy: str, given: int | None) -> int:
+    """The latency put on the critical path: a given budget, else the policy's measured decision
+    time; an offline solver (CP-SAT) or an unmeasured one gets 0."""
+    if given is not None:
+        if given < 0:
+            raise SieveoptError(f"--sched-latency-ns must be >= 0, got {given}")
+        return int(given)
+    if policy == "cpsat" or result.decision_ns is None:
+        return 0
+    return int(result.decision_ns)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sieveopt.pipeline import run_layer
+    from sieveopt.solvers import SOLVERS
+    from sieveopt.validation.replay import replay
+
+    if args.policy not in SOLVERS.names():
+        raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
+    model, system = load_problem(args)
+    inst = load_instance(args, model, system)
+    params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
+    run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
+    if run.result.schedule is None:
+        raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
+    lat = scheduler_latency_for(run.result, args.policy, args.sched_latency_ns)
+    rep = replay(run.result.schedule, run.dag, system, instance=inst, scheduler_latency_ns=lat,
+                 dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
+    data = rep.summary(run.dag)
+    data.update({"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
+                 "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
+                 "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
+                 "dispatch_end_ns": _dispatch_window(rep, run.dag)})
+
+    def render(d: dict) -> None:
+        print_table(f"replay: {d['policy']} on {d['model']}, {d['gpus']} x {d['system']}, B={d['batch']}, "
+                    f"MoE layer {d['moe_layer']}",
+                    ["predicted us", "replayed us", "error", "sched latency us", "decision us", "solve s",
+                     "fixed-point its"],
+                    [(f"{d['predicted_makespan_ns'] / 1e3:.2f}", f"{d['replayed_makespan_ns'] / 1e3:.2f}",
+                      f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f}",
+                      "-" if d["decision_ns"] is None else f"{d['decision_ns'] / 1e3:.2f}",
+                      f"{d['solve_wall_s']:.3f}", f"{d['iterations']}{'' if d['converged'] else ' (!)'}")])
+        print_table(f"cost model '{d['cost_model']}' vs replay, per task kind",
+                    ["kind", "tasks", "median |err|", "mean |err|", "mean signed", "predicted us", "replayed us"],
+                    [(k, v["count"], f"{v['median_abs_pct']:.1f}%", f"{v['mean_abs_pct']:.1f}%",
+                      f"{v['mean_signed_pct']:+.1f}%", f"{v['predicted_ns'] / 1e3:.1f}", f"{v['replayed_ns'] / 1e3:.1f}")
+                     for k, v in d["kind_error"].items()])
+        util = d["utilisation"]
+        kinds = ("gpu", "hbm", "pim", "egress", "ingress", "sched")
+        print_table("utilisation of the replayed makespan",
+                    ["gpu", *kinds],
+                    [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
+        cp = d["critical_path_ns_by_kind"]
+        print_table(f"critical path: {len(d['critical_path'])} tasks",
+                    ["kind", "us on path"], [(k, f"{v / 1e3:.2f}") for k, v in sorted(cp.items(), key=lambda x: -x[1])])
+        print("path: " + " -> ".join(d["critical_path"][:12]) + (" ..." if len(d["critical_path"]) > 12 else ""))
+
+    return emit(args, data, render)
+
+
+def _dispatch_window(rep, dag) -> int:
+    """Latest dispatch arrival in the replay (what the scheduler runs in parallel with)."""
+    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+    return max(arr, default=0)
