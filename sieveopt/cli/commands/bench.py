@@ -1,0 +1,47 @@
+"""``sieveopt bench latency``: the Sieve planner's per-GPU decision latency on one CPU core.
+
+Times the compiled serving-path call over many distinct sampled layers (see
+:mod:`sieveopt.solvers.sieve_latency`): median, p99, max, peak RSS, machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sieveopt.cli.common import add_json, add_problem_args, load_problem
+from sieveopt.cli.output import emit
+from sieveopt.errors import SieveoptError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="micro-benchmarks (decision latency of the Sieve planner)")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
+    lat = bsub.add_parser("latency", help="per-GPU Sieve plan latency over many distinct layers")
+    add_problem_args(lat)
+    lat.add_argument("--layers", type=int, default=100, help="distinct sampled layers (x GPUs = distinct plans)")
+    lat.add_argument("--calls", type=int, default=20000, help="timed calls of the compiled planner")
+    lat.add_argument("--warmup", type=int, default=2000, help="untimed warm-up calls")
+    lat.add_argument("--ref-calls", type=int, default=1000, help="timed calls of the pure-Python reference (0: skip)")
+    lat.add_argument("--pin-cpu", type=int, default=None, help="pin the process to this CPU")
+    add_json(lat)
+    lat.set_defaults(handler=_latency)
+    p.set_defaults(handler=lambda args: _usage(p))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2
+
+
+def _latency(args: argparse.Namespace) -> int:
+    from sieveopt.solvers.sieve_latency import render, run
+
+    model, system = load_problem(args)
+    for name in ("layers", "calls"):
+        if getattr(args, name) < 1:
+            raise SieveoptError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0 or args.ref_calls < 0:
+        raise SieveoptError("--warmup and --ref-calls must be >= 0")
+    data = run(model, system, system.num_gpus, args.batch, layers=args.layers, calls=args.calls,
+               warmup=args.warmup, ref_calls=args.ref_calls, seed=args.seed, pin_cpu=args.pin_cpu)
+    return emit(args, data, lambda d: print(render(d)))

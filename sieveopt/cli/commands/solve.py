@@ -1,0 +1,240 @@
+"""``sieveopt solve`` (one layer, one policy) and ``sieveopt compare`` (policies over sampled layers).
+
+Every policy's modes go through the same list scheduler and checker, so makespans compare.
+Solver parameters (``--time-limit``) reach only policies named ``cpsat``. ``compare`` stays
+generic over :class:`~sieveopt.solvers.base.SolveResult`: any policy that reports a bound
+(``bound_ns``) gets per-layer rows and gap summaries of every other policy against its best
+solution (its list-scheduled makespan, else ``objective_ns``) and against its bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.output import emit, print_table
+from sieveopt.errors import SieveoptError
+
+#: Policies that take solver parameters (time limit).
+PARAM_POLICIES = ("cpsat",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("solve", help="schedule one sampled layer with one policy and check it")
+    add_problem_args(p)
+    p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
+    p.add_argument("--cost-model", default="roofline", help="registered cost model name")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
+    add_json(p)
+    p.set_defaults(handler=_solve)
+
+    c = sub.add_parser("compare", help="compare policies' list-scheduled makespans over sampled layers")
+    add_problem_args(c)
+    c.add_argument("--layers", type=int, default=8, help="number of sampled layers")
+    c.add_argument("--policies", default="sieve,gpu_only,noexp,allexp,pimoe,duplex",
+                   help="comma-separated policy names")
+    c.add_argument("--cost-model", default="roofline", help="registered cost model name")
+    c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    add_json(c)
+    c.set_defaults(handler=_compare)
+
+
+def _cost(name: str, model, system):
+    from sieveopt.models.costmodel import make_cost_model
+
+    if name == "table":
+        import sieveopt.models.table  # noqa: F401  (registers "table" until costmodel imports it)
+    return make_cost_model(name, system, model)
+
+
+def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
+    if policy in PARAM_POLICIES and args.time_limit is not None:
+        return {"time_limit_s": float(args.time_limit)}
+    return {}
+
+
+def _check_policies(names: list[str]) -> None:
+    from sieveopt.solvers import SOLVERS
+
+    if not names:
+        raise SieveoptError("--policies: give at least one policy name (e.g. sieve,noexp)")
+    for n in names:
+        SOLVERS.get(n)  # raises SieveoptError naming the known policies
+
+
+def _per_gpu(run) -> list[dict[str, Any]]:
+    """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split."""
+    from sieveopt.solvers.plan_inputs import max_tokens, pim_table, plan_inputs
+    from sieveopt.solvers.sieve_ref import estimate_ns
+
+    modes = run.result.schedule.expert_modes(run.dag)
+    inputs = plan_inputs(run.dag, run.instance, run.cost)
+    table = pim_table(run.cost, run.instance, max(1, max_tokens(inputs))).tolist()
+    util = run.result.schedule.utilisation(run.dag)
+    rows = []
+    for inp in inputs:
+        on_gpu = [modes[int(e)] == "gpu" for e in inp.experts]
+        est = estimate_ns(inp.tokens.tolist(), table, inp.params.tolist(), on_gpu)
+        gpu_ids = [int(e) for e, f in zip(inp.experts, on_gpu, strict=True) if f]
+        pim_ids = [int(e) for e, f in zip(inp.experts, on_gpu, strict=True) if not f]
+        g = inp.gpu
+        rows.append({"gpu": g, "experts": inp.num_experts, "gpu_experts": len(gpu_ids),
+                     "pim_experts": len(pim_ids), "gpu_expert_ids": gpu_ids, "pim_expert_ids": pim_ids,
+                     **est, "util_gpu": util.get(f"gpu[{g}]", 0.0), "util_hbm": util.get(f"hbm[{g}]", 0.0),
+                     "util_pim": util.get(f"pim[{g}]", 0.0), "util_egress": util.get(f"egress[{g}]", 0.0)})
+    return rows
+
+
+def _us(ns: float | None) -> str:
+    return "-" if ns is None else f"{ns / 1e3:.2f}"
+
+
+def _compact(ids: list[int], limit: int = 12) -> str:
+    s = ",".join(str(i) for i in ids[:limit])
+    return s + (f",... (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from sieveopt.pipeline import run_layer
+    from sieveopt.solvers import SOLVERS
+
+    model, system = load_problem(args)
+    SOLVERS.get(args.policy)
+    inst = load_instance(args, model, system)
+    cost = _cost(args.cost_model, model, system)
+    run = run_layer(inst, args.policy, cost_model=cost, **_solver_params(args.policy, args))
+    res = run.result
+    if res.schedule is None:
+        raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
+    data = {"policy": args.policy, "model": model.name, "system": system.name, "gpus": system.num_gpus,
+            "batch": inst.batch, "moe_layer": inst.moe_layer, "seed": args.seed, "cost_model": args.cost_model,
+            "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
+            "bound_ns": res.bound_ns, "check_ok": run.check.ok, "violations": list(run.check.violations[:10]),
+            "decision_ns": res.decision_ns, "wall_s": run.wall_s,
+            "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
+    data["gpu_experts"] = sum(r["gpu_experts"] for r in data["per_gpu"])
+    data["pim_experts"] = sum(r["pim_experts"] for r in data["per_gpu"])
+
+    def render(d: dict) -> None:
+        head = [(k, d[k]) for k in ("policy", "model", "system", "gpus", "batch", "moe_layer", "status",
+                                     "makespan_ns", "bound_ns", "check_ok", "decision_ns", "gpu_experts",
+                                     "pim_experts")]
+        print_table(f"{d['policy']} on one layer", ["field", "value"], head)
+        rows = [(r["gpu"], f"{r['gpu_experts']}/{r['experts']}", _compact(r["gpu_expert_ids"]),
+                 _us(r["t_comm_ns"]), _us(r["t_gpu_ns"]), _us(r["t_pim_ns"]), f"{r['util_gpu']:.2f}", f"{r['util_hbm']:.2f}",
+                 f"{r['util_pim']:.2f}") for r in d["per_gpu"]]
+        print_table("per GPU (Sieve's estimate of this split in us; utilisation of the makespan)",
+                    ["gpu", "on GPU", "GPU experts", "T_comm", "T_GPU", "T_PIM", "util gpu", "util hbm", "util pim"],
+                    rows)
+        if d["violations"]:
+            print("check violations:", *d["violations"], sep="\n  ")
+
+    emit(args, data, render)
+    return 0 if run.check.ok else 1
+
+
+def _q(xs: list[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if xs else None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sieveopt.instance import sample_layers
+    from sieveopt.pipeline import build_dag, run_layer
+
+    model, system = load_problem(args)
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    _check_policies(policies)
+    if args.layers < 1:
+        raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
+    cost = _cost(args.cost_model, model, system)
+    kw = {"context_len_tokens": args.context_len} if args.context_len else {}
+    insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
+    layers: list[dict[str, Any]] = []
+    all_ok = True
+    for inst in insts:
+        dag, cost = build_dag(inst, cost)
+        row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
+        for pol in policies:
+            run = run_layer(inst, pol, dag=dag, cost=cost, **_solver_params(pol, args))
+            r = run.result
+            all_ok &= run.check.ok
+            row["policies"][pol] = {"makespan_ns": r.makespan_ns, "objective_ns": r.objective_ns,
+                                    "bound_ns": r.bound_ns, "status": r.status, "check_ok": run.check.ok,
+                                    "decision_ns": r.decision_ns, "wall_s": run.wall_s}
+        spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
+        row["best_ns"] = min(spans) if spans else None
+        layers.append(row)
+    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+            "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
+            "per_layer": layers, "all_checks_ok": all_ok}
+
+    def render(d: dict) -> None:
+        rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
+                 _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
+        print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
+                    ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
+        for bp, b in d["bounds"].items():
+            cols = ["layer", *policies, f"{bp} objective", f"{bp} bound"]
+            lrows = [(f"{r['moe_layer']}/{r['step']}", *[r["policies"][p]["makespan_ns"] for p in policies],
+                      r["policies"][bp]["objective_ns"], r["policies"][bp]["bound_ns"]) for r in d["per_layer"]]
+            print_table(f"per layer, with {bp}'s objective and bound", cols, lrows)
+            grows = [(p, g["vs_solution"]["median"], g["vs_solution"]["p95"], g["vs_solution"]["max"],
+                      g["vs_bound"]["median"], g["vs_bound"]["p95"], g["vs_bound"]["max"])
+                     for p, g in b["gaps"].items()]
+            print_table(f"gap of each policy (makespan / reference - 1) against {bp}",
+                        ["policy", "vs solution med", "p95", "max", "vs bound med", "p95", "max"], grows)
+
+    emit(args, data, render)
+    return 0 if all_ok else 1
+
+
+def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for p in policies:
+        spans = [r["policies"][p]["makespan_ns"] for r in layers if r["policies"][p]["makespan_ns"] is not None]
+        ratios = [r["policies"][p]["makespan_ns"] / r["best_ns"] for r in layers
+                  if r["policies"][p]["makespan_ns"] is not None and r["best_ns"]]
+        dec = [r["policies"][p]["decision_ns"] for r in layers if r["policies"][p]["decision_ns"] is not None]
+        out[p] = {"median_ns": _q(spans, 50), "p95_ns": _q(spans, 95),
+                  "median_ratio_to_best": _q(ratios, 50),
+                  "wins": sum(1 for r in layers if r["policies"][p]["makespan_ns"] == r["best_ns"]),
+                  "checks_ok": sum(1 for r in layers if r["policies"][p]["check_ok"]),
+                  "median_decision_ns": _q(dec, 50)}
+    return out
+
+
+def _stats(xs: list[float]) -> dict[str, float | None]:
+    return {"median": _q(xs, 50), "p95": _q(xs, 95), "max": max(xs) if xs else None, "n": len(xs)}
+
+
+def _bound_summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """For each policy that reported a bound on some layer: gaps of every other policy."""
+    out: dict[str, Any] = {}
+    for bp in policies:
+        if not any(r["policies"][bp]["bound_ns"] is not None for r in layers):
+            continue
+        gaps = {}
+        for p in policies:
+            if p == bp:
+                continue
+            vs_sol, vs_bound = [], []
+            for r in layers:
+                mine, ref = r["policies"][p]["makespan_ns"], r["policies"][bp]
+                sol = ref["makespan_ns"] if ref["makespan_ns"] is not None else ref["objective_ns"]
+                if mine is None:
+                    continue
+                if sol:
+                    vs_sol.append(mine / sol - 1.0)
+                if ref["bound_ns"]:
+                    vs_bound.append(mine / ref["bound_ns"] - 1.0)
+            gaps[p] = {"vs_solution": _stats(vs_sol), "vs_bound": _stats(vs_bound)}
+        own = [r["policies"][bp] for r in layers]
+        own_gap = [(o["objective_ns"] - o["bound_ns"]) / o["objective_ns"] for o in own
+                   if o["objective_ns"] and o["bound_ns"] is not None]
+        out[bp] = {"gaps": gaps, "own_gap": _stats(own_gap),
+                   "statuses": sorted({o["status"] for o in own})}
+    return out
