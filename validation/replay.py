@@ -236,7 +236,7 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
         delay[t] = dag.tasks[t].modes[modes[t]].duration_ns + lat_ns
     params = link_params(system, dag.num_gpus, **(link_overrides or {})) if msgs else None
     eg_order = egress_order(dag, order) if msgs else {}
-    sharing = getattr(timer, "sharing", system.hbm_pim.sharing)
+    sharing = dag.meta.get("hbm_sharing") or system.hbm_pim.sharing
     interf = timer.interference if (interference and sharing != "exclusive") else None
 
     net = None
