@@ -92,6 +92,10 @@ def _us(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1e3:.2f}"
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100.0 * x:.2f}%"
+
+
 def _compact(ids: list[int], limit: int = 12) -> str:
     s = ",".join(str(i) for i in ids[:limit])
     return s + (f",... (+{len(ids) - limit})" if len(ids) > limit else "")
@@ -182,10 +186,9 @@ def _compare(args: argparse.Namespace) -> int:
             lrows = [(f"{r['moe_layer']}/{r['step']}", *[r["policies"][p]["makespan_ns"] for p in policies],
                       r["policies"][bp]["objective_ns"], r["policies"][bp]["bound_ns"]) for r in d["per_layer"]]
             print_table(f"per layer, with {bp}'s objective and bound", cols, lrows)
-            grows = [(p, g["vs_solution"]["median"], g["vs_solution"]["p95"], g["vs_solution"]["max"],
-                      g["vs_bound"]["median"], g["vs_bound"]["p95"], g["vs_bound"]["max"])
+            grows = [(p, *[_pct(g[k][s]) for k in ("vs_solution", "vs_bound") for s in ("median", "p95", "max")])
                      for p, g in b["gaps"].items()]
-            print_table(f"gap of each policy (makespan / reference - 1) against {bp}",
+            print_table(f"gap of each policy (makespan / reference - 1, %) against {bp}",
                         ["policy", "vs solution med", "p95", "max", "vs bound med", "p95", "max"], grows)
 
     emit(args, data, render)
