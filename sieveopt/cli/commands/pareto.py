@@ -1,0 +1,105 @@
+"""``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, load_problem
+from sieveopt.cli.output import emit, print_table
+from sieveopt.errors import SieveoptError
+
+_SHORT = {"throughput_tok_s_per_gpu": "tok/s/GPU", "interactivity_tok_s_per_user": "tok/s/user",
+          "cp_attention_us": "attn", "cp_experts_gpu_us": "exp GPU", "cp_experts_pim_us": "exp PIM",
+          "cp_comm_us": "comm", "pim_busy_mean": "PIM busy", "replay_step_us": "replay step_us"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from sieveopt.e2e.policies import DEFAULT_CPSAT_TIME_LIMIT_S, DEFAULT_POLICIES
+
+    p = sub.add_parser("pareto", help="throughput (tokens/s/GPU) vs interactivity (tokens/s/user) per policy",
+                       description="Model whole decode steps (every layer, LM head) for each batch size and "
+                                   "policy; write pareto.csv/.json/.png/.pdf into --out.")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
+    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
+    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the system preset's)")
+    p.add_argument("--batches", default="1,2,4,...,256", help="batch sizes, e.g. 1,8,64 or 1,2,4,...,256")
+    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered policies")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--layers", type=int, default=4, help="MoE layers sampled per step (split over attention kinds)")
+    p.add_argument("--time-limit", type=float, default=DEFAULT_CPSAT_TIME_LIMIT_S,
+                   help="CP-SAT time limit per layer in seconds (cpsat only)")
+    p.add_argument("--replay", action="store_true", help="also replay every schedule on the cycle-level simulators")
+    p.add_argument("--seed", type=int, default=0, help="seed of routing, layer sampling and context lengths")
+    p.add_argument("--context-len", type=int, default=2048, help="median/mean decode context length (tokens)")
+    p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
+    p.add_argument("--prefill", type=int, default=0, help="prefill requests mixed into each decode batch")
+    p.add_argument("--prefill-len", type=int, default=0, help="tokens per prefill request")
+    p.add_argument("--scheduler-latency-ns", type=int, default=0, help="scheduler task duration in the DAG")
+    p.add_argument("--cost-model", default="roofline", help="registered cost model name")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field (repeatable)")
+    add_json(p)
+    p.set_defaults(handler=_pareto)
+
+
+def spec_from_args(args: argparse.Namespace):
+    """Validate every input (before any file is created) and build the sweep spec."""
+    from sieveopt.dag import DagOptions
+    from sieveopt.e2e.policies import check_policies
+    from sieveopt.e2e.step import StepSettings
+    from sieveopt.e2e.sweep import SweepSpec, parse_batches
+    from sieveopt.e2e.workload import ContextDist, PrefillSpec
+    from sieveopt.models.costmodel import COST_MODELS
+
+    batches = parse_batches(args.batches)
+    policies = [x.strip() for x in str(args.policies).split(",") if x.strip()]
+    check_policies(policies)
+    if args.layers < 1:
+        raise SieveoptError(f"--layers: must be >= 1, got {args.layers}")
+    if not args.time_limit > 0:
+        raise SieveoptError(f"--time-limit: must be > 0 seconds, got {args.time_limit}")
+    if args.scheduler_latency_ns < 0:
+        raise SieveoptError("--scheduler-latency-ns: must be >= 0")
+    COST_MODELS.get(args.cost_model)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SieveoptError(f"--out {args.out}: exists and is not a directory")
+    model, system = load_problem(args)
+    settings = StepSettings(num_layers=args.layers, seed=args.seed,
+                            context=ContextDist(args.context_dist, args.context_len),
+                            prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
+                            dag_options=DagOptions(scheduler_latency_ns=args.scheduler_latency_ns))
+    return SweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from sieveopt.e2e.policies import load_replay
+    from sieveopt.e2e.sweep import result_rows, sweep_meta, timed_sweep, write_outputs
+
+    spec = spec_from_args(args)
+    replay = load_replay() if args.replay else None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(policy: str, batch: int) -> None:
+            print(f"\r  {policy:>10} B={batch:<5}", end="", file=sys.stderr, flush=True)
+    results, wall = timed_sweep(spec, replay=replay, progress=progress)
+    if progress:
+        print(file=sys.stderr)
+    rows = result_rows(spec, results)
+    files = write_outputs(args.out, rows, sweep_meta(spec, wall, args.replay))
+    data = {"files": files, "wall_s": wall, "rows": rows}
+
+    def render(d: dict) -> None:
+        cols = ["policy", "batch", "throughput_tok_s_per_gpu", "interactivity_tok_s_per_user", "step_us",
+                "cp_attention_us", "cp_experts_gpu_us", "cp_experts_pim_us", "cp_comm_us", "pim_busy_mean",
+                "check", "pareto"] + (["replay_step_us"] if args.replay else [])
+        if any(r["error"] for r in d["rows"]):
+            cols.append("error")
+        heads = [_SHORT.get(c, c) for c in cols]
+        print_table(f"{spec.model.name} on {spec.system.num_gpus}x {spec.system.name} "
+                    f"(critical-path us per step; {wall:.1f} s)", heads, [[r[c] for c in cols] for r in d["rows"]])
+        print("wrote " + ", ".join(d["files"].values()))
+
+    return emit(args, data, render)

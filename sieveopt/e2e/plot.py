@@ -1,0 +1,68 @@
+"""Pareto plot: interactivity (tokens/s/user, y) vs throughput (tokens/s/GPU, x), one curve per
+policy, batch sizes written next to the points. matplotlib Agg; returns PNG and PDF bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+#: Fixed style per known policy so every figure uses the same colours and markers.
+STYLE = {
+    "gpu_only": ("#7f7f7f", "x"), "noexp": ("#1f77b4", "s"), "allexp": ("#ff7f0e", "v"),
+    "pimoe": ("#9467bd", "D"), "duplex": ("#8c564b", "^"), "sieve": ("#d62728", "o"),
+    "sieve-plus": ("#2ca02c", "P"), "cpsat": ("#000000", "*"),
+}
+
+
+def _style(policy: str, i: int) -> tuple[str, str]:
+    return STYLE.get(policy, (f"C{i % 10}", "o"))
+
+
+def pareto_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, *, label_batches: bool = True) -> None:
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    labelled = "sieve" if "sieve" in policies else (policies[-1] if policies else "")
+    for i, pol in enumerate(policies):
+        pts = sorted(((r["throughput_tok_s_per_gpu"], r["interactivity_tok_s_per_user"], r["batch"])
+                      for r in rows if r["policy"] == pol), key=lambda p: p[2])
+        pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
+        if not pts:
+            continue
+        color, marker = _style(pol, i)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=pol,
+                linewidth=1.4, markersize=5, alpha=0.9)
+        if label_batches and pol == labelled:
+            for x, y, b in pts:
+                ax.annotate(str(b), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("throughput (generated tokens/s per GPU)")
+    ax.set_ylabel("interactivity (generated tokens/s per user)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, title="policy (numbers: batch size)", title_fontsize=7,
+                  loc="lower left")
+
+
+def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str) -> tuple[bytes, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+    pareto_axes(ax, rows, title)
+    fig.tight_layout()
+    out = []
+    for fmt in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        out.append(buf.getvalue())
+    plt.close(fig)
+    return out[0], out[1]

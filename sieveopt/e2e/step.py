@@ -1,0 +1,243 @@
+"""The decode-step model: one generated token per decode request, all layers + LM head.
+
+    step_ns = sum_kind  n_layers(kind) * mean_{sampled layers of kind} layer_ns
+            + dense (non-MoE) layers + LM head + embeddings (+ prefill attention)
+
+where ``layer_ns`` is the policy's checked schedule makespan of the layer DAG (attention,
+projections, router, AllGather, dispatch, scheduler, experts, shared expert, combine, reduce).
+Layers are sampled per attention kind and weighted by their counts (:mod:`sieveopt.e2e.workload`).
+
+    throughput    = B / step_s / G   generated tokens/s per GPU
+    interactivity = 1 / step_s       generated tokens/s per user
+
+(decode requests only: a prefill request in a mixed batch is not counted as generating).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sieveopt.dag import DagOptions, TaskDAG
+from sieveopt.e2e import extras
+from sieveopt.e2e.breakdown import CATEGORIES, attention_mode, busy_ns, critical_path_breakdown
+from sieveopt.e2e.policies import ReplayFn, replayed_makespan_ns
+from sieveopt.e2e.workload import (
+    ContextDist,
+    PrefillSpec,
+    kind_counts,
+    sample_layer_ids,
+    step_instances,
+)
+from sieveopt.errors import SieveoptError
+from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import CostModel, make_cost_model
+from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.pipeline import build_dag, run_layer
+
+
+def throughput_tok_s_per_gpu(batch: int, step_ns: float, num_gpus: int) -> float:
+    """Generated tokens per second per GPU: B tokens per step over G GPUs."""
+    return batch / (step_ns * 1e-9) / num_gpus
+
+
+def interactivity_tok_s_per_user(step_ns: float) -> float:
+    """Generated tokens per second per user: one token per step."""
+    return 1.0 / (step_ns * 1e-9)
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How a decode step is sampled and modelled."""
+
+    num_layers: int = 4
+    seed: int = 0
+    context: ContextDist = field(default_factory=ContextDist)
+    prefill: PrefillSpec = field(default_factory=PrefillSpec)
+    cost_model: str = "roofline"
+    dag_options: DagOptions = field(default_factory=DagOptions)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSample:
+    kind: str              # attention kind of the layer
+    weight: float          # how many model layers this sample stands for
+    instance: LayerInstance
+    dag: TaskDAG
+
+
+@dataclass(frozen=True, eq=False)
+class StepProblem:
+    """Everything policy-independent about one (model, system, batch) step, built once."""
+
+    model: ModelSpec
+    system: SystemSpec
+    batch: int
+    settings: StepSettings
+    cost: CostModel
+    samples: tuple[LayerSample, ...]
+    context_lens: np.ndarray
+    lm_head_ns: float
+    embed_ns: float
+    prefill_attn_ns: float   # per step, all layers
+
+
+@dataclass
+class StepResult:
+    policy: str
+    batch: int
+    num_gpus: int
+    step_ns: float
+    moe_layers_ns: float
+    dense_layers_ns: float
+    lm_head_ns: float
+    embed_ns: float
+    prefill_attn_ns: float
+    breakdown_ns: dict[str, float]          # critical-path categories, per step (all MoE layers)
+    pim_busy_frac: list[float]              # per GPU, over the MoE layers' time
+    gpu_busy_frac: list[float]
+    check_ok: bool
+    violations: int
+    statuses: list[str]
+    solver_wall_s: float
+    decision_ns_median: float | None
+    replay_step_ns: float | None = None
+    error: str | None = None
+
+    @property
+    def throughput_tok_s_per_gpu(self) -> float:
+        return throughput_tok_s_per_gpu(self.batch, self.step_ns, self.num_gpus) if self.step_ns > 0 else float("nan")
+
+    @property
+    def interactivity_tok_s_per_user(self) -> float:
+        return interactivity_tok_s_per_user(self.step_ns) if self.step_ns > 0 else float("nan")
+
+    def row(self) -> dict[str, Any]:
+        """Flat CSV/JSON row."""
+        r: dict[str, Any] = {
+            "policy": self.policy, "batch": self.batch,
+            "throughput_tok_s_per_gpu": self.throughput_tok_s_per_gpu,
+            "interactivity_tok_s_per_user": self.interactivity_tok_s_per_user,
+            "step_us": self.step_ns / 1e3, "moe_layers_us": self.moe_layers_ns / 1e3,
+            "dense_layers_us": self.dense_layers_ns / 1e3, "lm_head_us": self.lm_head_ns / 1e3,
+            "embed_us": self.embed_ns / 1e3, "prefill_attn_us": self.prefill_attn_ns / 1e3,
+        }
+        for c in CATEGORIES:
+            r[f"cp_{c}_us"] = self.breakdown_ns.get(c, 0.0) / 1e3
+        r["pim_busy_mean"] = float(np.mean(self.pim_busy_frac)) if self.pim_busy_frac else float("nan")
+        r["pim_busy_per_gpu"] = " ".join(f"{x:.4f}" for x in self.pim_busy_frac)
+        r["gpu_busy_mean"] = float(np.mean(self.gpu_busy_frac)) if self.gpu_busy_frac else float("nan")
+        r["check"] = "ok" if self.check_ok else (f"FAIL({self.violations})" if self.violations else "error")
+        r["solver_status"] = "/".join(sorted(set(self.statuses)))
+        r["solver_wall_s"] = self.solver_wall_s
+        r["decision_us_median"] = None if self.decision_ns_median is None else self.decision_ns_median / 1e3
+        r["replay_step_us"] = None if self.replay_step_ns is None else self.replay_step_ns / 1e3
+        r["error"] = self.error or ""
+        return r
+
+
+def prepare_step(model: ModelSpec, system: SystemSpec, batch: int, settings: StepSettings | None = None) -> StepProblem:
+    """Sample the step's layers, build their DAGs and the policy-independent extra work."""
+    settings = settings or StepSettings()
+    if batch < 1:
+        raise SieveoptError(f"batch: must be >= 1, got {batch}")
+    cost = make_cost_model(settings.cost_model, system, model)
+    ctx = settings.context.draw(batch, settings.seed)
+    chosen = sample_layer_ids(model, settings.num_layers, settings.seed)
+    counts = kind_counts(model)
+    flat = sorted(x for ids in chosen.values() for x in ids)
+    insts = {i.moe_layer: i for i in step_instances(model, system, batch, flat, settings.seed, ctx, settings.prefill)}
+    samples = []
+    for kind, ids in chosen.items():
+        for layer in ids:
+            dag, _ = build_dag(insts[layer], cost, settings.dag_options)
+            samples.append(LayerSample(kind, counts[kind] / len(ids), insts[layer], dag))
+    first = samples[0].instance
+    decode_per_gpu = np.asarray(first.meta.get("decode_tokens_per_gpu", first.tokens_per_gpu))
+    pre = settings.prefill
+    head_tokens = decode_per_gpu + (np.bincount(np.arange(pre.requests) % system.num_gpus, minlength=system.num_gpus)
+                                    if pre.requests else 0)
+    prefill_ns = 0.0
+    if pre.tokens:
+        per_gpu = first.meta["prefill_requests_per_gpu"]
+        prefill_ns = sum(counts[k] * extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in counts)
+        dense_kinds = [model.attention.layer_kind(i) for i in range(model.num_layers - model.num_moe_layers)]
+        prefill_ns += sum(extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in dense_kinds)
+    return StepProblem(model, system, batch, settings, cost, tuple(samples), ctx,
+                       extras.lm_head_ns(model, cost, head_tokens), extras.embedding_ns(model, cost, head_tokens),
+                       prefill_ns)
+
+
+def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any] | None = None,
+             replay: ReplayFn | None = None) -> StepResult:
+    """Schedule every sampled layer with ``policy`` and assemble the step time."""
+    p, G = problem, problem.system.num_gpus
+    moe = 0.0
+    bd = dict.fromkeys(CATEGORIES, 0.0)
+    pim_busy, gpu_busy = np.zeros(G), np.zeros(G)
+    ok, nviol, statuses, wall, decisions = True, 0, [], 0.0, []
+    replay_moe = 0.0
+    replay_error: str | None = None
+    attn_modes = set()
+    for s in p.samples:
+        run = run_layer(s.instance, policy, dag=s.dag, cost=p.cost, **(solver_params or {}))
+        res = run.result
+        statuses.append(res.status)
+        wall += run.wall_s
+        if res.decision_ns is not None:
+            decisions.append(res.decision_ns)
+        if res.schedule is None:
+            raise SieveoptError(f"policy {policy}: no schedule for MoE layer {s.instance.moe_layer} "
+                                f"(status {res.status})")
+        ok &= run.check.ok
+        nviol += len(run.check.violations)
+        sch = res.schedule
+        moe += s.weight * sch.makespan_ns
+        for c, v in critical_path_breakdown(sch, s.dag).items():
+            bd[c] += s.weight * v
+        busy = busy_ns(sch, s.dag)
+        for g in range(G):
+            pim_busy[g] += s.weight * busy[("pim", g)]
+            gpu_busy[g] += s.weight * busy[("gpu", g)]
+        attn_modes.add(attention_mode(sch, s.dag))
+        if replay is not None and replay_error is None:
+            try:
+                replay_moe += s.weight * replayed_makespan_ns(_call_replay(replay, sch, s))
+            except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
+                replay_error = f"replay: {type(exc).__name__}: {exc}"
+    mode = "pim" if "pim" in attn_modes else "gpu"
+    first = p.samples[0].instance
+    n_dense = p.model.num_layers - p.model.num_moe_layers
+    dense = sum(extras.dense_layer_ns(p.model, p.cost, first.tokens_per_gpu, first.kv_tokens_per_gpu, i, mode)
+                for i in range(n_dense))
+    fixed = dense + p.lm_head_ns + p.embed_ns + p.prefill_attn_ns
+    return StepResult(
+        policy=policy, batch=p.batch, num_gpus=G, step_ns=moe + fixed, moe_layers_ns=moe, dense_layers_ns=dense,
+        lm_head_ns=p.lm_head_ns, embed_ns=p.embed_ns, prefill_attn_ns=p.prefill_attn_ns, breakdown_ns=bd,
+        pim_busy_frac=(pim_busy / max(moe, 1e-9)).tolist(), gpu_busy_frac=(gpu_busy / max(moe, 1e-9)).tolist(),
+        check_ok=ok, violations=nviol, statuses=statuses, solver_wall_s=wall,
+        decision_ns_median=float(statistics.median(decisions)) if decisions else None,
+        replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error)
+
+
+def _call_replay(replay: ReplayFn, schedule, sample: LayerSample):
+    """The replay engine with the layer's instance when it takes one (it needs the model)."""
+    try:
+        return replay(schedule, sample.dag, sample.instance.system, instance=sample.instance)
+    except TypeError:
+        return replay(schedule, sample.dag, sample.instance.system)
+
+
+def failed_step(problem: StepProblem, policy: str, exc: BaseException) -> StepResult:
+    """A recorded failure (never silently dropped from a sweep)."""
+    nan = float("nan")
+    return StepResult(policy=policy, batch=problem.batch, num_gpus=problem.system.num_gpus, step_ns=nan,
+                      moe_layers_ns=nan, dense_layers_ns=nan, lm_head_ns=problem.lm_head_ns, embed_ns=problem.embed_ns,
+                      prefill_attn_ns=problem.prefill_attn_ns, breakdown_ns={}, pim_busy_frac=[], gpu_busy_frac=[],
+                      check_ok=False, violations=0, statuses=[], solver_wall_s=0.0, decision_ns_median=None,
+                      error=f"{type(exc).__name__}: {exc}")
+
+
