@@ -1,0 +1,123 @@
+"""One sweep point: its resolved configuration, its content hash, and the pure function that
+computes its metrics (run in a worker process or on a Ray node; the driver writes the files).
+
+The hash covers everything that changes results: the grid values, the resolved model and
+system specs (so editing a catalog TOML invalidates old points), DAG options, overrides, solver
+parameters and the sieveopt version. Output switches (trace, gantt) are not part of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+OUTPUT_ONLY = ("trace", "gantt")
+
+
+def resolve(point: dict[str, Any], spec_cache: dict[tuple, Any] | None = None) -> dict[str, Any]:
+    """The full configuration of a point (specs resolved), with its ``hash``.
+
+    Raises :class:`~sieveopt.errors.SieveoptError` for unknown names / bad overrides."""
+    from sieveopt import __version__
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.tomlspec import to_dict
+
+    cache = spec_cache if spec_cache is not None else {}
+    mkey = ("model", point["model"])
+    if mkey not in cache:
+        cache[mkey] = to_dict(load_model(point["model"]))
+    skey = ("system", point["system"], point["gpus"], json.dumps(point["set"], sort_keys=True))
+    if skey not in cache:
+        cache[skey] = to_dict(load_system(point["system"], point["gpus"], dict(point["set"])))
+    body = {"point": {k: v for k, v in point.items() if k not in OUTPUT_ONLY},
+            "model_spec": cache[mkey], "system_spec": cache[skey], "sieveopt_version": __version__}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"hash": digest, **body, "outputs": {k: bool(point.get(k)) for k in OUTPUT_ONLY}}
+
+
+def compute_point(config: dict[str, Any]) -> dict[str, Any]:
+    """Run every sampled layer of one point; never raises (errors come back as data).
+
+    Returns ``{"hash", "ok": True, "metrics", "files": {name: bytes}}`` or
+    ``{"hash", "ok": False, "error": {"type", "message", "traceback"}}``."""
+    t0 = time.perf_counter()
+    try:
+        metrics, files = _compute(config)
+        metrics["wall_s"] = time.perf_counter() - t0
+        return {"hash": config["hash"], "ok": True, "metrics": metrics, "files": files}
+    except Exception as exc:  # recorded, reported, retried next run; never dropped
+        return {"hash": config["hash"], "ok": False, "wall_s": time.perf_counter() - t0,
+                "error": error_record(exc)}
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)), "host": platform.node()}
+
+
+def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    from sieveopt.check import check  # noqa: F401  (import early: fail fast in a broken env)
+    from sieveopt.dag import DagOptions
+    from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, sample_layers
+    from sieveopt.models.catalog import check_fits
+    from sieveopt.models.specs import ModelSpec, SystemSpec
+    from sieveopt.pipeline import run_layer
+    from sieveopt.tomlspec import from_dict
+
+    p = config["point"]
+    model = from_dict(ModelSpec, config["model_spec"], f"point {config['hash']}: model")
+    system = from_dict(SystemSpec, config["system_spec"], f"point {config['hash']}: system")
+    check_fits(model, system)
+    options = from_dict(DagOptions, dict(p["dag"]), f"point {config['hash']}: dag")
+    ctx = p.get("context_len") or DEFAULT_CONTEXT_LEN_TOKENS
+    layers = sample_layers(model, system, p["batch"], p["layers"], p["seed"], context_len_tokens=ctx)
+    rows: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    for i, inst in enumerate(layers):
+        run = run_layer(inst, p["policy"], cost_model=p["cost_model"], options=options, **p["solver"])
+        res = run.result
+        sched = res.schedule
+        em = list(sched.expert_modes(run.dag).values()) if sched is not None else []
+        rows.append({"layer_index": i, "moe_layer": int(inst.moe_layer), "step": int(inst.step),
+                     "makespan_ns": res.makespan_ns, "check_ok": run.check.ok,
+                     "violations": len(run.check.violations), "status": res.status,
+                     "objective_ns": res.objective_ns, "bound_ns": res.bound_ns, "gap": res.gap,
+                     "decision_ns": res.decision_ns, "solve_wall_s": run.wall_s, "tasks": len(run.dag.tasks),
+                     "experts_gpu": em.count("gpu"), "experts_pim": em.count("pim")})
+        if i == 0 and sched is not None and (config["outputs"].get("trace") or config["outputs"].get("gantt")):
+            files.update(_pictures(config, sched, run.dag, system))
+    return {"hash": config["hash"], "layers": rows, "summary": summarise(rows)}, files
+
+
+def _pictures(config: dict[str, Any], sched: Any, dag: Any, system: Any) -> dict[str, bytes]:
+    from sieveopt import viz
+
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if config["outputs"].get("trace"):
+            out["trace.json.gz"] = viz.write_chrome_trace(sched, dag, Path(tmp) / "trace.json.gz", system=system).read_bytes()
+        if config["outputs"].get("gantt"):
+            out["gantt.png"] = viz.gantt(sched, dag, Path(tmp) / "gantt.png").read_bytes()
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-point summary over its layers (None-safe)."""
+    def vals(k: str) -> list[float]:
+        return [r[k] for r in rows if r.get(k) is not None]
+
+    mk = vals("makespan_ns")
+    dec = vals("decision_ns")
+    gaps = vals("gap")
+    return {"layers": len(rows), "mean_makespan_ns": sum(mk) / len(mk) if mk else None,
+            "max_makespan_ns": max(mk) if mk else None, "total_makespan_ns": sum(mk) if mk else None,
+            "all_checks_ok": all(r["check_ok"] for r in rows),
+            "mean_decision_ns": sum(dec) / len(dec) if dec else None,
+            "max_gap": max(gaps) if gaps else None,
+            "statuses": sorted({r["status"] for r in rows})}

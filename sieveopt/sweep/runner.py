@@ -1,0 +1,154 @@
+"""Run a sweep: resolve points, skip finished ones, run the rest, collect results.
+
+Resumable by construction: a point is finished iff its ``metrics.json`` exists (written last,
+atomically), so after Ctrl-C or a killed driver a re-run recomputes only unfinished points.
+Failed points keep an ``error.json`` and are retried on the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sieveopt.errors import SieveoptError
+from sieveopt.sweep.spec import SweepSpec, expand
+from sieveopt.sweep.store import SweepStore, result_rows, write_results
+
+
+@dataclass
+class SweepReport:
+    out_dir: Path
+    total: int
+    cached: int = 0
+    done: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    wall_s: float = 0.0
+    errors: dict[str, str] = field(default_factory=dict)  # hash -> "Type: message"
+    outputs: dict[str, Any] = field(default_factory=dict)
+    points: list[dict[str, Any]] = field(default_factory=list)  # per-point summary rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "total": self.total, "cached": self.cached, "done": self.done,
+                "failed": self.failed, "interrupted": self.interrupted, "wall_s": self.wall_s,
+                "errors": self.errors, "outputs": self.outputs, "points": self.points}
+
+
+def resolve_all(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Resolved configurations of every point (unknown model/system names fail here, up front)."""
+    from sieveopt.sweep.point import resolve
+
+    cache: dict[tuple, Any] = {}
+    configs, seen = [], set()
+    for p in expand(spec):
+        cfg = resolve(p, cache)
+        if cfg["hash"] not in seen:  # identical points (e.g. repeated grid values) run once
+            seen.add(cfg["hash"])
+            configs.append(cfg)
+    return configs
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, *, executor: str = "local", workers: int = 1,
+              address: str | None = None, progress: bool = True) -> SweepReport:
+    """Run every unfinished point of ``spec`` into ``out_dir``; returns the report."""
+    from sieveopt import __version__
+    from sieveopt.sweep.executors import EXECUTORS, run_local, run_ray
+
+    if executor not in EXECUTORS:
+        raise SieveoptError(f"--executor {executor}: use one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise SieveoptError(f"--workers must be >= 1, got {workers}")
+    t0 = time.perf_counter()
+    store = SweepStore(out_dir)
+    configs = resolve_all(spec)
+    store.write_manifest({"name": spec.name, "source": spec.source, "description": spec.description,
+                          "spec": spec.raw, "sieveopt_version": __version__,
+                          "points": [c["hash"] for c in configs]})
+    pending = []
+    report = SweepReport(Path(out_dir), len(configs))
+    for cfg in configs:
+        store.write_config(cfg)
+        if store.is_finished(cfg["hash"]):
+            report.cached += 1
+        else:
+            pending.append(cfg)
+    results = run_ray(pending, workers, address) if executor == "ray" else run_local(pending, workers)
+    bar = _Progress(report, len(pending), enabled=progress)
+    try:
+        with bar:
+            for res in results:
+                store.write_result(res)
+                if res["ok"]:
+                    report.done += 1
+                else:
+                    report.failed += 1
+                    report.errors[res["hash"]] = f"{res['error']['type']}: {res['error']['message']}"
+                bar.advance()
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        rows = result_rows(store, configs)
+        report.outputs = write_results(store, rows)
+        report.points = point_summaries(store, configs)
+        report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def point_summaries(store: SweepStore, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for cfg in configs:
+        p = cfg["point"]
+        m = store.read_metrics(cfg["hash"])
+        e = None if m else store.read_error(cfg["hash"])
+        s = (m or {}).get("summary", {})
+        out.append({"hash": cfg["hash"], "model": p["model"], "system": p["system"], "gpus": p["gpus"],
+                    "batch": p["batch"], "policy": p["policy"], "seed": p["seed"],
+                    "status": "ok" if m else ("error" if e else "pending"),
+                    "mean_makespan_ns": s.get("mean_makespan_ns"), "all_checks_ok": s.get("all_checks_ok"),
+                    "mean_decision_ns": s.get("mean_decision_ns"), "wall_s": (m or {}).get("wall_s"),
+                    "error": f"{e['type']}: {e['message']}" if e else None})
+    return out
+
+
+class _Progress:
+    """A rich progress bar (done / failed / cached, ETA) on stderr; a no-op when disabled."""
+
+    def __init__(self, report: SweepReport, todo: int, enabled: bool) -> None:
+        self.report, self.todo, self.enabled = report, todo, enabled and todo > 0
+        self._p: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                               TimeRemainingColumn(), console=Console(stderr=True))
+            self._p.__enter__()
+            self._task = self._p.add_task("sweep", total=self.todo, stats=self._stats())
+        return self
+
+    def _stats(self) -> str:
+        r = self.report
+        return f"done {r.done}  failed {r.failed}  cached {r.cached}"
+
+    def advance(self) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1, stats=self._stats())
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
