@@ -139,6 +139,16 @@ def _model_of(dag: TaskDAG, instance: LayerInstance | None) -> ModelSpec:
     return load_model(dag.meta["model"])
 
 
+def dram_available() -> bool:
+    """Whether the cycle-level DRAM simulator's layer-level API is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("sieveopt.validation.dram.api") is not None
+    except ImportError:
+        return False
+
+
 def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer = "dram",
                dram_preset: str | None = None, **dram_overrides: Any) -> MemoryTimer:
     """The memory timer for ``memory`` ("dram": the cycle-level simulator; "analytic": roofline)."""
@@ -147,6 +157,12 @@ def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer =
     if memory == "analytic":
         return AnalyticTimer(system, model)
     if memory == "dram":
+        if not dram_available():
+            import warnings
+
+            warnings.warn("replay: sieveopt.validation.dram.api is not available; using the analytic "
+                          "(roofline) memory timer", RuntimeWarning, stacklevel=3)
+            return AnalyticTimer(system, model)
         from sieveopt.validation.replay_dram import DramTimer
 
         return DramTimer(system, model, preset=dram_preset, **dram_overrides)
