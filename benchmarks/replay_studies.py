@@ -1,0 +1,281 @@
+"""Replay studies (DESIGN.md §7): every number measured on the simulators, not the cost model.
+
+Sub-studies (``--study all`` runs them in order):
+
+* ``gap``: optimality gap on replay. Sieve, sieve-plus and the baselines against CP-SAT's
+  schedule, all replayed (scheduler latency 0, so only the decisions differ), per model and
+  batch of the paper's three configurations; median and p95 over layers. CP-SAT's solve time
+  is printed beside it (offline: never on the critical path here).
+* ``fidelity``: roofline vs table (fed from replays of earlier layers, the paper's runtime
+  behaviour) vs calibrated: cost-model error per task kind against the replay.
+* ``latency``: replayed layer time as the scheduler latency grows from 0 to 100 us, with the
+  paper's 20 us budget and our measured Sieve latency marked (CSV + PNG).
+* ``pimbw``: sensitivity to the PIM internal bandwidth (``hbm_pim.pim.internal_bw_multiplier``
+  4..16, mapped to the DRAM preset's ``pim.nCCDMAC``), Sieve vs GPU-only, replayed.
+
+    .venv/bin/python benchmarks/replay_studies.py --study all --layers 3 --time-limit 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+CONFIGS = (("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8))
+BASELINES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex")
+
+
+def _p95(xs: list[float]) -> float:
+    return float(np.percentile(xs, 95)) if xs else float("nan")
+
+
+def _md(title: str, cols: list[str], rows: list[list]) -> str:
+    out = [f"\n#### {title}\n", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _layers(model_name: str, gpus: int, batch: int, n: int, seed: int, overrides=None):
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model, load_system
+
+    model = load_model(model_name)
+    system = load_system("sieve-b200-hbm3e-pim", gpus, overrides)
+    return model, system, sample_layers(model, system, batch, n, seed)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    from sieveopt.cli.output import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- gap
+def study_gap(args) -> str:
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import make_timer, replay
+
+    policies = ("sieve", "sieve-plus", *BASELINES)
+    out = []
+    for model_name, gpus in CONFIGS:
+        for batch in args.batches:
+            model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed)
+            timer = make_timer(system, model, args.memory)
+            gaps = {p: [] for p in policies}
+            pred_gaps = {p: [] for p in policies}
+            cp_solve, cp_status, cp_replay = [], [], []
+            for inst in layers:
+                dag, cost = build_dag(inst)
+                cp = run_layer(inst, "cpsat", dag=dag, cost=cost, time_limit_s=args.time_limit)
+                cp_rep = replay(cp.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
+                cp_solve.append(cp.result.wall_s)
+                cp_status.append(cp.result.status)
+                cp_replay.append(cp_rep.makespan_ns)
+                for p in policies:
+                    r = run_layer(inst, p, dag=dag, cost=cost)
+                    rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
+                    gaps[p].append(100.0 * (rep.makespan_ns / cp_rep.makespan_ns - 1.0))
+                    pred_gaps[p].append(100.0 * (r.result.schedule.makespan_ns / cp.result.schedule.makespan_ns - 1.0))
+            rows = [[p, f"{statistics.median(gaps[p]):+.2f}%", f"{_p95(gaps[p]):+.2f}%",
+                     f"{statistics.median(pred_gaps[p]):+.2f}%"] for p in policies]
+            status = ",".join(sorted(set(cp_status)))
+            out.append(_md(f"gap on replay vs CP-SAT: {model_name}, {gpus} GPU(s), B={batch}, {len(layers)} layers "
+                           f"(CP-SAT replayed median {statistics.median(cp_replay) / 1e3:.1f} us, solve "
+                           f"{statistics.median(cp_solve):.2f} s median, status {status})",
+                           ["policy", "replay gap median", "replay gap p95", "predicted gap median"], rows))
+            print(out[-1], flush=True)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- fidelity
+def study_fidelity(args) -> str:
+    import sieveopt.validation.calibrated  # noqa: F401  (registers "calibrated")
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import feed_table_from_replay, make_timer, replay
+
+    out = []
+    for model_name, gpus in CONFIGS:
+        batch = args.batches[-1]
+        model, system, layers = _layers(model_name, gpus, batch, args.layers + args.warmup, args.seed + 1)
+        timer = make_timer(system, model, args.memory)
+        table = make_cost_model("table", system, model)
+        warm, test = layers[: args.warmup], layers[args.warmup:]
+        for inst in warm:   # Sieve's runtime: the table learns from replayed (measured) PIM times
+            dag, cost = build_dag(inst, table)
+            r = run_layer(inst, "sieve", dag=dag, cost=cost)
+            feed_table_from_replay(table, replay(r.result.schedule, dag, system, instance=inst, timer=timer), dag)
+        errs: dict[str, dict[str, list[float]]] = {}
+        mk: dict[str, list[float]] = {}
+        for name in ("roofline", "table", "calibrated"):
+            cm = table if name == "table" else (make_cost_model(name, system, model) if name == "roofline"
+                                               else make_cost_model(name, system, model, timer=timer))
+            for inst in test:
+                dag, cost = build_dag(inst, cm)
+                r = run_layer(inst, "sieve", dag=dag, cost=cost)
+                rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
+                for k, e in rep.kind_error.items():
+                    errs.setdefault(k, {}).setdefault(name, []).append(e.median_abs_pct)
+                mk.setdefault(name, []).append(abs(rep.makespan_error_pct))
+                if name == "table":
+                    feed_table_from_replay(table, rep, dag)
+        kinds = [k for k in sorted(errs) if k not in ("sched", "launch")]
+        rows = [[k, *(f"{statistics.median(errs[k][n]):.1f}%" if n in errs[k] else "-"
+                      for n in ("roofline", "table", "calibrated"))] for k in kinds]
+        rows.append(["**layer makespan**", *(f"{statistics.median(mk[n]):.1f}%" for n in ("roofline", "table", "calibrated"))])
+        out.append(_md(f"cost-model error vs replay (median |%| per task kind): {model_name}, {gpus} GPU(s), "
+                       f"B={batch}, {len(test)} layers after {len(warm)} table warm-up layers",
+                       ["kind", "roofline", "table (fed)", "calibrated"], rows))
+        print(out[-1], flush=True)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- latency
+def study_latency(args) -> str:
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import make_timer, replay
+
+    lat_us = list(range(0, 101, 5))
+    csv_rows, out = [], []
+    fig_data = []
+    for model_name, gpus in CONFIGS[1:]:
+        batch = args.batches[-1]
+        model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed + 2)
+        timer = make_timer(system, model, args.memory)
+        per_lat: dict[int, list[float]] = {x: [] for x in lat_us}
+        decision, dispatch_end = [], []
+        for inst in layers:
+            dag, cost = build_dag(inst)
+            r = run_layer(inst, "sieve", dag=dag, cost=cost)
+            decision.append((r.result.decision_ns or 0) / 1e3)
+            for x in lat_us:
+                rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=x * 1000)
+                per_lat[x].append(rep.makespan_ns / 1e3)
+                if x == 0:
+                    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+                    ag = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "allgather"]
+                    dispatch_end.append((max(arr, default=0) - max(ag, default=0)) / 1e3)
+        base = statistics.median(per_lat[0])
+        for x in lat_us:
+            m = statistics.median(per_lat[x])
+            csv_rows.append({"model": model_name, "gpus": gpus, "batch": batch, "sched_latency_us": x,
+                             "replayed_us_median": round(m, 3), "slowdown_pct": round(100 * (m / base - 1), 3)})
+        dec = statistics.median(decision)
+        fig_data.append((model_name, gpus, batch, lat_us, [statistics.median(per_lat[x]) for x in lat_us], dec))
+        rows = [[x, f"{statistics.median(per_lat[x]):.1f}", f"{100 * (statistics.median(per_lat[x]) / base - 1):+.1f}%"]
+                for x in lat_us if x in (0, 5, 10, 20, 30, 50, 100)]
+        out.append(_md(f"scheduler latency budget: {model_name}, {gpus} GPUs, B={batch}, {len(layers)} layers; "
+                       f"measured Sieve decision latency {dec:.1f} us (median); dispatch window after the "
+                       f"AllGather {statistics.median(dispatch_end):.1f} us",
+                       ["sched latency us", "replayed layer us", "vs 0"], rows))
+        print(out[-1], flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    _write_csv(RESULTS / "replay_latency.csv", csv_rows)
+    _plot_latency(fig_data, RESULTS / "replay_latency.png")
+    return "\n".join(out) + "\n\n(CSV: benchmarks/results/replay_latency.csv, plot: benchmarks/results/replay_latency.png)"
+
+
+def _plot_latency(fig_data, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sieveopt.cli.output import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for model_name, gpus, batch, xs, ys, dec in fig_data:
+        line, = ax.plot(xs, ys, marker="o", ms=3, label=f"{model_name} ({gpus} GPUs, B={batch})")
+        ax.axvline(dec, color=line.get_color(), ls=":", lw=1)
+    ax.axvline(20, color="k", ls="--", lw=1, label="paper's 20 us budget")
+    ax.set_xlabel("scheduler latency on the critical path (us)")
+    ax.set_ylabel("replayed layer time (us)")
+    ax.set_title("Replayed layer time vs scheduler latency (dotted: measured Sieve)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- pimbw
+def study_pimbw(args) -> str:
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import make_timer, replay
+
+    out = []
+    for model_name, gpus in CONFIGS[1:]:
+        batch = args.batches[-1]
+        rows = []
+        ref = None
+        for mult in (4, 6, 8, 12, 16):
+            model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed + 3,
+                                            {"hbm_pim.pim.internal_bw_multiplier": float(mult)})
+            timer = make_timer(system, model, args.memory)
+            sieve_us, gpu_us, pim_frac = [], [], []
+            for inst in layers:
+                dag, cost = build_dag(inst)
+                r = run_layer(inst, "sieve", dag=dag, cost=cost)
+                g = run_layer(inst, "gpu_only", dag=dag, cost=cost)
+                sieve_us.append(replay(r.result.schedule, dag, system, instance=inst, timer=timer,
+                                       scheduler_latency_ns=0).makespan_ns / 1e3)
+                gpu_us.append(replay(g.result.schedule, dag, system, instance=inst, timer=timer,
+                                     scheduler_latency_ns=0).makespan_ns / 1e3)
+                em = r.result.schedule.expert_modes(dag)
+                pim_frac.append(sum(m == "pim" for m in em.values()) / max(1, len(em)))
+            s, gq = statistics.median(sieve_us), statistics.median(gpu_us)
+            ref = ref or s
+            eff = getattr(timer, "pim_multiplier", float(mult))
+            knob = getattr(timer, "overrides", {}).get("pim.nCCDMAC", "preset")
+            rows.append([mult, f"{eff:.1f}", knob, f"{100 * statistics.median(pim_frac):.0f}%", f"{s:.1f}", f"{gq:.1f}",
+                         f"{gq / s:.2f}x"])
+        out.append(_md(f"PIM internal bandwidth sensitivity: {model_name}, {gpus} GPUs, B={batch}, {args.layers} layers "
+                       "(replayed medians)",
+                       ["multiplier", "simulated x", "nCCDMAC", "experts on PIM", "Sieve us", "GPU-only us",
+                        "Sieve speed-up"], rows))
+        print(out[-1], flush=True)
+    return "\n".join(out)
+
+
+STUDIES = {"gap": study_gap, "fidelity": study_fidelity, "latency": study_latency, "pimbw": study_pimbw}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--study", default="all", choices=(*STUDIES, "all"))
+    ap.add_argument("--layers", type=int, default=3, help="sampled layers per configuration")
+    ap.add_argument("--warmup", type=int, default=3, help="layers that feed the table before the fidelity test")
+    ap.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256])
+    ap.add_argument("--time-limit", type=float, default=3.0, help="CP-SAT time limit per layer (s)")
+    ap.add_argument("--memory", default="dram", choices=("dram", "analytic"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="also write the markdown tables here")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    parts = [f"replay studies (memory={args.memory}, layers={args.layers}, batches={args.batches}, "
+             f"CP-SAT limit {args.time_limit} s)"]
+    for name, fn in STUDIES.items():
+        if args.study in (name, "all"):
+            parts.append(f"\n### {name}\n" + fn(args))
+    parts.append(f"\n(total {time.perf_counter() - t0:.0f} s)")
+    if args.out:
+        from sieveopt.cli.output import atomic_write_text
+
+        atomic_write_text(args.out, "\n".join(parts) + "\n")
+    print(parts[-1])
+
+
+if __name__ == "__main__":
+    main()
