@@ -52,14 +52,17 @@ def _policies(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def replay_schedule(schedule: Any, dag: Any, system: Any) -> Any:
+def replay_schedule(schedule: Any, dag: Any, system: Any, instance: Any = None) -> Any:
     """Replay ``schedule`` on the cycle-level simulators, or fail clearly when not installed yet."""
     if importlib.util.find_spec("sieveopt.validation.replay") is None:
         raise SieveoptError("--replay: replay not available yet (sieveopt.validation.replay is missing; "
                             "fix: drop --replay to draw the solver's own timing)")
+    import inspect
+
     from sieveopt.validation.replay import replay
 
-    out = replay(schedule, dag, system)
+    kwargs = {"instance": instance} if instance is not None and "instance" in inspect.signature(replay).parameters else {}
+    out = replay(schedule, dag, system, **kwargs)
     return getattr(out, "schedule", out) if not hasattr(out, "start_ns") else out
 
 
@@ -78,7 +81,7 @@ def _viz(args: argparse.Namespace) -> int:
         run = run_layer(inst, name, dag=dag, cost=cost)
         if run.result.schedule is None:
             raise SieveoptError(f"--policy {name}: the solver returned no schedule (status {run.result.status})")
-        sched = replay_schedule(run.result.schedule, dag, system) if args.replay else run.result.schedule
+        sched = replay_schedule(run.result.schedule, dag, system, inst) if args.replay else run.result.schedule
         runs.append((name + (" (replayed)" if args.replay else ""), sched, run))
     written = _draw(args, out, dag, system, runs)
     from sieveopt.viz import critical_path
