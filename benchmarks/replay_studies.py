@@ -100,6 +100,7 @@ def study_gap(args) -> str:
 
 # --------------------------------------------------------------------------- fidelity
 def study_fidelity(args) -> str:
+    import sieveopt.models.table  # noqa: F401  (registers "table")
     import sieveopt.validation.calibrated  # noqa: F401  (registers "calibrated")
     from sieveopt.models.costmodel import make_cost_model
     from sieveopt.pipeline import build_dag, run_layer
