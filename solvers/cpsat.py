@@ -207,14 +207,18 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         if not isinstance(lv, int):
             c.only_enforce_if(lv)
     for t in range(n):
-        if not dag.succs[t]:
+        if all(e.if_mode is not None for e in dag.succs[t]):  # a sink under some mode choice
             model.add(M >= end[t])
 
     # Levers.
     if "cuts" in levers:
         ht_q = heads_tails(dag, dq, {i: lq for i, lq in enumerate(lagq)})
         for c in load_cuts(dag, dq, ht_q):
-            model.add(M >= c.const + sum(d * lit[t][m] for t, m, d in c.terms))
+            ct = model.add(M >= c.const + sum(d * lit[t][m] for t, m, d in c.terms))
+            if not c.mandatory:  # valid only when some term is present
+                any_on = model.new_bool_var("")
+                model.add_max_equality(any_on, [lit[t][m] for t, m, _ in c.terms])
+                ct.only_enforce_if(any_on)
     # A quantised schedule scaled by q is a feasible ns schedule, so OPT_q >= OPT_ns / q >= lb_ns / q.
     lb_q = -(-lb_ns // q)
     if lb_q > 0:
@@ -237,6 +241,7 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         for t in range(n):
             model.add_hint(start[t], int(hint_q.start_ns[t]))
             if dag.tasks[t].has_choice:
+                model.add_hint(end[t], int(hint_q.end_ns[t]))
                 for m, lv in lit[t].items():
                     model.add_hint(lv, hint_q.modes[t] == m)
         model.add_hint(M, hint_q.makespan_ns)
@@ -249,6 +254,8 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     p.num_workers = max(1, int(workers))
     p.random_seed = int(seed)
     p.log_search_progress = bool(log)
+    if os.environ.get("SIEVEOPT_CPSAT_FIXHINT"):
+        p.fix_variables_to_their_hinted_value = True
     if deterministic:
         if p.num_workers > 1:
             p.interleave_search = True

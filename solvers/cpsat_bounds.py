@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sieveopt.dag import EXPERT, LAUNCH, RES_GPU, RES_PIM, TaskDAG
+from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
 
 NEG = -(1 << 60)
@@ -64,13 +64,9 @@ def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, i
         base = 0
         for i in succs[t]:
             e = edges[i]
-            if e.if_mode is not None and e.if_mode[0] != e.dst:
-                continue  # conditioned on a third task's mode: may be inactive
             if e.if_mode is not None:
-                m = e.if_mode[1]
-                val = lag[i] + durations[e.dst][m] + tail[(e.dst, m)]
-            else:
-                val = lag[i] + tail_t[e.dst]
+                continue  # conditional edges may be inactive (heads keep those on the task's own mode)
+            val = lag[i] + tail_t[e.dst]
             base = max(base, val)
         for m in durations[t]:
             tail[(t, m)] = base
@@ -82,11 +78,13 @@ def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, i
 
 @dataclass(frozen=True)
 class LoadCut:
-    """``M >= const + sum(coef * [task t runs in mode m])`` (a redundant valid inequality)."""
+    """``M >= const + sum(coef * [task t runs in mode m])``, valid when at least one term is present
+    (``mandatory``: some task has all its modes among the terms, so that always holds)."""
 
     resource: int
     const: int
     terms: tuple[tuple[int, str, int], ...]   # (task, mode, duration)
+    mandatory: bool = True
 
 
 def load_cuts(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, max_pairs: int = 64) -> list[LoadCut]:
@@ -115,7 +113,11 @@ def load_cuts(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, max
             seen.add(sub)
             if cap > 1:  # energy / capacity, rounded down: still valid
                 continue
-            cuts.append(LoadCut(rid, h + q, sub))
+            modes_in: dict[int, int] = {}
+            for t, _m, _d in sub:
+                modes_in[t] = modes_in.get(t, 0) + 1
+            mandatory = any(k == len(durations[t]) for t, k in modes_in.items())
+            cuts.append(LoadCut(rid, h + q, sub, mandatory))
     return cuts
 
 
@@ -132,11 +134,13 @@ def static_lower_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsT
         per_task: dict[int, list[int]] = {}
         for t, _m, d in c.terms:
             per_task.setdefault(t, []).append(d)
-        total = c.const
+        total, present = c.const, False
         for t, ds in per_task.items():
-            if len(ds) == len(durations[t]):  # every mode of t is on this resource
+            if len(ds) == len(durations[t]):  # every mode of t is on this resource: it is present
                 total += min(ds)
-        lb = max(lb, total)
+                present = True
+        if present:  # with every task possibly absent the constant alone is no bound
+            lb = max(lb, total)
     return lb
 
 
@@ -167,17 +171,14 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
         if any(gpu_rid not in t.modes[MODE_GPU].resources or pim_rid not in t.modes[MODE_PIM].resources
                for t in ex):
             continue
-        launches = [t for t in dag.tasks if t.kind == LAUNCH and t.gpu == g]
-        rg = min(ht.head[(t.tid, MODE_GPU)] for t in ex)
-        for ln in launches:
-            rg = max(rg, ht.head[(ln.tid, MODE_GPU)] + durations[ln.tid][MODE_GPU])
-        rp = min(ht.head[(t.tid, MODE_PIM)] for t in ex)
-        qg = min(ht.tail[(t.tid, MODE_GPU)] for t in ex)
-        qp = min(ht.tail[(t.tid, MODE_PIM)] for t in ex)
+        cg, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t.tid, MODE_GPU) for t in ex])
+        cp, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t.tid, MODE_PIM) for t in ex])
         gd = np.array([durations[t.tid][MODE_GPU] for t in ex], dtype=np.int64)
         pd = np.array([durations[t.tid][MODE_PIM] for t in ex], dtype=np.int64)
         total_p = int(pd.sum())
-        res = max(1, -(-total_p // max_cells))
+        if int(pd.min()) <= 0:
+            continue
+        res = min(max(1, -(-total_p // max_cells)), int(pd.min()))  # every item keeps a positive size
         pq = pd // res
         cap = int(pq.sum())
         best = np.full(cap + 1, NEG, dtype=np.int64)
@@ -195,9 +196,13 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
             best = np.where(better, cand, best)
         feas = best > NEG // 2
         s_idx = np.flatnonzero(feas)
-        gpu_end = rg + int(gd.sum()) - best[s_idx] + qg
-        pim_end = rp + s_idx * res + qp
-        # An all-PIM split leaves only the launch on the GPU: rg already includes it.
+        gpu_end = cg + int(gd.sum()) - best[s_idx]
+        pim_end = cp + s_idx * res
+        # Empty sides: all items positive, so S = 0 is exactly "all on GPU", S = cap "all on PIM".
+        if s_idx[0] == 0:
+            pim_end[0] = cp0
+        if s_idx[-1] == cap:
+            gpu_end[-1] = cg0
         val = np.maximum(gpu_end, pim_end)
         k = int(np.argmin(val))
         per_gpu[g] = int(val[k])
@@ -211,3 +216,31 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
     if not per_gpu:
         return None
     return PartitionBound(max(per_gpu.values()), per_gpu, split)
+
+
+def _side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, rid: int,
+                   experts: list[tuple[int, str]]) -> tuple[int, int]:
+    """The side's finish time before any expert load, as (with >= 1 expert, with none).
+
+    With >= 1 expert: the largest ``h + q + (fixed load on rid with head >= h, tail >= q)`` over
+    thresholds every expert satisfies (head >= h, tail >= q). With none: the same over the fixed
+    tasks' own thresholds (0 if the side holds no fixed task)."""
+    h_max = min(ht.head[x] for x in experts)
+    q_max = min(ht.tail[x] for x in experts)
+    fixed = []
+    for t in dag.tasks:
+        if t.has_choice:
+            continue  # multi-mode tasks other than these experts are dropped (a relaxation)
+        (m, mc), = t.modes.items()
+        if rid in mc.resources and durations[t.tid][m] > 0:
+            fixed.append((ht.head[(t.tid, m)], ht.tail[(t.tid, m)], durations[t.tid][m]))
+
+    def val(h: int, q: int) -> int:
+        return h + q + sum(d for hh, qq, d in fixed if hh >= h and qq >= q)
+
+    hs = {h for h, _, _ in fixed if h <= h_max} | {h_max}
+    qs = {q for _, q, _ in fixed if q <= q_max} | {q_max}
+    nonempty = max(val(h, q) for h in hs for q in qs)
+    empty = max((val(h, q) for h, _, _ in fixed for _, q, _ in fixed
+                 if any(hh >= h and qq >= q for hh, qq, _ in fixed)), default=0)
+    return max(nonempty, empty), empty

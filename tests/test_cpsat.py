@@ -1,0 +1,198 @@
+"""CP-SAT exact solver: optimum == independent brute force on tiny DAGs, never worse than its hint,
+bound <= objective, schedules pass ``check``; golden values use the deterministic configuration."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sieveopt.check import check
+from sieveopt.dag import DagOptions, TaskDAG
+from sieveopt.instance import LayerInstance
+from sieveopt.listsched import list_schedule
+from sieveopt.models.catalog import load_system
+from sieveopt.pipeline import build_dag
+from sieveopt.schedule import modes_from_experts
+from sieveopt.solvers import solve
+from sieveopt.solvers.base import OPTIMAL
+from sieveopt.solvers.cpsat_bounds import (
+    heads_tails,
+    load_cuts,
+    partition_bound,
+    static_lower_bound,
+)
+from sieveopt.testing import random_instance, tiny_model
+
+SYSTEM = "sieve-b200-hbm3e-pim"
+DET = {"deterministic": True, "workers": 1, "time_limit_s": 30.0, "seed": 0}
+
+
+def brute_force(dag: TaskDAG) -> int:
+    """Optimal makespan by enumeration: every mode assignment, and for each a depth-first search
+    over the serial schedule-generation orders (an order sorted by any optimal schedule's start
+    times reproduces it, so the minimum over all orders is optimal), with memoised states and
+    critical-path pruning. Independent of the CP-SAT code."""
+    choice = [t.tid for t in dag.tasks if t.has_choice]
+    best = [1 << 62]
+    for combo in itertools.product(*[list(dag.tasks[t].modes) for t in choice]):
+        modes = [next(iter(t.modes)) for t in dag.tasks]
+        for t, m in zip(choice, combo, strict=True):
+            modes[t] = m
+        best[0] = min(best[0], _best_for_modes(dag, modes, best[0]))
+    return best[0]
+
+
+def _best_for_modes(dag: TaskDAG, modes: list[str], incumbent: int) -> int:
+    n = len(dag.tasks)
+    dur = [dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)]
+    res = [dag.tasks[t].modes[modes[t]].resources if dur[t] > 0 else () for t in range(n)]
+    preds = [[(e.src, e.lag_ns) for e in dag.preds[t] if dag.edge_active(e, modes)] for t in range(n)]
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for t in range(n):
+        for s, _ in preds[t]:
+            succs[s].append(t)
+    tail = [0] * n  # longest duration+lag path from a task's start to the end
+    for t in reversed(dag.topo_order):
+        tail[t] = dur[t] + max((lag + tail[d] for d in succs[t] for s, lag in preds[d] if s == t), default=0)
+    best = [incumbent]
+    seen: set = set()
+    end = [0] * n
+
+    def dfs(done: frozenset, free: dict, span: int) -> None:
+        if len(done) == n:
+            best[0] = min(best[0], span)
+            return
+        key = (done, tuple(sorted(free.items())),
+               tuple(end[t] for t in sorted(done) if any(s not in done for s in succs[t])))
+        if key in seen:
+            return
+        seen.add(key)
+        for t in range(n):
+            if t in done or any(s not in done for s, _ in preds[t]):
+                continue
+            st = max([0] + [end[s] + lag for s, lag in preds[t]] + [free.get(r, 0) for r in res[t]])
+            if st + tail[t] >= best[0]:
+                continue  # cannot beat the incumbent
+            old = end[t]
+            end[t] = st + dur[t]
+            nf = dict(free)
+            for r in res[t]:
+                nf[r] = end[t]
+            dfs(done | {t}, nf, max(span, end[t]))
+            end[t] = old
+
+    dfs(frozenset(), {}, 0)
+    return best[0]
+
+
+def _tiny(seed: int, gpus: int, experts: int, batch: int, shared: int = 0,
+          kernel: str = "grouped", sharing: str | None = None):
+    rng = np.random.default_rng(seed)
+    model = tiny_model(num_experts=experts, top_k=2, shared=shared)
+    system = load_system(SYSTEM, num_gpus=gpus)
+    inst = random_instance(rng, model, system, batch, skew=0.5)
+    dag, cost = build_dag(inst, options=DagOptions(gpu_kernel=kernel, hbm_sharing=sharing))
+    return inst, dag, cost
+
+
+CASES = [  # (seed, gpus, experts, batch, shared, kernel, sharing)
+    (0, 1, 4, 6, 0, "grouped", None),
+    (1, 1, 4, 9, 1, "grouped", None),
+    (2, 1, 3, 5, 0, "per_expert", "exclusive"),
+    (3, 2, 4, 4, 0, "grouped", None),
+    (4, 2, 2, 3, 0, "grouped", "exclusive"),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpsat_matches_brute_force(case) -> None:
+    inst, dag, cost = _tiny(*case)
+    r = solve("cpsat", dag, inst, cost, **DET)
+    assert r.status == OPTIMAL
+    assert check(r.schedule, dag).ok
+    assert r.objective_ns == r.schedule.makespan_ns == r.bound_ns
+    assert r.objective_ns == brute_force(dag)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpsat_without_levers_or_hint_matches(case) -> None:
+    inst, dag, cost = _tiny(*case)
+    full = solve("cpsat", dag, inst, cost, **DET)
+    bare = solve("cpsat", dag, inst, cost, hint="none", levers=set(), **DET)
+    assert bare.status == OPTIMAL and bare.objective_ns == full.objective_ns
+    assert check(bare.schedule, dag).ok
+
+
+def _gpt_oss_layer() -> tuple[LayerInstance, TaskDAG, object]:
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model
+
+    inst = sample_layers(load_model("gpt-oss-120b"), load_system(SYSTEM, 4), 32, 1, 3)[0]
+    dag, cost = build_dag(inst)
+    return inst, dag, cost
+
+
+def test_never_worse_than_hint_and_bound_valid() -> None:
+    inst, dag, cost = _gpt_oss_layer()
+    modes = modes_from_experts(dag, {}, default_expert="gpu")
+    hint = list_schedule(dag, modes, policy="all-gpu")
+    r = solve("cpsat", dag, inst, cost, hint=hint, **{**DET, "time_limit_s": 2.0})
+    assert r.schedule is not None and check(r.schedule, dag).ok
+    assert r.objective_ns <= hint.makespan_ns
+    assert r.bound_ns <= r.objective_ns
+    # Trajectory: objectives never increase, bounds never exceed the final objective.
+    objs = [o for _, o, _ in r.trajectory]
+    assert objs == sorted(objs, reverse=True)
+    assert all(b <= r.objective_ns for _, _, b in r.trajectory)
+
+
+def test_quantised_model_retimes_exactly() -> None:
+    inst, dag, cost = _tiny(1, 1, 4, 9, 1)
+    exact = solve("cpsat", dag, inst, cost, **DET)
+    coarse = solve("cpsat", dag, inst, cost, time_quantum_ns=500, **DET)
+    assert check(coarse.schedule, dag).ok
+    assert coarse.bound_ns <= exact.objective_ns <= coarse.objective_ns
+    assert coarse.meta["quantisation_error_ns"] >= 0  # re-timing in exact ns never lengthens it
+
+
+def test_static_bounds_are_valid_on_tiny() -> None:
+    for case in CASES:
+        inst, dag, cost = _tiny(*case)
+        d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+        ht = heads_tails(dag, d)
+        opt = brute_force(dag)
+        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= opt
+        pb = partition_bound(dag, d, ht)
+        if pb is not None:
+            assert pb.bound_ns <= opt
+
+
+def test_export_and_deterministic_golden(tmp_path) -> None:
+    inst, dag, cost = _tiny(3, 2, 4, 4)
+    path = tmp_path / "model.pbtxt"
+    a = solve("cpsat", dag, inst, cost, export_path=str(path), **DET)
+    b = solve("cpsat", dag, inst, cost, **DET)
+    assert path.stat().st_size > 0 and not list(tmp_path.glob(".cpsat-*"))
+    assert a.objective_ns == b.objective_ns and a.schedule.modes == b.schedule.modes
+    assert np.array_equal(a.schedule.start_ns, b.schedule.start_ns)
+
+
+def test_bad_hint_rejected() -> None:
+    inst, dag, cost = _tiny(0, 1, 4, 6)
+    with pytest.raises(ValueError, match="hint"):
+        solve("cpsat", dag, inst, cost, hint="bogus", **DET)
+
+
+def test_random_tiny_sweep_matches_brute_force() -> None:
+    rng = np.random.default_rng(7)
+    for seed in range(6):
+        gpus = int(rng.integers(1, 3))
+        experts = int(rng.integers(2, 5)) if gpus == 1 else int(rng.integers(2, 4))
+        case = (100 + seed, gpus, experts, int(rng.integers(2, 8)), int(rng.integers(0, 2)),
+                str(rng.choice(["grouped", "per_expert"])), str(rng.choice(["exclusive", "dual_row_buffer"])))
+        inst, dag, cost = _tiny(*case)
+        r = solve("cpsat", dag, inst, cost, **DET)
+        assert r.status == OPTIMAL and check(r.schedule, dag).ok, case
+        assert r.objective_ns == brute_force(dag), case
