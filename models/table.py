@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from sieveopt.models.costmodel import COST_MODELS, MODE_PIM, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
 from sieveopt.solvers.plan_inputs import (
     P_BYTES0,
     P_BYTES_PER_NS,

@@ -29,6 +29,8 @@ import heapq
 import time
 from typing import Any
 
+from sieveopt.dag import TaskDAG
+from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
 from sieveopt.solvers.base import SolveResult
 from sieveopt.solvers.plan_inputs import (
@@ -40,9 +42,6 @@ from sieveopt.solvers.plan_inputs import (
 )
 from sieveopt.solvers.sieve import finish
 from sieveopt.solvers.sieve_ref import gpu_time_ns, order_by_tokens, prefix_walk
-
-from sieveopt.dag import TaskDAG
-from sieveopt.instance import LayerInstance
 
 
 def _all(dag: TaskDAG, policy: str, expert_mode: str, attention: str) -> SolveResult:

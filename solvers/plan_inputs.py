@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, CostModel, Work
 
 from sieveopt.dag import (
     ATTN,
@@ -40,6 +39,7 @@ from sieveopt.dag import (
     TaskDAG,
 )
 from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, CostModel, Work
 
 # Indices into the packed scalar array.
 P_T_COMM = 0          # ns

@@ -17,15 +17,15 @@ import time
 from typing import Any
 
 import numpy as np
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
-from sieveopt.solvers.base import HEURISTIC, SolveResult
-from sieveopt.solvers.plan_inputs import GpuPlanInputs, max_tokens, pim_table, plan_inputs
-from sieveopt.solvers.sieve_ref import estimate_ns, sieve_plan_ref
 
 from sieveopt.dag import EXPERT, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
 from sieveopt.schedule import modes_from_experts
+from sieveopt.solvers.base import HEURISTIC, SolveResult
+from sieveopt.solvers.plan_inputs import GpuPlanInputs, max_tokens, pim_table, plan_inputs
+from sieveopt.solvers.sieve_ref import estimate_ns, sieve_plan_ref
 
 
 def schedule_priority(dag: TaskDAG) -> np.ndarray:
