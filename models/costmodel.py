@@ -57,8 +57,10 @@ def make_cost_model(name: str, system: SystemSpec, model: ModelSpec, **params: o
 
 def _register_builtins() -> None:
     from sieveopt.models.roofline import RooflineCostModel
+    from sieveopt.models.table import TableCostModel
 
     COST_MODELS.register("roofline", RooflineCostModel)
+    COST_MODELS.register("table", TableCostModel)
 
 
 _register_builtins()
