@@ -49,7 +49,11 @@ def layer_params(
     n_hot = int(round(profile.hot_frac * num_experts))
     if n_hot and profile.hot_boost > 0:
         hot = rng.choice(num_experts, n_hot, replace=False)
-        mu[hot] += profile.hot_boost * rng.exponential(1.0, n_hot)
+        if profile.hot_dist == "exponential":
+            scale = rng.exponential(1.0, n_hot)
+        else:
+            scale = rng.uniform(0.5, 1.5, n_hot)
+        mu[hot] += profile.hot_boost * scale
     return mu.astype(np.float32), w.astype(np.float32)
 
 
