@@ -153,6 +153,9 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         hint_sched = min(cands, key=lambda s: s.makespan_ns) if cands else None
     elif hint not in (None, "none"):
         raise ValueError(f"hint: expected 'auto', 'sieve', 'none', a Schedule or a SolveResult, got {hint!r}")
+    if hint_sched is not None and lb_ns > hint_sched.makespan_ns:
+        raise RuntimeError(f"cpsat: static lower bound {lb_ns} ns exceeds a feasible makespan "
+                           f"{hint_sched.makespan_ns} ns (a bug in the redundant cuts; disable levers)")
     hint_q: Schedule | None = None
     if hint_sched is not None:
         hint_q = retime(dag, hint_sched.modes, hint_sched.start_ns, durations=dq, lags=lagq)

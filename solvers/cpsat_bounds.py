@@ -196,8 +196,8 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
             best = np.where(better, cand, best)
         feas = best > NEG // 2
         s_idx = np.flatnonzero(feas)
-        gpu_end = cg + int(gd.sum()) - best[s_idx]
-        pim_end = cp + s_idx * res
+        gpu_end = np.maximum(cg + int(gd.sum()) - best[s_idx], cg0)
+        pim_end = np.maximum(cp + s_idx * res, cp0)
         # Empty sides: all items positive, so S = 0 is exactly "all on GPU", S = cap "all on PIM".
         if s_idx[0] == 0:
             pim_end[0] = cp0
@@ -220,7 +220,8 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
 
 def _side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, rid: int,
                    experts: list[tuple[int, str]]) -> tuple[int, int]:
-    """The side's finish time before any expert load, as (with >= 1 expert, with none).
+    """The side's finish time before any expert load, as (with >= 1 expert, with none); a side
+    with experts ends at ``max(first + load, second)``.
 
     With >= 1 expert: the largest ``h + q + (fixed load on rid with head >= h, tail >= q)`` over
     thresholds every expert satisfies (head >= h, tail >= q). With none: the same over the fixed
@@ -243,4 +244,4 @@ def _side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails
     nonempty = max(val(h, q) for h in hs for q in qs)
     empty = max((val(h, q) for h, _, _ in fixed for _, q, _ in fixed
                  if any(hh >= h and qq >= q for hh, qq, _ in fixed)), default=0)
-    return max(nonempty, empty), empty
+    return nonempty, empty

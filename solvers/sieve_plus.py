@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sieveopt.dag import DISPATCH, EXPERT, LAUNCH, TaskDAG
+from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
@@ -37,119 +37,179 @@ except ImportError:  # pragma: no cover
 
 @dataclass(frozen=True)
 class PlanArrays:
-    """Flat per-expert inputs of the split decision (CSR by GPU: experts of g at off[g]:off[g+1])."""
+    """Flat inputs of the split decision (CSR by GPU: experts of g at ``off[g]:off[g+1]``, sorted by
+    token count descending; PIM release levels of g at ``lv_off[g]:lv_off[g+1]``, ascending)."""
 
     off: np.ndarray        # int64 [G+1]
     gpu_ns: np.ndarray     # int64 [n] GPU-mode duration
     pim_ns: np.ndarray     # int64 [n] PIM-mode duration
-    tokens: np.ndarray     # int64 [n]
-    remote: np.ndarray     # int64 [n] 1 if the expert waits for a dispatch
-    launch_ns: np.ndarray  # int64 [G] grouped-GEMM launch (0 in per-expert mode)
-    arrive_ns: np.ndarray  # int64 [G] estimated arrival of the last dispatch into g
+    level: np.ndarray      # int64 [n] index of the expert's PIM release level (global index)
+    lv_off: np.ndarray     # int64 [G+1]
+    lv_ns: np.ndarray      # int64 [L] PIM release levels (absolute ns)
+    side: np.ndarray       # int64 [G, 5]: GPU side const (>= 1 expert, none), PIM (>= 1, none), PIM tail
     tids: np.ndarray       # int64 [n] task ids
 
 
 def plan_arrays(dag: TaskDAG) -> PlanArrays:
-    """Extract the decision inputs from the DAG (done once per layer, outside the decision)."""
+    """Extract the decision inputs from the DAG (once per layer, outside the timed decision).
+
+    Side constants are the finish time of each side before its expert load (the GPU side after
+    the fixed GPU work the list scheduler puts there: qkv..router, the shared expert, the launch;
+    see :func:`sieveopt.solvers.cpsat_bounds._side_constant`)."""
+    from sieveopt.solvers.cpsat_bounds import _side_constant, heads_tails
+
     G = dag.num_gpus
+    dur = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    ht = heads_tails(dag, dur)
     per: list[list] = [[] for _ in range(G)]
     for t in dag.tasks:
         if t.kind == EXPERT and MODE_GPU in t.modes and MODE_PIM in t.modes:
-            remote = any(dag.tasks[e.src].kind == DISPATCH for e in dag.preds[t.tid])
             per[t.gpu].append((t.modes[MODE_GPU].duration_ns, t.modes[MODE_PIM].duration_ns, t.tokens,
-                               int(remote), t.tid))
-    launch = np.zeros(G, dtype=np.int64)
-    arrive = np.zeros(G, dtype=np.int64)
-    lag_in = np.zeros(G, dtype=np.int64)
-    for t in dag.tasks:
-        if t.kind == LAUNCH:
-            launch[t.gpu] = t.modes[MODE_GPU].duration_ns
-        elif t.kind == DISPATCH:
-            # Messages into one ingress port are serialised: sum of their sizes + the latency.
-            arrive[t.peer] += t.modes[next(iter(t.modes))].duration_ns
-            lag_in[t.peer] = max([int(lag_in[t.peer])] + [e.lag_ns for e in dag.succs[t.tid]])
-    arrive += lag_in
-    for lst in per:
-        lst.sort(key=lambda x: (-x[2], x[4]))
+                               ht.head[(t.tid, MODE_PIM)], t.tid))
+    side = np.zeros((G, 5), dtype=np.int64)
+    levels: list[list[int]] = []
+    for g in range(G):
+        per[g].sort(key=lambda x: (-x[2], x[4]))
+        levels.append(sorted({x[3] for x in per[g]}))
+        if per[g]:
+            ex = [x[4] for x in per[g]]
+            cg, cg0 = _side_constant(dag, dur, ht, dag.resource_id[(RES_GPU, g)], [(t, MODE_GPU) for t in ex])
+            cp, cp0 = _side_constant(dag, dur, ht, dag.resource_id[(RES_PIM, g)], [(t, MODE_PIM) for t in ex])
+            side[g] = (cg, cg0, cp, cp0, min(ht.tail[(t, MODE_PIM)] for t in ex))
     off = np.zeros(G + 1, dtype=np.int64)
     off[1:] = np.cumsum([len(x) for x in per])
-    flat = [x for lst in per for x in lst]
-    arr = np.array(flat, dtype=np.int64).reshape(-1, 5)
-    return PlanArrays(off, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy(),
-                      launch, arrive, arr[:, 4].copy())
+    lv_off = np.zeros(G + 1, dtype=np.int64)
+    lv_off[1:] = np.cumsum([len(x) for x in levels])
+    lv_index = {(g, h): int(lv_off[g]) + i for g in range(G) for i, h in enumerate(levels[g])}
+    flat = [(gd, pd, lv_index[(g, h)], tid) for g in range(G) for gd, pd, _, h, tid in per[g]]
+    arr = np.array(flat, dtype=np.int64).reshape(-1, 4)
+    return PlanArrays(off, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), lv_off,
+                      np.array([h for lv in levels for h in lv], dtype=np.int64), side, arr[:, 3].copy())
 
 
-def _decide_py(off, gd, pd, remote, launch, arrive, max_passes, out):
-    """Pure-Python reference of the split decision (writes 1 = GPU, 0 = PIM into ``out``)."""
-    G = len(off) - 1
-    for g in range(G):
-        a, b = off[g], off[g + 1]
-        m = b - a
-        if m == 0:
-            continue
-        r = arrive[g]
-        base_gpu = r + launch[g]
-        tot_p = 0
-        tot_pr = 0
-        for i in range(a, b):
-            tot_p += pd[i]
-            tot_pr += pd[i] * remote[i]
-        # 2. full prefix search.
-        sg, sp, spr = 0, tot_p, tot_pr
-        best = max(base_gpu, max(sp, r + spr if spr > 0 else 0))
-        best_h = 0
-        for h in range(1, m + 1):
-            i = a + h - 1
-            sg += gd[i]
-            sp -= pd[i]
-            spr -= pd[i] * remote[i]
-            est = max(base_gpu + sg, max(sp, r + spr if spr > 0 else 0))
-            if est < best:
-                best, best_h = est, h
-        sg, sp, spr = 0, 0, 0
-        for i in range(a, b):
-            if i - a < best_h:
-                out[i] = 1
-                sg += gd[i]
-            else:
-                out[i] = 0
-                sp += pd[i]
-                spr += pd[i] * remote[i]
-        # 3. single-expert move refinement.
-        for _ in range(max_passes):
-            improved = False
+def _estimate(g, lv_off, lv_ns, side, sg, ng, sp, np_, lvsum):
+    """max(GPU side end, PIM side end) for GPU g given the side sums (PIM with release levels)."""
+    gpu_end = side[g, 0] + sg if ng > 0 else 0
+    if side[g, 1] > gpu_end:
+        gpu_end = side[g, 1]
+    if np_ > 0:
+        pim_end = side[g, 2] + sp
+        if side[g, 3] > pim_end:
+            pim_end = side[g, 3]
+        acc = 0
+        for k in range(lv_off[g + 1] - 1, lv_off[g] - 1, -1):
+            acc += lvsum[k]
+            if acc > 0:
+                v = lv_ns[k] + side[g, 4] + acc
+                if v > pim_end:
+                    pim_end = v
+    else:
+        pim_end = side[g, 3]
+    return gpu_end if gpu_end > pim_end else pim_end
+
+
+def _make_decide(_estimate):
+    """Build the decision over a given estimate function (plain Python or numba-compiled)."""
+
+    def decide_impl(off, gd, pd, level, lv_off, lv_ns, side, max_passes, out, lvsum, g0, g1):
+        """Split decision of GPUs g0..g1-1 (writes 1 = GPU, 0 = PIM into ``out``)."""
+        for g in range(g0, g1):
+            a, b = off[g], off[g + 1]
+            m = b - a
+            if m == 0:
+                continue
+            # Full prefix search: top h experts (by tokens) on the GPU.
+            for k in range(lv_off[g], lv_off[g + 1]):
+                lvsum[k] = 0
+            sp = 0
             for i in range(a, b):
-                if out[i] == 1:
-                    ng, np_, npr = sg - gd[i], sp + pd[i], spr + pd[i] * remote[i]
-                else:
-                    ng, np_, npr = sg + gd[i], sp - pd[i], spr - pd[i] * remote[i]
-                est = max(base_gpu + ng, max(np_, r + npr if npr > 0 else 0))
+                sp += pd[i]
+                lvsum[level[i]] += pd[i]
+            sg = 0
+            best = _estimate(g, lv_off, lv_ns, side, sg, 0, sp, m, lvsum)
+            best_h = 0
+            for h in range(1, m + 1):
+                i = a + h - 1
+                sg += gd[i]
+                sp -= pd[i]
+                lvsum[level[i]] -= pd[i]
+                est = _estimate(g, lv_off, lv_ns, side, sg, h, sp, m - h, lvsum)
                 if est < best:
-                    best, sg, sp, spr = est, ng, np_, npr
-                    out[i] = 1 - out[i]
-                    improved = True
-            if not improved:
-                break
+                    best, best_h = est, h
+            for k in range(lv_off[g], lv_off[g + 1]):
+                lvsum[k] = 0
+            sg, sp, ng = 0, 0, 0
+            for i in range(a, b):
+                if i - a < best_h:
+                    out[i] = 1
+                    sg += gd[i]
+                    ng += 1
+                else:
+                    out[i] = 0
+                    sp += pd[i]
+                    lvsum[level[i]] += pd[i]
+            # Single-expert moves, first improvement.
+            for _ in range(max_passes):
+                improved = False
+                for i in range(a, b):
+                    if out[i] == 1:
+                        lvsum[level[i]] += pd[i]
+                        est = _estimate(g, lv_off, lv_ns, side, sg - gd[i], ng - 1, sp + pd[i], m - ng + 1, lvsum)
+                        if est < best:
+                            best, sg, sp, ng = est, sg - gd[i], sp + pd[i], ng - 1
+                            out[i] = 0
+                            improved = True
+                        else:
+                            lvsum[level[i]] -= pd[i]
+                    else:
+                        lvsum[level[i]] -= pd[i]
+                        est = _estimate(g, lv_off, lv_ns, side, sg + gd[i], ng + 1, sp - pd[i], m - ng - 1, lvsum)
+                        if est < best:
+                            best, sg, sp, ng = est, sg + gd[i], sp - pd[i], ng + 1
+                            out[i] = 1
+                            improved = True
+                        else:
+                            lvsum[level[i]] += pd[i]
+                if not improved:
+                    break
+
+    return decide_impl
 
 
-_decide_nb = njit(cache=True, nogil=True)(_decide_py) if njit is not None else _decide_py
+#: Pure-Python reference (tests check the compiled kernel makes identical decisions).
+_decide_py = _make_decide(_estimate)
+_COMPILED: list = []
 
 
-def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> np.ndarray:
-    """Per-expert decision (1 = GPU, 0 = PIM) in ``pa`` order."""
+def _compiled():
+    """The numba kernel, compiled on first use."""
+    if not _COMPILED:
+        _COMPILED.append(njit(cache=True, nogil=True)(_make_decide(njit(cache=True, nogil=True)(_estimate))))
+    return _COMPILED[0]
+
+
+def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> tuple[np.ndarray, list[int]]:
+    """Per-expert decision (1 = GPU, 0 = PIM) in ``pa`` order, and each GPU's planning time (ns).
+
+    GPUs plan independently (as in Sieve, each GPU plans its own experts), so the serving-path
+    latency is the max over GPUs."""
     out = np.zeros(len(pa.gpu_ns), dtype=np.int64)
-    fn = _decide_nb if compiled else _decide_py
-    fn(pa.off, pa.gpu_ns, pa.pim_ns, pa.remote, pa.launch_ns, pa.arrive_ns, max_passes, out)
-    return out
+    lvsum = np.zeros(len(pa.lv_ns), dtype=np.int64)
+    fn = _compiled() if compiled and njit is not None else _decide_py
+    times = []
+    for g in range(len(pa.off) - 1):
+        t0 = time.perf_counter_ns()
+        fn(pa.off, pa.gpu_ns, pa.pim_ns, pa.level, pa.lv_off, pa.lv_ns, pa.side, max_passes, out, lvsum, g, g + 1)
+        times.append(time.perf_counter_ns() - t0)
+    return out, times
 
 
 def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, max_passes: int = 3,
                      compiled: bool = True, attention: str = "best") -> SolveResult:
     t0 = time.perf_counter()
     pa = plan_arrays(dag)
-    td = time.perf_counter_ns()
-    x = decide(pa, max_passes, compiled=compiled)
-    decision_ns = time.perf_counter_ns() - td
+    x, times = decide(pa, max_passes, compiled=compiled)
+    decision_ns = max(times, default=0)
     modes = modes_from_experts(dag, {}, default_expert=MODE_GPU)
     for i, tid in enumerate(pa.tids):
         modes[int(tid)] = MODE_GPU if x[i] else MODE_PIM
@@ -161,4 +221,5 @@ def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
                 modes[t.tid] = attention
     sched = list_schedule(dag, modes, policy="sieve-plus")
     return SolveResult("sieve-plus", sched, HEURISTIC, sched.makespan_ns, None,
-                       time.perf_counter() - t0, decision_ns, (), {"max_passes": max_passes})
+                       time.perf_counter() - t0, decision_ns, (),
+                       {"max_passes": max_passes, "decision_ns_per_gpu": times, "decision_ns_sum": sum(times)})
