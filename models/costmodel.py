@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from sieveopt.models.specs import ModelSpec, SystemSpec
-from sieveopt.registry import Registry
+from sieveopt.registry import Registry, lazy
 
 #: Execution modes a task can run in.
 MODE_GPU = "gpu"
@@ -61,6 +61,8 @@ def _register_builtins() -> None:
 
     COST_MODELS.register("roofline", RooflineCostModel)
     COST_MODELS.register("table", TableCostModel)
+    COST_MODELS.register("calibrated", lazy("sieveopt.validation.calibrated", "CalibratedCostModel"),
+                         doc="Durations measured by the cycle-level simulators, cached per shape")
 
 
 _register_builtins()

@@ -61,7 +61,10 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
                            res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
             if replay_fn is not None and res.schedule is not None:
-                rep = replay_fn(res.schedule, dag, inst.system)
+                # The scheduler runs on the serving path (in parallel with the dispatch): its
+                # measured decision latency sits in the replayed layer. CP-SAT is offline.
+                lat = res.decision_ns if policy != "cpsat" else None
+                rep = replay_fn(res.schedule, dag, inst.system, instance=inst, scheduler_latency_ns=lat)
                 row.replay_makespan_ns = int(rep.makespan_ns)
             rows.append(row)
             if keep_runs:
