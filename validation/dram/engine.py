@@ -1,0 +1,482 @@
+"""Compiled (numba) core: per pseudo-channel controllers, bank state machines, refresh, PIM.
+
+The engine is event-driven over integer DRAM cycles. A controller recomputes, when it is
+looked at, the earliest cycle at which any of its candidate commands could issue; since its
+constraints only tighten until it issues a command or receives a request, it sleeps until
+that cycle. Idle time is therefore skipped but no constraint is approximated: every command
+issues at a cycle where every table row, the bank state and the command bus allow it.
+
+Timing rows are applied forward: issuing command ``c`` at node path (ch, pch, bg, bank) raises
+``ready[node_L, f]`` to ``now + latency`` for every row (L, c -> f) of the table (windowed rows
+use the ``w``-th most recent ``c`` at that node). The earliest cycle of ``f`` is then the max
+of ``ready`` over the nodes on its path and the command bus, which is exactly the max over all
+table rows. The checker in :mod:`.checker` verifies logs against the table directly.
+
+All state lives in one flat int64 array ``mem`` (parameters, tables, state; offsets in its
+header) so that the compiled helpers pass a single array (numba reference-counts every array
+argument of every call, which dominated the run time with ~30 separate arrays). The owner,
+:class:`sieveopt.validation.dram.sim.DramSim`, keeps numpy views into it; a trace can be fed in
+chunks (streamed) and the command log drained when its buffer fills.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sieveopt.validation.dram.timing import CMD, N_CMD
+
+NEG = -(1 << 40)
+INF = 1 << 62
+
+# command ids (mirror timing.COMMANDS)
+ACT, PRE, PREA, RD, WR, RDA, WRA, REF = (CMD[c] for c in ("ACT", "PRE", "PREA", "RD", "WR",
+                                                          "RDA", "WRA", "REF"))
+ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR", "RDRES"))
+
+# header of ``mem``: parameters, then offsets of each region
+(P_NCH, P_PPC, P_BG, P_BPG, P_QR, P_QW, P_WHI, P_WLO, P_FCFS, P_CLOSED, P_REFRESH, P_NREFI,
+ P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
+ O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
+ O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_END) = range(44)
+N_HEADER = 44
+PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
+
+# scalar state (at O_S)
+S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END = range(7)
+N_SCALAR = 7
+
+# queue entry fields
+F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT = range(6)
+N_FIELD = 6
+
+# per-pCH statistics
+(ST_READS, ST_WRITES, ST_HITS, ST_MISSES, ST_CONFLICTS, ST_RDLAT, ST_LAST_DATA, ST_PIM_END,
+ ST_LAST_CMD) = range(9)
+ST_CMD0 = 9
+N_STAT = ST_CMD0 + N_CMD
+
+# return codes
+NEED_MORE, DONE, LOG_FULL = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _is_row(cmd):
+    """Row-bus command (ACT, PRE, PREA, REF, ACTAB, PREAB), see timing.ROW_COMMANDS."""
+    return cmd <= PREA or cmd == REF or cmd == ACTAB or cmd == PREAB
+
+
+@njit(cache=True, inline="always")
+def _is_bank(cmd):
+    """Bank-scope command (ACT, PRE, RD, WR, RDA, WRA), see timing.BANK_SCOPE."""
+    return cmd <= PRE or (cmd >= RD and cmd <= WRA)
+
+
+@njit(cache=True)
+def _inst(lv, p, g, b, m):
+    n_ch = m[P_NCH]
+    n_pch = n_ch * m[P_PPC]
+    if lv == 0:
+        return p // m[P_PPC]
+    if lv == 1:
+        return n_ch + p
+    if lv == 2:
+        return n_ch + n_pch + p * m[P_BG] + g
+    return n_ch + n_pch + n_pch * m[P_BG] + (p * m[P_BG] + g) * m[P_BPG] + b
+
+
+@njit(cache=True)
+def _upper(cmd, p, m):
+    """Earliest cycle of ``cmd`` from its channel and pseudo-channel nodes and command bus."""
+    nx = m[O_NXT]
+    t = m[nx + (p // m[P_PPC]) * N_CMD + cmd]
+    t1 = m[nx + (m[P_NCH] + p) * N_CMD + cmd]
+    if t1 > t:
+        t = t1
+    bus = p // m[P_PPC] if m[P_BUS_PER_CH] != 0 else p
+    kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
+    t1 = m[m[O_BUS] + bus * 2 + kind]
+    return t1 if t1 > t else t
+
+
+@njit(cache=True)
+def _lower(cmd, p, g, b, m):
+    """Earliest cycle of ``cmd`` from its bank-group and bank nodes."""
+    n_ch = m[P_NCH]
+    n_pch = n_ch * m[P_PPC]
+    gi = p * m[P_BG] + g
+    nx = m[O_NXT]
+    t = m[nx + (n_ch + n_pch + gi) * N_CMD + cmd]
+    t1 = m[nx + (n_ch + n_pch + n_pch * m[P_BG] + gi * m[P_BPG] + b) * N_CMD + cmd]
+    return t if t > t1 else t1
+
+
+@njit(cache=True)
+def _earliest(cmd, p, g, b, m):
+    t = _upper(cmd, p, m)
+    if _is_bank(cmd):
+        t1 = _lower(cmd, p, g, b, m)
+        if t1 > t:
+            t = t1
+    return t
+
+
+@njit(cache=True)
+def _issue(cmd, p, g, b, row, col, now, m, log):
+    """Issue ``cmd``: apply its table rows forward, update bank state, bus, counters, log."""
+    wmax = m[P_WMAX]
+    hi = m[O_HIST]
+    hp = m[O_HPOS]
+    nx = m[O_NXT]
+    if wmax > 1:
+        top = 4 if _is_bank(cmd) else 2
+        for lv in range(top):
+            ic = _inst(lv, p, g, b, m) * N_CMD + cmd
+            m[hi + ic * wmax + m[hp + ic]] = now
+            m[hp + ic] = (m[hp + ic] + 1) % wmax
+    for k in range(m[m[O_PVS] + cmd], m[m[O_PVS] + cmd + 1]):
+        inst = _inst(m[m[O_PVL] + k], p, g, b, m)
+        w = m[m[O_PVW] + k]
+        if w == 1:
+            t = now + m[m[O_PVLAT] + k]
+        else:
+            ic = inst * N_CMD + cmd
+            t = m[hi + ic * wmax + (m[hp + ic] - w + wmax) % wmax]
+            if t <= NEG // 2:
+                continue
+            t += m[m[O_PVLAT] + k]
+        j = nx + inst * N_CMD + m[m[O_PVF] + k]
+        if t > m[j]:
+            m[j] = t
+    bus = p // m[P_PPC] if m[P_BUS_PER_CH] != 0 else p
+    kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
+    m[m[O_BUS] + bus * 2 + kind] = now + 1
+    nb = m[P_BG] * m[P_BPG]
+    ob = m[O_OPEN] + p * nb
+    if cmd == ACT:
+        m[ob + g * m[P_BPG] + b] = row
+    elif cmd == PRE or cmd == RDA or cmd == WRA:
+        m[ob + g * m[P_BPG] + b] = -1
+    elif cmd == PREA:
+        for i in range(nb):
+            m[ob + i] = -1
+    elif cmd == ACTAB:
+        m[m[O_PIMROW] + p] = row
+    elif cmd == PREAB:
+        m[m[O_PIMROW] + p] = -1
+    st = m[O_STATS] + p * N_STAT
+    m[st + ST_CMD0 + cmd] += 1
+    if now + 1 > m[st + ST_LAST_CMD]:
+        m[st + ST_LAST_CMD] = now + 1
+    if m[P_LOG] != 0:
+        n = m[m[O_S] + S_LOG_N]
+        log[n, 0] = now
+        log[n, 1] = cmd
+        log[n, 2] = p
+        log[n, 3] = g
+        log[n, 4] = b
+        log[n, 5] = row
+        log[n, 6] = col
+        m[m[O_S] + S_LOG_N] = n + 1
+
+
+@njit(cache=True)
+def _any_open(p, m):
+    nb = m[P_BG] * m[P_BPG]
+    ob = m[O_OPEN] + p * nb
+    for i in range(nb):
+        if m[ob + i] >= 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _sched_pim_refresh(p, now, m, pim, log):
+    """Refresh and PIM part of the scheduler. Returns (issued, next_cycle, blocks_normal)."""
+    tmin = INF
+    ref_pending = False
+    if m[P_REFRESH] != 0:
+        if now >= m[m[O_REF] + p]:
+            ref_pending = True
+            if _any_open(p, m):
+                t = _upper(PREA, p, m)
+                if t <= now:
+                    _issue(PREA, p, 0, 0, -1, -1, now, m, log)
+                    return True, now + 1, True
+                tmin = t
+            elif m[m[O_PIMROW] + p] < 0:
+                t = _upper(REF, p, m)
+                if t <= now:
+                    _issue(REF, p, 0, 0, -1, -1, now, m, log)
+                    m[m[O_REF] + p] += m[P_NREFI]
+                    return True, now + 1, True
+                tmin = t
+        else:
+            tmin = m[m[O_REF] + p]
+    pim_mode = m[P_PIM_MODE]
+    pim_active = False
+    pos = m[m[O_PIMPOS] + p]
+    if pim_mode != PIM_NONE and pos < pim.shape[1]:
+        rel = pim[3, pos]
+        if rel <= now:
+            pim_active = True
+            c = pim[0, pos]
+            if not (ref_pending and c == ACTAB):
+                if c == ACTAB and pim_mode == PIM_EXCLUSIVE and _any_open(p, m):
+                    t = _upper(PREA, p, m)
+                    if t <= now:
+                        _issue(PREA, p, 0, 0, -1, -1, now, m, log)
+                        return True, now + 1, True
+                else:
+                    t = _upper(c, p, m)
+                    last = m[m[O_PIMLAST] + p]
+                    if last + 1 > t:
+                        t = last + 1
+                    if t <= now:
+                        _issue(c, p, 0, 0, pim[1, pos], pim[2, pos], now, m, log)
+                        m[m[O_PIMLAST] + p] = now
+                        m[m[O_PIMPOS] + p] = pos + 1
+                        m[m[O_S] + S_PIM_LEFT] -= 1
+                        end = now + m[P_NCL] + m[P_NBL] if c == RDRES else now + 1
+                        st = m[O_STATS] + p * N_STAT + ST_PIM_END
+                        if end > m[st]:
+                            m[st] = end
+                        return True, now + 1, True
+                if t < tmin:
+                    tmin = t
+        elif rel < tmin:
+            tmin = rel
+    return False, tmin, ref_pending or (pim_active and pim_mode == PIM_EXCLUSIVE)
+
+
+@njit(cache=True)
+def _sched(p, now, m, pim, log):
+    """Try to issue one command on pCH ``p`` at ``now``. Returns (issued, next_cycle)."""
+    tmin = INF
+    if m[P_REFRESH] != 0 or m[P_PIM_MODE] != PIM_NONE:
+        issued, tmin, blocked = _sched_pim_refresh(p, now, m, pim, log)
+        if issued or blocked:
+            return issued, tmin
+    # ---- normal traffic: pick the queue (write drain with watermarks)
+    qn = m[O_QN] + p * 2
+    nrd = m[qn]
+    nwr = m[qn + 1]
+    dr = m[O_DRAIN] + p
+    if m[dr] == 0:
+        if nwr >= m[P_WHI] or (nrd == 0 and nwr > 0):
+            m[dr] = 1
+    else:
+        if nwr == 0 or (nwr <= m[P_WLO] and nrd > 0):
+            m[dr] = 0
+    w = m[dr]
+    is_wr = w == 1
+    n = m[qn + w]
+    if n == 0:
+        return False, tmin
+    col_cmd = WR if is_wr else RD
+    u_col = _upper(col_cmd, p, m)
+    u_cola = INF
+    closed = m[P_CLOSED] != 0
+    if closed:
+        u_cola = _upper(WRA if is_wr else RDA, p, m)
+    u_act = _upper(ACT, p, m)
+    u_pre = _upper(PRE, p, m)
+    lb = min(min(u_col, u_cola), min(u_act, u_pre))
+    if lb > now:  # nothing can issue before lb whatever the bank: skip the scan
+        return False, min(lb, tmin)
+    nb = m[P_BG] * m[P_BPG]
+    bpg = m[P_BPG]
+    ob = m[O_OPEN] + p * nb
+    q0 = m[O_QS] + ((p * 2 + w) * m[P_QMAX]) * N_FIELD
+    cnt = m[O_CNT]
+    counted = False  # per-bank count of queued row hits, built only when a decision needs it
+    fcfs = m[P_FCFS] != 0
+    pick = -1
+    pick_cmd = -1
+    for i in range(n):
+        e = q0 + i * N_FIELD
+        g = m[e + F_BG]
+        b = m[e + F_BANK]
+        bi = g * bpg + b
+        orow = m[ob + bi]
+        is_col = False
+        if (closed or (orow >= 0 and orow != m[e + F_ROW])) and not counted:
+            counted = True
+            for i2 in range(nb):
+                m[cnt + i2] = 0
+            for i2 in range(n):
+                e2 = q0 + i2 * N_FIELD
+                bi2 = m[e2 + F_BG] * bpg + m[e2 + F_BANK]
+                if m[ob + bi2] == m[e2 + F_ROW]:
+                    m[cnt + bi2] += 1
+        if orow == m[e + F_ROW]:
+            is_col = True
+            if closed and m[cnt + bi] == 1:
+                cmd = WRA if is_wr else RDA
+                t = u_cola
+            else:
+                cmd = col_cmd
+                t = u_col
+        elif orow < 0:
+            cmd = ACT
+            t = u_act
+        else:
+            if m[cnt + bi] > 0 and not fcfs:
+                continue  # keep the row open for the queued hits (FR-FCFS)
+            cmd = PRE
+            t = u_pre
+        if t <= now:  # bank-level rows only matter once the shared ones allow ``now``
+            t2 = _lower(cmd, p, g, b, m)
+            if t2 > t:
+                t = t2
+        if t <= now:
+            if is_col:
+                pick = i
+                pick_cmd = cmd
+                break
+            if pick < 0:
+                pick = i
+                pick_cmd = cmd
+        elif t < tmin:
+            tmin = t
+        if fcfs:
+            break
+    if pick < 0:
+        return False, tmin
+    e = q0 + pick * N_FIELD
+    g = m[e + F_BG]
+    b = m[e + F_BANK]
+    st = m[O_STATS] + p * N_STAT
+    if m[e + F_STAT] == 0:
+        m[e + F_STAT] = 1
+        if pick_cmd == ACT:
+            m[st + ST_MISSES] += 1
+        elif pick_cmd == PRE:
+            m[st + ST_CONFLICTS] += 1
+        else:
+            m[st + ST_HITS] += 1
+    _issue(pick_cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
+    if pick_cmd == RD or pick_cmd == RDA or pick_cmd == WR or pick_cmd == WRA:
+        if is_wr:
+            done = now + m[P_NCWL] + m[P_NBL]
+            m[st + ST_WRITES] += 1
+        else:
+            done = now + m[P_NCL] + m[P_NBL]
+            m[st + ST_READS] += 1
+            m[st + ST_RDLAT] += done - m[e + F_ARR]
+        if done > m[st + ST_LAST_DATA]:
+            m[st + ST_LAST_DATA] = done
+        for j in range(e, q0 + (n - 1) * N_FIELD):
+            m[j] = m[j + N_FIELD]
+        m[qn + w] = n - 1
+        m[m[O_S] + S_QUEUED] -= 1
+    return True, now + 1
+
+
+@njit(cache=True)
+def _entry_bound(p, g, b, row, w, m):
+    """Lower bound on the cycle a newly queued access could make its controller issue: the
+    earliest cycle of the command it needs now. Other entries are unchanged by its arrival
+    (it can only veto a precharge), so the controller's previous wake-up cycle stays valid."""
+    orow = m[m[O_OPEN] + p * m[P_BG] * m[P_BPG] + g * m[P_BPG] + b]
+    if orow == row:
+        t = _earliest(WR if w != 0 else RD, p, g, b, m)
+        if m[P_CLOSED] != 0:
+            t = min(t, _earliest(WRA if w != 0 else RDA, p, g, b, m))
+        return t
+    return _earliest(ACT if orow < 0 else PRE, p, g, b, m)
+
+
+@njit(cache=True)
+def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
+    """Advance the simulation over one chunk of requests (all injected in order).
+
+    Returns (status, used): NEED_MORE when the chunk is fully injected and ``final`` is false,
+    LOG_FULL when the command-log buffer must be drained, DONE when everything finished
+    (the end cycle is at S_END; -1 if the engine could not make progress).
+    """
+    n_ch = m[P_NCH]
+    ppc = m[P_PPC]
+    n_pch = n_ch * ppc
+    ipc = m[P_IPC]
+    n_req = r_pch.shape[0]
+    s0 = m[O_S]
+    nxt0 = m[O_NEXT]
+    req = 0
+    attempts = 2 if m[P_SPLIT] != 0 else 1
+    now = m[s0 + S_NOW]
+    while True:
+        if m[P_LOG] != 0 and m[s0 + S_LOG_N] + 2 * n_pch + 2 > log.shape[0]:
+            m[s0 + S_NOW] = now
+            return LOG_FULL, req
+        # ---- frontend: inject in order, stall on a full queue
+        stalled = False
+        if m[s0 + S_INJ_CYCLE] != now:
+            m[s0 + S_INJ_CYCLE] = now
+            m[s0 + S_INJ_COUNT] = 0
+        while req < n_req and (ipc == 0 or m[s0 + S_INJ_COUNT] < ipc):
+            p = r_pch[req]
+            w = r_wr[req]
+            qn = m[O_QN] + p * 2 + w
+            k = m[qn]
+            if k >= (m[P_QW] if w != 0 else m[P_QR]):
+                stalled = True
+                break
+            m[qn] = k + 1
+            e = m[O_QS] + (((p * 2 + w) * m[P_QMAX]) + k) * N_FIELD
+            m[e + F_BG] = r_bg[req]
+            m[e + F_BANK] = r_bank[req]
+            m[e + F_ROW] = r_row[req]
+            m[e + F_COL] = r_col[req]
+            m[e + F_ARR] = now
+            m[e + F_STAT] = 0
+            m[s0 + S_QUEUED] += 1
+            m[s0 + S_INJ_COUNT] += 1
+            if m[nxt0 + p] > now:
+                t = now
+                if w == m[m[O_DRAIN] + p]:  # same queue as served: the mode cannot flip
+                    t = max(now, _entry_bound(p, r_bg[req], r_bank[req], r_row[req], w, m))
+                if t < m[nxt0 + p]:
+                    m[nxt0 + p] = t
+            req += 1
+        if req == n_req and not final:
+            m[s0 + S_NOW] = now
+            return NEED_MORE, req
+        # ---- controllers (rotating priority inside a channel for a shared command bus)
+        for c in range(n_ch):
+            for j in range(ppc):
+                p = c * ppc + (j + now) % ppc
+                if m[nxt0 + p] <= now:
+                    # issue while possible (row + column bus: up to two per cycle); the
+                    # failing call returns the exact earliest next cycle for this controller
+                    nxt = now + 1
+                    for _a in range(attempts + 1):
+                        issued, t = _sched(p, now, m, pim, log)
+                        if not issued:
+                            nxt = t
+                            break
+                    m[nxt0 + p] = nxt
+        if final and req == n_req and m[s0 + S_QUEUED] == 0 and m[s0 + S_PIM_LEFT] == 0:
+            end = 0
+            for p in range(n_pch):
+                st = m[O_STATS] + p * N_STAT
+                if m[st + ST_LAST_DATA] > end:
+                    end = m[st + ST_LAST_DATA]
+                if m[st + ST_PIM_END] > end:
+                    end = m[st + ST_PIM_END]
+            m[s0 + S_END] = end
+            m[s0 + S_NOW] = now
+            return DONE, req
+        nxt = INF
+        for p in range(n_pch):
+            if m[nxt0 + p] < nxt:
+                nxt = m[nxt0 + p]
+        if req < n_req and not stalled and nxt > now + 1:
+            nxt = now + 1
+        if nxt <= now:
+            nxt = now + 1
+        if nxt >= INF:
+            m[s0 + S_END] = -1
+            m[s0 + S_NOW] = now
+            return DONE, req
+        now = nxt

@@ -1,0 +1,92 @@
+"""Address mapping: byte address -> (pseudo-channel, bank group, bank, row, column).
+
+A mapping name lists fields from the most significant to the least significant position,
+Ramulator-style: ``Ro`` row, ``Ba`` bank, ``Bg`` bank group, ``Ra`` rank (always size 1
+here), ``Co`` column, ``Ch`` channel, ``Pc`` pseudo-channel. The byte address is first divided
+by ``access_bytes`` (the low bits select a byte within one column access). Fields are then
+peeled off from the least significant end by mixed-radix division, so a power-of-two field of
+size 2^k takes exactly k bits and a non-power-of-two one (24 banks = 6 groups x 4) still maps
+every index once. When ``Bg`` is absent, ``Ba`` spans bank groups x banks (bank group in the
+high part); when ``Pc`` is absent, ``Ch`` spans channels x pseudo-channels (pseudo-channel in
+the low part). Addresses beyond the capacity wrap around in the most significant field.
+
+Examples (LSB last): ``RoBaRaCoCh`` = row | bank | rank | column | channel — consecutive
+accesses go to consecutive channels, then columns of the same bank. ``ChRaBaRoCo`` = channel
+| rank | bank | row | column — a contiguous block fills a channel column by column.
+``RoCoBaBgCh`` = row | column | bank | bank group | channel — consecutive accesses of one
+channel rotate over bank groups first (streams at tCCD_S instead of tCCD_L).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from sieveopt.errors import SpecError
+
+_TOKEN = re.compile(r"Ro|Ba|Bg|Ra|Co|Ch|Pc")
+
+
+@dataclass(frozen=True)
+class AddressMapping:
+    """Parsed mapping: ``fields`` from LSB to MSB as (name, size)."""
+
+    name: str
+    fields: tuple[tuple[str, int], ...]
+    access_bytes: int
+    banks_per_group: int
+    pch_per_channel: int
+
+    @staticmethod
+    def parse(name: str, org) -> AddressMapping:
+        tokens = _TOKEN.findall(name)
+        if "".join(tokens) != name or len(set(tokens)) != len(tokens):
+            raise SpecError("<spec>", "address_mapping", f"cannot parse mapping {name!r}",
+                            "write fields MSB->LSB from Ro Ba Bg Ra Co Ch Pc, each once, e.g. RoBaRaCoCh")
+        for need in ("Ro", "Ba", "Co", "Ch"):
+            if need not in tokens:
+                raise SpecError("<spec>", "address_mapping", f"mapping {name!r} lacks {need}",
+                                "include Ro, Ba, Co and Ch")
+        sizes = {"Ro": org.rows, "Co": org.columns, "Ra": 1}
+        expanded: list[tuple[str, int]] = []
+        for t in tokens:  # MSB -> LSB
+            if t == "Ch":
+                expanded.append(("Ch", org.channels))
+                if "Pc" not in tokens:
+                    expanded.append(("Pc", org.pseudo_channels_per_channel))
+            elif t == "Pc":
+                expanded.append(("Pc", org.pseudo_channels_per_channel))
+            elif t == "Ba":
+                if "Bg" in tokens:
+                    expanded.append(("Ba", org.banks_per_group))
+                else:
+                    expanded.append(("BgBa", org.banks))
+            elif t == "Bg":
+                expanded.append(("Bg", org.bank_groups))
+            else:
+                expanded.append((t, sizes[t]))
+        return AddressMapping(name, tuple(reversed(expanded)), org.access_bytes,
+                              org.banks_per_group, org.pseudo_channels_per_channel)
+
+    def decode(self, addr: np.ndarray, drop: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Vectorised decode of byte addresses. ``drop`` names fields treated as size 1 (e.g.
+        ``("Ch",)`` enumerates the addresses of channel 0 only, in address order).
+        Returns int64 arrays ``pch`` (global pseudo-channel), ``bg``, ``bank``, ``row``, ``col``."""
+        idx = np.asarray(addr, dtype=np.int64) // self.access_bytes
+        vals: dict[str, np.ndarray] = {}
+        last = len(self.fields) - 1
+        for i, (fname, size) in enumerate(self.fields):
+            if fname in drop:
+                vals[fname] = np.zeros_like(idx)
+            elif i == last:  # the most significant field wraps around
+                vals[fname] = idx % size
+            else:
+                idx, vals[fname] = np.divmod(idx, size)
+        if "BgBa" in vals:
+            bg, bank = np.divmod(vals["BgBa"], self.banks_per_group)
+        else:
+            bg, bank = vals["Bg"], vals["Ba"]
+        pch = vals["Ch"] * self.pch_per_channel + vals["Pc"]
+        return {"pch": pch, "bg": bg, "bank": bank, "row": vals["Ro"], "col": vals["Co"]}

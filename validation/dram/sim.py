@@ -1,0 +1,298 @@
+"""Python driver around the compiled engine: state allocation, streaming, stats, command log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sieveopt.validation.dram import engine as E
+from sieveopt.validation.dram.config import DramConfig
+from sieveopt.validation.dram.mapping import AddressMapping
+from sieveopt.validation.dram.timing import COMMANDS, N_CMD, compile_table
+
+from sieveopt.errors import SpecError
+
+LOG_DTYPE = np.dtype([("cycle", "i8"), ("cmd", "i8"), ("pch", "i8"), ("bg", "i8"),
+                      ("bank", "i8"), ("row", "i8"), ("col", "i8")])
+
+
+@dataclass
+class DramStats:
+    """Run statistics, Ramulator-style. Latency is per column access, arrival (queue entry)
+    to the end of the data burst."""
+
+    cycles: int
+    tCK_ps: int
+    pseudo_channels: int
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    row_hits: int = 0
+    row_misses: int = 0
+    row_conflicts: int = 0
+    bytes: int = 0
+    read_latency_sum_cycles: int = 0
+    pim_end_cycle: int = 0
+    data_end_cycle: int = 0
+    commands: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def time_ns(self) -> float:
+        return self.cycles * self.tCK_ps / 1000.0
+
+    @property
+    def bandwidth_GBps(self) -> float:
+        return self.bytes / self.time_ns if self.cycles > 0 else 0.0
+
+    @property
+    def avg_read_latency_cycles(self) -> float:
+        return self.read_latency_sum_cycles / self.reads if self.reads else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cycles": self.cycles, "time_ns": self.time_ns, "tCK_ps": self.tCK_ps,
+            "pseudo_channels": self.pseudo_channels, "requests": self.requests,
+            "reads": self.reads, "writes": self.writes, "bytes": self.bytes,
+            "bandwidth_GBps": self.bandwidth_GBps,
+            "row_hits": self.row_hits, "row_misses": self.row_misses,
+            "row_conflicts": self.row_conflicts,
+            "avg_read_latency_cycles": self.avg_read_latency_cycles,
+            "avg_read_latency_ns": self.avg_read_latency_cycles * self.tCK_ps / 1000.0,
+            "act": self.commands.get("ACT", 0) + self.commands.get("ACTAB", 0),
+            "pre": sum(self.commands.get(c, 0) for c in ("PRE", "PREA", "PREAB")),
+            "ref": self.commands.get("REF", 0),
+            "pim_end_cycle": self.pim_end_cycle, "data_end_cycle": self.data_end_cycle,
+            "commands": dict(self.commands),
+        }
+
+
+@dataclass(frozen=True)
+class PimProgram:
+    """An in-order PIM command stream run identically by every simulated pseudo-channel
+    (tensor parallelism). ``release`` is the earliest cycle of each command (job start)."""
+
+    cmd: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    release: np.ndarray
+
+    @staticmethod
+    def empty() -> PimProgram:
+        z = np.zeros(0, dtype=np.int64)
+        return PimProgram(z, z, z, z)
+
+    def __len__(self) -> int:
+        return int(self.cmd.shape[0])
+
+
+class DramSim:
+    """One simulation of ``channels`` channels (default: all channels of the config).
+
+    ``observer`` receives the issued-command log in chunks (a structured array with fields
+    cycle, cmd, pch, bg, bank, row, col); it is off by default. Requests are fed in order
+    with :meth:`feed` (any number of chunks) and the run ends with :meth:`finish`.
+    """
+
+    def __init__(self, cfg: DramConfig, *, channels: int | None = None,
+                 pim: PimProgram | None = None, sharing: str | None = None,
+                 observer: Callable[[np.ndarray], None] | None = None,
+                 log_capacity: int = 1 << 16, frontend_requests_per_cycle: int | None = None):
+        self.cfg = cfg
+        org, ctl = cfg.org, cfg.controller
+        n_ch = org.channels if channels is None else int(channels)
+        if not 1 <= n_ch <= org.channels:
+            raise SpecError(cfg.name, "channels", f"{n_ch} not in 1..{org.channels}", "fix it")
+        self.n_ch = n_ch
+        self.n_pch = n_ch * org.pseudo_channels_per_channel
+        pim = pim if pim is not None else PimProgram.empty()
+        self.pim = pim
+        sharing = sharing or cfg.pim.sharing
+        if sharing not in ("exclusive", "dual_row_buffer"):
+            raise SpecError(cfg.name, "sharing", f"unknown sharing mode {sharing!r}",
+                            "use exclusive or dual_row_buffer")
+        if len(pim) and not cfg.pim.enabled:
+            raise SpecError(cfg.name, "pim.enabled", "this config has no PIM units",
+                            "use a PIM preset or set pim.enabled = true")
+        pim_mode = E.PIM_NONE if len(pim) == 0 else (
+            E.PIM_EXCLUSIVE if sharing == "exclusive" else E.PIM_DUAL)
+        table = compile_table(cfg.timing_params, sharing)
+        self.table = table
+        # rows grouped by preceding command: issuing a command pushes forward the ready
+        # times of the commands it constrains (equivalent to scanning the table per query)
+        order = np.argsort(table.prev, kind="stable")
+        self.pv_level = table.level[order].copy()
+        self.pv_fol = table.next[order].copy()
+        self.pv_lat = table.latency[order].copy()
+        self.pv_win = table.window[order].copy()
+        self.pv_start = np.searchsorted(table.prev[order], np.arange(N_CMD + 1)).astype(np.int64)
+        wmax = int(max(1, table.window.max()))
+        ipc = ctl.frontend_requests_per_cycle if frontend_requests_per_cycle is None \
+            else frontend_requests_per_cycle
+        self.observer = observer
+        n_pch, banks = self.n_pch, org.banks
+        n_inst = n_ch + n_pch + n_pch * org.bank_groups + n_pch * banks
+        qmax = max(ctl.read_queue, ctl.write_queue)
+        k_rows = len(self.pv_fol)
+        sizes = [  # (offset slot, length) of each region of the flat state array
+            (E.O_PVS, N_CMD + 1), (E.O_PVL, k_rows), (E.O_PVF, k_rows), (E.O_PVLAT, k_rows),
+            (E.O_PVW, k_rows), (E.O_NXT, n_inst * N_CMD),
+            (E.O_HIST, n_inst * N_CMD * wmax if wmax > 1 else 1), (E.O_HPOS, n_inst * N_CMD),
+            (E.O_BUS, n_pch * 2), (E.O_OPEN, n_pch * banks), (E.O_PIMROW, n_pch),
+            (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
+            (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
+            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, banks)]
+        total = E.N_HEADER + sum(n for _, n in sizes)
+        m = np.zeros(total, dtype=np.int64)
+        views = {}
+        off = E.N_HEADER
+        for slot, n in sizes:
+            m[slot] = off
+            views[slot] = m[off:off + n]
+            off += n
+        m[E.O_END] = off
+        m[E.P_NCH] = n_ch
+        m[E.P_PPC] = org.pseudo_channels_per_channel
+        m[E.P_BG] = org.bank_groups
+        m[E.P_BPG] = org.banks_per_group
+        m[E.P_QR] = ctl.read_queue
+        m[E.P_QW] = ctl.write_queue
+        m[E.P_QMAX] = qmax
+        m[E.P_WHI] = ctl.write_high_watermark
+        m[E.P_WLO] = ctl.write_low_watermark
+        m[E.P_FCFS] = 1 if ctl.scheduler == "fcfs" else 0
+        m[E.P_CLOSED] = 1 if ctl.row_policy == "closed" else 0
+        m[E.P_REFRESH] = 1 if ctl.refresh else 0
+        m[E.P_NREFI] = cfg.timing.nREFI
+        m[E.P_BUS_PER_CH] = 1 if ctl.command_bus == "per_channel" else 0
+        m[E.P_SPLIT] = 1 if ctl.row_column_buses else 0
+        m[E.P_IPC] = ipc
+        m[E.P_NCL] = cfg.timing.nCL
+        m[E.P_NBL] = cfg.timing.nBL
+        m[E.P_NCWL] = cfg.timing.nCWL
+        m[E.P_PIM_MODE] = pim_mode
+        m[E.P_WMAX] = wmax
+        m[E.P_LOG] = 1 if observer is not None else 0
+        views[E.O_PVS][:] = self.pv_start
+        views[E.O_PVL][:] = self.pv_level
+        views[E.O_PVF][:] = self.pv_fol
+        views[E.O_PVLAT][:] = self.pv_lat
+        views[E.O_PVW][:] = self.pv_win
+        views[E.O_HIST][:] = E.NEG
+        views[E.O_OPEN][:] = -1
+        views[E.O_PIMROW][:] = -1
+        views[E.O_REF][:] = cfg.timing.nREFI
+        views[E.O_PIMLAST][:] = -1
+        self.m = m
+        self.S = views[E.O_S]
+        self.S[E.S_INJ_CYCLE] = -1
+        self.S[E.S_PIM_LEFT] = len(pim) * n_pch
+        self.stats = views[E.O_STATS].reshape(n_pch, E.N_STAT)
+        self.pim_arr = np.ascontiguousarray(
+            np.stack([pim.cmd, pim.row, pim.col, pim.release]).astype(np.int64)).reshape(4, -1)
+        self.log = np.zeros((log_capacity if observer else 1, 7), dtype=np.int64)
+        self.requests = 0
+        self._done = False
+        self.mapping = AddressMapping.parse(ctl.address_mapping, org)
+        self.accesses_per_request = ctl.request_bytes // org.access_bytes
+
+    # ------------------------------------------------------------------ running
+    def _drain_log(self) -> None:
+        n = int(self.S[E.S_LOG_N])
+        if n and self.observer is not None:
+            out = np.empty(n, dtype=LOG_DTYPE)
+            for i, name in enumerate(LOG_DTYPE.names):
+                out[name] = self.log[:n, i]
+            self.observer(out)
+        self.S[E.S_LOG_N] = 0
+
+    def _run(self, pch, bg, bank, row, col, wr, final: bool) -> None:
+        if self._done:
+            raise RuntimeError("simulation already finished")
+        arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (pch, bg, bank, row, col, wr)]
+        if arrays[0].size and (arrays[0].min() < 0 or arrays[0].max() >= self.n_pch):
+            raise SpecError(self.cfg.name, "pch", "request outside the simulated channels",
+                            f"pseudo-channels must be < {self.n_pch}")
+        while True:
+            status, used = E.run_engine(self.m, *arrays, final, self.pim_arr, self.log)
+            arrays = [a[used:] for a in arrays]
+            if status == E.LOG_FULL:
+                self._drain_log()
+                continue
+            if status == E.NEED_MORE:
+                return
+            self._drain_log()
+            if self.S[E.S_END] < 0:
+                raise RuntimeError("DRAM engine stalled (no command can ever issue)")
+            self._done = True
+            return
+
+    def feed(self, pch, bg, bank, row, col, is_write) -> None:
+        """Inject one chunk of decoded accesses (int arrays of equal length), in order."""
+        self.requests += len(pch)
+        self._run(pch, bg, bank, row, col, is_write, final=False)
+
+    def feed_addresses(self, addr: np.ndarray, is_write: np.ndarray) -> None:
+        """Decode byte addresses with the config's mapping and inject them; a request of
+        ``request_bytes`` becomes consecutive column accesses in the same row."""
+        d = self.mapping.decode(addr)
+        k = self.accesses_per_request
+        wr = np.asarray(is_write, dtype=np.int64)
+        self.requests += len(wr)
+        if k > 1:
+            cols = self.cfg.org.columns
+            rep = {n: np.repeat(v, k) for n, v in d.items()}
+            rep["col"] = (rep["col"] + np.tile(np.arange(k), len(wr))) % cols
+            d, wr = rep, np.repeat(wr, k)
+        self._run(d["pch"], d["bg"], d["bank"], d["row"], d["col"], wr, final=False)
+
+    def finish(self) -> DramStats:
+        """Drain every queue and the PIM program; return the statistics."""
+        z = np.zeros(0, dtype=np.int64)
+        self._run(z, z, z, z, z, z, final=True)
+        st = self.stats.sum(axis=0)
+        cmds = {name: int(st[E.ST_CMD0 + i]) for i, name in enumerate(COMMANDS)
+                if st[E.ST_CMD0 + i]}
+        acc = self.cfg.org.access_bytes
+        return DramStats(
+            cycles=int(self.S[E.S_END]), tCK_ps=self.cfg.timing.tCK_ps,
+            pseudo_channels=self.n_pch, requests=self.requests,
+            reads=int(st[E.ST_READS]), writes=int(st[E.ST_WRITES]),
+            row_hits=int(st[E.ST_HITS]), row_misses=int(st[E.ST_MISSES]),
+            row_conflicts=int(st[E.ST_CONFLICTS]),
+            bytes=int(st[E.ST_READS] + st[E.ST_WRITES]) * acc,
+            read_latency_sum_cycles=int(st[E.ST_RDLAT]),
+            pim_end_cycle=int(self.stats[:, E.ST_PIM_END].max(initial=0)),
+            data_end_cycle=int(self.stats[:, E.ST_LAST_DATA].max(initial=0)),
+            commands=cmds)
+
+
+def simulate_accesses(cfg: DramConfig, pch, bg, bank, row, col, is_write, **kw) -> DramStats:
+    """One-shot helper: simulate decoded accesses (all injected in order)."""
+    sim = DramSim(cfg, **kw)
+    sim.feed(pch, bg, bank, row, col, is_write)
+    return sim.finish()
+
+
+def simulate_addresses(cfg: DramConfig, addrs: Iterable[int], is_write=None, **kw) -> DramStats:
+    """One-shot helper: simulate byte addresses decoded with the config's mapping."""
+    a = np.asarray(list(addrs) if not isinstance(addrs, np.ndarray) else addrs, dtype=np.int64)
+    w = np.zeros_like(a) if is_write is None else np.asarray(is_write, dtype=np.int64)
+    sim = DramSim(cfg, **kw)
+    sim.feed_addresses(a, w)
+    return sim.finish()
+
+
+class CommandLog:
+    """Observer that keeps the whole issued-command log (for tests and small runs)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+
+    def __call__(self, chunk: np.ndarray) -> None:
+        self.chunks.append(chunk.copy())
+
+    @property
+    def records(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=LOG_DTYPE)
