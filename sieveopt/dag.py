@@ -18,7 +18,7 @@ reach their consumers after the link latency (an edge lag). All durations are in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -27,6 +27,7 @@ import numpy as np
 
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, CostModel, Work
+from sieveopt.models.specs import SystemSpec
 
 # Task kinds.
 QKV, ATTN, OPROJ, ROUTER = "qkv", "attn", "oproj", "router"
@@ -76,6 +77,8 @@ class Task:
     peer: int = -1                # destination GPU of a message
     tokens: int = 0
     work: Work | None = None
+    layer: int = 0                # layer index within a window (0 for a single-layer DAG)
+    microbatch: int = 0           # micro-batch index within a window
 
     @property
     def mode_names(self) -> tuple[str, ...]:
@@ -155,8 +158,24 @@ class TaskDAG:
         return {t.name: t.tid for t in self.tasks}
 
     @cached_property
+    def expert_tasks_by_slot(self) -> dict[tuple[int, int], dict[int, int]]:
+        """(layer, micro-batch) -> {routed expert id -> task id} (activated experts only)."""
+        out: dict[tuple[int, int], dict[int, int]] = {}
+        for t in self.tasks:
+            if t.kind == EXPERT:
+                out.setdefault((t.layer, t.microbatch), {})[t.expert] = t.tid
+        return out
+
+    @property
+    def is_window(self) -> bool:
+        """True when the DAG holds several layers or micro-batches (see :func:`build_window_dag`)."""
+        return len({(t.layer, t.microbatch) for t in self.tasks}) > 1
+
+    @cached_property
     def expert_task(self) -> dict[int, int]:
-        """Routed expert id -> task id (activated experts only)."""
+        """Routed expert id -> task id (activated experts only) of a single-layer DAG."""
+        if self.is_window:
+            raise ValueError("expert_task is ambiguous in a window DAG: use expert_tasks_by_slot")
         return {t.expert: t.tid for t in self.tasks if t.kind == EXPERT}
 
     def tasks_of(self, kind: str, gpu: int | None = None) -> list[Task]:
@@ -195,20 +214,21 @@ def _ns(x: float) -> int:
 
 
 class _Builder:
-    def __init__(self, inst: LayerInstance, cost: CostModel, opts: DagOptions) -> None:
-        self.inst, self.cost, self.opts = inst, cost, opts
+    """Adds layers (or micro-batches of layers) onto one shared set of per-GPU resources."""
+
+    def __init__(self, system: SystemSpec, cost: CostModel, opts: DagOptions) -> None:
+        self.system, self.cost, self.opts = system, cost, opts
         self.tasks: list[Task] = []
         self.edges: list[Edge] = []
         self.resources: list[Resource] = []
         self.res: dict[tuple[str, int], int] = {}
-        G = inst.num_gpus
-        for g in range(G):
+        for g in range(system.num_gpus):
             for kind in RESOURCE_KINDS:
                 rid = len(self.resources)
                 self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g))
                 self.res[(kind, g)] = rid
-        self.sharing = opts.hbm_sharing or inst.system.hbm_pim.sharing
-        self.tag = f"@L{opts.layer}" + (f"m{opts.microbatch}" if opts.microbatch else "")
+        self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
+        self.layer, self.microbatch, self.tag = 0, 0, ""
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
         r = self.res
@@ -234,14 +254,19 @@ class _Builder:
                 res = gpu_only_resources
             mc[m] = ModeCost(_ns(self.cost.duration_ns(work, m)), res)
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
-                               tokens=work.tokens, work=work))
+                               tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid
 
     def edge(self, src: int, dst: int, lag: int = 0, if_mode: tuple[int, str] | None = None) -> None:
         self.edges.append(Edge(src, dst, lag, if_mode))
 
-    def build(self) -> TaskDAG:
-        inst, opts, model = self.inst, self.opts, self.inst.model
+    def add_layer(self, inst: LayerInstance, layer: int, microbatch: int) -> tuple[dict[int, int], dict[int, int]]:
+        """Add one layer's tasks; returns its (first task, last task) per GPU: qkv[g], reduce[g]."""
+        if inst.system.num_gpus != self.system.num_gpus:
+            raise ValueError("every layer of a window must use the same system")
+        self.inst, self.layer, self.microbatch = inst, layer, microbatch
+        self.tag = f"@L{layer}" + (f"m{microbatch}" if microbatch else "")
+        opts, model = self.opts, inst.model
         G = inst.num_gpus
         lat = _ns(inst.system.interconnect.latency_ns)
         H, act = model.hidden_size, model.activation_bytes
@@ -348,11 +373,15 @@ class _Builder:
             for e in np.flatnonzero((inst.expert_gpu == g) & (inst.counts[g] > 0)):
                 self.edge(expert_task[int(e)], reduce_[g])
 
-        return TaskDAG(tuple(self.tasks), tuple(self.edges), tuple(self.resources), G, opts,
-                       meta={"model": model.name, "system": inst.system.name, "num_gpus": G,
-                             "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
-                             "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
-                             "attention_kind": attn_kind})
+        self.last_meta = {"model": model.name, "system": inst.system.name, "num_gpus": G,
+                          "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
+                          "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
+                          "attention_kind": attn_kind}
+        return qkv, reduce_
+
+    def finish(self, meta: dict) -> TaskDAG:
+        return TaskDAG(tuple(self.tasks), tuple(self.edges), tuple(self.resources), self.system.num_gpus,
+                       self.opts, meta=meta)
 
     def _attention_bytes(self, g: int, kind: str) -> tuple[float, float]:
         """Bytes and FLOPs one GPU's decode attention reads/does in this layer."""
@@ -372,4 +401,37 @@ class _Builder:
 
 def build_layer_dag(inst: LayerInstance, cost: CostModel, options: DagOptions | None = None) -> TaskDAG:
     """Build the task DAG of one MoE layer with durations from ``cost``."""
-    return _Builder(inst, cost, options or DagOptions()).build()
+    opts = options or DagOptions()
+    b = _Builder(inst.system, cost, opts)
+    b.add_layer(inst, opts.layer, opts.microbatch)
+    return b.finish(b.last_meta)
+
+
+def build_window_dag(layers: Sequence[Sequence[LayerInstance]], cost: CostModel,
+                     options: DagOptions | None = None) -> TaskDAG:
+    """Several micro-batches interleaved across consecutive layers, on shared resources.
+
+    ``layers[l][m]`` is micro-batch ``m`` of layer ``l`` (all on the same system). Micro-batch m
+    of layer l+1 starts on GPU g after its own layer-l ``reduce[g]``; different micro-batches
+    are independent, so one's attention can overlap another's experts (where the overlap the
+    Sieve estimate assumes becomes real). Task names carry ``@L{l}m{m}``.
+    """
+    if not layers or not layers[0]:
+        raise ValueError("build_window_dag needs at least one layer with one micro-batch")
+    nmb = len(layers[0])
+    if any(len(row) != nmb for row in layers):
+        raise ValueError("every layer of a window needs the same number of micro-batches")
+    opts = options or DagOptions()
+    b = _Builder(layers[0][0].system, cost, opts)
+    prev_last: list[dict[int, int]] = [{} for _ in range(nmb)]
+    for li, row in enumerate(layers):
+        for m, inst in enumerate(row):
+            first, last = b.add_layer(inst, li, m)
+            for g, t in prev_last[m].items():
+                b.edge(t, first[g])
+            prev_last[m] = last
+    meta = dict(b.last_meta)
+    meta.update({"window_layers": len(layers), "microbatches": nmb,
+                 "batch": sum(inst.batch for inst in layers[0]),
+                 "moe_layers": [row[0].moe_layer for row in layers]})
+    return b.finish(meta)
