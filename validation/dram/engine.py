@@ -21,7 +21,6 @@ chunks (streamed) and the command log drained when its buffer fills.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from sieveopt.validation.dram.timing import CMD, N_CMD

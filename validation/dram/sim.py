@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from sieveopt.errors import SpecError
 from sieveopt.validation.dram import engine as E
 from sieveopt.validation.dram.config import DramConfig
 from sieveopt.validation.dram.mapping import AddressMapping
 from sieveopt.validation.dram.timing import COMMANDS, N_CMD, compile_table
-
-from sieveopt.errors import SpecError
 
 LOG_DTYPE = np.dtype([("cycle", "i8"), ("cmd", "i8"), ("pch", "i8"), ("bg", "i8"),
                       ("bank", "i8"), ("row", "i8"), ("col", "i8")])
@@ -194,7 +195,10 @@ class DramSim:
         self.log = np.zeros((log_capacity if observer else 1, 7), dtype=np.int64)
         self.requests = 0
         self._done = False
-        self.mapping = AddressMapping.parse(ctl.address_mapping, org)
+        # simulating fewer channels than the config has: addresses interleave over those only
+        map_org = org if n_ch == org.channels else dataclasses.replace(
+            org, stacks=1, channels_per_stack=n_ch)
+        self.mapping = AddressMapping.parse(ctl.address_mapping, map_org)
         self.accesses_per_request = ctl.request_bytes // org.access_bytes
 
     # ------------------------------------------------------------------ running

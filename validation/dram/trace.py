@@ -101,7 +101,7 @@ def read_readwrite(path: str | Path, org, chunk: int = CHUNK) -> Iterator[dict[s
             if len(vec) != 6:
                 raise TraceError(f"{path}:{lineno}: address vector needs 6 values "
                                  "(channel,pseudochannel,bankgroup,bank,row,column)")
-            for v, lim, nm in zip(vec, limits, names):
+            for v, lim, nm in zip(vec, limits, names, strict=False):
                 if not 0 <= v < lim:
                     raise TraceError(f"{path}:{lineno}: {nm} {v} out of range 0..{lim - 1}")
             buf.append((*vec, 1 if tok[0] == "W" else 0))
@@ -110,3 +110,26 @@ def read_readwrite(path: str | Path, org, chunk: int = CHUNK) -> Iterator[dict[s
                 buf = []
     if buf:
         yield pack(buf)
+
+
+def simulate_trace(cfg, path: str | Path, *, fmt: str | None = None, channels: int | None = None,
+                   observer=None):
+    """Run a Ramulator 2.0 trace file through :class:`DramSim`, streaming it in chunks."""
+    from sieveopt.validation.dram.sim import DramSim
+
+    path = Path(path)
+    if not path.exists():
+        raise TraceError(f"{path}: trace file not found")
+    fmt = fmt or detect_format(path)
+    sim = DramSim(cfg, channels=channels, observer=observer)
+    if fmt == "loadstore":
+        for addr, wr in read_loadstore(path):
+            sim.feed_addresses(addr, wr)
+    elif fmt == "readwrite":
+        for d in read_readwrite(path, cfg.org):
+            if channels is not None and d["pch"].size and d["pch"].max() >= sim.n_pch:
+                raise TraceError(f"{path}: request for channel beyond the {channels} simulated")
+            sim.feed(d["pch"], d["bg"], d["bank"], d["row"], d["col"], d["wr"])
+    else:
+        raise TraceError(f"{path}: unknown trace format {fmt!r} (use loadstore or readwrite)")
+    return sim.finish()

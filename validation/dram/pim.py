@@ -1,0 +1,134 @@
+"""PIM kernel generator: GEMV / MoE-expert jobs -> in-order PIM command streams.
+
+Sieve's command interface (NeuPIMs style) is token write to the PIM global buffer
+(``GWR``), the all-bank GEMV, and result read-back (``RDRES``). The GEMV over the weight rows
+is expressed with all-bank commands: ``ACTAB`` opens the same DRAM row in every bank of the
+pseudo-channel (in the PIM row buffer), ``MAC`` feeds every PU one ``pu_bytes_per_access``
+slice of its bank(s) and multiply-accumulates against the global buffer, ``PREAB`` closes
+the row.
+
+Mapping (tensor parallelism over every pseudo-channel of the GPU, identical bank/row indices
+everywhere): a ``rows x cols`` matrix ``W`` (output dim x input dim) is split by output rows,
+``ceil(rows / P)`` per pseudo-channel (P = all pCHs of the GPU); inside a pseudo-channel the
+shard is spread evenly over the banks, ``ceil(rows_pch x cols x bpe / banks)`` bytes each,
+packed into 1-page DRAM rows at the same row indices in every bank. With at least as many
+output rows as banks a bank holds whole rows; with fewer, rows are split along the input
+dimension and each bank produces partial sums (``max(rows_pch, banks)`` results per pCH,
+reduced by the GPU after read-back). One token = ``ceil(cols x bpe / access_bytes)`` GWR, then
+per DRAM row one ACTAB, ``ceil(bytes_in_row / pu_bytes) x banks_per_pu`` MACs and one PREAB,
+then ``ceil(max(rows_pch, banks) x bpe / access_bytes)`` RDRES. ``tokens`` GEMVs run one after another (the
+weights are re-read per token: PIM does N GEMVs, not a GEMM).
+
+An MoE expert with hidden ``d`` and intermediate ``f`` holds 3 d f weights: gate and up are
+stacked into one ``2f x d`` matrix, down is ``d x f``. Per token: GEMV(gate|up), read-back, the
+GPU applies SiLU(gate) * up (not timed here), GWR of the intermediate, GEMV(down), read-back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sieveopt.errors import SpecError
+from sieveopt.validation.dram.config import DramConfig
+from sieveopt.validation.dram.sim import PimProgram
+from sieveopt.validation.dram.timing import CMD
+
+
+@dataclass(frozen=True)
+class GemvLayout:
+    """Per-pseudo-channel command counts of one GEMV (one token)."""
+
+    rows_per_pch: int
+    bytes_per_bank: int
+    partials: int           # results read back per pCH
+    dram_rows: int          # ACTAB/PREAB pairs
+    macs: tuple[int, ...]   # MAC commands per DRAM row
+    gwr: int
+    rdres: int
+
+    @property
+    def total_macs(self) -> int:
+        return sum(self.macs)
+
+
+def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float = 2.0,
+                pseudo_channels: int | None = None) -> GemvLayout:
+    """Command counts for a ``rows x cols`` GEMV sharded over ``pseudo_channels`` (default:
+    every pCH of the GPU)."""
+    if not cfg.pim.enabled:
+        raise SpecError(cfg.name, "pim.enabled", "this config has no PIM units",
+                        "use a PIM preset or set pim.enabled = true")
+    if rows <= 0 or cols <= 0 or bytes_per_element <= 0:
+        raise SpecError(cfg.name, "gemv", f"bad shape rows={rows} cols={cols} "
+                        f"bytes_per_element={bytes_per_element}", "use positive values")
+    org, pim = cfg.org, cfg.pim
+    n_pch = pseudo_channels or org.pseudo_channels
+    rows_pch = math.ceil(rows / n_pch)
+    # every bank gets an equal slice of the shard: whole output rows when there are at least
+    # as many rows as banks, otherwise rows split along the input dimension (partial sums)
+    bytes_bank = math.ceil(rows_pch * cols * bytes_per_element / org.banks)
+    partials = max(rows_pch, org.banks)
+    dram_rows = math.ceil(bytes_bank / org.page_bytes)
+    if dram_rows > org.rows:
+        raise SpecError(cfg.name, "gemv", f"{dram_rows} DRAM rows per bank exceed {org.rows}",
+                        "shard over more channels or shrink the matrix")
+    macs = []
+    left = bytes_bank
+    for _ in range(dram_rows):
+        in_row = min(left, org.page_bytes)
+        macs.append(math.ceil(in_row / pim.pu_bytes_per_access) * pim.banks_per_pu)
+        left -= in_row
+    gwr = math.ceil(cols * bytes_per_element / org.access_bytes)
+    rdres = math.ceil(partials * bytes_per_element / org.access_bytes)
+    return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres)
+
+
+def _append_gemv(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayout,
+                 row_base: int) -> None:
+    for i in range(lay.gwr):
+        out.append((CMD["GWR"], -1, i))
+    cols = cfg.org.columns
+    for r, n_mac in enumerate(lay.macs):
+        out.append((CMD["ACTAB"], row_base + r, -1))
+        for k in range(n_mac):
+            out.append((CMD["MAC"], row_base + r, k % cols))
+        out.append((CMD["PREAB"], row_base + r, -1))
+    for i in range(lay.rdres):
+        out.append((CMD["RDRES"], -1, i))
+
+
+def pim_program(cfg: DramConfig, matrices: list[tuple[int, int]], tokens: int, *,
+                bytes_per_element: float = 2.0, row_base: int = 0, release_cycle: int = 0,
+                pseudo_channels: int | None = None) -> PimProgram:
+    """Command stream of ``tokens`` sequential passes over ``matrices`` [(rows, cols), ...]
+    (each matrix stored after the previous one, from DRAM row ``row_base``)."""
+    if tokens < 0:
+        raise SpecError(cfg.name, "tokens", f"{tokens} < 0", "use tokens >= 0")
+    layouts = [gemv_layout(cfg, r, c, bytes_per_element, pseudo_channels) for r, c in matrices]
+    one: list[tuple[int, int, int]] = []
+    base = row_base
+    for lay in layouts:
+        _append_gemv(one, cfg, lay, base)
+        base += lay.dram_rows
+    if base > cfg.org.rows:
+        raise SpecError(cfg.name, "pim", "job does not fit in the bank rows", "fewer/smaller matrices")
+    arr = np.array(one, dtype=np.int64).reshape(-1, 3)
+    arr = np.tile(arr, (tokens, 1))
+    rel = np.full(arr.shape[0], release_cycle, dtype=np.int64)
+    return PimProgram(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), rel)
+
+
+def concat_programs(progs: list[PimProgram]) -> PimProgram:
+    """Jobs one after another (each keeps its own release cycle)."""
+    if not progs:
+        return PimProgram.empty()
+    return PimProgram(*(np.concatenate([getattr(p, f) for p in progs])
+                        for f in ("cmd", "row", "col", "release")))
+
+
+def expert_matrices(d: int, f: int) -> list[tuple[int, int]]:
+    """MoE expert FFN as PIM GEMVs: gate|up stacked (2f x d), then down (d x f)."""
+    return [(2 * f, d), (d, f)]
