@@ -83,8 +83,9 @@ def _presets(args: argparse.Namespace) -> int:
                      "pim_GBps": round(c.pim_bw_GBps_per_pch() * c.org.pseudo_channels, 1)
                      if c.pim.enabled else 0.0,
                      "description": c.description})
+    cols = ["name", "pseudo_channels", "banks_per_pch", "tCK_ps", "external_GBps", "pim_GBps"]
     return emit(args, rows, lambda rs: print_table(
-        "DRAM presets", list(rs[0].keys()), [list(r.values()) for r in rs]))
+        "DRAM presets", cols, [[r[c] for c in cols] for r in rs]))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
