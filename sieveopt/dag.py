@@ -3,6 +3,7 @@
 Per GPU g (data-parallel attention, expert parallelism, experts sharded over all PIM channels):
 
     qkv[g] -> attn[g] (pim|gpu) -> oproj[g] -> router[g] -> allgather[g->h] (NVLink)
+    qkv[g] -> prefill_attn[g] (gpu, only when prefill tokens share the batch) -> oproj[g]
     allgather[*->g] -> sched[g] (scheduler latency, in parallel with the dispatch)
     allgather[*->g] -> dispatch[g->h] (NVLink)
     sched[h], dispatch[*->h] -> expert[e on h] (gpu | pim) -> combine[h->g] -> reduce[g]
@@ -30,7 +31,7 @@ from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED,
 from sieveopt.models.specs import SystemSpec
 
 # Task kinds.
-QKV, ATTN, OPROJ, ROUTER = "qkv", "attn", "oproj", "router"
+QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = "qkv", "attn", "prefill_attn", "oproj", "router"
 ALLGATHER, SCHED, DISPATCH, LAUNCH = "allgather", "sched", "dispatch", "launch"
 EXPERT, SHARED, COMBINE, REDUCE = "expert", "shared", "combine", "reduce"
 MESSAGE_KINDS = (ALLGATHER, DISPATCH, COMBINE)
@@ -283,7 +284,8 @@ class _Builder:
             qkv[g] = self.add(f"qkv[{g}]", QKV, g, Work(QKV, n, 2.0 * qkv_params * n, qkv_params * dense_b,
                                                           2 * n * H * act), (MODE_GPU,))
             kv_bytes, attn_flops = self._attention_bytes(g, attn_kind)
-            attn[g] = self.add(f"attn[{g}]", ATTN, g, Work(ATTN, n, attn_flops, kv_bytes=kv_bytes),
+            attn[g] = self.add(f"attn[{g}]", ATTN, g,
+                               Work(ATTN, int(inst.decode_requests_per_gpu[g]), attn_flops, kv_bytes=kv_bytes),
                                opts.attention_modes)
             oproj[g] = self.add(f"oproj[{g}]", OPROJ, g, Work(OPROJ, n, 2.0 * o_params * n, o_params * dense_b,
                                                                 2 * n * H * act), (MODE_GPU,))
@@ -292,6 +294,13 @@ class _Builder:
                                  (MODE_GPU,))
             self.edge(qkv[g], attn[g])
             self.edge(attn[g], oproj[g])
+            if inst.prefill_attn_flops_per_gpu[g] > 0:
+                pf = self.add(f"prefill_attn[{g}]", PREFILL_ATTN, g,
+                              Work(PREFILL_ATTN, n - int(inst.decode_requests_per_gpu[g]),
+                                   float(inst.prefill_attn_flops_per_gpu[g]),
+                                   kv_bytes=float(inst.prefill_attn_bytes_per_gpu[g])), (MODE_GPU,))
+                self.edge(qkv[g], pf)
+                self.edge(pf, oproj[g])
             self.edge(oproj[g], router[g])
             sched[g] = self.add(f"sched[{g}]", SCHED, g, Work(SCHED, fixed_ns=opts.scheduler_latency_ns), (MODE_SCHED,))
             self.edge(router[g], sched[g])
@@ -387,7 +396,7 @@ class _Builder:
         """Bytes and FLOPs one GPU's decode attention reads/does in this layer."""
         inst, model = self.inst, self.inst.model
         att, act = model.attention, model.activation_bytes
-        n = int(inst.tokens_per_gpu[g])
+        n = int(inst.decode_requests_per_gpu[g])
         if kind == "linear":
             state = att.linear_state_elems() * act
             return 2.0 * n * state, 4.0 * n * att.linear_state_elems()

@@ -32,21 +32,39 @@ class LayerInstance:
     moe_layer: int = 0
     step: int = 0
     meta: dict = field(default_factory=dict)
+    #: Decode requests per GPU (attention reads their KV cache); None = ``tokens_per_gpu``.
+    #: Differs from ``tokens_per_gpu`` when prefill tokens share the batch.
+    decode_requests_per_gpu: np.ndarray | None = None
+    #: Prefill attention work per GPU (runs on the GPU beside decode attention); None = none.
+    prefill_attn_flops_per_gpu: np.ndarray | None = None
+    prefill_attn_bytes_per_gpu: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         G, E = self.system.num_gpus, self.model.num_routed_experts
+        if self.decode_requests_per_gpu is None:
+            object.__setattr__(self, "decode_requests_per_gpu", self.tokens_per_gpu.copy())
+        for name in ("prefill_attn_flops_per_gpu", "prefill_attn_bytes_per_gpu"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(G))
+        _check_shape("decode_requests_per_gpu", self.decode_requests_per_gpu, (G,))
+        _check_shape("prefill_attn_flops_per_gpu", self.prefill_attn_flops_per_gpu, (G,))
+        _check_shape("prefill_attn_bytes_per_gpu", self.prefill_attn_bytes_per_gpu, (G,))
+        if (self.decode_requests_per_gpu > self.tokens_per_gpu).any():
+            raise SieveoptError("LayerInstance.decode_requests_per_gpu: more decode requests than tokens on a GPU")
         _check_shape("counts", self.counts, (G, E))
         _check_shape("dispatch_tokens", self.dispatch_tokens, (G, G))
         _check_shape("expert_gpu", self.expert_gpu, (E,))
         _check_shape("tokens_per_gpu", self.tokens_per_gpu, (G,))
         _check_shape("kv_tokens_per_gpu", self.kv_tokens_per_gpu, (G,))
-        for name in ("counts", "dispatch_tokens", "tokens_per_gpu", "kv_tokens_per_gpu"):
+        for name in ("counts", "dispatch_tokens", "tokens_per_gpu", "kv_tokens_per_gpu", "decode_requests_per_gpu",
+                     "prefill_attn_flops_per_gpu", "prefill_attn_bytes_per_gpu"):
             if (getattr(self, name) < 0).any():
                 raise SieveoptError(f"LayerInstance.{name}: negative entries (token counts must be >= 0)")
         if ((self.expert_gpu < 0) | (self.expert_gpu >= G)).any():
             raise SieveoptError(f"LayerInstance.expert_gpu: values must be GPU ids in [0, {G})")
         for arr in (self.counts, self.dispatch_tokens, self.expert_gpu, self.tokens_per_gpu,
-                    self.kv_tokens_per_gpu):
+                    self.kv_tokens_per_gpu, self.decode_requests_per_gpu, self.prefill_attn_flops_per_gpu,
+                    self.prefill_attn_bytes_per_gpu):
             arr.setflags(write=False)
 
     @property
@@ -69,27 +87,47 @@ class LayerInstance:
     @classmethod
     def from_expert_ids(cls, model: ModelSpec, system: SystemSpec, expert_ids: np.ndarray, *,
                         moe_layer: int = 0, step: int = 0, context_lens: np.ndarray | None = None,
-                        placement: np.ndarray | None = None, meta: dict | None = None) -> LayerInstance:
-        """Build from the routing of one step/layer: ``expert_ids[B, k]`` (DP attention places
-        request b on GPU ``b * G // B``; expert e on GPU ``e % G`` unless ``placement`` says)."""
-        from sieveopt.workload.placement import count_matrix, dispatch_tokens, expert_gpu, token_gpu
+                        placement: np.ndarray | None = None, meta: dict | None = None,
+                        token_gpu: np.ndarray | None = None, decode_rows: int | None = None,
+                        prefill_attn_flops_per_gpu: np.ndarray | None = None,
+                        prefill_attn_bytes_per_gpu: np.ndarray | None = None) -> LayerInstance:
+        """Build from the routing of one step/layer: ``expert_ids[T, k]``, one row per token.
+
+        By default every row is a decode request and DP attention places request b on GPU
+        ``b * G // B``; ``token_gpu`` gives an explicit GPU per row. With ``decode_rows=D`` only
+        the first D rows are decode requests (``context_lens`` has D entries) and the rest are
+        prefill tokens (routed, projected, but attended by the prefill-attention work given).
+        Expert e lives on GPU ``e % G`` unless ``placement`` says otherwise.
+        """
+        from sieveopt.workload.placement import count_matrix, dispatch_tokens, expert_gpu
+        from sieveopt.workload.placement import token_gpu as dp_token_gpu
 
         expert_ids = np.asarray(expert_ids)
         if expert_ids.ndim != 2:
-            raise SieveoptError(f"expert_ids: expected shape [batch, top_k], got {expert_ids.shape}")
-        B, G, E = expert_ids.shape[0], system.num_gpus, model.num_routed_experts
-        tg = token_gpu(B, G)
+            raise SieveoptError(f"expert_ids: expected shape [tokens, top_k], got {expert_ids.shape}")
+        T, G, E = expert_ids.shape[0], system.num_gpus, model.num_routed_experts
+        D = T if decode_rows is None else decode_rows
+        if not 0 <= D <= T:
+            raise SieveoptError(f"decode_rows: must be in [0, {T}], got {D}")
+        tg = dp_token_gpu(T, G) if token_gpu is None else np.asarray(token_gpu, dtype=np.int64)
+        if tg.shape != (T,) or ((tg < 0) | (tg >= G)).any():
+            raise SieveoptError(f"token_gpu: expected {T} GPU ids in [0, {G})")
         eg = expert_gpu(E, G, placement)
-        ctx = np.full(B, DEFAULT_CONTEXT_LEN_TOKENS) if context_lens is None else np.asarray(context_lens)
-        if ctx.shape != (B,):
-            raise SieveoptError(f"context_lens: expected shape ({B},), got {ctx.shape}")
+        ctx = np.full(D, DEFAULT_CONTEXT_LEN_TOKENS) if context_lens is None else np.asarray(context_lens)
+        if ctx.shape != (D,):
+            raise SieveoptError(f"context_lens: expected shape ({D},), got {ctx.shape}")
         return cls(model=model, system=system,
                    counts=count_matrix(expert_ids, tg, G, E).astype(np.int32),
                    dispatch_tokens=dispatch_tokens(expert_ids, tg, eg, G).astype(np.int32),
                    expert_gpu=eg.astype(np.int32),
                    tokens_per_gpu=np.bincount(tg, minlength=G).astype(np.int32),
-                   kv_tokens_per_gpu=np.bincount(tg, weights=ctx, minlength=G).astype(np.int64),
-                   moe_layer=moe_layer, step=step, meta=dict(meta or {}))
+                   kv_tokens_per_gpu=np.bincount(tg[:D], weights=ctx, minlength=G).astype(np.int64),
+                   moe_layer=moe_layer, step=step, meta=dict(meta or {}),
+                   decode_requests_per_gpu=np.bincount(tg[:D], minlength=G).astype(np.int32),
+                   prefill_attn_flops_per_gpu=None if prefill_attn_flops_per_gpu is None
+                   else np.asarray(prefill_attn_flops_per_gpu, dtype=float),
+                   prefill_attn_bytes_per_gpu=None if prefill_attn_bytes_per_gpu is None
+                   else np.asarray(prefill_attn_bytes_per_gpu, dtype=float))
 
 
 def _check_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:

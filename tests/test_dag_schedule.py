@@ -193,3 +193,31 @@ def test_random_instances_build_valid_dags_and_schedules(G, E, k, B, seed, kerne
         base = max((longest[e.src] + e.lag_ns for e in dag.preds[t] if dag.edge_active(e, modes)), default=0)
         longest[t] = base + dag.tasks[t].modes[modes[t]].duration_ns
     assert sched.makespan_ns >= longest.max()
+
+
+def test_prefill_rows_get_a_prefill_attention_task():
+    model = tiny_model(num_experts=4, top_k=2)
+    system = load_system("sieve-b200-hbm3e-pim", 2)
+    ids = np.array([[0, 1], [2, 3], [0, 2], [1, 3], [0, 1], [0, 3]])  # 2 decode rows, 4 prefill tokens
+    tg = np.array([0, 1, 0, 0, 1, 1])
+    inst = LayerInstance.from_expert_ids(model, system, ids, token_gpu=tg, decode_rows=2,
+                                         context_lens=np.array([100, 300]),
+                                         prefill_attn_flops_per_gpu=np.array([1e9, 2e9]),
+                                         prefill_attn_bytes_per_gpu=np.array([1e6, 1e6]))
+    assert inst.tokens_per_gpu.tolist() == [3, 3]
+    assert inst.decode_requests_per_gpu.tolist() == [1, 1]
+    assert inst.kv_tokens_per_gpu.tolist() == [100, 300]
+    dag = _dag(inst)
+    pf = dag.by_name["prefill_attn[1]@L0"]
+    assert {dag.tasks[e.src].kind for e in dag.preds[pf]} == {"qkv"}
+    assert {dag.tasks[e.dst].kind for e in dag.succs[pf]} == {"oproj"}
+    assert dag.tasks[dag.by_name["attn[0]@L0"]].tokens == 1
+    sched = list_schedule(dag, modes_from_experts(dag, default_expert="pim"))
+    assert check(sched, dag).ok
+    # prefill attention (GPU) overlaps decode attention (PIM)
+    a, p = dag.by_name["attn[1]@L0"], pf
+    assert sched.start_ns[p] < sched.end_ns[a] and sched.start_ns[a] < sched.end_ns[p]
+    with pytest.raises(SieveoptError, match="context_lens"):
+        LayerInstance.from_expert_ids(model, system, ids, token_gpu=tg, decode_rows=2, context_lens=np.ones(6))
+    with pytest.raises(SieveoptError, match="token_gpu"):
+        LayerInstance.from_expert_ids(model, system, ids, token_gpu=tg + 1)

@@ -106,7 +106,11 @@ def test_mixed_prefill_adds_prefill_tokens_to_expert_counts():
     assert (mi.expert_tokens >= di.expert_tokens).all()
     assert mi.tokens_per_gpu.sum() == 16 + 128
     assert mi.kv_tokens_per_gpu.sum() == di.kv_tokens_per_gpu.sum() == 16 * 1024
-    assert mix.prefill_attn_ns > 0 and dec.prefill_attn_ns == 0
+    assert mi.decode_requests_per_gpu.sum() == di.decode_requests_per_gpu.sum() == 16
+    # Qwen3-30B has only MoE layers: prefill attention lives in the layer DAG, on the GPU
+    assert mix.prefill_attn_ns == dec.prefill_attn_ns == 0
+    assert [t.kind for t in mix.samples[0].dag.tasks].count("prefill_attn") == 1
+    assert "prefill_attn" not in [t.kind for t in dec.samples[0].dag.tasks]
     r_dec, r_mix = run_step(dec, "noexp"), run_step(mix, "noexp")
     assert r_mix.step_ns > r_dec.step_ns
     assert r_mix.batch == 16   # only decode requests count as generated tokens

@@ -1,7 +1,7 @@
 """End-to-end evaluation: decode-step model, throughput vs interactivity sweeps, Pareto plots.
 
 * :mod:`~sieveopt.e2e.workload`: context lengths, per-attention-kind layer sampling, mixed prefill.
-* :mod:`~sieveopt.e2e.extras`: LM head, embeddings, dense layers, prefill attention (outside the DAG).
+* :mod:`~sieveopt.e2e.extras`: LM head, embeddings, dense layers, prefill attention work.
 * :mod:`~sieveopt.e2e.breakdown`: critical-path time attribution and per-resource busy time.
 * :mod:`~sieveopt.e2e.step`: ``prepare_step`` / ``run_step`` -> :class:`StepResult` (throughput,
   interactivity, breakdown) for one (model, system, batch, policy).

@@ -84,13 +84,21 @@ def prefill_attention_flops(model: ModelSpec, kind: str, length: int) -> float:
     return 4.0 * pairs * att.num_q_heads * att.head_dim
 
 
-def prefill_attention_ns(model: ModelSpec, cost: CostModel, kind: str, length: int,
-                         requests_per_gpu: list[int] | np.ndarray) -> float:
-    """Prefill attention of one layer on the busiest GPU (its prompts run back to back)."""
+def prefill_attention_work(model: ModelSpec, kind: str, length: int) -> tuple[float, float]:
+    """(FLOPs, bytes) of one prompt's attention in one layer of ``kind``."""
     if length <= 0:
-        return 0.0
+        return 0.0, 0.0
     att, act = model.attention, model.activation_bytes
     io = length * (2 * att.num_q_heads * att.head_dim + att.kv_elems_per_token()) * act
-    one = cost.duration_ns(Work("prefill_attn", int(length), prefill_attention_flops(model, kind, length),
-                                act_bytes=io), MODE_GPU)
+    return prefill_attention_flops(model, kind, length), io
+
+
+def prefill_attention_ns(model: ModelSpec, cost: CostModel, kind: str, length: int,
+                         requests_per_gpu: list[int] | np.ndarray) -> float:
+    """Prefill attention of one (dense, non-MoE) layer on the busiest GPU (prompts back to back).
+    MoE layers carry theirs in the DAG (``prefill_attn[g]``)."""
+    if length <= 0:
+        return 0.0
+    flops, io = prefill_attention_work(model, kind, length)
+    one = cost.duration_ns(Work("prefill_attn", int(length), flops, act_bytes=io), MODE_GPU)
     return max((int(r) * one for r in requests_per_gpu), default=0.0)

@@ -163,9 +163,10 @@ def prepare_step(model: ModelSpec, system: SystemSpec, batch: int, settings: Ste
     prefill_ns = 0.0
     if pre.tokens:
         per_gpu = first.meta["prefill_requests_per_gpu"]
-        prefill_ns = sum(counts[k] * extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in counts)
+        # MoE layers run their prefill attention inside the DAG (prefill_attn[g]); only the dense
+        # (non-MoE) layers add it here.
         dense_kinds = [model.attention.layer_kind(i) for i in range(model.num_layers - model.num_moe_layers)]
-        prefill_ns += sum(extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in dense_kinds)
+        prefill_ns = sum(extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in dense_kinds)
     return StepProblem(model, system, batch, settings, cost, tuple(samples), ctx,
                        extras.lm_head_ns(model, cost, head_tokens), extras.embedding_ns(model, cost, head_tokens),
                        prefill_ns)

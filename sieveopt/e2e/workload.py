@@ -12,7 +12,8 @@
   the decode batch. Their tokens are routed by the same calibrated generator (own seeded
   stream), add to the expert token counts and the dispatch, and go through the dense
   projections. Prefill request p lives on GPU ``p % G`` (all its tokens). Their attention is
-  GPU work outside the DAG (see :mod:`sieveopt.e2e.prefill`).
+  the DAG's ``prefill_attn[g]`` GPU task (beside decode attention on PIM); dense non-MoE
+  layers add it to the step outside the DAG.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ from sieveopt.errors import SieveoptError
 from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.workload import (
-    count_matrix,
-    dispatch_tokens,
-    expert_gpu,
     generate_for_model,
     token_gpu,
 )
@@ -153,32 +151,28 @@ def mixed_instance(model: ModelSpec, system: SystemSpec, decode_ids: np.ndarray,
     ``prefill_ids[P*L, k]`` (request p's L tokens on GPU ``p % G``).
 
     Prefill rows count in the expert token counts, the dispatch and ``tokens_per_gpu`` (they go
-    through the projections) but not in ``kv_tokens_per_gpu``: their attention is prefill
-    attention on the GPU, accounted outside the DAG.
+    through the projections) but not in the decode attention: their attention is the DAG's
+    ``prefill_attn[g]`` GPU task, beside decode attention on PIM.
     """
-    G, E = system.num_gpus, model.num_routed_experts
+    from sieveopt.e2e.extras import prefill_attention_work
+
+    G = system.num_gpus
     B = decode_ids.shape[0]
     if prefill_ids.shape[0] != prefill.tokens:
         raise SieveoptError(f"prefill routing: expected {prefill.tokens} token rows, got {prefill_ids.shape[0]}")
-    tg_dec = token_gpu(B, G)
-    tg_pre = np.repeat(np.arange(prefill.requests, dtype=np.int64) % G, prefill.len_tokens)
-    tg = np.concatenate([tg_dec, tg_pre])
+    tg = np.concatenate([token_gpu(B, G),
+                         np.repeat(np.arange(prefill.requests, dtype=np.int64) % G, prefill.len_tokens)])
     ids = np.concatenate([np.asarray(decode_ids, dtype=np.int64), np.asarray(prefill_ids, dtype=np.int64)])
-    eg = expert_gpu(E, G)
-    ctx = np.asarray(context_lens, dtype=np.int64)
-    if ctx.shape != (B,):
-        raise SieveoptError(f"context_lens: expected shape ({B},), got {ctx.shape}")
+    requests_per_gpu = np.bincount(np.arange(prefill.requests) % G, minlength=G)
+    flops, io_bytes = prefill_attention_work(model, model.moe_layer_attention_kind(moe_layer), prefill.len_tokens)
     m = dict(meta or {})
     m.update(prefill_requests=prefill.requests, prefill_len_tokens=prefill.len_tokens,
-             decode_tokens_per_gpu=np.bincount(tg_dec, minlength=G).tolist(),
-             prefill_requests_per_gpu=np.bincount(np.arange(prefill.requests) % G, minlength=G).tolist())
-    return LayerInstance(model=model, system=system,
-                         counts=count_matrix(ids, tg, G, E).astype(np.int32),
-                         dispatch_tokens=dispatch_tokens(ids, tg, eg, G).astype(np.int32),
-                         expert_gpu=eg.astype(np.int32),
-                         tokens_per_gpu=np.bincount(tg, minlength=G).astype(np.int32),
-                         kv_tokens_per_gpu=np.bincount(tg_dec, weights=ctx, minlength=G).astype(np.int64),
-                         moe_layer=moe_layer, meta=m)
+             decode_tokens_per_gpu=np.bincount(tg[:B], minlength=G).tolist(),
+             prefill_requests_per_gpu=requests_per_gpu.tolist())
+    return LayerInstance.from_expert_ids(model, system, ids, moe_layer=moe_layer, context_lens=context_lens,
+                                         meta=m, token_gpu=tg, decode_rows=B,
+                                         prefill_attn_flops_per_gpu=requests_per_gpu * flops,
+                                         prefill_attn_bytes_per_gpu=requests_per_gpu * io_bytes)
 
 
 def kind_counts(model: ModelSpec) -> Counter:
