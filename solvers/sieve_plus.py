@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,6 +49,19 @@ class PlanArrays:
     lv_ns: np.ndarray      # int64 [L] PIM release levels (absolute ns)
     side: np.ndarray       # int64 [G, 5]: GPU side const (>= 1 expert, none), PIM (>= 1, none), PIM tail
     tids: np.ndarray       # int64 [n] task ids
+
+    @cached_property
+    def items(self) -> np.ndarray:
+        """int64 [n, 3]: GPU duration, PIM duration, release level (the kernel's packed input)."""
+        return np.ascontiguousarray(np.stack([self.gpu_ns, self.pim_ns, self.level], axis=1))
+
+    @cached_property
+    def ginfo(self) -> np.ndarray:
+        """int64 [G, 9]: expert range, level range, side constants (the kernel's packed input)."""
+        G = len(self.off) - 1
+        return np.ascontiguousarray(np.concatenate(
+            [self.off[:G, None], self.off[1:, None], self.lv_off[:G, None], self.lv_off[1:, None], self.side],
+            axis=1))
 
 
 def plan_arrays(dag: TaskDAG) -> PlanArrays:
@@ -87,94 +101,103 @@ def plan_arrays(dag: TaskDAG) -> PlanArrays:
                       np.array([h for lv in levels for h in lv], dtype=np.int64), side, arr[:, 3].copy())
 
 
-def _estimate(g, lv_off, lv_ns, side, sg, ng, sp, np_, lvsum):
-    """max(GPU side end, PIM side end) for GPU g given the side sums (PIM with release levels)."""
-    gpu_end = side[g, 0] + sg if ng > 0 else 0
-    if side[g, 1] > gpu_end:
-        gpu_end = side[g, 1]
+def _estimate(gi, lv_ns, work, lv0, sg, ng, sp, np_):
+    """max(GPU side end, PIM side end) of one GPU given its side sums (PIM with release levels).
+
+    ``gi`` = (a, b, la, lb, cg, cg0, cp, cp0, qp): expert and level ranges, side constants, PIM
+    tail; ``work[lv0 + k]`` holds the PIM load of release level k."""
+    gpu_end = gi[4] + sg if ng > 0 else 0
+    if gi[5] > gpu_end:
+        gpu_end = gi[5]
     if np_ > 0:
-        pim_end = side[g, 2] + sp
-        if side[g, 3] > pim_end:
-            pim_end = side[g, 3]
+        pim_end = gi[6] + sp
+        if gi[7] > pim_end:
+            pim_end = gi[7]
         acc = 0
-        for k in range(lv_off[g + 1] - 1, lv_off[g] - 1, -1):
-            acc += lvsum[k]
+        for k in range(gi[3] - 1, gi[2] - 1, -1):
+            acc += work[lv0 + k]
             if acc > 0:
-                v = lv_ns[k] + side[g, 4] + acc
+                v = lv_ns[k] + gi[8] + acc
                 if v > pim_end:
                     pim_end = v
     else:
-        pim_end = side[g, 3]
+        pim_end = gi[7]
     return gpu_end if gpu_end > pim_end else pim_end
 
 
 def _make_decide(_estimate):
     """Build the decision over a given estimate function (plain Python or numba-compiled)."""
 
-    def decide_impl(off, gd, pd, level, lv_off, lv_ns, side, max_passes, out, lvsum, g0, g1):
-        """Split decision of GPUs g0..g1-1 (writes 1 = GPU, 0 = PIM into ``out``)."""
-        for g in range(g0, g1):
-            a, b = off[g], off[g + 1]
-            m = b - a
-            if m == 0:
-                continue
-            # Full prefix search: top h experts (by tokens) on the GPU.
-            for k in range(lv_off[g], lv_off[g + 1]):
-                lvsum[k] = 0
-            sp = 0
+    def decide_impl(items, ginfo, lv_ns, work, g, max_passes):
+        """Split decision of GPU g: writes 1 = GPU, 0 = PIM into ``work[a:b]`` (``work`` also holds
+        the per-level PIM loads after the ``len(items)`` decision slots)."""
+        gi = ginfo[g]
+        a, b = gi[0], gi[1]
+        lv0 = len(items)
+        m = b - a
+        if m == 0:
+            return
+        # Full prefix search: top h experts (by tokens) on the GPU.
+        for k in range(gi[2], gi[3]):
+            work[lv0 + k] = 0
+        sp = 0
+        for i in range(a, b):
+            sp += items[i, 1]
+            work[lv0 + items[i, 2]] += items[i, 1]
+        sg = 0
+        best = _estimate(gi, lv_ns, work, lv0, sg, 0, sp, m)
+        best_h = 0
+        for h in range(1, m + 1):
+            i = a + h - 1
+            sg += items[i, 0]
+            sp -= items[i, 1]
+            work[lv0 + items[i, 2]] -= items[i, 1]
+            est = _estimate(gi, lv_ns, work, lv0, sg, h, sp, m - h)
+            if est < best:
+                best, best_h = est, h
+        for k in range(gi[2], gi[3]):
+            work[lv0 + k] = 0
+        sg, sp, ng = 0, 0, 0
+        for i in range(a, b):
+            if i - a < best_h:
+                work[i] = 1
+                sg += items[i, 0]
+                ng += 1
+            else:
+                work[i] = 0
+                sp += items[i, 1]
+                work[lv0 + items[i, 2]] += items[i, 1]
+        # Single-expert moves, first improvement.
+        for _ in range(max_passes):
+            improved = False
             for i in range(a, b):
-                sp += pd[i]
-                lvsum[level[i]] += pd[i]
-            sg = 0
-            best = _estimate(g, lv_off, lv_ns, side, sg, 0, sp, m, lvsum)
-            best_h = 0
-            for h in range(1, m + 1):
-                i = a + h - 1
-                sg += gd[i]
-                sp -= pd[i]
-                lvsum[level[i]] -= pd[i]
-                est = _estimate(g, lv_off, lv_ns, side, sg, h, sp, m - h, lvsum)
-                if est < best:
-                    best, best_h = est, h
-            for k in range(lv_off[g], lv_off[g + 1]):
-                lvsum[k] = 0
-            sg, sp, ng = 0, 0, 0
-            for i in range(a, b):
-                if i - a < best_h:
-                    out[i] = 1
-                    sg += gd[i]
-                    ng += 1
-                else:
-                    out[i] = 0
-                    sp += pd[i]
-                    lvsum[level[i]] += pd[i]
-            # Single-expert moves, first improvement.
-            for _ in range(max_passes):
-                improved = False
-                for i in range(a, b):
-                    if out[i] == 1:
-                        lvsum[level[i]] += pd[i]
-                        est = _estimate(g, lv_off, lv_ns, side, sg - gd[i], ng - 1, sp + pd[i], m - ng + 1, lvsum)
-                        if est < best:
-                            best, sg, sp, ng = est, sg - gd[i], sp + pd[i], ng - 1
-                            out[i] = 0
-                            improved = True
-                        else:
-                            lvsum[level[i]] -= pd[i]
+                gd, pd, lv = items[i, 0], items[i, 1], lv0 + items[i, 2]
+                if work[i] == 1:
+                    work[lv] += pd
+                    est = _estimate(gi, lv_ns, work, lv0, sg - gd, ng - 1, sp + pd, m - ng + 1)
+                    if est < best:
+                        best, sg, sp, ng = est, sg - gd, sp + pd, ng - 1
+                        work[i] = 0
+                        improved = True
                     else:
-                        lvsum[level[i]] -= pd[i]
-                        est = _estimate(g, lv_off, lv_ns, side, sg + gd[i], ng + 1, sp - pd[i], m - ng - 1, lvsum)
-                        if est < best:
-                            best, sg, sp, ng = est, sg + gd[i], sp - pd[i], ng + 1
-                            out[i] = 1
-                            improved = True
-                        else:
-                            lvsum[level[i]] += pd[i]
-                if not improved:
-                    break
+                        work[lv] -= pd
+                else:
+                    work[lv] -= pd
+                    est = _estimate(gi, lv_ns, work, lv0, sg + gd, ng + 1, sp - pd, m - ng - 1)
+                    if est < best:
+                        best, sg, sp, ng = est, sg + gd, sp - pd, ng + 1
+                        work[i] = 1
+                        improved = True
+                    else:
+                        work[lv] += pd
+            if not improved:
+                break
 
     return decide_impl
 
+
+_DUMMY = (np.array([[1, 1, 0]], dtype=np.int64), np.array([[0, 1, 0, 1, 0, 0, 0, 0, 0]], dtype=np.int64),
+          np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64))
 
 #: Pure-Python reference (tests check the compiled kernel makes identical decisions).
 _decide_py = _make_decide(_estimate)
@@ -182,9 +205,9 @@ _COMPILED: list = []
 
 
 def _compiled():
-    """The numba kernel, compiled on first use."""
+    """The numba kernel, compiled on first use (and cached on disk)."""
     if not _COMPILED:
-        _COMPILED.append(njit(cache=True, nogil=True)(_make_decide(njit(cache=True, nogil=True)(_estimate))))
+        _COMPILED.append(njit(cache=True)(_make_decide(njit(cache=True)(_estimate))))
     return _COMPILED[0]
 
 
@@ -193,15 +216,18 @@ def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> tup
 
     GPUs plan independently (as in Sieve, each GPU plans its own experts), so the serving-path
     latency is the max over GPUs."""
-    out = np.zeros(len(pa.gpu_ns), dtype=np.int64)
-    lvsum = np.zeros(len(pa.lv_ns), dtype=np.int64)
+    n = len(pa.gpu_ns)
+    work = np.zeros(n + len(pa.lv_ns), dtype=np.int64)
     fn = _compiled() if compiled and njit is not None else _decide_py
+    items, ginfo, lv_ns = pa.items, pa.ginfo, pa.lv_ns
+    if fn is not _decide_py:  # same methodology as Sieve's warm_up(): a dummy call, untimed
+        fn(_DUMMY[0], _DUMMY[1], _DUMMY[2], _DUMMY[3].copy(), 0, 1)
     times = []
-    for g in range(len(pa.off) - 1):
+    for g in range(len(ginfo)):
         t0 = time.perf_counter_ns()
-        fn(pa.off, pa.gpu_ns, pa.pim_ns, pa.level, pa.lv_off, pa.lv_ns, pa.side, max_passes, out, lvsum, g, g + 1)
+        fn(items, ginfo, lv_ns, work, g, max_passes)
         times.append(time.perf_counter_ns() - t0)
-    return out, times
+    return work[:n].copy(), times
 
 
 def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, max_passes: int = 3,
