@@ -1,8 +1,13 @@
 """The ``roofline`` cost model (DESIGN.md §5).
 
 * GPU: ``kernel_overhead + max(flops / (peak * eff), bytes / (bw * eff))``.
-* PIM: per expert job ``job_overhead + n * (weight GEMV + per-token overhead) + token I/O``, the
-  GEMV bound by internal bandwidth or PIM compute (``ops_per_byte * internal bandwidth``).
+* PIM: per expert job ``job_overhead + n * (GEMV + token write + read-back + per-token overhead)``
+  (N tokens = N sequential GEMVs). The GEMV is bound by internal bandwidth or PIM compute
+  (``ops_per_byte * internal bandwidth``). Tensor parallelism shards every matrix by output rows
+  over the pseudo-channels, so each one needs the *whole* input vector in its global buffer:
+  the token write costs ``(d + f) * act_bytes / pCH bandwidth`` (gate|up input d, down input f),
+  in parallel on every pseudo-channel; the read-back moves the ``2f + d`` outputs over all of
+  them. This mirrors the command stream of :mod:`sieveopt.validation.dram.pim`.
 * Links: ``bytes / bandwidth`` on the port (the latency is a lag on the DAG edge).
 """
 
@@ -29,17 +34,27 @@ class RooflineCostModel:
         self.pim_job_overhead_ns = pim.job_overhead_ns
         self.pim_token_overhead_ns = pim.per_token_overhead_ns
         self.ext_bytes_per_ns = system.gpu_hbm_bw_GBps
+        self.num_pch = system.hbm_pim.pseudo_channels_per_gpu
+        self.pch_bytes_per_ns = system.hbm_pim.peak_bw_GBps / self.num_pch
         self.link_bytes_per_ns = system.interconnect.bw_per_direction_GBps
 
     # -- pieces other policies reuse (T_GPU / T_PIM estimates) ----------------------------
-    def pim_gemv_ns(self, weight_bytes: float, tokens: int) -> float:
-        """``tokens`` sequential GEMVs over ``weight_bytes`` of weights, with token I/O."""
+    def pim_gemv_ns(self, weight_bytes: float, tokens: int, *, channels: float | None = None,
+                    bytes_per_param: float | None = None) -> float:
+        """``tokens`` sequential GEMVs of one expert holding ``weight_bytes`` of 3 d f weights,
+        sharded over ``channels`` pseudo-channels (default: all of the GPU's)."""
         if tokens <= 0:
             return 0.0
-        flops = 2.0 * weight_bytes / self.model.expert_weight_bytes_per_param
-        per_token = max(weight_bytes / self.pim_bytes_per_ns, flops / self.pim_flops_per_ns)
-        io = 2.0 * self.model.hidden_size * self.model.activation_bytes / self.ext_bytes_per_ns
-        return self.pim_job_overhead_ns + tokens * (per_token + self.pim_token_overhead_ns + io)
+        m = self.model
+        bpp = m.expert_weight_bytes_per_param if bytes_per_param is None else bytes_per_param
+        d = m.hidden_size
+        f = weight_bytes / (3.0 * d * bpp)
+        share = (channels or self.num_pch) / self.num_pch
+        gemv = max(weight_bytes / (self.pim_bytes_per_ns * share),
+                   2.0 * weight_bytes / bpp / (self.pim_flops_per_ns * share))
+        write = (d + f) * m.activation_bytes / self.pch_bytes_per_ns
+        read = (2.0 * f + d) * m.activation_bytes / (self.pch_bytes_per_ns * self.num_pch * share)
+        return self.pim_job_overhead_ns + tokens * (gemv + write + read + self.pim_token_overhead_ns)
 
     def duration_ns(self, work: Work, mode: str) -> float:
         if mode == MODE_SCHED:
@@ -51,8 +66,11 @@ class RooflineCostModel:
             body = max(work.flops / self.gpu_flops_per_ns, bytes_ / self.gpu_bytes_per_ns)
             return body + work.launches * self.kernel_overhead_ns
         if mode == MODE_PIM:
-            if work.kind in ("expert", "shared_expert"):
+            if work.kind == "expert":
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens)
+            if work.kind == "shared":
+                return self.pim_gemv_ns(work.weight_bytes, work.tokens,
+                                        bytes_per_param=self.model.dense_weight_bytes_per_param)
             # attention (and anything else streaming memory once): bound by internal bw / compute
             body = max(work.kv_bytes / self.pim_bytes_per_ns, work.flops / self.pim_flops_per_ns)
             return self.pim_job_overhead_ns + body

@@ -114,13 +114,9 @@ def channel_table(instance: LayerInstance, cost: CostModel, channels: int, max_t
     rf = getattr(cost, "roofline", cost)
     if not isinstance(rf, RooflineCostModel):
         rf = RooflineCostModel(instance.system, instance.model)
-    model = instance.model
-    w = model.expert_weight_bytes
-    flops = 2.0 * w / model.expert_weight_bytes_per_param
-    gemv = max(w / (rf.pim_bytes_per_ns / channels), flops / (rf.pim_flops_per_ns / channels))
-    io = 2.0 * model.hidden_size * model.activation_bytes / rf.ext_bytes_per_ns
-    per_token = gemv + rf.pim_token_overhead_ns + io
-    return [0.0] + [rf.pim_job_overhead_ns + n * per_token for n in range(1, max_tokens + 1)]
+    w = instance.model.expert_weight_bytes
+    share = rf.num_pch / channels  # the pseudo-channels one of ``channels`` equal PIM units spans
+    return [0.0] + [rf.pim_gemv_ns(w, n, channels=share) for n in range(1, max_tokens + 1)]
 
 
 def solve_pimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
