@@ -140,34 +140,32 @@ def _model_of(dag: TaskDAG, instance: LayerInstance | None) -> ModelSpec:
 
 
 def dram_available() -> bool:
-    """Whether the cycle-level DRAM simulator's layer-level API is installed."""
-    import importlib.util
-
+    """Whether the cycle-level DRAM simulator's layer-level API can be imported."""
     try:
-        return importlib.util.find_spec("sieveopt.validation.dram.api") is not None
+        from sieveopt.validation.dram import api  # noqa: F401
     except ImportError:
         return False
+    return True
 
 
 def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer = "dram",
                dram_preset: str | None = None, **dram_overrides: Any) -> MemoryTimer:
-    """The memory timer for ``memory`` ("dram": the cycle-level simulator; "analytic": roofline)."""
+    """The memory timer for ``memory``: "dram" (default) is the cycle-level DRAM/PIM simulator,
+    "analytic" the roofline formulas (an explicit ablation; never a silent fallback)."""
+    from sieveopt.errors import SieveoptError
+
     if not isinstance(memory, str):
         return memory
     if memory == "analytic":
         return AnalyticTimer(system, model)
     if memory == "dram":
         if not dram_available():
-            import warnings
-
-            warnings.warn("replay: sieveopt.validation.dram.api is not available; using the analytic "
-                          "(roofline) memory timer", RuntimeWarning, stacklevel=3)
-            return AnalyticTimer(system, model)
+            raise SieveoptError("replay: memory='dram' needs the DRAM/PIM simulator "
+                                "(sieveopt.validation.dram.api), which cannot be imported; "
+                                "reinstall sieveopt or pass memory='analytic' (--memory analytic)")
         from sieveopt.validation.replay_dram import DramTimer
 
         return DramTimer(system, model, preset=dram_preset, **dram_overrides)
-    from sieveopt.errors import SieveoptError
-
     raise SieveoptError(f"replay: unknown memory timer {memory!r}; use 'dram' or 'analytic'")
 
 

@@ -1,35 +1,54 @@
-"""Memory times for replay from the cycle-level DRAM/PIM simulator, cached per shape.
+"""Memory times for replay from the cycle-level DRAM/PIM simulator (``sieveopt.validation.dram.api``).
 
-System -> DRAM preset mapping (:func:`dram_preset_for`):
+System -> DRAM preset mapping (:func:`dram_preset_for`; ``dram_preset=`` overrides the name):
 
-* by ``system.hbm_pim.generation``: ``HBM3E-PIM`` -> ``sieve_b200_hbm3e_pim``;
-  ``HBM3-PIM`` and ``HBM3 Logic-PIM`` -> ``attacc_hbm3_pim``; ``HBM2-PIM`` ->
-  ``samsung_hbm2_pim`` (``dram_preset=`` overrides the choice);
-* timing: every ``system.hbm_pim.timing`` field that differs from the system's catalog preset
-  (i.e. a user ``--set hbm_pim.timing.X=...`` or a user TOML) is written into the DRAM preset
-  (``CL -> nCL``, ``tRCD -> nRCDRD/nRCDWR``, ``tREFI_ns -> nREFI`` cycles, ...); the catalog's
-  own values are not pushed, because the DRAM presets carry their own sourced choices for
-  the fields the paper leaves open (CWL, tRTP, tWTR, tRTW);
-* PIM internal bandwidth: ``hbm_pim.pim.internal_bw_multiplier`` (x external pCH bandwidth)
-  sets the preset's ``pim.nCCDMAC`` (cycles per all-bank MAC), rounded to whole cycles; the
-  effective multiplier is reported in :attr:`DramTimer.pim_multiplier`;
-* sharing: ``exclusive``/``dual_row_buffer`` are simulated as such; ``partitioned`` (banks
-  split between GPU and PIM) is not a DRAM-simulator mode: it is replayed as no interference,
-  with stream times divided by ``1 - pim_bank_fraction`` and PIM times by ``pim_bank_fraction``
-  (what the spec's bandwidth split says).
+* preset by ``system.hbm_pim.generation``: ``HBM3E-PIM`` -> ``sieve_b200_hbm3e_pim``;
+  ``HBM3-PIM`` and ``HBM3 Logic-PIM`` -> ``attacc_hbm3_pim`` (Logic-PIM is approximated by
+  bank-level PUs at the system's PIM bandwidth); ``HBM2-PIM`` -> ``samsung_hbm2_pim``;
+* organisation: ``stacks_per_gpu`` -> ``org.stacks`` and ``pseudo_channels_per_stack`` ->
+  ``org.channels_per_stack`` (these set the external bandwidth). The bank grouping is the
+  preset's (the DRAM author's sourced choice; e.g. Sieve's 24 banks as 6 x 4 in the preset,
+  4 x 6 in the system catalog), so only the pCH count is pushed;
+* address mapping: ``controller.address_mapping = "RoCoBaBgCh"`` (GPU-style striping, bank
+  groups fastest; the HBM3 presets' Ramulator default streams at half the peak, the GPU's
+  address hashing does not);
+* timing: every ``system.hbm_pim.timing`` field that differs from the system's catalog entry
+  (a user ``--set hbm_pim.timing.X=...`` or a user TOML) is written into the preset
+  (``CL -> nCL``, ``tRCD -> nRCDRD/nRCDWR``, ``tREFI_ns -> nREFI`` cycles, ...). The catalog's
+  own values are not pushed: the presets carry sourced values for fields the papers leave
+  open (CWL, tRTP, tWTR, tRTW) and the catalog's ``BL`` is in beats, the preset's ``nBL`` in
+  cycles;
+* PIM bandwidth: ``pim.nCCDMAC`` (cycles per all-bank MAC, and if needed
+  ``pim.pu_bytes_per_access``) is chosen so that the preset's peak PIM bandwidth is closest to
+  ``system.gpu.hbm_bw_GBps x internal_bw_multiplier`` (whole cycles: 12x -> nCCDMAC 4 on
+  Sieve's preset, exact; 16x -> 3, i.e. 16.4x). :meth:`DramTimer.bandwidth_check` reports the
+  agreement of peak and simulated bandwidths with the spec;
+* sharing: ``exclusive`` and ``dual_row_buffer`` are simulated as such (``concurrent_ns``);
+  ``partitioned`` (banks split between GPU and PIM) is not a DRAM-simulator mode: it is
+  replayed as no interference, stream times divided by ``1 - pim_bank_fraction`` and PIM times
+  by ``pim_bank_fraction`` (the bandwidth split the cost model uses);
+* the roofline's ``job_overhead_ns`` / ``per_token_overhead_ns`` are not added: the simulated
+  job already contains its token writes (GWR), activations, MACs and read-back (RDRES).
 
-Shapes: a routed expert on PIM is two all-bank GEMV jobs, gate+up (``2I x H``) then down
-(``H x I``), each with its token writes and read-back; PIM attention is one all-bank GEMV
-whose rows are the KV (or recurrent-state) rows read once (``tokens = 1``, columns = one KV
-row). GPU streams are rounded up to one burst on every pseudo-channel. Results are cached per
-(preset + overrides, shape) for the life of the process.
+Shapes: a routed expert on PIM is ``api.pim_expert_ns(cfg, hidden, intermediate, tokens,
+bytes_per_element=model.expert_weight_bytes_per_param)`` (gate|up then down, token writes and
+read-backs; MXFP4 experts at 0.53125 B/param); PIM attention is one all-bank GEMV whose rows
+are the KV (or recurrent-state) rows read once (``tokens = 1``, columns = one KV row, rows
+rounded to 3 significant digits). Caching: PIM results per (config, shape, tokens); GPU
+stream times are simulated on a geometric grid of per-pseudo-channel access counts (8 points
+per octave, exact below 64 accesses) and interpolated linearly in between, linear beyond
+2^15 accesses per pCH (256 MiB on Sieve's preset). The interpolation smooths the refresh
+steps of one aligned refresh phase (a real kernel starts at a random refresh phase); the
+error against a direct simulation is a few percent at most (tests check it).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
+from sieveopt.errors import SpecError
 from sieveopt.models.costmodel import Work
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
@@ -47,33 +66,71 @@ TIMING_FIELDS = {
     "tRRD_S": ("nRRDS",), "tRRD_L": ("nRRDL",), "tFAW": ("nFAW",), "tWTR_S": ("nWTRS",),
     "tWTR_L": ("nWTRL",), "tRTW": ("nRTW",),
 }
+#: GPU-style address striping inside a pseudo-channel: bank groups rotate fastest, so a
+#: sequential weight stream alternates bank groups at tCCD_S (Ramulator's default RoBaRaCoCh
+#: streams one bank at tCCD_L: half the peak, 55 % on the HBM3 5.2 Gbps preset).
+GPU_ADDRESS_MAPPING = "RoCoBaBgCh"
+#: stream grid: points per octave, exact below, linear above (accesses per pseudo-channel)
+GRID_PER_OCTAVE = 8
+GRID_EXACT_BELOW = 64
+GRID_TOP = 1 << 15
 
 _CACHE: dict[tuple, Any] = {}
 
 
 def clear_cache() -> None:
-    """Forget every cached simulator result (for cold-cache measurements)."""
+    """Forget every cached simulator result, ours and the DRAM API's (for cold measurements)."""
     _CACHE.clear()
+    api = _api()
+    for name in ("_stream_cycles", "_pim_cycles", "_concurrent"):
+        fn = getattr(api, name, None)
+        if fn is not None and hasattr(fn, "cache_clear"):
+            fn.cache_clear()
 
 
 def _api():
-    from sieveopt.validation.dram import api
+    try:
+        from sieveopt.validation.dram import api
+    except ImportError as exc:   # pragma: no cover - the simulator ships with the package
+        from sieveopt.errors import SieveoptError
 
+        raise SieveoptError(f"replay: the DRAM/PIM simulator (sieveopt.validation.dram.api) cannot be "
+                            f"imported ({exc}); reinstall sieveopt or pass memory='analytic'") from exc
     return api
 
 
-def dram_preset_for(system: SystemSpec, preset: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(preset name, overrides) of the DRAM simulator for ``system`` (see module docstring)."""
-    from sieveopt.errors import SpecError
+def _catalog_timing(system: SystemSpec):
+    """The timing of the catalog system of the same name (None for a user system)."""
+    from sieveopt.models.catalog import list_systems, load_system
 
-    gen = system.hbm_pim.generation
-    name = preset or GENERATION_PRESETS.get(gen)
+    if system.name in list_systems():
+        return load_system(system.name).hbm_pim.timing
+    return None
+
+
+def dram_preset_for(system: SystemSpec, preset: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(preset name, overrides) of the DRAM simulator for ``system`` (see module docstring);
+    the PIM bandwidth knob is added by :class:`DramTimer` (it needs the loaded preset)."""
+    hp = system.hbm_pim
+    name = preset or GENERATION_PRESETS.get(hp.generation)
     if name is None:
-        raise SpecError(system.name, "hbm_pim.generation", f"no DRAM preset for generation {gen!r}",
+        raise SpecError(system.name, "hbm_pim.generation", f"no DRAM preset for generation {hp.generation!r}",
                         f"pass dram_preset= (known generations: {', '.join(GENERATION_PRESETS)})")
+    base = _api().load_dram_preset(name)
     ov: dict[str, Any] = {}
+    if base.controller.address_mapping != GPU_ADDRESS_MAPPING:
+        ov["controller.address_mapping"] = GPU_ADDRESS_MAPPING
+    if base.org.stacks != hp.stacks_per_gpu:
+        ov["org.stacks"] = int(hp.stacks_per_gpu)
+    ppc = base.org.pseudo_channels_per_channel
+    if hp.pseudo_channels_per_stack % ppc:
+        raise SpecError(system.name, "hbm_pim.pseudo_channels_per_stack",
+                        f"{hp.pseudo_channels_per_stack} is not a multiple of the preset's {ppc} pCH per channel",
+                        f"use a multiple of {ppc} or another dram_preset")
+    if base.org.channels_per_stack * ppc != hp.pseudo_channels_per_stack:
+        ov["org.channels_per_stack"] = hp.pseudo_channels_per_stack // ppc
     ref = _catalog_timing(system)
-    t = system.hbm_pim.timing
+    t = hp.timing
     for fld, targets in TIMING_FIELDS.items():
         v = getattr(t, fld)
         if ref is None or getattr(ref, fld) != v:
@@ -87,24 +144,23 @@ def dram_preset_for(system: SystemSpec, preset: str | None = None) -> tuple[str,
     return name, ov
 
 
-def _catalog_timing(system: SystemSpec):
-    """The timing of the catalog system of the same name (None for a user system)."""
-    try:
-        from sieveopt.models.catalog import list_systems, load_system
+def pim_knobs_for(cfg: Any, target_GBps: float, tolerance: float = 0.05) -> tuple[int, int]:
+    """(nCCDMAC, pu_bytes_per_access) giving a peak PIM bandwidth on ``cfg`` close to
+    ``target_GBps`` (per GPU): the nearest whole nCCDMAC at the preset's PU width; another PU
+    width only if that misses by more than ``tolerance`` (e.g. > 24x on Sieve's preset)."""
+    pus = cfg.org.pseudo_channels * cfg.org.banks / cfg.pim.banks_per_pu
 
-        if system.name in list_systems():
-            return load_system(system.name).hbm_pim.timing
-    except Exception:  # noqa: BLE001 - a broken catalog entry just means "push everything"
-        return None
-    return None
+    def fit(w: int) -> tuple[float, int]:
+        n = max(1, round(pus * w / (target_GBps * cfg.tCK_ns)))
+        return abs(pus * w / (n * cfg.tCK_ns) / target_GBps - 1.0), n
 
-
-def _pim_override(cfg: Any, multiplier: float) -> tuple[int, float]:
-    """nCCDMAC giving ``multiplier`` x external bandwidth per pCH on ``cfg``, and the effective value."""
-    ext = cfg.peak_bw_GBps_per_pch()
-    per_mac = cfg.org.banks / cfg.pim.banks_per_pu * cfg.pim.pu_bytes_per_access / cfg.tCK_ns
-    n = max(1, int(round(per_mac / (multiplier * ext))))
-    return n, per_mac / n / ext
+    w0 = cfg.pim.pu_bytes_per_access
+    err, n = fit(w0)
+    if err <= tolerance:
+        return n, w0
+    cands = [(*fit(w), w) for w in (16, 32, 64, 128, 256, 512) if w <= cfg.org.page_bytes]
+    err, n, w = min(cands)
+    return n, w
 
 
 class DramTimer:
@@ -119,21 +175,30 @@ class DramTimer:
         self.preset, ov = dram_preset_for(system, preset)
         ov.update(overrides)
         cfg = api.load_dram_preset(self.preset, **ov)
-        if "pim.nCCDMAC" not in overrides and cfg.pim.enabled:
-            n, _ = _pim_override(cfg, system.hbm_pim.pim.internal_bw_multiplier)
+        if not cfg.pim.enabled:
+            raise SpecError(self.preset, "pim.enabled", "the DRAM preset has no PIM units",
+                            "use a PIM preset (see `sieveopt dram presets`)")
+        if not any(k in overrides for k in ("pim.nCCDMAC", "pim.pu_bytes_per_access")):
+            target = system.gpu.hbm_bw_GBps * system.hbm_pim.pim.internal_bw_multiplier
+            n, w = pim_knobs_for(cfg, target)
             if n != cfg.pim.nCCDMAC:
                 ov["pim.nCCDMAC"] = n
+            if w != cfg.pim.pu_bytes_per_access:
+                ov["pim.pu_bytes_per_access"] = w
+            if n != cfg.pim.nCCDMAC or w != cfg.pim.pu_bytes_per_access:
                 cfg = api.load_dram_preset(self.preset, **ov)
         self.cfg, self.overrides = cfg, ov
-        self.pim_multiplier = (cfg.pim_bw_GBps_per_pch() / cfg.peak_bw_GBps_per_pch()) if cfg.pim.enabled else 0.0
+        self.pim_multiplier = cfg.pim_bw_GBps_per_pch() / cfg.peak_bw_GBps_per_pch()
         self.sharing = system.hbm_pim.sharing
         self.key = (self.preset, tuple(sorted((k, repr(v)) for k, v in ov.items())))
         frac = system.hbm_pim.pim_bank_fraction
         self._stream_scale = 1.0 / (1.0 - frac) if self.sharing == "partitioned" else 1.0
         self._pim_scale = 1.0 / frac if self.sharing == "partitioned" else 1.0
-        self._granule = cfg.org.access_bytes * cfg.org.pseudo_channels
+        self._n_pch = cfg.org.pseudo_channels
+        self._access = cfg.org.access_bytes
         self.bpe = float(model.expert_weight_bytes_per_param)
 
+    # -- caching -----------------------------------------------------------------------------
     def _cached(self, op: str, args: tuple, fn) -> Any:
         k = (self.key, op, args)
         v = _CACHE.get(k)
@@ -142,74 +207,126 @@ class DramTimer:
             _CACHE[k] = v
         return v
 
+    def _stream_exact(self, accesses_per_pch: int) -> float:
+        """Simulated time of ``accesses_per_pch`` column reads on every pCH (cached)."""
+        nbytes = int(accesses_per_pch) * self._n_pch * self._access
+        return self._cached("stream", (int(accesses_per_pch),),
+                            lambda: float(_api().weight_stream_ns(self.cfg, nbytes)))
+
     def describe(self) -> dict[str, Any]:
         return {"preset": self.preset, "overrides": dict(self.overrides), "sharing": self.sharing,
                 "pim_multiplier": self.pim_multiplier}
 
-    # -- the four questions ----------------------------------------------------------------
+    def bandwidth_check(self) -> dict[str, float]:
+        """Preset and simulated bandwidths next to the system spec's (GB/s per GPU)."""
+        cfg, s = self.cfg, self.system
+        big = GRID_TOP * self._n_pch * self._access
+        H, Inter = self.model.hidden_size, self.model.expert_intermediate_size
+        return {
+            "spec_hbm_GBps": s.gpu.hbm_bw_GBps,
+            "preset_peak_GBps": cfg.peak_bw_GBps_per_pch() * self._n_pch,
+            "spec_sustained_GBps": s.gpu_hbm_bw_GBps * s.gpu.bandwidth_efficiency,
+            "simulated_stream_GBps": big / self.stream_ns(big),
+            "spec_pim_GBps": s.pim_bw_GBps,
+            "preset_pim_peak_GBps": cfg.pim_bw_GBps_per_pch() * self._n_pch / self._pim_scale,
+            "simulated_pim_expert_GBps": 8 * self.model.expert_weight_bytes / self.pim_expert_ns(8),
+            "expert_shape": float(3 * H * Inter),
+        }
+
+    # -- the four questions ------------------------------------------------------------------
     def stream_ns(self, nbytes: float) -> float:
         if nbytes <= 0:
             return 0.0
-        b = int(math.ceil(nbytes / self._granule)) * self._granule
-        ns = self._cached("stream", (b,), lambda: float(_api().weight_stream_ns(self.cfg, b)))
-        return ns * self._stream_scale
+        a = nbytes / (self._n_pch * self._access)        # accesses per pCH (fractional)
+        if a <= GRID_EXACT_BELOW:
+            return self._stream_exact(math.ceil(a)) * self._stream_scale
+        if a >= GRID_TOP:
+            return self._stream_exact(GRID_TOP) * a / GRID_TOP * self._stream_scale
+        grid = _grid()
+        i = bisect.bisect_right(grid, a)
+        lo, hi = grid[i - 1], grid[i]
+        t_lo, t_hi = self._stream_exact(lo), self._stream_exact(hi)
+        return (t_lo + (t_hi - t_lo) * (a - lo) / (hi - lo)) * self._stream_scale
 
     def gemv_ns(self, rows: int, cols: int, tokens: int, bytes_per_element: float) -> float:
+        """One all-bank PIM GEMV job (``tokens`` passes over a ``rows x cols`` matrix)."""
         args = (int(rows), int(cols), int(tokens), float(bytes_per_element))
-        return self._cached("gemv", args, lambda: float(_api().pim_gemv_ns(self.cfg, *args)))
+        return self._cached("gemv", args, lambda: float(_api().pim_gemv_ns(
+            self.cfg, args[0], args[1], args[2], bytes_per_element=args[3])))
 
     def pim_expert_ns(self, tokens: int) -> float:
         if tokens <= 0:
             return 0.0
-        H, Inter = self.model.hidden_size, self.model.expert_intermediate_size
-        ns = self.gemv_ns(2 * Inter, H, tokens, self.bpe) + self.gemv_ns(H, Inter, tokens, self.bpe)
+        H, Inter, n = self.model.hidden_size, self.model.expert_intermediate_size, int(tokens)
+        ns = self._cached("expert", (H, Inter, n, self.bpe), lambda: float(_api().pim_expert_ns(
+            self.cfg, H, Inter, n, bytes_per_element=self.bpe)))
         return ns * self._pim_scale
 
-    def _attention_shape(self, work: Work) -> tuple[int, int, float]:
+    def _attention_shape(self, kv_bytes: float) -> tuple[int, int, float]:
         att = self.model.attention
         act = float(self.model.activation_bytes)
-        cols = max(1, att.num_kv_heads * att.head_dim) if att.kind != "mla" else max(1, att.mla_cache_elems_per_token)
-        rows = max(1, int(math.ceil(work.kv_bytes / (cols * act))))
-        # 3 significant digits of rows: <0.1% time error, a bounded number of distinct shapes
-        q = 10 ** max(0, int(math.log10(rows)) - 2)
+        cols = max(1, att.mla_cache_elems_per_token if att.kind == "mla" else att.num_kv_heads * att.head_dim)
+        rows = max(1, int(math.ceil(kv_bytes / (cols * act))))
+        q = 10 ** max(0, int(math.log10(rows)) - 2)      # 3 significant digits: < 1 % time error
         return int(math.ceil(rows / q) * q), cols, act
 
     def pim_attention_ns(self, work: Work) -> float:
         if work.kv_bytes <= 0:
             return 0.0
-        rows, cols, act = self._attention_shape(work)
+        rows, cols, act = self._attention_shape(work.kv_bytes)
         return self.gemv_ns(rows, cols, 1, act) * self._pim_scale
 
     def interference(self, kind: str, tokens: int) -> tuple[float, float]:
         """(k_stream, k_pim): slow-downs while a GPU stream and a PIM job of ``kind`` share the
-        stacks, from one concurrent simulation of equally long alone times (cached per
-        power-of-two token bucket). From concurrent ends S', P' and alone times S, P:
-        the one that ends first ran concurrently all along (k = end'/alone); the other ran
+        stacks, from one ``concurrent_ns`` run with about equally long alone times (cached per
+        power-of-two token bucket). From concurrent ends S', P' and alone times S, P: the one
+        that ends first ran concurrently all along (k = end'/alone); the other ran
         ``first_end`` concurrently and the rest alone, which gives its rate."""
         if self.sharing != "dual_row_buffer":
             return (1.0, 1.0)
         bucket = 1 << max(0, int(tokens) - 1).bit_length()
         kind = "attn" if kind == "attn" else "expert"
-        return self._cached("interf", (kind, bucket), lambda: self._measure_interference(kind, bucket))
+        return self._cached("interf", (kind, bucket, self.sharing),
+                            lambda: self._measure_interference(kind, bucket))
 
     def _measure_interference(self, kind: str, bucket: int) -> tuple[float, float]:
         api = _api()
         if kind == "attn":
-            rows, cols, act = 4096, max(1, self.model.attention.num_kv_heads * self.model.attention.head_dim), \
-                float(self.model.activation_bytes)
-            jobs = [(rows, cols, 1, act)]
+            rows, cols, act = self._attention_shape(4096 * self.model.attention.num_kv_heads
+                                                    * self.model.attention.head_dim * 2.0)
+            job = api.PimJob(((rows, cols),), 1, 0, act)
+            p_alone = float(api.pim_gemv_ns(self.cfg, rows, cols, 1, bytes_per_element=act))
         else:
+            from sieveopt.validation.dram.pim import expert_matrices
+
             H, Inter = self.model.hidden_size, self.model.expert_intermediate_size
-            jobs = [(2 * Inter, H, bucket, self.bpe), (H, Inter, bucket, self.bpe)]
-        p_alone = sum(self.gemv_ns(*j) for j in jobs)
+            job = api.PimJob(tuple(expert_matrices(H, Inter)), bucket, 0, self.bpe)
+            p_alone = float(api.pim_expert_ns(self.cfg, H, Inter, bucket, bytes_per_element=self.bpe))
         # stream bytes so that the alone stream takes about as long as the PIM job
-        probe = 1 << 24
-        s_probe = self.stream_ns(probe)
-        nbytes = max(self._granule, int(probe * p_alone / max(s_probe, 1.0)))
-        nbytes = int(math.ceil(nbytes / self._granule)) * self._granule
-        s_alone = self.stream_ns(nbytes)
-        s_end, p_end = api.concurrent_ns(self.cfg, nbytes, jobs, sharing=self.sharing)
-        return _slowdowns(float(s_alone), float(p_alone), float(s_end), float(p_end))
+        gran = self._n_pch * self._access
+        per_acc = self._stream_exact(GRID_EXACT_BELOW) / GRID_EXACT_BELOW
+        acc = max(1, int(p_alone / per_acc))
+        s_alone = float(api.weight_stream_ns(self.cfg, acc * gran))
+        s_end, p_end = api.concurrent_ns(self.cfg, acc * gran, [job], sharing=self.sharing)
+        return _slowdowns(s_alone, p_alone, float(s_end), float(p_end))
+
+
+_GRID: list[int] = []
+
+
+def _grid() -> list[int]:
+    """Per-pCH access counts of the stream grid (geometric, GRID_PER_OCTAVE per octave)."""
+    if not _GRID:
+        pts = {GRID_EXACT_BELOW, GRID_TOP}
+        k = 0
+        while True:
+            a = int(round(GRID_EXACT_BELOW * 2.0 ** (k / GRID_PER_OCTAVE)))
+            if a >= GRID_TOP:
+                break
+            pts.add(a)
+            k += 1
+        _GRID.extend(sorted(pts))
+    return _GRID
 
 
 def _slowdowns(s: float, p: float, s2: float, p2: float) -> tuple[float, float]:
