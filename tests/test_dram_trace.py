@@ -17,7 +17,7 @@ FIX = Path(__file__).parent / "fixtures" / "dram"
 
 def test_loadstore_parse_hex_and_decimal(tmp_path):
     p = tmp_path / "t.trace"
-    p.write_text("# comment\nLD 0x40\n\nST 128\nLD 0X1F\n")
+    p.write_text("# comment\nLD 0x40\n\nST 0128\nLD 0X1F\n")
     chunks = list(T.read_loadstore(p, chunk=2))
     assert [len(a) for a, _ in chunks] == [2, 1]
     addr = np.concatenate([a for a, _ in chunks])

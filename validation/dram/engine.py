@@ -37,13 +37,13 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
 (P_NCH, P_PPC, P_BG, P_BPG, P_QR, P_QW, P_WHI, P_WLO, P_FCFS, P_CLOSED, P_REFRESH, P_NREFI,
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
  O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
- O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_END) = range(44)
-N_HEADER = 44
+ O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_END) = range(45)
+N_HEADER = 45
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
-S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END = range(7)
-N_SCALAR = 7
+S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN = range(8)
+N_SCALAR = 8
 
 # queue entry fields
 F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT = range(6)
@@ -71,7 +71,7 @@ def _is_bank(cmd):
     return cmd <= PRE or (cmd >= RD and cmd <= WRA)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _inst(lv, p, g, b, m):
     n_ch = m[P_NCH]
     n_pch = n_ch * m[P_PPC]
@@ -84,7 +84,7 @@ def _inst(lv, p, g, b, m):
     return n_ch + n_pch + n_pch * m[P_BG] + (p * m[P_BG] + g) * m[P_BPG] + b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _upper(cmd, p, m):
     """Earliest cycle of ``cmd`` from its channel and pseudo-channel nodes and command bus."""
     nx = m[O_NXT]
@@ -98,7 +98,7 @@ def _upper(cmd, p, m):
     return t1 if t1 > t else t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lower(cmd, p, g, b, m):
     """Earliest cycle of ``cmd`` from its bank-group and bank nodes."""
     n_ch = m[P_NCH]
@@ -110,7 +110,7 @@ def _lower(cmd, p, g, b, m):
     return t if t > t1 else t1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _earliest(cmd, p, g, b, m):
     t = _upper(cmd, p, m)
     if _is_bank(cmd):
@@ -152,13 +152,26 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
     m[m[O_BUS] + bus * 2 + kind] = now + 1
     nb = m[P_BG] * m[P_BPG]
     ob = m[O_OPEN] + p * nb
+    bi = g * m[P_BPG] + b
     if cmd == ACT:
-        m[ob + g * m[P_BPG] + b] = row
+        m[ob + bi] = row
+        for w in range(2):  # queued entries that now hit the opened row
+            q0 = m[O_QS] + ((p * 2 + w) * m[P_QMAX]) * N_FIELD
+            hits = 0
+            for i in range(m[m[O_QN] + p * 2 + w]):
+                e = q0 + i * N_FIELD
+                if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
+                    hits += 1
+            m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = hits
     elif cmd == PRE or cmd == RDA or cmd == WRA:
-        m[ob + g * m[P_BPG] + b] = -1
+        m[ob + bi] = -1
+        for w in range(2):
+            m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = 0
     elif cmd == PREA:
         for i in range(nb):
             m[ob + i] = -1
+            for w in range(2):
+                m[m[O_BQ] + ((p * 2 + w) * nb + i) * 2 + 1] = 0
     elif cmd == ACTAB:
         m[m[O_PIMROW] + p] = row
     elif cmd == PREAB:
@@ -252,10 +265,12 @@ def _sched_pim_refresh(p, now, m, pim, log):
 def _sched(p, now, m, pim, log):
     """Try to issue one command on pCH ``p`` at ``now``. Returns (issued, next_cycle)."""
     tmin = INF
-    if m[P_REFRESH] != 0 or m[P_PIM_MODE] != PIM_NONE:
+    if m[P_PIM_MODE] != PIM_NONE or (m[P_REFRESH] != 0 and now >= m[m[O_REF] + p]):
         issued, tmin, blocked = _sched_pim_refresh(p, now, m, pim, log)
         if issued or blocked:
             return issued, tmin
+    elif m[P_REFRESH] != 0:
+        tmin = m[m[O_REF] + p]
     # ---- normal traffic: pick the queue (write drain with watermarks)
     qn = m[O_QN] + p * 2
     nrd = m[qn]
@@ -273,11 +288,10 @@ def _sched(p, now, m, pim, log):
     if n == 0:
         return False, tmin
     col_cmd = WR if is_wr else RD
+    cola_cmd = WRA if is_wr else RDA
     u_col = _upper(col_cmd, p, m)
-    u_cola = INF
     closed = m[P_CLOSED] != 0
-    if closed:
-        u_cola = _upper(WRA if is_wr else RDA, p, m)
+    u_cola = _upper(cola_cmd, p, m) if closed else INF
     u_act = _upper(ACT, p, m)
     u_pre = _upper(PRE, p, m)
     lb = min(min(u_col, u_cola), min(u_act, u_pre))
@@ -287,58 +301,80 @@ def _sched(p, now, m, pim, log):
     bpg = m[P_BPG]
     ob = m[O_OPEN] + p * nb
     q0 = m[O_QS] + ((p * 2 + w) * m[P_QMAX]) * N_FIELD
-    cnt = m[O_CNT]
-    counted = False  # per-bank count of queued row hits, built only when a decision needs it
+    bq = m[O_BQ] + (p * 2 + w) * nb * 2  # per bank: [queued entries, queued row hits]
     fcfs = m[P_FCFS] != 0
+    tb = m[O_CNT]  # per bank: earliest cycle of its hit command / of its row command
+    # ---- phase 1, per bank: the earliest cycle of the command its hits / misses need
+    any_ready = False
+    by_entry = n < nb  # visit the banks of the queued entries, or every bank, whichever is less
+    tag = m[m[O_S] + S_SCAN] + 1
+    m[m[O_S] + S_SCAN] = tag
+    stamp = m[O_CNT] + 2 * nb
+    for k in range(n if by_entry else nb):
+        if by_entry:
+            e = q0 + k * N_FIELD
+            bi = m[e + F_BG] * bpg + m[e + F_BANK]
+            if m[stamp + bi] == tag:
+                continue
+            m[stamp + bi] = tag
+        else:
+            bi = k
+        ne = m[bq + 2 * bi]
+        if ne == 0:
+            continue
+        nh = m[bq + 2 * bi + 1]
+        g = bi // bpg
+        b = bi - g * bpg
+        th = INF
+        if nh > 0:
+            if closed and nh == 1:
+                th = u_cola
+                if th <= now:
+                    th = max(th, _lower(cola_cmd, p, g, b, m))
+            else:
+                th = u_col
+                if th <= now:
+                    th = max(th, _lower(col_cmd, p, g, b, m))
+        tr = INF
+        if ne > nh:
+            if m[ob + bi] < 0:
+                tr = u_act
+                if tr <= now:
+                    tr = max(tr, _lower(ACT, p, g, b, m))
+            elif nh == 0 or fcfs:  # FR-FCFS keeps a row open while it has queued hits
+                tr = u_pre
+                if tr <= now:
+                    tr = max(tr, _lower(PRE, p, g, b, m))
+        m[tb + 2 * bi] = th
+        m[tb + 2 * bi + 1] = tr
+        if th <= now or tr <= now:
+            any_ready = True
+        if not fcfs:
+            tmin = min(tmin, min(th, tr))
+    # ---- phase 2, in arrival order: oldest ready hit, else oldest ready other command
     pick = -1
     pick_cmd = -1
     for i in range(n):
         e = q0 + i * N_FIELD
-        g = m[e + F_BG]
-        b = m[e + F_BANK]
-        bi = g * bpg + b
+        bi = m[e + F_BG] * bpg + m[e + F_BANK]
         orow = m[ob + bi]
-        is_col = False
-        if (closed or (orow >= 0 and orow != m[e + F_ROW])) and not counted:
-            counted = True
-            for i2 in range(nb):
-                m[cnt + i2] = 0
-            for i2 in range(n):
-                e2 = q0 + i2 * N_FIELD
-                bi2 = m[e2 + F_BG] * bpg + m[e2 + F_BANK]
-                if m[ob + bi2] == m[e2 + F_ROW]:
-                    m[cnt + bi2] += 1
         if orow == m[e + F_ROW]:
-            is_col = True
-            if closed and m[cnt + bi] == 1:
-                cmd = WRA if is_wr else RDA
-                t = u_cola
-            else:
-                cmd = col_cmd
-                t = u_col
-        elif orow < 0:
-            cmd = ACT
-            t = u_act
-        else:
-            if m[cnt + bi] > 0 and not fcfs:
-                continue  # keep the row open for the queued hits (FR-FCFS)
-            cmd = PRE
-            t = u_pre
-        if t <= now:  # bank-level rows only matter once the shared ones allow ``now``
-            t2 = _lower(cmd, p, g, b, m)
-            if t2 > t:
-                t = t2
-        if t <= now:
-            if is_col:
+            t = m[tb + 2 * bi]
+            cmd = cola_cmd if (closed and m[bq + 2 * bi + 1] == 1) else col_cmd
+            if t <= now:
                 pick = i
                 pick_cmd = cmd
                 break
-            if pick < 0:
+        else:
+            t = m[tb + 2 * bi + 1]
+            if t <= now and pick < 0:
                 pick = i
-                pick_cmd = cmd
-        elif t < tmin:
-            tmin = t
+                pick_cmd = ACT if orow < 0 else PRE
         if fcfs:
+            if pick < 0:
+                tmin = min(tmin, t)
+            break
+        if not any_ready:
             break
     if pick < 0:
         return False, tmin
@@ -354,8 +390,13 @@ def _sched(p, now, m, pim, log):
             m[st + ST_CONFLICTS] += 1
         else:
             m[st + ST_HITS] += 1
+    is_col = pick_cmd == RD or pick_cmd == RDA or pick_cmd == WR or pick_cmd == WRA
+    if is_col:  # leaves the queue (bookkeeping before _issue, which may close the bank)
+        bi = g * bpg + b
+        m[bq + 2 * bi] -= 1
+        m[bq + 2 * bi + 1] -= 1
     _issue(pick_cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
-    if pick_cmd == RD or pick_cmd == RDA or pick_cmd == WR or pick_cmd == WRA:
+    if is_col:
         if is_wr:
             done = now + m[P_NCWL] + m[P_NBL]
             m[st + ST_WRITES] += 1
@@ -429,6 +470,12 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             m[e + F_COL] = r_col[req]
             m[e + F_ARR] = now
             m[e + F_STAT] = 0
+            nb = m[P_BG] * m[P_BPG]
+            bi = r_bg[req] * m[P_BPG] + r_bank[req]
+            bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+            m[bq] += 1
+            if m[m[O_OPEN] + p * nb + bi] == r_row[req]:
+                m[bq + 1] += 1
             m[s0 + S_QUEUED] += 1
             m[s0 + S_INJ_COUNT] += 1
             if m[nxt0 + p] > now:
@@ -442,10 +489,14 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             m[s0 + S_NOW] = now
             return NEED_MORE, req
         # ---- controllers (rotating priority inside a channel for a shared command bus)
+        nxt_all = INF
         for c in range(n_ch):
             for j in range(ppc):
                 p = c * ppc + (j + now) % ppc
-                if m[nxt0 + p] <= now:
+                if m[nxt0 + p] > now:
+                    if m[nxt0 + p] < nxt_all:
+                        nxt_all = m[nxt0 + p]
+                else:
                     # issue while possible (row + column bus: up to two per cycle); the
                     # failing call returns the exact earliest next cycle for this controller
                     nxt = now + 1
@@ -455,6 +506,8 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                             nxt = t
                             break
                     m[nxt0 + p] = nxt
+                    if nxt < nxt_all:
+                        nxt_all = nxt
         if final and req == n_req and m[s0 + S_QUEUED] == 0 and m[s0 + S_PIM_LEFT] == 0:
             end = 0
             for p in range(n_pch):
@@ -466,10 +519,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             m[s0 + S_END] = end
             m[s0 + S_NOW] = now
             return DONE, req
-        nxt = INF
-        for p in range(n_pch):
-            if m[nxt0 + p] < nxt:
-                nxt = m[nxt0 + p]
+        nxt = nxt_all
         if req < n_req and not stalled and nxt > now + 1:
             nxt = now + 1
         if nxt <= now:

@@ -143,7 +143,8 @@ class DramSim:
             (E.O_BUS, n_pch * 2), (E.O_OPEN, n_pch * banks), (E.O_PIMROW, n_pch),
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
-            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, banks)]
+            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
+            (E.O_BQ, n_pch * 2 * banks * 2)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}

@@ -37,34 +37,57 @@ def detect_format(path: str | Path) -> str:
     raise TraceError(f"{path}: cannot tell the trace format (expected LD/ST or R/W lines)")
 
 
-def read_loadstore(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (byte_addresses, is_write) int64 chunks of a LoadStoreTrace file."""
+def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int], list[int]]:
+    """Line-by-line parse of one block; raises TraceError at the first malformed line."""
     addrs: list[int] = []
     wr: list[int] = []
+    for lineno, line in enumerate(lines, first_lineno):
+        tok = line.split()
+        if not tok or tok[0].startswith("#"):
+            continue
+        if len(tok) != 2 or tok[0] not in ("LD", "ST"):
+            raise TraceError(f"{path}:{lineno}: expected 'LD <addr>' or 'ST <addr>', got {line.strip()!r}")
+        try:
+            a = int(tok[1], 16) if tok[1][:2] in ("0x", "0X") else int(tok[1])
+        except ValueError:
+            raise TraceError(f"{path}:{lineno}: bad address {tok[1]!r}") from None
+        if a < 0 or a >= 1 << 62:
+            raise TraceError(f"{path}:{lineno}: address {tok[1]} out of range")
+        addrs.append(a)
+        wr.append(1 if tok[0] == "ST" else 0)
+    return addrs, wr
+
+
+def read_loadstore(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (byte_addresses, is_write) int64 chunks of a LoadStoreTrace file.
+
+    Blocks of lines are split in one go (fast path); a block with any other line (blank,
+    comment, malformed) is re-parsed line by line, which reports the bad line."""
     try:
         fh = open(path, encoding="ascii", errors="replace")
     except OSError as exc:
         raise TraceError(f"{path}: cannot open trace ({exc.strerror})") from None
+    lineno = 1
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            tok = line.split()
-            if not tok or tok[0].startswith("#"):
-                continue
-            if len(tok) != 2 or tok[0] not in ("LD", "ST"):
-                raise TraceError(f"{path}:{lineno}: expected 'LD <addr>' or 'ST <addr>', got {line.strip()!r}")
-            try:
-                a = int(tok[1], 16) if tok[1][:2] in ("0x", "0X") else int(tok[1])
+        while True:
+            lines = fh.readlines(1 << 20)
+            if not lines:
+                break
+            toks = "".join(lines).split()
+            ops = toks[0::2]
+            try:  # fast path: every line is exactly "LD|ST <addr>"
+                if len(toks) != 2 * len(lines) or not set(ops) <= {"LD", "ST"}:
+                    raise ValueError
+                addrs = [int(a, 16) if a[:2] in ("0x", "0X") else int(a) for a in toks[1::2]]
+                if addrs and (max(addrs) >= 1 << 62 or min(addrs) < 0):
+                    raise ValueError
+                wr = [1 if op == "ST" else 0 for op in ops]
             except ValueError:
-                raise TraceError(f"{path}:{lineno}: bad address {tok[1]!r}") from None
-            if a < 0 or a >= 1 << 62:
-                raise TraceError(f"{path}:{lineno}: address {tok[1]} out of range")
-            addrs.append(a)
-            wr.append(1 if tok[0] == "ST" else 0)
-            if len(addrs) >= chunk:
-                yield np.array(addrs, dtype=np.int64), np.array(wr, dtype=np.int64)
-                addrs, wr = [], []
-    if addrs:
-        yield np.array(addrs, dtype=np.int64), np.array(wr, dtype=np.int64)
+                addrs, wr = _loadstore_slow(path, lines, lineno)
+            lineno += len(lines)
+            for s in range(0, len(addrs), chunk):
+                yield (np.array(addrs[s:s + chunk], dtype=np.int64),
+                       np.array(wr[s:s + chunk], dtype=np.int64))
 
 
 def read_readwrite(path: str | Path, org, chunk: int = CHUNK) -> Iterator[dict[str, np.ndarray]]:
