@@ -113,9 +113,11 @@ def test_pim_expert_and_attention_times_are_the_apis():
             assert r.replayed_duration_ns[t.tid] == api.pim_expert_ns(timer.cfg, 1024, 512, t.tokens)
     for t in dag.tasks_of("attn"):
         if t.work.kv_bytes > 0:
-            rows, cols, act = timer._attention_shape(t.work.kv_bytes)
+            rows, cols, act, passes = timer._attention_shape(t.work.kv_bytes, t.work.flops)
             assert cols == 2 * 64 and rows * cols * act >= t.work.kv_bytes
-            assert r.replayed_duration_ns[t.tid] == api.pim_gemv_ns(timer.cfg, rows, cols, 1, bytes_per_element=act)
+            assert passes == 8 // 2                   # GQA: 4 query heads share each KV head
+            assert r.replayed_duration_ns[t.tid] == api.pim_gemv_ns(timer.cfg, rows, cols, passes,
+                                                                    bytes_per_element=act)
 
 
 def test_mxfp4_experts_use_their_bytes_per_param():

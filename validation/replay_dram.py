@@ -33,8 +33,8 @@ System -> DRAM preset mapping (:func:`dram_preset_for`; ``dram_preset=`` overrid
 Shapes: a routed expert on PIM is ``api.pim_expert_ns(cfg, hidden, intermediate, tokens,
 bytes_per_element=model.expert_weight_bytes_per_param)`` (gate|up then down, token writes and
 read-backs; MXFP4 experts at 0.53125 B/param); PIM attention is one all-bank GEMV whose rows
-are the KV (or recurrent-state) rows read once (``tokens = 1``, columns = one KV row, rows
-rounded to 3 significant digits). Caching: PIM results per (config, shape, tokens); GPU
+are the KV (or recurrent-state) rows, columns one KV row, rows rounded to 3 significant digits,
+one pass (``tokens``) per query vector sharing the KV (GQA group size; from the DAG's FLOPs). Caching: PIM results per (config, shape, tokens); GPU
 stream times are simulated on a geometric grid of per-pseudo-channel access counts (8 points
 per octave, exact below 64 accesses) and interpolated linearly in between, linear beyond
 2^15 accesses per pCH (256 MiB on Sieve's preset). The interpolation smooths the refresh
@@ -262,19 +262,25 @@ class DramTimer:
             self.cfg, H, Inter, n, bytes_per_element=self.bpe)))
         return ns * self._pim_scale
 
-    def _attention_shape(self, kv_bytes: float) -> tuple[int, int, float]:
+    def _attention_shape(self, kv_bytes: float, flops: float = 0.0) -> tuple[int, int, float, int]:
+        """(rows, cols, bytes/elem, passes) of PIM decode attention over ``kv_bytes``: one
+        all-bank GEMV over the KV rows per query vector sharing them (``passes`` = MACs per
+        cached element from the DAG's FLOPs: num_q_heads / num_kv_heads for GQA, 1 for a
+        recurrent state, heads x head_dim / latent for MLA)."""
         att = self.model.attention
         act = float(self.model.activation_bytes)
         cols = max(1, att.mla_cache_elems_per_token if att.kind == "mla" else att.num_kv_heads * att.head_dim)
-        rows = max(1, int(math.ceil(kv_bytes / (cols * act))))
+        elems = kv_bytes / act
+        rows = max(1, int(math.ceil(elems / cols)))
         q = 10 ** max(0, int(math.log10(rows)) - 2)      # 3 significant digits: < 1 % time error
-        return int(math.ceil(rows / q) * q), cols, act
+        passes = max(1, round(flops / (2.0 * elems))) if flops > 0 else 1
+        return int(math.ceil(rows / q) * q), cols, act, passes
 
     def pim_attention_ns(self, work: Work) -> float:
         if work.kv_bytes <= 0:
             return 0.0
-        rows, cols, act = self._attention_shape(work.kv_bytes)
-        return self.gemv_ns(rows, cols, 1, act) * self._pim_scale
+        rows, cols, act, passes = self._attention_shape(work.kv_bytes, work.flops)
+        return self.gemv_ns(rows, cols, passes, act) * self._pim_scale
 
     def interference(self, kind: str, tokens: int) -> tuple[float, float]:
         """(k_stream, k_pim): slow-downs while a GPU stream and a PIM job of ``kind`` share the
@@ -292,10 +298,11 @@ class DramTimer:
     def _measure_interference(self, kind: str, bucket: int) -> tuple[float, float]:
         api = _api()
         if kind == "attn":
-            rows, cols, act = self._attention_shape(4096 * self.model.attention.num_kv_heads
-                                                    * self.model.attention.head_dim * 2.0)
-            job = api.PimJob(((rows, cols),), 1, 0, act)
-            p_alone = float(api.pim_gemv_ns(self.cfg, rows, cols, 1, bytes_per_element=act))
+            att = self.model.attention
+            rows, cols, act, _ = self._attention_shape(4096 * att.num_kv_heads * att.head_dim * 2.0)
+            passes = max(1, att.num_q_heads // att.num_kv_heads)
+            job = api.PimJob(((rows, cols),), passes, 0, act)
+            p_alone = float(api.pim_gemv_ns(self.cfg, rows, cols, passes, bytes_per_element=act))
         else:
             from sieveopt.validation.dram.pim import expert_matrices
 
