@@ -300,7 +300,8 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
         critical_path=_critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
         scheduler_latency_ns=sched_lat, iterations=it, converged=converged,
         meta={"memory": timer.name, "sharing": sharing, "interference": interf is not None,
-              "system": system.name, "num_gpus": dag.num_gpus})
+              "system": system.name, "num_gpus": dag.num_gpus,
+              **({"dram": timer.describe()} if hasattr(timer, "describe") else {})})
 
 
 def _critical_path(schedule: Schedule, dag: TaskDAG) -> list[int]:
