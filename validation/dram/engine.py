@@ -37,8 +37,9 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
 (P_NCH, P_PPC, P_BG, P_BPG, P_QR, P_QW, P_WHI, P_WLO, P_FCFS, P_CLOSED, P_REFRESH, P_NREFI,
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
  O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
- O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_END) = range(45)
-N_HEADER = 45
+ O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
+ O_END) = range(46)
+N_HEADER = 46
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
@@ -76,7 +77,7 @@ def _inst(lv, p, g, b, m):
     n_ch = m[P_NCH]
     n_pch = n_ch * m[P_PPC]
     if lv == 0:
-        return p // m[P_PPC]
+        return m[m[O_CHOF] + p]
     if lv == 1:
         return n_ch + p
     if lv == 2:
@@ -88,11 +89,12 @@ def _inst(lv, p, g, b, m):
 def _upper(cmd, p, m):
     """Earliest cycle of ``cmd`` from its channel and pseudo-channel nodes and command bus."""
     nx = m[O_NXT]
-    t = m[nx + (p // m[P_PPC]) * N_CMD + cmd]
+    ch = m[m[O_CHOF] + p]
+    t = m[nx + ch * N_CMD + cmd]
     t1 = m[nx + (m[P_NCH] + p) * N_CMD + cmd]
     if t1 > t:
         t = t1
-    bus = p // m[P_PPC] if m[P_BUS_PER_CH] != 0 else p
+    bus = ch if m[P_BUS_PER_CH] != 0 else p
     kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
     t1 = m[m[O_BUS] + bus * 2 + kind]
     return t1 if t1 > t else t
@@ -132,7 +134,7 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
         for lv in range(top):
             ic = _inst(lv, p, g, b, m) * N_CMD + cmd
             m[hi + ic * wmax + m[hp + ic]] = now
-            m[hp + ic] = (m[hp + ic] + 1) % wmax
+            m[hp + ic] = m[hp + ic] + 1 if m[hp + ic] + 1 < wmax else 0
     for k in range(m[m[O_PVS] + cmd], m[m[O_PVS] + cmd + 1]):
         inst = _inst(m[m[O_PVL] + k], p, g, b, m)
         w = m[m[O_PVW] + k]
@@ -147,7 +149,7 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
         j = nx + inst * N_CMD + m[m[O_PVF] + k]
         if t > m[j]:
             m[j] = t
-    bus = p // m[P_PPC] if m[P_BUS_PER_CH] != 0 else p
+    bus = m[m[O_CHOF] + p] if m[P_BUS_PER_CH] != 0 else p
     kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
     m[m[O_BUS] + bus * 2 + kind] = now + 1
     nb = m[P_BG] * m[P_BPG]
@@ -490,9 +492,11 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             return NEED_MORE, req
         # ---- controllers (rotating priority inside a channel for a shared command bus)
         nxt_all = INF
+        rot = now % ppc
         for c in range(n_ch):
             for j in range(ppc):
-                p = c * ppc + (j + now) % ppc
+                jj = j + rot
+                p = c * ppc + (jj if jj < ppc else jj - ppc)
                 if m[nxt0 + p] > now:
                     if m[nxt0 + p] < nxt_all:
                         nxt_all = m[nxt0 + p]

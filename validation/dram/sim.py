@@ -144,7 +144,7 @@ class DramSim:
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
             (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
-            (E.O_BQ, n_pch * 2 * banks * 2)]
+            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -186,6 +186,7 @@ class DramSim:
         views[E.O_PIMROW][:] = -1
         views[E.O_REF][:] = cfg.timing.nREFI
         views[E.O_PIMLAST][:] = -1
+        views[E.O_CHOF][:] = np.arange(n_pch) // org.pseudo_channels_per_channel
         self.m = m
         self.S = views[E.O_S]
         self.S[E.S_INJ_CYCLE] = -1
