@@ -13,7 +13,7 @@ from sieveopt.errors import SpecError
 from sieveopt.validation.dram import engine as E
 from sieveopt.validation.dram.config import DramConfig
 from sieveopt.validation.dram.mapping import AddressMapping
-from sieveopt.validation.dram.timing import COMMANDS, N_CMD, compile_table
+from sieveopt.validation.dram.timing import CMD, COMMANDS, N_CMD, PIM_COMMANDS, compile_table
 
 LOG_DTYPE = np.dtype([("cycle", "i8"), ("cmd", "i8"), ("pch", "i8"), ("bg", "i8"),
                       ("bank", "i8"), ("row", "i8"), ("col", "i8")])
@@ -120,6 +120,16 @@ class DramSim:
             E.PIM_EXCLUSIVE if sharing == "exclusive" else E.PIM_DUAL)
         table = compile_table(cfg.timing_params, sharing)
         self.table = table
+        # rows whose following command can never issue in this run cost time on every issue
+        # of their preceding command: drop them (PIM commands without a PIM program,
+        # auto-precharge commands under the open-row policy)
+        never = set() if len(pim) else {CMD[c] for c in PIM_COMMANDS}
+        if ctl.row_policy == "open":
+            never |= {CMD["RDA"], CMD["WRA"]}
+        keep = ~np.isin(table.next, sorted(never))
+        table = dataclasses.replace(table, level=table.level[keep], prev=table.prev[keep],
+                                    next=table.next[keep], latency=table.latency[keep],
+                                    window=table.window[keep])
         # rows grouped by preceding command: issuing a command pushes forward the ready
         # times of the commands it constrains (equivalent to scanning the table per query)
         order = np.argsort(table.prev, kind="stable")
