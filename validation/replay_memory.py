@@ -10,9 +10,9 @@ A *memory timer* answers four questions for one GPU's HBM-PIM stacks:
   streaming and of a PIM job while both run on the same stacks.
 
 :class:`DramTimer` (in :mod:`sieveopt.validation.replay_dram`) takes them from the cycle-level
-DRAM/PIM simulator (cached per shape); :class:`AnalyticTimer` from the roofline formulas (an
-explicitly named, non-simulated alternative used for ablations and when the DRAM simulator
-is unavailable).
+DRAM/PIM simulator (cached per shape) and is the default; :class:`AnalyticTimer` from the
+roofline formulas (an explicitly named, non-simulated alternative for ablations: never a
+fallback).
 """
 
 from __future__ import annotations
