@@ -56,11 +56,12 @@ def make_cost_model(name: str, system: SystemSpec, model: ModelSpec, **params: o
 
 
 def _register_builtins() -> None:
-    from sieveopt.models.roofline import RooflineCostModel
-    from sieveopt.models.table import TableCostModel
-
-    COST_MODELS.register("roofline", RooflineCostModel)
-    COST_MODELS.register("table", TableCostModel)
+    # Lazy factories: the implementations import this module, so importing them here would make
+    # ``import sieveopt.models.roofline`` circular.
+    COST_MODELS.register("roofline", lazy("sieveopt.models.roofline", "RooflineCostModel"),
+                         doc="Analytic max(compute, memory) times from the system spec; no calibration")
+    COST_MODELS.register("table", lazy("sieveopt.models.table", "TableCostModel"),
+                         doc="Sieve's runtime PIM cost table (EMA per token count) over roofline")
     COST_MODELS.register("calibrated", lazy("sieveopt.validation.calibrated", "CalibratedCostModel"),
                          doc="Durations measured by the cycle-level simulators, cached per shape")
 

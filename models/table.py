@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from sieveopt.models.costmodel import COST_MODELS, MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_PIM, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
@@ -106,5 +106,3 @@ class TableCostModel:
             return self.pim_expert_ns(work.tokens)
         return self.roofline.duration_ns(work, mode)
 
-
-COST_MODELS.register("table", TableCostModel, doc="Sieve runtime PIM cost table (EMA per token count) over roofline")

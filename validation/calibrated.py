@@ -8,14 +8,14 @@
 
 So a DAG built with ``calibrated`` predicts what an interference-free replay measures; what
 is left between the two is contention (NVLink incast, GPU-stream/PIM interference).
-Importing this module registers it in :data:`sieveopt.models.costmodel.COST_MODELS`.
+It is registered (lazily) in :data:`sieveopt.models.costmodel.COST_MODELS` as "calibrated".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sieveopt.models.costmodel import COST_MODELS, MODE_GPU, MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.validation.gpu_model import GpuModel
@@ -58,6 +58,3 @@ class CalibratedCostModel:
             raise AttributeError(item)
         return getattr(self.roofline, item)
 
-
-COST_MODELS.register("calibrated", CalibratedCostModel,
-                     doc="GPU-stream and PIM times measured by the cycle-level DRAM/PIM simulator (cached per shape)")
