@@ -94,3 +94,18 @@ def test_whole_layer_is_cheap():
         total += weight_stream_ns(cfg, 3 * d * f * 2)
     assert total > 0
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_pim_priority_knob():
+    """strict: a waiting PIM command is never delayed by GPU reads (the stream fills the gaps);
+    ready: a saturating stream keeps pushing the PIM token writes back."""
+    job = [PimJob.expert(4096, 1024, 2)]
+    stream = 25_000_000
+    strict = load_dram_preset(SIEVE, priority="strict")
+    ready = load_dram_preset(SIEVE, priority="ready")
+    alone_p = pim_expert_ns(strict, 4096, 1024, 2)
+    s = concurrent_ns(strict, stream, job)
+    r = concurrent_ns(ready, stream, job)
+    assert s.pim_end_ns == alone_p
+    assert r.pim_end_ns > 1.3 * alone_p
+    assert s.stream_end_ns > r.stream_end_ns

@@ -138,7 +138,8 @@ class PimSpec:
     """PIM unit model. Internal bandwidth per pCH = (banks / banks_per_pu) x
     pu_bytes_per_access bytes every nCCDMAC cycles. ``nABSTAG`` is the extra delay of an
     all-bank activation (banks are activated in staggered groups under the power budget),
-    ``nMACLAT`` the PU pipeline latency before results can be read back."""
+    ``nMACLAT`` the PU pipeline latency before results can be read back. ``priority`` is the
+    arbitration between PIM and normal commands in dual-row-buffer mode."""
 
     enabled: bool = False
     banks_per_pu: int = 1
@@ -147,6 +148,10 @@ class PimSpec:
     nABSTAG: int = 0
     nMACLAT: int = 8
     sharing: Literal["exclusive", "dual_row_buffer"] = "dual_row_buffer"
+    #: "strict": while the next PIM command waits, normal commands issue only if they do not
+    #: delay it (no starvation behind a saturating GPU stream); "ready": PIM goes first only
+    #: when its command is ready this cycle (normal traffic can keep delaying it).
+    priority: Literal["strict", "ready"] = "strict"
 
     def __post_init__(self) -> None:
         require(self.banks_per_pu >= 1, "banks_per_pu", "must be >= 1", "use 1 (per bank) or 2")

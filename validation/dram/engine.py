@@ -36,15 +36,16 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
 # header of ``mem``: parameters, then offsets of each region
 (P_NCH, P_PPC, P_BG, P_BPG, P_QR, P_QW, P_WHI, P_WLO, P_FCFS, P_CLOSED, P_REFRESH, P_NREFI,
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
- O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
+ P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
  O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
- O_END) = range(46)
-N_HEADER = 46
+ O_LAT, O_END) = range(48)
+N_HEADER = 48
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
-S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN = range(8)
-N_SCALAR = 8
+(S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
+ S_PIMT) = range(10)
+N_SCALAR = 10
 
 # queue entry fields
 F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT = range(6)
@@ -256,6 +257,10 @@ def _sched_pim_refresh(p, now, m, pim, log):
                         if end > m[st]:
                             m[st] = end
                         return True, now + 1, True
+                    elif m[P_PIM_STRICT] != 0:
+                        # waiting: normal traffic may use the gap only without delaying it
+                        m[m[O_S] + S_PIMX] = c
+                        m[m[O_S] + S_PIMT] = t
                 if t < tmin:
                     tmin = t
         elif rel < tmin:
@@ -267,6 +272,7 @@ def _sched_pim_refresh(p, now, m, pim, log):
 def _sched(p, now, m, pim, log):
     """Try to issue one command on pCH ``p`` at ``now``. Returns (issued, next_cycle)."""
     tmin = INF
+    m[m[O_S] + S_PIMX] = -1
     if m[P_PIM_MODE] != PIM_NONE or (m[P_REFRESH] != 0 and now >= m[m[O_REF] + p]):
         issued, tmin, blocked = _sched_pim_refresh(p, now, m, pim, log)
         if issued or blocked:
@@ -296,6 +302,18 @@ def _sched(p, now, m, pim, log):
     u_cola = _upper(cola_cmd, p, m) if closed else INF
     u_act = _upper(ACT, p, m)
     u_pre = _upper(PRE, p, m)
+    px = m[m[O_S] + S_PIMX]
+    if px >= 0:  # a waiting PIM command keeps priority: skip commands that would delay it
+        pt = m[m[O_S] + S_PIMT]
+        lat = m[O_LAT] + px
+        if now + m[lat + col_cmd * N_CMD] > pt:
+            u_col = max(u_col, pt)
+        if closed and now + m[lat + cola_cmd * N_CMD] > pt:
+            u_cola = max(u_cola, pt)
+        if now + m[lat + ACT * N_CMD] > pt:
+            u_act = max(u_act, pt)
+        if now + m[lat + PRE * N_CMD] > pt:
+            u_pre = max(u_pre, pt)
     lb = min(min(u_col, u_cola), min(u_act, u_pre))
     if lb > now:  # nothing can issue before lb whatever the bank: skip the scan
         return False, min(lb, tmin)

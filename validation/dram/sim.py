@@ -154,7 +154,7 @@ class DramSim:
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
             (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
-            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch)]
+            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -184,6 +184,7 @@ class DramSim:
         m[E.P_NBL] = cfg.timing.nBL
         m[E.P_NCWL] = cfg.timing.nCWL
         m[E.P_PIM_MODE] = pim_mode
+        m[E.P_PIM_STRICT] = 1 if cfg.pim.priority == "strict" else 0
         m[E.P_WMAX] = wmax
         m[E.P_LOG] = 1 if observer is not None else 0
         views[E.O_PVS][:] = self.pv_start
@@ -197,6 +198,12 @@ class DramSim:
         views[E.O_REF][:] = cfg.timing.nREFI
         views[E.O_PIMLAST][:] = -1
         views[E.O_CHOF][:] = np.arange(n_pch) // org.pseudo_channels_per_channel
+        # [prev, next] -> largest channel/pseudo-channel-level latency (PIM priority check)
+        lat = np.full((N_CMD, N_CMD), -(1 << 40), dtype=np.int64)
+        for lv, pv, nx, la in zip(table.level, table.prev, table.next, table.latency, strict=True):
+            if lv <= 1:
+                lat[pv, nx] = max(lat[pv, nx], la)
+        views[E.O_LAT][:] = lat.ravel()
         self.m = m
         self.S = views[E.O_S]
         self.S[E.S_INJ_CYCLE] = -1
