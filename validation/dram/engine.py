@@ -44,8 +44,8 @@ PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
 (S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
- S_PIMT) = range(10)
-N_SCALAR = 10
+ S_PIMT, S_ITER, S_SCHED) = range(12)
+N_SCALAR = 12
 
 # queue entry fields
 F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT = range(6)
@@ -466,6 +466,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     attempts = 2 if m[P_SPLIT] != 0 else 1
     now = m[s0 + S_NOW]
     while True:
+        m[s0 + S_ITER] += 1
         if m[P_LOG] != 0 and m[s0 + S_LOG_N] + 2 * n_pch + 2 > log.shape[0]:
             m[s0 + S_NOW] = now
             return LOG_FULL, req
@@ -524,6 +525,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                     nxt = now + 1
                     for _a in range(attempts + 1):
                         issued, t = _sched(p, now, m, pim, log)
+                        m[s0 + S_SCHED] += 1
                         if not issued:
                             nxt = t
                             break

@@ -80,6 +80,9 @@ class AddressMapping:
         for i, (fname, size) in enumerate(self.fields):
             if fname in drop:
                 vals[fname] = np.zeros_like(idx)
+            elif size & (size - 1) == 0:  # power of two: mask and shift (fast path)
+                vals[fname] = idx & (size - 1)
+                idx = idx >> (size.bit_length() - 1)
             elif i == last:  # the most significant field wraps around
                 vals[fname] = idx % size
             else:
