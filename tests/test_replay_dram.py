@@ -133,14 +133,15 @@ def test_interference_direction_dual_row_buffer_vs_exclusive():
     timer = DramTimer(load_system("sieve-b200-hbm3e-pim", 1), MODEL)
     k_s, k_p = timer.interference("expert", 2)
     assert k_s >= 1.0 and k_p >= 1.0 and max(k_s, k_p) > 1.05
-    # the pair run concurrently: dual row buffers overlap (faster than serial), exclusive serialises
+    # the pair run concurrently: dual row buffers overlap (no slower than the longer alone, faster
+    # than serial; a small stream can hide entirely in the PIM job's gaps), exclusive serialises
     job = api.PimJob.expert(1024, 512, 8)
     p = api.pim_expert_ns(timer.cfg, 1024, 512, 8)
     nbytes = 4 << 20
     s = api.weight_stream_ns(timer.cfg, nbytes)
     dual = api.concurrent_ns(timer.cfg, nbytes, [job], sharing="dual_row_buffer")
     excl = api.concurrent_ns(timer.cfg, nbytes, [job], sharing="exclusive")
-    assert max(s, p) < max(dual) < max(excl) and max(excl) >= s + p - 50
+    assert max(s, p) <= max(dual) < max(excl) and max(excl) >= s + p - 50
 
     system, inst, dag = _setup("dual_row_buffer", batch=64)
     sched = _half_pim(dag)
