@@ -12,6 +12,11 @@ Levers (switchable through ``levers=``, all on by default; see notes/cpsat.md fo
 
 * ``cuts``: redundant resource load cuts over (head, tail) thresholds (:mod:`.cpsat_bounds`);
 * ``partition``: the per-GPU GPU/PIM split relaxation solved exactly by DP, as ``M >= LB``;
+* ``serial``: heads/tails lifted by predecessors/successors that share a unary resource (the
+  dispatches into a GPU share its ingress port, an expert's combines share its GPU's egress port);
+* ``release``: per-GPU split bounds that keep each expert's head and tail (threshold-counting
+  bound and a two-class exact split, :func:`.cpsat_bounds.count_bound`,
+  :func:`.cpsat_bounds.class_partition_bound`);
 * ``symmetry``: interchangeable experts (same GPU, durations, predecessors and successors) are
   ordered: GPU-mode members first, then same-mode members in start order;
 * ``multi_hint``: hint with the best of several heuristics (sieve, sieve-plus, the partition
@@ -39,6 +44,8 @@ from sieveopt.models.costmodel import MODE_GPU, CostModel
 from sieveopt.schedule import Schedule, modes_from_experts
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_bounds import (
+    class_partition_bound,
+    count_bound,
     heads_tails,
     load_cuts,
     partition_bound,
@@ -46,7 +53,7 @@ from sieveopt.solvers.cpsat_bounds import (
 )
 from sieveopt.solvers.cpsat_retime import retime
 
-ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint"})
+ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint", "serial", "release"})
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
@@ -134,12 +141,19 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     d_exact = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
 
     # Static analysis in exact ns (valid bounds) and in quanta (model cuts).
-    ht_ns = heads_tails(dag, d_exact)
+    serial = "serial" in levers
+    ht_ns = heads_tails(dag, d_exact, resource_aware=serial)
     cuts_ns = load_cuts(dag, d_exact, ht_ns)
     lb_ns = static_lower_bound(dag, d_exact, ht_ns, cuts_ns) if "cuts" in levers else ht_ns.critical_path_ns
     part = partition_bound(dag, d_exact, ht_ns) if ("partition" in levers or "multi_hint" in levers) else None
     if part is not None and "partition" in levers:
         lb_ns = max(lb_ns, part.bound_ns)
+    release_lb_ns = None
+    if "release" in levers:
+        cb = count_bound(dag, d_exact, ht_ns)
+        cl = class_partition_bound(dag, d_exact, ht_ns)
+        release_lb_ns = max([cb.bound_ns if cb else 0, *cl.values()])
+        lb_ns = max(lb_ns, release_lb_ns)
 
     # Hint.
     hint_sched: Schedule | None = None
@@ -215,7 +229,7 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
 
     # Levers.
     if "cuts" in levers:
-        ht_q = heads_tails(dag, dq, {i: lq for i, lq in enumerate(lagq)})
+        ht_q = heads_tails(dag, dq, {i: lq for i, lq in enumerate(lagq)}, resource_aware=serial)
         for c in load_cuts(dag, dq, ht_q):
             ct = model.add(M >= c.const + sum(d * lit[t][m] for t, m, d in c.terms))
             if not c.mandatory:  # valid only when some term is present
@@ -307,6 +321,7 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         "levers": sorted(levers), "hint_makespan_ns": None if hint_sched is None else hint_sched.makespan_ns,
         "hint_policy": None if hint_sched is None else hint_sched.policy,
         "static_lb_ns": lb_ns, "partition_lb_ns": None if part is None else part.bound_ns,
+        "release_lb_ns": release_lb_ns,
         "build_s": build_s, "solver_status": solver.status_name(st), "symmetry_pairs": nsym,
         "quantised_objective_ns": None if obj_q is None else obj_q * q,
         "quantisation_error_ns": None if obj_q is None or schedule is None else obj_q * q - objective,

@@ -34,8 +34,13 @@ class HeadsTails:
     critical_path_ns: int   # max over tasks/modes of head + duration + tail (a lower bound)
 
 
-def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, int] | None = None) -> HeadsTails:
-    """Heads/tails with the given per-task mode durations (``lags``: edge index -> lag override)."""
+def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, int] | None = None, *,
+                resource_aware: bool = True) -> HeadsTails:
+    """Heads/tails with the given per-task mode durations (``lags``: edge index -> lag override).
+
+    ``resource_aware``: also lift a task's head by its predecessors that share a unary resource
+    (they run one after another before it, see :func:`_serial_head`) and its tail likewise by its
+    successors (:func:`_serial_tail`)."""
     edges = dag.edges
     lag = [lags.get(i, e.lag_ns) if lags else e.lag_ns for i, e in enumerate(edges)]
     preds: list[list[int]] = [[] for _ in dag.tasks]
@@ -55,6 +60,8 @@ def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, i
                 base = max(base, val)
             elif e.if_mode[0] == t:
                 own[e.if_mode[1]] = max(own.get(e.if_mode[1], 0), val)
+        if resource_aware:
+            base = max(base, _serial_head(dag, durations, head_t, lag, [i for i in preds[t] if edges[i].if_mode is None]))
         for m in durations[t]:
             head[(t, m)] = max(base, own.get(m, 0))
         head_t[t] = min(head[(t, m)] for m in durations[t])
@@ -68,12 +75,67 @@ def heads_tails(dag: TaskDAG, durations: list[dict[str, int]], lags: dict[int, i
                 continue  # conditional edges may be inactive (heads keep those on the task's own mode)
             val = lag[i] + tail_t[e.dst]
             base = max(base, val)
+        if resource_aware:
+            base = max(base, _serial_tail(dag, durations, tail, lag, [i for i in succs[t] if edges[i].if_mode is None]))
         for m in durations[t]:
             tail[(t, m)] = base
         tail_t[t] = min(durations[t][m] + base for m in durations[t])
     cp = max(min(head[(t, m)] + d + tail[(t, m)] for m, d in durations[t].items())
              for t in range(len(dag.tasks)))
     return HeadsTails(head, tail, cp)
+
+
+def _unary_groups(dag: TaskDAG, durations: list[dict[str, int]], edges_idx: list[int], other_end: str):
+    """Edges grouped by a capacity-1 resource held by their single-mode, non-zero-length far task."""
+    groups: dict[int, list[int]] = {}
+    for i in edges_idx:
+        u = getattr(dag.edges[i], other_end)
+        task = dag.tasks[u]
+        if task.has_choice:
+            continue
+        (m, mc), = task.modes.items()
+        if durations[u][m] <= 0:
+            continue
+        for rid in mc.resources:
+            if dag.resources[rid].capacity == 1:
+                groups.setdefault(rid, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _serial_head(dag: TaskDAG, durations: list[dict[str, int]], head_t: list[int], lag: list[int],
+                 edges_idx: list[int]) -> int:
+    """Predecessors on one unary resource with head >= h all run inside [h, start - min lag]:
+    ``start >= h + sum(their durations) + min(their lags)`` for every threshold h."""
+    best = 0
+    for grp in _unary_groups(dag, durations, edges_idx, "src"):
+        items = sorted(((head_t[dag.edges[i].src], min(durations[dag.edges[i].src].values()), lag[i]) for i in grp),
+                       reverse=True)
+        total, min_lag = 0, None
+        for h, d, lg in items:
+            total += d
+            min_lag = lg if min_lag is None else min(min_lag, lg)
+            best = max(best, h + total + min_lag)
+    return best
+
+
+def _serial_tail(dag: TaskDAG, durations: list[dict[str, int]], tail: dict[tuple[int, str], int], lag: list[int],
+                 edges_idx: list[int]) -> int:
+    """Successors on one unary resource with tail >= q all start after ``end + min lag`` and run one
+    after another: ``tail >= min(their lags) + sum(their durations) + q`` for every threshold q."""
+    best = 0
+    for grp in _unary_groups(dag, durations, edges_idx, "dst"):
+        items = []
+        for i in grp:
+            u = dag.edges[i].dst
+            (m,) = durations[u]
+            items.append((tail[(u, m)], durations[u][m], lag[i]))
+        items.sort(reverse=True)
+        total, min_lag = 0, None
+        for q, d, lg in items:
+            total += d
+            min_lag = lg if min_lag is None else min(min_lag, lg)
+            best = max(best, q + total + min_lag)
+    return best
 
 
 @dataclass(frozen=True)
@@ -245,3 +307,155 @@ def _side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails
     empty = max((val(h, q) for h, _, _ in fixed for _, q, _ in fixed
                  if any(hh >= h and qq >= q for hh, qq, _ in fixed)), default=0)
     return nonempty, empty
+
+
+@dataclass(frozen=True)
+class CountBound:
+    """Per-GPU split relaxation with release dates and delivery times (see :func:`count_bound`)."""
+
+    bound_ns: int
+    per_gpu_ns: dict[int, int]
+    gpu_count: dict[int, int]   # argmin number of GPU-mode experts per GPU
+
+
+def count_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
+                max_sets: int = 400) -> CountBound | None:
+    """Split bound that keeps each expert's head (dispatch arrival) and tail (combine + reduce).
+
+    For GPU g with m gpu|pim experts, let j be the number of them in GPU mode. For every threshold
+    pair (h, q) the experts A with PIM-mode head >= h and tail >= q that run on PIM all lie inside
+    [h, M - q] on ``pim[g]``, together with the fixed PIM work there; at least ``|A| - j`` of them
+    are on PIM, so ``M >= c(A) + (sum of the |A| - j smallest PIM durations in A)`` where ``c(A)``
+    is :func:`_side_constant` of A (or the side's no-expert constant when |A| <= j). The GPU side
+    is the same with GPU-mode thresholds and at least ``j - (m - |B|)`` experts of B on the GPU.
+    Every term holds for every schedule with exactly j GPU-mode experts, so
+    ``min over j of max(all terms)`` is a valid lower bound (each term may pick its own experts,
+    which is the relaxation). It is cheap (no subset-sum) and complements :func:`partition_bound`,
+    whose sides start at the *earliest* head and *smallest* tail of all experts."""
+    per_gpu: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for g in range(dag.num_gpus):
+        ex = [t.tid for t in dag.tasks if t.kind == EXPERT and t.gpu == g and set(t.modes) == {MODE_GPU, MODE_PIM}]
+        if not ex:
+            continue
+        gpu_rid = dag.resource_id.get((RES_GPU, g))
+        pim_rid = dag.resource_id.get((RES_PIM, g))
+        if any(gpu_rid not in dag.tasks[t].modes[MODE_GPU].resources or
+               pim_rid not in dag.tasks[t].modes[MODE_PIM].resources for t in ex):
+            continue
+        if min(min(durations[t][MODE_GPU], durations[t][MODE_PIM]) for t in ex) <= 0:
+            continue
+        m = len(ex)
+        js = np.arange(m + 1)
+        gpu_lb = _side_terms(dag, durations, ht, gpu_rid, ex, MODE_GPU, js, max_sets)
+        pim_lb = _side_terms(dag, durations, ht, pim_rid, ex, MODE_PIM, m - js, max_sets)
+        val = np.maximum(gpu_lb, pim_lb)
+        k = int(np.argmin(val))
+        per_gpu[g], counts[g] = int(val[k]), k
+    if not per_gpu:
+        return None
+    return CountBound(max(per_gpu.values()), per_gpu, counts)
+
+
+def _side_terms(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, rid: int, ex: list[int],
+                mode: str, n_side: np.ndarray, max_sets: int) -> np.ndarray:
+    """Lower bound on the side's finish time for each number ``n_side[j]`` of experts on that side."""
+    pts = sorted({(ht.head[(t, mode)], ht.tail[(t, mode)]) for t in ex})
+    hs = sorted({h for h, _ in pts})
+    qs = sorted({q for _, q in pts})
+    pairs = [(h, q) for h in hs for q in qs]
+    if len(pairs) > max_sets:
+        pairs = sorted(set(pts) | {(hs[0], q) for q in qs} | {(h, qs[0]) for h in hs})
+    m = len(ex)
+    out = np.zeros(len(n_side), dtype=np.int64)
+    seen: set[tuple[int, ...]] = set()
+    empty = None
+    for h, q in pairs:
+        members = tuple(t for t in ex if ht.head[(t, mode)] >= h and ht.tail[(t, mode)] >= q)
+        if not members or members in seen:
+            continue
+        seen.add(members)
+        const, const0 = _side_constant(dag, durations, ht, rid, [(t, mode) for t in members])
+        empty = const0
+        d = np.sort(np.array([durations[t][mode] for t in members], dtype=np.int64))
+        csum = np.concatenate([[0], np.cumsum(d)])
+        need = n_side - (m - len(members))          # members that must be on this side
+        val = np.where(need >= 1, const + csum[np.clip(need, 0, len(members))], const0)
+        out = np.maximum(out, np.maximum(val, const0))
+    if empty is not None:
+        out = np.maximum(out, empty)
+    return out
+
+
+def _max_saved(gd: np.ndarray, pd: np.ndarray, max_cells: int) -> tuple[np.ndarray, int]:
+    """Subset-sum DP: ``best[s]`` = the largest GPU load moved off the GPU by a subset of PIM load
+    ``s * res`` (PIM sizes rounded down to ``res``, so every value stays a valid relaxation)."""
+    total_p = int(pd.sum())
+    res = min(max(1, -(-total_p // max_cells)), int(pd.min()))
+    pq = pd // res
+    cap = int(pq.sum())
+    best = np.full(cap + 1, NEG, dtype=np.int64)
+    best[0] = 0
+    for p, gval in zip(pq.tolist(), gd.tolist(), strict=True):
+        cand = np.full(cap + 1, NEG, dtype=np.int64)
+        cand[p:] = best[:cap + 1 - p] + gval
+        np.maximum(best, cand, out=best)
+    return best, res
+
+
+def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
+                          max_loose: int = 8, max_cells: int = 400_000) -> dict[int, int]:
+    """Per-GPU split bound with two classes of experts: *loose* ones (those at the smallest PIM head,
+    PIM tail or GPU tail of the GPU: typically experts fed only by local tokens) and the rest R.
+
+    Every subset of the loose experts on the GPU is enumerated; R's split is the exact DP. For a
+    split, each side ends no earlier than (a) its side constant over all experts plus its whole
+    load and (b) its side constant over R alone plus R's load there (R's experts have later heads
+    and longer tails, so that window is tighter). Returns {gpu: bound}; GPUs with no loose expert,
+    too many, or no R are left out (use :func:`partition_bound` there)."""
+    out: dict[int, int] = {}
+    for g in range(dag.num_gpus):
+        ex = [t.tid for t in dag.tasks if t.kind == EXPERT and t.gpu == g and set(t.modes) == {MODE_GPU, MODE_PIM}]
+        if len(ex) < 2:
+            continue
+        gpu_rid = dag.resource_id.get((RES_GPU, g))
+        pim_rid = dag.resource_id.get((RES_PIM, g))
+        if any(gpu_rid not in dag.tasks[t].modes[MODE_GPU].resources or
+               pim_rid not in dag.tasks[t].modes[MODE_PIM].resources for t in ex):
+            continue
+        if min(min(durations[t][MODE_GPU], durations[t][MODE_PIM]) for t in ex) <= 0:
+            continue
+        h0 = min(ht.head[(t, MODE_PIM)] for t in ex)
+        q0 = min(ht.tail[(t, MODE_PIM)] for t in ex)
+        g0 = min(ht.tail[(t, MODE_GPU)] for t in ex)
+        loose = [t for t in ex if ht.head[(t, MODE_PIM)] == h0 or ht.tail[(t, MODE_PIM)] == q0
+                 or ht.tail[(t, MODE_GPU)] == g0]
+        rest = [t for t in ex if t not in loose]
+        if not loose or not rest or len(loose) > max_loose:
+            continue
+        cg, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in ex])
+        cp, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in ex])
+        rg, _ = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in rest])
+        rp, _ = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in rest])
+        gd = np.array([durations[t][MODE_GPU] for t in rest], dtype=np.int64)
+        pd = np.array([durations[t][MODE_PIM] for t in rest], dtype=np.int64)
+        best, res = _max_saved(gd, pd, max_cells)
+        feas = best > NEG // 2
+        s = np.flatnonzero(feas)
+        r_gpu = int(gd.sum()) - best[s]              # R's GPU load at each reachable PIM load
+        r_pim = s * res                              # R's PIM load (rounded down)
+        lg_all = [durations[t][MODE_GPU] for t in loose]
+        lp_all = [durations[t][MODE_PIM] for t in loose]
+        val_best = None
+        for mask in range(1 << len(loose)):
+            lg = sum(d for i, d in enumerate(lg_all) if mask >> i & 1)
+            lp = sum(d for i, d in enumerate(lp_all) if not mask >> i & 1)
+            g_load, p_load = r_gpu + lg, r_pim + lp
+            gpu_end = np.where(g_load > 0, cg + g_load, cg0)
+            gpu_end = np.maximum(gpu_end, np.where(r_gpu > 0, rg + r_gpu, 0))
+            pim_end = np.where(p_load > 0, cp + p_load, cp0)
+            pim_end = np.maximum(pim_end, np.where(r_pim > 0, rp + r_pim, 0))
+            v = int(np.min(np.maximum(np.maximum(gpu_end, cg0), np.maximum(pim_end, cp0))))
+            val_best = v if val_best is None else min(val_best, v)
+        out[g] = val_best
+    return out

@@ -18,6 +18,8 @@ from sieveopt.schedule import modes_from_experts
 from sieveopt.solvers import solve
 from sieveopt.solvers.base import OPTIMAL
 from sieveopt.solvers.cpsat_bounds import (
+    class_partition_bound,
+    count_bound,
     heads_tails,
     load_cuts,
     partition_bound,
@@ -157,16 +159,50 @@ def test_quantised_model_retimes_exactly() -> None:
     assert coarse.meta["quantisation_error_ns"] >= 0  # re-timing in exact ns never lengthens it
 
 
+def assert_bounds_below(dag: TaskDAG, ub: int) -> None:
+    """Every static bound the exact solver may use (with and without resource-aware heads/tails)
+    is <= ``ub`` (an optimum or any feasible makespan)."""
+    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    for serial in (False, True):
+        ht = heads_tails(dag, d, resource_aware=serial)
+        assert ht.critical_path_ns <= ub
+        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= ub
+        pb = partition_bound(dag, d, ht)
+        assert pb is None or pb.bound_ns <= ub
+        cb = count_bound(dag, d, ht)
+        assert cb is None or cb.bound_ns <= ub
+        assert all(v <= ub for v in class_partition_bound(dag, d, ht).values())
+
+
 def test_static_bounds_are_valid_on_tiny() -> None:
     for case in CASES:
         inst, dag, cost = _tiny(*case)
-        d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
-        ht = heads_tails(dag, d)
-        opt = brute_force(dag)
-        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= opt
-        pb = partition_bound(dag, d, ht)
-        if pb is not None:
-            assert pb.bound_ns <= opt
+        assert_bounds_below(dag, brute_force(dag))
+
+
+def test_static_bounds_valid_on_tiny_sweep() -> None:
+    """Random tiny DAGs (2 GPUs, skewed routing: several dispatches per port, local-only experts)."""
+    rng = np.random.default_rng(11)
+    for seed in range(8):
+        gpus = int(rng.integers(1, 3))
+        case = (200 + seed, gpus, int(rng.integers(2, 5)) if gpus == 1 else 3, int(rng.integers(2, 7)),
+                int(rng.integers(0, 2)), "grouped", str(rng.choice(["exclusive", "dual_row_buffer"])))
+        inst, dag, cost = _tiny(*case)
+        assert_bounds_below(dag, brute_force(dag))
+
+
+def test_serial_heads_tails_lift_message_chains() -> None:
+    """On an 8-GPU layer the dispatches into a GPU share its ingress port: heads grow, never shrink."""
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model
+
+    inst = sample_layers(load_model("qwen3.5-397b-a17b"), load_system(SYSTEM, 8), 32, 1, 0)[0]
+    dag, _ = build_dag(inst)
+    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    plain, serial = heads_tails(dag, d, resource_aware=False), heads_tails(dag, d)
+    assert all(serial.head[k] >= v for k, v in plain.head.items())
+    assert all(serial.tail[k] >= v for k, v in plain.tail.items())
+    assert serial.critical_path_ns > plain.critical_path_ns
 
 
 def test_export_and_deterministic_golden(tmp_path) -> None:

@@ -15,6 +15,8 @@ from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag
 from sieveopt.solvers import solve
 from sieveopt.solvers.cpsat_bounds import (
+    class_partition_bound,
+    count_bound,
     heads_tails,
     load_cuts,
     partition_bound,
@@ -42,10 +44,14 @@ def test_random_instances_valid_and_bounded(seed, gpus, experts, batch, shared, 
     assert np.array_equal(decide(pa)[0], decide(pa, compiled=False)[0])
     # Every bound the exact solver uses stays below this feasible makespan.
     d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
-    ht = heads_tails(dag, d)
-    assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= r.makespan_ns
-    pb = partition_bound(dag, d, ht)
-    assert pb is None or pb.bound_ns <= r.makespan_ns
+    for serial in (False, True):
+        ht = heads_tails(dag, d, resource_aware=serial)
+        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= r.makespan_ns
+        pb = partition_bound(dag, d, ht)
+        assert pb is None or pb.bound_ns <= r.makespan_ns
+        cb = count_bound(dag, d, ht)
+        assert cb is None or cb.bound_ns <= r.makespan_ns
+        assert all(v <= r.makespan_ns for v in class_partition_bound(dag, d, ht).values())
 
 
 @pytest.mark.parametrize("model,gpus", PAPER)
