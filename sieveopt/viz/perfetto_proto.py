@@ -12,11 +12,10 @@ trace processor.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from sieveopt.cli.output import atomic_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
 from sieveopt.viz.chrome_trace import FlowMode, select_flow_edges
@@ -147,24 +146,16 @@ def write_perfetto_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows
     if events:
         events[0][3].sequence_flags = pb.TracePacket.SequenceFlags.SEQ_INCREMENTAL_STATE_CLEARED
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
-            builder = Streaming(fh)
-            for p in packets:
-                p.trusted_packet_sequence_id = _SEQ
-                builder.write_packet(p)
-            for *_, p in events:
-                builder.write_packet(p)
-            if fh is not raw:
-                fh.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+        builder = Streaming(fh)
+        for p in packets:
+            p.trusted_packet_sequence_id = _SEQ
+            builder.write_packet(p)
+        for *_, p in events:
+            builder.write_packet(p)
+        if fh is not raw:
+            fh.close()
     return path
 
 
