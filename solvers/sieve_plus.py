@@ -12,7 +12,10 @@ Per GPU (locally, like Sieve), experts sorted by token count descending, the top
 
 The decision reads per-GPU arrays extracted once from the DAG (durations per mode, remote flag,
 dispatch arrival estimate); the hot path is a numba kernel (``cache=True``) with a pure-Python
-twin used in tests (identical decisions). The schedule comes from the shared list scheduler.
+twin used in tests (identical decisions). The schedule comes from the shared list scheduler:
+``order="best"`` (default) keeps the shorter of its earliest-ready rule and its non-delay rule
+with longest-tail-first priorities (the mode decision fixes *what* runs where; the order only
+*when*, and neither rule dominates the other), ``"ready"``/``"nondelay"`` force one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.instance import LayerInstance
-from sieveopt.listsched import list_schedule
+from sieveopt.listsched import list_schedule, tail_priority
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
 from sieveopt.schedule import modes_from_experts
 from sieveopt.solvers.base import HEURISTIC, SolveResult
@@ -230,8 +233,11 @@ def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> tup
     return work[:n].copy(), times
 
 
+ORDERS = ("best", "ready", "nondelay")
+
+
 def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, max_passes: int = 3,
-                     compiled: bool = True, attention: str = "best") -> SolveResult:
+                     compiled: bool = True, attention: str = "best", order: str = "best") -> SolveResult:
     t0 = time.perf_counter()
     pa = plan_arrays(dag)
     x, times = decide(pa, max_passes, compiled=compiled)
@@ -245,7 +251,16 @@ def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
                 modes[t.tid] = min(t.modes, key=lambda m, t=t: t.modes[m].duration_ns)
             elif attention in t.modes:
                 modes[t.tid] = attention
-    sched = list_schedule(dag, modes, policy="sieve-plus")
+    if order not in ORDERS:
+        raise ValueError(f"sieve-plus order {order!r}: expected one of {', '.join(ORDERS)}")
+    cands = []
+    if order in ("best", "ready"):
+        cands.append(list_schedule(dag, modes, policy="sieve-plus", meta={"order": "ready"}))
+    if order in ("best", "nondelay"):
+        cands.append(list_schedule(dag, modes, tail_priority(dag, modes), policy="sieve-plus",
+                                   meta={"order": "nondelay"}, rule="nondelay"))
+    sched = min(cands, key=lambda sc: sc.makespan_ns)  # first (ready) wins ties
     return SolveResult("sieve-plus", sched, HEURISTIC, sched.makespan_ns, None,
                        time.perf_counter() - t0, decision_ns, (),
-                       {"max_passes": max_passes, "decision_ns_per_gpu": times, "decision_ns_sum": sum(times)})
+                       {"max_passes": max_passes, "decision_ns_per_gpu": times, "decision_ns_sum": sum(times),
+                        "order": sched.meta["order"]})

@@ -68,3 +68,16 @@ def test_paper_configs_beat_sieve_and_respect_bounds(model, gpus) -> None:
             pb = partition_bound(dag, d, heads_tails(dag, d))
             assert pb.bound_ns <= plus.makespan_ns <= 1.10 * pb.bound_ns
             assert plus.decision_ns is not None and plus.decision_ns > 0
+
+
+def test_order_best_is_the_shorter_rule() -> None:
+    m, s = load_model("gpt-oss-120b"), load_system(SYSTEM, 4)
+    for inst in sample_layers(m, s, 64, 2, 0):
+        dag, cost = build_dag(inst)
+        runs = {o: solve("sieve-plus", dag, inst, cost, order=o) for o in ("best", "ready", "nondelay")}
+        assert runs["best"].schedule.modes == runs["ready"].schedule.modes == runs["nondelay"].schedule.modes
+        assert runs["best"].makespan_ns == min(runs["ready"].makespan_ns, runs["nondelay"].makespan_ns)
+        assert runs["best"].meta["order"] in ("ready", "nondelay")
+        assert all(check(r.schedule, dag).ok for r in runs.values())
+    with pytest.raises(ValueError, match="order"):
+        solve("sieve-plus", dag, inst, cost, order="random")
