@@ -7,6 +7,7 @@ tests share it. Replay uses :mod:`sieveopt.validation.replay` (the cycle-level s
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +50,10 @@ def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any
 
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
-              seed: int = 0, replay: bool = True, keep_runs: bool = False) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
-    """Solve every layer with every policy (same DAG, same cost model) and replay the schedules."""
+              seed: int = 0, replay: bool = True, keep_runs: bool = False,
+              on_step: Callable[[str], None] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+    """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
+    ``on_step(description)`` is called after each (layer, policy) (progress reporting)."""
     replay_fn = None
     if replay:
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
@@ -73,6 +76,8 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
             rows.append(row)
             if keep_runs:
                 per_layer[policy] = run
+            if on_step is not None:
+                on_step(f"layer {li + 1}/{len(layers)} {policy}")
         runs.append(per_layer)
     return rows, runs
 

@@ -53,8 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     system = load_system(args.system, gpus, parse_overrides(args.overrides))
     check_fits(model, system)
     layers = sample_layers(model, system, args.batch, args.layers, args.seed)
-    rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
-                           replay=not args.no_replay, keep_runs=True)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scheduling", total=len(layers) * len(policies))
+        rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
+                               replay=not args.no_replay, keep_runs=True,
+                               on_step=lambda d: bar.update(task, advance=1, description=d))
     summary = summarize(rows, policies)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
