@@ -22,6 +22,7 @@ chunks (streamed) and the command log drained when its buffer fills.
 from __future__ import annotations
 
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from sieveopt.validation.dram.timing import CMD, N_CMD
 
@@ -38,8 +39,9 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
  P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
  O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
- O_LAT, O_END) = range(48)
-N_HEADER = 48
+ O_LAT, O_QH, O_WINC, O_BMASK, O_END) = range(51)
+N_HEADER = 51
+MAX_BANKS = 63  # per-queue bitmask of the banks with queued entries fits an int64
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
@@ -87,6 +89,15 @@ def _inst(lv, p, g, b, m):
 
 
 @njit(cache=True, inline="always")
+def _slot(q0, h, i, qmax):
+    """Address of the ``i``-th oldest entry of a ring-buffer queue (base ``q0``, head ``h``)."""
+    j = h + i
+    if j >= qmax:
+        j -= qmax
+    return q0 + j * N_FIELD
+
+
+@njit(cache=True, inline="always")
 def _upper(cmd, p, m):
     """Earliest cycle of ``cmd`` from its channel and pseudo-channel nodes and command bus."""
     nx = m[O_NXT]
@@ -130,7 +141,7 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
     hi = m[O_HIST]
     hp = m[O_HPOS]
     nx = m[O_NXT]
-    if wmax > 1:
+    if wmax > 1 and m[m[O_WINC] + cmd] != 0:  # only commands some windowed row looks back at
         top = 4 if _is_bank(cmd) else 2
         for lv in range(top):
             ic = _inst(lv, p, g, b, m) * N_CMD + cmd
@@ -158,11 +169,13 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
     bi = g * m[P_BPG] + b
     if cmd == ACT:
         m[ob + bi] = row
+        qmax = m[P_QMAX]
         for w in range(2):  # queued entries that now hit the opened row
-            q0 = m[O_QS] + ((p * 2 + w) * m[P_QMAX]) * N_FIELD
+            q0 = m[O_QS] + ((p * 2 + w) * qmax) * N_FIELD
+            h = m[m[O_QH] + p * 2 + w]
             hits = 0
             for i in range(m[m[O_QN] + p * 2 + w]):
-                e = q0 + i * N_FIELD
+                e = _slot(q0, h, i, qmax)
                 if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
                     hits += 1
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = hits
@@ -320,28 +333,21 @@ def _sched(p, now, m, pim, log):
     nb = m[P_BG] * m[P_BPG]
     bpg = m[P_BPG]
     ob = m[O_OPEN] + p * nb
-    q0 = m[O_QS] + ((p * 2 + w) * m[P_QMAX]) * N_FIELD
+    qmax = m[P_QMAX]
+    q0 = m[O_QS] + ((p * 2 + w) * qmax) * N_FIELD
+    qh = m[O_QH] + p * 2 + w
+    h = m[qh]
     bq = m[O_BQ] + (p * 2 + w) * nb * 2  # per bank: [queued entries, queued row hits]
     fcfs = m[P_FCFS] != 0
     tb = m[O_CNT]  # per bank: earliest cycle of its hit command / of its row command
     # ---- phase 1, per bank: the earliest cycle of the command its hits / misses need
-    any_ready = False
-    by_entry = n < nb  # visit the banks of the queued entries, or every bank, whichever is less
-    tag = m[m[O_S] + S_SCAN] + 1
-    m[m[O_S] + S_SCAN] = tag
-    stamp = m[O_CNT] + 2 * nb
-    for k in range(n if by_entry else nb):
-        if by_entry:
-            e = q0 + k * N_FIELD
-            bi = m[e + F_BG] * bpg + m[e + F_BANK]
-            if m[stamp + bi] == tag:
-                continue
-            m[stamp + bi] = tag
-        else:
-            bi = k
+    hit_ready = False   # some bank's queued row hits can be served now
+    row_ready = False   # some bank's ACT / PRE for its other entries can issue now
+    mask = m[m[O_BMASK] + p * 2 + w]  # banks with queued entries
+    while mask != 0:
+        bi = trailing_zeros(mask)
+        mask &= mask - 1
         ne = m[bq + 2 * bi]
-        if ne == 0:
-            continue
         nh = m[bq + 2 * bi + 1]
         g = bi // bpg
         b = bi - g * bpg
@@ -367,38 +373,43 @@ def _sched(p, now, m, pim, log):
                     tr = max(tr, _lower(PRE, p, g, b, m))
         m[tb + 2 * bi] = th
         m[tb + 2 * bi + 1] = tr
-        if th <= now or tr <= now:
-            any_ready = True
+        if th <= now:
+            hit_ready = True
+        if tr <= now:
+            row_ready = True
         if not fcfs:
             tmin = min(tmin, min(th, tr))
-    # ---- phase 2, in arrival order: oldest ready hit, else oldest ready other command
+    if not (fcfs or hit_ready or row_ready):
+        return False, tmin
+    # ---- phase 2, in arrival order: oldest ready hit, else oldest ready other command.
+    # FR-FCFS stops at the first entry that settles it (phase 1 says whether a ready hit
+    # exists), so a scan always ends in an issue; FCFS looks at the oldest entry only.
     pick = -1
     pick_cmd = -1
     for i in range(n):
-        e = q0 + i * N_FIELD
+        e = _slot(q0, h, i, qmax)
         bi = m[e + F_BG] * bpg + m[e + F_BANK]
         orow = m[ob + bi]
         if orow == m[e + F_ROW]:
             t = m[tb + 2 * bi]
-            cmd = cola_cmd if (closed and m[bq + 2 * bi + 1] == 1) else col_cmd
             if t <= now:
                 pick = i
-                pick_cmd = cmd
+                pick_cmd = cola_cmd if (closed and m[bq + 2 * bi + 1] == 1) else col_cmd
                 break
         else:
             t = m[tb + 2 * bi + 1]
             if t <= now and pick < 0:
                 pick = i
                 pick_cmd = ACT if orow < 0 else PRE
+                if not hit_ready:
+                    break
         if fcfs:
             if pick < 0:
                 tmin = min(tmin, t)
             break
-        if not any_ready:
-            break
     if pick < 0:
         return False, tmin
-    e = q0 + pick * N_FIELD
+    e = _slot(q0, h, pick, qmax)
     g = m[e + F_BG]
     b = m[e + F_BANK]
     st = m[O_STATS] + p * N_STAT
@@ -415,6 +426,8 @@ def _sched(p, now, m, pim, log):
         bi = g * bpg + b
         m[bq + 2 * bi] -= 1
         m[bq + 2 * bi + 1] -= 1
+        if m[bq + 2 * bi] == 0:
+            m[m[O_BMASK] + p * 2 + w] &= ~(1 << bi)
     _issue(pick_cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     if is_col:
         if is_wr:
@@ -426,8 +439,20 @@ def _sched(p, now, m, pim, log):
             m[st + ST_RDLAT] += done - m[e + F_ARR]
         if done > m[st + ST_LAST_DATA]:
             m[st + ST_LAST_DATA] = done
-        for j in range(e, q0 + (n - 1) * N_FIELD):
-            m[j] = m[j + N_FIELD]
+        # remove entry ``pick`` from the ring, moving the shorter side (order is kept)
+        if pick < n - 1 - pick:
+            for i in range(pick, 0, -1):
+                d = _slot(q0, h, i, qmax)
+                s_ = _slot(q0, h, i - 1, qmax)
+                for f in range(N_FIELD):
+                    m[d + f] = m[s_ + f]
+            m[qh] = h + 1 if h + 1 < qmax else 0
+        else:
+            for i in range(pick, n - 1):
+                d = _slot(q0, h, i, qmax)
+                s_ = _slot(q0, h, i + 1, qmax)
+                for f in range(N_FIELD):
+                    m[d + f] = m[s_ + f]
         m[qn + w] = n - 1
         m[m[O_S] + S_QUEUED] -= 1
     return True, now + 1
@@ -484,7 +509,8 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                 stalled = True
                 break
             m[qn] = k + 1
-            e = m[O_QS] + (((p * 2 + w) * m[P_QMAX]) + k) * N_FIELD
+            e = _slot(m[O_QS] + (p * 2 + w) * m[P_QMAX] * N_FIELD, m[m[O_QH] + p * 2 + w], k,
+                      m[P_QMAX])
             m[e + F_BG] = r_bg[req]
             m[e + F_BANK] = r_bank[req]
             m[e + F_ROW] = r_row[req]
@@ -494,6 +520,8 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             nb = m[P_BG] * m[P_BPG]
             bi = r_bg[req] * m[P_BPG] + r_bank[req]
             bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+            if m[bq] == 0:
+                m[m[O_BMASK] + p * 2 + w] |= 1 << bi
             m[bq] += 1
             if m[m[O_OPEN] + p * nb + bi] == r_row[req]:
                 m[bq + 1] += 1

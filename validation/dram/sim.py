@@ -105,6 +105,9 @@ class DramSim:
         n_ch = org.channels if channels is None else int(channels)
         if not 1 <= n_ch <= org.channels:
             raise SpecError(cfg.name, "channels", f"{n_ch} not in 1..{org.channels}", "fix it")
+        if org.banks > E.MAX_BANKS:
+            raise SpecError(cfg.name, "org.banks", f"{org.banks} banks per pseudo-channel exceed "
+                            f"the engine's {E.MAX_BANKS}", f"use at most {E.MAX_BANKS} banks")
         self.n_ch = n_ch
         self.n_pch = n_ch * org.pseudo_channels_per_channel
         pim = pim if pim is not None else PimProgram.empty()
@@ -154,7 +157,8 @@ class DramSim:
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
             (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
-            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD)]
+            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
+            (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -193,6 +197,7 @@ class DramSim:
         views[E.O_PVLAT][:] = self.pv_lat
         views[E.O_PVW][:] = self.pv_win
         views[E.O_HIST][:] = E.NEG
+        views[E.O_WINC][np.unique(table.prev[table.window > 1])] = 1
         views[E.O_OPEN][:] = -1
         views[E.O_PIMROW][:] = -1
         views[E.O_REF][:] = cfg.timing.nREFI
