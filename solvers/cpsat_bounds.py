@@ -409,9 +409,9 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
     PIM tail or GPU tail of the GPU: typically experts fed only by local tokens) and the rest R.
 
     Every subset of the loose experts on the GPU is enumerated; R's split is the exact DP. For a
-    split, each side ends no earlier than (a) its side constant over all experts plus its whole
-    load and (b) its side constant over R alone plus R's load there (R's experts have later heads
-    and longer tails, so that window is tighter). Returns {gpu: bound}; GPUs with no loose expert,
+    split, each side ends no earlier than (a) its side constant over the loose experts placed on it
+    and R, plus its whole load, and (b) its side constant over R alone plus R's load there (R's
+    experts have later heads and longer tails, so that window is tighter). Returns {gpu: bound}; GPUs with no loose expert,
     too many, or no R are left out (use :func:`partition_bound` there)."""
     out: dict[int, int] = {}
     for g in range(dag.num_gpus):
@@ -433,10 +433,12 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
         rest = [t for t in ex if t not in loose]
         if not loose or not rest or len(loose) > max_loose:
             continue
-        cg, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in ex])
-        cp, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in ex])
-        rg, _ = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in rest])
-        rp, _ = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in rest])
+        _, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in ex])
+        _, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in ex])
+        r_gpu_items = [(t, MODE_GPU) for t in rest]
+        r_pim_items = [(t, MODE_PIM) for t in rest]
+        rg, _ = _side_constant(dag, durations, ht, gpu_rid, r_gpu_items)
+        rp, _ = _side_constant(dag, durations, ht, pim_rid, r_pim_items)
         gd = np.array([durations[t][MODE_GPU] for t in rest], dtype=np.int64)
         pd = np.array([durations[t][MODE_PIM] for t in rest], dtype=np.int64)
         best, res = _max_saved(gd, pd, max_cells)
@@ -450,6 +452,12 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
         for mask in range(1 << len(loose)):
             lg = sum(d for i, d in enumerate(lg_all) if mask >> i & 1)
             lp = sum(d for i, d in enumerate(lp_all) if not mask >> i & 1)
+            # Side constants over the experts that may be on each side under this mask (the loose
+            # ones placed there, and R): a superset of the side's experts, so still valid.
+            cg, _ = _side_constant(dag, durations, ht, gpu_rid,
+                                   [(t, MODE_GPU) for i, t in enumerate(loose) if mask >> i & 1] + r_gpu_items)
+            cp, _ = _side_constant(dag, durations, ht, pim_rid,
+                                   [(t, MODE_PIM) for i, t in enumerate(loose) if not mask >> i & 1] + r_pim_items)
             g_load, p_load = r_gpu + lg, r_pim + lp
             gpu_end = np.where(g_load > 0, cg + g_load, cg0)
             gpu_end = np.maximum(gpu_end, np.where(r_gpu > 0, rg + r_gpu, 0))
