@@ -12,6 +12,8 @@ calibrated routing generator.
 
     .venv/bin/python benchmarks/gap_study.py                    # defaults: 2 layers, 60 s
     .venv/bin/python benchmarks/gap_study.py --layers 1 --time-limit 10 --md out.md
+    .venv/bin/python benchmarks/gap_study.py --ordering rows.json   # sieve-plus list orders vs
+        # the CP-SAT best stored in a previous --json run (same layers; no CP-SAT re-solve)
 
 Defaults (2 layers per (config, B), 60 s, 2 workers) take about 12 minutes on 2 cores: the
 1-GPU and most 4-GPU layers are proved optimal in seconds, the 8-GPU layers use the full limit.
@@ -126,6 +128,32 @@ def latency(configs, batches, layers: int, seed: int, reps: int) -> str:
     return "\n".join(lines)
 
 
+def ordering(path: str) -> str:
+    """sieve-plus with each list-scheduling order (same modes) against the CP-SAT best of a stored
+    run: median / p95 / max gap in %, and how often each order is the shorter one."""
+    rows = json.loads(open(path).read())
+    orders = ["ready", "nondelay", "best"]
+    gaps: dict[str, list[float]] = {o: [] for o in orders}
+    wins = 0
+    cache: dict[tuple, list] = {}
+    for r in rows:
+        key = (r["model"], r["gpus"], r["batch"])
+        if key not in cache:
+            model, system = load_model(r["model"]), load_system(SYSTEM, r["gpus"])
+            n = 1 + max(x["layer"] for x in rows if (x["model"], x["gpus"], x["batch"]) == key)
+            cache[key] = sample_layers(model, system, r["batch"], n, r.get("seed", 0))
+        inst = cache[key][r["layer"]]
+        dag, cost = build_dag(inst)
+        mk = {o: solve("sieve-plus", dag, inst, cost, order=o).makespan_ns for o in orders}
+        wins += mk["nondelay"] < mk["ready"]
+        for o in orders:
+            gaps[o].append(mk[o] / r["cpsat"] - 1)
+    lines = ["| sieve-plus order | vs CP-SAT best: median / p95 / max % |", "|---|---|"]
+    lines += [f"| {o} | {_stats(gaps[o])} |" for o in orders]
+    lines.append(f"\n(nondelay shorter than ready on {wins}/{len(rows)} layers)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=CONFIGS)
@@ -138,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the per-layer rows here (atomically)")
     ap.add_argument("--latency", action="store_true",
                     help="instead: decision latency of sieve vs sieve-plus (--layers layers x 20 reps)")
+    ap.add_argument("--ordering", default=None, metavar="JSON",
+                    help="instead: sieve-plus per list order vs the CP-SAT best stored in a --json run")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.ordering:
+        print(ordering(args.ordering))
+        return 0
     if args.latency:
         print(latency(args.configs, args.batches, args.layers, args.seed, 20))
         return 0
