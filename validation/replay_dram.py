@@ -18,6 +18,9 @@ System -> DRAM preset mapping (:func:`dram_preset_for`; ``dram_preset=`` overrid
   own values are not pushed: the presets carry sourced values for fields the papers leave
   open (CWL, tRTP, tWTR, tRTW) and the catalog's ``BL`` is in beats, the preset's ``nBL`` in
   cycles;
+* PIM compute limit: ``system.hbm_pim.pim.ops_per_byte`` -> ``pim.ops_per_byte`` (MAC slots
+  per byte stretched for weights narrower than 2 / ops_per_byte bytes: MXFP4 at 1 op/B is
+  compute-bound, as in the roofline);
 * PIM bandwidth: ``pim.nCCDMAC`` (cycles per all-bank MAC, and if needed
   ``pim.pu_bytes_per_access``) is chosen so that the preset's peak PIM bandwidth is closest to
   ``system.gpu.hbm_bw_GBps x internal_bw_multiplier`` (whole cycles: 12x -> nCCDMAC 4 on
@@ -31,8 +34,9 @@ System -> DRAM preset mapping (:func:`dram_preset_for`; ``dram_preset=`` overrid
   job already contains its token writes (GWR), activations, MACs and read-back (RDRES).
 
 Shapes: a routed expert on PIM is ``api.pim_expert_ns(cfg, hidden, intermediate, tokens,
-bytes_per_element=model.expert_weight_bytes_per_param)`` (gate|up then down, token writes and
-read-backs; MXFP4 experts at 0.53125 B/param); PIM attention is one all-bank GEMV whose rows
+bytes_per_element=model.expert_weight_bytes_per_param, act_bytes=model.activation_bytes)``
+(gate|up then down; MXFP4 expert weights at 0.53125 B/param, token writes and read-backs at
+the activation width); PIM attention is one all-bank GEMV whose rows
 are the KV (or recurrent-state) rows, columns one KV row, rows rounded to 3 significant digits,
 one pass (``tokens``) per query vector sharing the KV (GQA group size; from the DAG's FLOPs). Caching: PIM results per (config, shape, tokens); GPU
 stream times are simulated on a geometric grid of per-pseudo-channel access counts (8 points
@@ -81,11 +85,7 @@ _CACHE: dict[tuple, Any] = {}
 def clear_cache() -> None:
     """Forget every cached simulator result, ours and the DRAM API's (for cold measurements)."""
     _CACHE.clear()
-    api = _api()
-    for name in ("_stream_cycles", "_pim_cycles", "_concurrent"):
-        fn = getattr(api, name, None)
-        if fn is not None and hasattr(fn, "cache_clear"):
-            fn.cache_clear()
+    _api().clear_caches()
 
 
 def _api():
@@ -118,6 +118,8 @@ def dram_preset_for(system: SystemSpec, preset: str | None = None) -> tuple[str,
                         f"pass dram_preset= (known generations: {', '.join(GENERATION_PRESETS)})")
     base = _api().load_dram_preset(name)
     ov: dict[str, Any] = {}
+    if base.pim.ops_per_byte != float(hp.pim.ops_per_byte):
+        ov["pim.ops_per_byte"] = float(hp.pim.ops_per_byte)
     if base.controller.address_mapping != GPU_ADDRESS_MAPPING:
         ov["controller.address_mapping"] = GPU_ADDRESS_MAPPING
     if base.org.stacks != hp.stacks_per_gpu:
@@ -197,6 +199,7 @@ class DramTimer:
         self._n_pch = cfg.org.pseudo_channels
         self._access = cfg.org.access_bytes
         self.bpe = float(model.expert_weight_bytes_per_param)
+        self.act = float(model.activation_bytes)
 
     # -- caching -----------------------------------------------------------------------------
     def _cached(self, op: str, args: tuple, fn) -> Any:
@@ -252,14 +255,15 @@ class DramTimer:
         """One all-bank PIM GEMV job (``tokens`` passes over a ``rows x cols`` matrix)."""
         args = (int(rows), int(cols), int(tokens), float(bytes_per_element))
         return self._cached("gemv", args, lambda: float(_api().pim_gemv_ns(
-            self.cfg, args[0], args[1], args[2], bytes_per_element=args[3])))
+            self.cfg, args[0], args[1], args[2], bytes_per_element=args[3], act_bytes=args[3])))
 
     def pim_expert_ns(self, tokens: int) -> float:
         if tokens <= 0:
             return 0.0
         H, Inter, n = self.model.hidden_size, self.model.expert_intermediate_size, int(tokens)
-        ns = self._cached("expert", (H, Inter, n, self.bpe), lambda: float(_api().pim_expert_ns(
-            self.cfg, H, Inter, n, bytes_per_element=self.bpe)))
+        ns = self._cached("expert", (H, Inter, n, self.bpe, self.act), lambda: float(
+            _api().pim_expert_ns(self.cfg, H, Inter, n, bytes_per_element=self.bpe,
+                                 act_bytes=self.act)))
         return ns * self._pim_scale
 
     def _attention_shape(self, kv_bytes: float, flops: float = 0.0) -> tuple[int, int, float, int]:
@@ -301,14 +305,16 @@ class DramTimer:
             att = self.model.attention
             rows, cols, act, _ = self._attention_shape(4096 * att.num_kv_heads * att.head_dim * 2.0)
             passes = max(1, att.num_q_heads // att.num_kv_heads)
-            job = api.PimJob(((rows, cols),), passes, 0, act)
-            p_alone = float(api.pim_gemv_ns(self.cfg, rows, cols, passes, bytes_per_element=act))
+            job = api.PimJob(((rows, cols),), passes, 0, act, act)
+            p_alone = float(api.pim_gemv_ns(self.cfg, rows, cols, passes, bytes_per_element=act,
+                                            act_bytes=act))
         else:
             from sieveopt.validation.dram.pim import expert_matrices
 
             H, Inter = self.model.hidden_size, self.model.expert_intermediate_size
-            job = api.PimJob(tuple(expert_matrices(H, Inter)), bucket, 0, self.bpe)
-            p_alone = float(api.pim_expert_ns(self.cfg, H, Inter, bucket, bytes_per_element=self.bpe))
+            job = api.PimJob(tuple(expert_matrices(H, Inter)), bucket, 0, self.bpe, self.act)
+            p_alone = float(api.pim_expert_ns(self.cfg, H, Inter, bucket, bytes_per_element=self.bpe,
+                                              act_bytes=self.act))
         # stream bytes so that the alone stream takes about as long as the PIM job
         gran = self._n_pch * self._access
         per_acc = self._stream_exact(GRID_EXACT_BELOW) / GRID_EXACT_BELOW

@@ -28,7 +28,7 @@ from sieveopt.validation.dram.mapping import AddressMapping
 from sieveopt.validation.dram.pim import concat_programs, expert_matrices, pim_program
 from sieveopt.validation.dram.sim import DramSim, DramStats, PimProgram
 
-__all__ = ["ConcurrentResult", "PimJob", "concurrent_ns", "list_dram_presets",
+__all__ = ["ConcurrentResult", "PimJob", "clear_caches", "concurrent_ns", "list_dram_presets",
            "load_dram_preset", "pim_expert_ns", "pim_gemv_ns", "stream_requests",
            "weight_stream_ns"]
 
@@ -99,48 +99,65 @@ def weight_stream_ns(cfg: DramConfig, total_bytes: int, *, channels: int | None 
 
 @lru_cache(maxsize=4096)
 def _pim_cycles(cfg: DramConfig, matrices: tuple[tuple[int, int], ...], tokens: int,
-                bpe: float, n_pch: int) -> int:
-    prog = pim_program(cfg, list(matrices), tokens, bytes_per_element=bpe, pseudo_channels=n_pch)
+                bpe: float, n_pch: int, act: float) -> int:
+    prog = pim_program(cfg, list(matrices), tokens, bytes_per_element=bpe, pseudo_channels=n_pch,
+                       act_bytes=act)
     return _run_channel(cfg, 0, prog, None, 0).cycles
 
 
+def clear_caches() -> None:
+    """Forget every cached simulation result (stream, PIM and concurrent runs), e.g. for
+    cold-cache measurements."""
+    for fn in (_stream_cycles, _pim_cycles, _concurrent):
+        fn.cache_clear()
+
+
 def pim_gemv_ns(cfg: DramConfig, rows: int, cols: int, tokens: int, *,
-                bytes_per_element: float = 2.0, channels: int | None = None) -> int:
+                bytes_per_element: float = 2.0, act_bytes: float = 2.0,
+                channels: int | None = None) -> int:
     """Time of an all-bank PIM job: ``tokens`` sequential GEMVs of a ``rows x cols`` matrix
     (token write, all-bank GEMV over the weight rows, read-back), tensor-parallel over every
-    pseudo-channel of the GPU (or of ``channels`` channels)."""
+    pseudo-channel of the GPU (or of ``channels`` channels). Weights are stored at
+    ``bytes_per_element``; the token vector and the results move at ``act_bytes`` (BF16)."""
     if tokens <= 0:
         return 0
     return _ns(cfg, _pim_cycles(cfg, ((int(rows), int(cols)),), int(tokens),
-                                float(bytes_per_element), _n_pch(cfg, channels)))
+                                float(bytes_per_element), _n_pch(cfg, channels), float(act_bytes)))
 
 
 def pim_expert_ns(cfg: DramConfig, d: int, f: int, tokens: int, *,
-                  bytes_per_element: float = 2.0, channels: int | None = None) -> int:
+                  bytes_per_element: float = 2.0, act_bytes: float = 2.0,
+                  channels: int | None = None) -> int:
     """Time of one MoE expert (3 d f weights: gate|up 2f x d, down d x f) for ``tokens``
-    tokens on PIM, see :mod:`.pim` for the mapping."""
+    tokens on PIM, see :mod:`.pim` for the mapping (weights at ``bytes_per_element``,
+    activations at ``act_bytes``)."""
     if tokens <= 0:
         return 0
     return _ns(cfg, _pim_cycles(cfg, tuple(expert_matrices(d, f)), int(tokens),
-                                float(bytes_per_element), _n_pch(cfg, channels)))
+                                float(bytes_per_element), _n_pch(cfg, channels), float(act_bytes)))
 
 
 @dataclass(frozen=True)
 class PimJob:
-    """One PIM job: ``tokens`` passes over ``matrices``; ``start_ns`` is its release time."""
+    """One PIM job: ``tokens`` passes over ``matrices``; ``start_ns`` is its release time;
+    weights at ``bytes_per_element``, token writes / read-backs at ``act_bytes``."""
 
     matrices: tuple[tuple[int, int], ...]
     tokens: int
     start_ns: int = 0
     bytes_per_element: float = 2.0
+    act_bytes: float = 2.0
 
     @staticmethod
-    def gemv(rows: int, cols: int, tokens: int, start_ns: int = 0) -> PimJob:
-        return PimJob(((rows, cols),), tokens, start_ns)
+    def gemv(rows: int, cols: int, tokens: int, start_ns: int = 0, *,
+             bytes_per_element: float = 2.0, act_bytes: float = 2.0) -> PimJob:
+        return PimJob(((rows, cols),), tokens, start_ns, bytes_per_element, act_bytes)
 
     @staticmethod
-    def expert(d: int, f: int, tokens: int, start_ns: int = 0) -> PimJob:
-        return PimJob(tuple(expert_matrices(d, f)), tokens, start_ns)
+    def expert(d: int, f: int, tokens: int, start_ns: int = 0, *,
+               bytes_per_element: float = 2.0, act_bytes: float = 2.0) -> PimJob:
+        return PimJob(tuple(expert_matrices(d, f)), tokens, start_ns, bytes_per_element,
+                      act_bytes)
 
 
 @dataclass(frozen=True)
@@ -163,7 +180,7 @@ def _concurrent(cfg: DramConfig, accesses: int, jobs: tuple[PimJob, ...], sharin
         rel = job.start_ns * 1000 // cfg.timing.tCK_ps
         prog = pim_program(cfg, list(job.matrices), job.tokens, row_base=row,
                            bytes_per_element=job.bytes_per_element, release_cycle=rel,
-                           pseudo_channels=n_pch)
+                           pseudo_channels=n_pch, act_bytes=job.act_bytes)
         progs.append(prog)
     st = _run_channel(cfg, accesses, concat_programs(progs), sharing, cfg.org.rows // 2)
     return st.data_end_cycle, st.pim_end_cycle

@@ -139,7 +139,16 @@ class PimSpec:
     pu_bytes_per_access bytes every nCCDMAC cycles. ``nABSTAG`` is the extra delay of an
     all-bank activation (banks are activated in staggered groups under the power budget),
     ``nMACLAT`` the PU pipeline latency before results can be read back. ``priority`` is the
-    arbitration between PIM and normal commands in dual-row-buffer mode."""
+    arbitration between PIM and normal commands in dual-row-buffer mode.
+
+    ``ops_per_byte`` is the PUs' compute limit: a PU may do at most ``ops_per_byte x
+    pu_bytes_per_access`` operations per MAC slot (``nCCDMAC`` cycles), i.e. compute throughput
+    = ops_per_byte x internal bandwidth (the roofline's ``pim.ops_per_byte``; Sieve's system:
+    1 op/B). A weight element costs 2 ops (multiply + add), so weights narrower than
+    ``2 / ops_per_byte`` bytes are compute-bound: the kernel generator then feeds each MAC
+    only ``pu_bytes_per_access x ops_per_byte x bytes_per_element / 2`` bytes (more MAC
+    commands per row, same spacing). BF16 at 1 op/B is exactly balanced; MXFP4 (0.53125 B)
+    runs 3.76x more MACs. ``0`` = no compute limit."""
 
     enabled: bool = False
     banks_per_pu: int = 1
@@ -152,12 +161,22 @@ class PimSpec:
     #: delay it (no starvation behind a saturating GPU stream); "ready": PIM goes first only
     #: when its command is ready this cycle (normal traffic can keep delaying it).
     priority: Literal["strict", "ready"] = "strict"
+    ops_per_byte: float = 1.0
+
+    def mac_bytes(self, bytes_per_element: float) -> float:
+        """Weight bytes one MAC command consumes per PU (compute limit applied)."""
+        if self.ops_per_byte <= 0:
+            return float(self.pu_bytes_per_access)
+        return min(float(self.pu_bytes_per_access),
+                   self.pu_bytes_per_access * self.ops_per_byte * bytes_per_element / 2.0)
 
     def __post_init__(self) -> None:
         require(self.banks_per_pu >= 1, "banks_per_pu", "must be >= 1", "use 1 (per bank) or 2")
         require(self.pu_bytes_per_access > 0, "pu_bytes_per_access", "must be positive", "e.g. 32")
         require(self.nCCDMAC >= 1, "nCCDMAC", "must be >= 1", "e.g. nCCDL")
         require(self.nABSTAG >= 0 and self.nMACLAT >= 0, "nMACLAT", "must be >= 0", "fix it")
+        require(self.ops_per_byte >= 0, "ops_per_byte", "must be >= 0",
+                "e.g. 1.0 (Sieve), 0 for no compute limit")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,14 @@ shard is spread evenly over the banks, ``ceil(rows_pch x cols x bpe / banks)`` b
 packed into 1-page DRAM rows at the same row indices in every bank. With at least as many
 output rows as banks a bank holds whole rows; with fewer, rows are split along the input
 dimension and each bank produces partial sums (``max(rows_pch, banks)`` results per pCH,
-reduced by the GPU after read-back). One token = ``ceil(cols x bpe / access_bytes)`` GWR, then
-per DRAM row one ACTAB, ``ceil(bytes_in_row / pu_bytes) x banks_per_pu`` MACs and one PREAB,
-then ``ceil(max(rows_pch, banks) x bpe / access_bytes)`` RDRES. ``tokens`` GEMVs run one after another (the
+reduced by the GPU after read-back). One token = ``ceil(cols x act_bytes / access_bytes)`` GWR,
+then per DRAM row one ACTAB, ``ceil(bytes_in_row / mac_bytes) x banks_per_pu`` MACs and one
+PREAB, then ``ceil(max(rows_pch, banks) x act_bytes / access_bytes)`` RDRES. ``bpe`` (weight
+bytes per element) sizes the weights; ``act_bytes`` (default 2.0, BF16) sizes the token
+vector written to the global buffer and the results read back, so MXFP4 experts still move
+BF16 activations. ``mac_bytes = pu_bytes_per_access`` unless the PU compute limit binds
+(``pim.ops_per_byte``, 2 ops per weight element): then ``pu_bytes x ops_per_byte x bpe / 2``
+(see :class:`~sieveopt.validation.dram.config.PimSpec`). ``tokens`` GEMVs run one after another (the
 weights are re-read per token: PIM does N GEMVs, not a GEMM).
 
 An MoE expert with hidden ``d`` and intermediate ``f`` holds 3 d f weights: gate and up are
@@ -48,6 +53,7 @@ class GemvLayout:
     macs: tuple[int, ...]   # MAC commands per DRAM row
     gwr: int
     rdres: int
+    mac_bytes: float = 0.0  # weight bytes per PU per MAC (below pu_bytes when compute-bound)
 
     @property
     def total_macs(self) -> int:
@@ -55,15 +61,16 @@ class GemvLayout:
 
 
 def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float = 2.0,
-                pseudo_channels: int | None = None) -> GemvLayout:
+                pseudo_channels: int | None = None, act_bytes: float = 2.0) -> GemvLayout:
     """Command counts for a ``rows x cols`` GEMV sharded over ``pseudo_channels`` (default:
-    every pCH of the GPU)."""
+    every pCH of the GPU); weights at ``bytes_per_element``, activations at ``act_bytes``."""
     if not cfg.pim.enabled:
         raise SpecError(cfg.name, "pim.enabled", "this config has no PIM units",
                         "use a PIM preset or set pim.enabled = true")
-    if rows <= 0 or cols <= 0 or bytes_per_element <= 0:
+    if rows <= 0 or cols <= 0 or bytes_per_element <= 0 or act_bytes <= 0:
         raise SpecError(cfg.name, "gemv", f"bad shape rows={rows} cols={cols} "
-                        f"bytes_per_element={bytes_per_element}", "use positive values")
+                        f"bytes_per_element={bytes_per_element} act_bytes={act_bytes}",
+                        "use positive values")
     org, pim = cfg.org, cfg.pim
     n_pch = pseudo_channels or org.pseudo_channels
     rows_pch = math.ceil(rows / n_pch)
@@ -75,15 +82,17 @@ def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float 
     if dram_rows > org.rows:
         raise SpecError(cfg.name, "gemv", f"{dram_rows} DRAM rows per bank exceed {org.rows}",
                         "shard over more channels or shrink the matrix")
+    mac_bytes = pim.mac_bytes(bytes_per_element)
     macs = []
     left = bytes_bank
     for _ in range(dram_rows):
         in_row = min(left, org.page_bytes)
-        macs.append(math.ceil(in_row / pim.pu_bytes_per_access) * pim.banks_per_pu)
+        macs.append(math.ceil(in_row / mac_bytes - 1e-9) * pim.banks_per_pu)
         left -= in_row
-    gwr = math.ceil(cols * bytes_per_element / org.access_bytes)
-    rdres = math.ceil(partials * bytes_per_element / org.access_bytes)
-    return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres)
+    gwr = math.ceil(cols * act_bytes / org.access_bytes)
+    rdres = math.ceil(partials * act_bytes / org.access_bytes)
+    return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres,
+                      mac_bytes)
 
 
 def _append_gemv(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayout,
@@ -102,12 +111,13 @@ def _append_gemv(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayo
 
 def pim_program(cfg: DramConfig, matrices: list[tuple[int, int]], tokens: int, *,
                 bytes_per_element: float = 2.0, row_base: int = 0, release_cycle: int = 0,
-                pseudo_channels: int | None = None) -> PimProgram:
+                pseudo_channels: int | None = None, act_bytes: float = 2.0) -> PimProgram:
     """Command stream of ``tokens`` sequential passes over ``matrices`` [(rows, cols), ...]
     (each matrix stored after the previous one, from DRAM row ``row_base``)."""
     if tokens < 0:
         raise SpecError(cfg.name, "tokens", f"{tokens} < 0", "use tokens >= 0")
-    layouts = [gemv_layout(cfg, r, c, bytes_per_element, pseudo_channels) for r, c in matrices]
+    layouts = [gemv_layout(cfg, r, c, bytes_per_element, pseudo_channels, act_bytes)
+               for r, c in matrices]
     one: list[tuple[int, int, int]] = []
     base = row_base
     for lay in layouts:

@@ -57,13 +57,14 @@ def _gemv(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ns = pim_gemv_ns(cfg, args.rows, args.cols, args.tokens,
-                     bytes_per_element=args.bytes_per_element)
-    lay = gemv_layout(cfg, args.rows, args.cols, args.bytes_per_element)
+                     bytes_per_element=args.bytes_per_element, act_bytes=args.act_bytes)
+    lay = gemv_layout(cfg, args.rows, args.cols, args.bytes_per_element, act_bytes=args.act_bytes)
     weight_bytes = args.rows * args.cols * args.bytes_per_element
     data = {"config": cfg.name, "rows": args.rows, "cols": args.cols, "tokens": args.tokens,
             "time_ns": ns, "weight_bytes": weight_bytes,
             "effective_GBps": weight_bytes * args.tokens / ns if ns else 0.0,
             "pim_peak_GBps": cfg.pim_bw_GBps_per_pch() * cfg.org.pseudo_channels,
+            "mac_bytes_per_pu": lay.mac_bytes,
             "per_pch_per_token": {"gwr": lay.gwr, "actab": lay.dram_rows,
                                   "mac": lay.total_macs, "rdres": lay.rdres}}
     return emit(args, data, lambda d: print_table(
@@ -110,7 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--rows", type=int, required=True, help="matrix rows (output dim)")
     g.add_argument("--cols", type=int, required=True, help="matrix columns (input dim)")
     g.add_argument("--tokens", type=int, default=1, help="sequential GEMVs")
-    g.add_argument("--bytes-per-element", type=float, default=2.0)
+    g.add_argument("--bytes-per-element", type=float, default=2.0, help="weight bytes per element")
+    g.add_argument("--act-bytes", type=float, default=2.0,
+                   help="activation bytes per element (token write / read-back; BF16 = 2)")
     common(g)
     g.set_defaults(handler=_gemv)
 
