@@ -12,6 +12,7 @@ from sieveopt.e2e import StepSettings, load_replay
 from sieveopt.e2e.plot import STYLE
 from sieveopt.e2e.sweep import SweepSpec, result_rows, sweep_meta, timed_sweep, write_outputs
 from sieveopt.models.catalog import load_model, load_system
+from sieveopt.validation import replay_dram
 
 POLICIES = ("noexp", "allexp", "duplex", "sieve", "sieve-plus", "cpsat")
 BATCHES = (1, 16, 64, 256)
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     replay = load_replay()
     all_rows, per_model = [], []
     for name, gpus in configs:
+        replay_dram.clear_cache()  # its interference cache is not keyed by model: start each model cold
         spec = SweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
         results, wall = timed_sweep(spec, replay=replay)

@@ -48,9 +48,19 @@ def _layers(model_name: str, gpus: int, batch: int, n: int, seed: int, overrides
     from sieveopt.instance import sample_layers
     from sieveopt.models.catalog import load_model, load_system
 
+    _fresh_caches()
     model = load_model(model_name)
     system = load_system("sieve-b200-hbm3e-pim", gpus, overrides)
     return model, system, sample_layers(model, system, batch, n, seed)
+
+
+def _fresh_caches() -> None:
+    """Start every configuration with empty simulator caches: the replay timer's interference
+    cache is keyed by preset and token bucket but not by the model's expert shape, so without
+    this a configuration would reuse the slow-down factors measured for the previous model."""
+    from sieveopt.validation import replay_dram
+
+    replay_dram.clear_cache()
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
