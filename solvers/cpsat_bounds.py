@@ -215,6 +215,23 @@ class PartitionBound:
     modes: dict[int, str]       # expert task id -> mode of the relaxation's best split
 
 
+def _split_experts(dag: TaskDAG, durations: list[dict[str, int]], g: int, min_count: int) -> tuple[list[int], int, int] | None:
+    """GPU ``g``'s two-mode experts, if the split bounds apply to them: at least ``min_count`` of
+    them, every one on the GPU's ``gpu`` resource in GPU mode and its ``pim`` resource in PIM mode,
+    all with positive durations. Returns (task ids, gpu resource id, pim resource id)."""
+    ex = [t.tid for t in dag.tasks if t.kind == EXPERT and t.gpu == g and set(t.modes) == {MODE_GPU, MODE_PIM}]
+    if len(ex) < min_count:
+        return None
+    gpu_rid = dag.resource_id.get((RES_GPU, g))
+    pim_rid = dag.resource_id.get((RES_PIM, g))
+    if any(gpu_rid not in dag.tasks[t].modes[MODE_GPU].resources or
+           pim_rid not in dag.tasks[t].modes[MODE_PIM].resources for t in ex):
+        return None
+    if min(min(durations[t][MODE_GPU], durations[t][MODE_PIM]) for t in ex) <= 0:
+        return None
+    return ex, gpu_rid, pim_rid
+
+
 def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
                     max_cells: int = 400_000) -> PartitionBound | None:
     """Exact subset-sum DP over the GPU/PIM split of each GPU's experts (see module docstring).
@@ -335,16 +352,10 @@ def count_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
     per_gpu: dict[int, int] = {}
     counts: dict[int, int] = {}
     for g in range(dag.num_gpus):
-        ex = [t.tid for t in dag.tasks if t.kind == EXPERT and t.gpu == g and set(t.modes) == {MODE_GPU, MODE_PIM}]
-        if not ex:
+        split = _split_experts(dag, durations, g, min_count=1)
+        if split is None:
             continue
-        gpu_rid = dag.resource_id.get((RES_GPU, g))
-        pim_rid = dag.resource_id.get((RES_PIM, g))
-        if any(gpu_rid not in dag.tasks[t].modes[MODE_GPU].resources or
-               pim_rid not in dag.tasks[t].modes[MODE_PIM].resources for t in ex):
-            continue
-        if min(min(durations[t][MODE_GPU], durations[t][MODE_PIM]) for t in ex) <= 0:
-            continue
+        ex, gpu_rid, pim_rid = split
         m = len(ex)
         js = np.arange(m + 1)
         gpu_lb = _side_terms(dag, durations, ht, gpu_rid, ex, MODE_GPU, js, max_sets)
@@ -415,16 +426,10 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
     too many, or no R are left out (use :func:`partition_bound` there)."""
     out: dict[int, int] = {}
     for g in range(dag.num_gpus):
-        ex = [t.tid for t in dag.tasks if t.kind == EXPERT and t.gpu == g and set(t.modes) == {MODE_GPU, MODE_PIM}]
-        if len(ex) < 2:
+        split = _split_experts(dag, durations, g, min_count=2)
+        if split is None:
             continue
-        gpu_rid = dag.resource_id.get((RES_GPU, g))
-        pim_rid = dag.resource_id.get((RES_PIM, g))
-        if any(gpu_rid not in dag.tasks[t].modes[MODE_GPU].resources or
-               pim_rid not in dag.tasks[t].modes[MODE_PIM].resources for t in ex):
-            continue
-        if min(min(durations[t][MODE_GPU], durations[t][MODE_PIM]) for t in ex) <= 0:
-            continue
+        ex, gpu_rid, pim_rid = split
         h0 = min(ht.head[(t, MODE_PIM)] for t in ex)
         q0 = min(ht.tail[(t, MODE_PIM)] for t in ex)
         g0 = min(ht.tail[(t, MODE_GPU)] for t in ex)
