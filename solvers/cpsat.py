@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -344,13 +343,8 @@ def _canonical_hint(dag: TaskDAG, hint: Schedule, cls: list[int], first: str) ->
 
 def _export(model: cp_model.CpModel, path: str) -> None:
     """Write the model proto atomically (text format unless the name ends in .pb/.bin)."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".cpsat-", suffix=os.path.splitext(path)[1] or ".pbtxt", dir=d)
-    os.close(fd)
-    try:
-        if not model.export_to_file(tmp):
+    from sieveopt.cli.output import atomic_path
+
+    with atomic_path(path) as tmp:
+        if not model.export_to_file(str(tmp)):
             raise OSError(f"could not write the CP-SAT model to {path}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
