@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     replay = load_replay()
     all_rows, per_model = [], []
     for name, gpus in configs:
-        replay_dram.clear_cache()  # its interference cache is not keyed by model: start each model cold
+        replay_dram.clear_cache()  # start each model with cold simulator caches (comparable run times)
         spec = SweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
         results, wall = timed_sweep(spec, replay=replay)

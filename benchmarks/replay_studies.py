@@ -55,9 +55,8 @@ def _layers(model_name: str, gpus: int, batch: int, n: int, seed: int, overrides
 
 
 def _fresh_caches() -> None:
-    """Start every configuration with empty simulator caches: the replay timer's interference
-    cache is keyed by preset and token bucket but not by the model's expert shape, so without
-    this a configuration would reuse the slow-down factors measured for the previous model."""
+    """Start every configuration with empty simulator caches, so each configuration's replay
+    times include its own simulations (the caches are keyed by preset and model shape)."""
     from sieveopt.validation import replay_dram
 
     replay_dram.clear_cache()

@@ -179,3 +179,17 @@ def test_calibrated_cost_model_returns_simulator_durations():
     r = replay(_half_pim(dag), dag, system, instance=inst, timer=cm.timer)
     for key in ("expert:pim", "expert:gpu"):
         assert r.kind_error[key].median_abs_pct < 1.0, key
+
+
+def test_interference_cache_is_per_model_shape():
+    """A second model replayed in the same process must not reuse the first model's factors."""
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.validation import replay_dram
+
+    system = load_system("sieve-b200-hbm3e-pim", 1)
+    a, b = load_model("qwen3-30b-a3b"), load_model("gpt-oss-120b")
+    replay_dram.clear_cache()
+    fresh_b = replay_dram.DramTimer(system, b).interference("expert", 4)
+    replay_dram.clear_cache()
+    replay_dram.DramTimer(system, a).interference("expert", 4)
+    assert replay_dram.DramTimer(system, b).interference("expert", 4) == fresh_b

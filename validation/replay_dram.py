@@ -200,6 +200,10 @@ class DramTimer:
         self._access = cfg.org.access_bytes
         self.bpe = float(model.expert_weight_bytes_per_param)
         self.act = float(model.activation_bytes)
+        att = model.attention
+        #: What model-dependent measurements (interference) depend on besides the preset.
+        self.shape_key = (model.hidden_size, model.expert_intermediate_size, self.bpe, self.act,
+                          att.num_q_heads, att.num_kv_heads, att.head_dim)
 
     # -- caching -----------------------------------------------------------------------------
     def _cached(self, op: str, args: tuple, fn) -> Any:
@@ -296,7 +300,7 @@ class DramTimer:
             return (1.0, 1.0)
         bucket = 1 << max(0, int(tokens) - 1).bit_length()
         kind = "attn" if kind == "attn" else "expert"
-        return self._cached("interf", (kind, bucket, self.sharing),
+        return self._cached("interf", (kind, bucket, self.sharing, self.shape_key),
                             lambda: self._measure_interference(kind, bucket))
 
     def _measure_interference(self, kind: str, bucket: int) -> tuple[float, float]:
