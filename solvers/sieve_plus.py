@@ -104,11 +104,15 @@ def plan_arrays(dag: TaskDAG) -> PlanArrays:
                       np.array([h for lv in levels for h in lv], dtype=np.int64), side, arr[:, 3].copy())
 
 
+_NEG = -(1 << 62)  # "no release term" sentinel (every real term is >= 0)
+
+
 def _estimate(gi, lv_ns, work, lv0, sg, ng, sp, np_):
     """max(GPU side end, PIM side end) of one GPU given its side sums (PIM with release levels).
 
     ``gi`` = (a, b, la, lb, cg, cg0, cp, cp0, qp): expert and level ranges, side constants, PIM
-    tail; ``work[lv0 + k]`` holds the PIM load of release level k."""
+    tail; ``work[lv0 + k]`` holds the PIM load of release level k. O(levels): the reference form
+    of the estimate (the search uses it where the O(1) form below does not apply)."""
     gpu_end = gi[4] + sg if ng > 0 else 0
     if gi[5] > gpu_end:
         gpu_end = gi[5]
@@ -128,15 +132,79 @@ def _estimate(gi, lv_ns, work, lv0, sg, ng, sp, np_):
     return gpu_end if gpu_end > pim_end else pim_end
 
 
-def _make_decide(_estimate):
-    """Build the decision over a given estimate function (plain Python or numba-compiled)."""
+def _prepare(gi, lv_ns, work, lv0, nl):
+    """Per-level tables of the current PIM set, for O(1) move evaluation (O(levels)).
+
+    With ``S_k`` = PIM load released at level >= k and ``U_k = lv_ns[k] + qp + S_k``, the release
+    term of the PIM side is max U_k over the k with S_k > 0 (a prefix of the levels, S being
+    non-increasing). Writes S at ``work[lv0+nl+k]``, the prefix max of U over all levels <= k at
+    ``work[lv0+2nl+k]`` and the max of U over the valid levels > k at ``work[lv0+3nl+k]``."""
+    la, lb = gi[2], gi[3]
+    s_at, pu_at, q_at = lv0 + nl, lv0 + 2 * nl, lv0 + 3 * nl
+    acc = 0
+    q = _NEG
+    for k in range(lb - 1, la - 1, -1):
+        work[q_at + k] = q
+        acc += work[lv0 + k]
+        work[s_at + k] = acc
+        if acc > 0:
+            u = lv_ns[k] + gi[8] + acc
+            if u > q:
+                q = u
+    pm = _NEG
+    for k in range(la, lb):
+        u = lv_ns[k] + gi[8] + work[s_at + k]
+        if u > pm:
+            pm = u
+        work[pu_at + k] = pm
+
+
+def _move_estimate(gi, lv_ns, work, lv0, nl, lvk, delta, sg, ng, sp, np_):
+    """Estimate after adding ``delta`` to the PIM load of level ``lvk`` (an expert entering,
+    ``+pd``, or leaving, ``-pd``, the PIM side), the others' sums given: equal to
+    :func:`_estimate` on the changed loads, in O(1) from the :func:`_prepare` tables. Valid only
+    when ``S_lvk + delta > 0`` or ``np_ == 0`` (every level <= lvk has load after the move);
+    :func:`_move_or_full` checks that and otherwise uses the O(levels) form."""
+    gpu_end = gi[4] + sg if ng > 0 else 0
+    if gi[5] > gpu_end:
+        gpu_end = gi[5]
+    if np_ > 0:
+        pim_end = gi[6] + sp
+        if gi[7] > pim_end:
+            pim_end = gi[7]
+        v = work[lv0 + 2 * nl + lvk] + delta
+        if v > pim_end:
+            pim_end = v
+        v = work[lv0 + 3 * nl + lvk]
+        if v > pim_end:
+            pim_end = v
+    else:
+        pim_end = gi[7]
+    return gpu_end if gpu_end > pim_end else pim_end
+
+
+def _make_decide(_estimate, _prepare, _move_estimate):
+    """Build the decision over given estimate functions (plain Python or numba-compiled)."""
+
+    def _move_or_full(gi, lv_ns, work, lv0, nl, lvk, delta, sg, ng, sp, np_):
+        """Estimate of one candidate move: O(1) where the tables apply, else O(levels)."""
+        if np_ > 0 and work[lv0 + nl + lvk] + delta <= 0:
+            work[lv0 + lvk] += delta
+            est = _estimate(gi, lv_ns, work, lv0, sg, ng, sp, np_)
+            work[lv0 + lvk] -= delta
+            return est
+        return _move_estimate(gi, lv_ns, work, lv0, nl, lvk, delta, sg, ng, sp, np_)
+
+    if not isinstance(_estimate, type(_make_decide)):  # compiled: the helper is a kernel too
+        _move_or_full = njit(cache=True)(_move_or_full)
 
     def decide_impl(items, ginfo, lv_ns, work, g, max_passes):
         """Split decision of GPU g: writes 1 = GPU, 0 = PIM into ``work[a:b]`` (``work`` also holds
-        the per-level PIM loads after the ``len(items)`` decision slots)."""
+        the per-level PIM loads and the move tables after the ``len(items)`` decision slots)."""
         gi = ginfo[g]
         a, b = gi[0], gi[1]
         lv0 = len(items)
+        nl = len(lv_ns)
         m = b - a
         if m == 0:
             return
@@ -170,29 +238,29 @@ def _make_decide(_estimate):
                 work[i] = 0
                 sp += items[i, 1]
                 work[lv0 + items[i, 2]] += items[i, 1]
-        # Single-expert moves, first improvement.
+        # Single-expert moves, first improvement; each candidate in O(1) from the level tables,
+        # rebuilt only after an accepted move.
+        _prepare(gi, lv_ns, work, lv0, nl)
         for _ in range(max_passes):
             improved = False
             for i in range(a, b):
-                gd, pd, lv = items[i, 0], items[i, 1], lv0 + items[i, 2]
+                gd, pd, lvk = items[i, 0], items[i, 1], items[i, 2]
                 if work[i] == 1:
-                    work[lv] += pd
-                    est = _estimate(gi, lv_ns, work, lv0, sg - gd, ng - 1, sp + pd, m - ng + 1)
+                    est = _move_or_full(gi, lv_ns, work, lv0, nl, lvk, pd, sg - gd, ng - 1, sp + pd, m - ng + 1)
                     if est < best:
                         best, sg, sp, ng = est, sg - gd, sp + pd, ng - 1
                         work[i] = 0
+                        work[lv0 + lvk] += pd
                         improved = True
-                    else:
-                        work[lv] -= pd
+                        _prepare(gi, lv_ns, work, lv0, nl)
                 else:
-                    work[lv] -= pd
-                    est = _estimate(gi, lv_ns, work, lv0, sg + gd, ng + 1, sp - pd, m - ng - 1)
+                    est = _move_or_full(gi, lv_ns, work, lv0, nl, lvk, -pd, sg + gd, ng + 1, sp - pd, m - ng - 1)
                     if est < best:
                         best, sg, sp, ng = est, sg + gd, sp - pd, ng + 1
                         work[i] = 1
+                        work[lv0 + lvk] -= pd
                         improved = True
-                    else:
-                        work[lv] += pd
+                        _prepare(gi, lv_ns, work, lv0, nl)
             if not improved:
                 break
 
@@ -200,17 +268,18 @@ def _make_decide(_estimate):
 
 
 _DUMMY = (np.array([[1, 1, 0]], dtype=np.int64), np.array([[0, 1, 0, 1, 0, 0, 0, 0, 0]], dtype=np.int64),
-          np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64))
+          np.zeros(1, dtype=np.int64), np.zeros(5, dtype=np.int64))
 
 #: Pure-Python reference (tests check the compiled kernel makes identical decisions).
-_decide_py = _make_decide(_estimate)
+_decide_py = _make_decide(_estimate, _prepare, _move_estimate)
 _COMPILED: list = []
 
 
 def _compiled():
     """The numba kernel, compiled on first use (and cached on disk)."""
     if not _COMPILED:
-        _COMPILED.append(njit(cache=True)(_make_decide(njit(cache=True)(_estimate))))
+        jit = njit(cache=True)
+        _COMPILED.append(jit(_make_decide(jit(_estimate), jit(_prepare), jit(_move_estimate))))
     return _COMPILED[0]
 
 
@@ -220,7 +289,7 @@ def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> tup
     GPUs plan independently (as in Sieve, each GPU plans its own experts), so the serving-path
     latency is the max over GPUs."""
     n = len(pa.gpu_ns)
-    work = np.zeros(n + len(pa.lv_ns), dtype=np.int64)
+    work = np.zeros(n + 4 * len(pa.lv_ns), dtype=np.int64)
     fn = _compiled() if compiled and njit is not None else _decide_py
     items, ginfo, lv_ns = pa.items, pa.ginfo, pa.lv_ns
     if fn is not _decide_py:  # same methodology as Sieve's warm_up(): a dummy call, untimed
