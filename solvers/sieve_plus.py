@@ -208,23 +208,76 @@ def _make_decide(_estimate, _prepare, _move_estimate):
         m = b - a
         if m == 0:
             return
-        # Full prefix search: top h experts (by tokens) on the GPU.
-        for k in range(gi[2], gi[3]):
-            work[lv0 + k] = 0
-        sp = 0
-        for i in range(a, b):
-            sp += items[i, 1]
-            work[lv0 + items[i, 2]] += items[i, 1]
+        # Full prefix search: top h experts (by tokens) on the GPU, h = m down to 0 (experts join
+        # the PIM side one by one). The release term max{U_k : S_k > 0} (see _prepare) only sees
+        # prefix-adds of U, so a level once at or below an earlier level's U never becomes the
+        # maximum again: keep the strict prefix-max "records" as a linked list (with the gap
+        # D = U_r - U_next to the next record), a union-find to the last record <= a level, and
+        # a Fenwick tree of the loads for S; the term is U of the last record <= the top loaded
+        # level. Amortised O(log levels) per h instead of O(levels).
+        la, lb = gi[2], gi[3]
+        nlev = lb - la
+        p_at, n_at, d_at, f_at = lv0 + nl, lv0 + 2 * nl, lv0 + 3 * nl, lv0 + 4 * nl + la - 1
+        for k in range(la, lb):
+            work[p_at + k] = k
+            work[n_at + k] = k + 1
+            work[d_at + k] = lv_ns[k] - lv_ns[k + 1] if k + 1 < lb else 0
+            work[f_at + 1 + k - la] = 0
         sg = 0
-        best = _estimate(gi, lv_ns, work, lv0, sg, 0, sp, m)
-        best_h = 0
-        for h in range(1, m + 1):
-            i = a + h - 1
+        for i in range(a, b):
             sg += items[i, 0]
-            sp -= items[i, 1]
-            work[lv0 + items[i, 2]] -= items[i, 1]
-            est = _estimate(gi, lv_ns, work, lv0, sg, h, sp, m - h)
-            if est < best:
+        sp = 0
+        top = -1
+        best = gi[4] + sg
+        if gi[5] > best:
+            best = gi[5]
+        if gi[7] > best:
+            best = gi[7]
+        best_h = m
+        for h in range(m - 1, -1, -1):
+            i = a + h
+            pd, lvk = items[i, 1], items[i, 2]
+            sg -= items[i, 0]
+            sp += pd
+            if pd > 0:
+                if lvk > top:
+                    top = lvk
+                j = lb - lvk
+                while j <= nlev:
+                    work[f_at + j] += pd
+                    j += j & -j
+                r = lvk
+                while work[p_at + r] != r:
+                    work[p_at + r] = work[p_at + work[p_at + r]]
+                    r = work[p_at + r]
+                work[d_at + r] += pd
+                while work[n_at + r] < lb and work[d_at + r] >= 0:
+                    nx = work[n_at + r]
+                    work[d_at + r] += work[d_at + nx]
+                    work[n_at + r] = work[n_at + nx]
+                    work[p_at + nx] = nx - 1
+            gpu_end = gi[4] + sg if h > 0 else 0
+            if gi[5] > gpu_end:
+                gpu_end = gi[5]
+            est = gi[6] + sp
+            if gi[7] > est:
+                est = gi[7]
+            if top >= 0:
+                r = top
+                while work[p_at + r] != r:
+                    work[p_at + r] = work[p_at + work[p_at + r]]
+                    r = work[p_at + r]
+                s_r = 0
+                j = lb - r
+                while j > 0:
+                    s_r += work[f_at + j]
+                    j -= j & -j
+                v = lv_ns[r] + gi[8] + s_r
+                if v > est:
+                    est = v
+            if gpu_end > est:
+                est = gpu_end
+            if est <= best:
                 best, best_h = est, h
         for k in range(gi[2], gi[3]):
             work[lv0 + k] = 0
@@ -268,7 +321,7 @@ def _make_decide(_estimate, _prepare, _move_estimate):
 
 
 _DUMMY = (np.array([[1, 1, 0]], dtype=np.int64), np.array([[0, 1, 0, 1, 0, 0, 0, 0, 0]], dtype=np.int64),
-          np.zeros(1, dtype=np.int64), np.zeros(5, dtype=np.int64))
+          np.zeros(1, dtype=np.int64), np.zeros(6, dtype=np.int64))
 
 #: Pure-Python reference (tests check the compiled kernel makes identical decisions).
 _decide_py = _make_decide(_estimate, _prepare, _move_estimate)
@@ -289,7 +342,7 @@ def decide(pa: PlanArrays, max_passes: int = 3, *, compiled: bool = True) -> tup
     GPUs plan independently (as in Sieve, each GPU plans its own experts), so the serving-path
     latency is the max over GPUs."""
     n = len(pa.gpu_ns)
-    work = np.zeros(n + 4 * len(pa.lv_ns), dtype=np.int64)
+    work = np.zeros(n + 5 * len(pa.lv_ns), dtype=np.int64)
     fn = _compiled() if compiled and njit is not None else _decide_py
     items, ginfo, lv_ns = pa.items, pa.ginfo, pa.lv_ns
     if fn is not _decide_py:  # same methodology as Sieve's warm_up(): a dummy call, untimed
