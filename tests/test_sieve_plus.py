@@ -41,7 +41,8 @@ def test_random_instances_valid_and_bounded(seed, gpus, experts, batch, shared, 
     r = solve("sieve-plus", dag, inst, cost)
     assert check(r.schedule, dag).ok
     pa = plan_arrays(dag)
-    assert np.array_equal(decide(pa)[0], decide(pa, compiled=False)[0])
+    for passes in (0, 3):
+        assert np.array_equal(decide(pa, passes)[0], decide(pa, passes, compiled=False)[0])
     # Every bound the exact solver uses stays below this feasible makespan.
     d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
     for serial in (False, True):
@@ -99,6 +100,6 @@ def test_decisions_identical_to_recorded_corpus() -> None:
             for inst in sample_layers(m, s, batch, 17, 7):
                 pa = plan_arrays(build_dag(inst)[0])
                 for compiled, h in digests.items():
-                    h.update(decide(pa, compiled=compiled)[0].astype(np.int8).tobytes())
+                    h.update(decide(pa, 3, compiled=compiled)[0].astype(np.int8).tobytes())
     assert digests[True].hexdigest() == DECISION_DIGEST
     assert digests[False].hexdigest() == DECISION_DIGEST
