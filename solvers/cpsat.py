@@ -8,7 +8,7 @@ Model (one per DAG, durations in time quanta of ``time_quantum_ns``, rounded up)
 * every DAG edge ``start[dst] >= end[src] + lag`` (conditional edges enforced by the mode literal);
 * ``M >= end`` of every sink; minimise M; domains capped at the hint's makespan.
 
-Levers (switchable through ``levers=``, all on by default; see notes/cpsat.md for what each buys):
+Levers (switchable through ``levers=``, all on by default; see docs/design-notes/cpsat.md for what each buys):
 
 * ``cuts``: redundant resource load cuts over (head, tail) thresholds (:mod:`.cpsat_bounds`);
 * ``partition``: the per-GPU GPU/PIM split relaxation solved exactly by DP, as ``M >= LB``;

@@ -1,5 +1,5 @@
 """Dual-row-buffer mode: a PIM job next to a saturating GPU stream is slowed only by the
-documented couplings (notes/dram.md, "Dual-row-buffer coupling rules"): shared data bus
+documented couplings (docs/design-notes/dram.md, "Dual-row-buffer coupling rules"): shared data bus
 (GWR/RDRES vs RD/WR turnarounds), the activation power budget (ACT <-> ACTAB) and the
 command bus. For every PIM command of the concurrent command log we recompute two earliest
 cycles from the timing table: ``own`` (rows from PIM commands only, i.e. the job alone) and

@@ -11,9 +11,9 @@ head dimension: QK^T and PV):
   and read-out per token);
 * bytes: Q, K, V and output activations once (compute-bound for long prompts).
 
-Prefill attention is added to the layer time (it occupies the GPU stream of the GPU holding the
-prompt before that GPU's router can run), an upper bound that ignores overlap with the PIM-side
-decode attention: the layer DAG has no task for it yet (see notes/e2e.md).
+In MoE layers the prefill attention is the DAG's ``prefill_attn[g]`` GPU task (work from
+:func:`prefill_attention_work`), in parallel with decode attention on PIM; only the dense
+(non-MoE) layers add :func:`prefill_attention_ns` to the step outside the DAG.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A :class:`RoutingProfile` holds the logit-scale knobs of the generator. The §5.3 values are
 the defaults; the two heavy-tail knobs (``hot_frac``, ``hot_boost``) were added and
 calibrated here to close the B=256 one-token gap that §5.4 reports; three §5.3 values were
-re-fitted (see the comment above ``PROFILES`` and notes/workload.md).
+re-fitted (see the comment above ``PROFILES`` and docs/design-notes/workload.md).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class RoutingProfile:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# §5.3 table. Calibrated against Sieve §3.3 here (calibration.py, notes/workload.md):
+# §5.3 table. Calibrated against Sieve §3.3 here (calibration.py, docs/design-notes/workload.md):
 #   qwen512: 3% hot experts (boost 1.75 x U(0.5, 1.5)) close the B=256 N=1 gap (18% -> 22.5%);
 #   qwen128: sg 3.0 -> 4.0, kappa 3.5 -> 2.0 bring N<=4 @B=64 from 54% to 48% (target 47.6%);
 #   gptoss:  12% hot experts (boost 2.5 x Exp(1)) and kappa 1.0 -> 1.15 lift N=1 @B=256 from 20% to
