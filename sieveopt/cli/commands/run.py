@@ -90,6 +90,9 @@ def _run(args: argparse.Namespace) -> int:
                     [(s["policy"], us(s["makespan_us"]), us(s["replay_us"]), pct(s["gap_vs_cpsat_best"]),
                       pct(s["gap_vs_cpsat_bound"]), pct(s["replay_gap_vs_cpsat"]), us(s["decision_us"]),
                       "yes" if s["all_checked"] else "NO", s["status"]) for s in d["summary"]])
+        print("decision us: the policy's planning time (max over GPUs). The compiled planners' (sieve, "
+              "sieve-plus) is charged on the replayed critical path; the other baselines are reference "
+              "Python (shown, not charged); CP-SAT is offline.")
         print(f"results: {out / 'results.json'}, {out / 'results.csv'}" +
               (f"; Gantt: {d['gantt']}" if d["gantt"] else ""))
 
