@@ -3,7 +3,9 @@
 All statistics are computed from per-expert token counts ``cnt[step, layer, E]``:
 token-count bins (idle / 1 / 2 / 3-4 / 5-8 / >8) as shares of all experts and of activated
 experts, coefficient of variation, Gini, max/mean, and the Pearson correlation of the
-per-expert load between consecutive steps of the same layer.
+per-expert load between consecutive steps of the same layer. The locality and long-window
+metrics (T20, L20, reuse, top-20 % share, hot-set Jaccard at lag 1 and 16) come from
+:mod:`sieveopt.workload.locality` and are merged into the same summary / per-layer rows.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.workload.locality import locality_stats
 from sieveopt.workload.trace import RoutingTrace
 
 #: (label, lowest count, highest count) of each token-count bin.
@@ -67,15 +70,21 @@ def step_correlation(cnt: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(-1) / den, np.nan)
 
 
-def workload_stats(trace: RoutingTrace, include_shared: bool = False) -> dict[str, Any]:
+def workload_stats(
+    trace: RoutingTrace, include_shared: bool = False, locality: bool = True
+) -> dict[str, Any]:
     """Statistics of a trace.
 
     Returns a dict with ``meta`` (shape and provenance), ``summary`` (means over steps and
     layers, JSON-ready floats), ``per_layer`` (list of per-layer means) and ``per_step_layer``
     (numpy arrays ``[steps, layers]`` per statistic and ``bins_*`` arrays
-    ``[steps, layers, n_bins]``). Routed experts only unless ``include_shared``.
+    ``[steps, layers, n_bins]``). Routed experts only unless ``include_shared``. With
+    ``locality`` the summary and per-layer rows also hold ``t20``, ``l20``, ``reuse``,
+    ``top20_share``, ``hot_jaccard_lag1`` and ``hot_jaccard_lag16`` (routed experts only,
+    always; estimators in :mod:`sieveopt.workload.locality`).
     """
-    cnt = _with_shared(trace.counts(), trace, include_shared)
+    routed = trace.counts()
+    cnt = _with_shared(routed, trace, include_shared)
     e = cnt.shape[-1]
     active = (cnt > 0).sum(-1)
     share_all = np.stack(
@@ -123,13 +132,18 @@ def workload_stats(trace: RoutingTrace, include_shared: bool = False) -> dict[st
         }
         for j, lid in enumerate(trace.layer_ids)
     ]
+    if locality:
+        loc = locality_stats(trace, routed)
+        summary.update(loc["summary"])
+        for j, row in enumerate(per_layer):
+            row.update({key: vals[j] for key, vals in loc["per_layer"].items()})
     return {
         "meta": {
             "model": trace.model, "source": trace.source, "seed": trace.seed,
             "profile": trace.profile, "steps": trace.steps, "layers": trace.num_layers,
             "batch": trace.batch, "num_experts": trace.num_experts, "top_k": trace.top_k,
             "num_shared_experts": trace.num_shared_experts, "include_shared": include_shared,
-            "bins": labels,
+            "bins": labels, "locality": locality,
         },
         "summary": summary,
         "per_layer": per_layer,

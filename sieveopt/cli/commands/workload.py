@@ -81,6 +81,17 @@ def _build_trace(args: argparse.Namespace):
     )
 
 
+#: Locality / long-window metrics (sieveopt.workload.locality) and their table labels.
+_LOCALITY_ROWS = (
+    ("top20_share", "top-20% share (long window)"),
+    ("t20", "T20 next-step cond. mass"),
+    ("l20", "L20 next-layer cond. mass"),
+    ("reuse", "next-step expert reuse"),
+    ("hot_jaccard_lag1", "hot-10% Jaccard, lag 1"),
+    ("hot_jaccard_lag16", "hot-10% Jaccard, lag 16"),
+)
+
+
 def _stats(args: argparse.Namespace) -> int:
     from sieveopt.workload import workload_stats
 
@@ -97,9 +108,11 @@ def _stats(args: argparse.Namespace) -> int:
                  ["CV of per-expert tokens", s["cv"], ""], ["Gini", s["gini"], ""],
                  ["max / mean", s["max_over_mean"], ""],
                  ["step-to-step load corr.", s["step_corr"], ""]]
+        rows += [[label, s[key], ""] for key, label in _LOCALITY_ROWS if key in s]
         print_table(title, ["statistic", "share of experts", "share of activated"], rows)
         if args.per_layer:
             keys = ["layer", "idle_share", "n1_share_of_active", "cv", "gini", "max_over_mean", "step_corr"]
+            keys += [k for k, _ in _LOCALITY_ROWS if d["per_layer"] and k in d["per_layer"][0]]
             print_table("Per layer", keys, [[r[k] for k in keys] for r in d["per_layer"]])
 
     return emit(args, data, render)
