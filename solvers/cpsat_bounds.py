@@ -102,19 +102,26 @@ def _unary_groups(dag: TaskDAG, durations: list[dict[str, int]], edges_idx: list
     return [g for g in groups.values() if len(g) > 1]
 
 
+def _chain_bound(items: list[tuple[int, int, int]]) -> int:
+    """Tasks (release-or-tail ``r``, duration ``d``, lag) that run one after another on one unary
+    resource: for every threshold, those with ``r`` at least the threshold give
+    ``threshold + sum(d) + min(lag)``; the largest over thresholds."""
+    best, total, min_lag = 0, 0, None
+    for r, d, lg in sorted(items, reverse=True):
+        total += d
+        min_lag = lg if min_lag is None else min(min_lag, lg)
+        best = max(best, r + total + min_lag)
+    return best
+
+
 def _serial_head(dag: TaskDAG, durations: list[dict[str, int]], head_t: list[int], lag: list[int],
                  edges_idx: list[int]) -> int:
     """Predecessors on one unary resource with head >= h all run inside [h, start - min lag]:
     ``start >= h + sum(their durations) + min(their lags)`` for every threshold h."""
     best = 0
     for grp in _unary_groups(dag, durations, edges_idx, "src"):
-        items = sorted(((head_t[dag.edges[i].src], min(durations[dag.edges[i].src].values()), lag[i]) for i in grp),
-                       reverse=True)
-        total, min_lag = 0, None
-        for h, d, lg in items:
-            total += d
-            min_lag = lg if min_lag is None else min(min_lag, lg)
-            best = max(best, h + total + min_lag)
+        best = max(best, _chain_bound([(head_t[dag.edges[i].src], min(durations[dag.edges[i].src].values()), lag[i])
+                                       for i in grp]))
     return best
 
 
@@ -129,12 +136,7 @@ def _serial_tail(dag: TaskDAG, durations: list[dict[str, int]], tail: dict[tuple
             u = dag.edges[i].dst
             (m,) = durations[u]
             items.append((tail[(u, m)], durations[u][m], lag[i]))
-        items.sort(reverse=True)
-        total, min_lag = 0, None
-        for q, d, lg in items:
-            total += d
-            min_lag = lg if min_lag is None else min(min_lag, lg)
-            best = max(best, q + total + min_lag)
+        best = max(best, _chain_bound(items))
     return best
 
 
