@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, Work
+from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, GpuRates, Work
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
 
@@ -39,6 +39,10 @@ class RooflineCostModel:
         self.link_bytes_per_ns = system.interconnect.bw_per_direction_GBps
 
     # -- pieces other policies reuse (T_GPU / T_PIM estimates) ----------------------------
+    def gpu_rates(self) -> GpuRates:
+        """The sustained GPU rates behind this model's GPU-mode durations (planners read them)."""
+        return GpuRates(float(self.gpu_bytes_per_ns), float(self.gpu_flops_per_ns), float(self.kernel_overhead_ns))
+
     def pim_gemv_ns(self, weight_bytes: float, tokens: int, *, channels: float | None = None,
                     bytes_per_param: float | None = None) -> float:
         """``tokens`` sequential GEMVs of one expert holding ``weight_bytes`` of 3 d f weights,
