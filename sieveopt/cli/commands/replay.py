@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_solver_param,
+    load_instance,
+    load_problem,
+    solver_params_for,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -26,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scheduler latency on the critical path (default: the policy's measured decision time)")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -37,7 +45,9 @@ def scheduler_latency_for(result, policy: str, given: int | None) -> int:
         if given < 0:
             raise SieveoptError(f"--sched-latency-ns must be >= 0, got {given}")
         return int(given)
-    if policy == "cpsat" or result.decision_ns is None:
+    from sieveopt.solvers import policy_info
+
+    if policy_info(policy).offline or result.decision_ns is None:
         return 0
     return int(result.decision_ns)
 
@@ -51,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
+    params = solver_params_for(args, [args.policy], time_limit_s=args.time_limit)[args.policy]
     run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
