@@ -37,6 +37,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from sieveopt.dag import TaskDAG
+from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import MODE_GPU, CostModel
@@ -71,19 +72,30 @@ class _Trajectory(cp_model.CpSolverSolutionCallback):
 def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, multi: bool,
                      part_modes: dict[int, str] | None) -> list[Schedule]:
     """Heuristic schedules to warm-start from (the Sieve greedy first, when it exists)."""
-    from sieveopt.solvers import solve
+    from sieveopt.solvers import check_target_needs, solve
+
+    def usable(name: str) -> bool:
+        try:
+            check_target_needs(name, dag)
+        except SieveoptError:
+            return False  # a two-sided heuristic on a DAG whose experts lack one of its sides
+        return True
 
     out: list[Schedule] = []
     for name in (("sieve", "sieve-plus") if multi else ("sieve",)):
+        if not usable(name):
+            continue
         try:
             r = solve(name, dag, instance, cost)
         except (ImportError, AttributeError, ModuleNotFoundError):
             continue
         if r.schedule is not None:
             out.append(r.schedule)
-    if not out and not multi:
+    if not out and not multi and usable("sieve-plus"):
         r = solve("sieve-plus", dag, instance, cost)
         out.append(r.schedule)
+    if not out:  # any targets: every multi-mode task at its shortest mode
+        out.append(list_schedule(dag, _shortest_modes(dag), policy="shortest-mode"))
     if multi:
         if part_modes:
             modes = list(modes_from_experts(dag, {}, default_expert=MODE_GPU))
@@ -91,9 +103,15 @@ def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, mul
                 modes[t] = m
             modes = _best_attention(dag, modes)
             out.append(list_schedule(dag, modes, policy="partition-dp"))
-        out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
-                                 policy="all-gpu"))
+        if all(MODE_GPU in t.modes for t in dag.tasks if t.kind == "expert"):
+            out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
+                                     policy="all-gpu"))
     return out
+
+
+def _shortest_modes(dag: TaskDAG) -> list[str]:
+    """Every task at its shortest mode (a hint that needs no particular targets)."""
+    return [min(t.modes, key=lambda m, t=t: t.modes[m].duration_ns) for t in dag.tasks]
 
 
 def _best_attention(dag: TaskDAG, modes: list[str]) -> list[str]:
