@@ -74,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
 
+    resource_kinds = run.dag.resource_kinds
+
     def render(d: dict) -> None:
         print_table(f"replay: {d['policy']} on {d['model']}, {d['gpus']} x {d['system']}, B={d['batch']}, "
                     f"MoE layer {d['moe_layer']}",
@@ -89,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
                       f"{v['mean_signed_pct']:+.1f}%", f"{v['predicted_ns'] / 1e3:.1f}", f"{v['replayed_ns'] / 1e3:.1f}")
                      for k, v in d["kind_error"].items()])
         util = d["utilisation"]
-        kinds = ("gpu", "hbm", "pim", "egress", "ingress", "sched")
+        kinds = resource_kinds
         print_table("utilisation of the replayed makespan",
                     ["gpu", *kinds],
                     [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
