@@ -75,10 +75,17 @@ def _param_kind(kind: AttentionLayerKind) -> AttentionLayerKind:
 
 
 def attention_projection_params(model: ModelSpec, kind: AttentionLayerKind) -> tuple[int, int]:
-    """(QKV, output-projection) parameters of one attention layer of ``kind``."""
-    total = model.attention.params_per_layer(model.hidden_size, _param_kind(kind))
-    qkv = int(total * 0.75)  # LEGACY split, replaced in the next commit
-    return qkv, total - qkv
+    """(QKV, output-projection) parameters of one attention layer of ``kind``: the output
+    projection maps the concatenated heads back to the hidden size (``q_heads * head_dim``
+    inputs; linear attention: ``value_heads * value_head_dim``); QKV is the rest."""
+    att, H = model.attention, model.hidden_size
+    total = att.params_per_layer(H, _param_kind(kind))
+    if kind == "linear":
+        o = att.linear_num_value_heads * att.linear_value_head_dim * H
+    else:
+        o = att.num_q_heads * att.head_dim * H
+    o = min(o, total)
+    return total - o, o
 
 
 def _dense_gemm(kind: str, model: ModelSpec, n: int, params: float, *, launches: int = 1) -> Work:

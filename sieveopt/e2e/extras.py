@@ -45,21 +45,20 @@ def embedding_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray) 
 
 def dense_layer_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray, kv_tokens_per_gpu: np.ndarray,
                    layer: int, attention_mode: str) -> float:
-    """One dense (non-MoE) decoder layer: projections, attention and the dense FFN, serial, on
+    """One dense (non-MoE) decoder layer: QKV, attention, output projection and the dense FFN
+    (the same work items as a MoE layer's attention block), serial, on
     the busiest GPU (attention in the mode the policy placed it in the MoE layers, when that
     mode is a registered target; else on the GPU)."""
-    H = model.hidden_size
-    act, wb = model.activation_bytes, model.dense_weight_bytes_per_param
     kind = model.attention.layer_kind(layer)
-    p_attn = sum(W.attention_projection_params(model, kind))
     attn_mode = attention_mode if attention_mode in TARGETS else MODE_GPU
     worst = 0.0
     for n, ctx in zip(tokens_per_gpu, kv_tokens_per_gpu, strict=True):
         n = int(n)
         if n == 0:
             continue
-        t = cost.duration_ns(W.Work("qkv", n, 2.0 * p_attn * n, p_attn * wb, 2 * n * H * act), MODE_GPU)
+        t = cost.duration_ns(W.qkv_work(model, kind, n), MODE_GPU)
         t += cost.duration_ns(W.decode_attention_work(model, kind, n, float(ctx)), attn_mode)
+        t += cost.duration_ns(W.oproj_work(model, kind, n), MODE_GPU)
         if model.dense_ffn_intermediate_size:
             t += cost.duration_ns(W.dense_ffn_work(model, n), MODE_GPU)
         worst = max(worst, t)
