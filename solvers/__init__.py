@@ -34,6 +34,17 @@ def _csv_set(value: str) -> frozenset[str]:
     return frozenset(x.strip() for x in value.split(",") if x.strip())
 
 
+def _choice(*allowed: str) -> Any:
+    """A parser accepting only ``allowed`` values."""
+
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return parse
+
+
 def _bool(value: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
@@ -97,7 +108,7 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                           window_hint=3)),
     "sieve": ("sieveopt.solvers.sieve", "solve_sieve",
               "Sieve greedy (paper §5): all on PIM, move hottest to GPU while max(T) drops",
-              PolicyInfo("compiled", {"impl": str, "other_gpu_work": _bool}, default=True, color="#d62728",
+              PolicyInfo("compiled", {"impl": _choice("numba", "ref"), "other_gpu_work": _bool}, default=True, color="#d62728",
                          marker="o", needs_modes=_TWO_SIDED, role="paper", window_hint=1)),
     "sieve-plus": ("sieveopt.solvers.sieve_plus", "solve_sieve_plus",
                    "Improved fast heuristic closing the gap to CP-SAT",
