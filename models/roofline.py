@@ -13,7 +13,15 @@
 
 from __future__ import annotations
 
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, GpuRates, Work
+from sieveopt.models.costmodel import (
+    MODE_GPU,
+    MODE_LINK,
+    MODE_PIM,
+    MODE_SCHED,
+    GpuRates,
+    TaskKind,
+    Work,
+)
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
 
@@ -70,9 +78,9 @@ class RooflineCostModel:
             body = max(work.flops / self.gpu_flops_per_ns, bytes_ / self.gpu_bytes_per_ns)
             return body + work.launches * self.kernel_overhead_ns
         if mode == MODE_PIM:
-            if work.kind == "expert":
+            if work.kind == TaskKind.EXPERT:
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens)
-            if work.kind == "shared":
+            if work.kind == TaskKind.SHARED:
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens,
                                         bytes_per_param=self.model.dense_weight_bytes_per_param)
             # attention (and anything else streaming memory once): bound by internal bw / compute

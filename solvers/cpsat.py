@@ -36,7 +36,7 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
-from sieveopt.dag import TaskDAG
+from sieveopt.dag import EXPERT, TaskDAG
 from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
@@ -103,7 +103,7 @@ def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, mul
                 modes[t] = m
             modes = _best_attention(dag, modes)
             out.append(list_schedule(dag, modes, policy="partition-dp"))
-        if all(MODE_GPU in t.modes for t in dag.tasks if t.kind == "expert"):
+        if all(MODE_GPU in t.modes for t in dag.tasks if t.kind == EXPERT):
             out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
                                      policy="all-gpu"))
     return out
@@ -118,7 +118,7 @@ def _best_attention(dag: TaskDAG, modes: list[str]) -> list[str]:
     """Non-expert multi-mode tasks (attention) at their shortest mode."""
     modes = list(modes)
     for t in dag.tasks:
-        if t.has_choice and t.kind != "expert":
+        if t.has_choice and t.kind != EXPERT:
             modes[t.tid] = min(t.modes, key=lambda m: t.modes[m].duration_ns)
     return modes
 
@@ -127,7 +127,7 @@ def _symmetry_classes(dag: TaskDAG) -> list[list[int]]:
     """Groups of interchangeable multi-mode tasks (identical durations, resources and neighbours)."""
     groups: dict[tuple, list[int]] = {}
     for t in dag.tasks:
-        if not t.has_choice or t.kind != "expert":
+        if not t.has_choice or t.kind != EXPERT:
             continue
         preds = tuple(sorted((e.src, e.lag_ns, None if e.if_mode is None else
                               ("self" if e.if_mode[0] == t.tid else e.if_mode), ) for e in dag.preds[t.tid]))

@@ -105,5 +105,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _dispatch_window(rep, dag) -> int:
     """Latest dispatch arrival in the replay (what the scheduler runs in parallel with)."""
-    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+    from sieveopt.dag import DISPATCH
+
+    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == DISPATCH]
     return max(arr, default=0)
