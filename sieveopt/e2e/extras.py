@@ -23,7 +23,7 @@ import numpy as np
 from sieveopt.models import work as W
 from sieveopt.models.costmodel import CostModel
 from sieveopt.models.specs import ModelSpec
-from sieveopt.targets import MODE_GPU, TARGETS
+from sieveopt.targets import MODE_GPU, TARGETS, get_target
 
 #: Re-exported: prompt attention FLOPs live in the layer-work model.
 prefill_attention_flops = W.prefill_attention_flops
@@ -57,7 +57,7 @@ def dense_layer_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray
         if n == 0:
             continue
         t = cost.duration_ns(W.qkv_work(model, kind, n), MODE_GPU)
-        t += cost.duration_ns(W.decode_attention_work(model, kind, n, float(ctx)), attn_mode)
+        t += get_target(attn_mode).duration_ns(cost, W.decode_attention_work(model, kind, n, float(ctx)))
         t += cost.duration_ns(W.oproj_work(model, kind, n), MODE_GPU)
         if model.dense_ffn_intermediate_size:
             t += cost.duration_ns(W.dense_ffn_work(model, n), MODE_GPU)
