@@ -36,6 +36,7 @@ from sieveopt.targets import (
     MODE_LINK,
     MODE_PIM,
     MODE_SCHED,
+    Target,
     get_target,
     resource_kinds_for,
 )
@@ -250,11 +251,20 @@ class _Builder:
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
+        self._targets: dict[str, Target] = {}
+        self._holds: dict[str, tuple[tuple[str, bool], ...]] = {}
+
+    def target(self, mode: str) -> Target:
+        t = self._targets.get(mode)
+        if t is None:
+            t = self._targets[mode] = get_target(mode)
+            self._holds[mode] = t.resource_kinds(self.sharing)
+        return t
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
         """Resources a task of ``gpu`` (and ``peer``, for messages) holds in ``mode``."""
-        return tuple(self.res[(kind, peer if on_peer else gpu)]
-                     for kind, on_peer in get_target(mode).resource_kinds(self.sharing))
+        self.target(mode)
+        return tuple(self.res[(kind, peer if on_peer else gpu)] for kind, on_peer in self._holds[mode])
 
     def add(self, name: str, kind: str, gpu: int, work: Work, modes: tuple[str, ...], *,
             expert: int = -1, peer: int = -1, gpu_only_resources: tuple[int, ...] | None = None) -> int:
@@ -264,7 +274,7 @@ class _Builder:
             res = self.mode_resources(m, gpu, peer)
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
-            mc[m] = ModeCost(_ns(get_target(m).duration_ns(self.cost, work)), res)
+            mc[m] = ModeCost(_ns(self.target(m).duration_ns(self.cost, work)), res)
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid

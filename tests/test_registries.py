@@ -84,3 +84,19 @@ def test_policy_declarations_are_consistent():
         for key, parse in info.params.items():
             assert callable(parse), (p, key)
     assert {p for p in POLICIES if policy_info(p).role == "reference"}, "some policy is the exact reference"
+
+
+def test_builtin_targets_keep_the_resource_layout():
+    # Resource ids of a default DAG are per GPU in this order (saved DAGs and traces rely on it).
+    from sieveopt.dag import RESOURCE_KINDS
+    from sieveopt.targets import TARGETS, resource_kinds_for, unregister_target
+
+    assert resource_kinds_for(DagOptions().attention_modes + DagOptions().expert_modes) == RESOURCE_KINDS
+    model = tiny_model()
+    system = load_system("sieve-b200-hbm3e-pim", 2)
+    inst = random_instance(np.random.default_rng(0), model, system, 8)
+    dag = build_layer_dag(inst, make_cost_model("roofline", system, model))
+    assert [r.name for r in dag.resources] == [f"{k}[{g}]" for g in range(2) for k in RESOURCE_KINDS]
+    for m in TARGETS.names():
+        with pytest.raises(SieveoptError, match="built-in"):
+            unregister_target(m)
