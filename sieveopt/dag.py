@@ -14,6 +14,10 @@ Resources per GPU: ``gpu`` stream, ``hbm`` external bus, ``pim`` units, NVLink `
 ``ingress`` ports, ``sched`` (the scheduler's own processor). GPU kernels hold gpu+hbm; PIM jobs
 hold pim (+hbm when HBM sharing is ``exclusive``); messages hold egress[src]+ingress[dst] and
 reach their consumers after the link latency (an edge lag). All durations are integer ns.
+Which resources a mode creates and holds, and how a task is timed in it, is declared by its
+execution target (:mod:`sieveopt.targets`); ``DagOptions.attention_modes`` and ``expert_modes``
+choose the targets of attention and routed experts. Work items come from
+:mod:`sieveopt.models.work`.
 """
 
 from __future__ import annotations
