@@ -133,9 +133,11 @@ for _name, (_mod, _attr, _doc, _info) in _BUILTIN.items():
 
 
 def policy_info(name: str) -> PolicyInfo:
-    """Declared capabilities of ``name`` (a plugin without a declaration gets the defaults)."""
-    SOLVERS.get(name)  # unknown names fail here, naming the known ones
-    return _INFO.get(name, PolicyInfo())
+    """Declared capabilities of ``name``: from :func:`register_policy`, else a ``policy_info``
+    attribute of an entry-point plugin's solver function, else the defaults."""
+    fn = SOLVERS.get(name)  # unknown names fail here, naming the known ones
+    info = _INFO.get(name) or getattr(fn, "policy_info", None)
+    return info if isinstance(info, PolicyInfo) else PolicyInfo()
 
 
 def default_policies() -> tuple[str, ...]:
