@@ -142,17 +142,17 @@ def policy_info(name: str) -> PolicyInfo:
 
 def default_policies() -> tuple[str, ...]:
     """The default comparison set, in registration (plotting) order."""
-    return tuple(n for n in SOLVERS.ordered() if _INFO.get(n, PolicyInfo()).default)
+    return tuple(n for n in SOLVERS.ordered() if policy_info(n).default)
 
 
 def policy_with_role(role: str) -> str | None:
     """The registered policy declaring ``role`` ("paper", "reference"), if any."""
-    return next((n for n in SOLVERS.ordered() if _INFO.get(n, PolicyInfo()).role == role), None)
+    return next((n for n in SOLVERS.ordered() if policy_info(n).role == role), None)
 
 
 def window_hint_policies() -> tuple[str, ...]:
     """Policies whose per-slot window schedules hint a joint window solver, by declared rank."""
-    ranked = [(i.window_hint, n) for n in SOLVERS.ordered() if (i := _INFO.get(n, PolicyInfo())).window_hint]
+    ranked = [(i.window_hint, n) for n in SOLVERS.ordered() if (i := policy_info(n)).window_hint]
     return tuple(n for _, n in sorted(ranked))
 
 
