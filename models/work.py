@@ -156,11 +156,6 @@ def expert_work(model: ModelSpec, n: int, *, launches: int = 1) -> Work:
                 2 * n * model.hidden_size * model.activation_bytes, launches=launches)
 
 
-def expert_token_act_bytes(model: ModelSpec) -> float:
-    """Activation bytes one token moves through a routed expert (in and out)."""
-    return 2.0 * model.hidden_size * model.activation_bytes
-
-
 def shared_expert_work(model: ModelSpec, n: int) -> Work:
     """Every shared expert of the layer on ``n`` tokens, as one kernel."""
     sp = 3 * model.hidden_size * model.shared_expert_intermediate_size * model.num_shared_experts

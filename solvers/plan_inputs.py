@@ -41,7 +41,7 @@ from sieveopt.dag import (
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, CostModel, pim_expert_table
 from sieveopt.models.costmodel import gpu_rates as _gpu_rates
-from sieveopt.models.work import expert_token_act_bytes
+from sieveopt.models.work import expert_work
 
 # Indices into the packed scalar array.
 P_T_COMM = 0          # ns
@@ -112,9 +112,10 @@ def gpu_plan_inputs(dag: TaskDAG, instance: LayerInstance, cost: CostModel, gpu:
     params = np.zeros(NUM_PARAMS)
     params[P_T_COMM] = _message_ns(dag, gpu)
     params[P_BYTES_PER_NS], params[P_FLOPS_PER_NS] = bw, peak
-    params[P_EXPERT_BYTES] = model.expert_weight_bytes
-    params[P_TOKEN_BYTES] = expert_token_act_bytes(model)
-    params[P_TOKEN_FLOPS] = model.expert_flops(1)
+    one_token = expert_work(model, 1)    # the layer-work model's expert: W bytes, a and f per token
+    params[P_EXPERT_BYTES] = one_token.weight_bytes
+    params[P_TOKEN_BYTES] = one_token.act_bytes
+    params[P_TOKEN_FLOPS] = one_token.flops
     experts, tids, tokens, gns, pns = [], [], [], [], []
     for t in dag.tasks:
         if t.gpu != gpu:
