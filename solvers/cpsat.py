@@ -343,7 +343,7 @@ def _canonical_hint(dag: TaskDAG, hint: Schedule, cls: list[int], first: str) ->
 
 def _export(model: cp_model.CpModel, path: str) -> None:
     """Write the model proto atomically (text format unless the name ends in .pb/.bin)."""
-    from sieveopt.cli.output import atomic_path
+    from sieveopt.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         if not model.export_to_file(str(tmp)):

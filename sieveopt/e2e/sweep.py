@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.e2e.policies import ReplayFn, policy_params
 from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_step, run_step
 from sieveopt.errors import SieveoptError
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
 MAX_BATCH = 1 << 16

@@ -106,7 +106,7 @@ def _check_path(path: str | Path) -> Path:
 def _save(fig: Any, path: Path) -> Path:
     import io
 
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lower()[1:], dpi=150, metadata=None if path.suffix != ".png" else {})

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sieveopt.cli.output import atomic_write_bytes
 from sieveopt.errors import TraceError
+from sieveopt.fileio import atomic_write_bytes
 from sieveopt.workload.trace import RoutingTrace, check_expert_ids
 
 FORMAT, VERSION = "sieveopt-routing", 1
