@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_time_limit,
+    cpsat_params,
+    load_instance,
+    load_problem,
+    positive_int,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -27,17 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_problem_args(p)
     p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
+    add_time_limit(p, None, "(cpsat; default 10)")
     add_json(p)
     p.set_defaults(handler=_solve)
 
     c = sub.add_parser("compare", help="compare policies' list-scheduled makespans over sampled layers")
     add_problem_args(c)
-    c.add_argument("--layers", type=int, default=8, help="number of sampled layers")
+    c.add_argument("--layers", type=positive_int, default=8, help="number of sampled layers")
     c.add_argument("--policies", default="sieve,gpu_only,noexp,allexp,pimoe,duplex",
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -51,9 +59,7 @@ def _cost(name: str, model, system):
 
 
 def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    if policy in PARAM_POLICIES and args.time_limit is not None:
-        return {"time_limit_s": float(args.time_limit)}
-    return {}
+    return cpsat_params(args) if policy in PARAM_POLICIES else {}
 
 
 def _check_policies(names: list[str]) -> None:

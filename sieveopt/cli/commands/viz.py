@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -73,6 +73,7 @@ def _viz(args: argparse.Namespace) -> int:
     out = Path(args.out)
     policies = _policies(args)
     _check_extension(args.viz_what, out)
+    check_output_file(out)
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
     dag, cost = build_dag(inst, args.cost_model, DagOptions(gpu_kernel=args.gpu_kernel))
