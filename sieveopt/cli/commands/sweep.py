@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from sieveopt.cli.common import add_json, positive_int
+from sieveopt.cli.common import add_json, add_max_memory, positive_int
 from sieveopt.cli.output import check_output_dir, emit, print_table
 
 MAX_TABLE_ROWS = 60
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="parallel workers (local pool size / local Ray CPUs; default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the points and which are cached; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_memory(p)
     add_json(p)
     p.set_defaults(handler=_sweep)
 
@@ -38,6 +39,9 @@ def _sweep(args: argparse.Namespace) -> int:
     check_input_file(args.file, "sweep file")
     check_output_dir(args.out)
     spec = load_sweep(args.file)
+    from sieveopt.sweep.validate import validate_sweep
+
+    validate_sweep(spec, resolve_all(spec), max_memory_gib=args.max_memory)  # exit 2 before any point
     workers = args.workers or os.cpu_count() or 1
     if args.dry_run:
         store = SweepStore(args.out)
