@@ -17,6 +17,13 @@ HbmSharing = Literal["exclusive", "dual_row_buffer", "partitioned"]
 #: Largest system the toolkit models (one NVSwitch domain is 72-576 GPUs; the DAG has
 #: O(GPUs^2) all-to-all messages, so a larger count is a typo, not a system).
 MAX_GPUS = 1024
+#: Upper ends of the model dimensions: far above any published model, low enough that sizes,
+#: byte counts and nanosecond durations stay exact in int64 and expert ids fit int16 traces.
+MAX_DIM = 2**20          # hidden, intermediate sizes, heads, head dims, windows
+MAX_LAYERS = 4096
+MAX_EXPERTS = 32767      # expert ids are int16 in routing traces
+MAX_VOCAB = 2**24
+MAX_PARAMS = 2**40       # parameters per attention layer
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,12 @@ class AttentionSpec:
     def __post_init__(self) -> None:
         require_finite(self)
         for name in ("num_q_heads", "num_kv_heads", "head_dim"):
-            require_range(getattr(self, name), name, ge=1, fix="set a positive head count/size")
+            require_range(getattr(self, name), name, ge=1, le=MAX_DIM, fix="set a positive head count/size")
         for name in ("sliding_window_tokens", "mla_cache_elems_per_token", "linear_num_key_heads",
                      "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
                      "full_params_per_layer", "linear_params_per_layer"):
-            require_range(getattr(self, name), name, ge=0, fix="use 0 for unused / derived")
+            require_range(getattr(self, name), name, ge=0, le=MAX_PARAMS if "params" in name else MAX_DIM,
+                          fix="use 0 for unused / derived")
         if self.kind == "gqa":
             require(self.num_kv_heads <= self.num_q_heads, "num_kv_heads",
                     f"{self.num_kv_heads} KV heads > {self.num_q_heads} query heads (GQA shares a KV "
@@ -59,11 +67,12 @@ class AttentionSpec:
         if "linear" in self.layer_pattern:
             require(self.linear_num_value_heads > 0 and self.linear_key_head_dim > 0
                     and self.linear_value_head_dim > 0, "linear_num_value_heads",
-                    "linear attention layers need linear_* dimensions", "set linear_num_key_heads, "
+                    "layer_pattern has linear-attention layers but no linear_* dimensions",
+                    "set linear_num_key_heads, "
                     "linear_num_value_heads, linear_key_head_dim, linear_value_head_dim")
         if "sliding" in self.layer_pattern:
             require(self.sliding_window_tokens > 0, "sliding_window_tokens",
-                    "sliding layers need a window", "set sliding_window_tokens > 0")
+                    "layer_pattern has sliding layers but no window", "set sliding_window_tokens > 0")
         if self.kind == "mla":
             require(self.mla_cache_elems_per_token > 0, "mla_cache_elems_per_token",
                     "MLA needs the cached elements per token", "set e.g. 576 for DeepSeek-V3")
@@ -127,24 +136,26 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)
-        for name in ("num_layers", "num_moe_layers", "hidden_size", "num_routed_experts", "top_k",
-                     "expert_intermediate_size"):
-            require_range(getattr(self, name), name, ge=1, fix="set a positive integer")
+        for name, hi in (("num_layers", MAX_LAYERS), ("num_moe_layers", MAX_LAYERS), ("hidden_size", MAX_DIM),
+                         ("num_routed_experts", MAX_EXPERTS), ("top_k", MAX_EXPERTS),
+                         ("expert_intermediate_size", MAX_DIM)):
+            require_range(getattr(self, name), name, ge=1, le=hi, fix="set a positive integer")
         for name in ("expert_weight_bytes_per_param", "dense_weight_bytes_per_param", "activation_bytes"):
             require_range(getattr(self, name), name, gt=0, le=8,
                           fix="bytes per element: 2.0 for BF16, 1.0 for FP8, 0.53125 for MXFP4")
         for name in ("shared_expert_intermediate_size", "dense_ffn_intermediate_size", "vocab_size"):
-            require_range(getattr(self, name), name, ge=0, fix="use 0 for none")
+            require_range(getattr(self, name), name, ge=0, le=MAX_VOCAB if name == "vocab_size" else MAX_DIM,
+                          fix="use 0 for none")
+        require(self.num_moe_layers <= self.num_layers, "num_moe_layers",
+                f"{self.num_moe_layers} MoE layers > {self.num_layers} layers", "lower num_moe_layers")
         require(self.num_moe_layers == self.num_layers or self.dense_ffn_intermediate_size > 0,
                 "dense_ffn_intermediate_size",
                 f"{self.num_layers - self.num_moe_layers} dense layer(s) need an FFN size",
                 "set dense_ffn_intermediate_size (the config's intermediate_size)")
-        require(self.num_moe_layers <= self.num_layers, "num_moe_layers",
-                f"{self.num_moe_layers} MoE layers > {self.num_layers} layers", "lower num_moe_layers")
         require(self.top_k <= self.num_routed_experts, "top_k",
                 f"top_k={self.top_k} exceeds num_routed_experts={self.num_routed_experts}",
                 "use top_k <= num_routed_experts")
-        require_range(self.num_shared_experts, "num_shared_experts", ge=0, fix="use 0 for none")
+        require_range(self.num_shared_experts, "num_shared_experts", ge=0, le=MAX_EXPERTS, fix="use 0 for none")
         require(self.num_shared_experts == 0 or self.shared_expert_intermediate_size > 0,
                 "shared_expert_intermediate_size", "shared experts need a size",
                 "set shared_expert_intermediate_size")
@@ -159,7 +170,13 @@ class ModelSpec:
                 "raise topk_group or lower top_k")
         from sieveopt.workload.profiles import get_profile
 
-        get_profile(self.routing_profile)  # unknown names fail here, naming the known ones
+        from sieveopt.errors import SpecError
+
+        try:
+            get_profile(self.routing_profile)  # unknown names fail here, naming the known ones
+        except SpecError as exc:
+            where = "" if exc.source == "routing profile" else f" ({exc.source}: {exc.field})"
+            raise SpecError("<spec>", "routing_profile", exc.problem + where, exc.fix) from None
 
     # --- derived sizes -------------------------------------------------------------------
     @property
@@ -202,10 +219,10 @@ class GpuSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)
-        require_range(self.peak_TFLOPS, "peak_TFLOPS", gt=0, fix="set the dense BF16 peak in TFLOPS")
-        require_range(self.hbm_bw_GBps, "hbm_bw_GBps", gt=0,
+        require_range(self.peak_TFLOPS, "peak_TFLOPS", gt=0, le=1e6, fix="set the dense BF16 peak in TFLOPS")
+        require_range(self.hbm_bw_GBps, "hbm_bw_GBps", gt=0, le=1e9,
                       fix="set the external HBM bandwidth per GPU in GB/s")
-        require_range(self.hbm_capacity_GiB, "hbm_capacity_GiB", gt=0, fix="set GiB per GPU")
+        require_range(self.hbm_capacity_GiB, "hbm_capacity_GiB", gt=0, le=2**20, fix="set GiB per GPU")
         require_range(self.kernel_overhead_ns, "kernel_overhead_ns", ge=0, le=1e9,
                       fix="use 0 to ignore, or a launch overhead in ns (a few thousand)")
         for name in ("compute_efficiency", "bandwidth_efficiency"):
@@ -240,7 +257,7 @@ class DramTimingSpec:
     def __post_init__(self) -> None:
         require_finite(self)
         for name, v in self.__dict__.items():
-            require_range(v, name, gt=0, fix="use the datasheet value")
+            require_range(v, name, gt=0, le=1e7, fix="use the datasheet value")
         require(self.tRC >= self.tRAS, "tRC", "tRC < tRAS", "tRC is usually tRAS + tRP")
         require(self.tRFC_ns < self.tREFI_ns, "tRFC_ns",
                 f"refresh takes {self.tRFC_ns:g} ns but comes every tREFI_ns={self.tREFI_ns:g} ns "
@@ -258,9 +275,9 @@ class PimSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)
-        require_range(self.internal_bw_multiplier, "internal_bw_multiplier", gt=0,
+        require_range(self.internal_bw_multiplier, "internal_bw_multiplier", gt=0, le=1e4,
                       fix="internal PIM bandwidth / external bandwidth, e.g. 12")
-        require_range(self.ops_per_byte, "ops_per_byte", gt=0, fix="e.g. 1.0")
+        require_range(self.ops_per_byte, "ops_per_byte", gt=0, le=1e6, fix="e.g. 1.0")
         for name in ("job_overhead_ns", "per_token_overhead_ns"):
             require_range(getattr(self, name), name, ge=0, le=1e9, fix="use 0 to ignore, or an overhead in ns")
 
@@ -287,11 +304,11 @@ class HbmPimSpec:
         require_finite(self)
         for name in ("stacks_per_gpu", "pseudo_channels_per_stack", "bank_groups_per_pseudo_channel",
                      "banks_per_pseudo_channel", "page_size_bytes", "pseudo_channel_width_bits"):
-            require_range(getattr(self, name), name, ge=1, fix="use the organisation value")
+            require_range(getattr(self, name), name, ge=1, le=2**20, fix="use the organisation value")
         require(self.banks_per_pseudo_channel % self.bank_groups_per_pseudo_channel == 0,
                 "banks_per_pseudo_channel", "not a multiple of bank_groups_per_pseudo_channel",
                 "banks must split evenly into bank groups")
-        require_range(self.pin_rate_Gbps, "pin_rate_Gbps", gt=0, fix="e.g. 8.0")
+        require_range(self.pin_rate_Gbps, "pin_rate_Gbps", gt=0, le=1e4, fix="e.g. 8.0")
         require_range(self.pim_bank_fraction, "pim_bank_fraction", gt=0, lt=1, fix="e.g. 0.5")
 
     @property
