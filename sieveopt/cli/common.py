@@ -158,7 +158,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for item in items:
         if "=" not in item:
-            raise SieveoptError(f"--set {item!r}: expected KEY=VALUE (e.g. gpu.hbm_bw_GBps=9000)")
+            raise SieveoptError(f"--set {item!r}: expected KEY=VALUE (fix: e.g. --set gpu.hbm_bw_GBps=9000)")
         key, raw = item.split("=", 1)
         if not key.strip():
             raise SieveoptError(f"--set {item!r}: empty KEY (fix: e.g. --set gpu.hbm_bw_GBps=9000)")
@@ -192,6 +192,10 @@ def load_problem(args: argparse.Namespace):
 
     model = load_model(args.model)
     system = load_system_checked(args.system, args.gpus, getattr(args, "overrides", []))
+    layer = getattr(args, "layer", None)
+    if layer is not None and not 0 <= layer < model.num_moe_layers:
+        raise SieveoptError(f"--layer: got {layer}, allowed: [0, {model.num_moe_layers - 1}] for "
+                            f"{model.name} (fix: a MoE layer index below num_moe_layers)")
     check_capacity(args, model, system, batch=getattr(args, "batch", None),
                    context_len_tokens=getattr(args, "context_len", None))
     check_run_memory(args, model, system, batch=getattr(args, "batch", 1) or 1,

@@ -24,7 +24,8 @@ _POSITIONAL = ("dag", "instance", "cost")
 
 
 def solver_parameters(policy: str) -> dict[str, inspect.Parameter]:
-    """Keyword parameters the registered solver ``policy`` accepts (empty if it takes **kwargs)."""
+    """Named keyword parameters of the registered solver ``policy`` (a ``**_`` catch-all, which
+    lets every solver ignore the shared ones, accepts nothing by itself)."""
     from sieveopt.solvers import SOLVERS
 
     fn = SOLVERS.get(policy)
@@ -37,10 +38,16 @@ def solver_parameters(policy: str) -> dict[str, inspect.Parameter]:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return {}
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return {}
     return {n: p for n, p in sig.parameters.items() if n not in _POSITIONAL
             and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _same_kind(default: Any, v: Any) -> bool:
+    if isinstance(default, bool) or isinstance(v, bool):
+        return isinstance(default, bool) and isinstance(v, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(v, (int, float))
+    return isinstance(v, type(default))
 
 
 def check_solver_params(source: str, policy: str, params: dict[str, list[Any]]) -> None:
@@ -48,11 +55,16 @@ def check_solver_params(source: str, policy: str, params: dict[str, list[Any]]) 
     known = solver_parameters(policy)
     for key, values in params.items():
         field = f"solver.{policy}.{key}"
-        if known and key not in known:
+        if key not in known:
             raise SpecError(source, field, f"'{policy}' has no parameter {key!r}",
-                            f"use one of: {', '.join(sorted(known))}")
+                            f"use one of: {', '.join(sorted(known))}" if known else
+                            f"remove [solver.{policy}]: '{policy}' takes no parameters")
         default = known[key].default if key in known else inspect.Parameter.empty
         for v in values:
+            if default is not None and default is not inspect.Parameter.empty and \
+                    isinstance(default, (bool, int, float, str)) and not _same_kind(default, v):
+                raise SpecError(source, field, f"expected {type(default).__name__}, got {v!r}",
+                                f"e.g. {key} = {default!r}")
             if isinstance(default, bool) and not isinstance(v, bool):
                 raise SpecError(source, field, f"expected true/false, got {v!r}", "write true or false")
             if isinstance(v, float) and not math.isfinite(v):

@@ -49,8 +49,8 @@ def load_npz(path: str | Path) -> RoutingTrace:
     if path.is_dir():
         raise TraceError(f"{path}: is a directory, a .npz file is expected")
     if path.exists() and not zipfile.is_zipfile(path):
-        raise TraceError(f"{path}: not a .npz trace (not a zip archive); write one with "
-                         "`sieveopt workload generate --out FILE.npz` or save_npz()")
+        raise TraceError(f"{path}: not a .npz trace (not a zip archive) (fix: write one with "
+                         "`sieveopt workload generate --out FILE.npz` or save_npz())")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

@@ -27,7 +27,7 @@ def _dag(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix not in (".dot", ".json"):
-        raise SieveoptError(f"--out {args.out}: use a .dot or .json file name")
+        raise SieveoptError(f"--out {args.out}: use a .dot or .json file name (fix: e.g. --out layer.dot)")
     check_output_file(out)
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
