@@ -168,9 +168,8 @@ class ModelSpec:
         require(self.top_k <= self.topk_group * per_group, "top_k",
                 f"top_k={self.top_k} > topk_group x experts per group = {self.topk_group * per_group}",
                 "raise topk_group or lower top_k")
-        from sieveopt.workload.profiles import get_profile
-
         from sieveopt.errors import SpecError
+        from sieveopt.workload.profiles import get_profile
 
         try:
             get_profile(self.routing_profile)  # unknown names fail here, naming the known ones
