@@ -206,3 +206,21 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_models_doc_lists_every_field() -> None:
+    """docs/models.md documents every model, system and routing-profile TOML field."""
+    import dataclasses
+    import re
+
+    from sieveopt.models import specs
+    from sieveopt.workload.profiles import RoutingProfile
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    named = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", doc))
+    missing = [f"{cls.__name__}.{f.name}" for cls in (specs.ModelSpec, specs.AttentionSpec, specs.SystemSpec,
+                                                     specs.GpuSpec, specs.HbmPimSpec, specs.DramTimingSpec,
+                                                     specs.PimSpec, specs.InterconnectSpec, RoutingProfile)
+               for f in dataclasses.fields(cls) if f.name not in named and f.name not in
+               ("attention", "gpu", "hbm_pim", "interconnect", "timing", "pim")]
+    assert not missing, f"add to docs/models.md: {missing}"
