@@ -80,8 +80,8 @@ def add_time_limit(p: argparse.ArgumentParser, default: float | None, what: str 
     wall-clock limit when given)."""
     shown = "" if default is None else f" (default {default:g})"
     p.add_argument("--time-limit", type=time_limit_s, default=default,
-                   help=f"CP-SAT wall-clock limit in seconds {what}{shown}; model building and the "
-                        "hint heuristics come on top")
+                   help=f"CP-SAT wall-clock limit in seconds {what}{shown}, model building and hint "
+                        "heuristics included (the first call in a process also compiles them)")
     p.add_argument("--deterministic-time", type=deterministic_time, default=None,
                    help="CP-SAT deterministic-time budget instead of --time-limit: reproducible results "
                         "on any machine (about 1 unit per second on one core; not seconds)")
