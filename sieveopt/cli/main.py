@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except SieveoptError as exc:
         print(f"sieveopt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `sieveopt ... --json | head`: the reader left, not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("sieveopt: interrupted", file=sys.stderr)
         return 130

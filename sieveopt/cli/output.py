@@ -4,6 +4,7 @@ File writing lives in :mod:`sieveopt.fileio` (re-exported here for old imports).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,3 +62,36 @@ def emit(args: Any, data: Any, render: Callable[[Any], None]) -> int:
     else:
         render(data)
     return 0
+
+
+class Steps:
+    """A progress bar on stderr for commands that can run longer than a few seconds (CP-SAT,
+    many layers). Silent with ``--json`` or when stderr is not a terminal. Call
+    :meth:`advance` before each step and :meth:`close` at the end (also safe when never shown)."""
+
+    def __init__(self, args: Any, total: int, label: str) -> None:
+        self._bar = self._task = None
+        self.label = label
+        if getattr(args, "json", False) or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description:<36}"), BarColumn(),
+                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+        self._started = False
+
+    def advance(self, description: str = "") -> None:
+        """Mark the previous step done and show ``description`` for the next one."""
+        if self._bar is None:
+            return
+        self._bar.update(self._task, advance=1 if self._started else 0, description=description or self.label)
+        self._started = True
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

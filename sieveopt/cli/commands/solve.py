@@ -23,7 +23,7 @@ from sieveopt.cli.common import (
     load_problem,
     positive_int,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.errors import SieveoptError
 
 #: Policies that take solver parameters (time limit).
@@ -115,7 +115,10 @@ def _solve(args: argparse.Namespace) -> int:
     SOLVERS.get(args.policy)
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
+    bar = Steps(args, 1, f"{args.policy}: solving one layer")
+    bar.advance()
     run = run_layer(inst, args.policy, cost_model=cost, **_solver_params(args.policy, args))
+    bar.close()
     res = run.result
     if res.schedule is None:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
@@ -164,10 +167,12 @@ def _compare(args: argparse.Namespace) -> int:
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
+    bar = Steps(args, len(insts) * len(policies), "comparing")
     for inst in insts:
         dag, cost = build_dag(inst, cost)
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
+            bar.advance(f"layer {inst.moe_layer}: {pol}")
             run = run_layer(inst, pol, dag=dag, cost=cost, **_solver_params(pol, args))
             r = run.result
             all_ok &= run.check.ok
@@ -177,6 +182,7 @@ def _compare(args: argparse.Namespace) -> int:
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
+    bar.close()
     data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
-from sieveopt.cli.output import check_output_file, emit, print_table
+from sieveopt.cli.output import Steps, check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -78,12 +78,17 @@ def _viz(args: argparse.Namespace) -> int:
     inst = load_instance(args, model, system)
     dag, cost = build_dag(inst, args.cost_model, DagOptions(gpu_kernel=args.gpu_kernel))
     runs = []
+    bar = Steps(args, len(policies) * (2 if args.replay else 1), "viz")
     for name in policies:
+        bar.advance(f"solving: {name}")
         run = run_layer(inst, name, dag=dag, cost=cost)
         if run.result.schedule is None:
             raise SieveoptError(f"--policy {name}: the solver returned no schedule (status {run.result.status})")
+        if args.replay:
+            bar.advance(f"replaying: {name}")
         sched = replay_schedule(run.result.schedule, dag, system, inst) if args.replay else run.result.schedule
         runs.append((name + (" (replayed)" if args.replay else ""), sched, run))
+    bar.close()
     written = _draw(args, out, dag, system, runs)
     from sieveopt.viz import critical_path
 

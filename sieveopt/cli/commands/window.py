@@ -12,7 +12,7 @@ from sieveopt.cli.common import (
     load_problem,
     positive_int,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -44,12 +44,15 @@ def _window(args: argparse.Namespace) -> int:
                            else args.context_len)
     cost = make_cost_model(args.cost_model, system, model)
     rows = []
+    bar = Steps(args, len(policies), "window")
     for policy in policies:
+        bar.advance(f"window: {policy}")
         params = cpsat_params(args, seed=args.seed) if policy == "cpsat" else {}
         dag, res = solve_window(window, policy, cost, **params)
         rows.append({"policy": policy, "makespan_ns": res.makespan_ns, "bound_ns": res.bound_ns,
                      "status": res.status, "checked": check_window(dag, res), "tasks": len(dag.tasks),
                      "wall_s": res.wall_s})
+    bar.close()
     best = min(r["makespan_ns"] for r in rows)
     for r in rows:
         r["vs_best"] = r["makespan_ns"] / best - 1.0
