@@ -224,3 +224,25 @@ def test_models_doc_lists_every_field() -> None:
                for f in dataclasses.fields(cls) if f.name not in named and f.name not in
                ("attention", "gpu", "hbm_pim", "interconnect", "timing", "pim")]
     assert not missing, f"add to docs/models.md: {missing}"
+
+
+@pytest.mark.parametrize("ys", [[50, 55, 60, 63], [10, 20, 40], [5, 50, 500, 5000]])
+def test_pareto_axes_label_ticks_at_any_range(ys: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sieveopt.e2e.plot import pareto_axes
+
+    rows = [{"policy": "sieve", "batch": 2**i, "throughput_tok_s_per_gpu": 100.0 * (i + 1),
+             "interactivity_tok_s_per_user": float(y)} for i, y in enumerate(ys)]
+    fig, ax = plt.subplots()
+    pareto_axes(ax, rows, "t")
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    shown = [t for t, lab in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+             if lo <= t <= hi and lab.get_text()]
+    plt.close(fig)
+    assert len(shown) >= 2, f"y axis {lo:.3g}..{hi:.3g} has {len(shown)} labelled ticks"
+    assert all("e" not in lab.get_text() and "$" not in lab.get_text() for lab in ax.get_yticklabels())
