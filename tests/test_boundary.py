@@ -246,3 +246,25 @@ def test_pareto_axes_label_ticks_at_any_range(ys: list[float]) -> None:
     plt.close(fig)
     assert len(shown) >= 2, f"y axis {lo:.3g}..{hi:.3g} has {len(shown)} labelled ticks"
     assert all("e" not in lab.get_text() and "$" not in lab.get_text() for lab in ax.get_yticklabels())
+
+
+def test_gantt_row_selection(tmp_path: Path) -> None:
+    from sieveopt.instance import sample_layers
+    from sieveopt.pipeline import run_layer
+    from sieveopt.viz import gantt_compare
+    from sieveopt.viz.gantt import _shown
+    from sieveopt.viz.layout import build_layout
+
+    inst = sample_layers(load_model("qwen3-30b-a3b"), load_system(SYSTEM, 4), 16, 1, 0)[0]
+    run = run_layer(inst, "sieve")
+    lay = build_layout(run.result.schedule, run.dag)
+    rows = _shown(lay, False, [1], ["gpu", "pim"])
+    assert rows and {r.gpu for r in rows} == {1} and {r.kind for r in rows} <= {"gpu", "pim"}
+    assert len(rows) < len(_shown(lay, False, None, None))
+    out = gantt_compare([("sieve", run.result.schedule, run.dag)], tmp_path / "g.png", gpus=[1], resources=["pim"])
+    assert out.stat().st_size > 0
+    for bad, needle in ((["--gpus-shown", "4"], "does not exist"), (["--gpus-shown", "x"], "--gpus-shown"),
+                        (["--resources", "gpu,foo"], "--resources")):
+        rc, _, err = _cli("viz", "gantt", "--gpus", "4", "--out", str(tmp_path / "h.png"), *bad)
+        assert rc == 2 and needle in err and "fix" in err
+        assert not (tmp_path / "h.png").exists()
