@@ -52,7 +52,13 @@ def readable_log_ticks(axis: Any, lo: float, hi: float) -> None:
     """Labelled ticks on a log axis at any range: decades when it spans several, 1-2-5 steps
     over about a decade, plain linear steps when it spans less (matplotlib's default log
     locator then labels no tick at all); numbers printed plainly (no 10^x)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        LogLocator,
+        MaxNLocator,
+        NullFormatter,
+    )
 
     if not (lo > 0 and hi > lo and math.isfinite(lo) and math.isfinite(hi)):
         return
