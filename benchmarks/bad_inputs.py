@@ -280,6 +280,11 @@ def option_cases() -> list[Case]:
                      ("--policies", "nope"), ("--batch", "1000000000")):
         expect = "--max-memory|--batch" if val == "1000000000" else opt
         out.append(Case("CLI options", f"run {opt} {val}", ["run", "--out", "{d}/r", f"{opt}={val}"], expect))
+    for opt, val in (("--gpus-shown", "9"), ("--gpus-shown", "x"), ("--gpus-shown", "3-1"), ("--resources", "foo"),
+                     ("--resources", ",")):
+        out.append(Case("CLI options", f"viz gantt {opt} {val}",
+                        ["viz", "gantt", "--gpus", "2", "--out", "{d}/g.png", f"{opt}={val}"], "--gpus-shown"
+                        if opt == "--gpus-shown" else opt))
     for opt, val in (("--policy", "nope"), ("--cost-model", "nope"), ("--sched-latency-ns", "-1")):
         out.append(Case("CLI options", f"replay {opt} {val}", ["replay", opt, val], val if opt != "--sched-latency-ns" else opt))
     return out
@@ -291,8 +296,10 @@ def dram_cases() -> list[Case]:
     for opt, val in (("--tokens", "0"), ("--tokens", "-1"), ("--rows", "0"), ("--cols", "-1"),
                      ("--bytes-per-element", "nan"), ("--bytes-per-element", "0"), ("--bytes-per-element", "-1"),
                      ("--bytes-per-element", "inf"), ("--bytes-per-element", "100"), ("--act-bytes", "nan"),
-                     ("--act-bytes", "0"), ("--config", "nope"), ("--set", "=3"), ("--set", "nope=3")):
-        expect = {"--config": "nope", "--set": "nope" if val == "nope=3" else "--set"}.get(opt, opt)
+                     ("--act-bytes", "0"), ("--config", "nope"), ("--set", "=3"), ("--set", "nope=3"),
+                     ("--set", "pim.ops_per_byte=inf"), ("--set", "pim.ops_per_byte=nan"),
+                     ("--set", "timing.nCL=nan"), ("--set", "timing.nREFI=1")):
+        expect = {"--config": "nope", "--set": "--set"}.get(opt, opt)
         out.append(Case("DRAM", f"gemv {opt} {val}", [*g, opt, val], expect))
     r = ["dram", "run", "--config", "sieve_b200_hbm3e_pim"]
     for name, trace, files, expect in (
