@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 from sieveopt.errors import SieveoptError
+from sieveopt.models.specs import MAX_GPUS
 
 DEFAULT_MODEL = "qwen3-30b-a3b"
 DEFAULT_SYSTEM = "sieve-b200-hbm3e-pim"
@@ -65,7 +66,7 @@ def float_in(*, gt: float | None = None, ge: float | None = None, le: float | No
 positive_int = int_in(1)
 nonneg_int = int_in(0)
 seed_int = int_in(0, MAX_SEED, "a seed")
-gpus_int = int_in(1, 1024, "a GPU count")  # = models.specs.MAX_GPUS
+gpus_int = int_in(1, MAX_GPUS, "a GPU count")
 context_len_int = int_in(1, MAX_CONTEXT_LEN_TOKENS, "a context length")
 #: Seconds of wall time for CP-SAT (up to a week).
 time_limit_s = float_in(gt=0, le=7 * 86400, unit="seconds")
