@@ -86,7 +86,8 @@ class GpuMemory:
         parts = [("routed experts", self.routed_experts), ("shared experts", self.shared_experts),
                  ("attention", self.attention), ("dense FFN", self.dense_ffn), ("routers", self.routers),
                  ("embeddings + LM head", self.embeddings),
-                 (f"KV cache ({self.batch} requests x {self.context_len_tokens} tokens)", self.kv_cache)]
+                 (f"KV cache ({-(-self.batch // self.num_gpus)} of {self.batch} requests x "
+                  f"{self.context_len_tokens} tokens)", self.kv_cache)]
         return ", ".join(f"{n} {v / GIB:.2f}" for n, v in parts if v)
 
 

@@ -268,3 +268,18 @@ def test_gantt_row_selection(tmp_path: Path) -> None:
         rc, _, err = _cli("viz", "gantt", "--gpus", "4", "--out", str(tmp_path / "h.png"), *bad)
         assert rc == 2 and needle in err and "fix" in err
         assert not (tmp_path / "h.png").exists()
+
+
+def test_memory_estimate_is_an_upper_bound_of_measured_rss() -> None:
+    """Peak RSS of a real `sieveopt solve` (measured in its own process) stays below the guard's
+    estimate, so the guard never lets through a run that needs more than it says."""
+    from sieveopt.resources import estimate_run_bytes
+
+    code = ("import resource, sys\nfrom sieveopt.cli.main import main\n"
+            "rc = main(['solve', '--batch', '50000', '--gpus', '8', '--json', '--ignore-capacity'])\n"
+            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    peak_bytes = int(proc.stderr.rsplit("PEAK", 1)[1].split()[0]) * 1024  # ru_maxrss is KiB on Linux
+    est = estimate_run_bytes(load_model("qwen3-30b-a3b"), 8, 50000)
+    assert peak_bytes <= est, f"measured {peak_bytes / 2**20:.0f} MiB > estimate {est / 2**20:.0f} MiB"
