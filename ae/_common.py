@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text
 from sieveopt.e2e.sweep import rows_to_csv
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text
 
 #: The paper's three evaluated configurations (model, GPUs) on its B200 HBM3E-PIM system.
 SYSTEM = "sieve-b200-hbm3e-pim"

@@ -63,7 +63,7 @@ def _fresh_caches() -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    from sieveopt.cli.output import atomic_write_text
+    from sieveopt.fileio import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -235,7 +235,7 @@ def _plot_latency(fig_data, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for model_name, gpus, batch, xs, ys, dec in fig_data:
@@ -321,7 +321,7 @@ def main() -> None:
             parts.append(f"\n### {name}\n" + fn(args))
     parts.append(f"\n(total {time.perf_counter() - t0:.0f} s)")
     if args.out:
-        from sieveopt.cli.output import atomic_write_text
+        from sieveopt.fileio import atomic_write_text
 
         atomic_write_text(args.out, "\n".join(parts) + "\n")
     print(parts[-1])

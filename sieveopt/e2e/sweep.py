@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.e2e.policies import ReplayFn, policy_params
 from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_step, run_step
 from sieveopt.errors import SieveoptError
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
 MAX_BATCH = 1 << 16
@@ -31,14 +31,14 @@ def parse_batches(text: str) -> list[int]:
     the end value is always included."""
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or any(not p for p in parts):
-        raise SieveoptError(f"--batches {text!r}: expected comma-separated integers, e.g. 1,2,4,...,256")
+        raise SieveoptError(f"--batches {text!r}: expected comma-separated integers (fix: e.g. 1,2,4,...,256)")
     out: list[int] = []
     i = 0
     while i < len(parts):
         p = parts[i]
         if p == "...":
             if len(out) < 2 or i + 1 >= len(parts):
-                raise SieveoptError(f"--batches {text!r}: '...' needs two values before it and one after")
+                raise SieveoptError(f"--batches {text!r}: '...' needs two values before it and one after (fix: e.g. 1,2,4,...,256)")
             end = _int(parts[i + 1], text)
             a, b = out[-2], out[-1]
             ratio = b / a if a > 0 else 0
@@ -49,7 +49,7 @@ def parse_batches(text: str) -> list[int]:
                 while out[-1] + (b - a) <= end:
                     out.append(out[-1] + (b - a))
             else:
-                raise SieveoptError(f"--batches {text!r}: '...' needs an increasing sequence")
+                raise SieveoptError(f"--batches {text!r}: '...' needs an increasing sequence (fix: e.g. 1,2,4,...,256)")
             if out[-1] != end:
                 out.append(end)
             i += 2
@@ -58,15 +58,15 @@ def parse_batches(text: str) -> list[int]:
         i += 1
     bad = [b for b in out if not 1 <= b <= MAX_BATCH]
     if bad:
-        raise SieveoptError(f"--batches {text!r}: batch sizes must be in [1, {MAX_BATCH}], got {bad[0]}")
+        raise SieveoptError(f"--batches {text!r}: batch sizes must be in [1, {MAX_BATCH}], got {bad[0]} (fix: use sizes in [1, {MAX_BATCH}])")
     if len(set(out)) != len(out):
-        raise SieveoptError(f"--batches {text!r}: a batch size is listed twice")
+        raise SieveoptError(f"--batches {text!r}: a batch size is listed twice (fix: list each size once)")
     return out
 
 
 def _int(s: str, text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", s):
-        raise SieveoptError(f"--batches {text!r}: {s!r} is not an integer (e.g. 1,2,4,...,256)")
+        raise SieveoptError(f"--batches {text!r}: {s!r} is not an integer (fix: e.g. 1,2,4,...,256)")
     return int(s)
 
 

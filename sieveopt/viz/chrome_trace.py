@@ -141,7 +141,7 @@ def write_chrome_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows: 
                        gzip_above_bytes: int = GZIP_ABOVE_BYTES) -> Path:
     """Write the JSON trace atomically; gzip when the name ends in ``.gz`` or it is large
     (then ``.gz`` is appended). Returns the path written."""
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     path = Path(path)
     payload = orjson.dumps(chrome_trace(schedule, dag, flows=flows, system=system, meta=meta),

@@ -15,9 +15,9 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
+from sieveopt.fileio import atomic_path
 from sieveopt.targets import counter_targets
 from sieveopt.viz.chrome_trace import FlowMode, select_flow_edges
 from sieveopt.viz.critical_path import critical_links, critical_path

@@ -6,8 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, load_problem
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.common import (
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM,
+    add_ignore_capacity,
+    add_json,
+    add_max_memory,
+    context_len_int,
+    gpus_int,
+    load_problem,
+    nonneg_int,
+    positive_int,
+    seed_int,
+    time_limit_s,
+)
+from sieveopt.cli.output import check_output_dir, emit, print_table
 from sieveopt.errors import SieveoptError
 
 _SHORT = {"throughput_tok_s_per_gpu": "tok/s/GPU", "interactivity_tok_s_per_user": "tok/s/user",
@@ -23,23 +36,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "policy; write pareto.csv/.json/.png/.pdf into --out.")
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the system preset's)")
+    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
     p.add_argument("--batches", default="1,2,4,...,256", help="batch sizes, e.g. 1,8,64 or 1,2,4,...,256")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered policies")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--layers", type=int, default=4, help="MoE layers sampled per step (split over attention kinds)")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_CPSAT_TIME_LIMIT_S,
-                   help="CP-SAT time limit per layer in seconds (cpsat only)")
+    p.add_argument("--layers", type=positive_int, default=4, help="MoE layers sampled per step (split over attention kinds)")
+    p.add_argument("--time-limit", type=time_limit_s, default=DEFAULT_CPSAT_TIME_LIMIT_S,
+                   help="CP-SAT wall-clock limit per layer in seconds (cpsat only)")
     p.add_argument("--replay", action="store_true", help="also replay every schedule on the cycle-level simulators")
-    p.add_argument("--seed", type=int, default=0, help="seed of routing, layer sampling and context lengths")
-    p.add_argument("--context-len", type=int, default=2048, help="median/mean decode context length (tokens)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of routing, layer sampling and context lengths")
+    p.add_argument("--context-len", type=context_len_int, default=2048, help="median/mean decode context length (tokens)")
     p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
-    p.add_argument("--prefill", type=int, default=0, help="prefill requests mixed into each decode batch")
-    p.add_argument("--prefill-len", type=int, default=0, help="tokens per prefill request")
-    p.add_argument("--scheduler-latency-ns", type=int, default=0, help="scheduler task duration in the DAG")
+    p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
+    p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
+    p.add_argument("--scheduler-latency-ns", type=nonneg_int, default=0, help="scheduler task duration in the DAG")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a system field (repeatable)")
+    add_max_memory(p)
+    add_ignore_capacity(p)
     add_json(p)
     p.set_defaults(handler=_pareto)
 
@@ -63,9 +78,8 @@ def spec_from_args(args: argparse.Namespace):
     if args.scheduler_latency_ns < 0:
         raise SieveoptError("--scheduler-latency-ns: must be >= 0")
     COST_MODELS.get(args.cost_model)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SieveoptError(f"--out {args.out}: exists and is not a directory")
+    check_output_dir(Path(args.out))
+    args.batch = max(batches)  # capacity (KV cache) and memory checks at the largest batch
     model, system = load_problem(args)
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),

@@ -13,8 +13,11 @@ from sieveopt.cli.common import (
     add_json,
     add_problem_args,
     add_solver_param,
+    add_time_limit,
+    cpsat_params,
     load_instance,
     load_problem,
+    nonneg_int,
     solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
@@ -29,10 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", default="dram", choices=("dram", "analytic"),
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
-    p.add_argument("--sched-latency-ns", type=int, default=None,
+    p.add_argument("--sched-latency-ns", type=nonneg_int, default=None,
                    help="scheduler latency on the critical path (default: the policy's measured decision time)")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
-    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_time_limit(p, 5.0, "(cpsat)")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
@@ -61,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    params = solver_params_for(args, [args.policy], time_limit_s=args.time_limit)[args.policy]
+    params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
     run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")

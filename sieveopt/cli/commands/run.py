@@ -15,12 +15,20 @@ from pathlib import Path
 from sieveopt.cli.common import (
     DEFAULT_MODEL,
     DEFAULT_SYSTEM,
+    add_ignore_capacity,
     add_json,
+    add_max_memory,
     add_solver_param,
-    parse_overrides,
+    check_capacity,
+    check_run_memory,
+    gpus_int,
+    load_system_checked,
+    positive_int,
+    seed_int,
     solver_params_for,
+    time_limit_s,
 )
-from sieveopt.cli.output import atomic_write_text, dumps_json, emit, print_table
+from sieveopt.cli.output import atomic_write_text, check_output_dir, dumps_json, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -30,15 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: every policy + CP-SAT on sampled layers, replayed, compared")
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or .toml file")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
-    p.add_argument("--batch", type=int, default=64, help="decode batch size")
-    p.add_argument("--layers", type=int, default=3, help="sampled MoE layers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpus", type=gpus_int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
+    p.add_argument("--batch", type=positive_int, default=64, help="decode batch size")
+    p.add_argument("--layers", type=positive_int, default=3, help="sampled MoE layers")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of routing and CP-SAT")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered solvers")
-    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit per layer (s)")
+    p.add_argument("--time-limit", type=time_limit_s, default=5.0,
+                   help="CP-SAT wall-clock limit per layer in seconds")
     p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
+    add_max_memory(p)
+    add_ignore_capacity(p)
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
@@ -46,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.instance import sample_layers
-    from sieveopt.models.catalog import check_fits, load_model, load_system
+    from sieveopt.models.catalog import load_model
     from sieveopt.solvers import SOLVERS
     from sieveopt.study import PAPER_GPUS, run_study, summarize
 
@@ -57,10 +68,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.layers < 1 or args.batch < 1:
         raise SieveoptError("--layers and --batch must be >= 1")
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
+    check_output_dir(args.out)
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
-    system = load_system(args.system, gpus, parse_overrides(args.overrides))
-    check_fits(model, system)
+    system = load_system_checked(args.system, gpus, args.overrides)
+    check_capacity(args, model, system, batch=args.batch, context_len_tokens=None)
+    check_run_memory(args, model, system, batch=args.batch, layers=args.layers, steps=4)
     layers = sample_layers(model, system, args.batch, args.layers, args.seed)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

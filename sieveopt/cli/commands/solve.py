@@ -18,11 +18,14 @@ from sieveopt.cli.common import (
     add_json,
     add_problem_args,
     add_solver_param,
+    add_time_limit,
+    cpsat_params,
     load_instance,
     load_problem,
+    positive_int,
     solver_params_for,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -31,18 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_problem_args(p)
     p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
+    add_time_limit(p, None, "(cpsat; default 10)")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
     c = sub.add_parser("compare", help="compare policies' list-scheduled makespans over sampled layers")
     add_problem_args(c)
-    c.add_argument("--layers", type=int, default=8, help="number of sampled layers")
+    c.add_argument("--layers", type=positive_int, default=8, help="number of sampled layers")
     c.add_argument("--policies", default="sieve,gpu_only,noexp,allexp,pimoe,duplex",
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_solver_param(c)
     add_json(c)
     c.set_defaults(handler=_compare)
@@ -57,8 +60,7 @@ def _cost(name: str, model, system):
 
 
 def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    limit = None if args.time_limit is None else float(args.time_limit)
-    return solver_params_for(args, [policy], time_limit_s=limit)[policy]
+    return solver_params_for(args, [policy], **cpsat_params(args))[policy]
 
 
 def _check_policies(names: list[str]) -> None:
@@ -115,7 +117,10 @@ def _solve(args: argparse.Namespace) -> int:
     _solver_params(args.policy, args)  # bad --solver-param fails before any work
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
+    bar = Steps(args, 1, f"{args.policy}: solving one layer")
+    bar.advance()
     run = run_layer(inst, args.policy, cost_model=cost, **_solver_params(args.policy, args))
+    bar.close()
     res = run.result
     if res.schedule is None:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
@@ -157,8 +162,7 @@ def _compare(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     _check_policies(policies)
-    limit = None if args.time_limit is None else float(args.time_limit)
-    params = solver_params_for(args, policies, time_limit_s=limit)  # bad --solver-param fails here
+    params = solver_params_for(args, policies, **cpsat_params(args))  # bad --solver-param fails here
     if args.layers < 1:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
@@ -166,10 +170,12 @@ def _compare(args: argparse.Namespace) -> int:
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
+    bar = Steps(args, len(insts) * len(policies), "comparing")
     for inst in insts:
         dag, cost = build_dag(inst, cost)
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
+            bar.advance(f"layer {inst.moe_layer}: {pol}")
             run = run_layer(inst, pol, dag=dag, cost=cost, **params[pol])
             r = run.result
             all_ok &= run.check.ok
@@ -179,6 +185,7 @@ def _compare(args: argparse.Namespace) -> int:
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
+    bar.close()
     data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
