@@ -118,7 +118,9 @@ def _viz(args: argparse.Namespace) -> int:
 
 def _row_selection(args: argparse.Namespace) -> dict[str, Any]:
     """``--gpus-shown`` / ``--resources`` parsed (GPU ids are checked against --gpus later)."""
-    from sieveopt.viz.layout import RESOURCE_KINDS
+    from sieveopt.targets import TARGETS, resource_kinds_for
+
+    known_kinds = resource_kinds_for(TARGETS.names())  # every registered target's resources
 
     sel: dict[str, Any] = {"gpus": None, "resources": None}
     text = getattr(args, "gpus_shown", None)
@@ -138,9 +140,9 @@ def _row_selection(args: argparse.Namespace) -> dict[str, Any]:
     kinds = getattr(args, "resources", None)
     if kinds is not None:
         names = [k.strip() for k in kinds.split(",") if k.strip()]
-        bad = [k for k in names if k not in RESOURCE_KINDS]
+        bad = [k for k in names if k not in known_kinds]
         if bad or not names:
-            raise SieveoptError(f"--resources {kinds!r}: unknown {bad} (fix: use some of {', '.join(RESOURCE_KINDS)})")
+            raise SieveoptError(f"--resources {kinds!r}: unknown {bad} (fix: use some of {', '.join(known_kinds)})")
         sel["resources"] = names
     return sel
 
