@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.critpath import critical_path
 from sieveopt.dag import (
     ATTN,
     EXPERT,
@@ -297,17 +298,11 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
         predicted_makespan_ns=schedule.makespan_ns, replayed_duration_ns=replayed_dur,
         predicted_duration_ns=predicted_dur, alone_ns=loop.alone_ns, interfered_ns=loop.interfered_ns,
         message_release_ns=loop.release_ns, message_arrival_ns=arrival, utilisation=util,
-        critical_path=_critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
+        critical_path=critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
         scheduler_latency_ns=sched_lat, iterations=it, converged=converged,
         meta={"memory": timer.name, "sharing": sharing, "interference": interf is not None,
               "system": system.name, "num_gpus": dag.num_gpus,
               **({"dram": timer.describe()} if hasattr(timer, "describe") else {})})
-
-
-def _critical_path(schedule: Schedule, dag: TaskDAG) -> list[int]:
-    from sieveopt.viz.critical_path import critical_path
-
-    return list(critical_path(schedule, dag))
 
 
 def feed_table_from_replay(table: Any, result: ReplayResult, dag: TaskDAG) -> int:

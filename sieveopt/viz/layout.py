@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.critpath import schedule_arrays
 from sieveopt.dag import RESOURCE_KINDS, TaskDAG
-from sieveopt.viz.critical_path import schedule_arrays
 
 #: Human track names per resource kind (display order = RESOURCE_KINDS order).
 TRACK_LABEL = {"gpu": "GPU stream", "hbm": "HBM bus", "pim": "PIM units", "egress": "NVLink egress",
