@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sieveopt.errors import SpecError
+from sieveopt.models.dram import fill_from_preset
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.tomlspec import from_dict, read_toml
 
@@ -65,8 +66,10 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> Mo
 
 def load_system(name_or_path: str, num_gpus: int | None = None,
                 overrides: dict[str, Any] | None = None) -> SystemSpec:
-    """A catalog system by name (see :func:`list_systems`) or a user TOML file."""
+    """A catalog system by name (see :func:`list_systems`) or a user TOML file; the
+    ``[hbm_pim]`` fields it leaves out come from its DRAM preset (:mod:`sieveopt.models.dram`)."""
     source, data = _resolve("systems", name_or_path)
+    data = fill_from_preset(data, source)
     overrides = dict(overrides or {})
     if num_gpus is not None:
         overrides["num_gpus"] = num_gpus
