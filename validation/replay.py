@@ -71,7 +71,7 @@ class KindError:
     count: int
     median_abs_pct: float
     mean_abs_pct: float
-    mean_signed_pct: float     # > 0: the cost model is optimistic (replay is slower)
+    mean_signed_pct: float     # (predicted - replayed) / replayed, docs/metrics.md; < 0: optimistic
     predicted_ns: float        # sum over tasks
     replayed_ns: float
 
@@ -140,15 +140,6 @@ def _model_of(dag: TaskDAG, instance: LayerInstance | None) -> ModelSpec:
     return load_model(dag.meta["model"])
 
 
-def dram_available() -> bool:
-    """Whether the cycle-level DRAM simulator's layer-level API can be imported."""
-    try:
-        from sieveopt.validation.dram import api  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer = "dram",
                dram_preset: str | None = None, **dram_overrides: Any) -> MemoryTimer:
     """The memory timer for ``memory``: "dram" (default) is the cycle-level DRAM/PIM simulator,
@@ -160,10 +151,6 @@ def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer =
     if memory == "analytic":
         return AnalyticTimer(system, model)
     if memory == "dram":
-        if not dram_available():
-            raise SieveoptError("replay: memory='dram' needs the DRAM/PIM simulator "
-                                "(sieveopt.validation.dram.api), which cannot be imported; "
-                                "reinstall sieveopt or pass memory='analytic' (--memory analytic)")
         from sieveopt.validation.replay_dram import DramTimer
 
         return DramTimer(system, model, preset=dram_preset, **dram_overrides)
@@ -204,7 +191,8 @@ def _kind_key(dag: TaskDAG, tid: int, mode: str) -> str:
 
 
 def kind_errors(dag: TaskDAG, modes: tuple[str, ...], predicted: np.ndarray, replayed: np.ndarray) -> dict[str, KindError]:
-    """Per task kind (and mode, for kinds with a choice): abs % error of predicted vs replayed."""
+    """Per task kind (and mode, for kinds with a choice): % error of predicted vs replayed,
+    ``(predicted - replayed) / replayed`` like :attr:`ReplayResult.makespan_error_pct`."""
     groups: dict[str, list[int]] = {}
     for t in dag.tasks:
         if t.kind == LAUNCH and predicted[t.tid] == 0:
@@ -217,7 +205,7 @@ def kind_errors(dag: TaskDAG, modes: tuple[str, ...], predicted: np.ndarray, rep
         ok = r > 0
         if not ok.any():
             continue
-        signed = 100.0 * (r[ok] - p[ok]) / r[ok]
+        signed = 100.0 * (p[ok] - r[ok]) / r[ok]     # docs/metrics.md: one sign for every error
         out[key] = KindError(key, int(ok.sum()), float(np.median(np.abs(signed))), float(np.mean(np.abs(signed))),
                              float(np.mean(signed)), float(p.sum()), float(r.sum()))
     return out

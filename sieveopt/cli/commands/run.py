@@ -101,10 +101,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _gantt(per_policy: dict, path: Path) -> str | None:
     """Sieve vs CP-SAT (or the first two policies) side by side on the first layer."""
-    try:
-        from sieveopt.viz.gantt import gantt_compare
-    except ImportError:
-        return None
+    from sieveopt.viz.gantt import gantt_compare
+
     picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
     items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
              if per_policy[p].result.schedule is not None]
