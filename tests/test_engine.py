@@ -1,0 +1,55 @@
+"""One sweep engine: the e2e step sweep (``sieveopt pareto``, ae/) runs on the cached, resumable
+engine of ``sieveopt sweep``; ``run_sweep`` exists once."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from sieveopt.cli.main import main
+from sieveopt.e2e.step import StepSettings
+from sieveopt.e2e.sweep import StepSweepSpec, run_step_sweep, step_configs
+from sieveopt.models.catalog import load_model, load_system
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(batches=(1, 8), policies=("noexp", "sieve")):
+    return StepSweepSpec(load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 1), tuple(batches),
+                         tuple(policies), StepSettings(num_layers=1))
+
+
+def test_step_points_are_cached_and_reused(tmp_path):
+    spec = _spec()
+    rows = run_step_sweep(spec, tmp_path)
+    configs = step_configs(spec)
+    assert [(r["batch"], r["policy"]) for r in rows] == [(c["batch"], c["policy"]) for c in configs]
+    metrics = {c["hash"]: tmp_path / "points" / c["hash"] / "metrics.json" for c in configs}
+    assert all(p.is_file() for p in metrics.values())
+    stamps = {h: p.stat().st_mtime_ns for h, p in metrics.items()}
+    again = run_step_sweep(spec, tmp_path)                       # nothing recomputed
+    assert again == rows and {h: p.stat().st_mtime_ns for h, p in metrics.items()} == stamps
+    # extending the sweep computes only the new points; the old ones are read back unchanged
+    wider = run_step_sweep(_spec(batches=(1, 8, 16)), tmp_path)
+    assert wider[:4] == rows and len(wider) == 6
+    assert {h: p.stat().st_mtime_ns for h, p in metrics.items()} == stamps
+    # an interrupted point (no metrics.json) is recomputed to the same row
+    victim = configs[1]["hash"]
+    metrics[victim].unlink()
+    assert run_step_sweep(spec, tmp_path)[1]["step_us"] == rows[1]["step_us"]
+
+
+def test_pareto_cli_resumes_from_its_cache(tmp_path, capsys):
+    args = ["pareto", "--model", "qwen3-30b-a3b", "--gpus", "1", "--layers", "1", "--batches", "1,8",
+            "--policies", "noexp,sieve", "--cache", str(tmp_path / "cache"), "--json"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = json.loads(capsys.readouterr().out)["rows"]
+    assert len(list((tmp_path / "cache" / "points").iterdir())) == 4
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == first
+
+
+def test_one_run_sweep_in_the_tree():
+    defs = [p for p in (ROOT / "sieveopt").rglob("*.py") if re.search(r"^def run_sweep\b", p.read_text(), re.M)]
+    assert [p.relative_to(ROOT).as_posix() for p in defs] == ["sieveopt/sweep/runner.py"]
