@@ -53,3 +53,25 @@ def test_pareto_cli_resumes_from_its_cache(tmp_path, capsys):
 def test_one_run_sweep_in_the_tree():
     defs = [p for p in (ROOT / "sieveopt").rglob("*.py") if re.search(r"^def run_sweep\b", p.read_text(), re.M)]
     assert [p.relative_to(ROOT).as_posix() for p in defs] == ["sieveopt/sweep/runner.py"]
+
+
+def test_gap_study_on_the_engine_matches_the_in_process_study(tmp_path):
+    import numpy as np
+
+    from sieveopt.instance import sample_layers
+    from sieveopt.study import gap_summary, run_gap_study, run_study
+
+    policies = ("noexp", "sieve")
+    recs = run_gap_study([("qwen3-30b-a3b", 1)], [16], layers=2, seed=3, policies=policies,
+                         reference_params={"time_limit_s": 5.0}, cache_dir=tmp_path)
+    model, system = load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 1)
+    rows, _ = run_study(sample_layers(model, system, 16, 2, 3), policies, replay=False)
+    # the heuristics are deterministic: the engine's records are the in-process study's
+    assert [(r["layer"], {p: r["policies"][p]["makespan_ns"] for p in policies}) for r in recs] == \
+        [(i, {r.policy: r.makespan_ns for r in rows if r.layer_index == i}) for i in range(2)]
+    summary = gap_summary([r["policies"] for r in recs], (*policies, "cpsat"), "cpsat")
+    for p in policies:
+        want = [r["policies"][p]["makespan_ns"] / r["policies"]["cpsat"]["makespan_ns"] - 1 for r in recs]
+        bound = [r["policies"][p]["makespan_ns"] / r["policies"]["cpsat"]["bound_ns"] - 1 for r in recs]
+        assert summary["gaps"][p]["vs_solution"]["median"] == float(np.median(want))
+        assert summary["gaps"][p]["vs_bound"]["max"] == max(bound) and min(bound) >= 0
