@@ -74,8 +74,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- gap
 def study_gap(args) -> str:
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.validation.replay import make_timer, replay
+    from sieveopt.study import layer_gaps, run_study
+    from sieveopt.validation.replay import make_timer
 
     policies = ("sieve", "sieve-plus", *BASELINES)
     out = []
@@ -83,21 +83,18 @@ def study_gap(args) -> str:
         for batch in args.batches:
             model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed)
             timer = make_timer(system, model, args.memory)
-            gaps = {p: [] for p in policies}
-            pred_gaps = {p: [] for p in policies}
-            cp_solve, cp_status, cp_replay = [], [], []
-            for inst in layers:
-                dag, cost = build_dag(inst)
-                cp = run_layer(inst, "cpsat", dag=dag, cost=cost, time_limit_s=args.time_limit)
-                cp_rep = replay(cp.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
-                cp_solve.append(cp.result.wall_s)
-                cp_status.append(cp.result.status)
-                cp_replay.append(cp_rep.makespan_ns)
-                for p in policies:
-                    r = run_layer(inst, p, dag=dag, cost=cost)
-                    rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
-                    gaps[p].append(100.0 * (rep.makespan_ns / cp_rep.makespan_ns - 1.0))
-                    pred_gaps[p].append(100.0 * (r.result.schedule.makespan_ns / cp.result.schedule.makespan_ns - 1.0))
+            rows_, runs = run_study(layers, ("cpsat", *policies), time_limit_s=args.time_limit, replay=True,
+                                    keep_runs=True, replay_kwargs={"timer": timer, "scheduler_latency_ns": 0})
+            by_layer: dict[int, dict] = {}
+            for r in rows_:
+                by_layer.setdefault(r.layer_index, {})[r.policy] = r
+            predicted = [{p: {"makespan_ns": r.makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
+            replayed = [{p: {"makespan_ns": r.replay_makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
+            gaps = {p: [100.0 * g for g in layer_gaps(replayed, p, "cpsat")[0]] for p in policies}
+            pred_gaps = {p: [100.0 * g for g in layer_gaps(predicted, p, "cpsat")[0]] for p in policies}
+            cp = [lay["cpsat"] for lay in by_layer.values()]
+            cp_solve = [run["cpsat"].result.wall_s for run in runs]
+            cp_status, cp_replay = [c.status for c in cp], [c.replay_makespan_ns for c in cp]
             rows = [[p, f"{statistics.median(gaps[p]):+.2f}%", f"{_p95(gaps[p]):+.2f}%",
                      f"{statistics.median(pred_gaps[p]):+.2f}%"] for p in policies]
             status = ",".join(sorted(set(cp_status)))

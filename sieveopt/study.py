@@ -59,9 +59,12 @@ def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
-              on_step: Callable[[str], None] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+              on_step: Callable[[str], None] | None = None,
+              replay_kwargs: dict[str, Any] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
-    ``on_step(description)`` is called after each (layer, policy) (progress reporting)."""
+    ``on_step(description)`` is called after each (layer, policy) (progress reporting);
+    ``replay_kwargs`` go to the replay (e.g. a shared ``timer``, or ``scheduler_latency_ns=0``
+    instead of the serving planners' measured latency)."""
     replay_fn = None
     if replay:
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
@@ -78,8 +81,9 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
             if replay_fn is not None and res.schedule is not None:
                 # The scheduler runs on the serving path (in parallel with the dispatch): its
                 # measured decision latency sits in the replayed layer. CP-SAT is offline.
-                lat = res.decision_ns if policy in SERVING_PLANNERS else None
-                rep = replay_fn(res.schedule, dag, inst.system, instance=inst, scheduler_latency_ns=lat)
+                kw = {"scheduler_latency_ns": res.decision_ns if policy in SERVING_PLANNERS else None,
+                      **(replay_kwargs or {})}
+                rep = replay_fn(res.schedule, dag, inst.system, instance=inst, **kw)
                 row.replay_makespan_ns = int(rep.makespan_ns)
             rows.append(row)
             if keep_runs:
