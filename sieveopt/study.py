@@ -216,3 +216,124 @@ def run_gap_study(configs: list[tuple[str, int]], batches: list[int], *, layers:
                 out.append({"model": name, "gpus": gpus, "batch": b, "layer": i, "moe_layer": first["moe_layer"],
                             "policies": {p: per_policy[p][i] for p in pols}})
     return out
+
+
+# ------------------------------------------------------------------- replay-based studies
+def fidelity_study(model: Any, system: Any, layers: list[LayerInstance], *, warmup: int, timer: Any,
+                   cost_models: tuple[str, ...] = ("roofline", "table", "calibrated"),
+                   policy: str = "sieve") -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """Cost-model fidelity against the replay: the first ``warmup`` layers feed the ``table`` cost
+    model from replayed PIM times (Sieve's runtime behaviour); on the others, per cost model, the
+    median |error| per task kind and the |makespan error| of each layer (docs/metrics.md).
+    Returns (kind -> cost model -> errors %, cost model -> makespan errors %)."""
+    import sieveopt.models.table  # noqa: F401  (registers "table")
+    import sieveopt.validation.calibrated  # noqa: F401  (registers "calibrated")
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.validation.replay import feed_table_from_replay, replay
+
+    table = make_cost_model("table", system, model)
+    warm, test = layers[:warmup], layers[warmup:]
+    for inst in warm:
+        dag, cost = build_dag(inst, table)
+        r = run_layer(inst, policy, dag=dag, cost=cost)
+        feed_table_from_replay(table, replay(r.result.schedule, dag, system, instance=inst, timer=timer), dag)
+    errs: dict[str, dict[str, list[float]]] = {}
+    mk: dict[str, list[float]] = {}
+    for name in cost_models:
+        cm = table if name == "table" else (make_cost_model(name, system, model, timer=timer) if name == "calibrated"
+                                           else make_cost_model(name, system, model))
+        for inst in test:
+            dag, cost = build_dag(inst, cm)
+            r = run_layer(inst, policy, dag=dag, cost=cost)
+            rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
+            for k, e in rep.kind_error.items():
+                errs.setdefault(k, {}).setdefault(name, []).append(e.median_abs_pct)
+            mk.setdefault(name, []).append(abs(rep.makespan_error_pct))
+            if name == "table":
+                feed_table_from_replay(table, rep, dag)
+    return errs, mk
+
+
+def replayed_latency_budget(layers: list[LayerInstance], latencies_us: list[int], *, timer: Any,
+                            policy: str = "sieve") -> dict[str, Any]:
+    """Latency budget on replay: each layer planned once by ``policy``, replayed with the
+    scheduler task lasting each of ``latencies_us``. Returns per latency the replayed layer
+    times (us), the measured decision latencies (us) and the dispatch window after the
+    AllGather (us, from the latency-0 replay)."""
+    from sieveopt.validation.replay import replay
+
+    per_lat: dict[int, list[float]] = {x: [] for x in latencies_us}
+    decision, dispatch_end = [], []
+    for inst in layers:
+        dag, cost = build_dag(inst)
+        r = run_layer(inst, policy, dag=dag, cost=cost)
+        decision.append((r.result.decision_ns or 0) / 1e3)
+        for x in latencies_us:
+            rep = replay(r.result.schedule, dag, inst.system, instance=inst, timer=timer, scheduler_latency_ns=x * 1000)
+            per_lat[x].append(rep.makespan_ns / 1e3)
+            if x == 0:
+                arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+                ag = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "allgather"]
+                dispatch_end.append((max(arr, default=0) - max(ag, default=0)) / 1e3)
+    return {"layer_us": per_lat, "decision_us": decision, "dispatch_window_us": dispatch_end}
+
+
+def modelled_latency_budget(model: Any, system: Any, batch: int, latencies_us: list[int], policies: tuple[str, ...],
+                            *, layers: int, seed: int) -> tuple[list[dict[str, Any]], float]:
+    """Latency budget on the cost model: the decode step re-planned with the scheduler task
+    lasting each of ``latencies_us`` (``DagOptions(scheduler_latency_ns)``); per (policy,
+    latency) the mean MoE-layer time (weighted over the sampled layers) and the step time. Also
+    returns the measured Sieve decision latency (us, median of 5 steps after a warm-up)."""
+    from sieveopt.dag import DagOptions
+    from sieveopt.e2e import StepSettings, prepare_step, run_step
+
+    base = prepare_step(model, system, batch, StepSettings(num_layers=layers, seed=seed))
+    run_step(base, "sieve")   # warm-up (compiled planner)
+    dec = [run_step(base, "sieve").decision_ns_median for _ in range(5)]
+    measured = statistics.median(x for x in dec if x is not None) / 1e3
+    rows = []
+    for lat in latencies_us:
+        prob = prepare_step(model, system, batch, StepSettings(
+            num_layers=layers, seed=seed, dag_options=DagOptions(scheduler_latency_ns=int(lat * 1000))))
+        for pol in policies:
+            res = run_step(prob, pol)
+            rows.append({"policy": pol, "scheduler_latency_us": lat,
+                         "layer_us": res.moe_layers_ns / prob.model.num_moe_layers / 1e3, "step_us": res.step_ns / 1e3})
+    return rows, measured
+
+
+def bandwidth_study(model_name: str, gpus: int, batch: int, multipliers: tuple[float, ...], *, layers: int,
+                    seed: int, memory: str = "dram", system: str = "sieve-b200-hbm3e-pim",
+                    policies: tuple[str, str] = ("sieve", "gpu_only")) -> list[dict[str, Any]]:
+    """PIM internal-bandwidth sensitivity on replay: per ``internal_bw_multiplier`` (x the pin
+    peak, mapped to the preset's PIM clock), the replayed median layer time of each of
+    ``policies`` (scheduler latency 0), the share of experts ``policies[0]`` puts on PIM and the
+    simulated multiplier / PIM clock."""
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.validation import replay_dram
+    from sieveopt.validation.replay import make_timer, replay
+
+    out = []
+    for mult in multipliers:
+        replay_dram.clear_cache()
+        model = load_model(model_name)
+        sysm = load_system(system, gpus, {"hbm_pim.pim.internal_bw_multiplier": float(mult)})
+        insts = sample_layers(model, sysm, batch, layers, seed)
+        timer = make_timer(sysm, model, memory)
+        us: dict[str, list[float]] = {p: [] for p in policies}
+        pim_frac = []
+        for inst in insts:
+            dag, cost = build_dag(inst)
+            for i, p in enumerate(policies):
+                r = run_layer(inst, p, dag=dag, cost=cost)
+                us[p].append(replay(r.result.schedule, dag, sysm, instance=inst, timer=timer,
+                                    scheduler_latency_ns=0).makespan_ns / 1e3)
+                if i == 0:
+                    em = r.result.schedule.expert_modes(dag)
+                    pim_frac.append(sum(m == "pim" for m in em.values()) / max(1, len(em)))
+        out.append({"multiplier": mult, "simulated_multiplier": getattr(timer, "pim_multiplier", float(mult)),
+                    "nCCDMAC": getattr(timer, "overrides", {}).get("pim.nCCDMAC", "preset"),
+                    "pim_fraction": statistics.median(pim_frac),
+                    **{f"{p}_us": statistics.median(v) for p, v in us.items()}})
+    return out
