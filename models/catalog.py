@@ -69,8 +69,10 @@ def load_system(name_or_path: str, num_gpus: int | None = None,
     """A catalog system by name (see :func:`list_systems`) or a user TOML file; the
     ``[hbm_pim]`` fields it leaves out come from its DRAM preset (:mod:`sieveopt.models.dram`)."""
     source, data = _resolve("systems", name_or_path)
-    data = fill_from_preset(data, source)
     overrides = dict(overrides or {})
+    if "hbm_pim.dram_preset" in overrides:      # another preset: fill from it, not the file's
+        data = apply_overrides(data, {"hbm_pim.dram_preset": overrides.pop("hbm_pim.dram_preset")}, source)
+    data = fill_from_preset(data, source)
     if num_gpus is not None:
         overrides["num_gpus"] = num_gpus
     return from_dict(SystemSpec, apply_overrides(data, overrides, source), source)

@@ -109,7 +109,11 @@ def fill_from_preset(data: dict[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(hp, dict) or "pseudo_channel_width_bits" not in hp:
         return data
     name = preset_name(source, str(hp.get("generation", "")), str(hp.get("dram_preset", "")))
-    implied = implied_fields(_load(name), int(hp["pseudo_channel_width_bits"]))
+    try:
+        cfg = _load(name)
+    except SpecError as exc:
+        raise SpecError(source, "hbm_pim.dram_preset", f"{name!r}: {exc.problem}", exc.fix) from None
+    implied = implied_fields(cfg, int(hp["pseudo_channel_width_bits"]))
     out = dict(data)
     hp = out["hbm_pim"] = dict(hp, dram_preset=name)
     for key, value in implied.items():

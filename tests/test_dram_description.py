@@ -101,3 +101,21 @@ def test_pins_that_disagree_with_the_preset_are_rejected():
     with pytest.raises(SpecError) as info:
         DramTimer(s, MODEL)
     assert info.value.field == "hbm_pim.pin_rate_Gbps"
+
+
+def test_another_preset_by_set_fills_from_that_preset():
+    s = load_system("h100-hbm3-pim", 1, {"hbm_pim.dram_preset": "samsung_hbm2_pim"})
+    preset, cfg, ov = resolve_dram(s.hbm_pim)
+    assert preset == "samsung_hbm2_pim" and s.hbm_pim.stacks_per_gpu == 1
+    assert cfg.org == load_dram_config("samsung_hbm2_pim").org
+    assert set(ov) <= {"controller.address_mapping", "pim.nCCDMAC", "pim.pu_bytes_per_access"}
+
+
+def test_unknown_preset_names_the_field(capsys):
+    from sieveopt.cli.main import main
+
+    with pytest.raises(SpecError) as info:
+        load_system("sieve-b200-hbm3e-pim", 1, {"hbm_pim.dram_preset": "nope"})
+    assert info.value.field == "hbm_pim.dram_preset"
+    assert main(["dag", "--set", "hbm_pim.dram_preset=nope", "--out", "x.dot"]) == 2
+    assert "hbm_pim.dram_preset" in capsys.readouterr().err
