@@ -183,16 +183,20 @@ def pim_knobs_for(cfg: DramConfig, target_GBps: float, tolerance: float = 0.05) 
 @functools.lru_cache(maxsize=256)
 def _resolve(hp: HbmPimSpec, source: str, preset: str | None,
              extra: tuple[tuple[str, Any], ...]) -> tuple[str, DramConfig, dict[str, Any]]:
-    name = preset or preset_name(source, hp.generation, hp.dram_preset)
-    base = _load(name)
-    ov = _overrides(hp, base, source)
+    own = preset_name(source, hp.generation, hp.dram_preset)
+    name = preset or own
+    ov = _overrides(hp, _load(own), source)      # the system's deviations from its own preset
+    if name != own:                              # another preset (an experiment): same deviations
+        ov.pop("controller.address_mapping", None)
+        if _load(name).controller.address_mapping != GPU_ADDRESS_MAPPING:
+            ov["controller.address_mapping"] = GPU_ADDRESS_MAPPING
     ov.update(extra)
     cfg = _load(name, ov)
     if not cfg.pim.enabled:
         raise SpecError(name, "pim.enabled", "the DRAM preset has no PIM units",
                         "use a PIM preset (see `sieveopt dram presets`)")
     pins = cfg.peak_bw_GBps_per_pch() * cfg.org.pseudo_channels
-    if abs(hp.peak_bw_GBps / pins - 1.0) > 1e-9:
+    if name == own and abs(hp.peak_bw_GBps / pins - 1.0) > 1e-9:
         raise SpecError(source, "hbm_pim.pin_rate_Gbps",
                         f"pins give {hp.peak_bw_GBps:.1f} GB/s but the DRAM preset {name} "
                         f"({cfg.org.access_bytes} B per {cfg.timing.nBL} tCK of {cfg.timing.tCK_ps} ps) "
@@ -213,7 +217,8 @@ def resolve_dram(hp: HbmPimSpec, *, source: str = "<system>", preset: str | None
                  overrides: dict[str, Any] | None = None) -> tuple[str, DramConfig, dict[str, Any]]:
     """(preset name, resolved config, overrides applied) of a system's HBM-PIM (cached): the
     preset plus the system's deviations, the GPU address mapping and the fitted PIM knobs;
-    ``preset`` / ``overrides`` are for experiments on top (e.g. another preset, ``pim.nCCDMAC``)."""
+    ``preset`` / ``overrides`` are for experiments on top: another preset takes the system's
+    deviations from its own preset (and the multiplier), ``overrides`` e.g. ``pim.nCCDMAC``."""
     extra = tuple(sorted((overrides or {}).items(), key=lambda kv: kv[0]))
     try:
         hash(extra)

@@ -119,3 +119,12 @@ def test_unknown_preset_names_the_field(capsys):
     assert info.value.field == "hbm_pim.dram_preset"
     assert main(["dag", "--set", "hbm_pim.dram_preset=nope", "--out", "x.dot"]) == 2
     assert "hbm_pim.dram_preset" in capsys.readouterr().err
+
+
+def test_another_preset_for_one_replay_keeps_only_the_systems_deviations():
+    s = load_system("sieve-b200-hbm3e-pim", 1, {"hbm_pim.timing.CL": 30})
+    timer = DramTimer(s, MODEL, preset="attacc_hbm3_pim")
+    raw = load_dram_config("attacc_hbm3_pim")
+    assert timer.preset == "attacc_hbm3_pim" and timer.cfg.timing.nCL == 30
+    assert timer.cfg.timing.nRP == raw.timing.nRP and timer.cfg.org.banks == raw.org.banks
+    assert timer.pim_multiplier == pytest.approx(12.0, rel=0.05)
