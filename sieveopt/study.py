@@ -337,3 +337,88 @@ def bandwidth_study(model_name: str, gpus: int, batch: int, multipliers: tuple[f
                     "pim_fraction": statistics.median(pim_frac),
                     **{f"{p}_us": statistics.median(v) for p, v in us.items()}})
     return out
+
+
+# ------------------------------------------------------------ the main job on the engine
+def study_configs(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
+                  time_limit_s: float, replay: bool) -> list[dict[str, Any]]:
+    """One ``study_layer`` engine point per sampled layer (all policies on that layer)."""
+    from sieveopt.sweep.point import make_config
+    from sieveopt.tomlspec import to_dict
+
+    base = {"model_spec": to_dict(model), "system_spec": to_dict(system), "batch": int(batch),
+            "layers": int(layers), "seed": int(seed), "policies": list(policies),
+            "time_limit_s": float(time_limit_s), "replay": bool(replay)}
+    return [make_config("study_layer", {**base, "layer": i}) for i in range(layers)]
+
+
+def compute_study_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Every policy on one sampled layer (runs in an engine worker): the :class:`StudyRow`
+    fields, and for layer 0 the Sieve-vs-CP-SAT Gantt picture."""
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.specs import ModelSpec, SystemSpec
+    from sieveopt.tomlspec import from_dict
+
+    src = f"point {config['hash']}"
+    model = from_dict(ModelSpec, config["model_spec"], f"{src}: model")
+    system = from_dict(SystemSpec, config["system_spec"], f"{src}: system")
+    i = config["layer"]
+    inst = sample_layers(model, system, config["batch"], config["layers"], config["seed"])[i]
+    rows, runs = run_study([inst], tuple(config["policies"]), time_limit_s=config["time_limit_s"],
+                           seed=config["seed"], replay=config["replay"], keep_runs=i == 0)
+    for r in rows:
+        r.layer_index = i
+    files = {}
+    if i == 0:
+        png = gantt_png(runs[0])
+        if png is not None:
+            files["gantt.png"] = png
+    return {"hash": config["hash"], "rows": [vars(r) for r in rows]}, files
+
+
+def gantt_png(per_policy: dict[str, LayerRun]) -> bytes | None:
+    """Sieve vs CP-SAT (or the first two policies) side by side on one layer, as PNG bytes."""
+    import tempfile
+
+    from sieveopt.viz.gantt import gantt_compare
+
+    picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
+    items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
+             if per_policy[p].result.schedule is not None]
+    if not items:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gantt.png"
+        gantt_compare(items, path)
+        return path.read_bytes()
+
+
+def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
+                     time_limit_s: float, replay: bool, cache_dir: str | Path | None = None,
+                     executor: str = "local", workers: int = 1, address: str | None = None,
+                     progress: bool = False) -> tuple[list[StudyRow], bytes | None]:
+    """:func:`run_study` over ``layers`` sampled layers, one engine point per layer (cached in
+    ``cache_dir`` and resumable; a temporary store without): the rows in layer order and the
+    layer-0 Gantt PNG."""
+    if cache_dir is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sieveopt-run-") as tmp:
+            return run_study_points(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
+                                    time_limit_s=time_limit_s, replay=replay, cache_dir=tmp, executor=executor,
+                                    workers=workers, address=address, progress=progress)
+    from sieveopt.errors import SieveoptError
+    from sieveopt.sweep.runner import run_points
+
+    cfgs = study_configs(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
+                         time_limit_s=time_limit_s, replay=replay)
+    report, store = run_points(cfgs, cache_dir, {"name": "run", "model": model.name, "system": system.name},
+                               executor=executor, workers=workers, address=address, progress=progress)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    if report.errors:
+        h, msg = next(iter(report.errors.items()))
+        raise SieveoptError(f"{msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+    rows = [StudyRow(**d) for c in cfgs for d in store.read_metrics(c["hash"])["rows"]]
+    gantt = store.point_dir(cfgs[0]["hash"]) / "gantt.png"
+    return rows, (gantt.read_bytes() if gantt.is_file() else None)

@@ -75,3 +75,21 @@ def test_gap_study_on_the_engine_matches_the_in_process_study(tmp_path):
         bound = [r["policies"][p]["makespan_ns"] / r["policies"]["cpsat"]["bound_ns"] - 1 for r in recs]
         assert summary["gaps"][p]["vs_solution"]["median"] == float(np.median(want))
         assert summary["gaps"][p]["vs_bound"]["max"] == max(bound) and min(bound) >= 0
+
+
+def test_sieveopt_run_is_one_engine_point_per_layer_and_resumes(tmp_path, capsys):
+    from sieveopt.instance import sample_layers
+    from sieveopt.study import run_study
+
+    args = ["run", "--model", "qwen3-30b-a3b", "--batch", "8", "--layers", "2", "--policies", "noexp,sieve",
+            "--no-replay", "--cache", str(tmp_path / "cache"), "--json"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["gantt.png", "results.csv", "results.json"]
+    assert len(list((tmp_path / "cache" / "points").iterdir())) == 2          # one point per layer
+    model, system = load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 1)
+    rows, _ = run_study(sample_layers(model, system, 8, 2, 0), ("noexp", "sieve"), replay=False)
+    assert [(r["layer_index"], r["policy"], r["makespan_ns"]) for r in first["rows"]] == \
+        [(r.layer_index, r.policy, r.makespan_ns) for r in rows]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0                  # all cached: same rows
+    assert json.loads(capsys.readouterr().out)["rows"] == first["rows"]

@@ -21,9 +21,11 @@ OUTPUT_ONLY = ("trace", "gantt")
 #: Point kinds the engine runs: kind -> "module:function" computing ``(metrics, files)`` from a
 #: resolved configuration (imported in the worker). ``layers``: one policy on sampled layers
 #: (``sieveopt sweep``, the gap study); ``e2e_step``: one (batch, policy) decode step
-#: (``sieveopt pareto``, ae/).
+#: (``sieveopt pareto``, ae/); ``study_layer``: every policy on one sampled layer, replayed
+#: (``sieveopt run``).
 POINT_KINDS = {"layers": "sieveopt.sweep.point:_compute",
-               "e2e_step": "sieveopt.e2e.sweep:compute_step_point"}
+               "e2e_step": "sieveopt.e2e.sweep:compute_step_point",
+               "study_layer": "sieveopt.study:compute_study_point"}
 
 
 def make_config(kind: str, body: dict[str, Any]) -> dict[str, Any]:
