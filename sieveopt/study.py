@@ -3,7 +3,7 @@ one gap study every caller shares.
 
 * ``run_study`` is what ``sieveopt run`` calls; it returns plain rows so the CLI, notebooks and
   tests share it. Replay uses :mod:`sieveopt.validation.replay` (the cycle-level simulators).
-* The gap of a policy against a reference (CP-SAT by default), see docs/metrics.md:
+* The gap of a policy against a reference (the registry's reference policy), docs/metrics.md:
   :func:`gap_summary` (median / p95 / max of ``makespan / reference - 1`` against the
   reference's schedule and against its proved bound) over per-layer records, used by
   ``sieveopt run`` (:func:`summarize`), ``sieveopt compare``, ``benchmarks/gap_study.py`` and
@@ -23,14 +23,15 @@ import numpy as np
 
 from sieveopt.instance import LayerInstance
 from sieveopt.pipeline import LayerRun, build_dag, run_layer
+from sieveopt.solvers import SOLVERS, common_params, default_policies, policy_info, policy_with_role
 
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
 PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
-DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
+DEFAULT_POLICIES = default_policies()
 #: Policies whose decision path is compiled and allocation-free, so their measured latency is a
 #: serving-path latency. The baselines here are reference Python (their cost is not modelled:
 #: charged 0); gpu_only/noexp/allexp decide nothing; CP-SAT is offline.
-SERVING_PLANNERS = frozenset({"sieve", "sieve-plus"})
+SERVING_PLANNERS = frozenset(p for p in SOLVERS.ordered() if policy_info(p).serving)
 
 
 @dataclass
@@ -52,17 +53,17 @@ class StudyRow:
 
 
 def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
-    if policy == "cpsat":
-        return {"time_limit_s": time_limit_s, "seed": seed}
-    return {}
+    return common_params(policy, time_limit_s=time_limit_s, seed=seed)
 
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
               on_step: Callable[[str], None] | None = None,
+              solver_params: dict[str, dict[str, Any]] | None = None,
               replay_kwargs: dict[str, Any] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
     ``on_step(description)`` is called after each (layer, policy) (progress reporting);
+    ``solver_params[policy]`` overrides that policy's parameters (``--solver-param``);
     ``replay_kwargs`` go to the replay (e.g. a shared ``timer``, or ``scheduler_latency_ns=0``
     instead of the serving planners' measured latency)."""
     replay_fn = None
@@ -74,7 +75,8 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
         dag, cost = build_dag(inst)
         per_layer: dict[str, LayerRun] = {}
         for policy in policies:
-            run = run_layer(inst, policy, dag=dag, cost=cost, **_solver_params(policy, time_limit_s, seed))
+            params = {**_solver_params(policy, time_limit_s, seed), **(solver_params or {}).get(policy, {})}
+            run = run_layer(inst, policy, dag=dag, cost=cost, **params)
             res = run.result
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
                            res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
@@ -96,6 +98,7 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
 
 def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per policy: median makespans, gaps to CP-SAT (best and bound), decision latency."""
+    reference = policy_with_role("reference")
     by_layer: dict[int, dict[str, StudyRow]] = {}
     for r in rows:
         by_layer.setdefault(r.layer_index, {})[r.policy] = r
@@ -106,8 +109,8 @@ def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str,
         mine = [r for r in rows if r.policy == p]
         if not mine:
             continue
-        gaps_best, gaps_bound = layer_gaps(layers, p, "cpsat")
-        gaps_replay, _ = layer_gaps(replayed, p, "cpsat")
+        gaps_best, gaps_bound = layer_gaps(layers, p, reference) if reference else ([], [])
+        gaps_replay, _ = layer_gaps(replayed, p, reference) if reference else ([], [])
         dec = [r.decision_ns for r in mine if r.decision_ns is not None]
         rep = [r.replay_makespan_ns for r in mine if r.replay_makespan_ns is not None]
         out.append({
@@ -171,13 +174,14 @@ def gap_summary(layers: list[dict[str, dict[str, Any]]], policies: list[str] | t
 
 
 def run_gap_study(configs: list[tuple[str, int]], batches: list[int], *, layers: int, seed: int = 0,
-                  policies: list[str] | tuple[str, ...], reference: str = "cpsat",
+                  policies: list[str] | tuple[str, ...], reference: str | None = None,
                   reference_params: dict[str, Any] | None = None, system: str = "sieve-b200-hbm3e-pim",
                   cost_model: str = "roofline", cache_dir: str | Path | None = None, executor: str = "local",
                   workers: int = 1, progress: bool = False) -> list[dict[str, Any]]:
     """The gap study's per-layer records on the sweep engine: for every (model, GPUs) of
     ``configs`` and batch, ``layers`` sampled layers (seed ``seed``) solved by every policy and
-    the reference (``reference_params``, e.g. CP-SAT's ``time_limit_s`` and ``workers``). Each
+    the reference (default: the registry's ``reference`` policy; ``reference_params``, e.g.
+    CP-SAT's ``time_limit_s`` and ``workers``). Each
     record: model, gpus, batch, layer, moe_layer and ``policies``: policy -> that layer's metrics
     (makespan_ns, objective_ns, bound_ns, status, decision_ns, solve_wall_s, check_ok)."""
     from sieveopt.sweep.runner import resolve_all, run_points
@@ -190,6 +194,7 @@ def run_gap_study(configs: list[tuple[str, int]], batches: list[int], *, layers:
             return run_gap_study(configs, batches, layers=layers, seed=seed, policies=policies, reference=reference,
                                  reference_params=reference_params, system=system, cost_model=cost_model,
                                  cache_dir=tmp, executor=executor, workers=workers, progress=progress)
+    reference = reference or policy_with_role("reference")
     pols = list(dict.fromkeys([*policies, reference]))
     out: list[dict[str, Any]] = []
     for name, gpus in configs:
@@ -341,14 +346,16 @@ def bandwidth_study(model_name: str, gpus: int, batch: int, multipliers: tuple[f
 
 # ------------------------------------------------------------ the main job on the engine
 def study_configs(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
-                  time_limit_s: float, replay: bool) -> list[dict[str, Any]]:
+                  time_limit_s: float, replay: bool,
+                  solver_params: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One ``study_layer`` engine point per sampled layer (all policies on that layer)."""
     from sieveopt.sweep.point import make_config
     from sieveopt.tomlspec import to_dict
 
     base = {"model_spec": to_dict(model), "system_spec": to_dict(system), "batch": int(batch),
             "layers": int(layers), "seed": int(seed), "policies": list(policies),
-            "time_limit_s": float(time_limit_s), "replay": bool(replay)}
+            "time_limit_s": float(time_limit_s), "replay": bool(replay),
+            "solver_params": {p: dict(v) for p, v in (solver_params or {}).items()}}
     return [make_config("study_layer", {**base, "layer": i}) for i in range(layers)]
 
 
@@ -365,7 +372,8 @@ def compute_study_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     i = config["layer"]
     inst = sample_layers(model, system, config["batch"], config["layers"], config["seed"])[i]
     rows, runs = run_study([inst], tuple(config["policies"]), time_limit_s=config["time_limit_s"],
-                           seed=config["seed"], replay=config["replay"], keep_runs=i == 0)
+                           seed=config["seed"], replay=config["replay"], keep_runs=i == 0,
+                           solver_params=config.get("solver_params") or None)
     for r in rows:
         r.layer_index = i
     files = {}
@@ -382,7 +390,8 @@ def gantt_png(per_policy: dict[str, LayerRun]) -> bytes | None:
 
     from sieveopt.viz.gantt import gantt_compare
 
-    picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
+    picks = [p for p in (policy_with_role("paper"), policy_with_role("reference")) if p in per_policy] \
+        or list(per_policy)[:2]
     items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
              if per_policy[p].result.schedule is not None]
     if not items:
@@ -394,7 +403,8 @@ def gantt_png(per_policy: dict[str, LayerRun]) -> bytes | None:
 
 
 def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
-                     time_limit_s: float, replay: bool, cache_dir: str | Path | None = None,
+                     time_limit_s: float, replay: bool, solver_params: dict[str, dict[str, Any]] | None = None,
+                     cache_dir: str | Path | None = None,
                      executor: str = "local", workers: int = 1, address: str | None = None,
                      progress: bool = False) -> tuple[list[StudyRow], bytes | None]:
     """:func:`run_study` over ``layers`` sampled layers, one engine point per layer (cached in
@@ -405,13 +415,14 @@ def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: 
 
         with tempfile.TemporaryDirectory(prefix="sieveopt-run-") as tmp:
             return run_study_points(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
-                                    time_limit_s=time_limit_s, replay=replay, cache_dir=tmp, executor=executor,
+                                    time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
+                                    cache_dir=tmp, executor=executor,
                                     workers=workers, address=address, progress=progress)
     from sieveopt.errors import SieveoptError
     from sieveopt.sweep.runner import run_points
 
     cfgs = study_configs(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
-                         time_limit_s=time_limit_s, replay=replay)
+                         time_limit_s=time_limit_s, replay=replay, solver_params=solver_params)
     report, store = run_points(cfgs, cache_dir, {"name": "run", "model": model.name, "system": system.name},
                                executor=executor, workers=workers, address=address, progress=progress)
     if report.interrupted:

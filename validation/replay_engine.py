@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sieveopt.dag import MESSAGE_KINDS, TaskDAG
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
+from sieveopt.targets import ROLE_IN_MEMORY, ROLE_STREAM, replay_role
 
 _EPS = 1e-6
 
@@ -157,9 +157,10 @@ class _Loop:
                         busy[r] = True
                     self.running[tid] = [tt.overhead_ns, tt.body_ns]
                     g = self.tasks[tid].gpu
-                    if self.modes[tid] == MODE_PIM:
+                    role = replay_role(self.modes[tid])
+                    if role == ROLE_IN_MEMORY:
                         self.pim_of_gpu[g] = tid
-                    elif self.modes[tid] == MODE_GPU:
+                    elif role == ROLE_STREAM:
                         self.gpu_of_gpu[g] = tid
                 progressed = True
 

@@ -12,7 +12,14 @@ import csv
 import io
 from pathlib import Path
 
-from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, parse_overrides
+from sieveopt.cli.common import (
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM,
+    add_json,
+    add_solver_param,
+    parse_overrides,
+    solver_params_for,
+)
 from sieveopt.cli.output import atomic_write_bytes, atomic_write_text, dumps_json, emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -36,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
     p.add_argument("--workers", type=int, default=1, help="layers solved in parallel (local processes)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -51,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
     if args.layers < 1 or args.batch < 1 or args.workers < 1:
         raise SieveoptError("--layers, --batch and --workers must be >= 1")
+    extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
     system = load_system(args.system, gpus, parse_overrides(args.overrides))
@@ -58,8 +67,8 @@ def _run(args: argparse.Namespace) -> int:
     # One point of the sweep engine per sampled layer (every policy on it, replayed).
     rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
                                    policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
-                                   cache_dir=args.cache, executor=args.executor, workers=args.workers,
-                                   progress=not args.json)
+                                   solver_params=extra, cache_dir=args.cache, executor=args.executor,
+                                   workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
