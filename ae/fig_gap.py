@@ -7,9 +7,12 @@ from __future__ import annotations
 import numpy as np
 from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
 
+from sieveopt.solvers import policy_with_role
 from sieveopt.study import gap_summary, run_gap_study
 
-POLICIES = ("sieve", "sieve-plus", "duplex", "cpsat")
+#: The registry's reference policy (CP-SAT): the gaps are measured against it.
+REF = policy_with_role("reference")
+POLICIES = ("sieve", "sieve-plus", "duplex", REF)
 
 
 def main(argv=None) -> int:
@@ -18,13 +21,13 @@ def main(argv=None) -> int:
     batches = (16,) if args.quick else (16, 64, 256)
     layers, tl = (1, 0.5) if args.quick else (4, 5.0)
     recs = run_gap_study(list(configs), list(batches), layers=layers, seed=args.seed, policies=POLICIES[:-1],
-                         reference="cpsat", reference_params={"time_limit_s": tl}, system=SYSTEM,
+                         reference=REF, reference_params={"time_limit_s": tl}, system=SYSTEM,
                          cache_dir=args.cache)
     rows = []
     for name, gpus in configs:
         for b in batches:
             per_layer = [r["policies"] for r in recs if (r["model"], r["batch"]) == (name, b)]
-            gaps = gap_summary(per_layer, POLICIES, "cpsat")["gaps"]
+            gaps = gap_summary(per_layer, POLICIES, REF)["gaps"]
             for pol in POLICIES[:-1]:
                 vs_sol, vs_bd = gaps[pol]["vs_solution"], gaps[pol]["vs_bound"]
                 rows.append({"model": name, "gpus": gpus, "batch": b, "policy": pol, "layers": layers,
@@ -33,7 +36,7 @@ def main(argv=None) -> int:
                              "gap_vs_bound_median": vs_bd["median"], "gap_vs_bound_p95": vs_bd["p95"],
                              "median_makespan_us": float(np.median([x[pol]["makespan_ns"] for x in per_layer])) / 1e3,
                              "cpsat_median_makespan_us":
-                                 float(np.median([x["cpsat"]["makespan_ns"] for x in per_layer])) / 1e3})
+                                 float(np.median([x[REF]["makespan_ns"] for x in per_layer])) / 1e3})
     write_csv(args.out / "gap.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.0), squeeze=False, sharey=True)

@@ -32,8 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sieveopt.solvers import policy_with_role
+
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = (("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8))
+#: The registry's reference policy (CP-SAT): the gaps are measured against it.
+REF = policy_with_role("reference")
 BASELINES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex")
 
 
@@ -86,17 +90,17 @@ def study_gap(args) -> str:
         for batch in args.batches:
             model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed)
             timer = make_timer(system, model, args.memory)
-            rows_, runs = run_study(layers, ("cpsat", *policies), time_limit_s=args.time_limit, replay=True,
+            rows_, runs = run_study(layers, (REF, *policies), time_limit_s=args.time_limit, replay=True,
                                     keep_runs=True, replay_kwargs={"timer": timer, "scheduler_latency_ns": 0})
             by_layer: dict[int, dict] = {}
             for r in rows_:
                 by_layer.setdefault(r.layer_index, {})[r.policy] = r
             predicted = [{p: {"makespan_ns": r.makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
             replayed = [{p: {"makespan_ns": r.replay_makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
-            gaps = {p: [100.0 * g for g in layer_gaps(replayed, p, "cpsat")[0]] for p in policies}
-            pred_gaps = {p: [100.0 * g for g in layer_gaps(predicted, p, "cpsat")[0]] for p in policies}
-            cp = [lay["cpsat"] for lay in by_layer.values()]
-            cp_solve = [run["cpsat"].result.wall_s for run in runs]
+            gaps = {p: [100.0 * g for g in layer_gaps(replayed, p, REF)[0]] for p in policies}
+            pred_gaps = {p: [100.0 * g for g in layer_gaps(predicted, p, REF)[0]] for p in policies}
+            cp = [lay[REF] for lay in by_layer.values()]
+            cp_solve = [run[REF].result.wall_s for run in runs]
             cp_status, cp_replay = [c.status for c in cp], [c.replay_makespan_ns for c in cp]
             rows = [[p, f"{statistics.median(gaps[p]):+.2f}%", f"{_p95(gaps[p]):+.2f}%",
                      f"{statistics.median(pred_gaps[p]):+.2f}%"] for p in policies]
