@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sieveopt.errors import SpecError
+from sieveopt.models.dram import fill_from_preset
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.tomlspec import from_dict, read_toml
 
@@ -71,9 +72,13 @@ def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> Mo
 
 def load_system(name_or_path: str, num_gpus: int | None = None,
                 overrides: dict[str, Any] | None = None) -> SystemSpec:
-    """A catalog system by name (see :func:`list_systems`) or a user TOML file."""
+    """A catalog system by name (see :func:`list_systems`) or a user TOML file; the
+    ``[hbm_pim]`` fields it leaves out come from its DRAM preset (:mod:`sieveopt.models.dram`)."""
     source, data = _resolve("systems", name_or_path)
     overrides = dict(overrides or {})
+    if "hbm_pim.dram_preset" in overrides:      # another preset: fill from it, not the file's
+        data = apply_overrides(data, {"hbm_pim.dram_preset": overrides.pop("hbm_pim.dram_preset")}, source)
+    data = fill_from_preset(data, source)
     if num_gpus is not None:
         overrides["num_gpus"] = num_gpus
     return from_dict(SystemSpec, apply_overrides(data, overrides, source), source)

@@ -283,7 +283,10 @@ class PimSpec:
 
 @dataclass(frozen=True)
 class HbmPimSpec:
-    """HBM-PIM organisation per GPU, its DRAM timing, PIM units and how PIM shares the stacks."""
+    """HBM-PIM organisation per GPU, its DRAM timing, PIM units and how PIM shares the stacks.
+
+    ``dram_preset`` names the DRAM preset that describes the organisation and timing; the system
+    loader fills every field a TOML leaves out from it (:mod:`sieveopt.models.dram`)."""
 
     generation: str
     stacks_per_gpu: int
@@ -298,6 +301,8 @@ class HbmPimSpec:
     sharing: HbmSharing = "dual_row_buffer"
     #: With ``sharing = "partitioned"``: fraction of banks (and so bandwidth) reserved for PIM.
     pim_bank_fraction: float = 0.5
+    #: DRAM preset (``validation/dram/presets``); "" = the generation's (models/dram.py).
+    dram_preset: str = ""
 
     def __post_init__(self) -> None:
         require_finite(self)
@@ -316,7 +321,8 @@ class HbmPimSpec:
 
     @property
     def peak_bw_GBps(self) -> float:
-        """Raw pin bandwidth of all stacks of one GPU."""
+        """Raw pin bandwidth of all stacks of one GPU (= the DRAM preset's external peak; a
+        system whose pins disagree with its preset is rejected when the preset is resolved)."""
         return self.pseudo_channels_per_gpu * self.pseudo_channel_width_bits * self.pin_rate_Gbps / 8.0
 
 
@@ -367,8 +373,12 @@ class SystemSpec:
 
     @property
     def pim_bw_GBps(self) -> float:
-        """Internal PIM bandwidth of one GPU's stacks (all PIM units together)."""
-        bw = self.gpu.hbm_bw_GBps * self.hbm_pim.pim.internal_bw_multiplier
+        """Internal PIM bandwidth of one GPU's stacks (all PIM units together): the peak of the
+        resolved DRAM preset, ``internal_bw_multiplier`` x the pin peak in whole PIM cycles."""
+        from sieveopt.models.dram import resolve_dram
+
+        _, cfg, _ = resolve_dram(self.hbm_pim, source=self.name)
+        bw = cfg.pim_bw_GBps_per_pch() * cfg.org.pseudo_channels
         if self.hbm_pim.sharing == "partitioned":
             bw *= self.hbm_pim.pim_bank_fraction
         return bw

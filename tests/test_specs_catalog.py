@@ -50,7 +50,8 @@ def test_overrides_and_partitioned_bandwidth():
     s = load_system("sieve-b200-hbm3e-pim", overrides={"hbm_pim.sharing": "partitioned",
                                                         "hbm_pim.pim_bank_fraction": 0.25})
     assert s.gpu_hbm_bw_GBps == pytest.approx(8000 * 0.75)
-    assert s.pim_bw_GBps == pytest.approx(8000 * 12 * 0.25)
+    # 12x the 8192 GB/s pin peak (the DRAM preset's PIM peak, issue 14: was 12 x Table 1's 8000)
+    assert s.pim_bw_GBps == pytest.approx(8192 * 12 * 0.25)
 
 
 def _write(tmp_path, text):

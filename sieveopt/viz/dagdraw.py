@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from sieveopt.critpath import critical_links, critical_path, schedule_arrays
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
-from sieveopt.viz.critical_path import critical_links, critical_path, schedule_arrays
 from sieveopt.viz.style import CRITICAL_COLOR, mode_color, mode_colors
 
 RENDER_FORMATS = (".svg", ".png", ".pdf")

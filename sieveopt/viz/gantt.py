@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sieveopt.critpath import critical_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
-from sieveopt.viz.critical_path import critical_path
 from sieveopt.viz.layout import Layout, build_layout
 from sieveopt.viz.style import CRITICAL_COLOR, kind_color
 

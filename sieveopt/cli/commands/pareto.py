@@ -1,4 +1,7 @@
-"""``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot)."""
+"""``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot).
+
+The (batch, policy) points run on the sweep engine (:mod:`sieveopt.sweep`): ``--workers`` local
+processes or ``--executor ray``; with ``--cache DIR`` cached by content hash and resumable."""
 
 from __future__ import annotations
 
@@ -55,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a system field (repeatable)")
     add_max_memory(p)
     add_ignore_capacity(p)
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the (batch, policy) points run: a local process pool or a Ray cluster")
+    p.add_argument("--workers", type=int, default=1, help="parallel workers (local pool size / local Ray CPUs)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses finished "
+                        "points (resume after Ctrl-C, or add batches/policies); default: no cache")
     add_json(p)
     p.set_defaults(handler=_pareto)
 
@@ -64,7 +74,7 @@ def spec_from_args(args: argparse.Namespace):
     from sieveopt.dag import DagOptions
     from sieveopt.e2e.policies import check_policies
     from sieveopt.e2e.step import StepSettings
-    from sieveopt.e2e.sweep import SweepSpec, parse_batches
+    from sieveopt.e2e.sweep import StepSweepSpec, parse_batches
     from sieveopt.e2e.workload import ContextDist, PrefillSpec
     from sieveopt.models.costmodel import COST_MODELS
 
@@ -77,30 +87,27 @@ def spec_from_args(args: argparse.Namespace):
         raise SieveoptError(f"--time-limit: must be > 0 seconds, got {args.time_limit}")
     if args.scheduler_latency_ns < 0:
         raise SieveoptError("--scheduler-latency-ns: must be >= 0")
+    if args.workers < 1:
+        raise SieveoptError(f"--workers: must be >= 1, got {args.workers}")
     COST_MODELS.get(args.cost_model)
     check_output_dir(Path(args.out))
+    if args.cache is not None:
+        check_output_dir(Path(args.cache))
     args.batch = max(batches)  # capacity (KV cache) and memory checks at the largest batch
     model, system = load_problem(args)
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
                             dag_options=DagOptions(scheduler_latency_ns=args.scheduler_latency_ns))
-    return SweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
+    return StepSweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from sieveopt.e2e.policies import load_replay
     from sieveopt.e2e.sweep import result_rows, sweep_meta, timed_sweep, write_outputs
 
     spec = spec_from_args(args)
-    replay = load_replay() if args.replay else None
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(policy: str, batch: int) -> None:
-            print(f"\r  {policy:>10} B={batch:<5}", end="", file=sys.stderr, flush=True)
-    results, wall = timed_sweep(spec, replay=replay, progress=progress)
-    if progress:
-        print(file=sys.stderr)
+    results, wall = timed_sweep(spec, args.cache, replay=args.replay, executor=args.executor, workers=args.workers,
+                                address=args.address, progress=not args.json and sys.stderr.isatty())
     rows = result_rows(spec, results)
     files = write_outputs(args.out, rows, sweep_meta(spec, wall, args.replay))
     data = {"files": files, "wall_s": wall, "rows": rows}

@@ -225,34 +225,11 @@ def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dic
     return out
 
 
-def _stats(xs: list[float]) -> dict[str, float | None]:
-    return {"median": _q(xs, 50), "p95": _q(xs, 95), "max": max(xs) if xs else None, "n": len(xs)}
-
-
 def _bound_summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """For each policy that reported a bound on some layer: gaps of every other policy."""
-    out: dict[str, Any] = {}
-    for bp in policies:
-        if not any(r["policies"][bp]["bound_ns"] is not None for r in layers):
-            continue
-        gaps = {}
-        for p in policies:
-            if p == bp:
-                continue
-            vs_sol, vs_bound = [], []
-            for r in layers:
-                mine, ref = r["policies"][p]["makespan_ns"], r["policies"][bp]
-                sol = ref["makespan_ns"] if ref["makespan_ns"] is not None else ref["objective_ns"]
-                if mine is None:
-                    continue
-                if sol:
-                    vs_sol.append(mine / sol - 1.0)
-                if ref["bound_ns"]:
-                    vs_bound.append(mine / ref["bound_ns"] - 1.0)
-            gaps[p] = {"vs_solution": _stats(vs_sol), "vs_bound": _stats(vs_bound)}
-        own = [r["policies"][bp] for r in layers]
-        own_gap = [(o["objective_ns"] - o["bound_ns"]) / o["objective_ns"] for o in own
-                   if o["objective_ns"] and o["bound_ns"] is not None]
-        out[bp] = {"gaps": gaps, "own_gap": _stats(own_gap),
-                   "statuses": sorted({o["status"] for o in own})}
-    return out
+    """For each policy that reported a bound on some layer: gaps of every other policy
+    (:func:`sieveopt.study.gap_summary`, the one gap study)."""
+    from sieveopt.study import gap_summary
+
+    per_layer = [r["policies"] for r in layers]
+    return {bp: gap_summary(per_layer, policies, bp) for bp in policies
+            if any(r["policies"][bp]["bound_ns"] is not None for r in layers)}

@@ -9,7 +9,6 @@ simulators (``sieveopt.validation.replay``) instead of the solver's own timing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +56,10 @@ def _policies(args: argparse.Namespace) -> list[str]:
 
 
 def replay_schedule(schedule: Any, dag: Any, system: Any, instance: Any = None) -> Any:
-    """Replay ``schedule`` on the cycle-level simulators, or fail clearly when not installed yet."""
-    if importlib.util.find_spec("sieveopt.validation.replay") is None:
-        raise SieveoptError("--replay: replay not available yet (sieveopt.validation.replay is missing; "
-                            "fix: drop --replay to draw the solver's own timing)")
-    import inspect
-
+    """The replayed timeline of ``schedule`` on the cycle-level simulators."""
     from sieveopt.validation.replay import replay
 
-    kwargs = {"instance": instance} if instance is not None and "instance" in inspect.signature(replay).parameters else {}
-    out = replay(schedule, dag, system, **kwargs)
-    return getattr(out, "schedule", out) if not hasattr(out, "start_ns") else out
+    return replay(schedule, dag, system, instance=instance).schedule
 
 
 def _viz(args: argparse.Namespace) -> int:
