@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ignore_capacity(p)
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where the (batch, policy) points run: a local process pool or a Ray cluster")
-    p.add_argument("--workers", type=int, default=1, help="parallel workers (local pool size / local Ray CPUs)")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel workers (local pool size / local Ray CPUs)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses finished "
