@@ -29,6 +29,7 @@ import numpy as np
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, CostModel, Work
 from sieveopt.models.specs import SystemSpec
+from sieveopt.variability import gpu_kernel_ns, speed_factors
 
 # Task kinds.
 QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = "qkv", "attn", "prefill_attn", "oproj", "router"
@@ -230,6 +231,9 @@ class _Builder:
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
+        #: Per-GPU speed factors (GEM variability); None when every GPU is nominal.
+        speed = speed_factors(system)
+        self.speed = None if speed.uniform else speed
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
         r = self.res
@@ -253,7 +257,11 @@ class _Builder:
             res = self.mode_resources(m, gpu, peer)
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
-            mc[m] = ModeCost(_ns(self.cost.duration_ns(work, m)), res)
+            if m == MODE_GPU and self.speed is not None:
+                dur = gpu_kernel_ns(self.cost, work, self.speed.compute[gpu], self.speed.memory[gpu])
+            else:
+                dur = self.cost.duration_ns(work, m)
+            mc[m] = ModeCost(_ns(dur), res)
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid

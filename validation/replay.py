@@ -172,7 +172,10 @@ def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer =
 def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemSpec, timer: MemoryTimer,
                scheduler_latency_ns: int | None) -> list[TaskTime | None]:
     """Alone timing of every compute task in its mode (None for messages)."""
+    from sieveopt.variability import scale_kernel_time, speed_factors
+
     gpu = GpuModel(system, timer.stream_ns)
+    speed = speed_factors(system)
     out: list[TaskTime | None] = []
     for t in dag.tasks:
         mode = modes[t.tid]
@@ -184,7 +187,8 @@ def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemS
             out.append(TaskTime(0.0, float(lat)))
         elif mode == MODE_GPU:
             k = gpu.kernel(w)
-            out.append(TaskTime(k.overhead_ns, k.body_ns, k.compute_ns, k.memory_ns))
+            out.append(scale_kernel_time(TaskTime(k.overhead_ns, k.body_ns, k.compute_ns, k.memory_ns),
+                                         float(speed.compute[t.gpu]), float(speed.memory[t.gpu])))
         elif mode == MODE_PIM:
             if t.kind == EXPERT:
                 out.append(TaskTime(0.0, timer.pim_expert_ns(t.tokens), kind=EXPERT, tokens=t.tokens))
