@@ -62,8 +62,8 @@ def test_fixed_length_must_match_gpus(base):
 
 def test_toml_table_loads(base):
     _, system = base
-    from sieveopt.tomlspec import to_dict
     from sieveopt.models.specs import SystemSpec
+    from sieveopt.tomlspec import to_dict
 
     data = to_dict(system)
     data["variability"] = {"kind": "fixed", "compute_speed": [1.0, 0.9, 0.8, 1.0]}
