@@ -144,6 +144,7 @@ class _DagTimer:
                                              placement=placement.slot_gpu)
         dag = build_layer_dag(inst, cost)
         res = solve(self.policy, dag, inst, cost)
+        self.last = (dag, res)            # the last layer solved (tests check() it)
         sched = res.schedule
         G = self.system.num_gpus
         end = np.zeros(G)
