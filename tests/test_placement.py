@@ -195,3 +195,15 @@ def test_dag_eval_schedule_passes_check(setup):
     dag, res = timer.last
     assert check(res.schedule, dag).ok
     assert ns == res.makespan_ns and 0.0 <= share < 1.0
+
+
+def test_exact_replication_space_contains_single_copy_space():
+    model = load_model("qwen3-30b-a3b")
+    sur = Surrogate(model, load_system("sieve-b200-hbm3e-pim", 2), 64)
+    loads = np.array([[60, 3, 2, 1], [50, 4, 1, 2], [64, 2, 3, 1]])
+    prob = PlacementProblem(4, 2, 3, 2, sur, time_limit_s=20, workers=2)
+    one = solve_exact(loads, prob, replicate=0)
+    two = solve_exact(loads, prob, replicate=2)
+    assert one.status == two.status == "OPTIMAL"
+    assert two.objective_ns <= one.objective_ns + 1e-9
+    assert (one.placement.replicas == 1).all() and two.placement.replicas.max() <= 2

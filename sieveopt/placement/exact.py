@@ -1,25 +1,33 @@
 """Exact placement: CP-SAT minimises the mean (or CVaR) straggler surrogate over a window of steps.
 
-Decision: ``x[i, g] = 1`` when item i (a slot: one replica of an expert) sits on GPU g.
+Items: every expert has a *single* item (all its tokens); each of the ``R`` most loaded experts
+(R = the redundant-slot budget) also has a *pair* of replica items, each with half its tokens
+(the round-robin split of :mod:`~sieveopt.placement.core`). ``y_e = 1`` replicates expert e.
+``x[i, g] = 1`` places item i on GPU g.
 
-    minimise    (1/T) sum_t z_t  [+ move_weight * M]        (objective "mean")
-    subject to  sum_g x[i, g] = 1                            every item placed once
+    minimise    (1/T) sum_t z_t                              (objective "mean")
+    subject to  sum_g x[single_e, g] = 1 - y_e               one copy, or
+                sum_g x[pair_e, g]   = y_e  (each of the two)  two copies on distinct GPUs
+                sum_e y_e <= R                               redundant slots
                 sum_i x[i, g] <= capacity                    HBM slots of GPU g
-                sum_{i of expert e} x[i, g] <= 1             replicas on distinct GPUs
-                z_t >= sum_i c[t, i, g] x[i, g]              straggler of step t (every g)
-                M >= bytes moved into / out of GPU g / link bandwidth   (when a previous
-                                                             placement is given; NVLink)
+                z_t >= sum_i c[t, i, g] x[i, g]              straggler of step t, every g
+                [+ move_weight * M, M >= NVLink time of the weights GPU g must receive]
 
-``c[t, i, g]`` is the surrogate's cost (:mod:`sieveopt.placement.surrogate`) of item i's
-tokens at step t on GPU g, rounded to integer ns. Replica counts are inputs (1 per expert =
-GEM's space; EPLB's replicate step for the same redundant-slot budget). ``objective="cvar"``
-minimises the conditional value-at-risk of the step time at level ``alpha`` (the mean of the
-worst (1-alpha) share of steps; Rockafellar-Uryasev, linear), a quantile-like target.
+``c[t, i, g]`` is the surrogate's cost (:mod:`sieveopt.placement.surrogate`) of item i's tokens
+at step t on GPU g, rounded to integer ns. With R = 0 the space is GEM's ("each expert sits on
+exactly one GPU ... no replication", trimoe_gem.md §2.4); with R > 0 it holds GEM's space and
+EPLB placements whose replica counts are <= 2. ``objective="cvar"`` minimises the conditional
+value-at-risk of the step time at level ``alpha`` (mean of the worst (1-alpha) share of the
+steps; Rockafellar-Uryasev, linear): a quantile-like target. ``objective="balance"`` minimises
+the straggler of the *expected* loads, max_g mean_t L[t, g] (what load balancers like EPLB aim at).
 
-GEM's paper calls the mapping space combinatorial and uses "a heuristic iterative search"
-(trimoe_gem.md §2.4); this model gives the certified optimum (or bound and gap) of the same
-surrogate objective, so heuristics can be measured against it. The best of the given hints
-seeds the search, and the result is never worse than that hint.
+Bound: the LP bound of the per-step model balances every step perfectly with fractional
+assignments and stays far below the optimum; Jensen's inequality (mean_t max_g >= max_g
+mean_t) makes the "balance" model's certified bound a bound of the "mean" model too, so it is
+solved first (a quarter of the time limit) and its bound is added as a cut. GEM's paper calls
+the space combinatorial and searches it heuristically (trimoe_gem.md §2.4); this model gives a
+certified bound and gap on the same surrogate objective, so heuristics can be measured against
+it. The best given hint seeds the search and the result is never worse than that hint.
 """
 
 from __future__ import annotations
@@ -30,14 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sieveopt.placement.core import Placement
-from sieveopt.placement.policies import (
-    PlacementProblem,
-    eplb,
-    eplb_slots,
-    gem,
-    register,
-    replicate_experts,
-)
+from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,24 +46,36 @@ class ExactResult:
     placement: Placement
     status: str                    # OPTIMAL / FEASIBLE / HINT (solver found nothing better)
     objective_ns: float            # surrogate objective of the returned placement (float costs)
-    bound_ns: float                # certified lower bound on the objective
-    gap: float                     # (objective - bound) / objective
+    bound_ns: float                # certified lower bound (integer-ns model)
+    gap: float                     # (objective - bound) / objective in the integer-ns model
     wall_s: float
     hint_objective_ns: float
     meta: dict = field(default_factory=dict)
 
 
-def _items(loads: np.ndarray, replicas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(expert of each item [I], tokens of each item per step [T, I]) with the round-robin split."""
-    expert = np.repeat(np.arange(replicas.size), replicas)
-    rank = np.concatenate([np.arange(r) for r in replicas])
-    n = loads[:, expert]
-    r = replicas[expert]
-    return expert, n // r + (rank < n % r)
+@dataclass(frozen=True, eq=False)
+class _Items:
+    expert: np.ndarray             # [I] expert of each item
+    tokens: np.ndarray             # [T, I]
+    single: np.ndarray             # [E] item id of each expert's single copy
+    pair: dict[int, tuple[int, int]]   # expert -> its two replica items (candidates only)
+
+
+def _items(L: np.ndarray, candidates: np.ndarray) -> _Items:
+    T, E = L.shape
+    expert = list(range(E))
+    tok = [L[:, e] for e in range(E)]
+    pair: dict[int, tuple[int, int]] = {}
+    for e in candidates.tolist():
+        a = len(expert)
+        expert += [e, e]
+        tok += [L[:, e] // 2 + L[:, e] % 2, L[:, e] // 2]
+        pair[e] = (a, a + 1)
+    return _Items(np.asarray(expert), np.stack(tok, axis=1), np.arange(E), pair)
 
 
 def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: float = 0.9) -> float:
-    """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]``)."""
+    """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]``; -1 = unused)."""
     T, _, G = cost.shape
     loads = np.stack([cost[:, assign == g, g].sum(axis=1) for g in range(G)], axis=1)
     if kind == "balance":
@@ -74,63 +87,110 @@ def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: f
     return float(np.sort(z)[-k:].mean())
 
 
-def _assign_from(p: Placement, expert: np.ndarray) -> np.ndarray | None:
-    """Item assignment matching placement ``p`` (same replica counts), else None."""
-    if not np.array_equal(p.replicas, np.bincount(expert, minlength=p.num_experts)):
-        return None
-    out = np.empty(expert.size, dtype=np.int64)
-    start = np.concatenate([[0], np.cumsum(p.replicas)[:-1]])
+def _assign_from(p: Placement, it: _Items) -> np.ndarray | None:
+    """Item assignment of placement ``p`` if it lies in the model's space, else None."""
+    out = np.full(it.expert.size, -1, dtype=np.int64)
     for e, sl in enumerate(p.slots_of):
         gs = np.sort(p.slot_gpu[sl])
-        if np.unique(gs).size != gs.size:
-            return None                      # replicas sharing a GPU: not in the exact model's space
-        out[start[e]: start[e] + gs.size] = gs
+        if gs.size == 1:
+            out[it.single[e]] = gs[0]
+        elif gs.size == 2 and e in it.pair and gs[0] != gs[1]:
+            out[list(it.pair[e])] = gs
+        else:
+            return None
     return out
 
 
-def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicas: np.ndarray | None = None,
+def _model(it: _Items, G: int, cap: int, budget: int):
+    """Variables and constraints shared by every objective: (model, x, y)."""
+    from ortools.sat.python import cp_model
+
+    n = it.expert.size
+    m = cp_model.CpModel()
+    x = [[m.NewBoolVar(f"x{i}_{g}") for g in range(G)] for i in range(n)]
+    y = {e: m.NewBoolVar(f"y{e}") for e in it.pair}
+    for e in range(it.single.size):
+        s = int(it.single[e])
+        if e in y:
+            m.Add(sum(x[s]) == 1 - y[e])
+            a, b = it.pair[e]
+            m.Add(sum(x[a]) == y[e])
+            m.Add(sum(x[b]) == y[e])
+            for g in range(G):
+                m.AddAtMostOne([x[a][g], x[b][g]])
+        else:
+            m.AddExactlyOne(x[s])
+    if y:
+        m.Add(sum(y.values()) <= budget)
+    for g in range(G):
+        m.Add(sum(x[i][g] for i in range(n)) <= cap)
+    return m, x, y
+
+
+def _solver(limit_s: float, workers: int, seed: int):
+    from ortools.sat.python import cp_model
+
+    s = cp_model.CpSolver()
+    s.parameters.max_time_in_seconds = max(0.1, float(limit_s))
+    s.parameters.num_workers = int(workers)
+    s.parameters.random_seed = int(seed)
+    return s
+
+
+def _read(solver, x, G: int) -> np.ndarray:
+    return np.array([next((g for g in range(G) if solver.Value(v[g])), -1) for v in x], dtype=np.int64)
+
+
+def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | None = None,
                 hints: list[Placement] | tuple[Placement, ...] = (), objective_kind: str = "mean",
                 alpha: float = 0.9, previous: Placement | None = None, move_weight: float = 0.0,
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None) -> ExactResult:
-    """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring)."""
+    """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
+
+    ``replicate``: how many experts may get a second replica (default: the problem's redundant
+    slots, capped by HBM); 0 = GEM's space."""
     from ortools.sat.python import cp_model
 
+    if objective_kind not in ("mean", "cvar", "balance"):
+        raise ValueError(f"objective_kind must be 'mean', 'cvar' or 'balance', got {objective_kind!r}")
     t0 = time.perf_counter()
+    limit = float(prob.time_limit_s if time_limit_s is None else time_limit_s)
+    nw = int(prob.workers if workers is None else workers)
+    sd = int(prob.seed if seed is None else seed)
     L = np.rint(np.atleast_2d(np.asarray(loads, dtype=float))).astype(np.int64)
     T, E = L.shape
     G, cap = prob.num_gpus, prob.capacity
-    reps = np.ones(E, dtype=np.int64) if replicas is None else np.asarray(replicas, dtype=np.int64)
-    expert, tok = _items(L, reps)
-    n_items = expert.size
-    cost = prob.surrogate.item_costs(tok)                          # [T, items, G] float ns
+    budget = min(prob.redundant if replicate is None else replicate, max(0, cap * G - E), E)
+    cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
+    it = _items(L, np.sort(cand))
+    n = it.expert.size
+    cost = prob.surrogate.item_costs(it.tokens)                    # [T, items, G] float ns
     c = np.rint(cost).astype(np.int64)
 
     jensen_lb, jensen_assign = 0.0, None
     if objective_kind == "mean" and T > 1:
-        # Jensen: mean_t max_g L >= max_g mean_t L, so the balance problem's certified bound is
-        # a bound of this one (the LP bound of the per-step model alone is far weaker)
-        jb = _balance_model(c.sum(axis=0), expert, reps, G, cap)
-        js = cp_model.CpSolver()
-        js.parameters.max_time_in_seconds = 0.25 * float(prob.time_limit_s if time_limit_s is None else time_limit_s)
-        js.parameters.num_workers = int(prob.workers if workers is None else workers)
-        js.parameters.random_seed = int(prob.seed if seed is None else seed)
-        jst = js.Solve(jb[0])
-        if jst in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        jm, jx, _ = _model(it, G, cap, budget)
+        cb = c.sum(axis=0)
+        jz = jm.NewIntVar(0, int(cb.sum()) + 1, "z")
+        for g in range(G):
+            jm.Add(sum(int(cb[i, g]) * jx[i][g] for i in range(n)) <= jz)
+        jm.Minimize(jz)
+        js = _solver(0.25 * limit, nw, sd)
+        if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             jensen_lb = js.BestObjectiveBound() / T
-            jensen_assign = np.array([next(g for g in range(G) if js.Value(jb[1][i][g])) for i in range(n_items)])
-    m, x = _base_model(expert, reps, G, cap)
+            jensen_assign = _read(js, jx, G)
+
+    m, x, _ = _model(it, G, cap, budget)
     ub = int(c.sum(axis=1).max()) + 1
     if objective_kind == "balance":
-        cb = c.sum(axis=0)                                          # [I, G] window totals
+        cb = c.sum(axis=0)
         zb = m.NewIntVar(0, int(cb.sum()) + 1, "z")
         for g in range(G):
-            m.Add(sum(int(cb[i, g]) * x[i][g] for i in range(n_items)) <= zb)
+            m.Add(sum(int(cb[i, g]) * x[i][g] for i in range(n)) <= zb)
         obj_terms, scale = zb, T
     else:
-        lb_t = c.min(axis=2).max(axis=1)                            # the heaviest item anywhere
-        lb_t = np.maximum(lb_t, -(-c.min(axis=2).sum(axis=1) // G))  # perfect balance
-        z = [m.NewIntVar(int(lb_t[t]), ub, f"z{t}") for t in range(T)]
+        z = [m.NewIntVar(0, ub, f"z{t}") for t in range(T)]
         for t in range(T):
             for g in range(G):
                 nz = np.flatnonzero(c[t, :, g])
@@ -139,56 +199,47 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicas: np.ndarr
             if jensen_lb > 0:
                 m.Add(sum(z) >= int(np.floor(jensen_lb * T)))
             obj_terms, scale = sum(z), T
-        elif objective_kind == "cvar":
+        else:
             k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
             eta = m.NewIntVar(0, ub, "eta")
             u = [m.NewIntVar(0, ub, f"u{t}") for t in range(T)]
             for t in range(T):
                 m.Add(u[t] >= z[t] - eta)
             obj_terms, scale = k * eta + sum(u), k
-        else:
-            raise ValueError(f"objective_kind must be 'mean', 'cvar' or 'balance', got {objective_kind!r}")
     move_scale = 0
     if previous is not None and move_weight > 0 and prob.link_GBps > 0:
-        move_ns = prob.expert_bytes / prob.link_GBps
-        held = previous.gpu_sets                                   # [E, G]
-        mv = m.NewIntVar(0, int(np.ceil(n_items * move_ns)) + 1, "move")
+        move_ns = int(np.ceil(prob.expert_bytes / prob.link_GBps))
+        held = previous.gpu_sets
+        mv = m.NewIntVar(0, n * move_ns + 1, "move")
         for g in range(G):
-            new_in = [x[i][g] for i in range(n_items) if not held[expert[i], g]]
+            new_in = [x[i][g] for i in range(n) if not held[it.expert[i], g]]
             if new_in:
-                m.Add(int(np.ceil(move_ns)) * sum(new_in) <= mv)
+                m.Add(move_ns * sum(new_in) <= mv)
         move_scale = int(round(move_weight * scale))
         obj_terms = obj_terms + move_scale * mv
     m.Minimize(obj_terms)
 
-    # hints: the best of the given placements (and GEM / EPLB on the same window) in this space
     cands = list(hints)
     if jensen_assign is not None:
-        cands.append(Placement(expert, jensen_assign, E, G, cap, "balance"))
+        cands.append(_placement(it, jensen_assign, E, G, cap, "balance"))
     hint_assign, hint_obj = None, np.inf
     for p in cands:
-        a = _assign_from(p, expert)
-        if a is None or np.bincount(a, minlength=G).max() > cap:
+        a = _assign_from(p, it)
+        if a is None or np.bincount(a[a >= 0], minlength=G).max() > cap:
             continue
         v = objective(cost, a, objective_kind, alpha)
         if v < hint_obj:
             hint_assign, hint_obj = a, v
     if hint_assign is not None:
-        for i in range(n_items):
+        for i in range(n):
             for g in range(G):
                 m.AddHint(x[i][g], int(hint_assign[i] == g))
 
-    solver = cp_model.CpSolver()
-    limit = float(prob.time_limit_s if time_limit_s is None else time_limit_s)
-    solver.parameters.max_time_in_seconds = max(0.1, limit - (time.perf_counter() - t0))
-    solver.parameters.num_workers = int(prob.workers if workers is None else workers)
-    solver.parameters.random_seed = int(prob.seed if seed is None else seed)
+    solver = _solver(limit - (time.perf_counter() - t0), nw, sd)
     st = solver.Solve(m)
-    wall = time.perf_counter() - t0
     status = solver.StatusName(st)
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        assign = np.array([next(g for g in range(G) if solver.Value(x[i][g])) for i in range(n_items)])
-        bound = solver.BestObjectiveBound() / scale
+        assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
     else:
         assign, bound = hint_assign, 0.0
     if objective_kind == "mean" and not move_scale:
@@ -198,72 +249,42 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicas: np.ndarr
         assign, val, status = hint_assign, hint_obj, "HINT"
     if assign is None:
         raise RuntimeError(f"exact placement: no solution within the time limit ({status})")
-    move_part = 0.0
-    if move_scale:
-        move_part = move_weight * _move_ns(previous, expert, assign, prob) if previous is not None else 0.0
-    # the gap is measured in the solved (integer-ns) model, where the bound holds; the
-    # reported objective uses the float costs (they differ by < n_items/2 ns per step)
-    val_int = objective(c.astype(float), assign, objective_kind, alpha)
-    total = val_int + move_part
+    move_part = move_weight * _move_ns(previous, it, assign, prob) if move_scale else 0.0
+    # the gap is measured in the solved (integer-ns) model, where the bound holds; the reported
+    # objective uses the float costs (they differ by < items/2 ns per step)
+    total = objective(c.astype(float), assign, objective_kind, alpha) + move_part
     gap = 0.0 if total <= 0 else max(0.0, (total - bound) / total)
-    pl = Placement(expert, assign, E, G, cap, "exact")
-    return ExactResult(pl, status, float(val), float(bound), float(gap), wall, float(hint_obj),
-                       meta={"items": int(n_items), "steps": int(T), "objective": objective_kind,
-                             "jensen_bound_ns": float(jensen_lb),
-                             "surrogate": prob.surrogate.name, "move_ns": move_part,
-                             "workers": solver.parameters.num_workers,
-                             "time_limit_s": solver.parameters.max_time_in_seconds})
+    return ExactResult(_placement(it, assign, E, G, cap, "exact"), status, float(val), float(bound), float(gap),
+                       time.perf_counter() - t0, float(hint_obj),
+                       meta={"items": int(n), "steps": int(T), "objective": objective_kind,
+                             "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
+                             "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
+                             "time_limit_s": limit})
 
 
-def _base_model(expert: np.ndarray, reps: np.ndarray, G: int, cap: int):
-    """Assignment variables and constraints shared by every objective."""
-    from ortools.sat.python import cp_model
-
-    n_items = expert.size
-    m = cp_model.CpModel()
-    x = [[m.NewBoolVar(f"x{i}_{g}") for g in range(G)] for i in range(n_items)]
-    for i in range(n_items):
-        m.AddExactlyOne(x[i])
-    for g in range(G):
-        m.Add(sum(x[i][g] for i in range(n_items)) <= cap)
-    for e in np.flatnonzero(reps > 1):
-        its = np.flatnonzero(expert == e)
-        for g in range(G):
-            m.AddAtMostOne(x[int(i)][g] for i in its)
-    return m, x
+def _placement(it: _Items, assign: np.ndarray, E: int, G: int, cap: int, policy: str) -> Placement:
+    used = assign >= 0
+    return Placement(it.expert[used], assign[used], E, G, cap, policy)
 
 
-def _balance_model(cb: np.ndarray, expert: np.ndarray, reps: np.ndarray, G: int, cap: int):
-    """min max_g sum_i cb[i, g] x[i, g] (window totals): the Jensen bound model."""
-    m, x = _base_model(expert, reps, G, cap)
-    z = m.NewIntVar(0, int(cb.sum()) + 1, "z")
-    for g in range(G):
-        m.Add(sum(int(cb[i, g]) * x[i][g] for i in range(expert.size)) <= z)
-    m.Minimize(z)
-    return m, x
-
-
-def _move_ns(prev: Placement, expert: np.ndarray, assign: np.ndarray, prob: PlacementProblem) -> float:
+def _move_ns(prev: Placement, it: _Items, assign: np.ndarray, prob: PlacementProblem) -> float:
+    used = assign >= 0
     held = prev.gpu_sets
-    new_in = np.bincount(assign[~held[expert, assign]], minlength=prob.num_gpus)
-    return float(new_in.max() * np.ceil(prob.expert_bytes / prob.link_GBps))
+    new = ~held[it.expert[used], assign[used]]
+    per_gpu = np.bincount(assign[used][new], minlength=prob.num_gpus)
+    return float(per_gpu.max() * np.ceil(prob.expert_bytes / prob.link_GBps))
+
+
+def exact_with_report(loads: np.ndarray, prob: PlacementProblem, **kw) -> ExactResult:
+    """The exact optimiser with GEM and EPLB on the same window as hints."""
+    L = np.atleast_2d(np.asarray(loads, dtype=float))
+    hints = [gem(L, prob)]
+    if prob.redundant > 0:
+        hints.append(eplb(L, prob))
+    return solve_exact(L, prob, hints=hints, **kw)
 
 
 @register("exact")
 def exact(loads: np.ndarray, prob: PlacementProblem) -> Placement:
-    """The CP-SAT optimum of the surrogate over the window, GEM's space (one replica each)
-    unless redundant slots are given, then EPLB's replica counts; hints: GEM and EPLB."""
-    res = exact_with_report(loads, prob)
-    return res.placement
-
-
-def exact_with_report(loads: np.ndarray, prob: PlacementProblem, **kw) -> ExactResult:
-    L = np.atleast_2d(np.asarray(loads, dtype=float))
-    E = prob.num_experts
-    hints = [gem(L, prob)]
-    if prob.redundant > 0:
-        _, reps = replicate_experts(L.mean(axis=0), eplb_slots(prob))
-        hints.append(eplb(L, prob))
-    else:
-        reps = np.ones(E, dtype=np.int64)
-    return solve_exact(L, prob, replicas=reps, hints=hints, **kw)
+    """The CP-SAT optimum of the surrogate over the window (hints: GEM, EPLB)."""
+    return exact_with_report(loads, prob).placement
