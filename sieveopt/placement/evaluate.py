@@ -226,7 +226,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      replace_every: int = 0, layer_policy: str = "sieve", mode: str = "dag",
                      exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
-                     context_len: int = 2048) -> dict[str, Any]:
+                     context_len: int = 2048, gap_limit: float = 0.0) -> dict[str, Any]:
     """Every placement policy on the same trace; the dict the CLI prints (``--json``)."""
     from sieveopt.placement.core import check_capacity, slots_per_gpu
     from sieveopt.placement.surrogate import Surrogate
@@ -265,7 +265,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                              tuple(trace.layer_ids[i] for i in idx), trace.request_ids)
     sur = Surrogate(model, system, trace.batch)
     prob = PlacementProblem(E, G, cap, red, sur, model.expert_weight_bytes,
-                            system.interconnect.bw_per_direction_GBps, time_limit_s, workers, seed)
+                            system.interconnect.bw_per_direction_GBps, time_limit_s, workers, seed, gap_limit)
     out = []
     for pol in policies:
         cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective)

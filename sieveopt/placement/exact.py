@@ -145,11 +145,12 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 hints: list[Placement] | tuple[Placement, ...] = (), objective_kind: str = "mean",
                 alpha: float = 0.9, previous: Placement | None = None, move_weight: float = 0.0,
                 time_limit_s: float | None = None, workers: int | None = None,
-                seed: int | None = None) -> ExactResult:
+                seed: int | None = None, gap_limit: float | None = None) -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
-    slots, capped by HBM); 0 = GEM's space."""
+    slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
+    most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality)."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -236,6 +237,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 m.AddHint(x[i][g], int(hint_assign[i] == g))
 
     solver = _solver(limit - (time.perf_counter() - t0), nw, sd)
+    solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
     st = solver.Solve(m)
     status = solver.StatusName(st)
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -31,6 +31,7 @@ class PlacementProblem:
     time_limit_s: float = 60.0
     workers: int = 8
     seed: int = 0
+    gap_limit: float = 0.0        # exact optimiser: stop at this relative gap (0 = optimality)
 
 
 PolicyFn = Callable[[np.ndarray, PlacementProblem], Placement]

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"])
     p.add_argument("--time-limit", type=float, default=60.0, help="exact optimiser time limit (s)")
     p.add_argument("--workers", type=int, default=8, help="CP-SAT workers")
+    p.add_argument("--gap-limit", type=float, default=0.0,
+                   help="exact optimiser: stop at this relative gap (0 = run to optimality or the time limit)")
     p.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -82,6 +84,8 @@ def _place(args: argparse.Namespace) -> int:
             raise SieveoptError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.time_limit <= 0:
         raise SieveoptError(f"--time-limit must be > 0, got {args.time_limit}")
+    if not 0 <= args.gap_limit < 1:
+        raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit}")
     model = load_model(args.model)
     system = build_system(args)
     trace = None
@@ -98,7 +102,8 @@ def _place(args: argparse.Namespace) -> int:
                             predictor=args.predictor, replace_every=args.replace_every,
                             layer_policy=args.layer_policy, mode=args.mode,
                             exact_objective=args.exact_objective, time_limit_s=args.time_limit,
-                            workers=args.workers, drift_segments=args.drift_segments, trace=trace)
+                            workers=args.workers, drift_segments=args.drift_segments, trace=trace,
+                            gap_limit=args.gap_limit)
     return emit(args, data, _render)
 
 
