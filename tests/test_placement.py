@@ -63,7 +63,9 @@ def test_balanced_packing_and_replication():
     w = np.array([9.0, 7, 6, 5, 4, 3, 2, 1])
     pack, rank = balanced_packing(w, 2)
     assert np.bincount(pack).tolist() == [4, 4]
-    assert sorted(zip(pack.tolist(), rank.tolist())) == sorted({(p, r) for p, r in zip(pack, rank, strict=True)})
+    for k in (0, 1):
+        assert sorted(rank[pack == k].tolist()) == [0, 1, 2, 3]
+    assert w[pack == 0].sum() == w[pack == 1].sum() - 1 or abs(w[pack == 0].sum() - w[pack == 1].sum()) <= 9
     phy2log, cnt = replicate_experts(np.array([10.0, 4.0, 1.0]), 5)
     assert cnt.tolist() == [3, 1, 1] and sorted(phy2log.tolist()) == [0, 0, 0, 1, 2]
     # greedy replication is optimal for min max per-replica load: check by brute force
