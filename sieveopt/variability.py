@@ -62,7 +62,10 @@ class SpeedFactors:
 def speed_factors(system: SystemSpec) -> SpeedFactors:
     """Factors of every GPU of ``system`` (deterministic in the spec and its seed)."""
     spec = getattr(system, "variability", None) or GpuVariabilitySpec()
-    c, m = _resolve(spec, system.num_gpus)
+    if spec.kind == "profile":              # not cached: the file may change between calls
+        c, m = load_profile(spec.profile, system.num_gpus)
+    else:
+        c, m = _resolve(spec, system.num_gpus)
     out = SpeedFactors(np.array(c), np.array(m))
     out.compute.setflags(write=False)
     out.memory.setflags(write=False)
@@ -80,9 +83,6 @@ def _resolve(spec: GpuVariabilitySpec, num_gpus: int) -> tuple[tuple[float, ...]
             raise SpecError("system", "variability.compute_speed",
                             f"{len(spec.compute_speed)} factors for {G} GPUs", f"list exactly {G} factors")
         return tuple(spec.compute_speed), tuple(spec.memory_speed) or ones
-    if spec.kind == "profile":
-        c, m = load_profile(spec.profile, G)
-        return tuple(c), tuple(m)
     rng = np.random.default_rng(spec.seed)
     u = rng.standard_normal(G) if spec.kind == "lognormal" else rng.random(G)
     c = _draw(spec.kind, u, spec.spread)
