@@ -4,7 +4,7 @@ Writes ``placement_study.json`` and figures ``placement_*.png`` under ``--out`` 
 docs/figures). Every number names its layer-time measure: ``surrogate`` (best-unit serial work,
 roofline) or ``dag`` (layer DAG + Sieve, roofline cost model, serialized execution model).
 
-    python benchmarks/placement_study.py            # ~10 min on a shared 2-core machine
+    python benchmarks/placement_study.py            # ~15 min on a shared 2-core machine
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def grid(args) -> list[dict]:
     rows = []
     for var in (0.0, 0.1, 0.2):
         system = system_for("deepseek-v3", 8, var)
-        for K in (0, 64, 16):
+        for K in (0, 32, 16):
             pols = ["round-robin", "eplb", "gem"] + (["exact"] if K == 0 else [])
             d = compare_policies(model, system, policies=pols, steps=args.steps, history=32, batch=256,
                                  layers=[20], seed=args.seed, predictor="window", replace_every=K,
@@ -77,6 +77,7 @@ def forecasts(args) -> list[dict]:
             rows.append({"predictor": name, "horizon": K,
                          "wape": float(np.mean([e["wape"] for e in errs])),
                          "hot_recall": float(np.mean([e["hot_recall"] for e in errs]))})
+            print(f"forecast {name} K={K}: {rows[-1]}", flush=True)
     return rows
 
 
@@ -90,6 +91,7 @@ def predictor_placements(args) -> list[dict]:
                              layers=[20], seed=args.seed, predictor=name, replace_every=16, mode="surrogate",
                              drift_segments=2)
         rows.append({"predictor": name, **d["policies"][0]})
+        print(f"predictor {name}: gem re-placed every 16 -> {d['policies'][0]['layer_mean_ns'] / 1e3:.1f}us", flush=True)
     return rows
 
 
@@ -102,7 +104,7 @@ def figures(res: dict, out: Path) -> None:
     g = res["grid"]
     pols = ["round-robin", "eplb", "gem", "exact"]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), sharey=True)
-    for ax, K in zip(axes, (0, 64, 16), strict=True):
+    for ax, K in zip(axes, (0, 32, 16), strict=True):
         for i, pol in enumerate(pols):
             pts = [r for r in g if r["replace_every"] == K and r["policy"] == pol]
             if pts:
@@ -132,8 +134,8 @@ def figures(res: dict, out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/figures")
-    ap.add_argument("--steps", type=int, default=128)
-    ap.add_argument("--dag-steps", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--dag-steps", type=int, default=24)
     ap.add_argument("--exact-time", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -192,6 +192,9 @@ def swap_search(assign: np.ndarray, cost: np.ndarray, *, max_iters: int) -> tupl
         strag = np.bincount(loads.argmax(axis=1), weights=loads.max(axis=1), minlength=G)
         s = int(np.argmax(strag))
         best = (cur - 1e-9, -1, -1)
+        k3 = min(3, G)
+        top_g = np.argsort(-loads, axis=1)[:, :k3]                  # [T, 3] GPUs by load
+        top_v = np.take_along_axis(loads, top_g, axis=1)
         for x in np.flatnonzero(a == s):
             others = np.flatnonzero(a != s)
             if not others.size:
@@ -199,13 +202,7 @@ def swap_search(assign: np.ndarray, cost: np.ndarray, *, max_iters: int) -> tupl
             og = a[others]                                        # GPU of each candidate
             new_s = loads[:, s][:, None] - cost[:, x, s][:, None] + cost[:, others, s]       # [T, K]
             new_o = loads[:, og] - cost[:, others, og] + cost[:, x, og]                     # [T, K]
-            rest = np.empty((T, others.size))
-            for g in range(G):                                    # max over GPUs not touched
-                mask = np.ones(G, dtype=bool)
-                mask[[s, g]] = False
-                col = loads[:, mask].max(axis=1) if mask.any() else np.zeros(T)
-                sel = og == g
-                rest[:, sel] = col[:, None]
+            rest = _max_excluding(top_v, top_g, s, og)           # [T, K] max over untouched GPUs
             obj = np.maximum(np.maximum(new_s, new_o), rest).mean(axis=0)
             k = int(np.argmin(obj))
             if obj[k] < best[0]:
@@ -220,6 +217,20 @@ def swap_search(assign: np.ndarray, cost: np.ndarray, *, max_iters: int) -> tupl
         cur = best[0]
         swaps += 1
     return a, swaps
+
+
+def _max_excluding(top_v: np.ndarray, top_g: np.ndarray, s: int, og: np.ndarray) -> np.ndarray:
+    """Per step, the largest load among GPUs other than ``s`` and ``og[k]``: ``[T, K]``
+    (from each step's three largest loads)."""
+    T, k3 = top_v.shape
+    out = np.zeros((T, og.size))
+    done = np.zeros((T, og.size), dtype=bool)
+    for r in range(k3):
+        g = top_g[:, r][:, None]
+        ok = (g != s) & (g != og[None, :]) & ~done
+        out = np.where(ok, top_v[:, r][:, None], out)
+        done |= ok
+    return out
 
 
 @register("gem")
