@@ -210,3 +210,16 @@ def test_exact_replication_space_contains_single_copy_space():
     assert one.status == two.status == "OPTIMAL"
     assert two.objective_ns <= one.objective_ns + 1e-9
     assert (one.placement.replicas == 1).all() and two.placement.replicas.max() <= 2
+
+
+def test_exact_with_movement_never_worse_than_staying():
+    model = load_model("qwen3-30b-a3b")
+    sur = Surrogate(model, load_system("sieve-b200-hbm3e-pim", 2), 64)
+    loads = np.array([[60, 3, 2, 1], [50, 4, 1, 2], [64, 2, 3, 1]])
+    prob = PlacementProblem(4, 2, 3, 0, sur, expert_bytes=1e8, link_GBps=100.0, time_limit_s=20, workers=2)
+    prev = Placement(np.arange(4), np.array([0, 0, 1, 1]), 4, 2, 3)
+    res = solve_exact(loads, prob, previous=prev, move_weight=0.5)
+    stay = objective(sur.item_costs(loads), prev.slot_gpu)
+    assert res.objective_ns + res.meta["move_ns"] <= stay + 1e-6
+    heavy = solve_exact(loads, prob, previous=prev, move_weight=1e6)   # moving costs more than anything
+    assert np.array_equal(heavy.placement.slot_gpu, prev.slot_gpu)

@@ -223,12 +223,19 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     cands = list(hints)
     if jensen_assign is not None:
         cands.append(_placement(it, jensen_assign, E, G, cap, "balance"))
+    if move_scale:
+        cands.append(previous)                  # staying put: no movement
+
+    def total_of(a: np.ndarray) -> float:
+        v = objective(cost, a, objective_kind, alpha)
+        return v + (move_weight * _move_ns(previous, it, a, prob) if move_scale else 0.0)
+
     hint_assign, hint_obj = None, np.inf
     for p in cands:
         a = _assign_from(p, it)
         if a is None or np.bincount(a[a >= 0], minlength=G).max() > cap:
             continue
-        v = objective(cost, a, objective_kind, alpha)
+        v = total_of(a)
         if v < hint_obj:
             hint_assign, hint_obj = a, v
     if hint_assign is not None:
@@ -243,15 +250,16 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
     else:
-        assign, bound = hint_assign, 0.0
+        assign, bound, status = hint_assign, 0.0, f"HINT ({status})"
     if objective_kind == "mean" and not move_scale:
         bound = max(bound, jensen_lb)
-    val = np.inf if assign is None else objective(cost, assign, objective_kind, alpha)
+    val = np.inf if assign is None else total_of(assign)
     if hint_assign is not None and hint_obj < val:          # never worse than the hint
         assign, val, status = hint_assign, hint_obj, "HINT"
     if assign is None:
         raise RuntimeError(f"exact placement: no solution within the time limit ({status})")
     move_part = move_weight * _move_ns(previous, it, assign, prob) if move_scale else 0.0
+    val -= move_part                                          # objective_ns: the straggler part
     # the gap is measured in the solved (integer-ns) model, where the bound holds; the reported
     # objective uses the float costs (they differ by < items/2 ns per step)
     total = objective(c.astype(float), assign, objective_kind, alpha) + move_part
