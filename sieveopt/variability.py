@@ -162,21 +162,20 @@ def with_variability(system: SystemSpec, spec: GpuVariabilitySpec) -> SystemSpec
 
 
 # --- the timing hooks (DAG durations and replay) ----------------------------------------------
-def gpu_kernel_ns(cost, work, compute_speed: float, memory_speed: float) -> float:
+def gpu_kernel_ns(time_of, work, compute_speed: float, memory_speed: float) -> float:
     """GPU-mode duration of ``work`` on a GPU at the given speed factors, for any cost model.
 
-    The cost model is asked three times: the work as given with its bytes removed (launch +
-    compute), with its FLOPs removed (launch + memory), and with both removed (launch). For
-    the ``roofline`` and ``calibrated`` models, whose GPU time is ``launch + max(compute,
-    memory)``, this recovers each side exactly; each side is then divided by its factor.
+    ``time_of(work) -> ns`` is the nominal GPU time (the GPU target's cost hook). It is asked
+    three times: the work with its bytes removed (launch + compute), with its FLOPs removed
+    (launch + memory), and with both removed (launch). For the ``roofline`` and ``calibrated``
+    models, whose GPU time is ``launch + max(compute, memory)``, this recovers each side
+    exactly; each side is then divided by its factor.
     """
-    from sieveopt.models.costmodel import MODE_GPU
-
     if compute_speed == 1.0 and memory_speed == 1.0:
-        return cost.duration_ns(work, MODE_GPU)
-    fixed = cost.duration_ns(replace(work, flops=0.0, weight_bytes=0.0, act_bytes=0.0, kv_bytes=0.0), MODE_GPU)
-    comp = cost.duration_ns(replace(work, weight_bytes=0.0, act_bytes=0.0, kv_bytes=0.0), MODE_GPU) - fixed
-    mem = cost.duration_ns(replace(work, flops=0.0), MODE_GPU) - fixed
+        return float(time_of(work))
+    fixed = time_of(replace(work, flops=0.0, weight_bytes=0.0, act_bytes=0.0, kv_bytes=0.0))
+    comp = time_of(replace(work, weight_bytes=0.0, act_bytes=0.0, kv_bytes=0.0)) - fixed
+    mem = time_of(replace(work, flops=0.0)) - fixed
     return fixed + max(comp / compute_speed, mem / memory_speed)
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sieveopt.dag import EXPERT
-from sieveopt.models.costmodel import MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
 from sieveopt.models.roofline import RooflineCostModel
+from sieveopt.models.work import expert_work
 from sieveopt.placement.core import Placement
 from sieveopt.variability import gpu_kernel_ns, speed_factors
 
@@ -42,15 +42,15 @@ class Surrogate:
         self.num_gpus = system.num_gpus
         cost = RooflineCostModel(system, model, include_kernel_overhead=False)
         speed = speed_factors(system)
-        act = 2.0 * model.hidden_size * model.activation_bytes
         n_max = max(1, int(max_tokens))
         gpu = np.zeros((self.num_gpus, n_max + 1))
         pim = np.zeros(n_max + 1)
         for n in range(1, n_max + 1):
-            w = Work(EXPERT, n, model.expert_flops(n), model.expert_weight_bytes, n * act, launches=0)
+            w = expert_work(model, n, launches=0)        # the layer-work model's routed expert
             pim[n] = cost.duration_ns(w, MODE_PIM)
             for g in range(self.num_gpus):
-                gpu[g, n] = gpu_kernel_ns(cost, w, float(speed.compute[g]), float(speed.memory[g]))
+                gpu[g, n] = gpu_kernel_ns(lambda x: cost.duration_ns(x, MODE_GPU), w,
+                                          float(speed.compute[g]), float(speed.memory[g]))
         self.gpu_ns, self.pim_ns = gpu, pim
         self.unit_ns = np.minimum(gpu, pim[None, :])
         self.unit_ns[:, 0] = 0.0
