@@ -251,7 +251,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
     else:
         assign, bound, status = hint_assign, 0.0, f"HINT ({status})"
-    if objective_kind == "mean" and not move_scale:
+    if objective_kind == "mean":             # movement >= 0, so the Jensen bound holds with it too
         bound = max(bound, jensen_lb)
     val = np.inf if assign is None else total_of(assign)
     if hint_assign is not None and hint_obj < val:          # never worse than the hint
