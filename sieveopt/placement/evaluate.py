@@ -5,6 +5,8 @@ step from the ``history`` steps before it (the profiling window) and, with ``rep
 again every K steps from the predictor's forecast of the history (the forecast-driven variant).
 Each re-placement is charged its weight movement over NVLink (:func:`~sieveopt.placement.core.
 movement`), serially, on the step where it happens (no overlap with compute: an upper bound).
+The exact optimiser also *decides* with that cost: it is given the current placement and the
+movement time weighted 1/K per step (:class:`EvalConfig` ``charge_movement``).
 
 Layer time per (step, layer):
 
