@@ -223,3 +223,15 @@ def test_exact_with_movement_never_worse_than_staying():
     assert res.objective_ns + res.meta["move_ns"] <= stay + 1e-6
     heavy = solve_exact(loads, prob, previous=prev, move_weight=1e6)   # moving costs more than anything
     assert np.array_equal(heavy.placement.slot_gpu, prev.slot_gpu)
+
+
+def test_dag_evaluation_honours_gpu_speed(setup):
+    """Same routing and placement: GPUs at half speed give a longer Sieve-scheduled layer."""
+    model, _, trace, prob = setup
+    nominal = load_system("sieve-b200-hbm3e-pim", 4)
+    slow = with_variability(nominal, GpuVariabilitySpec(kind="fixed", compute_speed=(0.5,) * 4,
+                                                        memory_speed=(0.5,) * 4))
+    cfg = EvalConfig("round-robin", mode="dag", history=8)
+    fast_ns = run_policy(trace, [0], model, nominal, prob, cfg, 2).layer_ns
+    slow_ns = run_policy(trace, [0], model, slow, prob, cfg, 2).layer_ns
+    assert (slow_ns > fast_ns).all()
