@@ -31,6 +31,14 @@ def test_place_json_reports_every_policy(capsys: pytest.CaptureFixture[str]) -> 
     assert [p["layer_mean_ns"] for p in again["policies"][:3]] == [p["layer_mean_ns"] for p in d["policies"][:3]]
 
 
+def test_place_per_step_series(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(SMALL + ["--policies", "round-robin", "--per-step", "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)["policies"][0]
+    series = p["per_step"]["layer_ns"]
+    assert len(series) == 4 and len(series[0]) == 1
+    assert max(x[0] for x in series) == pytest.approx(p["layer_p99_ns"], rel=0.05)
+
+
 def test_place_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(SMALL + ["--policies", "round-robin,gem", "--eval", "dag", "--steps", "1"]) == 0
     out = capsys.readouterr().out

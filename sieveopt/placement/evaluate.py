@@ -65,7 +65,7 @@ class PolicyRun:
     decide_s: float = 0.0
     wall_s: float = 0.0
 
-    def summary(self, num_moe_layers: int) -> dict[str, Any]:
+    def summary(self, num_moe_layers: int, *, per_step: bool = False) -> dict[str, Any]:
         x = self.layer_ns.ravel()
         n_eval = self.layer_ns.shape[1]
         move_total_ns = float(self.move_ns.sum()) * num_moe_layers / max(n_eval, 1)
@@ -90,6 +90,9 @@ class PolicyRun:
                             "objective_ns_first": self.exact[0]["objective_ns"]}
         if self.forecast:
             out["forecast"] = {k: float(np.mean([f[k] for f in self.forecast])) for k in self.forecast[0]}
+        if per_step:   # [step][layer] series: layer time, straggler share, movement charged
+            out["per_step"] = {"layer_ns": self.layer_ns.tolist(), "straggler_share": self.straggler.tolist(),
+                               "move_ns": self.move_ns.tolist()}
         return out
 
 
@@ -234,7 +237,8 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      replace_every: int = 0, layer_policy: str = "sieve", mode: str = "dag",
                      exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
-                     context_len: int = 2048, gap_limit: float = 0.0) -> dict[str, Any]:
+                     context_len: int = 2048, gap_limit: float = 0.0,
+                     per_step: bool = False) -> dict[str, Any]:
     """Every placement policy on the same trace; the dict the CLI prints (``--json``)."""
     from sieveopt.placement.core import check_capacity, slots_per_gpu
     from sieveopt.placement.surrogate import Surrogate
@@ -278,7 +282,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
     for pol in policies:
         cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective)
         out.append(run_policy(trace, idx, model, system, prob, cfg, steps, context_len=context_len)
-                   .summary(model.num_moe_layers))
+                   .summary(model.num_moe_layers, per_step=per_step))
     sf = speed_factors(system)
     return {"model": model.name, "system": system.name, "num_gpus": G, "batch": trace.batch,
             "steps": steps, "history": history, "layers": list(trace.layer_ids),

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gap-limit", type=float, default=0.0,
                    help="exact optimiser: stop at this relative gap (0 = run to optimality or the time limit)")
     p.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
+    p.add_argument("--per-step", action="store_true", help="include the per-step series in the JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_json(p)
@@ -103,7 +104,7 @@ def _place(args: argparse.Namespace) -> int:
                             layer_policy=args.layer_policy, mode=args.mode,
                             exact_objective=args.exact_objective, time_limit_s=args.time_limit,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
-                            gap_limit=args.gap_limit)
+                            gap_limit=args.gap_limit, per_step=args.per_step)
     return emit(args, data, _render)
 
 
