@@ -95,6 +95,42 @@ def predictor_placements(args) -> list[dict]:
     return rows
 
 
+def per_step(args) -> list[dict]:
+    """Per-step layer time (dag + Sieve), DeepSeek-V3/8, with and without variability."""
+    model = load_model("deepseek-v3")
+    rows = []
+    for var in (0.0, 0.2):
+        d = compare_policies(model, system_for("deepseek-v3", 8, var), policies=["round-robin", "gem"],
+                             steps=args.dag_steps * 2, history=32, batch=256, layers=[29], seed=args.seed,
+                             mode="dag", per_step=True)
+        for p in d["policies"]:
+            rows.append({"variability": var, "spread": d["variability"]["spread"], "policy": p["policy"],
+                         "layer_ns": [x[0] for x in p["per_step"]["layer_ns"]],
+                         "straggler_share": [x[0] for x in p["per_step"]["straggler_share"]]})
+        print(f"per-step var={var} done", flush=True)
+    return rows
+
+
+def per_step_figure(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    for r in rows:
+        ls = "-" if r["policy"] == "gem" else "--"
+        lab = f"{r['policy']}, spread {r['spread']:.2f}"
+        ax[0].plot(np.array(r["layer_ns"]) / 1e3, ls, label=lab)
+        ax[1].plot(r["straggler_share"], ls, label=lab)
+    ax[0].set(xlabel="decode step", ylabel="layer time, us (dag + Sieve)", title="DeepSeek-V3, 8 GPUs, B=256")
+    ax[1].set(xlabel="decode step", ylabel="1 - mean/max expert-phase end", title="straggler share")
+    ax[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "placement_per_step.png", dpi=120)
+    plt.close(fig)
+
+
 def figures(res: dict, out: Path) -> None:
     import matplotlib
 
@@ -138,9 +174,15 @@ def main() -> None:
     ap.add_argument("--dag-steps", type=int, default=24)
     ap.add_argument("--exact-time", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["per-step"], default=None, help="run one part only")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.only == "per-step":
+        rows = per_step(args)
+        (out / "placement_per_step.json").write_text(json.dumps(rows))
+        per_step_figure(rows, out)
+        return
     t0 = time.time()
     res = {"forecast": forecasts(args), "predictor_placements": predictor_placements(args),
            "grid": grid(args), "dag": dag_runs(args)}
