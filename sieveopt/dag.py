@@ -44,6 +44,7 @@ from sieveopt.targets import (
     get_target,
     resource_kinds_for,
 )
+from sieveopt.variability import gpu_kernel_ns, speed_factors
 
 # Task kinds (see :class:`~sieveopt.models.work.TaskKind`).
 QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = TaskKind.QKV, TaskKind.ATTN, TaskKind.PREFILL_ATTN, TaskKind.OPROJ, TaskKind.ROUTER
@@ -255,6 +256,9 @@ class _Builder:
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
+        #: Per-GPU speed factors (GEM variability); None when every GPU is nominal.
+        speed = speed_factors(system)
+        self.speed = None if speed.uniform else speed
         self._targets: dict[str, Target] = {}
         self._holds: dict[str, tuple[tuple[str, bool], ...]] = {}
 
@@ -278,7 +282,13 @@ class _Builder:
             res = self.mode_resources(m, gpu, peer)
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
-            mc[m] = ModeCost(_ns(self.target(m).duration_ns(self.cost, work)), res)
+            target = self.target(m)
+            if m == MODE_GPU and self.speed is not None:   # GEM variability: this GPU's speed
+                dur = gpu_kernel_ns(lambda w, t=target: t.duration_ns(self.cost, w), work,
+                                    self.speed.compute[gpu], self.speed.memory[gpu])
+            else:
+                dur = target.duration_ns(self.cost, work)
+            mc[m] = ModeCost(_ns(dur), res)
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid
