@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from sieveopt.check import CheckReport, check
-from sieveopt.dag import QKV, REDUCE, DagOptions, Edge, TaskDAG, build_window_dag
+from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
 from sieveopt.execution_model import ExecutionModel
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule

@@ -38,7 +38,6 @@ from sieveopt.periodic import (
     PeriodicSchedule,
     check_periodic,
     recurrence_bound_ns,
-    resource_loads_ns,
 )
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 

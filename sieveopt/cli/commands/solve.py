@@ -15,8 +15,13 @@ from typing import Any
 import numpy as np
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
-from sieveopt.cli.overlap_cli import add_overlap_args, compare_overlap_cmd, execution_from_args, solve_overlap_cmd
 from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.overlap_cli import (
+    add_overlap_args,
+    compare_overlap_cmd,
+    execution_from_args,
+    solve_overlap_cmd,
+)
 from sieveopt.errors import SieveoptError
 
 #: Policies that take solver parameters (time limit).
