@@ -37,7 +37,9 @@ from sieveopt.periodic import (
 from sieveopt.solvers.base import FEASIBLE, HEURISTIC, OPTIMAL
 
 #: Heuristics whose periodic schedules hint the exact solver.
-HINT_POLICIES = ("sieve", "sieve-plus", "duplex", "noexp", "allexp", "pimoe")
+HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
+#: Policies told the number of micro-batches (they plan for the pipeline's period).
+PIPELINE_AWARE = ("sieve-pipe",)
 #: Iterations a periodic schedule is unrolled into for the ordinary ``check()``.
 UNROLL_CHECK_ITERATIONS = 3
 BOUND = "BOUND"
@@ -79,6 +81,8 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     dag = problem.dag
     modes = [""] * len(dag.tasks)
     decision = 0
+    if policy in PIPELINE_AWARE:
+        params = {"microbatches": problem.microbatches, **params}
     for li, row in enumerate(problem.window):
         for m, inst in enumerate(row):
             opts = DagOptions(**{**problem.options.__dict__, "layer": li, "microbatch": m})
@@ -125,9 +129,17 @@ def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float 
         if load_modes is not None:
             cands.append(modulo_list_schedule(problem, load_modes, policy="load-optimal"))
         hint = min(cands, key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
+        # Load + recurrence relaxation: a stronger bound, and modes that respect the chain.
+        _, relax = solve_periodic_cpsat(problem, hint, time_limit_s=min(10.0, max(1.0, time_limit_s / 6)),
+                                        workers=workers, seed=seed, load_bound=lb, resources=False)
+        lb = max(lb, relax["bound_ns"])
+        if relax.get("modes") is not None:
+            rs = modulo_list_schedule(problem, relax["modes"], policy="relaxation")
+            hint = min([hint, rs], key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
         remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
         ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining, workers=workers, seed=seed,
                                         latency_weight=latency_weight, load_bound=lb)
+        info["relaxation_bound_ns"] = relax["bound_ns"]
         ok = _checked(problem, ps)
         return OverlapResult("cpsat", ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
                              ok, None, time.perf_counter() - t0, info)

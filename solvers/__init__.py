@@ -16,6 +16,7 @@ SOLVERS = Registry("sieveopt.solvers", "solver")
 _BUILTIN = {
     "sieve": ("sieveopt.solvers.sieve", "solve_sieve", "Sieve greedy (paper §5): all on PIM, move hottest to GPU while max(T) drops"),
     "sieve-plus": ("sieveopt.solvers.sieve_plus", "solve_sieve_plus", "Improved fast heuristic closing the gap to CP-SAT"),
+    "sieve-pipe": ("sieveopt.solvers.sieve_pipe", "solve_sieve_pipe", "Sieve's sweep, objective of an M-micro-batch pipeline (period: M x load vs one micro-batch's chain)"),
     "gpu_only": ("sieveopt.solvers.baselines", "solve_gpu_only", "No PIM at all (attention and experts on the GPU)"),
     "noexp": ("sieveopt.solvers.baselines", "solve_noexp", "Attention on PIM, every expert on the GPU (NeuPIMs/PAISE)"),
     "allexp": ("sieveopt.solvers.baselines", "solve_allexp", "Every expert on PIM (PAPI/Stratum)"),

@@ -87,9 +87,14 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
                          workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
                          deterministic: bool = False, load_bound: int | None = None,
-                         log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
+                         resources: bool = True, log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
     """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
-    status, bound_ns (on Lambda), wall_s and the solver's counters."""
+    status, bound_ns (on Lambda), wall_s and the solver's counters.
+
+    ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
+    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
+    It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
+    relaxation's best modes (a good start for modulo list scheduling)."""
     t0 = time.perf_counter()
     dag = problem.dag
     n = len(dag.tasks)
@@ -125,7 +130,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             e[i] = s[i] + c.duration_ns
         model.add(e[i] <= COPIES * lam)
         for m, c in t.modes.items():
-            if c.duration_ns <= 0 or not c.resources:
+            if c.duration_ns <= 0 or not c.resources or not resources:
                 continue
             for k in range(COPIES):
                 if k == 0:
@@ -208,6 +213,10 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
                       for t in range(n))
         starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
         ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
+        if not resources:
+            bound = max(lb, int(math.ceil(solver.best_objective_bound - 1e-9))) if latency_weight == 0 else lb
+            return None, {"status": _STATUS.get(st, UNKNOWN), "bound_ns": bound, "modes": modes,
+                          "value_ns": int(solver.value(lam)), "wall_s": time.perf_counter() - t0}
         sched = PeriodicSchedule(modes, starts, ends, int(solver.value(lam)), problem.window_layers, "cpsat",
                                  {"method": "cpsat-periodic"})
         if latency_weight == 0:
