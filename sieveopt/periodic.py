@@ -310,15 +310,17 @@ class _ModuloTable:
                 en.insert(i, w)
 
 
-def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int]) -> list[int]:
-    """Placement order: the window's list-schedule start (micro-batch m shifted by offsets[m]),
-    ties in topological order (so every predecessor is placed first)."""
+def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int],
+           starts: np.ndarray | None = None) -> list[int]:
+    """Placement order: ``starts`` (default: the window's list-schedule start, micro-batch m
+    shifted by offsets[m]), ties in topological order (so every predecessor is placed first)."""
     dag = problem.dag
-    ls = list_schedule(dag, modes)
+    if starts is None:
+        ls = list_schedule(dag, modes)
+        starts = np.array([int(ls.start_ns[t.tid]) + offsets[t.microbatch] for t in dag.tasks])
     pos = np.empty(len(dag.tasks), dtype=np.int64)
     pos[list(dag.topo_order)] = np.arange(len(dag.tasks))
-    return sorted(range(len(dag.tasks)),
-                  key=lambda t: (int(ls.start_ns[t]) + offsets[dag.tasks[t].microbatch], pos[t]))
+    return sorted(range(len(dag.tasks)), key=lambda t: (int(starts[t]), pos[t]))
 
 
 def _try_period(problem: PeriodicProblem, modes: Sequence[str], order: list[int], offsets: Sequence[int],
@@ -360,7 +362,8 @@ STAGGER_FRACTIONS = (0.0, 0.25, 0.5)
 
 def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, policy: str = "",
                          rel_tol: float = 1e-3,
-                         stagger_fractions: Sequence[float] = STAGGER_FRACTIONS) -> PeriodicSchedule:
+                         stagger_fractions: Sequence[float] = STAGGER_FRACTIONS,
+                         refine_rounds: int = 2) -> PeriodicSchedule:
     """Smallest Lambda (to ``rel_tol``) at which modulo list scheduling places every task, trying
     micro-batch m released ``m * f * period`` late for each f in ``stagger_fractions``."""
     dag = problem.dag
@@ -370,9 +373,20 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
     lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
     L, M = problem.window_layers, problem.microbatches
     best: tuple[int, np.ndarray, np.ndarray, str] | None = None
+    trials: list[tuple[str, list[int], list[int]]] = []
     for f in (stagger_fractions if M > 1 else (0.0,)):
         offsets = [int(m * f * lb / L) for m in range(M)]
-        order = _order(problem, modes, offsets)
+        trials.append((f"micro-batch m released m*{f:g} periods late", _order(problem, modes, offsets), offsets))
+    k = 0
+    while k < len(trials) + refine_rounds:
+        if k < len(trials):
+            how, order, offsets = trials[k]
+        else:  # refine: place in the order of the best schedule so far, its heads released as there
+            how = f"refined {k - len(trials) + 1}x from: {best[3]}"
+            order = _order(problem, modes, [], starts=best[1])
+            offsets = [min(int(best[1][r.dst]) for r in problem.recurrences if dag.tasks[r.dst].microbatch == m)
+                       for m in range(M)]
+        k += 1
         lo, hi, found = lb - 1, None, None
         step = 0.01
         lam = lb
@@ -394,7 +408,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
             else:
                 hi, found = mid, r
         if best is None or hi < best[0]:
-            best = (hi, found[0], found[1], f"micro-batch m released m*{f:g} periods late")
+            best = (hi, found[0], found[1], how)
     lam, s, e, how = best
     shift = int(s.min())
     return PeriodicSchedule(modes, s - shift, e - shift, int(lam), L, policy,

@@ -14,7 +14,8 @@ minimises
 with every duration taken from the layer DAG (the cost model the schedule is timed with);
 ``T_HBM`` adds PIM jobs to the GPU's HBM load when HBM sharing is ``exclusive``. Under the
 serial model (M = 1) the chain term dominates and it behaves like a makespan estimate.
-``decision_ns`` is the slowest GPU's sweep (every GPU plans in parallel), as for ``sieve``.
+``decision_ns`` is the slowest GPU's compiled sweep (every GPU plans in parallel), timed like
+``sieve``'s planner call (inputs extracted from the DAG beforehand, as for Sieve).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from sieveopt.dag import ATTN, LAUNCH, OPROJ, QKV, REDUCE, ROUTER, SHARED, TaskDAG
 from sieveopt.instance import LayerInstance
@@ -55,22 +57,56 @@ def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
     return {"other": other, "pre": pre + attn_pim, "launch": launch, "attn_pim": attn_pim, "reduce": reduce_}
 
 
+@njit(cache=True)
+def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.ndarray,
+           on_gpu: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """The hottest-first sweep; scal = (other, attn_pim, launch, pre + T_comm + reduce, M, exclusive)."""
+    order = np.argsort(-tokens, kind="mergesort")
+    n = len(tokens)
+    other, attn, launch, chain0, M, excl = scal[0], scal[1], scal[2], scal[3], scal[4], scal[5]
+    psum = 0.0
+    for i in range(n):
+        psum += pim_ns[i]
+    gsum = 0.0
+    best, best_k = 1e300, 0
+    for k in range(n + 1):
+        if k > 0:
+            e = order[k - 1]
+            gsum += gpu_ns[e]
+            psum -= pim_ns[e]
+        lg = gsum + (launch if k > 0 else 0.0)
+        t_gpu = other + lg
+        t_pim = attn + psum
+        t_hbm = t_gpu + t_pim if excl > 0 else t_gpu
+        load = max(t_gpu, max(t_hbm, t_pim))
+        obj = max(M * load, chain0 + max(lg, psum))
+        if obj < best:
+            best, best_k = obj, k
+    for i in range(n):
+        on_gpu[i] = False
+    for k in range(best_k):
+        on_gpu[order[k]] = True
+    return best_k
+
+
 def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
-               microbatches: int, exclusive: bool) -> np.ndarray:
-    """Bool [E_g] "runs on the GPU" flags: the best k of the hottest-first sweep (see module doc)."""
-    order = np.argsort(-tokens, kind="stable")
-    gsum = np.concatenate(([0], np.cumsum(gpu_ns[order])))
-    psum = int(pim_ns.sum()) - np.concatenate(([0], np.cumsum(pim_ns[order])))
-    launch = np.where(np.arange(len(gsum)) > 0, terms["launch"], 0)
-    t_gpu = terms["other"] + gsum + launch
-    t_pim = terms["attn_pim"] + psum
-    t_hbm = t_gpu + t_pim if exclusive else t_gpu
-    chain = terms["pre"] + t_comm + np.maximum(gsum + launch, psum) + terms["reduce"]
-    obj = np.maximum(microbatches * np.maximum(np.maximum(t_gpu, t_hbm), t_pim), chain)
-    k = int(np.argmin(obj))
-    on_gpu = np.zeros(len(tokens), dtype=bool)
-    on_gpu[order[:k]] = True
-    return on_gpu
+               microbatches: int, exclusive: bool) -> tuple[np.ndarray, int]:
+    """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep."""
+    scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
+                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0])
+    on_gpu = np.zeros(len(tokens), dtype=np.bool_)
+    tok = np.ascontiguousarray(tokens, dtype=np.int64)
+    g = np.ascontiguousarray(gpu_ns, dtype=np.float64)
+    p = np.ascontiguousarray(pim_ns, dtype=np.float64)
+    t0 = time.perf_counter_ns()
+    _sweep(tok, g, p, scal, on_gpu)
+    return on_gpu, time.perf_counter_ns() - t0
+
+
+def warm_up() -> None:
+    """Compile the sweep once (so no decision latency includes compilation)."""
+    plan_split(np.array([2, 1]), np.array([1, 1]), np.array([1, 1]),
+               {"other": 0, "attn_pim": 0, "launch": 0, "pre": 0, "reduce": 0}, 0.0, 2, False)
 
 
 def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, microbatches: int = 1,
@@ -81,12 +117,12 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
     exclusive = dag.meta.get("hbm_sharing") == "exclusive"
     expert_modes: dict[int, str] = {}
     times = []
+    warm_up()
     for inp in inputs:
         terms = _gpu_terms(dag, inp.gpu)
-        t0 = time.perf_counter_ns()
-        on_gpu = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, float(inp.params[P_T_COMM]),
-                            max(1, int(microbatches)), exclusive)
-        times.append(time.perf_counter_ns() - t0)
+        on_gpu, dt = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, float(inp.params[P_T_COMM]),
+                                max(1, int(microbatches)), exclusive)
+        times.append(dt)
         for e, f in zip(inp.experts.tolist(), on_gpu.tolist(), strict=True):
             expert_modes[e] = MODE_GPU if f else MODE_PIM
     meta = {"microbatches": microbatches, "decision_ns_per_gpu": times}
