@@ -11,6 +11,7 @@ import argparse
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
 from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args, replay_overlap_cmd
 from sieveopt.errors import SieveoptError
 
 
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scheduler latency on the critical path (default: the policy's measured decision time)")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_overlap_args(p)
+    p.add_argument("--iterations", type=int, default=6,
+                   help="--overlap microbatch: iterations of the cyclic window replayed (first and last dropped)")
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -50,6 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.policy not in SOLVERS.names():
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
+    if args.overlap != "serial":
+        return replay_overlap_cmd(args, model, system, scheduler_latency_for)
+    execution_from_args(args, model, system)
     inst = load_instance(args, model, system)
     params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
     run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
