@@ -258,3 +258,14 @@ def test_sieve_pipe_objective_and_serial_check():
     dag = build_layer_dag(inst, cost)
     r = solve("sieve-pipe", dag, inst, cost)
     assert check(r.schedule, dag).ok and r.decision_ns is not None
+
+
+def test_cli_solve_microbatch_views(tmp_path, capsys):
+    trace, png = tmp_path / "p.json", tmp_path / "p.png"
+    rc = main(["solve", "--model", "gpt-oss-120b", "--gpus", "2", "--batch", "16", "--overlap", "microbatch",
+               "--policy", "duplex", "--trace", str(trace), "--gantt", str(png), "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and trace.stat().st_size > 0 and png.stat().st_size > 0
+    names = {e.get("name", "") for e in json.loads(trace.read_text())["traceEvents"]}
+    assert any("@L0m1" in n for n in names) and any("@L3" in n for n in names)  # 3 iterations x 2 layers
+    assert d["views"]["gantt"].endswith("p.png")

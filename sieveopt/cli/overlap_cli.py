@@ -31,6 +31,14 @@ def add_overlap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="cpsat workers (microbatch/ideal)")
 
 
+def add_view_args(p: argparse.ArgumentParser) -> None:
+    """Pictures of a steady state (``solve --overlap microbatch``)."""
+    p.add_argument("--trace", default=None, metavar="PATH",
+                   help="--overlap microbatch: Perfetto (.pftrace) or Chrome (.json) trace of 3 unrolled iterations")
+    p.add_argument("--gantt", default=None, metavar="PATH",
+                   help="--overlap microbatch: Gantt chart (.png/.svg/.pdf) of 3 unrolled iterations")
+
+
 def execution_from_args(args: argparse.Namespace, model, system) -> ExecutionModel:
     return make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
                                 batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers)
@@ -65,7 +73,20 @@ def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
     r = solve_overlap(prob, args.policy, time_limit_s=_time_limit(args), workers=args.workers, seed=args.seed,
                       latency_weight=args.latency_weight)
     ps = r.schedule
-    data = {**_head(model, system, args, ex), "policy": args.policy,
+    views = {}
+    if getattr(args, "trace", None) or getattr(args, "gantt", None):
+        from sieveopt.periodic import unroll
+
+        big, sched = unroll(prob, ps, 3)  # iteration 1 is a full steady-state superperiod
+        if args.trace:
+            from sieveopt.viz import write_trace
+
+            views["trace"] = str(write_trace(sched, big, args.trace))
+        if args.gantt:
+            from sieveopt.viz import gantt
+
+            views["gantt"] = str(gantt(sched, big, args.gantt, label=f"{args.policy}, {ex.label}"))
+    data = {**_head(model, system, args, ex), "policy": args.policy, "views": views,
             "moe_layers": [row[0].moe_layer for row in prob.window], "tasks": len(prob.dag.tasks),
             **{k: v for k, v in r.to_dict().items() if k not in ("meta", "policy", "execution_model")},
             "superperiod_ns": ps.superperiod_ns, "utilisation": {k: v for k, v in ps.utilisation(prob.dag).items()
@@ -192,4 +213,4 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system, latency_for) -> 
     return 0 if r.check_ok else 1
 
 
-__all__ = ["add_overlap_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]
+__all__ = ["add_overlap_args", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]

@@ -18,6 +18,7 @@ from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_
 from sieveopt.cli.output import emit, print_table
 from sieveopt.cli.overlap_cli import (
     add_overlap_args,
+    add_view_args,
     compare_overlap_cmd,
     execution_from_args,
     solve_overlap_cmd,
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
     add_overlap_args(p)
+    add_view_args(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
