@@ -269,3 +269,11 @@ def test_cli_solve_microbatch_views(tmp_path, capsys):
     names = {e.get("name", "") for e in json.loads(trace.read_text())["traceEvents"]}
     assert any("@L0m1" in n for n in names) and any("@L3" in n for n in names)  # 3 iterations x 2 layers
     assert d["views"]["gantt"].endswith("p.png")
+
+
+def test_cpsat_latency_weight_runs_and_checks():
+    prob = _random_problem(5, 1, 2, 2, 1)
+    plain = solve_overlap(prob, "cpsat", time_limit_s=2)
+    weighted = solve_overlap(prob, "cpsat", time_limit_s=2, latency_weight=1.0)
+    assert plain.check_ok and weighted.check_ok
+    assert weighted.bound_ns <= plain.period_ns and weighted.meta["latency_weight"] == 1.0
