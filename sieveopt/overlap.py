@@ -38,8 +38,6 @@ from sieveopt.solvers.base import FEASIBLE, HEURISTIC, OPTIMAL
 
 #: Heuristics whose periodic schedules hint the exact solver.
 HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
-#: Policies told the number of micro-batches (they plan for the pipeline's period).
-PIPELINE_AWARE = ("sieve-pipe",)
 #: Iterations a periodic schedule is unrolled into for the ordinary ``check()``.
 UNROLL_CHECK_ITERATIONS = 3
 BOUND = "BOUND"
@@ -81,7 +79,9 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     dag = problem.dag
     modes = [""] * len(dag.tasks)
     decision = 0
-    if policy in PIPELINE_AWARE:
+    from sieveopt.solvers import policy_info
+
+    if "microbatches" in policy_info(policy).params:  # it plans for the pipeline's period
         params = {"microbatches": problem.microbatches, **params}
     for li, row in enumerate(problem.window):
         for m, inst in enumerate(row):
