@@ -200,6 +200,8 @@ def test_cli_solve_microbatch_and_errors(capsys):
         (["compare", *base, "--overlap", "microbatch", "--microbatches", "0"], "--microbatches must be >= 1"),
         (["compare", *base, "--microbatches", "2"], "needs --overlap microbatch"),
         (["compare", *base, "--overlap", "microbatch", "--microbatches", "1"], "needs --microbatches >= 2"),
+        (["compare", *base, "--overlap", "microbatch", "--policies", "cpsat", "--solver-param", "workers=4"],
+         "drop --solver-param"),
     ]:
         assert main(argv) == 2
         assert needle in capsys.readouterr().err

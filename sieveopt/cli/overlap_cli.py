@@ -40,6 +40,9 @@ def add_view_args(p: argparse.ArgumentParser) -> None:
 
 
 def execution_from_args(args: argparse.Namespace, model, system) -> ExecutionModel:
+    if args.overlap != "serial" and getattr(args, "solver_params", None):
+        raise SieveoptError(f"--solver-param is not used with --overlap {args.overlap}: the periodic solver takes "
+                            "--time-limit, --workers and --latency-weight; drop --solver-param")
     return make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
                                 batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers)
 
