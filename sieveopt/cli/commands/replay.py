@@ -21,6 +21,7 @@ from sieveopt.cli.common import (
     solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args, replay_overlap_cmd
 from sieveopt.errors import SieveoptError
 
 
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     add_time_limit(p, 5.0, "(cpsat)")
     add_solver_param(p)
+    add_overlap_args(p)
+    p.add_argument("--iterations", type=int, default=6,
+                   help="--overlap microbatch: iterations of the cyclic window replayed (first and last dropped)")
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -63,6 +67,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.policy not in SOLVERS.names():
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
+    if args.overlap != "serial":
+        return replay_overlap_cmd(args, model, system, scheduler_latency_for)
+    execution_from_args(args, model, system)
     inst = load_instance(args, model, system)
     params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
     run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)

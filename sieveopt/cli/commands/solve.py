@@ -26,6 +26,13 @@ from sieveopt.cli.common import (
     solver_params_for,
 )
 from sieveopt.cli.output import Steps, emit, print_table
+from sieveopt.cli.overlap_cli import (
+    add_overlap_args,
+    add_view_args,
+    compare_overlap_cmd,
+    execution_from_args,
+    solve_overlap_cmd,
+)
 from sieveopt.errors import SieveoptError
 
 
@@ -36,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_time_limit(p, None, "(cpsat; default 10)")
     add_solver_param(p)
+    add_overlap_args(p)
+    add_view_args(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
@@ -47,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_solver_param(c)
+    add_overlap_args(c)
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -115,6 +125,9 @@ def _solve(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     SOLVERS.get(args.policy)
     _solver_params(args.policy, args)  # bad --solver-param fails before any work
+    if args.overlap != "serial":
+        return solve_overlap_cmd(args, model, system, _cost(args.cost_model, model, system))
+    execution_from_args(args, model, system)  # rejects --microbatches without --overlap microbatch
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
     bar = Steps(args, 1, f"{args.policy}: solving one layer")
@@ -126,7 +139,7 @@ def _solve(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
     data = {"policy": args.policy, "model": model.name, "system": system.name, "gpus": system.num_gpus,
             "batch": inst.batch, "moe_layer": inst.moe_layer, "seed": args.seed, "cost_model": args.cost_model,
-            "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
+            "execution_model": "serial", "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
             "bound_ns": res.bound_ns, "check_ok": run.check.ok, "violations": list(run.check.violations[:10]),
             "decision_ns": res.decision_ns, "wall_s": run.wall_s,
             "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
@@ -166,6 +179,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.layers < 1:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
+    if args.overlap != "serial":
+        return compare_overlap_cmd(args, model, system, cost, policies)
+    execution_from_args(args, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
@@ -187,7 +203,7 @@ def _compare(args: argparse.Namespace) -> int:
         layers.append(row)
     bar.close()
     data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
-            "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}
 
