@@ -5,8 +5,9 @@ Heuristics plan with the information a GPU has at run time: every (layer, micro-
 planned on its own layer DAG, from that slot's routing only (as in serving, where the router's
 output of one micro-batch is all the scheduler sees), exactly like
 :func:`sieveopt.window.solve_window`. The chosen modes are then packed into a periodic schedule
-by modulo list scheduling (:func:`sieveopt.periodic.modulo_list_schedule`). ``cpsat`` solves the
-periodic problem jointly (:mod:`sieveopt.solvers.cpsat_periodic`), hinted with the best of the
+by modulo list scheduling (:func:`sieveopt.periodic.modulo_list_schedule`). A policy whose registry
+entry declares ``periodic`` (CP-SAT: :func:`sieveopt.solvers.cpsat_periodic.solve_overlap_cpsat`)
+solves the periodic problem jointly, hinted with the best of the
 heuristics' periodic schedules and of the load-optimal modes.
 
 Under ``ideal`` every policy's time per layer is the busiest resource's load under its modes
@@ -16,6 +17,7 @@ schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,8 @@ from sieveopt.periodic import (
     modulo_list_schedule,
     resource_loads_ns,
 )
-from sieveopt.solvers.base import FEASIBLE, HEURISTIC, OPTIMAL
+from sieveopt.solvers import policy_info
+from sieveopt.solvers.base import HEURISTIC
 
 #: Heuristics whose periodic schedules hint the exact solver.
 HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
@@ -110,39 +113,12 @@ def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float 
     t0 = time.perf_counter()
     if ex.overlap == "serial":
         raise SieveoptError("solve_overlap: serial execution is the layer DAG (use sieveopt.pipeline.run_layer)")
-    if policy == "cpsat":
-        from sieveopt.solvers.cpsat_periodic import load_bound_ns, solve_periodic_cpsat
-
-        lb, best_load, load_modes = load_bound_ns(problem, time_limit_s=min(5.0, max(1.0, time_limit_s / 4)),
-                                                  workers=workers, seed=seed)
-        if ex.overlap == "ideal":
-            return OverlapResult("cpsat", ex, None, best_load / L, None, lb / L,
-                                 OPTIMAL if lb == best_load else FEASIBLE, None, None, time.perf_counter() - t0,
-                                 {"load_bound_ns": lb, "load_best_ns": best_load})
-        cands: list[PeriodicSchedule] = []
-        hints = dict(hints or {})
-        for p in HINT_POLICIES:
-            if p not in hints:
-                hints[p] = solve_overlap(problem, p)
-            if hints[p].schedule is not None:
-                cands.append(hints[p].schedule)
-        if load_modes is not None:
-            cands.append(modulo_list_schedule(problem, load_modes, policy="load-optimal"))
-        hint = min(cands, key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
-        # Load + recurrence relaxation: a stronger bound, and modes that respect the chain.
-        _, relax = solve_periodic_cpsat(problem, hint, time_limit_s=min(10.0, max(1.0, time_limit_s / 6)),
-                                        workers=workers, seed=seed, load_bound=lb, resources=False)
-        lb = max(lb, relax["bound_ns"])
-        if relax.get("modes") is not None:
-            rs = modulo_list_schedule(problem, relax["modes"], policy="relaxation")
-            hint = min([hint, rs], key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
-        remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
-        ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining, workers=workers, seed=seed,
-                                        latency_weight=latency_weight, load_bound=lb)
-        info["relaxation_bound_ns"] = relax["bound_ns"]
-        ok = _checked(problem, ps)
-        return OverlapResult("cpsat", ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
-                             ok, None, time.perf_counter() - t0, info)
+    hook = policy_info(policy).periodic
+    if hook:  # an exact solver of the periodic problem declares its own entry point
+        mod, _, attr = hook.partition(":")
+        solver = getattr(importlib.import_module(mod), attr)
+        return solver(problem, policy, time_limit_s=time_limit_s, workers=workers, seed=seed,
+                      latency_weight=latency_weight, hints=hints)
     modes, decision = plan_modes(problem, policy)
     loads = resource_loads_ns(dag, modes)
     if ex.overlap == "ideal":

@@ -16,6 +16,7 @@ import numpy as np
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 from sieveopt.execution_model import OVERLAPS, ExecutionModel, make_execution_model
+from sieveopt.solvers import policy_info, policy_with_role
 
 
 def add_overlap_args(p: argparse.ArgumentParser) -> None:
@@ -124,7 +125,7 @@ def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies:
         row: dict[str, Any] = {"seed": args.seed + i, "moe_layers": [r[0].moe_layer for r in prob.window],
                                "policies": {}}
         done: dict[str, Any] = {}
-        order = [p for p in policies if p != "cpsat"] + [p for p in policies if p == "cpsat"]
+        order = sorted(policies, key=lambda p: policy_info(p).offline)  # exact solvers last: hinted
         for pol in order:
             r = solve_overlap(prob, pol, time_limit_s=_time_limit(args), workers=args.workers,
                               seed=args.seed, latency_weight=args.latency_weight, hints=done)
@@ -134,7 +135,8 @@ def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies:
                                                                                      "execution_model")}
         windows.append(row)
     summary: dict[str, Any] = {}
-    ref = "cpsat" if "cpsat" in policies else None
+    ref = policy_with_role("reference")
+    ref = ref if ref in policies else None
     for p in policies:
         per = [w["policies"][p] for w in windows]
         s = {"median_period_ns": _q([x["period_ns"] for x in per], 50),
@@ -169,9 +171,9 @@ def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies:
                          f"{s['median_decision_ns'] / 1e3:.2f}"))
         print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
                     f"{d['execution_model']['label']}: {unit} per layer", cols, rows)
-        if "cpsat" in d["summary"]:
-            s = d["summary"]["cpsat"]
-            print(f"cpsat: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
+        if ref is not None:
+            s = d["summary"][ref]
+            print(f"{ref}: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
                   f"max certified gap {100 * s['max_cpsat_certified_gap']:.2f}%")
 
     emit(args, data, render)
