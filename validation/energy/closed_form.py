@@ -12,7 +12,11 @@ import numpy as np
 
 from sieveopt.validation.dram.api import load_dram_preset
 from sieveopt.validation.dram.sim import CommandLog, DramSim, simulate_accesses
-from sieveopt.validation.energy.idd import active_cycles_from_log, command_energy, energy_from_counts
+from sieveopt.validation.energy.idd import (
+    active_cycles_from_log,
+    command_energy,
+    energy_from_counts,
+)
 from sieveopt.validation.energy.spec import dram_energy_spec
 
 
