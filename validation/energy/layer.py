@@ -41,7 +41,8 @@ COMPONENTS = (*DRAM_COMPONENTS, "gpu_compute", "gpu_static", "nvlink")
 TOLERANCE_PCT = {"dram_background": 35.0, "dram_refresh": 35.0, "gpu_static": 35.0,
                  "dram_act_pre": 50.0, "dram_rd_wr": 25.0, "dram_io": 25.0, "pim_mac": 25.0,
                  "gpu_compute": 1.0, "nvlink": 5.0, "total": 35.0}
-REF_STREAM_ACCESSES = 4096
+#: reference stream length, in full sweeps of every bank's row (so partial rows do not skew the rate)
+REF_STREAM_SWEEPS = 8
 
 
 @lru_cache(maxsize=64)
@@ -54,7 +55,7 @@ def _stream_act_per_access(cfg) -> float:
 
     c = dataclasses.replace(cfg, controller=dataclasses.replace(cfg.controller, refresh=False))
     sim = DramSim(c, channels=1, frontend_requests_per_cycle=0)
-    r = stream_requests(c, REF_STREAM_ACCESSES)
+    r = stream_requests(c, REF_STREAM_SWEEPS * c.org.banks * c.org.columns)
     sim.feed(r["pch"], r["bg"], r["bank"], r["row"], r["col"], r["wr"])
     st = sim.finish()
     return st.commands.get("ACT", 0) / max(1, st.reads)
@@ -132,44 +133,88 @@ class LayerEnergyModel:
                 "GWR": half, "RDRES": half}, mac_b
 
     # -- energy ---------------------------------------------------------------------------------
+    def task_energy_pJ(self, t, mode: str, *, simulated: bool, link_params: Any = None) -> dict[str, float]:
+        """Mode-dependent energy of one task (pJ by component): its DRAM/PIM commands, GPU
+        compute or NVLink bits. Time-dependent energy (background, refresh, static) is not in it."""
+        ce, spec, w = self.ce, self.sys_spec, t.work
+        pj = dict.fromkeys(COMPONENTS, 0.0)
+        if t.kind in MESSAGE_KINDS:
+            nbytes = w.msg_bytes
+            if simulated and link_params is not None and link_params.header_bytes:
+                nbytes += math.ceil(nbytes / link_params.packet_bytes) * link_params.header_bytes
+            pj["nvlink"] = nbytes * 8 * spec["link.pJ_per_bit"]
+        elif mode == MODE_GPU:
+            nbytes = w.weight_bytes + w.act_bytes + w.kv_bytes
+            pj["gpu_compute"] = w.flops * spec["gpu.flop_pJ"] + nbytes * 8 * spec["gpu.onchip_pJ_per_bit"]
+            if nbytes > 0:
+                pj.update(energy_from_counts(ce, self._stream_counts(nbytes, simulated),
+                                             active_ns=0.0, precharged_ns=0.0))
+        elif mode == MODE_PIM and t.kind in (EXPERT, ATTN):
+            counts, mac_b = self._pim_counts(t, simulated)
+            pj.update(energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0,
+                                         mac_bytes=mac_b, pim_ops=w.flops))
+        return pj
+
+    @staticmethod
+    def uses_dram(t, mode: str) -> bool:
+        w = t.work
+        if t.kind in MESSAGE_KINDS:
+            return False
+        if mode == MODE_GPU:
+            return w.weight_bytes + w.act_bytes + w.kv_bytes > 0
+        return mode == MODE_PIM and t.kind in (EXPERT, ATTN)
+
+    def open_row_pJ_per_ns(self) -> float:
+        """Extra background power of one GPU's stacks while they serve a task (all pCH open)."""
+        return (self.ce.active_standby_mW - self.ce.precharge_standby_mW) * self.cfg.org.pseudo_channels
+
+    def constant_pJ_per_ns(self, num_gpus: int) -> float:
+        """Energy per ns of makespan that no decision changes: GPU static power, precharge
+        standby and refresh of every pseudo-channel."""
+        ce, cfg = self.ce, self.cfg
+        per_pch = ce.precharge_standby_mW + ce.ref_pJ / (cfg.timing.nREFI * cfg.tCK_ns)
+        return num_gpus * (self.sys_spec["gpu.static_W"] * 1e3 + cfg.org.pseudo_channels * per_pch)
+
     def energy(self, dag: TaskDAG, modes, start_ns, end_ns, makespan_ns: float, *,
-               simulated: bool, link_params: Any = None) -> dict[str, float]:
-        """Components in joules for the given timeline (see module docstring)."""
-        ce, cfg, spec = self.ce, self.cfg, self.sys_spec
+               simulated: bool, link_params: Any = None, residency: str = "union") -> dict[str, float]:
+        """Components in joules for the given timeline (see module docstring). ``residency``
+        "union": the stacks of a GPU are open while any of its DRAM tasks runs (replay);
+        "sum": every DRAM task pays the open-row power for its own duration (the cost-model
+        energy CP-SAT optimises: linear in the decisions; overlapping tasks both pay)."""
+        ce, cfg = self.ce, self.cfg
         n_pch = cfg.org.pseudo_channels
         pj = dict.fromkeys(COMPONENTS, 0.0)
         busy: dict[int, list[tuple[float, float]]] = {}
+        summed = 0.0
         for t in dag.tasks:
-            mode, w = modes[t.tid], t.work
-            iv = (float(start_ns[t.tid]), float(end_ns[t.tid]))
-            if t.kind in MESSAGE_KINDS:
-                nbytes = w.msg_bytes
-                if simulated and link_params is not None and link_params.header_bytes:
-                    nbytes += math.ceil(nbytes / link_params.packet_bytes) * link_params.header_bytes
-                pj["nvlink"] += nbytes * 8 * spec["link.pJ_per_bit"]
-            elif mode == MODE_GPU:
-                nbytes = w.weight_bytes + w.act_bytes + w.kv_bytes
-                pj["gpu_compute"] += w.flops * spec["gpu.flop_pJ"] + nbytes * 8 * spec["gpu.onchip_pJ_per_bit"]
-                if nbytes > 0:
-                    comp = energy_from_counts(ce, self._stream_counts(nbytes, simulated),
-                                              active_ns=0.0, precharged_ns=0.0)
-                    for k, v in comp.items():
-                        pj[k] += v
-                    busy.setdefault(t.gpu, []).append(iv)
-            elif mode == MODE_PIM and t.kind in (EXPERT, ATTN):
-                counts, mac_b = self._pim_counts(t, simulated)
-                comp = energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0,
-                                          mac_bytes=mac_b, pim_ops=w.flops)
-                for k, v in comp.items():
-                    pj[k] += v
-                busy.setdefault(t.gpu, []).append(iv)
+            mode = modes[t.tid]
+            for k, v in self.task_energy_pJ(t, mode, simulated=simulated, link_params=link_params).items():
+                pj[k] += v
+            if self.uses_dram(t, mode):
+                s, e = float(start_ns[t.tid]), float(end_ns[t.tid])
+                busy.setdefault(t.gpu, []).append((s, e))
+                summed += e - s
         g = dag.num_gpus
-        active = sum(_busy_ns(v) for v in busy.values()) * n_pch
+        active = (summed if residency == "sum" else sum(_busy_ns(v) for v in busy.values())) * n_pch
         pj["dram_background"] += (ce.active_standby_mW * active
                                   + ce.precharge_standby_mW * (g * n_pch * makespan_ns - active))
         pj["dram_refresh"] += g * n_pch * makespan_ns / (cfg.timing.nREFI * cfg.tCK_ns) * ce.ref_pJ
-        pj["gpu_static"] += g * spec["gpu.static_W"] * makespan_ns * 1e3   # W x ns = 1e3 pJ
+        pj["gpu_static"] += g * self.sys_spec["gpu.static_W"] * makespan_ns * 1e3   # W x ns = 1e3 pJ
         return {k: v * 1e-12 for k, v in pj.items()}
+
+
+def energy_model_for(system: Any, model: Any, dram_preset: str | None = None,
+                     **overrides: Any) -> LayerEnergyModel:
+    """The energy model of ``system`` running ``model`` with the DRAM preset (and overrides)
+    replay uses for it (:func:`~sieveopt.validation.replay_dram.dram_preset_for`)."""
+    from sieveopt.validation.dram.api import load_dram_preset
+    from sieveopt.validation.replay_dram import DramTimer, dram_preset_for
+
+    if dram_preset is None and not overrides:
+        dram_preset, overrides = dram_preset_for(system)
+    timer = DramTimer(system, model, preset=dram_preset, **overrides)
+    return LayerEnergyModel(system, model, load_dram_preset(timer.preset, **timer.overrides),
+                            timer.preset, timer=timer)
 
 
 def _err(pred: float, rep: float) -> float | None:
@@ -180,9 +225,8 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
     """The ``energy`` block of ``sieveopt replay --json``: replayed and predicted joules per
     component, their totals, per token, the per-component error and whether it is within
     :data:`TOLERANCE_PCT`; or ``{"available": false, "reason": ...}``."""
-    from sieveopt.validation.dram.api import load_dram_preset
     from sieveopt.validation.replay import _model_of
-    from sieveopt.validation.replay_dram import DramTimer, dram_preset_for
+    from sieveopt.validation.replay_dram import dram_preset_for
     from sieveopt.validation.replay_net import link_params
 
     model = _model_of(dag, instance)
@@ -193,8 +237,7 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
     else:
         preset, ov = dram_preset_for(system)
         counts = "closed-form (memory=analytic: no DRAM simulator run)"
-    model_em = LayerEnergyModel(system, model, load_dram_preset(preset, **ov), preset,
-                                timer=DramTimer(system, model, preset=preset, **ov))
+    model_em = energy_model_for(system, model, preset, **ov)
     if model_em.unavailable:
         return {"available": False, "reason": f"energy unavailable: {model_em.unavailable}"}
     lp = link_params(system, dag.num_gpus) if any(t.kind in MESSAGE_KINDS for t in dag.tasks) else None
@@ -202,7 +245,7 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
     replayed = model_em.energy(dag, rs.modes, rs.start_ns, rs.end_ns, rep.makespan_ns,
                                simulated=d is not None, link_params=lp)
     predicted = model_em.energy(dag, ps.modes, ps.start_ns, ps.end_ns, rep.predicted_makespan_ns,
-                                simulated=False, link_params=lp)
+                                simulated=False, link_params=lp, residency="sum")
     batch = instance.batch if instance is not None else int(dag.meta.get("batch", 0)) or None
     tot_r, tot_p = sum(replayed.values()), sum(predicted.values())
     err = {k: _err(predicted[k], replayed[k]) for k in COMPONENTS}
