@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
     c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
+                   help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
+    c.add_argument("--latency-limit-us", type=float, default=None,
+                   help="makespan limit per layer (us) for --objective energy")
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -145,6 +149,10 @@ def _q(xs: list[float], q: float) -> float | None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if getattr(args, "objective", "makespan") == "energy":
+        from sieveopt.cli.energy_compare import compare_energy
+
+        return compare_energy(args)
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
 
