@@ -64,3 +64,22 @@ def _best_for_modes(dag: TaskDAG, modes: list[str], incumbent: int) -> int:
 
     dfs(frozenset(), {}, 0)
     return best[0]
+
+
+def brute_force_energy_pJ(dag: TaskDAG, mode_pJ: list[dict[str, float]], constant_pJ_per_ns: float,
+                          limit_ns: int) -> float | None:
+    """Least ``sum_t mode_pJ[t][mode] + P x makespan`` with makespan <= ``limit_ns`` by
+    enumeration (for fixed modes the energy grows with the makespan, so each mode assignment's
+    shortest schedule is its best); None when no assignment fits the limit."""
+    choice = [t.tid for t in dag.tasks if t.has_choice]
+    best = None
+    for combo in itertools.product(*[list(dag.tasks[t].modes) for t in choice]):
+        modes = [next(iter(t.modes)) for t in dag.tasks]
+        for t, m in zip(choice, combo, strict=True):
+            modes[t] = m
+        span = _best_for_modes(dag, modes, limit_ns + 1)
+        if span > limit_ns:
+            continue
+        e = sum(mode_pJ[t][modes[t]] for t in range(len(modes))) + constant_pJ_per_ns * span
+        best = e if best is None else min(best, e)
+    return best

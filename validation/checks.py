@@ -172,6 +172,35 @@ def cpsat_bruteforce() -> list[Row]:
     return rows
 
 
+def cpsat_energy_bruteforce() -> list[Row]:
+    from sieveopt.check import check
+    from sieveopt.models.catalog import load_system
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.solvers.cpsat_energy import mode_energy_pJ, solve_cpsat_energy
+    from sieveopt.testing import random_instance, tiny_model
+    from sieveopt.validation.bruteforce import brute_force_energy_pJ
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    rows = []
+    for seed, gpus, experts, batch, slack in ((0, 1, 4, 6, 1.0), (1, 1, 4, 9, 1.5), (3, 2, 3, 4, 1.2)):
+        rng = np.random.default_rng(seed)
+        model = tiny_model(num_experts=experts, top_k=2, shared=0)
+        system = load_system("sieve-b200-hbm3e-pim", num_gpus=gpus)
+        inst = random_instance(rng, model, system, batch, skew=0.5)
+        dag, cost = build_dag(inst)
+        em = energy_model_for(system, model)
+        hint = run_layer(inst, "sieve", dag=dag, cost=cost).result.schedule
+        limit = int(hint.makespan_ns * slack)
+        r = solve_cpsat_energy(dag, em, latency_limit_ns=limit, hints=[hint])
+        ok = r.schedule is not None and check(r.schedule, dag).ok and r.makespan_ns <= limit
+        ref = brute_force_energy_pJ(dag, mode_energy_pJ(dag, em), em.constant_pJ_per_ns(gpus), limit)
+        rows.append(_row("cpsat energy", f"tiny seed {seed}: {gpus} GPU, {experts} experts, B={batch}, "
+                         f"limit {limit} ns ({r.status}{'' if ok else ', check FAILED'})",
+                         "brute-force min energy (pJ)", ref, r.meta["energy_J"] * 1e12 if ok else -1,
+                         1e-6))
+    return rows
+
+
 # -- energy against closed forms ----------------------------------------------------------------
 def energy() -> list[Row]:
     from sieveopt.validation.energy.closed_form import refresh_case, row_hit_case, row_miss_case
@@ -206,7 +235,7 @@ def external_parity() -> list[Row]:
 
 CHECKS: dict[str, Callable[[], list[Row]]] = {
     "dram": dram_timing, "checker": dram_checker, "pim": pim_counts, "interconnect": interconnect,
-    "cpsat": cpsat_bruteforce, "energy": energy, "parity": external_parity,
+    "cpsat": cpsat_bruteforce, "cpsat_energy": cpsat_energy_bruteforce, "energy": energy, "parity": external_parity,
 }
 
 
