@@ -134,3 +134,27 @@ def test_system_without_energy_data_says_unavailable():
     e = replay_energy_block(rep, dag, sysm, inst)
     assert e == {"available": False, "reason": e["reason"]}
     assert "duplex-logic-pim" in e["reason"] and "no energy file" in e["reason"]
+
+
+def test_cli_dram_run_energy(capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    trace = "tests/fixtures/dram/small_loadstore.trace"
+    assert main(["dram", "run", "--trace", trace, "--config", "hbm3_5200", "--energy", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    e = d["energy"]
+    assert e["available"] and sum(e["components_J"].values()) == pytest.approx(e["total_J"])
+    cfg = load_dram_preset("hbm3_5200")
+    ce = command_energy(cfg, dram_energy_spec("hbm3_5200"))
+    # command energies are the counts times the per-command energies
+    assert e["components_J"]["dram_act_pre"] == pytest.approx(d["commands"]["ACT"] * ce.act_pre_pJ * 1e-12)
+    bits = (d["reads"] + d["writes"]) * ce.access_bits
+    assert e["components_J"]["dram_io"] == pytest.approx(bits * ce.io_pJ_per_bit * 1e-12)
+    # background lies between all-precharged and all-active over every pseudo-channel
+    span = cfg.org.pseudo_channels * d["time_ns"]
+    assert span * ce.precharge_standby_mW <= e["components_J"]["dram_background"] * 1e12
+    assert e["components_J"]["dram_background"] * 1e12 <= span * ce.active_standby_mW
+    assert main(["dram", "run", "--trace", trace, "--config", "hbm3_5200", "--energy", "nope.toml"]) == 2
+    assert "nope.toml" in capsys.readouterr().err

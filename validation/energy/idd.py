@@ -24,6 +24,7 @@ Units: energies in pJ, times in ns (mA x ns x V = pJ).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,42 +106,75 @@ def energy_from_counts(ce: CommandEnergy, counts: dict[str, float], *, active_ns
     }
 
 
-def active_cycles_from_log(records: np.ndarray, n_pch: int, end_cycle: int) -> np.ndarray:
-    """Cycles each pseudo-channel spent with at least one bank (or its PIM row buffer) open,
-    from a command log (``sim.LOG_DTYPE`` records), up to ``end_cycle``: ACT opens a bank,
-    PRE / RDA / WRA close it (auto-precharge counted at issue), PREA closes the pseudo-channel,
-    ACTAB / PREAB open / close the PIM rows."""
-    from sieveopt.validation.dram.timing import CMD
+class ResidencyObserver:
+    """Command-log observer (pass as ``DramSim(observer=...)``) that accumulates, per
+    pseudo-channel, the cycles with at least one bank (or the PIM row buffer) open: ACT opens a
+    bank, PRE / RDA / WRA close it (auto-precharge counted at issue), PREA closes the
+    pseudo-channel, ACTAB / PREAB open / close the PIM rows. Chunks arrive in issue order."""
 
-    act, pre, prea = CMD["ACT"], CMD["PRE"], CMD["PREA"]
-    closers = {CMD["RDA"], CMD["WRA"]}
-    actab, preab = CMD["ACTAB"], CMD["PREAB"]
-    out = np.zeros(n_pch, dtype=np.int64)
-    order = np.argsort(records["cycle"], kind="stable")
-    open_banks: list[set[int]] = [set() for _ in range(n_pch)]
-    pim_open = [False] * n_pch
-    since = [0] * n_pch
-    for i in order:
-        r = records[i]
-        p, cyc, cmd = int(r["pch"]), int(r["cycle"]), int(r["cmd"])
-        was = bool(open_banks[p]) or pim_open[p]
-        bank = int(r["bg"]) * 1000 + int(r["bank"])
-        if cmd == act:
-            open_banks[p].add(bank)
-        elif cmd == pre or cmd in closers:
-            open_banks[p].discard(bank)
-        elif cmd == prea:
-            open_banks[p].clear()
-        elif cmd == actab:
-            pim_open[p] = True
-        elif cmd == preab:
-            pim_open[p] = False
-        now = bool(open_banks[p]) or pim_open[p]
-        if now and not was:
-            since[p] = cyc
-        elif was and not now:
-            out[p] += cyc - since[p]
-    for p in range(n_pch):
-        if open_banks[p] or pim_open[p]:
-            out[p] += max(0, end_cycle - since[p])
-    return out
+    def __init__(self, n_pch: int) -> None:
+        from sieveopt.validation.dram.timing import CMD
+
+        self.n_pch = n_pch
+        self.active = np.zeros(n_pch, dtype=np.int64)
+        self._open: list[set[int]] = [set() for _ in range(n_pch)]
+        self._pim = [False] * n_pch
+        self._since = [0] * n_pch
+        self._c = CMD
+
+    def __call__(self, chunk: np.ndarray) -> None:
+        C = self._c
+        act, pre, prea, actab, preab = C["ACT"], C["PRE"], C["PREA"], C["ACTAB"], C["PREAB"]
+        closers = (C["RDA"], C["WRA"])
+        order = np.argsort(chunk["cycle"], kind="stable")
+        cyc_a, cmd_a, p_a = chunk["cycle"][order], chunk["cmd"][order], chunk["pch"][order]
+        bank_a = chunk["bg"][order] * 1000 + chunk["bank"][order]
+        keep = np.isin(cmd_a, (act, pre, prea, actab, preab, *closers))
+        for cyc, cmd, p, bank in zip(cyc_a[keep].tolist(), cmd_a[keep].tolist(), p_a[keep].tolist(),
+                                     bank_a[keep].tolist(), strict=True):
+            ob = self._open[p]
+            was = bool(ob) or self._pim[p]
+            if cmd == act:
+                ob.add(bank)
+            elif cmd == pre or cmd in closers:
+                ob.discard(bank)
+            elif cmd == prea:
+                ob.clear()
+            elif cmd == actab:
+                self._pim[p] = True
+            else:
+                self._pim[p] = False
+            now = bool(ob) or self._pim[p]
+            if now and not was:
+                self._since[p] = cyc
+            elif was and not now:
+                self.active[p] += cyc - self._since[p]
+
+    def finish(self, end_cycle: int) -> np.ndarray:
+        """Active cycles per pseudo-channel up to ``end_cycle`` (banks still open count to it)."""
+        out = self.active.copy()
+        for p in range(self.n_pch):
+            if self._open[p] or self._pim[p]:
+                out[p] += max(0, end_cycle - self._since[p])
+        return out
+
+
+def active_cycles_from_log(records: np.ndarray, n_pch: int, end_cycle: int) -> np.ndarray:
+    """:class:`ResidencyObserver` over a whole command log (``sim.LOG_DTYPE`` records)."""
+    obs = ResidencyObserver(n_pch)
+    if len(records):
+        obs(records)
+    return obs.finish(end_cycle)
+
+
+def energy_of_run(cfg: DramConfig, spec: EnergySpec, stats: Any, active_cycles: np.ndarray,
+                  *, pim_bytes_per_element: float = 2.0, pim_ops: float = 0.0) -> dict[str, float]:
+    """Components (pJ) of one simulator run: its command counts (``DramStats.commands``) and
+    the residency a :class:`ResidencyObserver` measured, over ``stats.cycles`` on every
+    simulated pseudo-channel."""
+    ce = command_energy(cfg, spec)
+    tck = cfg.tCK_ns
+    act = float(active_cycles.sum())
+    return energy_from_counts(ce, stats.commands, active_ns=act * tck,
+                              precharged_ns=(stats.pseudo_channels * stats.cycles - act) * tck,
+                              mac_bytes=cfg.pim.mac_bytes(pim_bytes_per_element), pim_ops=pim_ops)

@@ -43,12 +43,54 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     t0 = time.perf_counter()
-    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels)
+    obs = _energy_observer(args, cfg)
+    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels, observer=obs)
     data = {"config": cfg.name, "trace": str(args.trace), **st.to_dict(),
             "wall_s": round(time.perf_counter() - t0, 3)}
+    if getattr(args, "energy", None):
+        data["energy"] = _run_energy(args, cfg, st, obs)
     return emit(args, data, lambda d: print_table(
         f"DRAM run: {d['trace']} on {d['config']}", ["stat", "value"],
-        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"])]))
+        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"])]
+        + _energy_rows(d.get("energy"))))
+
+
+# -- energy (validation/energy): opt-in, separate from the timing path --------------------------
+def _energy_observer(args: argparse.Namespace, cfg):
+    if not getattr(args, "energy", None):
+        return None
+    from sieveopt.validation.energy.idd import ResidencyObserver
+
+    ch = args.channels or cfg.org.channels
+    return ResidencyObserver(ch * cfg.org.pseudo_channels_per_channel)
+
+
+def _run_energy(args: argparse.Namespace, cfg, st, obs) -> dict[str, Any]:
+    from sieveopt.validation.energy.idd import energy_of_run
+    from sieveopt.validation.energy.spec import dram_energy_spec
+
+    spec = dram_energy_spec(args.energy if args.energy != "preset" else cfg.name)
+    if spec is None:
+        return {"available": False,
+                "reason": f"energy unavailable: DRAM preset {cfg.name!r} has no energy file "
+                          "(pass --energy FILE.toml; see validation/energy/data/dram/)"}
+    comp = {k: v * 1e-12 for k, v in energy_of_run(cfg, spec, st, obs.finish(st.cycles)).items()}
+    total = sum(comp.values())
+    bits = 8 * st.bytes
+    return {"available": True, "unit": "J", "source": spec.path, "components_J": comp,
+            "total_J": total, "pJ_per_bit": total * 1e12 / bits if bits else None,
+            "avg_power_W": total / (st.time_ns * 1e-9) if st.cycles else None,
+            "method": "IDD (DRAMPower) per pseudo-channel; currents in the energy file"}
+
+
+def _energy_rows(e: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not e:
+        return []
+    if not e["available"]:
+        return [("energy", e["reason"])]
+    return ([(f"energy {k} (uJ)", v * 1e6) for k, v in e["components_J"].items()]
+            + [("energy total (uJ)", e["total_J"] * 1e6), ("energy pJ/bit", e["pJ_per_bit"]),
+               ("average power W", e["avg_power_W"])])
 
 
 def _gemv(args: argparse.Namespace) -> int:
@@ -104,6 +146,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--trace", required=True, help="trace file (LD/ST or R/W lines)")
     r.add_argument("--format", choices=["loadstore", "readwrite"], help="default: detect")
     r.add_argument("--channels", type=int, help="simulate only this many channels")
+    r.add_argument("--energy", nargs="?", const="preset", default=None, metavar="FILE.toml",
+                   help="also report energy by the IDD method (the preset's energy file, or FILE.toml)")
     common(r)
     r.set_defaults(handler=_run)
 
