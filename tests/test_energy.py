@@ -158,3 +158,35 @@ def test_cli_dram_run_energy(capsys):
     assert e["components_J"]["dram_background"] * 1e12 <= span * ce.active_standby_mW
     assert main(["dram", "run", "--trace", trace, "--config", "hbm3_5200", "--energy", "nope.toml"]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+def test_power_series_integrates_to_the_cost_model_energy(tmp_path):
+    from sieveopt.instance import LayerInstance
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.pipeline import run_layer
+    from sieveopt.solvers.cpsat_energy import schedule_energy_J
+    from sieveopt.validation.energy.layer import energy_model_for
+    from sieveopt.validation.energy.power import energy_of_series, power_series
+    from sieveopt.viz import chrome_trace
+    from sieveopt.workload import generate_for_model
+
+    model, system = load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 2)
+    trace = generate_for_model(model, 16, 1, 1, layers=[5])
+    inst = LayerInstance.from_expert_ids(model, system, trace.expert_ids[0, 0], moe_layer=5,
+                                         context_lens=np.full(16, 1024))
+    run = run_layer(inst, "sieve")
+    em = energy_model_for(system, model)
+    series = power_series(run.dag, run.result.schedule, em)
+    assert set(series) == {0, 1} and all(pts[-1][1] == 0.0 for pts in series.values())
+    assert energy_of_series(series) == pytest.approx(schedule_energy_J(run.dag, run.result.schedule, em), rel=1e-9)
+    ev = chrome_trace(run.result.schedule, run.dag, power=series)["traceEvents"]
+    assert sum(e.get("name") == "power W" for e in ev) == sum(len(p) for p in series.values())
+
+
+def test_viz_power_without_energy_data_exits_2(tmp_path, capsys):
+    from sieveopt.cli.main import main
+
+    rc = main(["viz", "trace", "--system", "duplex-logic-pim", "--gpus", "1", "--batch", "4", "--power",
+               "--out", str(tmp_path / "t.json")])
+    assert rc == 2 and "energy unavailable" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
