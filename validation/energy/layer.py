@@ -207,14 +207,25 @@ def energy_model_for(system: Any, model: Any, dram_preset: str | None = None,
                      **overrides: Any) -> LayerEnergyModel:
     """The energy model of ``system`` running ``model`` with the DRAM preset (and overrides)
     replay uses for it (:func:`~sieveopt.validation.replay_dram.dram_preset_for`)."""
+    from sieveopt.errors import SieveoptError
     from sieveopt.validation.dram.api import load_dram_preset
     from sieveopt.validation.replay_dram import DramTimer, dram_preset_for
 
-    if dram_preset is None and not overrides:
-        dram_preset, overrides = dram_preset_for(system)
-    timer = DramTimer(system, model, preset=dram_preset, **overrides)
+    try:
+        if dram_preset is None and not overrides:
+            dram_preset, overrides = dram_preset_for(system)
+        timer = DramTimer(system, model, preset=dram_preset, **overrides)
+    except SieveoptError as exc:   # no DRAM preset for this system: no energy, say why
+        return NoEnergy(f"no DRAM preset for system {system.name!r} ({exc})")
     return LayerEnergyModel(system, model, load_dram_preset(timer.preset, **timer.overrides),
                             timer.preset, timer=timer)
+
+
+class NoEnergy:
+    """Stands in for :class:`LayerEnergyModel` when a system cannot have one."""
+
+    def __init__(self, reason: str) -> None:
+        self.unavailable = reason
 
 
 def _err(pred: float, rep: float) -> float | None:
