@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="run every cross-check against its reference, one table")
     p.add_argument("--only", action="append", choices=sorted(CHECKS), default=None,
                    help="run only this group (repeatable)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown (docs/validation.md)")
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -45,5 +46,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{d['passed']} passed, {d['failed']} failed, {d['not_run']} not run; "
               + ", ".join(f"{k} {v:.1f}s" for k, v in d["wall_s"].items()))
 
-    emit(args, data, render)
+    if args.markdown and not args.json:
+        print(markdown(data))
+    else:
+        emit(args, data, render)
     return 1 if data["failed"] else 0
+
+
+def markdown(d: dict) -> str:
+    """The validate table as Markdown (what docs/validation.md records)."""
+    def f(v):
+        return "-" if v is None else f"{v:.6g}"
+
+    lines = ["| group | check | reference | expected | sieveopt | error % | tol % | pass |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        ok = {True: "yes", False: "**NO**", None: f"not run: {r['note']}"}[r["passed"]]
+        lines.append(f"| {r['group']} | {r['check']} | {r['reference']} | {f(r['expected'])} | "
+                     f"{f(r['measured'])} | {f(r['error_pct'])} | {f(r['tolerance_pct'])} | {ok} |")
+    lines.append("")
+    lines.append(f"{d['passed']} passed, {d['failed']} failed, {d['not_run']} not run "
+                 f"(sieveopt {d['version']}, {d['date']}); wall s per group: "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in d["wall_s"].items()))
+    return "\n".join(lines)
