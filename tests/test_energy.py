@@ -190,3 +190,27 @@ def test_viz_power_without_energy_data_exits_2(tmp_path, capsys):
                "--out", str(tmp_path / "t.json")])
     assert rc == 2 and "energy unavailable" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
+
+
+def test_cli_replay_json_has_energy_block(capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    assert main(["replay", "--gpus", "1", "--batch", "8", "--memory", "analytic", "--sched-latency-ns", "0",
+                 "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)["energy"]
+    assert e["available"] and e["counts"].startswith("closed-form")
+    assert sum(e["replayed_J"].values()) == pytest.approx(e["J_per_layer"])
+    assert set(e["error_pct"]) == {*COMPONENTS, "total"}
+
+
+def test_study_rows_carry_energy():
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.study import run_study
+
+    model = load_model("qwen3-30b-a3b")
+    layers = sample_layers(model, load_system("sieve-b200-hbm3e-pim", 1), 8, 1, 0)
+    rows, _ = run_study(layers, ("sieve", "gpu_only"), replay=False)
+    assert all(r.energy_J and r.energy_J > 0 and r.replay_energy_J is None for r in rows)
