@@ -52,19 +52,28 @@ def schedule_energy_J(dag: TaskDAG, schedule: Schedule, em: Any) -> float:
 
 def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_limit_s: float = 10.0,
                        workers: int = 1, seed: int = 0, deterministic: bool = True,
-                       hints: list[Schedule] | None = None) -> SolveResult:
+                       hints: list[Schedule] | None = None, time_price_W: float = 0.0) -> SolveResult:
     """Minimum cost-model energy of ``dag`` with makespan <= ``latency_limit_ns``.
 
     ``hints``: feasible heuristic schedules; the one of least energy under the limit seeds the
-    search and is returned if CP-SAT finds nothing better. ``SolveResult.meta`` carries
-    ``energy_J``, ``bound_J`` (certified) and ``gap`` (energy / bound - 1)."""
+    search and is returned if CP-SAT finds nothing better. ``time_price_W`` > 0 minimises the
+    weighted sum ``energy + time_price_W x makespan`` instead (a price on latency, in watts).
+    ``SolveResult.meta`` carries ``energy_J``, ``objective_J`` (the weighted sum), ``bound_J``
+    (certified bound on the objective) and ``gap`` (objective / bound - 1)."""
     t0 = time.perf_counter()
     n = len(dag.tasks)
     limit = int(latency_limit_ns)
     e_pj = mode_energy_pJ(dag, em)
-    p_pj_ns = em.constant_pJ_per_ns(dag.num_gpus)
+    if time_price_W < 0:
+        raise ValueError(f"time_price_W must be >= 0, got {time_price_W}")
+    price_pj_ns = float(time_price_W) * 1e3            # W = 1e3 pJ/ns
+    p_pj_ns = em.constant_pJ_per_ns(dag.num_gpus) + price_pj_ns
+
+    def objective_j(sch: Schedule) -> float:
+        return schedule_energy_J(dag, sch, em) + price_pj_ns * sch.makespan_ns * 1e-12
+
     feasible = [h for h in (hints or []) if h is not None and h.makespan_ns <= limit]
-    hint = min(feasible, key=lambda s: schedule_energy_J(dag, s, em)) if feasible else None
+    hint = min(feasible, key=objective_j) if feasible else None
 
     model = cp_model.CpModel()
     M = model.new_int_var(0, limit, "makespan")
@@ -146,21 +155,24 @@ def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_lim
     bound_j = None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE):
         bound_j = None if st == cp_model.INFEASIBLE else (solver.best_objective_bound + const_pj - slack_pj) * 1e-12
-    energy_j = None if schedule is None else schedule_energy_J(dag, schedule, em)
+    obj_j = None if schedule is None else objective_j(schedule)
     if hint is not None:
-        hint_j = schedule_energy_J(dag, hint, em)
-        if energy_j is None or hint_j < energy_j:
-            schedule, energy_j = Schedule(hint.modes, hint.start_ns.copy(), hint.end_ns.copy(), "cpsat-energy",
-                                          dict(hint.meta, from_hint=True)), hint_j
+        hint_j = objective_j(hint)
+        if obj_j is None or hint_j < obj_j:
+            schedule, obj_j = Schedule(hint.modes, hint.start_ns.copy(), hint.end_ns.copy(), "cpsat-energy",
+                                       dict(hint.meta, from_hint=True)), hint_j
             status = FEASIBLE if status in (UNKNOWN, INFEASIBLE) else status
-    if energy_j is not None and bound_j is not None:
-        bound_j = min(bound_j, energy_j)
-        if status == OPTIMAL and energy_j - bound_j > 1e-9 * energy_j + slack_pj * 1e-12:
+    if obj_j is not None and bound_j is not None:
+        bound_j = min(bound_j, obj_j)
+        if status == OPTIMAL and obj_j - bound_j > 1e-9 * obj_j + slack_pj * 1e-12:
             status = FEASIBLE
-    gap = None if energy_j is None or not bound_j else energy_j / bound_j - 1.0
-    meta = {"objective": "energy", "latency_limit_ns": limit, "energy_J": energy_j, "bound_J": bound_j,
+    energy_j = None if schedule is None else schedule_energy_J(dag, schedule, em)
+    gap = None if obj_j is None or not bound_j else obj_j / bound_j - 1.0
+    meta = {"objective": "energy" if price_pj_ns == 0 else "energy + time_price_W x makespan",
+            "time_price_W": float(time_price_W), "objective_J": obj_j,
+            "latency_limit_ns": limit, "energy_J": energy_j, "bound_J": bound_j,
             "gap": gap, "constant_W": p_pj_ns * 1e-3, "rounding_slack_J": slack_pj * 1e-12,
-            "hint_energy_J": None if hint is None else schedule_energy_J(dag, hint, em),
+            "hint_objective_J": None if hint is None else objective_j(hint),
             "hint_policy": None if hint is None else hint.policy, "solver_status": solver.status_name(st),
             "deterministic": deterministic, "workers": p.num_workers, "seed": seed}
     return SolveResult("cpsat-energy", schedule, status, None if schedule is None else schedule.makespan_ns,

@@ -72,3 +72,16 @@ def test_cli_validate_energy_rows(capsys):
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["failed"] == 0 and d["passed"] == 13
     assert all(r["passed"] is None and r["note"] for r in d["rows"] if r["group"] == "parity")
+
+
+def test_time_price_weighted_sum_matches_brute_force():
+    dag, em, hint, gpus = _tiny(1, 1, 4, 9)
+    limit = 3 * hint.makespan_ns
+    price = 5000.0   # W: a heavy price on latency pulls the optimum towards the shortest schedule
+    r = solve_cpsat_energy(dag, em, latency_limit_ns=limit, hints=[hint], time_price_W=price)
+    assert r.status == OPTIMAL and check(r.schedule, dag).ok
+    ref = brute_force_energy_pJ(dag, mode_energy_pJ(dag, em), em.constant_pJ_per_ns(gpus) + price * 1e3, limit)
+    assert r.meta["objective_J"] * 1e12 == pytest.approx(ref, rel=1e-9)
+    assert r.meta["objective_J"] == pytest.approx(r.meta["energy_J"] + price * r.makespan_ns * 1e-9)
+    with pytest.raises(ValueError, match="time_price_W"):
+        solve_cpsat_energy(dag, em, latency_limit_ns=limit, time_price_W=-1.0)

@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
     c.add_argument("--latency-limit-us", type=float, default=None,
                    help="makespan limit per layer (us) for --objective energy")
+    c.add_argument("--time-price-W", type=float, default=0.0,
+                   help="with --objective energy: minimise energy + this price (W) x makespan (weighted sum)")
     add_json(c)
     c.set_defaults(handler=_compare)
 
