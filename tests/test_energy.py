@@ -125,6 +125,17 @@ def test_replay_energy_block_sums_and_reports_errors():
     assert e["predicted_J"]["gpu_static"] / e["replayed_J"]["gpu_static"] == pytest.approx(ratio)
     assert e["error_pct"]["gpu_compute"] == pytest.approx(0.0, abs=1e-9)
     assert e["open_values"]
+    # the activity behind the energy: commands x per-command energy = the component
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    ce = energy_model_for(sysm, inst.model).ce
+    for side in ("replayed", "predicted"):
+        a = e["activity"][side]
+        act_pre = a.get("ACT", 0.0) * ce.act_pre_pJ + a.get("ACTAB", 0.0) * ce.actab_pJ
+        assert e[f"{side}_J"]["dram_act_pre"] == pytest.approx(act_pre * 1e-12, rel=1e-9)
+        assert e[f"{side}_J"]["dram_refresh"] == pytest.approx(a["REF"] * ce.ref_pJ * 1e-12, rel=1e-9)
+        assert sum(v for k, v in a.items() if k.startswith("nvlink_bits")) > 0
+    assert e["activity"]["replayed"]["MAC"] > 0
 
 
 def test_system_without_energy_data_says_unavailable():

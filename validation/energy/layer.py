@@ -133,26 +133,35 @@ class LayerEnergyModel:
                 "GWR": half, "RDRES": half}, mac_b
 
     # -- energy ---------------------------------------------------------------------------------
-    def task_energy_pJ(self, t, mode: str, *, simulated: bool, link_params: Any = None) -> dict[str, float]:
+    def task_energy_pJ(self, t, mode: str, *, simulated: bool, link_params: Any = None,
+                       counts_out: dict[str, float] | None = None) -> dict[str, float]:
         """Mode-dependent energy of one task (pJ by component): its DRAM/PIM commands, GPU
-        compute or NVLink bits. Time-dependent energy (background, refresh, static) is not in it."""
+        compute or NVLink bits. Time-dependent energy (background, refresh, static) is not in it.
+        ``counts_out`` accumulates the DRAM/PIM command counts and NVLink egress bits
+        (``nvlink_bits[g]``) behind it."""
         ce, spec, w = self.ce, self.sys_spec, t.work
         pj = dict.fromkeys(COMPONENTS, 0.0)
+        counts: dict[str, float] = {}
         if t.kind in MESSAGE_KINDS:
             nbytes = w.msg_bytes
             if simulated and link_params is not None and link_params.header_bytes:
                 nbytes += math.ceil(nbytes / link_params.packet_bytes) * link_params.header_bytes
             pj["nvlink"] = nbytes * 8 * spec["link.pJ_per_bit"]
+            counts[f"nvlink_bits[{t.gpu}]"] = nbytes * 8
         elif mode == MODE_GPU:
             nbytes = w.weight_bytes + w.act_bytes + w.kv_bytes
             pj["gpu_compute"] = w.flops * spec["gpu.flop_pJ"] + nbytes * 8 * spec["gpu.onchip_pJ_per_bit"]
             if nbytes > 0:
-                pj.update(energy_from_counts(ce, self._stream_counts(nbytes, simulated),
-                                             active_ns=0.0, precharged_ns=0.0))
+                counts = self._stream_counts(nbytes, simulated)
+                pj.update(energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0))
         elif mode == MODE_PIM and t.kind in (EXPERT, ATTN):
             counts, mac_b = self._pim_counts(t, simulated)
             pj.update(energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0,
                                          mac_bytes=mac_b, pim_ops=w.flops))
+            counts = {**counts, "PIM_OPS": w.flops}
+        if counts_out is not None:
+            for k, v in counts.items():
+                counts_out[k] = counts_out.get(k, 0.0) + float(v)
         return pj
 
     @staticmethod
@@ -176,7 +185,8 @@ class LayerEnergyModel:
         return num_gpus * (self.sys_spec["gpu.static_W"] * 1e3 + cfg.org.pseudo_channels * per_pch)
 
     def energy(self, dag: TaskDAG, modes, start_ns, end_ns, makespan_ns: float, *,
-               simulated: bool, link_params: Any = None, residency: str = "union") -> dict[str, float]:
+               simulated: bool, link_params: Any = None, residency: str = "union",
+               counts_out: dict[str, float] | None = None) -> dict[str, float]:
         """Components in joules for the given timeline (see module docstring). ``residency``
         "union": the stacks of a GPU are open while any of its DRAM tasks runs (replay);
         "sum": every DRAM task pays the open-row power for its own duration (the cost-model
@@ -188,7 +198,8 @@ class LayerEnergyModel:
         summed = 0.0
         for t in dag.tasks:
             mode = modes[t.tid]
-            for k, v in self.task_energy_pJ(t, mode, simulated=simulated, link_params=link_params).items():
+            for k, v in self.task_energy_pJ(t, mode, simulated=simulated, link_params=link_params,
+                                            counts_out=counts_out).items():
                 pj[k] += v
             if self.uses_dram(t, mode):
                 s, e = float(start_ns[t.tid]), float(end_ns[t.tid])
@@ -198,7 +209,12 @@ class LayerEnergyModel:
         active = (summed if residency == "sum" else sum(_busy_ns(v) for v in busy.values())) * n_pch
         pj["dram_background"] += (ce.active_standby_mW * active
                                   + ce.precharge_standby_mW * (g * n_pch * makespan_ns - active))
-        pj["dram_refresh"] += g * n_pch * makespan_ns / (cfg.timing.nREFI * cfg.tCK_ns) * ce.ref_pJ
+        refs = g * n_pch * makespan_ns / (cfg.timing.nREFI * cfg.tCK_ns)
+        pj["dram_refresh"] += refs * ce.ref_pJ
+        if counts_out is not None:
+            counts_out["REF"] = counts_out.get("REF", 0.0) + refs
+            counts_out["bank_open_pch_ns"] = active
+            counts_out["all_precharged_pch_ns"] = g * n_pch * makespan_ns - active
         pj["gpu_static"] += g * self.sys_spec["gpu.static_W"] * makespan_ns * 1e3   # W x ns = 1e3 pJ
         return {k: v * 1e-12 for k, v in pj.items()}
 
@@ -253,10 +269,12 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
         return {"available": False, "reason": f"energy unavailable: {model_em.unavailable}"}
     lp = link_params(system, dag.num_gpus) if any(t.kind in MESSAGE_KINDS for t in dag.tasks) else None
     rs, ps = rep.schedule, rep.predicted
+    c_rep: dict[str, float] = {}
+    c_pred: dict[str, float] = {}
     replayed = model_em.energy(dag, rs.modes, rs.start_ns, rs.end_ns, rep.makespan_ns,
-                               simulated=d is not None, link_params=lp)
+                               simulated=d is not None, link_params=lp, counts_out=c_rep)
     predicted = model_em.energy(dag, ps.modes, ps.start_ns, ps.end_ns, rep.predicted_makespan_ns,
-                                simulated=False, link_params=lp, residency="sum")
+                                simulated=False, link_params=lp, residency="sum", counts_out=c_pred)
     batch = instance.batch if instance is not None else int(dag.meta.get("batch", 0)) or None
     tot_r, tot_p = sum(replayed.values()), sum(predicted.values())
     err = {k: _err(predicted[k], replayed[k]) for k in COMPONENTS}
@@ -274,6 +292,10 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
         "J_per_token": tot_r * model.num_moe_layers / batch if batch else None,
         "predicted_J_per_token": tot_p * model.num_moe_layers / batch if batch else None,
         "error_pct": err, "tolerance_pct": dict(TOLERANCE_PCT), "within_tolerance": ok,
+        "activity": {"replayed": dict(sorted(c_rep.items())), "predicted": dict(sorted(c_pred.items())),
+                     "note": "DRAM/PIM commands summed over every pseudo-channel of every GPU (REF "
+                             "fractional: makespan / tREFI); NVLink egress bits per GPU; pCH-ns with a "
+                             "bank open / all banks precharged"},
         "open_values": opens,
         "sources": {"dram": model_em.dram_spec.path, "system": model_em.sys_spec.path},
     }
