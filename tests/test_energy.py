@@ -225,3 +225,15 @@ def test_study_rows_carry_energy():
     layers = sample_layers(model, load_system("sieve-b200-hbm3e-pim", 1), 8, 1, 0)
     rows, _ = run_study(layers, ("sieve", "gpu_only"), replay=False)
     assert all(r.energy_J and r.energy_J > 0 and r.replay_energy_J is None for r in rows)
+
+
+def test_cli_energy_lists_sources(capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    assert main(["energy", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 48 and all(r["source"] and r["unit"] for r in rows)
+    assert main(["energy", "duplex-logic-pim"]) == 2
+    assert "energy unavailable" in capsys.readouterr().err
