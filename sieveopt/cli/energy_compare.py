@@ -86,6 +86,8 @@ def compare_energy(args: argparse.Namespace) -> int:
             "latency_limit_us": args.latency_limit_us, "time_price_W": price,
             "objective_J": "energy" if price == 0 else "energy + time_price_W x makespan",
             "execution_model": "serialized layer",
+            "precision": {"expert_weight_bytes_per_param": float(model.expert_weight_bytes_per_param),
+                          "activation_bytes": float(model.activation_bytes)},
             "energy_model": "predicted (validation/energy/layer.py, residency=sum)",
             "dram_preset": em.dram_preset, "summary": _summary(policies, layers), "per_layer": layers,
             "all_checks_ok": all_ok}

@@ -285,6 +285,10 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
     return {
         "available": True, "unit": "J", "dram_preset": preset, "counts": counts,
         "execution_model": "serialized layer (one batch, one MoE layer)",
+        "precision": {"expert_weight_bytes_per_param": float(model.expert_weight_bytes_per_param),
+                      "activation_bytes": float(model.activation_bytes)},
+        "energy_model": "IDD method (validation/energy); predicted: closed-form counts of the DAG's work "
+                        "and the cost model's times; replayed: simulator counts and replayed times",
         "replayed_J": replayed, "predicted_J": predicted,
         "replayed_total_J": tot_r, "predicted_total_J": tot_p,
         "J_per_layer": tot_r, "batch": batch,
