@@ -237,3 +237,24 @@ def test_cli_energy_lists_sources(capsys):
     assert len(rows) == 48 and all(r["source"] and r["unit"] for r in rows)
     assert main(["energy", "duplex-logic-pim"]) == 2
     assert "energy unavailable" in capsys.readouterr().err
+
+
+def test_cli_dram_gemv_energy(capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    args = ["dram", "gemv", "--config", "sieve_b200_hbm3e_pim", "--rows", "6144", "--cols", "1024", "--tokens", "2",
+            "--energy", "--json"]
+    assert main(args) == 0
+    d = json.loads(capsys.readouterr().out)
+    e = d["energy"]
+    assert e["available"] and sum(e["components_J"].values()) == pytest.approx(e["total_J"])
+    cfg = load_dram_preset("sieve_b200_hbm3e_pim")
+    ce = command_energy(cfg, dram_energy_spec("sieve_b200_hbm3e_pim"))
+    ops = 2 * 6144 * 1024 * 2
+    per = d["per_pch_per_token"]
+    n = cfg.org.pseudo_channels * 2   # every pCH, 2 tokens
+    mac_read = per["mac"] * n * ce.pus_per_pch * d["mac_bytes_per_pu"] * 8 * ce.mac_read_pJ_per_bit
+    assert e["components_J"]["pim_mac"] == pytest.approx((mac_read + ops * ce.alu_pJ_per_op) * 1e-12, rel=1e-9)
+    assert e["components_J"]["dram_act_pre"] == pytest.approx(per["actab"] * n * ce.actab_pJ * 1e-12, rel=1e-9)
