@@ -116,8 +116,9 @@ class LayerEnergyModel:
         cfg, w, m = self.cfg, t.work, self.model
         if t.kind == EXPERT:
             bpe, act = float(m.expert_weight_bytes_per_param), float(m.activation_bytes)
-            mats: tuple = tuple(tuple(x) for x in ((2 * m.expert_intermediate_size, m.hidden_size),
-                                                   (m.hidden_size, m.expert_intermediate_size)))
+            from sieveopt.validation.dram.pim import expert_matrices
+
+            mats: tuple = tuple(tuple(x) for x in expert_matrices(m.hidden_size, m.expert_intermediate_size))
             tokens, read_bytes = int(t.tokens), w.weight_bytes * max(1, t.tokens)
         else:
             act = bpe = float(m.activation_bytes)
