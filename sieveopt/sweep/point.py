@@ -131,4 +131,5 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "all_checks_ok": all(r["check_ok"] for r in rows),
             "mean_decision_ns": sum(dec) / len(dec) if dec else None,
             "max_gap": max(gaps) if gaps else None,
-            "statuses": sorted({r["status"] for r in rows})}
+            "statuses": sorted({r["status"] for r in rows}),
+            "mean_energy_J": sum(en) / len(en) if (en := vals("energy_J")) else None}
