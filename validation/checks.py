@@ -214,8 +214,18 @@ def energy() -> list[Row]:
                              hand, counted, 1e-9))
     from sieveopt.validation.dram.api import load_dram_preset
     from sieveopt.validation.energy.idd import command_energy
-    from sieveopt.validation.energy.spec import dram_energy_spec
+    from sieveopt.validation.energy.spec import (
+        dram_energy_spec,
+        list_energy_specs,
+        system_energy_spec,
+    )
 
+    files = list_energy_specs()   # the loader rejects a field without unit or source: count them
+    specs = [dram_energy_spec(n) for n in files["dram"]] + [system_energy_spec(n) for n in files["systems"]]
+    fields = [v for sp in specs for v in sp.values.values()]
+    rows.append(_row("energy", f"energy data: {len(specs)} files, fields naming unit and source",
+                     "every field", len(fields), sum(bool(v.source and v.unit) for v in fields), 0.0,
+                     f"{sum(v.open for v in fields)} open"))
     for p in ("sieve_b200_hbm3e_pim", "hbm3_5200"):   # derived currents reproduce FGDRAM per-bit figures
         cfg = load_dram_preset(p)
         ce = command_energy(cfg, dram_energy_spec(p))
