@@ -75,6 +75,9 @@ class PolicyInfo:
     #: ``"module:attr"`` of its solver for the periodic (pipelined) problem, which then solves it
     #: jointly (:func:`sieveopt.overlap.solve_overlap`); "" = plan every slot, modulo-schedule.
     periodic: str = ""
+    #: ``"module:attr"`` of its exact solver of the energy objective (``compare --objective
+    #: energy``): ``(dag, energy_model, *, latency_limit_ns, time_limit_s, hints, time_price_W)``.
+    energy: str = ""
     #: Rank of its per-slot window schedule among the hint candidates of joint window solvers
     #: (1 first; ties between equal makespans go to the lower rank); 0: not a candidate.
     window_hint: int = 0
@@ -123,7 +126,8 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                    PolicyInfo("compiled", {"microbatches": int}, color="#17becf", marker="p", needs_modes=_TWO_SIDED)),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
-                         joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat")),
+                         joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",
+                         energy="sieveopt.solvers.cpsat_energy:solve_cpsat_energy")),
 }
 _INFO: dict[str, PolicyInfo] = {}
 

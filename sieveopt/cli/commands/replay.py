@@ -83,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
                  "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
+    data["energy"] = _energy(rep, run.dag, system, inst)
 
     resource_kinds = run.dag.resource_kinds
 
@@ -109,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         print_table(f"critical path: {len(d['critical_path'])} tasks",
                     ["kind", "us on path"], [(k, f"{v / 1e3:.2f}") for k, v in sorted(cp.items(), key=lambda x: -x[1])])
         print("path: " + " -> ".join(d["critical_path"][:12]) + (" ..." if len(d["critical_path"]) > 12 else ""))
+        _render_energy(d["energy"])
 
     return emit(args, data, render)
 
@@ -119,3 +121,29 @@ def _dispatch_window(rep, dag) -> int:
 
     arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == DISPATCH]
     return max(arr, default=0)
+
+
+# -- energy (validation/energy/layer.py): a separate hook so other replay changes merge cleanly --
+def _energy(rep, dag, system, inst) -> dict:
+    from sieveopt.validation.energy.layer import replay_energy_block
+
+    return replay_energy_block(rep, dag, system, inst)
+
+
+def _render_energy(e: dict) -> None:
+    if not e.get("available"):
+        print(e.get("reason", "energy unavailable"))
+        return
+    rows = [(k, f"{e['predicted_J'][k] * 1e3:.4g}", f"{e['replayed_J'][k] * 1e3:.4g}",
+             "-" if e["error_pct"][k] is None else f"{e['error_pct'][k]:+.1f}%",
+             f"{e['tolerance_pct'][k]:.0f}%", "yes" if e["within_tolerance"][k] else "NO")
+            for k in e["replayed_J"]]
+    rows.append(("total", f"{e['predicted_total_J'] * 1e3:.4g}", f"{e['replayed_total_J'] * 1e3:.4g}",
+                 f"{e['error_pct']['total']:+.1f}%", f"{e['tolerance_pct']['total']:.0f}%",
+                 "yes" if e["within_tolerance"]["total"] else "NO"))
+    print_table(f"energy per layer (mJ), DRAM preset {e['dram_preset']}, counts {e['counts']}",
+                ["component", "predicted mJ", "replayed mJ", "error", "tolerance", "within"], rows)
+    if e.get("J_per_token") is not None:
+        print(f"energy per generated token: {e['J_per_token']:.4g} J replayed "
+              f"({e['predicted_J_per_token']:.4g} J predicted; {e['J_per_token_layer'] * 1e3:.4g} mJ "
+              f"per token per MoE layer); {len(e['open_values'])} open energy values")

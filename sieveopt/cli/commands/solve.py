@@ -20,6 +20,7 @@ from sieveopt.cli.common import (
     add_solver_param,
     add_time_limit,
     cpsat_params,
+    float_in,
     load_instance,
     load_problem,
     positive_int,
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_solver_param(c)
     add_overlap_args(c)
+    c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
+                   help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
+    c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
+                   help="makespan limit per layer (us) for --objective energy")
+    c.add_argument("--time-price-W", type=float_in(ge=0, le=1e9, unit="W"), default=0.0,
+                   help="with --objective energy: minimise energy + this price (W) x makespan (weighted sum)")
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -169,6 +176,10 @@ def _q(xs: list[float], q: float) -> float | None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if getattr(args, "objective", "makespan") == "energy":
+        from sieveopt.cli.energy_compare import compare_energy
+
+        return compare_energy(args)
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
 
