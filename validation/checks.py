@@ -152,7 +152,7 @@ def cpsat_bruteforce() -> list[Row]:
     from sieveopt.dag import DagOptions
     from sieveopt.models.catalog import load_system
     from sieveopt.pipeline import build_dag
-    from sieveopt.solvers import solve
+    from sieveopt.solvers import policy_with_role, solve
     from sieveopt.testing import random_instance, tiny_model
     from sieveopt.validation.bruteforce import brute_force
 
@@ -164,7 +164,9 @@ def cpsat_bruteforce() -> list[Row]:
         model = tiny_model(num_experts=experts, top_k=2, shared=shared)
         inst = random_instance(rng, model, load_system("sieve-b200-hbm3e-pim", num_gpus=gpus), batch, skew=0.5)
         dag, cost = build_dag(inst, options=DagOptions(gpu_kernel=kernel, hbm_sharing=sharing))
-        r = solve("cpsat", dag, inst, cost, deterministic=True, workers=1, time_limit_s=30.0, seed=0)
+        # the registry's reference (exact) solver, deterministic
+        r = solve(policy_with_role("reference"), dag, inst, cost, deterministic=True, workers=1,
+                  time_limit_s=30.0, seed=0)
         ok = check(r.schedule, dag).ok
         rows.append(_row("cpsat", f"tiny seed {seed}: {gpus} GPU, {experts} experts, B={batch} ({r.status}"
                          f"{'' if ok else ', check FAILED'})", "brute-force optimum (ns)",
