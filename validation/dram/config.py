@@ -87,13 +87,26 @@ class TimingSpec:
     nBL: int
     nREFI: int
     nRFC: int
+    #: read-to-precharge split as in Ramulator 2.0's HBM3: nRTPS for RD -> PREA / all-bank REF,
+    #: nRTPL for RD -> PRE and RDA -> ACT of the same bank; -1 = use nRTP
+    nRTPS: int = -1
+    nRTPL: int = -1
+    #: cycles an ACT holds the row command path (Ramulator's HBM "2-cycle ACT" = 2); see
+    #: ``timing.BUS_OCCUPANCY``
+    nACTBUS: int = 1
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name in ("nRTPS", "nRTPL"):
+                require(getattr(self, f.name) >= -1, f.name, "must be >= 0 (or -1 = nRTP)",
+                        "use a non-negative value or -1")
+                continue
             require(getattr(self, f.name) >= 0, f.name, "must be >= 0", "use a non-negative value")
         require(self.tCK_ps > 0, "tCK_ps", "must be positive", "give the clock period in ps")
-        require(self.nCCDS >= self.nBL, "nCCDS", f"nCCDS={self.nCCDS} < nBL={self.nBL} would overlap "
-                "data bursts", "raise nCCDS to at least nBL")
+        require(self.nBL >= 1, "nBL", "must be >= 1", "give the burst length in cycles")
+        require(self.nCCDS >= 1, "nCCDS", "must be >= 1 (bursts are spaced max(nCCDS, nBL))",
+                "use the column-to-column delay in cycles")
+        require(self.nACTBUS >= 1, "nACTBUS", "must be >= 1", "use 1, or 2 for a 2-cycle ACT")
         require(self.nCCDL >= self.nCCDS, "nCCDL", "must be >= nCCDS", "fix nCCDL")
         require(self.nRC >= self.nRAS, "nRC", "must be >= nRAS", "fix nRC")
         require(self.nREFI > self.nRFC, "nREFI", "must exceed nRFC", "fix nREFI / nRFC")
@@ -121,8 +134,32 @@ class ControllerSpec:
     address_mapping: str = "RoBaRaCoCh"
     request_bytes: int = 32
     frontend_requests_per_cycle: int = 1
+    #: where read/write buffers, write-drain watermarks and the read/write mode live:
+    #: "pseudo_channel" (one controller per pCH) or "channel" (one controller per channel, its
+    #: buffers shared by the pCHs, one command per cycle per channel -- Ramulator 2.0's
+    #: GenericDRAMController with an HBM device)
+    queue_scope: Literal["pseudo_channel", "channel"] = "pseudo_channel"
+    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS per pCH: row hits first,
+    #: then oldest; pCH controllers sharing a command bus take turns) or "oldest_ready"
+    #: (Ramulator 2.0's FRFCFS over the channel: requests whose ACT issued first, then the
+    #: oldest request whose next command is ready; a PRE that would close an activated
+    #: request's row is held back). "oldest_ready" goes with queue_scope = "channel".
+    arbitration: Literal["rotate", "oldest_ready"] = "rotate"
+    #: what ``cycles`` reports: "last_data" (end of the last data burst / PIM result; every
+    #: request complete) or "last_accepted" (the cycle the last request entered a queue,
+    #: which is what Ramulator 2.0 prints as memory_system_cycles: its main loop stops when
+    #: the frontend has sent the whole trace)
+    completion: Literal["last_data", "last_accepted"] = "last_data"
 
     def __post_init__(self) -> None:
+        require((self.queue_scope == "channel") == (self.arbitration == "oldest_ready"),
+                "arbitration", f"arbitration {self.arbitration!r} with queue_scope "
+                f"{self.queue_scope!r} is not modelled",
+                "use queue_scope='channel' with arbitration='oldest_ready', or "
+                "queue_scope='pseudo_channel' with arbitration='rotate'")
+        if self.queue_scope == "channel":
+            require(self.row_policy == "open", "row_policy", "queue_scope='channel' models "
+                    "the open-row policy only", "use row_policy='open'")
         require(1 <= self.read_queue <= 4096, "read_queue", "must be in 1..4096", "fix the depth")
         require(1 <= self.write_queue <= 4096, "write_queue", "must be in 1..4096", "fix the depth")
         require(0 <= self.write_low_watermark < self.write_high_watermark <= self.write_queue,
@@ -189,6 +226,9 @@ class DramConfig:
     controller: ControllerSpec = field(default_factory=ControllerSpec)
     pim: PimSpec = field(default_factory=PimSpec)
     description: str = ""
+    #: extra timing-table rows as data (see ``timing.parse_row``), appended to the built-in
+    #: table, e.g. ``["channel: ACT -> ACT PRE PREA REF = 2"]``
+    timing_rows: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from sieveopt.validation.dram.mapping import AddressMapping
@@ -202,12 +242,32 @@ class DramConfig:
                 f"use a multiple of {self.org.access_bytes}")
         require(self.pim.pu_bytes_per_access <= self.org.page_bytes, "pim.pu_bytes_per_access",
                 "must fit in one page", "lower it")
+        from sieveopt.validation.dram.timing import eval_latency
+
+        for con in self.table:  # every latency must evaluate (names, syntax)
+            try:
+                eval_latency(con.latency, self.timing_params)
+            except SpecError as exc:
+                raise SpecError("<spec>", "timing_rows", exc.problem, exc.fix) from None
+            except SyntaxError:
+                raise SpecError("<spec>", "timing_rows", f"bad latency {con.latency!r}",
+                                "use names, integers, + - * // max() min()") from None
+
+    @cached_property
+    def table(self):
+        """The timing table of this config: the built-in rows plus ``timing_rows``."""
+        from sieveopt.validation.dram.timing import TIMING_TABLE, parse_row
+
+        return TIMING_TABLE + tuple(parse_row(r) for r in self.timing_rows)
 
     @cached_property
     def timing_params(self) -> dict[str, int]:
         """All named cycle values the timing table may reference."""
         params = {f.name: getattr(self.timing, f.name) for f in dataclasses.fields(self.timing)}
         params.update(nCCDMAC=self.pim.nCCDMAC, nABSTAG=self.pim.nABSTAG, nMACLAT=self.pim.nMACLAT)
+        for name in ("nRTPS", "nRTPL"):
+            if params[name] < 0:
+                params[name] = self.timing.nRTP
         return params
 
     @property
