@@ -19,7 +19,7 @@ from sieveopt.errors import SpecError
 from sieveopt.tomlspec import from_dict, read_toml, require, to_dict
 
 PRESET_DIR = Path(__file__).parent / "presets"
-MAPPINGS_DOC = "RoBaRaCoCh, ChRaBaRoCo, RoCoBaBgCh, RoCoRaBaCh, ... (fields MSB -> LSB)"
+MAPPINGS_DOC = "RoBaRaCoCh, ChRaBaRoCo (as Ramulator 2.0), RoCoBaBgCh, RoBgBaCoChPc, ... (fields MSB -> LSB)"
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ class ControllerSpec:
     refresh: bool = True
     command_bus: Literal["per_channel", "per_pseudo_channel"] = "per_pseudo_channel"
     row_column_buses: bool = True
-    address_mapping: str = "RoBaRaCoCh"
+    #: MSB -> LSB field string (see mapping.py); RoBaRaCoCh / ChRaBaRoCo decode as Ramulator 2.0
+    address_mapping: str = "RoBgBaCoChPc"
     request_bytes: int = 32
     frontend_requests_per_cycle: int = 1
     #: where read/write buffers, write-drain watermarks and the read/write mode live:
@@ -335,7 +336,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str
         if key in SECTIONS and isinstance(value, dict):
             data[key] = _deep_merge(data.get(key, {}), value)
             continue
-        if key in ("name", "description"):
+        if key in ("name", "description", "timing_rows"):
             data[key] = value
             continue
         if "." in key:
