@@ -48,8 +48,8 @@ PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
 (S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
- S_PIMT, S_ITER, S_SCHED, S_LAST_ACC) = range(13)
-N_SCALAR = 13
+ S_PIMT, S_ITER, S_SCHED, S_LAST_ACC, S_FREED) = range(14)
+N_SCALAR = 14
 
 # queue entry fields
 F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT, F_PCH, F_WR = range(8)
@@ -657,6 +657,7 @@ def _sched_ch(c, now, m, pim, log):
             w = m[m[O_DRAIN] + q]
             _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
                          m[O_QN] + q * 2 + w, best, qmax, m)
+            m[m[O_S] + S_FREED] = 1
     elif cmd == ACT and not from_active and m[an] < qmax:
         ea = a0 + m[an] * N_FIELD
         for f in range(N_FIELD):
@@ -665,6 +666,7 @@ def _sched_ch(c, now, m, pim, log):
         w = m[m[O_DRAIN] + q]
         _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
                      m[O_QN] + q * 2 + w, best, qmax, m)
+        m[m[O_S] + S_FREED] = 1
     return True, now + 1
 
 
@@ -710,6 +712,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     now = m[s0 + S_NOW]
     while True:
         m[s0 + S_ITER] += 1
+        m[s0 + S_FREED] = 0
         if m[P_LOG] != 0 and m[s0 + S_LOG_N] + 2 * n_pch + 2 > log.shape[0]:
             m[s0 + S_NOW] = now
             return LOG_FULL, req
@@ -839,6 +842,10 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             return DONE, req
         nxt = nxt_all
         if req < n_req and not stalled and nxt > now + 1:
+            nxt = now + 1
+        # a stalled frontend retries the next cycle once a buffer slot was freed (channel
+        # scope: every cycle, as Ramulator's frontend tick) or when nothing else is pending
+        if stalled and (m[s0 + S_FREED] != 0 or nxt >= INF):
             nxt = now + 1
         if nxt <= now:
             nxt = now + 1
