@@ -19,7 +19,7 @@ import numpy as np
 
 from sieveopt.errors import TraceError
 
-CHUNK = 1 << 18
+CHUNK = 1 << 20
 
 
 def detect_format(path: str | Path) -> str:
@@ -58,36 +58,113 @@ def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int
     return addrs, wr
 
 
+_HEX = np.full(256, 255, dtype=np.int64)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+_DEC = np.full(256, 255, dtype=np.int64)
+_DEC[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10)
+_HEX8 = np.minimum(_HEX, 255).astype(np.uint8)
+_DEC8 = np.minimum(_DEC, 255).astype(np.uint8)
+BLOCK_BYTES = 4 << 20
+
+
+def _parse_block(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised parse of whole lines ``LD|ST <addr>\n`` (hex with 0x/0X, or decimal).
+    Returns None when any line is not exactly that (blank, comment, CRLF, malformed, an
+    address of more than 15 hex / 18 decimal digits): the caller then parses line by line."""
+    u = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(u == 10)
+    if nl.size == 0:
+        return None
+    start = np.empty(nl.size, dtype=np.int64)
+    start[0] = 0
+    start[1:] = nl[:-1] + 1
+    length = nl - start
+    if length.min() < 4:
+        return None
+    c0, c1, sp = u[start], u[start + 1], u[start + 2]
+    is_st = (c0 == 83) & (c1 == 84)                      # "ST"
+    if not ((is_st | ((c0 == 76) & (c1 == 68))).all() and (sp == 32).all()):  # "LD", " "
+        return None
+    a0 = start + 3
+    alen = nl - a0
+    hexp = (alen > 2) & (u[a0] == 48) & ((u[np.minimum(a0 + 1, u.size - 1)] | 32) == 120)
+    d0 = np.where(hexp, a0 + 2, a0)
+    nd = nl - d0
+    if nd.min() < 1 or (nd[hexp] > 15).any() or (nd[~hexp] > 18).any():
+        return None
+    # right-align every address in a (lines x width) matrix of bytes: one gather, one table
+    # look-up, then Horner's rule over the columns (leading pad positions are digit 0)
+    width = int(nd.max())
+    pos = nl[:, None] + np.arange(-width, 0, dtype=np.int64)
+    pad = pos < d0[:, None]
+    ch = u[np.maximum(pos, 0)]
+    hex_all = bool(hexp.all())
+    if hex_all:
+        dig = _HEX8[ch]
+    elif not hexp.any():
+        dig = _DEC8[ch]
+    else:
+        dig = np.where(hexp[:, None], _HEX8[ch], _DEC8[ch])
+    dig[pad] = 0
+    bad = (dig == 255).any(axis=1)
+    val = np.zeros(nl.size, dtype=np.int64)
+    if hex_all:
+        for k in range(width):
+            val = (val << 4) | dig[:, k]
+    else:
+        base = np.where(hexp, 16, 10)
+        for k in range(width):
+            val = val * base + dig[:, k]
+    if bad.any() or (val >= 1 << 62).any():
+        return None
+    return val, is_st.astype(np.int64)
+
+
 def read_loadstore(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (byte_addresses, is_write) int64 chunks of a LoadStoreTrace file.
 
-    Blocks of lines are split in one go (fast path); a block with any other line (blank,
-    comment, malformed) is re-parsed line by line, which reports the bad line."""
+    The file is streamed in blocks of ~8 MiB cut at a line end; a block of well-formed lines
+    is parsed with numpy in one go (:func:`_parse_block`, no Python object per line); a block
+    with any other line (blank, comment, malformed) is re-parsed line by line, which skips
+    blanks / comments and reports the bad line with its number."""
     try:
-        fh = open(path, encoding="ascii", errors="replace")
+        fh = open(path, "rb")
     except OSError as exc:
         raise TraceError(f"{path}: cannot open trace ({exc.strerror})") from None
     lineno = 1
+    rest = b""
     with fh:
         while True:
-            lines = fh.readlines(1 << 20)
-            if not lines:
-                break
-            toks = "".join(lines).split()
-            ops = toks[0::2]
-            try:  # fast path: every line is exactly "LD|ST <addr>"
-                if len(toks) != 2 * len(lines) or not set(ops) <= {"LD", "ST"}:
-                    raise ValueError
-                addrs = [int(a, 16) if a[:2] in ("0x", "0X") else int(a) for a in toks[1::2]]
-                if addrs and (max(addrs) >= 1 << 62 or min(addrs) < 0):
-                    raise ValueError
-                wr = [1 if op == "ST" else 0 for op in ops]
-            except ValueError:
+            data = fh.read(BLOCK_BYTES)
+            eof = not data
+            buf = rest + data
+            if eof:
+                if not buf:
+                    break
+                if not buf.endswith(b"\n"):
+                    buf += b"\n"
+                rest = b""
+            else:
+                cut = buf.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = buf
+                    continue
+                buf, rest = buf[:cut], buf[cut:]
+            parsed = _parse_block(buf)
+            n_lines = buf.count(b"\n")
+            if parsed is None:
+                lines = buf.decode("ascii", errors="replace").split("\n")[:-1]
                 addrs, wr = _loadstore_slow(path, lines, lineno)
-            lineno += len(lines)
-            for s in range(0, len(addrs), chunk):
-                yield (np.array(addrs[s:s + chunk], dtype=np.int64),
-                       np.array(wr[s:s + chunk], dtype=np.int64))
+                parsed = (np.array(addrs, dtype=np.int64), np.array(wr, dtype=np.int64))
+            lineno += n_lines
+            addr, wr = parsed
+            for s in range(0, len(addr), chunk):
+                yield addr[s:s + chunk], wr[s:s + chunk]
+            if eof:
+                break
 
 
 def read_readwrite(path: str | Path, org, chunk: int = CHUNK) -> Iterator[dict[str, np.ndarray]]:
