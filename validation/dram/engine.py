@@ -504,6 +504,8 @@ def _entry_bound(p, g, b, row, w, m):
 
 
 # ---------------------------------------------------------------- channel-scope controller
+_KIND_CMD = (ACT, PRE, RD, WR)
+
 @njit(cache=True, inline="always")
 def _entry_cmd(e, m):
     """The command a queued entry needs next: its column command on a row hit, else ACT
@@ -526,14 +528,27 @@ def _best_entry(q0, h, n, qmax, blocked, now, m):
     best_arr = INF
     tmin = INF
     fcfs = m[P_FCFS] != 0
+    if n == 0:
+        return best, best_cmd, best_ready, tmin
+    # channel / pCH / bus part of each candidate command, once per pCH (scratch at O_CNT)
+    ppc = m[P_PPC]
+    p0 = m[m[O_CHOF] + m[_slot(q0, h, 0, qmax) + F_PCH]] * ppc
+    up = m[O_CNT]
+    for j in range(ppc):
+        for k in range(4):
+            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
     for i in range(n):
         e = _slot(q0, h, i, qmax)
         p = m[e + F_PCH]
         cmd = _entry_cmd(e, m)
-        if (blocked >> (p - m[m[O_CHOF] + p] * m[P_PPC])) & 1:
+        if (blocked >> (p - p0)) & 1:
             t = INF
         else:
-            t = _earliest(cmd, p, m[e + F_BG], m[e + F_BANK], m)
+            k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
+            t = m[up + 4 * (p - p0) + k]
+            t1 = _lower(cmd, p, m[e + F_BG], m[e + F_BANK], m)
+            if t1 > t:
+                t = t1
         ready = t <= now
         if t < tmin:
             tmin = t

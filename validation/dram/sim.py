@@ -171,7 +171,7 @@ class DramSim:
             (E.O_BUS, n_pch * 2), (E.O_OPEN, n_pch * banks), (E.O_PIMROW, n_pch),
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
-            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
+            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, max(3 * banks, 4 * org.pseudo_channels_per_channel)),
             (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
             (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2),
             (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch)]
