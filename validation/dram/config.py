@@ -200,6 +200,19 @@ class PimSpec:
     #: when its command is ready this cycle (normal traffic can keep delaying it).
     priority: Literal["strict", "ready"] = "strict"
     ops_per_byte: float = 1.0
+    #: input-vector tile (elements) uploaded through the PU input register file before the
+    #: MACs that consume it (Samsung PIMSimulator: GRF_A = 8 x 16 FP16 = 128); 0 = the whole
+    #: vector is written once before the GEMV (NeuPIMs-style global buffer)
+    input_tile_elements: int = 0
+    #: extra data-bus writes per GEMV for PIM mode switches / register write-back, before the
+    #: first and after the last MAC (Samsung: SB->HAB 4 + HAB->HAB_PIM 1 = 5 before;
+    #: GRF_B->bank 8 + HAB_PIM->HAB 1 + HAB->SB 2 = 11 after)
+    kernel_prologue_writes: int = 0
+    kernel_epilogue_writes: int = 0
+    #: the input registers are written through a reserved DRAM row (Samsung: row 0x3fff in
+    #: all-bank mode, so every tile upload closes the weight row, opens the register row,
+    #: writes, and reopens the weight row); False = a separate global buffer (NeuPIMs)
+    upload_via_row: bool = False
 
     def mac_bytes(self, bytes_per_element: float) -> float:
         """Weight bytes one MAC command consumes per PU (compute limit applied)."""
@@ -215,6 +228,10 @@ class PimSpec:
         require(self.nABSTAG >= 0 and self.nMACLAT >= 0, "nMACLAT", "must be >= 0", "fix it")
         require(self.ops_per_byte >= 0, "ops_per_byte", "must be >= 0",
                 "e.g. 1.0 (Sieve), 0 for no compute limit")
+        require(self.input_tile_elements >= 0, "input_tile_elements", "must be >= 0",
+                "e.g. 128 (Samsung GRF_A) or 0 (whole vector)")
+        require(self.kernel_prologue_writes >= 0 and self.kernel_epilogue_writes >= 0,
+                "kernel_prologue_writes", "must be >= 0", "count the writes per GEMV")
 
 
 @dataclass(frozen=True)
