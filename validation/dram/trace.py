@@ -213,9 +213,27 @@ def read_readwrite(path: str | Path, org, chunk: int = CHUNK) -> Iterator[dict[s
 
 
 def simulate_trace(cfg, path: str | Path, *, fmt: str | None = None, channels: int | None = None,
-                   observer=None):
-    """Run a Ramulator 2.0 trace file through :class:`DramSim`, streaming it in chunks."""
+                   observer=None, timings: dict[str, float] | None = None):
+    """Run a Ramulator 2.0 trace file through :class:`DramSim`, streaming it in chunks.
+    ``timings`` (optional) receives ``parse_s`` (reading + decoding the file) and
+    ``simulate_s`` (address mapping + engine), wall seconds."""
+    import time
+
     from sieveopt.validation.dram.sim import DramSim
+
+    t_parse = t_sim = 0.0
+
+    def timed(it):
+        nonlocal t_parse
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                t_parse += time.perf_counter() - t0
+                return
+            t_parse += time.perf_counter() - t0
+            yield item
 
     path = Path(path)
     if not path.exists():
@@ -223,13 +241,22 @@ def simulate_trace(cfg, path: str | Path, *, fmt: str | None = None, channels: i
     fmt = fmt or detect_format(path)
     sim = DramSim(cfg, channels=channels, observer=observer)
     if fmt == "loadstore":
-        for addr, wr in read_loadstore(path):
+        for addr, wr in timed(read_loadstore(path)):
+            t0 = time.perf_counter()
             sim.feed_addresses(addr, wr)
+            t_sim += time.perf_counter() - t0
     elif fmt == "readwrite":
-        for d in read_readwrite(path, cfg.org):
+        for d in timed(read_readwrite(path, cfg.org)):
             if channels is not None and d["pch"].size and d["pch"].max() >= sim.n_pch:
                 raise TraceError(f"{path}: request for channel beyond the {channels} simulated")
+            t0 = time.perf_counter()
             sim.feed(d["pch"], d["bg"], d["bank"], d["row"], d["col"], d["wr"])
+            t_sim += time.perf_counter() - t0
     else:
         raise TraceError(f"{path}: unknown trace format {fmt!r} (use loadstore or readwrite)")
-    return sim.finish()
+    t0 = time.perf_counter()
+    st = sim.finish()
+    t_sim += time.perf_counter() - t0
+    if timings is not None:
+        timings.update(parse_s=t_parse, simulate_s=t_sim)
+    return st
