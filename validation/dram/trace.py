@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from sieveopt.errors import TraceError
 
@@ -58,76 +59,80 @@ def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int
     return addrs, wr
 
 
-_HEX = np.full(256, 255, dtype=np.int64)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
-_DEC = np.full(256, 255, dtype=np.int64)
-_DEC[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10)
-_HEX8 = np.minimum(_HEX, 255).astype(np.uint8)
-_DEC8 = np.minimum(_DEC, 255).astype(np.uint8)
 BLOCK_BYTES = 4 << 20
 
 
+@njit(cache=True)
+def _parse_lines(u, addr, wr):
+    """Parse whole ``LD|ST <addr>\n`` lines of the byte array ``u`` into ``addr`` / ``wr``
+    (hex with 0x / 0X, or decimal; at most 15 hex / 18 decimal digits, so no overflow).
+    Returns the number of lines, or -1 at the first line that is anything else."""
+    n = 0
+    i = 0
+    end = u.shape[0]
+    while i < end:
+        if i + 3 >= end:
+            return -1
+        c0 = u[i]
+        c1 = u[i + 1]
+        if c0 == 76 and c1 == 68:      # LD
+            w = 0
+        elif c0 == 83 and c1 == 84:    # ST
+            w = 1
+        else:
+            return -1
+        if u[i + 2] != 32:
+            return -1
+        j = i + 3
+        is_hex = j + 1 < end and u[j] == 48 and (u[j + 1] | 32) == 120
+        if is_hex:
+            j += 2
+        v = 0
+        nd = 0
+        while j < end and u[j] != 10:
+            c = u[j]
+            if is_hex:
+                if 48 <= c <= 57:
+                    d = c - 48
+                elif 97 <= (c | 32) <= 102:
+                    d = (c | 32) - 87
+                else:
+                    return -1
+                v = v * 16 + d
+            else:
+                if not 48 <= c <= 57:
+                    return -1
+                v = v * 10 + (c - 48)
+            nd += 1
+            j += 1
+        if nd == 0 or j >= end or nd > (15 if is_hex else 18):
+            return -1
+        addr[n] = v
+        wr[n] = w
+        n += 1
+        i = j + 1
+    return n
+
+
 def _parse_block(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """Vectorised parse of whole lines ``LD|ST <addr>\n`` (hex with 0x/0X, or decimal).
-    Returns None when any line is not exactly that (blank, comment, CRLF, malformed, an
-    address of more than 15 hex / 18 decimal digits): the caller then parses line by line."""
+    """Compiled parse of whole lines ``LD|ST <addr>\n``. Returns None when any line is not
+    exactly that (blank, comment, CRLF, malformed, an address of more than 15 hex / 18
+    decimal digits): the caller then parses the block line by line."""
     u = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(u == 10)
-    if nl.size == 0:
+    n_max = buf.count(b"\n")
+    addr = np.empty(n_max, dtype=np.int64)
+    wr = np.empty(n_max, dtype=np.int64)
+    n = _parse_lines(u, addr, wr)
+    if n < 0 or (n and addr[:n].max() >= 1 << 62):
         return None
-    start = np.empty(nl.size, dtype=np.int64)
-    start[0] = 0
-    start[1:] = nl[:-1] + 1
-    length = nl - start
-    if length.min() < 4:
-        return None
-    c0, c1, sp = u[start], u[start + 1], u[start + 2]
-    is_st = (c0 == 83) & (c1 == 84)                      # "ST"
-    if not ((is_st | ((c0 == 76) & (c1 == 68))).all() and (sp == 32).all()):  # "LD", " "
-        return None
-    a0 = start + 3
-    alen = nl - a0
-    hexp = (alen > 2) & (u[a0] == 48) & ((u[np.minimum(a0 + 1, u.size - 1)] | 32) == 120)
-    d0 = np.where(hexp, a0 + 2, a0)
-    nd = nl - d0
-    if nd.min() < 1 or (nd[hexp] > 15).any() or (nd[~hexp] > 18).any():
-        return None
-    # right-align every address in a (lines x width) matrix of bytes: one gather, one table
-    # look-up, then Horner's rule over the columns (leading pad positions are digit 0)
-    width = int(nd.max())
-    pos = nl[:, None] + np.arange(-width, 0, dtype=np.int64)
-    pad = pos < d0[:, None]
-    ch = u[np.maximum(pos, 0)]
-    hex_all = bool(hexp.all())
-    if hex_all:
-        dig = _HEX8[ch]
-    elif not hexp.any():
-        dig = _DEC8[ch]
-    else:
-        dig = np.where(hexp[:, None], _HEX8[ch], _DEC8[ch])
-    dig[pad] = 0
-    bad = (dig == 255).any(axis=1)
-    val = np.zeros(nl.size, dtype=np.int64)
-    if hex_all:
-        for k in range(width):
-            val = (val << 4) | dig[:, k]
-    else:
-        base = np.where(hexp, 16, 10)
-        for k in range(width):
-            val = val * base + dig[:, k]
-    if bad.any() or (val >= 1 << 62).any():
-        return None
-    return val, is_st.astype(np.int64)
+    return addr[:n], wr[:n]
 
 
 def read_loadstore(path: str | Path, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (byte_addresses, is_write) int64 chunks of a LoadStoreTrace file.
 
-    The file is streamed in blocks of ~8 MiB cut at a line end; a block of well-formed lines
-    is parsed with numpy in one go (:func:`_parse_block`, no Python object per line); a block
+    The file is streamed in blocks of ~4 MiB cut at a line end; a block of well-formed lines
+    is parsed by one compiled pass (:func:`_parse_block`, no Python object per line); a block
     with any other line (blank, comment, malformed) is re-parsed line by line, which skips
     blanks / comments and reports the bad line with its number."""
     try:
