@@ -95,13 +95,16 @@ def cli_trace(preset: str, n_req: int, repeat: int) -> list[dict]:
         for kind in ("seq", "random"):
             p = Path(d) / f"{kind}.trace"
             write_trace(p, kind, n_req)
-            walls, parses, sims, cycles = [], [], [], 0
+            walls, cpus, parses, sims, cycles = [], [], [], [], 0
             for _ in range(repeat):
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 r = subprocess.run([sys.executable, "-m", "sieveopt", "dram", "run", "--trace",
                                     str(p), "--config", preset, "--channels", "1", "--json"],
                                    check=True, capture_output=True, text=True)
                 walls.append(time.perf_counter() - t0)
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
                 cycles = json.loads(r.stdout)["cycles"]
                 tm: dict[str, float] = {}
                 simulate_trace(cfg, p, channels=1, timings=tm)
@@ -110,6 +113,7 @@ def cli_trace(preset: str, n_req: int, repeat: int) -> list[dict]:
             ram_s = cycles / 0.5e6
             out.append({"scenario": f"sieveopt dram run, 2M {kind}, 1 channel", "requests": n_req,
                         "cycles": cycles, "process_wall_s_median": float(np.median(walls)),
+                        "process_cpu_s_median": float(np.median(cpus)),
                         "parse_s_median": float(np.median(parses)),
                         "simulate_s_median": float(np.median(sims)),
                         "ramulator_s_at_0.5Mcyc_per_s": ram_s,
@@ -139,6 +143,7 @@ def main() -> None:
             return
         for r in rows:
             print(f"{r['scenario']:40s} cycles={r['cycles']:>9d} process {r['process_wall_s_median']:.2f}s"
+                  f" (cpu {r['process_cpu_s_median']:.2f}s)"
                   f" (parse {r['parse_s_median']:.2f}s + simulate {r['simulate_s_median']:.2f}s)"
                   f" vs Ramulator ~{r['ramulator_s_at_0.5Mcyc_per_s']:.1f}s"
                   f" -> {r['fraction_of_ramulator']:.2f}x")
