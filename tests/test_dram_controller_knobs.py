@@ -146,3 +146,19 @@ def test_completion_conventions():
     assert st.accepted_end_cycle < st.data_end_cycle
     # 1 request per cycle and a 33-deep buffer: the last request enters no earlier than n - 1
     assert st.accepted_end_cycle >= n - 1
+
+
+def test_preset_timing_rows_extend_the_table():
+    """A row given as data (`timing_rows`) binds in the engine and in the checker: four row
+    hits in one bank with an extra bank-level RD -> RD of 50 cycles issue 50 apart, and the
+    log of the plain config violates the extended table."""
+    kw = dict(refresh=False, stacks=1, channels_per_stack=1)
+    plain = load_dram_preset("hbm3_5200", **kw)
+    ext = load_dram_preset("hbm3_5200", timing_rows=["bank: RD -> RD = 50"], **kw)
+    z = [0] * 4
+    _, rec = _run(ext, z, z, z, z, col=[0, 1, 2, 3])
+    rd = _times(rec, "RD")
+    assert [b - a for a, b in zip(rd, rd[1:], strict=False)] == [50, 50, 50]
+    _, rec_p = _run(plain, z, z, z, z, col=[0, 1, 2, 3])
+    assert any("RD->RD at bank" in e for e in check_log(ext, rec_p))
+    assert len(ext.table) == len(plain.table) + 1
