@@ -764,7 +764,17 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                 m[s0 + S_QUEUED] += 1
                 m[s0 + S_INJ_COUNT] += 1
                 m[s0 + S_LAST_ACC] = now
-                m[nxt0 + q] = now
+                if m[nxt0 + q] > now:
+                    # wake the channel controller at the new entry's earliest command unless
+                    # the arrival may flip the channel's read/write mode (then at once)
+                    mode = m[m[O_DRAIN] + q]
+                    t = now
+                    if w == mode and not (w == 0 and m[m[O_QN] + q * 2] == 1):
+                        t = max(now, _earliest(_entry_cmd(e, m), p, r_bg[req], r_bank[req], m))
+                    elif w == 1 and mode == 0 and k + 1 < m[P_WHI] and m[m[O_QN] + q * 2] > 0:
+                        t = INF  # a write waiting behind read mode changes nothing yet
+                    if t < m[nxt0 + q]:
+                        m[nxt0 + q] = t
                 req += 1
                 continue
             qn = m[O_QN] + p * 2 + w
