@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from sieveopt.models.costmodel import MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_PIM, TaskKind, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
@@ -101,7 +101,7 @@ class TableCostModel:
 
     # -- CostModel protocol ------------------------------------------------------------------
     def duration_ns(self, work: Work, mode: str) -> float:
-        if (mode == MODE_PIM and work.kind == "expert"
+        if (mode == MODE_PIM and work.kind == TaskKind.EXPERT
                 and work.weight_bytes == self.model.expert_weight_bytes):
             return self.pim_expert_ns(work.tokens)
         return self.roofline.duration_ns(work, mode)

@@ -15,14 +15,15 @@ import numpy as np
 
 from sieveopt.instance import LayerInstance
 from sieveopt.pipeline import LayerRun, build_dag, run_layer
+from sieveopt.solvers import SOLVERS, common_params, default_policies, policy_info, policy_with_role
 
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
 PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
-DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
+DEFAULT_POLICIES = default_policies()
 #: Policies whose decision path is compiled and allocation-free, so their measured latency is a
 #: serving-path latency. The baselines here are reference Python (their cost is not modelled:
 #: charged 0); gpu_only/noexp/allexp decide nothing; CP-SAT is offline.
-SERVING_PLANNERS = frozenset({"sieve", "sieve-plus"})
+SERVING_PLANNERS = frozenset(p for p in SOLVERS.ordered() if policy_info(p).serving)
 
 
 @dataclass
@@ -44,16 +45,16 @@ class StudyRow:
 
 
 def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
-    if policy == "cpsat":
-        return {"time_limit_s": time_limit_s, "seed": seed}
-    return {}
+    return common_params(policy, time_limit_s=time_limit_s, seed=seed)
 
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
-              on_step: Callable[[str], None] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+              on_step: Callable[[str], None] | None = None,
+              solver_params: dict[str, dict[str, Any]] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
-    ``on_step(description)`` is called after each (layer, policy) (progress reporting)."""
+    ``on_step(description)`` is called after each (layer, policy) (progress reporting);
+    ``solver_params[policy]`` overrides that policy's parameters (``--solver-param``)."""
     replay_fn = None
     if replay:
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
@@ -63,7 +64,8 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
         dag, cost = build_dag(inst)
         per_layer: dict[str, LayerRun] = {}
         for policy in policies:
-            run = run_layer(inst, policy, dag=dag, cost=cost, **_solver_params(policy, time_limit_s, seed))
+            params = {**_solver_params(policy, time_limit_s, seed), **(solver_params or {}).get(policy, {})}
+            run = run_layer(inst, policy, dag=dag, cost=cost, **params)
             res = run.result
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
                            res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
@@ -84,6 +86,7 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
 
 def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per policy: median makespans, gaps to CP-SAT (best and bound), decision latency."""
+    reference = policy_with_role("reference")
     by_layer: dict[int, dict[str, StudyRow]] = {}
     for r in rows:
         by_layer.setdefault(r.layer_index, {})[r.policy] = r
@@ -94,7 +97,7 @@ def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str,
             continue
         gaps_best, gaps_bound, gaps_replay = [], [], []
         for layer in by_layer.values():
-            ref = layer.get("cpsat")
+            ref = layer.get(reference) if reference else None
             r = layer[p]
             if ref is not None and ref.makespan_ns:
                 gaps_best.append(r.makespan_ns / ref.makespan_ns - 1.0)

@@ -28,6 +28,23 @@ def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
                    help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
 
 
+def add_solver_param(p: argparse.ArgumentParser) -> None:
+    """--solver-param KEY=VALUE (repeatable), checked against the policies' declared parameters."""
+    p.add_argument("--solver-param", dest="solver_params", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the policy (declared in its registry entry, see `sieveopt plugins`), "
+                        "e.g. --solver-param workers=8 (repeatable; unknown keys are rejected)")
+
+
+def solver_params_for(args: argparse.Namespace, policies: list[str] | tuple[str, ...],
+                      **knobs: object) -> dict[str, dict[str, object]]:
+    """Per policy: the generic knobs it declares (``time_limit_s``, ``seed``) overlaid with the
+    ``--solver-param`` values (validated: unknown keys raise, naming the known ones)."""
+    from sieveopt.solvers import common_params, parse_solver_params
+
+    extra = parse_solver_params(list(getattr(args, "solver_params", []) or []), list(policies))
+    return {p: {**common_params(p, **knobs), **extra[p]} for p in policies}
+
+
 def parse_overrides(items: list[str]) -> dict[str, object]:
     import tomllib
 

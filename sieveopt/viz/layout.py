@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.dag import RESOURCE_KINDS, TaskDAG
+from sieveopt.dag import TaskDAG
+from sieveopt.targets import track_label, track_order
 from sieveopt.viz.critical_path import schedule_arrays
-
-#: Human track names per resource kind (display order = RESOURCE_KINDS order).
-TRACK_LABEL = {"gpu": "GPU stream", "hbm": "HBM bus", "pim": "PIM units", "egress": "NVLink egress",
-               "ingress": "NVLink ingress", "sched": "scheduler"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +42,13 @@ class Row:
 
     @property
     def label(self) -> str:
-        base = TRACK_LABEL.get(self.kind, self.kind)
+        base = track_label(self.kind)
         return base if self.lane == 0 else f"{base} #{self.lane + 1}"
 
     @property
     def order(self) -> int:
         """Within-GPU display order (also the trace thread id)."""
-        k = RESOURCE_KINDS.index(self.kind) if self.kind in RESOURCE_KINDS else len(RESOURCE_KINDS)
+        k = track_order(self.kind)  # the execution targets' order of resource kinds
         return (k + 1) * 100 + self.lane
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_solver_param,
+    load_instance,
+    load_problem,
+    solver_params_for,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -26,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scheduler latency on the critical path (default: the policy's measured decision time)")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -37,7 +45,9 @@ def scheduler_latency_for(result, policy: str, given: int | None) -> int:
         if given < 0:
             raise SieveoptError(f"--sched-latency-ns must be >= 0, got {given}")
         return int(given)
-    if policy == "cpsat" or result.decision_ns is None:
+    from sieveopt.solvers import policy_info
+
+    if policy_info(policy).offline or result.decision_ns is None:
         return 0
     return int(result.decision_ns)
 
@@ -51,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
+    params = solver_params_for(args, [args.policy], time_limit_s=args.time_limit)[args.policy]
     run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
@@ -63,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
                  "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
+
+    resource_kinds = run.dag.resource_kinds
 
     def render(d: dict) -> None:
         print_table(f"replay: {d['policy']} on {d['model']}, {d['gpus']} x {d['system']}, B={d['batch']}, "
@@ -79,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
                       f"{v['mean_signed_pct']:+.1f}%", f"{v['predicted_ns'] / 1e3:.1f}", f"{v['replayed_ns'] / 1e3:.1f}")
                      for k, v in d["kind_error"].items()])
         util = d["utilisation"]
-        kinds = ("gpu", "hbm", "pim", "egress", "ingress", "sched")
+        kinds = resource_kinds
         print_table("utilisation of the replayed makespan",
                     ["gpu", *kinds],
                     [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
@@ -93,5 +105,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _dispatch_window(rep, dag) -> int:
     """Latest dispatch arrival in the replay (what the scheduler runs in parallel with)."""
-    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+    from sieveopt.dag import DISPATCH
+
+    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == DISPATCH]
     return max(arr, default=0)

@@ -12,7 +12,14 @@ import csv
 import io
 from pathlib import Path
 
-from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, parse_overrides
+from sieveopt.cli.common import (
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM,
+    add_json,
+    add_solver_param,
+    parse_overrides,
+    solver_params_for,
+)
 from sieveopt.cli.output import atomic_write_text, dumps_json, emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -32,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -48,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
     if args.layers < 1 or args.batch < 1:
         raise SieveoptError("--layers and --batch must be >= 1")
+    extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
     system = load_system(args.system, gpus, parse_overrides(args.overrides))
@@ -60,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scheduling", total=len(layers) * len(policies))
         rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
-                               replay=not args.no_replay, keep_runs=True,
+                               replay=not args.no_replay, keep_runs=True, solver_params=extra,
                                on_step=lambda d: bar.update(task, advance=1, description=d))
     summary = summarize(rows, policies)
     out = Path(args.out)
@@ -105,7 +114,10 @@ def _gantt(per_policy: dict, path: Path) -> str | None:
         from sieveopt.viz.gantt import gantt_compare
     except ImportError:
         return None
-    picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
+    from sieveopt.solvers import policy_with_role
+
+    picks = [p for p in (policy_with_role("paper"), policy_with_role("reference")) if p in per_policy] \
+        or list(per_policy)[:2]
     items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
              if per_policy[p].result.schedule is not None]
     if not items:
