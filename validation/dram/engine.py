@@ -518,10 +518,12 @@ def _entry_cmd(e, m):
 
 
 @njit(cache=True)
-def _best_entry(q0, h, n, qmax, blocked, now, m):
+def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
     """Ramulator's FRFCFS ``get_best_request`` over a buffer: a ready entry beats a not-ready
     one, then the earlier arrival, then the earlier position. Returns (index, cmd, ready,
-    earliest cycle over the buffer)."""
+    earliest cycle over the buffer). ``ordered``: entries are in arrival order (the read /
+    write ring buffers), so the first ready entry is the best and the scan stops there (the
+    earliest cycle is then not needed: the caller issues)."""
     best = -1
     best_cmd = -1
     best_ready = False
@@ -555,7 +557,7 @@ def _best_entry(q0, h, n, qmax, blocked, now, m):
         if (best < 0 or (ready and not best_ready)
                 or (ready == best_ready and m[e + F_ARR] < best_arr)):
             best, best_cmd, best_ready, best_arr = i, cmd, ready, m[e + F_ARR]
-        if fcfs:
+        if fcfs or (ordered and ready):
             break
     return best, best_cmd, best_ready, tmin
 
@@ -607,7 +609,7 @@ def _sched_ch(c, now, m, pim, log):
     qmax = m[P_QMAX]
     a0 = m[O_AQ] + c * qmax * N_FIELD
     an = m[O_AN] + c
-    best, cmd, ready, t = _best_entry(a0, 0, m[an], qmax, blocked, now, m)
+    best, cmd, ready, t = _best_entry(a0, 0, m[an], qmax, blocked, now, m, False)
     if t < tmin:
         tmin = t
     from_active = True
@@ -625,7 +627,7 @@ def _sched_ch(c, now, m, pim, log):
         w = m[dr]
         q0 = m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD
         best, cmd, ready, t = _best_entry(q0, m[m[O_QH] + q * 2 + w], m[qn + w], qmax, blocked,
-                                          now, m)
+                                          now, m, True)
         if t < tmin:
             tmin = t
         if not ready:
