@@ -61,14 +61,17 @@ def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     t0 = time.perf_counter()
     obs = _energy_observer(args, cfg)
-    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels, observer=obs)
+    tm: dict[str, float] = {}
+    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels, observer=obs, timings=tm)
     data = {"config": cfg.name, "trace": str(args.trace), **st.to_dict(),
-            "wall_s": round(time.perf_counter() - t0, 3)}
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "parse_s": round(tm["parse_s"], 3), "simulate_s": round(tm["simulate_s"], 3)}
     if getattr(args, "energy", None):
         data["energy"] = _run_energy(args, cfg, st, obs)
     return emit(args, data, lambda d: print_table(
         f"DRAM run: {d['trace']} on {d['config']}", ["stat", "value"],
-        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"])]
+        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"]),
+                          ("parse_s", d["parse_s"]), ("simulate_s", d["simulate_s"])]
         + _energy_rows(d.get("energy"))))
 
 
