@@ -107,7 +107,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     node = data
     parts = dotted.split(".")
     for p in parts[:-1]:
-        node = node[p]
+        node = node.setdefault(p, {})  # tables a system leaves to its DRAM preset are created
     if value is _DELETE:
         node.pop(parts[-1], None)
     else:

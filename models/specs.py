@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from sieveopt.errors import SpecError
 from sieveopt.tomlspec import INF_OK, require, require_finite, require_range
 
 AttentionLayerKind = Literal["full", "linear", "sliding"]
@@ -408,6 +409,23 @@ class SystemSpec:
         require_finite(self)
         require_range(self.num_gpus, "num_gpus", ge=1, le=MAX_GPUS,
                       fix=f"use 1 to {MAX_GPUS} GPUs (--gpus)")
+        self._check_dram()
+
+    def _check_dram(self) -> None:
+        """Resolve the DRAM description now (cached), so a deviation the preset cannot take
+        (e.g. a page smaller than one access) fails at the boundary, blamed on the system."""
+        from sieveopt.models.dram import resolve_dram
+
+        try:
+            resolve_dram(self.hbm_pim, source=self.name)
+        except SpecError as exc:  # source "<spec>": from_dict re-labels it with the system's file
+            if exc.field.startswith("hbm_pim"):
+                raise SpecError("<spec>", exc.field, exc.problem, exc.fix) from None
+            raise SpecError("<spec>", "hbm_pim",
+                            f"with this system's [hbm_pim] values its DRAM preset is invalid: "
+                            f"{exc.field}: {exc.problem}",
+                            f"{exc.fix}; change the [hbm_pim] field that sets {exc.field} "
+                            "(docs/models.md) or choose another hbm_pim.dram_preset") from None
 
     def with_gpus(self, num_gpus: int) -> SystemSpec:
         return replace(self, num_gpus=num_gpus)

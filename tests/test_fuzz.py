@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from sieveopt.errors import SieveoptError, SpecError
 from sieveopt.models.capacity import gpu_memory, param_counts
+from sieveopt.models.dram import fill_from_preset
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.tomlspec import from_dict
 
@@ -71,7 +72,8 @@ NUMBERS = st.one_of(
 )
 MODEL = _catalog("models", "deepseek-v3")
 MODEL_FIELDS = _numeric_paths(MODEL)
-SYSTEM = _catalog("systems", "sieve-b200-hbm3e-pim")
+# The catalog file leaves organisation/timing/PIM fields to its DRAM preset: fuzz the full set.
+SYSTEM = fill_from_preset(_catalog("systems", "sieve-b200-hbm3e-pim"), "sieve-b200-hbm3e-pim")
 SYSTEM_FIELDS = _numeric_paths(SYSTEM)
 _INF_OK = {"interconnect.bw_per_direction_GBps"}
 
