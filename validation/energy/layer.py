@@ -223,19 +223,16 @@ class LayerEnergyModel:
 def energy_model_for(system: Any, model: Any, dram_preset: str | None = None,
                      **overrides: Any) -> LayerEnergyModel:
     """The energy model of ``system`` running ``model`` with the DRAM preset (and overrides)
-    replay uses for it (:func:`~sieveopt.validation.replay_dram.dram_preset_for`)."""
+    replay uses for it (the system's one DRAM description, :func:`sieveopt.models.dram.resolve_dram`,
+    plus ``dram_preset`` / ``overrides`` experiments on top, as :class:`DramTimer` takes them)."""
     from sieveopt.errors import SieveoptError
-    from sieveopt.validation.dram.api import load_dram_preset
-    from sieveopt.validation.replay_dram import DramTimer, dram_preset_for
+    from sieveopt.validation.replay_dram import DramTimer
 
     try:
-        if dram_preset is None and not overrides:
-            dram_preset, overrides = dram_preset_for(system)
         timer = DramTimer(system, model, preset=dram_preset, **overrides)
     except SieveoptError as exc:   # no DRAM preset for this system: no energy, say why
         return NoEnergy(f"no DRAM preset for system {system.name!r} ({exc})")
-    return LayerEnergyModel(system, model, load_dram_preset(timer.preset, **timer.overrides),
-                            timer.preset, timer=timer)
+    return LayerEnergyModel(system, model, timer.cfg, timer.preset, timer=timer)
 
 
 class NoEnergy:
@@ -254,16 +251,15 @@ def replay_energy_block(rep: Any, dag: TaskDAG, system: Any, instance: Any = Non
     component, their totals, per token, the per-component error and whether it is within
     :data:`TOLERANCE_PCT`; or ``{"available": false, "reason": ...}``."""
     from sieveopt.validation.replay import _model_of
-    from sieveopt.validation.replay_dram import dram_preset_for
     from sieveopt.validation.replay_net import link_params
 
     model = _model_of(dag, instance)
     d = rep.meta.get("dram")
-    if d is not None:
+    if d is not None:   # the preset and overrides the replay ran (re-applying them is idempotent)
         preset, ov = d["preset"], dict(d["overrides"])
         counts = "simulated"
     else:
-        preset, ov = dram_preset_for(system)
+        preset, ov = None, {}
         counts = "closed-form (memory=analytic: no DRAM simulator run)"
     model_em = energy_model_for(system, model, preset, **ov)
     if model_em.unavailable:
