@@ -294,3 +294,14 @@ def test_cli_viz_gantt_overlap(tmp_path, capsys):
         assert main(["viz", "gantt", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--out",
                      str(bad_out), *bad]) == 2, bad
         assert not bad_out.exists()
+
+
+def test_cli_run_overlap(tmp_path, capsys):
+    rc = main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--layers", "1", "--overlap",
+               "microbatch", "--window-layers", "1", "--policies", "sieve,noexp", "--out", str(tmp_path / "o"),
+               "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["summary"]["sieve"]["checks_ok"] == 1 and d["summary"]["noexp"]["median_period_ns"] > 0
+    assert main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--microbatches", "2",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
