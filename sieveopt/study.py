@@ -19,10 +19,8 @@ from sieveopt.pipeline import LayerRun, build_dag, run_layer
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
 PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
 DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
-#: Policies whose decision path is compiled and allocation-free, so their measured latency is a
-#: serving-path latency. The baselines here are reference Python (their cost is not modelled:
-#: charged 0); gpu_only/noexp/allexp decide nothing; CP-SAT is offline.
-SERVING_PLANNERS = frozenset({"sieve", "sieve-plus"})
+#: The scheduler task's charge comes from :mod:`sieveopt.solvers.sched_latency` (a latency model,
+#: never one call's wall clock): gpu_only/noexp/allexp decide nothing, CP-SAT is offline.
 
 
 @dataclass
@@ -51,9 +49,15 @@ def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
-              on_step: Callable[[str], None] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+              on_step: Callable[[str], None] | None = None,
+              scheduler_latency: str | int = "default") -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
-    ``on_step(description)`` is called after each (layer, policy) (progress reporting)."""
+    ``on_step(description)`` is called after each (layer, policy) (progress reporting).
+
+    Each policy's ``sched`` tasks last the charge of ``scheduler_latency`` (see
+    :func:`sieveopt.solvers.sched_latency.resolve`), in the schedule and in its replay alike."""
+    from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
+
     replay_fn = None
     if replay:
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
@@ -63,15 +67,18 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
         dag, cost = build_dag(inst)
         per_layer: dict[str, LayerRun] = {}
         for policy in policies:
-            run = run_layer(inst, policy, dag=dag, cost=cost, **_solver_params(policy, time_limit_s, seed))
+            lat = resolve(policy, scheduler_latency,
+                          calibration={"model": inst.model, "system": inst.system, "batch": inst.batch})
+            pdag = with_scheduler_latency(dag, lat.ns)
+            run = run_layer(inst, policy, dag=pdag, cost=cost, **_solver_params(policy, time_limit_s, seed))
             res = run.result
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
-                           res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
+                           res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns,
+                           extra={"scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source})
             if replay_fn is not None and res.schedule is not None:
-                # The scheduler runs on the serving path (in parallel with the dispatch): its
-                # measured decision latency sits in the replayed layer. CP-SAT is offline.
-                lat = res.decision_ns if policy in SERVING_PLANNERS else None
-                rep = replay_fn(res.schedule, dag, inst.system, instance=inst, scheduler_latency_ns=lat)
+                # The scheduler runs on the serving path (in parallel with the dispatch); its
+                # modelled charge is already the DAG's sched duration, so the replay keeps it.
+                rep = replay_fn(res.schedule, pdag, inst.system, instance=inst)
                 row.replay_makespan_ns = int(rep.makespan_ns)
             rows.append(row)
             if keep_runs:
@@ -112,6 +119,8 @@ def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str,
             "gap_vs_cpsat_bound": statistics.median(gaps_bound) if gaps_bound else None,
             "replay_gap_vs_cpsat": statistics.median(gaps_replay) if gaps_replay else None,
             "decision_us": statistics.median(dec) / 1e3 if dec else None,
+            "charged_sched_us": statistics.median(r.extra.get("scheduler_latency_ns", 0) for r in mine) / 1e3,
+            "charged_sched_source": ",".join(sorted({str(r.extra.get("scheduler_latency_source", "-")) for r in mine})),
             "all_checked": all(r.check_ok for r in mine),
             "status": ",".join(sorted({r.status for r in mine})),
         })

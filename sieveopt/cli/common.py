@@ -28,6 +28,14 @@ def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
                    help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
 
 
+def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
+    """``--scheduler-latency-ns``: the charge of the scheduler task (same default in every command)."""
+    p.add_argument("--scheduler-latency-ns", default="default", metavar="default|calibrated|N",
+                   help="scheduler task duration per layer: 'default' (documented per-policy table), "
+                        "'calibrated' (this machine's measured median, cached) or N ns; CP-SAT is offline "
+                        "and charged 0 (see sieveopt.solvers.sched_latency)")
+
+
 def parse_overrides(items: list[str]) -> dict[str, object]:
     import tomllib
 

@@ -37,6 +37,7 @@ from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.pipeline import build_dag, run_layer
+from sieveopt.solvers.sched_latency import SchedulerLatency, resolve, with_scheduler_latency
 
 
 def throughput_tok_s_per_gpu(batch: int, step_ns: float, num_gpus: int) -> float:
@@ -59,6 +60,9 @@ class StepSettings:
     prefill: PrefillSpec = field(default_factory=PrefillSpec)
     cost_model: str = "roofline"
     dag_options: DagOptions = field(default_factory=DagOptions)
+    #: Charge of the ``sched`` task per policy: "default", "calibrated" or N ns
+    #: (:mod:`sieveopt.solvers.sched_latency`); it replaces ``dag_options.scheduler_latency_ns``.
+    scheduler_latency: str | int = "default"
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +110,8 @@ class StepResult:
     decision_ns_median: float | None
     replay_step_ns: float | None = None
     error: str | None = None
+    scheduler_latency_ns: int = 0
+    scheduler_latency_source: str = ""
 
     @property
     def throughput_tok_s_per_gpu(self) -> float:
@@ -135,6 +141,8 @@ class StepResult:
         r["solver_wall_s"] = self.solver_wall_s
         r["decision_us_median"] = None if self.decision_ns_median is None else self.decision_ns_median / 1e3
         r["replay_step_us"] = None if self.replay_step_ns is None else self.replay_step_ns / 1e3
+        r["sched_charged_ns"] = self.scheduler_latency_ns
+        r["sched_charged_source"] = self.scheduler_latency_source
         r["error"] = self.error or ""
         return r
 
@@ -183,7 +191,9 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     replay_moe = 0.0
     replay_error: str | None = None
     attn_modes = set()
-    for s in p.samples:
+    lat = scheduler_latency_of(p, policy)
+    for base in p.samples:
+        s = LayerSample(base.kind, base.weight, base.instance, with_scheduler_latency(base.dag, lat.ns))
         run = run_layer(s.instance, policy, dag=s.dag, cost=p.cost, **(solver_params or {}))
         res = run.result
         statuses.append(res.status)
@@ -221,7 +231,14 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         pim_busy_frac=(pim_busy / max(moe, 1e-9)).tolist(), gpu_busy_frac=(gpu_busy / max(moe, 1e-9)).tolist(),
         check_ok=ok, violations=nviol, statuses=statuses, solver_wall_s=wall,
         decision_ns_median=float(statistics.median(decisions)) if decisions else None,
-        replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error)
+        replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error,
+        scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source)
+
+
+def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
+    """The scheduler task's charge for ``policy`` in this step (same rule as ``run``/``replay``)."""
+    return resolve(policy, problem.settings.scheduler_latency,
+                   calibration={"model": problem.model, "system": problem.system, "batch": problem.batch})
 
 
 def _call_replay(replay: ReplayFn, schedule, sample: LayerSample):

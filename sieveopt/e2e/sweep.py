@@ -21,6 +21,7 @@ from sieveopt.e2e.policies import ReplayFn, policy_params
 from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_step, run_step
 from sieveopt.errors import SieveoptError
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.solvers.sched_latency import describe as _sched_describe
 
 MAX_BATCH = 1 << 16
 
@@ -150,6 +151,7 @@ def sweep_meta(spec: SweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
             "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
+            "scheduler_latency": _sched_describe(s.scheduler_latency),
             "cpsat_time_limit_s": spec.time_limit_s, "replay": replay, "wall_s": wall_s,
             "versions": {"sieveopt": __version__, "python": platform.python_version(),
                          "numpy": numpy.__version__, "ortools": ortools.__version__}}

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from sieveopt.cli.common import DEFAULT_MODEL, DEFAULT_SYSTEM, add_json, load_problem
+from sieveopt.cli.common import (
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM,
+    add_json,
+    add_scheduler_latency_arg,
+    load_problem,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -36,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
     p.add_argument("--prefill", type=int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=int, default=0, help="tokens per prefill request")
-    p.add_argument("--scheduler-latency-ns", type=int, default=0, help="scheduler task duration in the DAG")
+    add_scheduler_latency_arg(p)
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a system field (repeatable)")
@@ -60,8 +66,9 @@ def spec_from_args(args: argparse.Namespace):
         raise SieveoptError(f"--layers: must be >= 1, got {args.layers}")
     if not args.time_limit > 0:
         raise SieveoptError(f"--time-limit: must be > 0 seconds, got {args.time_limit}")
-    if args.scheduler_latency_ns < 0:
-        raise SieveoptError("--scheduler-latency-ns: must be >= 0")
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     COST_MODELS.get(args.cost_model)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -70,7 +77,7 @@ def spec_from_args(args: argparse.Namespace):
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
-                            dag_options=DagOptions(scheduler_latency_ns=args.scheduler_latency_ns))
+                            dag_options=DagOptions(), scheduler_latency=sched_spec)
     return SweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 
 

@@ -1,15 +1,22 @@
 """``sieveopt replay``: schedule one layer with a policy and replay it on the simulators.
 
 Prints predicted vs replayed makespan, the cost model's error per task kind, resource
-utilisation, a critical-path summary and the scheduler's decision latency (CP-SAT's solve
-time is shown beside it but kept off the critical path: it is an offline solver).
+utilisation, a critical-path summary and the scheduler's charged latency (from
+:mod:`sieveopt.solvers.sched_latency`; the call's measured decision time is shown beside it;
+CP-SAT is offline and charged 0).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_scheduler_latency_arg,
+    load_instance,
+    load_problem,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -22,29 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", default="dram", choices=("dram", "analytic"),
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
-    p.add_argument("--sched-latency-ns", type=int, default=None,
-                   help="scheduler latency on the critical path (default: the policy's measured decision time)")
+    add_scheduler_latency_arg(p)
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
     add_json(p)
     p.set_defaults(handler=_run)
 
 
-def scheduler_latency_for(result, policy: str, given: int | None) -> int:
-    """The latency put on the critical path: a given budget, else the policy's measured decision
-    time; an offline solver (CP-SAT) or an unmeasured one gets 0."""
-    if given is not None:
-        if given < 0:
-            raise SieveoptError(f"--sched-latency-ns must be >= 0, got {given}")
-        return int(given)
-    if policy == "cpsat" or result.decision_ns is None:
-        return 0
-    return int(result.decision_ns)
-
-
 def _run(args: argparse.Namespace) -> int:
+    from sieveopt.dag import DagOptions
     from sieveopt.pipeline import run_layer
     from sieveopt.solvers import SOLVERS
+    from sieveopt.solvers.sched_latency import resolve
     from sieveopt.validation.replay import replay
 
     if args.policy not in SOLVERS.names():
@@ -52,16 +48,21 @@ def _run(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
     params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
-    run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
+    # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
+    # its replay both carry it and identical inputs replay to identical numbers.
+    lat = resolve(args.policy, args.scheduler_latency_ns,
+                  calibration={"model": model, "system": system, "batch": inst.batch})
+    run = run_layer(inst, args.policy, cost_model=args.cost_model,
+                    options=DagOptions(scheduler_latency_ns=lat.ns), **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
-    lat = scheduler_latency_for(run.result, args.policy, args.sched_latency_ns)
-    rep = replay(run.result.schedule, run.dag, system, instance=inst, scheduler_latency_ns=lat,
+    rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
     data.update({"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
                  "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
+                 "scheduler_latency_source": lat.source,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
 
     def render(d: dict) -> None:
@@ -70,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
                     ["predicted us", "replayed us", "error", "sched latency us", "decision us", "solve s",
                      "fixed-point its"],
                     [(f"{d['predicted_makespan_ns'] / 1e3:.2f}", f"{d['replayed_makespan_ns'] / 1e3:.2f}",
-                      f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f}",
+                      f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f} ({d['scheduler_latency_source']})",
                       "-" if d["decision_ns"] is None else f"{d['decision_ns'] / 1e3:.2f}",
                       f"{d['solve_wall_s']:.3f}", f"{d['iterations']}{'' if d['converged'] else ' (!)'}")])
         print_table(f"cost model '{d['cost_model']}' vs replay, per task kind",

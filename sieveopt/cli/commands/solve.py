@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_scheduler_latency_arg,
+    load_instance,
+    load_problem,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -38,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
     c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    add_scheduler_latency_arg(c)
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -147,7 +154,9 @@ def _q(xs: list[float], q: float) -> float | None:
 def _compare(args: argparse.Namespace) -> int:
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.solvers.sched_latency import describe, parse_spec, resolve, with_scheduler_latency
 
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     model, system = load_problem(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     _check_policies(policies)
@@ -162,17 +171,21 @@ def _compare(args: argparse.Namespace) -> int:
         dag, cost = build_dag(inst, cost)
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
-            run = run_layer(inst, pol, dag=dag, cost=cost, **_solver_params(pol, args))
+            lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
+            run = run_layer(inst, pol, dag=with_scheduler_latency(dag, lat.ns), cost=cost,
+                            **_solver_params(pol, args))
             r = run.result
             all_ok &= run.check.ok
             row["policies"][pol] = {"makespan_ns": r.makespan_ns, "objective_ns": r.objective_ns,
                                     "bound_ns": r.bound_ns, "status": r.status, "check_ok": run.check.ok,
-                                    "decision_ns": r.decision_ns, "wall_s": run.wall_s}
+                                    "decision_ns": r.decision_ns, "wall_s": run.wall_s,
+                                    "scheduler_latency_ns": lat.ns}
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
     data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}
 
