@@ -57,6 +57,11 @@ class DagOptions:
     #: Layer index and micro-batch id stamped into task names (room for multi-layer windows).
     layer: int = 0
     microbatch: int = 0
+    #: PIM execution of routed experts: "tp" (each expert sharded over all pseudo-channels, Sieve)
+    #: or "ep" (each expert bound to one channel group, PIMoE); see :mod:`sieveopt.pim_groups`.
+    pim_parallelism: Literal["tp", "ep"] = "tp"
+    #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
+    pim_channel_groups: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +235,7 @@ class _Builder:
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
+        self.ep = None   # sieveopt.pim_groups.PimGroups under pim_parallelism="ep"
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
         r = self.res
@@ -254,6 +260,8 @@ class _Builder:
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
             mc[m] = ModeCost(_ns(self.cost.duration_ns(work, m)), res)
+        if self.ep is not None and MODE_PIM in mc:
+            mc[MODE_PIM] = self.ep.pim_mode(self, kind, gpu, expert, work, mc[MODE_PIM])
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid
@@ -266,6 +274,12 @@ class _Builder:
         if inst.system.num_gpus != self.system.num_gpus:
             raise ValueError("every layer of a window must use the same system")
         self.inst, self.layer, self.microbatch = inst, layer, microbatch
+        if self.opts.pim_parallelism == "ep":
+            from sieveopt.pim_groups import PimGroups
+
+            if self.ep is None:
+                self.ep = PimGroups.for_builder(self, inst)
+            self.ep.bind(inst)
         self.tag = f"@L{layer}" + (f"m{microbatch}" if microbatch else "")
         opts, model = self.opts, inst.model
         G = inst.num_gpus
@@ -385,7 +399,7 @@ class _Builder:
         self.last_meta = {"model": model.name, "system": inst.system.name, "num_gpus": G,
                           "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
                           "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
-                          "attention_kind": attn_kind}
+                          "attention_kind": attn_kind, **(self.ep.meta() if self.ep is not None else {})}
         return qkv, reduce_
 
     def finish(self, meta: dict) -> TaskDAG:

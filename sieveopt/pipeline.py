@@ -4,7 +4,7 @@ sweep and study shares, so nothing re-derives the DAG or the cost model on its o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sieveopt.check import CheckReport, check
@@ -35,12 +35,28 @@ def build_dag(instance: LayerInstance, cost_model: str | CostModel = "roofline",
     return build_layer_dag(instance, cost, options), cost
 
 
+#: Policies that execute on a DAG built with other options than the caller's: PIMoE runs its
+#: experts expert-parallel over PIM channel groups (:mod:`sieveopt.pim_groups`,
+#: :data:`sieveopt.solvers.baselines.PIMOE_DAG_OPTIONS`), so its decision and execution agree.
+POLICY_DAG_OPTIONS: dict[str, dict[str, Any]] = {"pimoe": {"pim_parallelism": "ep"}}
+
+
+def policy_dag(policy: str, dag: TaskDAG, instance: LayerInstance, cost: CostModel) -> TaskDAG:
+    """The DAG ``policy`` executes on: ``dag``, rebuilt with the policy's DAG options when it
+    has any that differ (single-layer DAGs; the scheduler latency and other options are kept)."""
+    want = POLICY_DAG_OPTIONS.get(policy)
+    if not want or all(getattr(dag.options, k) == v for k, v in want.items()) or dag.is_window:
+        return dag
+    return build_layer_dag(instance, cost, replace(dag.options, **want))
+
+
 def run_layer(instance: LayerInstance, policy: str, *, cost_model: str | CostModel = "roofline",
               options: DagOptions | None = None, dag: TaskDAG | None = None,
               cost: CostModel | None = None, **solver_params: Any) -> LayerRun:
     """Build the DAG (unless given), solve it with ``policy`` and check the schedule."""
     if dag is None or cost is None:
         dag, cost = build_dag(instance, cost_model, options)
+    dag = policy_dag(policy, dag, instance, cost)
     t0 = time.perf_counter()
     result = solve(policy, dag, instance, cost, **solver_params)
     wall = time.perf_counter() - t0

@@ -78,7 +78,7 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
             if replay_fn is not None and res.schedule is not None:
                 # The scheduler runs on the serving path (in parallel with the dispatch); its
                 # modelled charge is already the DAG's sched duration, so the replay keeps it.
-                rep = replay_fn(res.schedule, pdag, inst.system, instance=inst)
+                rep = replay_fn(res.schedule, run.dag, inst.system, instance=inst)
                 row.replay_makespan_ns = int(rep.makespan_ns)
             rows.append(row)
             if keep_runs:

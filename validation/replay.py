@@ -27,7 +27,10 @@ is reached in about one iteration per communication phase (AllGather, dispatch, 
 Assumptions: all experts of a GPU are sharded over all its pseudo-channels (tensor
 parallelism), so one GPU's stacks behave as one unit; interference is a rate effect between
 one PIM job and one GPU kernel (at most one of each runs per GPU); GPU compute never
-interferes with memory; ingress order is decided by the switch, not the schedule.
+interferes with memory; ingress order is decided by the switch, not the schedule. Under
+expert-parallel PIM (``pim_parallelism="ep"``, PIMoE) an expert runs on its channel group only
+(``timer.pim_expert_ns_on``) and several group jobs of one GPU run at once; interference is then
+applied to the most recently started one only (an approximation).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from sieveopt.dag import (
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, MODE_SCHED
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.pim_groups import task_group
 from sieveopt.schedule import Schedule
 from sieveopt.validation.gpu_model import GpuModel
 from sieveopt.validation.replay_engine import TaskTime, run_loop
@@ -187,7 +191,9 @@ def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemS
             out.append(TaskTime(k.overhead_ns, k.body_ns, k.compute_ns, k.memory_ns))
         elif mode == MODE_PIM:
             if t.kind == EXPERT:
-                out.append(TaskTime(0.0, timer.pim_expert_ns(t.tokens), kind=EXPERT, tokens=t.tokens))
+                grp = task_group(dag, t.tid)   # expert-parallel PIM: the expert's channel group
+                ns = timer.pim_expert_ns(t.tokens) if grp is None else timer.pim_expert_ns_on(t.tokens, grp[1])
+                out.append(TaskTime(0.0, ns, kind=EXPERT, tokens=t.tokens))
             elif t.kind == ATTN:
                 out.append(TaskTime(0.0, timer.pim_attention_ns(w), kind=ATTN, tokens=t.tokens))
             else:

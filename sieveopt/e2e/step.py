@@ -36,6 +36,7 @@ from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.pim_groups import pim_busy_equivalent_ns
 from sieveopt.pipeline import build_dag, run_layer
 from sieveopt.solvers.sched_latency import SchedulerLatency, resolve, with_scheduler_latency
 
@@ -195,6 +196,8 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     for base in p.samples:
         s = LayerSample(base.kind, base.weight, base.instance, with_scheduler_latency(base.dag, lat.ns))
         run = run_layer(s.instance, policy, dag=s.dag, cost=p.cost, **(solver_params or {}))
+        if run.dag is not s.dag:   # the policy executes on its own DAG (PIMoE: expert-parallel PIM)
+            s = LayerSample(s.kind, s.weight, s.instance, run.dag)
         res = run.result
         statuses.append(res.status)
         wall += run.wall_s
@@ -211,7 +214,7 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
             bd[c] += s.weight * v
         busy = busy_ns(sch, s.dag)
         for g in range(G):
-            pim_busy[g] += s.weight * busy[("pim", g)]
+            pim_busy[g] += s.weight * pim_busy_equivalent_ns(busy, s.dag, g)
             gpu_busy[g] += s.weight * busy[("gpu", g)]
         attn_modes.add(attention_mode(sch, s.dag))
         if replay is not None and replay_error is None:
