@@ -17,7 +17,7 @@ from sieveopt.instance import LayerInstance
 from sieveopt.pipeline import LayerRun, build_dag, run_layer
 
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
-PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
+PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "gpt-oss-120b-bf16": 4, "qwen3.5-397b-a17b": 8}
 DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
 #: The scheduler task's charge comes from :mod:`sieveopt.solvers.sched_latency` (a latency model,
 #: never one call's wall clock): gpu_only/noexp/allexp decide nothing, CP-SAT is offline.

@@ -119,7 +119,7 @@ def pareto_flags(rows: Sequence[dict[str, Any]], x: str = "throughput_tok_s_per_
 def result_rows(spec: SweepSpec, results: Sequence[StepResult]) -> list[dict[str, Any]]:
     rows = []
     for r in results:
-        row = {"model": spec.model.name, "system": spec.system.name, "gpus": spec.system.num_gpus,
+        row = {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name, "gpus": spec.system.num_gpus,
                "prefill": spec.settings.prefill.requests, "prefill_len": spec.settings.prefill.len_tokens,
                "layers_sampled": spec.settings.num_layers, **r.row()}
         rows.append(row)
@@ -147,8 +147,8 @@ def sweep_meta(spec: SweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
     from sieveopt import __version__
 
     s = spec.settings
-    return {"model": spec.model.name, "system": spec.system.name, "gpus": spec.system.num_gpus,
-            "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
+    return {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name,
+            "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
             "scheduler_latency": _sched_describe(s.scheduler_latency),
@@ -163,7 +163,7 @@ def write_outputs(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dic
     from sieveopt.e2e.plot import pareto_figure_bytes
 
     out = Path(out_dir)
-    png, pdf = pareto_figure_bytes(rows, title or f"{meta['model']} on {meta['gpus']}x {meta['system']}")
+    png, pdf = pareto_figure_bytes(rows, title or f"{meta['model']} ({meta.get('precision', '?')} experts) on {meta['gpus']}x {meta['system']}")
     paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png",
              "pdf": out / f"{stem}.pdf"}
     atomic_write_text(paths["csv"], rows_to_csv(rows))

@@ -105,7 +105,7 @@ def _pareto(args: argparse.Namespace) -> int:
         if any(r["error"] for r in d["rows"]):
             cols.append("error")
         heads = [_SHORT.get(c, c) for c in cols]
-        print_table(f"{spec.model.name} on {spec.system.num_gpus}x {spec.system.name} "
+        print_table(f"{spec.model.name} ({spec.model.expert_precision} experts) on {spec.system.num_gpus}x {spec.system.name} "
                     f"(critical-path us per step; {wall:.1f} s)", heads, [[r[c] for c in cols] for r in d["rows"]])
         print("wrote " + ", ".join(d["files"].values()))
 

@@ -59,14 +59,14 @@ def _run(args: argparse.Namespace) -> int:
     rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
-    data.update({"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
+    data.update({"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
                  "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "scheduler_latency_source": lat.source,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
 
     def render(d: dict) -> None:
-        print_table(f"replay: {d['policy']} on {d['model']}, {d['gpus']} x {d['system']}, B={d['batch']}, "
+        print_table(f"replay: {d['policy']} on {d['model']} ({d['precision']} experts), {d['gpus']} x {d['system']}, B={d['batch']}, "
                     f"MoE layer {d['moe_layer']}",
                     ["predicted us", "replayed us", "error", "sched latency us", "decision us", "solve s",
                      "fixed-point its"],

@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = summarize(rows, policies)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "layers": args.layers, "seed": args.seed, "scheduler_latency": describe(sched_spec),
             "summary": summary,
             "rows": [r.__dict__ for r in rows]}
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         def us(x):
             return "-" if x is None else f"{x:.1f}"
 
-        print_table(f"{d['model']} on {d['gpus']} x {d['system']}, B={d['batch']}, {d['layers']} layers (medians)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} x {d['system']}, B={d['batch']}, {d['layers']} layers (medians)",
                     ["policy", "makespan us", "replayed us", "vs CP-SAT best", "vs CP-SAT bound",
                      "replay vs CP-SAT", "decision us", "charged us", "checked", "status"],
                     [(s["policy"], us(s["makespan_us"]), us(s["replay_us"]), pct(s["gap_vs_cpsat_best"]),

@@ -183,8 +183,8 @@ def _compare(args: argparse.Namespace) -> int:
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
-    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
-            "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name,
+            "gpus": system.num_gpus, "batch": args.batch, "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}
@@ -192,7 +192,7 @@ def _compare(args: argparse.Namespace) -> int:
     def render(d: dict) -> None:
         rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
-        print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
         for bp, b in d["bounds"].items():
             cols = ["layer", *policies, f"{bp} objective", f"{bp} bound"]
