@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.dag import DagOptions
+    from sieveopt.pim_groups import group_utilisation
     from sieveopt.pipeline import run_layer
     from sieveopt.solvers import SOLVERS
     from sieveopt.solvers.sched_latency import resolve
@@ -64,6 +65,10 @@ def _run(args: argparse.Namespace) -> int:
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "scheduler_latency_source": lat.source,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
+    groups = group_utilisation(rep.schedule, run.dag)
+    if groups:   # expert-parallel PIM (pimoe): busy fraction of every channel group
+        data["pim_group_utilisation"] = {str(g): u for g, u in groups.items()}
+        data["pim_group_channels"] = run.dag.meta["pim_group_channels"]
 
     def render(d: dict) -> None:
         print_table(f"replay: {d['policy']} on {d['model']} ({d['precision']} experts), {d['gpus']} x {d['system']}, B={d['batch']}, "
@@ -84,6 +89,11 @@ def _run(args: argparse.Namespace) -> int:
         print_table("utilisation of the replayed makespan",
                     ["gpu", *kinds],
                     [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
+        if d.get("pim_group_utilisation"):
+            print_table(f"PIM channel groups (expert-parallel, {len(d['pim_group_channels'])} groups per GPU)",
+                        ["gpu", "min", "median", "max", "groups at min"],
+                        [(g, f"{100 * min(u):.0f}%", f"{100 * sorted(u)[len(u) // 2]:.0f}%", f"{100 * max(u):.0f}%",
+                          sum(1 for x in u if x <= min(u) + 1e-9)) for g, u in d["pim_group_utilisation"].items()])
         cp = d["critical_path_ns_by_kind"]
         print_table(f"critical path: {len(d['critical_path'])} tasks",
                     ["kind", "us on path"], [(k, f"{v / 1e3:.2f}") for k, v in sorted(cp.items(), key=lambda x: -x[1])])
