@@ -36,6 +36,7 @@ from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.models.table import ObservedTables
 from sieveopt.pim_groups import pim_busy_equivalent_ns
 from sieveopt.pipeline import build_dag, run_layer
 from sieveopt.solvers.sched_latency import SchedulerLatency, resolve, with_scheduler_latency
@@ -64,6 +65,9 @@ class StepSettings:
     #: Charge of the ``sched`` task per policy: "default", "calibrated" or N ns
     #: (:mod:`sieveopt.solvers.sched_latency`); it replaces ``dag_options.scheduler_latency_ns``.
     scheduler_latency: str | int = "default"
+    #: In replayed runs, Sieve's planners read a runtime PIM cost table fed by the replayed PIM
+    #: job times of earlier layers and steps (:class:`sieveopt.models.table.ObservedTables`).
+    observed_table: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,8 +186,11 @@ def prepare_step(model: ModelSpec, system: SystemSpec, batch: int, settings: Ste
 
 
 def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any] | None = None,
-             replay: ReplayFn | None = None) -> StepResult:
-    """Schedule every sampled layer with ``policy`` and assemble the step time."""
+             replay: ReplayFn | None = None, tables: ObservedTables | None = None) -> StepResult:
+    """Schedule every sampled layer with ``policy`` and assemble the step time.
+
+    With ``tables`` (and ``replay``), a table planner's layers are built on its observed runtime
+    cost table, and each replayed layer's PIM job times are folded into it before the next."""
     p, G = problem, problem.system.num_gpus
     moe = 0.0
     bd = dict.fromkeys(CATEGORIES, 0.0)
@@ -193,9 +200,15 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     replay_error: str | None = None
     attn_modes = set()
     lat = scheduler_latency_of(p, policy)
+    use_table = (tables is not None and replay is not None and tables.uses_table(policy)
+                 and p.settings.cost_model in ("roofline", "table"))
     for base in p.samples:
         s = LayerSample(base.kind, base.weight, base.instance, with_scheduler_latency(base.dag, lat.ns))
-        run = run_layer(s.instance, policy, dag=s.dag, cost=p.cost, **(solver_params or {}))
+        cost = p.cost
+        if use_table:
+            cost = tables.table(policy)
+            s = LayerSample(s.kind, s.weight, s.instance, build_dag(s.instance, cost, s.dag.options)[0])
+        run = run_layer(s.instance, policy, dag=s.dag, cost=cost, **(solver_params or {}))
         if run.dag is not s.dag:   # the policy executes on its own DAG (PIMoE: expert-parallel PIM)
             s = LayerSample(s.kind, s.weight, s.instance, run.dag)
         res = run.result
@@ -219,7 +232,10 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         attn_modes.add(attention_mode(sch, s.dag))
         if replay is not None and replay_error is None:
             try:
-                replay_moe += s.weight * replayed_makespan_ns(_call_replay(replay, sch, s))
+                rep = _call_replay(replay, sch, s)
+                replay_moe += s.weight * replayed_makespan_ns(rep)
+                if use_table:
+                    tables.observe(policy, rep, s.dag)
             except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
                 replay_error = f"replay: {type(exc).__name__}: {exc}"
     mode = "pim" if "pim" in attn_modes else "gpu"

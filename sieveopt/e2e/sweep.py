@@ -21,6 +21,7 @@ from sieveopt.e2e.policies import ReplayFn, policy_params
 from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_step, run_step
 from sieveopt.errors import SieveoptError
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.models.table import ObservedTables
 from sieveopt.solvers.sched_latency import describe as _sched_describe
 
 MAX_BATCH = 1 << 16
@@ -85,6 +86,9 @@ def run_sweep(spec: SweepSpec, *, replay: ReplayFn | None = None,
               progress: Callable[[str, int], None] | None = None) -> list[StepResult]:
     """Every (batch, policy) point; the layers of a batch are sampled once and shared."""
     out: list[StepResult] = []
+    # Sieve's runtime cost table lives across the whole replayed run (layers and steps).
+    tables = (ObservedTables(spec.system, spec.model)
+              if replay is not None and spec.settings.observed_table else None)
     for batch in spec.batches:
         problem = prepare_step(spec.model, spec.system, batch, spec.settings)
         for policy in spec.policies:
@@ -92,7 +96,7 @@ def run_sweep(spec: SweepSpec, *, replay: ReplayFn | None = None,
                 progress(policy, batch)
             try:
                 res = run_step(problem, policy, solver_params=policy_params(policy, time_limit_s=spec.time_limit_s),
-                               replay=replay)
+                               replay=replay, tables=tables)
             except SieveoptError:
                 raise
             except Exception as exc:  # a broken solver is recorded, not dropped
@@ -152,6 +156,7 @@ def sweep_meta(spec: SweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
             "scheduler_latency": _sched_describe(s.scheduler_latency),
+            "observed_table": bool(replay and s.observed_table),
             "cpsat_time_limit_s": spec.time_limit_s, "replay": replay, "wall_s": wall_s,
             "versions": {"sieveopt": __version__, "python": platform.python_version(),
                          "numpy": numpy.__version__, "ortools": ortools.__version__}}

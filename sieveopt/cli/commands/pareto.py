@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=DEFAULT_CPSAT_TIME_LIMIT_S,
                    help="CP-SAT time limit per layer in seconds (cpsat only)")
     p.add_argument("--replay", action="store_true", help="also replay every schedule on the cycle-level simulators")
+    p.add_argument("--no-observed-table", action="store_true",
+                   help="with --replay: Sieve's planners keep the roofline PIM table instead of the runtime "
+                        "table fed by the replayed PIM job times of earlier layers/steps")
     p.add_argument("--seed", type=int, default=0, help="seed of routing, layer sampling and context lengths")
     p.add_argument("--context-len", type=int, default=2048, help="median/mean decode context length (tokens)")
     p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
@@ -77,7 +80,8 @@ def spec_from_args(args: argparse.Namespace):
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
-                            dag_options=DagOptions(), scheduler_latency=sched_spec)
+                            dag_options=DagOptions(), scheduler_latency=sched_spec,
+                            observed_table=not args.no_observed_table)
     return SweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 
 

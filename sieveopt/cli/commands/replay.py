@@ -19,6 +19,7 @@ from sieveopt.cli.common import (
 )
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
+from sieveopt.models.table import TABLE_PLANNERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
     add_scheduler_latency_arg(p)
+    p.add_argument("--table-warmup", type=int, default=3, metavar="STEPS",
+                   help="Sieve planners (sieve, sieve-plus) with the roofline cost model: replay this many "
+                        "earlier decode steps of the layer first and plan on the runtime PIM cost table they "
+                        "fed (EMA of observed PIM job times, roofline for unseen counts); 0 = roofline table")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
     add_json(p)
@@ -53,17 +58,24 @@ def _run(args: argparse.Namespace) -> int:
     # its replay both carry it and identical inputs replay to identical numbers.
     lat = resolve(args.policy, args.scheduler_latency_ns,
                   calibration={"model": model, "system": system, "batch": inst.batch})
-    run = run_layer(inst, args.policy, cost_model=args.cost_model,
-                    options=DagOptions(scheduler_latency_ns=lat.ns), **params)
+    opts = DagOptions(scheduler_latency_ns=lat.ns)
+    if args.table_warmup < 0:
+        raise SieveoptError(f"--table-warmup: must be >= 0, got {args.table_warmup}")
+    cost_model, table_info = args.cost_model, None
+    if args.table_warmup and args.cost_model == "roofline" and args.policy in TABLE_PLANNERS:
+        cost_model, table_info = _warm_table(args, model, system, inst, opts)
+    run = run_layer(inst, args.policy, cost_model=cost_model, options=opts, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
     rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
     data.update({"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
-                 "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
+                 "moe_layer": inst.moe_layer,
+                 "cost_model": args.cost_model if table_info is None else "table (observed)", "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
                  "scheduler_latency_source": lat.source,
+                 "observed_table": table_info,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
     groups = group_utilisation(rep.schedule, run.dag)
     if groups:   # expert-parallel PIM (pimoe): busy fraction of every channel group
@@ -100,6 +112,33 @@ def _run(args: argparse.Namespace) -> int:
         print("path: " + " -> ".join(d["critical_path"][:12]) + (" ..." if len(d["critical_path"]) > 12 else ""))
 
     return emit(args, data, render)
+
+
+def _warm_table(args: argparse.Namespace, model, system, inst, opts):
+    """Sieve's runtime table after ``--table-warmup`` earlier decode steps of the same MoE layer
+    (an independent routing trace, seed + 1), each planned on the table so far, replayed, and
+    its PIM job times observed (:class:`sieveopt.models.table.ObservedTables`)."""
+    import numpy as np
+
+    from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
+    from sieveopt.models.table import ObservedTables
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import replay
+    from sieveopt.workload import generate_for_model
+
+    tables = ObservedTables(system, model)
+    table = tables.table(args.policy)
+    trace = generate_for_model(model, inst.batch, args.table_warmup, args.seed + 1, layers=[inst.moe_layer])
+    for step in range(args.table_warmup):
+        w = LayerInstance.from_expert_ids(model, system, trace.expert_ids[step, 0], moe_layer=inst.moe_layer,
+                                          context_lens=np.full(inst.batch, args.context_len or DEFAULT_CONTEXT_LEN_TOKENS),
+                                          meta={"seed": args.seed + 1})
+        dag, _ = build_dag(w, table, opts)
+        run = run_layer(w, args.policy, dag=dag, cost=table)
+        rep = replay(run.result.schedule, run.dag, system, instance=w, dram_preset=args.dram_preset,
+                     memory=args.memory, interference=not args.no_interference)
+        tables.observe(args.policy, rep, run.dag)
+    return table, {"warmup_steps": args.table_warmup, "history": tables.history}
 
 
 def _dispatch_window(rep, dag) -> int:
