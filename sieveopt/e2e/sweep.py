@@ -163,12 +163,14 @@ def sweep_meta(spec: SweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
 
 
 def write_outputs(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any],
-                  stem: str = "pareto", title: str | None = None) -> dict[str, str]:
-    """CSV, JSON (rows + resolved config), PNG and PDF, each written atomically."""
+                  stem: str = "pareto", title: str | None = None,
+                  marks: dict[str, Any] | None = None) -> dict[str, str]:
+    """CSV, JSON (rows + resolved config), PNG and PDF, each written atomically; ``marks``: one
+    policy pair's curve-comparison points drawn on the plot (:mod:`sieveopt.e2e.curves`)."""
     from sieveopt.e2e.plot import pareto_figure_bytes
 
     out = Path(out_dir)
-    png, pdf = pareto_figure_bytes(rows, title or f"{meta['model']} ({meta.get('precision', '?')} experts) on {meta['gpus']}x {meta['system']}")
+    png, pdf = pareto_figure_bytes(rows, marks=marks, title=title or f"{meta['model']} ({meta.get('precision', '?')} experts) on {meta['gpus']}x {meta['system']}")
     paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png",
              "pdf": out / f"{stem}.pdf"}
     atomic_write_text(paths["csv"], rows_to_csv(rows))
