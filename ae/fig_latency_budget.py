@@ -1,5 +1,5 @@
 """Scheduling-latency budget: mean MoE-layer time (weighted over the sampled layers) as the
-scheduler task's latency grows 0..100 us (``DagOptions(scheduler_latency_ns=...)``: the
+scheduler task's latency grows 0..100 us (``StepSettings(scheduler_latency=N)``: the
 scheduler runs in parallel with the dispatch and sits on the critical path only when it is
 longer), for the runtime policies. Vertical lines: the paper's ~20 us (B200, DeepSeek-R1
 layer) and our measured Sieve decision latency (median ``SolveResult.decision_ns`` over the
@@ -11,7 +11,6 @@ import statistics
 
 from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
 
-from sieveopt.dag import DagOptions
 from sieveopt.e2e import StepSettings, prepare_step, run_step
 from sieveopt.models.catalog import load_model, load_system
 
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
             measured[(name, b)] = statistics.median(x for x in dec if x is not None) / 1e3
             for lat in lats_us:
                 prob = prepare_step(model, system, b, StepSettings(
-                    num_layers=layers, seed=args.seed, dag_options=DagOptions(scheduler_latency_ns=int(lat * 1000))))
+                    num_layers=layers, seed=args.seed, scheduler_latency=int(lat * 1000)))
                 for pol in policies:
                     res = run_step(prob, pol)
                     rows.append({"model": name, "gpus": gpus, "batch": b, "policy": pol, "scheduler_latency_us": lat,
