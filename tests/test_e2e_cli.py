@@ -19,7 +19,8 @@ def test_pareto_tiny_run_writes_all_outputs(tmp_path, capsys):
     assert main([*TINY, "--out", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["pareto.csv", "pareto.json", "pareto.pdf", "pareto.png"]   # no temp files left
+    assert names == ["pareto.csv", "pareto.json", "pareto.pdf", "pareto.png", "pareto_compare.csv",
+                     "pareto_compare.json"]   # no temp files left
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert [(r["policy"], r["batch"]) for r in rows] == [("noexp", "1"), ("sieve", "1"), ("noexp", "16"), ("sieve", "16")]
     for r in rows:
