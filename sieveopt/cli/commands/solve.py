@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
+    add_scheduler_latency_arg(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
@@ -109,14 +110,19 @@ def _compact(ids: list[int], limit: int = 12) -> str:
 
 
 def _solve(args: argparse.Namespace) -> int:
+    from sieveopt.dag import DagOptions
     from sieveopt.pipeline import run_layer
     from sieveopt.solvers import SOLVERS
+    from sieveopt.solvers.sched_latency import parse_spec, resolve
 
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     model, system = load_problem(args)
     SOLVERS.get(args.policy)
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
-    run = run_layer(inst, args.policy, cost_model=cost, **_solver_params(args.policy, args))
+    lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
+    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns),
+                    **_solver_params(args.policy, args))
     res = run.result
     if res.schedule is None:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
@@ -124,7 +130,8 @@ def _solve(args: argparse.Namespace) -> int:
             "batch": inst.batch, "moe_layer": inst.moe_layer, "seed": args.seed, "cost_model": args.cost_model,
             "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
             "bound_ns": res.bound_ns, "check_ok": run.check.ok, "violations": list(run.check.violations[:10]),
-            "decision_ns": res.decision_ns, "wall_s": run.wall_s,
+            "decision_ns": res.decision_ns, "wall_s": run.wall_s, "precision": model.expert_precision,
+            "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source,
             "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
     data["gpu_experts"] = sum(r["gpu_experts"] for r in data["per_gpu"])
     data["pim_experts"] = sum(r["pim_experts"] for r in data["per_gpu"])
