@@ -161,3 +161,21 @@ def test_pimoe_decision_and_execution_agree() -> None:
             # the plan's T_PIM per group is exactly what the executed schedule holds the group for
             for k, load in info["group_load_ns"].items():
                 assert busy[k] - attn_ns == load
+
+
+def test_pimoe_replay_reports_per_group_utilisation() -> None:
+    from sieveopt.pim_groups import group_utilisation
+    from sieveopt.validation.replay import replay
+
+    inst = _gptoss(64, 1)[0]
+    run = run_layer(inst, "pimoe")
+    rep = replay(run.result.schedule, run.dag, inst.system, instance=inst, memory="analytic")
+    groups = group_utilisation(rep.schedule, run.dag)
+    k = len(run.dag.meta["pim_group_channels"])
+    assert sorted(groups) == [0, 1, 2, 3] and all(len(u) == k for u in groups.values())
+    assert sum(run.dag.meta["pim_group_channels"]) == inst.system.hbm_pim.pseudo_channels_per_gpu
+    # a group holding a PIM expert is busier than one that only runs attention
+    busy = [max(u) for u in groups.values()]
+    idle = [min(u) for u in groups.values()]
+    pim_experts = sum(g["pim_experts"] for g in run.result.meta["per_gpu"])
+    assert pim_experts == 0 or max(busy) > max(idle)
