@@ -236,6 +236,9 @@ class _Builder:
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
         self.ep = None   # sieveopt.pim_groups.PimGroups under pim_parallelism="ep"
+        if opts.pim_parallelism not in ("tp", "ep") or opts.pim_channel_groups < 0:
+            raise ValueError(f"DagOptions: pim_parallelism must be 'tp' or 'ep' (got {opts.pim_parallelism!r}) "
+                             f"and pim_channel_groups >= 0 (got {opts.pim_channel_groups})")
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
         r = self.res
