@@ -110,6 +110,11 @@ def _run(args: argparse.Namespace) -> int:
         print_table(f"critical path: {len(d['critical_path'])} tasks",
                     ["kind", "us on path"], [(k, f"{v / 1e3:.2f}") for k, v in sorted(cp.items(), key=lambda x: -x[1])])
         print("path: " + " -> ".join(d["critical_path"][:12]) + (" ..." if len(d["critical_path"]) > 12 else ""))
+        obs = d.get("observed_table")
+        if obs:
+            errs = ", ".join(f"{100 * h['mean_abs_err']:.1f}%" for h in obs["history"])
+            print(f"runtime PIM cost table: fed by {obs['warmup_steps']} replayed warm-up steps "
+                  f"(table error on each step's PIM jobs before the update: {errs}); --table-warmup 0: roofline")
 
     return emit(args, data, render)
 
