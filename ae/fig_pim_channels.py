@@ -68,11 +68,12 @@ def main(argv=None) -> int:
                     rep = replay(run.result.schedule, run.dag, system, instance=inst)
                     acc += channel_util(rep, run.dag, GPUS, C) / len(insts)
                 curves[(name, b, pol)] = acc
+                ep = run.dag.options.pim_parallelism == "ep"   # the DAG the policy executed on
                 rows.append({"model": name, "precision": model.expert_precision, "gpus": GPUS, "batch": b,
-                             "policy": pol, "pim_execution": "ep" if pol == "pimoe" else "tp",
+                             "policy": pol, "pim_execution": run.dag.options.pim_parallelism,
                              "layers": len(insts), "mean": float(acc.mean()), "min": float(acc.min()),
                              "max": float(acc.max()), "cv": float(acc.std() / max(acc.mean(), 1e-12)),
-                             "idle_channel_frac": float(np.mean(acc <= acc.min() + 1e-9)) if pol == "pimoe" else 0.0})
+                             "idle_channel_frac": float(np.mean(acc <= acc.min() + 1e-9)) if ep else 0.0})
     write_csv(args.out / "pim_channels.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(len(models) * len(batches), 1, figsize=(8.0, 1.9 * len(models) * len(batches)),

@@ -13,7 +13,15 @@
 
 from __future__ import annotations
 
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, Work
+from sieveopt.models.costmodel import (
+    MODE_GPU,
+    MODE_LINK,
+    MODE_PIM,
+    MODE_SCHED,
+    GpuRates,
+    TaskKind,
+    Work,
+)
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
 
@@ -39,6 +47,10 @@ class RooflineCostModel:
         self.link_bytes_per_ns = system.interconnect.bw_per_direction_GBps
 
     # -- pieces other policies reuse (T_GPU / T_PIM estimates) ----------------------------
+    def gpu_rates(self) -> GpuRates:
+        """The sustained GPU rates behind this model's GPU-mode durations (planners read them)."""
+        return GpuRates(float(self.gpu_bytes_per_ns), float(self.gpu_flops_per_ns), float(self.kernel_overhead_ns))
+
     def pim_gemv_ns(self, weight_bytes: float, tokens: int, *, channels: float | None = None,
                     bytes_per_param: float | None = None) -> float:
         """``tokens`` sequential GEMVs of one expert holding ``weight_bytes`` of 3 d f weights,
@@ -66,9 +78,9 @@ class RooflineCostModel:
             body = max(work.flops / self.gpu_flops_per_ns, bytes_ / self.gpu_bytes_per_ns)
             return body + work.launches * self.kernel_overhead_ns
         if mode == MODE_PIM:
-            if work.kind == "expert":
+            if work.kind == TaskKind.EXPERT:
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens)
-            if work.kind == "shared":
+            if work.kind == TaskKind.SHARED:
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens,
                                         bytes_per_param=self.model.dense_weight_bytes_per_param)
             # attention (and anything else streaming memory once): bound by internal bw / compute

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from sieveopt.models.costmodel import MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_PIM, TaskKind, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
@@ -101,7 +101,7 @@ class TableCostModel:
 
     # -- CostModel protocol ------------------------------------------------------------------
     def duration_ns(self, work: Work, mode: str) -> float:
-        if (mode == MODE_PIM and work.kind == "expert"
+        if (mode == MODE_PIM and work.kind == TaskKind.EXPERT
                 and work.weight_bytes == self.model.expert_weight_bytes):
             return self.pim_expert_ns(work.tokens)
         return self.roofline.duration_ns(work, mode)
@@ -109,9 +109,13 @@ class TableCostModel:
 
 
 # -- fed by observation: one table per planner, updated from replayed PIM jobs ---------------------
-#: Planners that read the runtime cost table (Sieve's T_PIM term; sieve-plus plans on the DAG's
-#: durations, which come from the table when the DAG is built with it).
-TABLE_PLANNERS = ("sieve", "sieve-plus")
+def table_planners() -> tuple[str, ...]:
+    """Policies declaring that they plan on the runtime cost table (``PolicyInfo.reads_cost_table``:
+    Sieve's T_PIM term; sieve-plus plans on the DAG's durations, which come from the table when the
+    DAG is built with it)."""
+    from sieveopt.solvers import SOLVERS, policy_info
+
+    return tuple(p for p in SOLVERS.ordered() if policy_info(p).reads_cost_table)
 
 
 class ObservedTables:
@@ -128,9 +132,9 @@ class ObservedTables:
     folding them in (the convergence curve)."""
 
     def __init__(self, system: SystemSpec, model: ModelSpec, *, smoothing: float = 0.25,
-                 planners: tuple[str, ...] = TABLE_PLANNERS) -> None:
+                 planners: tuple[str, ...] | None = None) -> None:
         self.system, self.model, self.smoothing = system, model, smoothing
-        self.planners = tuple(planners)
+        self.planners = table_planners() if planners is None else tuple(planners)
         self.tables: dict[str, TableCostModel] = {}
         self.history: list[dict] = []
 

@@ -14,6 +14,10 @@ Resources per GPU: ``gpu`` stream, ``hbm`` external bus, ``pim`` units, NVLink `
 ``ingress`` ports, ``sched`` (the scheduler's own processor). GPU kernels hold gpu+hbm; PIM jobs
 hold pim (+hbm when HBM sharing is ``exclusive``); messages hold egress[src]+ingress[dst] and
 reach their consumers after the link latency (an edge lag). All durations are integer ns.
+Which resources a mode creates and holds, and how a task is timed in it, is declared by its
+execution target (:mod:`sieveopt.targets`); ``DagOptions.attention_modes`` and ``expert_modes``
+choose the targets of attention and routed experts. Work items come from
+:mod:`sieveopt.models.work`.
 """
 
 from __future__ import annotations
@@ -22,21 +26,34 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from sieveopt.instance import LayerInstance
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, MODE_SCHED, CostModel, Work
+from sieveopt.models import work as W
+from sieveopt.models.costmodel import CostModel
 from sieveopt.models.specs import SystemSpec
+from sieveopt.models.work import TaskKind, Work
+from sieveopt.targets import (
+    MODE_GPU,
+    MODE_LINK,
+    MODE_PIM,
+    MODE_SCHED,
+    Target,
+    get_target,
+    resource_kinds_for,
+    targets_for,
+)
 
-# Task kinds.
-QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = "qkv", "attn", "prefill_attn", "oproj", "router"
-ALLGATHER, SCHED, DISPATCH, LAUNCH = "allgather", "sched", "dispatch", "launch"
-EXPERT, SHARED, COMBINE, REDUCE = "expert", "shared", "combine", "reduce"
-MESSAGE_KINDS = (ALLGATHER, DISPATCH, COMBINE)
+# Task kinds (see :class:`~sieveopt.models.work.TaskKind`).
+QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = TaskKind.QKV, TaskKind.ATTN, TaskKind.PREFILL_ATTN, TaskKind.OPROJ, TaskKind.ROUTER
+ALLGATHER, SCHED, DISPATCH, LAUNCH = TaskKind.ALLGATHER, TaskKind.SCHED, TaskKind.DISPATCH, TaskKind.LAUNCH
+EXPERT, SHARED, COMBINE, REDUCE = TaskKind.EXPERT, TaskKind.SHARED, TaskKind.COMBINE, TaskKind.REDUCE
+MESSAGE_KINDS = W.MESSAGE_KINDS
 
-# Resource kinds.
+# Resource kinds of the built-in targets (a registered target may add its own: see
+# :mod:`sieveopt.targets`; a DAG's own kinds are ``TaskDAG.resource_kinds``).
 RES_GPU, RES_HBM, RES_PIM, RES_EGRESS, RES_INGRESS, RES_SCHED = "gpu", "hbm", "pim", "egress", "ingress", "sched"
 RESOURCE_KINDS = (RES_GPU, RES_HBM, RES_PIM, RES_EGRESS, RES_INGRESS, RES_SCHED)
 
@@ -52,13 +69,16 @@ class DagOptions:
     hbm_sharing: Literal["exclusive", "dual_row_buffer", "partitioned"] | None = None
     #: Modes attention may take (a policy picks one); ("gpu",) forbids PIM attention.
     attention_modes: tuple[str, ...] = (MODE_PIM, MODE_GPU)
+    #: Modes a routed expert may take (registered execution targets, see :mod:`sieveopt.targets`).
+    expert_modes: tuple[str, ...] = (MODE_GPU, MODE_PIM)
     #: Routing-map bytes per token in the AllGather (top-k ids + weights, 4 B each).
     allgather_bytes_per_choice: int = 4
     #: Layer index and micro-batch id stamped into task names (room for multi-layer windows).
     layer: int = 0
     microbatch: int = 0
     #: PIM execution of routed experts: "tp" (each expert sharded over all pseudo-channels, Sieve)
-    #: or "ep" (each expert bound to one channel group, PIMoE); see :mod:`sieveopt.pim_groups`.
+    #: or "ep" (each expert bound to one channel group, PIMoE); the PIM target's layouts
+    #: (:mod:`sieveopt.targets`, :mod:`sieveopt.pim_groups`).
     pim_parallelism: Literal["tp", "ep"] = "tp"
     #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
     pim_channel_groups: int = 0
@@ -191,6 +211,11 @@ class TaskDAG:
         return self.resources[self.resource_id[(kind, gpu)]]
 
     @cached_property
+    def resource_kinds(self) -> tuple[str, ...]:
+        """Resource kinds of this DAG, in display order."""
+        return tuple(dict.fromkeys(r.kind for r in self.resources))
+
+    @cached_property
     def resource_id(self) -> dict[tuple[str, int], int]:
         return {(r.kind, r.gpu): r.rid for r in self.resources}
 
@@ -228,31 +253,38 @@ class _Builder:
         self.edges: list[Edge] = []
         self.resources: list[Resource] = []
         self.res: dict[tuple[str, int], int] = {}
+        for mode in (*opts.attention_modes, *opts.expert_modes):
+            get_target(mode)  # an unknown mode fails here, naming the registered targets
         for g in range(system.num_gpus):
-            for kind in RESOURCE_KINDS:
+            for kind in resource_kinds_for((*opts.attention_modes, *opts.expert_modes)):
                 rid = len(self.resources)
                 self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g))
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
-        self.ep = None   # sieveopt.pim_groups.PimGroups under pim_parallelism="ep"
-        if opts.pim_parallelism not in ("tp", "ep") or opts.pim_channel_groups < 0:
-            raise ValueError(f"DagOptions: pim_parallelism must be 'tp' or 'ep' (got {opts.pim_parallelism!r}) "
-                             f"and pim_channel_groups >= 0 (got {opts.pim_channel_groups})")
+        # Target layouts other than the plain per-GPU one (e.g. PIM channel groups under
+        # pim_parallelism="ep"): mode -> hook, instantiated on the first layer (mode -> layout).
+        self._layout_hooks: dict[str, Any] = {}
+        self.layouts: dict[str, Any] = {}
+        for t in targets_for((*opts.attention_modes, *opts.expert_modes)):
+            if t.layout_option:
+                hook = t.layout_hook(getattr(opts, t.layout_option))
+                if hook is not None:
+                    self._layout_hooks[t.mode] = hook
+        self._targets: dict[str, Target] = {}
+        self._holds: dict[str, tuple[tuple[str, bool], ...]] = {}
+
+    def target(self, mode: str) -> Target:
+        t = self._targets.get(mode)
+        if t is None:
+            t = self._targets[mode] = get_target(mode)
+            self._holds[mode] = t.resource_kinds(self.sharing)
+        return t
 
     def mode_resources(self, mode: str, gpu: int, peer: int = -1) -> tuple[int, ...]:
-        r = self.res
-        if mode == MODE_GPU:
-            return (r[(RES_GPU, gpu)], r[(RES_HBM, gpu)])
-        if mode == MODE_PIM:
-            if self.sharing == "exclusive":
-                return (r[(RES_PIM, gpu)], r[(RES_HBM, gpu)])
-            return (r[(RES_PIM, gpu)],)
-        if mode == MODE_LINK:
-            return (r[(RES_EGRESS, gpu)], r[(RES_INGRESS, peer)])
-        if mode == MODE_SCHED:
-            return (r[(RES_SCHED, gpu)],)
-        raise ValueError(mode)
+        """Resources a task of ``gpu`` (and ``peer``, for messages) holds in ``mode``."""
+        self.target(mode)
+        return tuple(self.res[(kind, peer if on_peer else gpu)] for kind, on_peer in self._holds[mode])
 
     def add(self, name: str, kind: str, gpu: int, work: Work, modes: tuple[str, ...], *,
             expert: int = -1, peer: int = -1, gpu_only_resources: tuple[int, ...] | None = None) -> int:
@@ -262,9 +294,9 @@ class _Builder:
             res = self.mode_resources(m, gpu, peer)
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
-            mc[m] = ModeCost(_ns(self.cost.duration_ns(work, m)), res)
-        if self.ep is not None and MODE_PIM in mc:
-            mc[MODE_PIM] = self.ep.pim_mode(self, kind, gpu, expert, work, mc[MODE_PIM])
+            mc[m] = ModeCost(_ns(self.target(m).duration_ns(self.cost, work)), res)
+            if m in self.layouts:
+                mc[m] = self.layouts[m].mode_cost(self, kind, gpu, expert, work, mc[m])
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid
@@ -277,59 +309,46 @@ class _Builder:
         if inst.system.num_gpus != self.system.num_gpus:
             raise ValueError("every layer of a window must use the same system")
         self.inst, self.layer, self.microbatch = inst, layer, microbatch
-        if self.opts.pim_parallelism == "ep":
-            from sieveopt.pim_groups import PimGroups
-
-            if self.ep is None:
-                self.ep = PimGroups.for_builder(self, inst)
-            self.ep.bind(inst)
+        for mode, hook in self._layout_hooks.items():
+            if mode not in self.layouts:
+                self.layouts[mode] = hook(self, inst)
+            self.layouts[mode].bind(inst)
         self.tag = f"@L{layer}" + (f"m{microbatch}" if microbatch else "")
         opts, model = self.opts, inst.model
         G = inst.num_gpus
         lat = _ns(inst.system.interconnect.latency_ns)
-        H, act = model.hidden_size, model.activation_bytes
-        att = model.attention
         attn_kind = model.moe_layer_attention_kind(inst.moe_layer)
-        attn_params = att.params_per_layer(H, "linear" if attn_kind == "linear" else "full")
-        dense_b = model.dense_weight_bytes_per_param
-        qkv_params = int(attn_params * 0.75)  # output projection is the remaining quarter (approx.)
-        o_params = attn_params - qkv_params
 
         qkv, attn, oproj, router, sched, shared, reduce_, launch = ({} for _ in range(8))
         for g in range(G):
             n = int(inst.tokens_per_gpu[g])
-            qkv[g] = self.add(f"qkv[{g}]", QKV, g, Work(QKV, n, 2.0 * qkv_params * n, qkv_params * dense_b,
-                                                          2 * n * H * act), (MODE_GPU,))
-            kv_bytes, attn_flops = self._attention_bytes(g, attn_kind)
+            n_decode = int(inst.decode_requests_per_gpu[g])
+            qkv[g] = self.add(f"qkv[{g}]", QKV, g, W.qkv_work(model, attn_kind, n), (MODE_GPU,))
             attn[g] = self.add(f"attn[{g}]", ATTN, g,
-                               Work(ATTN, int(inst.decode_requests_per_gpu[g]), attn_flops, kv_bytes=kv_bytes),
+                               W.decode_attention_work(model, attn_kind, n_decode, float(inst.kv_tokens_per_gpu[g])),
                                opts.attention_modes)
-            oproj[g] = self.add(f"oproj[{g}]", OPROJ, g, Work(OPROJ, n, 2.0 * o_params * n, o_params * dense_b,
-                                                                2 * n * H * act), (MODE_GPU,))
-            rp = H * model.num_routed_experts
-            router[g] = self.add(f"router[{g}]", ROUTER, g, Work(ROUTER, n, 2.0 * rp * n, rp * dense_b, n * H * act),
-                                 (MODE_GPU,))
+            oproj[g] = self.add(f"oproj[{g}]", OPROJ, g, W.oproj_work(model, attn_kind, n), (MODE_GPU,))
+            router[g] = self.add(f"router[{g}]", ROUTER, g, W.router_work(model, n), (MODE_GPU,))
             self.edge(qkv[g], attn[g])
             self.edge(attn[g], oproj[g])
             if inst.prefill_attn_flops_per_gpu[g] > 0:
                 pf = self.add(f"prefill_attn[{g}]", PREFILL_ATTN, g,
-                              Work(PREFILL_ATTN, n - int(inst.decode_requests_per_gpu[g]),
-                                   float(inst.prefill_attn_flops_per_gpu[g]),
+                              Work(PREFILL_ATTN, n - n_decode, float(inst.prefill_attn_flops_per_gpu[g]),
                                    kv_bytes=float(inst.prefill_attn_bytes_per_gpu[g])), (MODE_GPU,))
                 self.edge(qkv[g], pf)
                 self.edge(pf, oproj[g])
             self.edge(oproj[g], router[g])
-            sched[g] = self.add(f"sched[{g}]", SCHED, g, Work(SCHED, fixed_ns=opts.scheduler_latency_ns), (MODE_SCHED,))
+            sched[g] = self.add(f"sched[{g}]", SCHED, g, W.sched_work(opts.scheduler_latency_ns), (MODE_SCHED,))
             self.edge(router[g], sched[g])
 
         # AllGather of the routing maps: one message per ordered GPU pair.
         ag_into: dict[int, list[int]] = {g: [] for g in range(G)}
         for i in range(G):
-            nbytes = int(inst.tokens_per_gpu[i]) * model.top_k * opts.allgather_bytes_per_choice
+            ag = W.allgather_work(model, int(inst.tokens_per_gpu[i]), opts.allgather_bytes_per_choice)
             for j in range(G):
                 if i == j:
                     continue
-                m = self.add(f"allgather[{i}->{j}]", ALLGATHER, i, Work(ALLGATHER, msg_bytes=nbytes), (MODE_LINK,), peer=j)
+                m = self.add(f"allgather[{i}->{j}]", ALLGATHER, i, ag, (MODE_LINK,), peer=j)
                 self.edge(router[i], m)
                 self.edge(m, sched[j], lat)
                 ag_into[j].append(m)
@@ -341,7 +360,7 @@ class _Builder:
                 ntok = int(inst.dispatch_tokens[i, j])
                 if i == j or ntok == 0:
                     continue
-                m = self.add(f"dispatch[{i}->{j}]", DISPATCH, i, Work(DISPATCH, ntok, msg_bytes=ntok * H * act),
+                m = self.add(f"dispatch[{i}->{j}]", DISPATCH, i, W.token_message_work(DISPATCH, model, ntok),
                              (MODE_LINK,), peer=j)
                 self.edge(router[i], m)
                 for a in ag_into[i]:
@@ -353,7 +372,7 @@ class _Builder:
         experts_of: dict[int, list[int]] = {g: [] for g in range(G)}
         for g in range(G):
             if grouped:
-                launch[g] = self.add(f"launch[{g}]", LAUNCH, g, Work(LAUNCH, launches=1),
+                launch[g] = self.add(f"launch[{g}]", LAUNCH, g, W.launch_work(),
                                      (MODE_GPU,), gpu_only_resources=(self.res[(RES_GPU, g)],))
                 self.edge(sched[g], launch[g])
                 for i in range(G):
@@ -361,28 +380,22 @@ class _Builder:
                         self.edge(dispatch[(i, g)], launch[g], lat)
             for e in inst.experts_on(g):
                 e = int(e)
-                n = int(expert_tokens[e])
-                w = Work(EXPERT, n, model.expert_flops(n), model.expert_weight_bytes, 2 * n * H * act,
-                         launches=0 if grouped else 1)
-                t = self.add(f"expert[{e}]", EXPERT, g, w, (MODE_GPU, MODE_PIM), expert=e)
+                w = W.expert_work(model, int(expert_tokens[e]), launches=0 if grouped else 1)
+                t = self.add(f"expert[{e}]", EXPERT, g, w, opts.expert_modes, expert=e)
                 experts_of[g].append(t)
                 self.edge(sched[g], t)
                 for i in np.flatnonzero(inst.counts[:, e]):
                     if int(i) != g:
                         self.edge(dispatch[(int(i), g)], t, lat)
-                if grouped:
+                if grouped and MODE_GPU in opts.expert_modes:
                     self.edge(launch[g], t, 0, (t, MODE_GPU))
 
         for g in range(G):
             n = int(inst.tokens_per_gpu[g])
             if model.num_shared_experts and n:
-                sp = 3 * H * model.shared_expert_intermediate_size * model.num_shared_experts
-                shared[g] = self.add(f"shared[{g}]", SHARED, g,
-                                     Work(SHARED, n, 2.0 * sp * n, sp * dense_b, 2 * n * H * act), (MODE_GPU,))
+                shared[g] = self.add(f"shared[{g}]", SHARED, g, W.shared_expert_work(model, n), (MODE_GPU,))
                 self.edge(oproj[g] if opts.shared_expert_prefetch else sched[g], shared[g])
-            reduce_[g] = self.add(f"reduce[{g}]", REDUCE, g,
-                                  Work(REDUCE, n, 2.0 * n * H * model.top_k, act_bytes=(model.top_k + 1) * n * H * act),
-                                  (MODE_GPU,))
+            reduce_[g] = self.add(f"reduce[{g}]", REDUCE, g, W.reduce_work(model, n), (MODE_GPU,))
             self.edge(router[g], reduce_[g])
             if g in shared:
                 self.edge(shared[g], reduce_[g])
@@ -391,7 +404,8 @@ class _Builder:
         expert_task = {self.tasks[t].expert: t for g in experts_of for t in experts_of[g]}
         for (i, j), _m in dispatch.items():
             ntok = int(inst.dispatch_tokens[i, j])
-            c = self.add(f"combine[{j}->{i}]", COMBINE, j, Work(COMBINE, ntok, msg_bytes=ntok * H * act), (MODE_LINK,), peer=i)
+            c = self.add(f"combine[{j}->{i}]", COMBINE, j, W.token_message_work(COMBINE, model, ntok),
+                         (MODE_LINK,), peer=i)
             for e in np.flatnonzero((inst.expert_gpu == j) & (inst.counts[i] > 0)):
                 self.edge(expert_task[int(e)], c)
             self.edge(c, reduce_[i], lat)
@@ -402,27 +416,14 @@ class _Builder:
         self.last_meta = {"model": model.name, "system": inst.system.name, "num_gpus": G,
                           "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
                           "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
-                          "attention_kind": attn_kind, **(self.ep.meta() if self.ep is not None else {})}
+                          "attention_kind": attn_kind}
+        for lay in self.layouts.values():
+            self.last_meta.update(lay.meta())
         return qkv, reduce_
 
     def finish(self, meta: dict) -> TaskDAG:
         return TaskDAG(tuple(self.tasks), tuple(self.edges), tuple(self.resources), self.system.num_gpus,
                        self.opts, meta=meta)
-
-    def _attention_bytes(self, g: int, kind: str) -> tuple[float, float]:
-        """Bytes and FLOPs one GPU's decode attention reads/does in this layer."""
-        inst, model = self.inst, self.inst.model
-        att, act = model.attention, model.activation_bytes
-        n = int(inst.decode_requests_per_gpu[g])
-        if kind == "linear":
-            state = att.linear_state_elems() * act
-            return 2.0 * n * state, 4.0 * n * att.linear_state_elems()
-        ctx = float(inst.kv_tokens_per_gpu[g])
-        if kind == "sliding" and n:
-            ctx = min(ctx, n * att.sliding_window_tokens)
-        kv = ctx * att.kv_elems_per_token() * act
-        flops = 4.0 * ctx * att.num_q_heads * att.head_dim
-        return kv, flops
 
 
 def build_layer_dag(inst: LayerInstance, cost: CostModel, options: DagOptions | None = None) -> TaskDAG:

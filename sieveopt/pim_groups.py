@@ -16,8 +16,9 @@ same model:
   ``rank(e) mod K``, where ``rank`` is its rank in expert-id order among the experts its GPU holds;
 * each group is a resource (kind :data:`RES_PIM_GROUP`) in place of the one GPU-wide ``pim``
   resource: an expert's PIM job holds only its group, for the time of ``tokens`` GEMVs over its
-  group's channels (roofline: :meth:`~sieveopt.models.roofline.RooflineCostModel.pim_gemv_ns`
-  with ``channels=c``; replay: the DRAM simulator's job on the same per-channel rows);
+  group's channels (the cost model's ``pim_gemv_ns(..., channels=c)``, roofline by default:
+  :func:`sieveopt.models.costmodel.pim_expert_ns_on`; replay: the DRAM simulator's job on the
+  same per-channel rows);
 * decode attention keeps its KV cache spread over all channels ("decode attention on PIM, KV
   cache spread over PIM channels" for every baseline, papers.md §1.7), so a PIM attention job
   holds the GPU-wide ``pim`` resource and every group.
@@ -31,11 +32,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sieveopt.models.costmodel import MODE_PIM
+from sieveopt.targets import MODE_PIM
 
-#: Resource kind of one channel group of one GPU's PIM units.
+#: Resource kind of one channel group of one GPU's PIM units (declared by the PIM target's
+#: ``part_owns``; this module is its ``"ep"`` layout, :data:`sieveopt.targets.Target.layouts`).
 RES_PIM_GROUP = "pim_group"
-PIM_PARALLELISM = ("tp", "ep")
 
 
 def group_channels(num_channels: int, num_groups: int) -> list[int]:
@@ -61,15 +62,12 @@ def expert_groups(expert_gpu: Sequence[int], num_groups: int) -> list[int]:
     return out
 
 
-def ep_pim_expert_ns(cost: Any, weight_bytes: float, tokens: int, channels: int) -> float:
-    """PIM time of one expert on ``tokens`` tokens over ``channels`` pseudo-channels (roofline of
-    the cost model: it is the one formula that takes a channel count)."""
-    from sieveopt.models.roofline import RooflineCostModel
+def ep_pim_expert_ns(cost: Any, system: Any, model: Any, weight_bytes: float, tokens: int, channels: int) -> float:
+    """PIM time of one expert on ``tokens`` tokens over ``channels`` pseudo-channels, read through
+    the cost-model protocol (:func:`sieveopt.models.costmodel.pim_expert_ns_on`)."""
+    from sieveopt.models.costmodel import pim_expert_ns_on
 
-    rf = getattr(cost, "roofline", cost)
-    if not isinstance(rf, RooflineCostModel):
-        raise ValueError(f"pim_parallelism='ep' needs a roofline-based cost model, got {getattr(cost, 'name', cost)!r}")
-    return rf.pim_gemv_ns(weight_bytes, tokens, channels=channels)
+    return pim_expert_ns_on(cost, system, model, weight_bytes, tokens, channels)
 
 
 class PimGroups:
@@ -91,7 +89,11 @@ class PimGroups:
 
     @classmethod
     def for_builder(cls, builder: Any, inst: Any) -> PimGroups:
+        """The PIM target's ``"ep"`` layout hook (:data:`sieveopt.targets.Target.layouts`)."""
         opts = builder.opts
+        if opts.pim_channel_groups < 0:
+            raise ValueError(f"DagOptions.pim_channel_groups: must be >= 0 (0 = one group per expert "
+                             f"a GPU holds), got {opts.pim_channel_groups}")
         n = opts.pim_channel_groups or default_groups(
             max(int((inst.expert_gpu == g).sum()) for g in range(inst.num_gpus)),
             inst.system.hbm_pim.pseudo_channels_per_gpu)
@@ -101,15 +103,19 @@ class PimGroups:
         """Bind this layer's experts to groups (static: by placement)."""
         self.group_of = expert_groups(inst.expert_gpu.tolist(), len(self.channels))
 
-    def pim_mode(self, builder: Any, kind: str, gpu: int, expert: int, work: Any, base: Any) -> Any:
-        """The PIM ``ModeCost`` of a task under expert parallelism (``base``: the TP one)."""
-        from sieveopt.dag import ATTN, EXPERT, RES_HBM, ModeCost, _ns
+    def mode_cost(self, builder: Any, kind: str, gpu: int, expert: int, work: Any, base: Any) -> Any:
+        """The PIM ``ModeCost`` of a task under expert parallelism (``base``: the TP one): an
+        expert holds its channel group in place of the GPU-wide PIM resource (other holds, e.g.
+        the HBM bus under ``exclusive`` sharing, are kept)."""
+        from sieveopt.dag import ATTN, EXPERT, ModeCost, _ns
+        from sieveopt.targets import get_target
 
-        hbm = (builder.res[(RES_HBM, gpu)],) if builder.sharing == "exclusive" else ()
         if kind == EXPERT:
             k = self.group_of[expert]
-            dur = _ns(ep_pim_expert_ns(builder.cost, work.weight_bytes, work.tokens, self.channels[k]))
-            return ModeCost(dur, (self.rids[gpu][k], *hbm))
+            whole = {builder.res[(r, gpu)] for r in get_target(MODE_PIM).owns}
+            dur = _ns(ep_pim_expert_ns(builder.cost, builder.system, builder.inst.model, work.weight_bytes,
+                                       work.tokens, self.channels[k]))
+            return ModeCost(dur, (self.rids[gpu][k], *(r for r in base.resources if r not in whole)))
         if kind == ATTN:
             return ModeCost(base.duration_ns, (*base.resources, *self.rids[gpu]))
         return base

@@ -11,7 +11,7 @@ from sieveopt.check import CheckReport, check
 from sieveopt.dag import DagOptions, TaskDAG, build_layer_dag
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
-from sieveopt.solvers import SolveResult, solve
+from sieveopt.solvers import SolveResult, policy_info, solve
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,16 +35,12 @@ def build_dag(instance: LayerInstance, cost_model: str | CostModel = "roofline",
     return build_layer_dag(instance, cost, options), cost
 
 
-#: Policies that execute on a DAG built with other options than the caller's: PIMoE runs its
-#: experts expert-parallel over PIM channel groups (:mod:`sieveopt.pim_groups`,
-#: :data:`sieveopt.solvers.baselines.PIMOE_DAG_OPTIONS`), so its decision and execution agree.
-POLICY_DAG_OPTIONS: dict[str, dict[str, Any]] = {"pimoe": {"pim_parallelism": "ep"}}
-
-
 def policy_dag(policy: str, dag: TaskDAG, instance: LayerInstance, cost: CostModel) -> TaskDAG:
-    """The DAG ``policy`` executes on: ``dag``, rebuilt with the policy's DAG options when it
-    has any that differ (single-layer DAGs; the scheduler latency and other options are kept)."""
-    want = POLICY_DAG_OPTIONS.get(policy)
+    """The DAG ``policy`` executes on: ``dag``, rebuilt with the ``DagOptions`` the policy
+    declares (``PolicyInfo.dag_options``, e.g. PIMoE's expert-parallel PIM channel groups,
+    :mod:`sieveopt.pim_groups`) when they differ, so its decision and execution use the same
+    model (single-layer DAGs; the scheduler latency and other options are kept)."""
+    want = policy_info(policy).dag_options
     if not want or all(getattr(dag.options, k) == v for k, v in want.items()) or dag.is_window:
         return dag
     return build_layer_dag(instance, cost, replace(dag.options, **want))

@@ -59,6 +59,20 @@ class Registry:
         self._load_entry_points()
         return sorted(self._items)
 
+    def ordered(self) -> list[str]:
+        """Names in registration order (built-ins first, as registered)."""
+        self._load_entry_points()
+        return list(self._items)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (no error when absent)."""
+        self._items.pop(name, None)
+        self._docs.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._items
+
     def describe(self) -> dict[str, str]:
         self._load_entry_points()
         return {n: self._docs.get(n, "") for n in sorted(set(self._items) | set(self._docs))}
@@ -68,7 +82,7 @@ def all_registries() -> dict[str, Registry]:
     """Every registry, after importing the modules that fill the built-in ones."""
     import importlib
 
-    for mod in ("sieveopt.models.costmodel", "sieveopt.solvers"):
+    for mod in ("sieveopt.models.costmodel", "sieveopt.solvers", "sieveopt.targets"):
         importlib.import_module(mod)
     return dict(_ALL)
 

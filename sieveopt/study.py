@@ -15,12 +15,14 @@ import numpy as np
 
 from sieveopt.instance import LayerInstance
 from sieveopt.pipeline import LayerRun, build_dag, run_layer
+from sieveopt.solvers import common_params, default_policies, policy_with_role
 
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
 PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "gpt-oss-120b-bf16": 4, "qwen3.5-397b-a17b": 8}
-DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
+DEFAULT_POLICIES = default_policies()
 #: The scheduler task's charge comes from :mod:`sieveopt.solvers.sched_latency` (a latency model,
-#: never one call's wall clock): gpu_only/noexp/allexp decide nothing, CP-SAT is offline.
+#: never one call's wall clock): policies declaring a ``static`` decision decide nothing and an
+#: ``offline`` one (CP-SAT) runs ahead of time; both are charged 0.
 
 
 @dataclass
@@ -42,17 +44,17 @@ class StudyRow:
 
 
 def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
-    if policy == "cpsat":
-        return {"time_limit_s": time_limit_s, "seed": seed}
-    return {}
+    return common_params(policy, time_limit_s=time_limit_s, seed=seed)
 
 
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
               on_step: Callable[[str], None] | None = None,
-              scheduler_latency: str | int = "default") -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
+              scheduler_latency: str | int = "default",
+              solver_params: dict[str, dict[str, Any]] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
-    ``on_step(description)`` is called after each (layer, policy) (progress reporting).
+    ``on_step(description)`` is called after each (layer, policy) (progress reporting);
+    ``solver_params[policy]`` overrides that policy's parameters (``--solver-param``).
 
     Each policy's ``sched`` tasks last the charge of ``scheduler_latency`` (see
     :func:`sieveopt.solvers.sched_latency.resolve`), in the schedule and in its replay alike."""
@@ -70,7 +72,8 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
             lat = resolve(policy, scheduler_latency,
                           calibration={"model": inst.model, "system": inst.system, "batch": inst.batch})
             pdag = with_scheduler_latency(dag, lat.ns)
-            run = run_layer(inst, policy, dag=pdag, cost=cost, **_solver_params(policy, time_limit_s, seed))
+            params = {**_solver_params(policy, time_limit_s, seed), **(solver_params or {}).get(policy, {})}
+            run = run_layer(inst, policy, dag=pdag, cost=cost, **params)
             res = run.result
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
                            res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns,
@@ -91,6 +94,7 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
 
 def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per policy: median makespans, gaps to CP-SAT (best and bound), decision latency."""
+    reference = policy_with_role("reference")
     by_layer: dict[int, dict[str, StudyRow]] = {}
     for r in rows:
         by_layer.setdefault(r.layer_index, {})[r.policy] = r
@@ -101,7 +105,7 @@ def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str,
             continue
         gaps_best, gaps_bound, gaps_replay = [], [], []
         for layer in by_layer.values():
-            ref = layer.get("cpsat")
+            ref = layer.get(reference) if reference else None
             r = layer[p]
             if ref is not None and ref.makespan_ns:
                 gaps_best.append(r.makespan_ns / ref.makespan_ns - 1.0)

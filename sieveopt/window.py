@@ -24,11 +24,12 @@ from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import CostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
-from sieveopt.solvers import SolveResult, solve
+from sieveopt.solvers import SolveResult, policy_info, solve, window_hint_policies
 from sieveopt.solvers.base import HEURISTIC
 
 #: Fast policies whose best window schedule hints CP-SAT (it is never worse than its hint).
-HINT_POLICIES = ("sieve", "sieve-plus", "duplex", "noexp", "allexp")
+#: Per-slot policies whose window schedules hint a joint window solver (declared in the registry).
+HINT_POLICIES = window_hint_policies()
 
 
 def microbatch_slices(batch: int, num_gpus: int, microbatches: int) -> list[np.ndarray]:
@@ -67,11 +68,11 @@ def solve_window(window: list[list[LayerInstance]], policy: str, cost: CostModel
     opts = options or DagOptions()
     wdag = build_window_dag(window, cost, opts)
     t0 = time.perf_counter()
-    if policy == "cpsat":
+    if policy_info(policy).joint_window:
         hints = [solve_window(window, p, cost, opts)[1] for p in HINT_POLICIES]
         hint = min(hints, key=lambda r: r.makespan_ns)
         params = {"hint": hint, **solver_params}
-        res = solve("cpsat", wdag, window[0][0], cost, **params)
+        res = solve(policy, wdag, window[0][0], cost, **params)
         return wdag, res
     modes = [""] * len(wdag.tasks)
     decision = 0

@@ -7,7 +7,8 @@ helpers (:mod:`~sieveopt.solvers.sieve_ref`) and the shared list scheduler
 * ``noexp`` (NeuPIMs / PAISE): attention on PIM, every expert on the GPU.
 * ``allexp`` (PAPI / Stratum): attention and every expert on PIM.
 * ``pimoe`` (PIMoE as Sieve describes it, papers.md §1.7): executes expert-parallel over PIM
-  channel groups (:mod:`sieveopt.pim_groups`; ``run_layer`` builds that DAG for it), and decides
+  channel groups (:mod:`sieveopt.pim_groups`; its registry entry declares
+  ``dag_options={"pim_parallelism": "ep"}``, so ``run_layer`` builds that DAG for it), and decides
   on the same DAG's durations: a static token threshold (default: the smallest count at which an
   isolated expert is estimated faster on the GPU than on its group), then the busiest-group,
   hottest-first loop while ``T_GPU <= T_PIM`` (expert-only PIM time of the busiest group;
@@ -102,12 +103,6 @@ def solve_duplex(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: An
 
 
 # -- PIMoE ----------------------------------------------------------------------------------
-#: DAG options PIMoE executes under: expert parallelism over PIM channel groups (papers.md §1.7:
-#: PIMoE is "expert-parallel over PIM channels"); :func:`sieveopt.pipeline.run_layer` builds
-#: this DAG for ``pimoe`` so that its decision and its execution use the same model.
-PIMOE_DAG_OPTIONS = {"pim_parallelism": "ep"}
-
-
 def pimoe_threshold(inp: GpuPlanInputs, pim_ns_of: Any, max_tokens: int) -> int:
     """PIMoE's static token threshold: the smallest count at which an *isolated* expert is
     estimated faster on the GPU (its own grouped GEMM: launch + roofline) than on PIM at the
@@ -149,7 +144,7 @@ def solve_pimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, threshol
         nominal = min(ch)   # "fixed per model and system": the smallest group's parallelism
 
         def pim_ns_of(n: int) -> float:
-            return ep_pim_expert_ns(cost, w, n, nominal)
+            return ep_pim_expert_ns(cost, instance.system, instance.model, w, n, nominal)
     else:
         table = pim_table(cost, instance, max(1, instance.batch))
 

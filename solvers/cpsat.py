@@ -36,7 +36,8 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
-from sieveopt.dag import TaskDAG
+from sieveopt.dag import EXPERT, TaskDAG
+from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import MODE_GPU, CostModel
@@ -71,19 +72,30 @@ class _Trajectory(cp_model.CpSolverSolutionCallback):
 def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, multi: bool,
                      part_modes: dict[int, str] | None) -> list[Schedule]:
     """Heuristic schedules to warm-start from (the Sieve greedy first, when it exists)."""
-    from sieveopt.solvers import solve
+    from sieveopt.solvers import check_target_needs, solve
+
+    def usable(name: str) -> bool:
+        try:
+            check_target_needs(name, dag)
+        except SieveoptError:
+            return False  # a two-sided heuristic on a DAG whose experts lack one of its sides
+        return True
 
     out: list[Schedule] = []
     for name in (("sieve", "sieve-plus") if multi else ("sieve",)):
+        if not usable(name):
+            continue
         try:
             r = solve(name, dag, instance, cost)
         except (ImportError, AttributeError, ModuleNotFoundError):
             continue
         if r.schedule is not None:
             out.append(r.schedule)
-    if not out and not multi:
+    if not out and not multi and usable("sieve-plus"):
         r = solve("sieve-plus", dag, instance, cost)
         out.append(r.schedule)
+    if not out:  # any targets: every multi-mode task at its shortest mode
+        out.append(list_schedule(dag, _shortest_modes(dag), policy="shortest-mode"))
     if multi:
         if part_modes:
             modes = list(modes_from_experts(dag, {}, default_expert=MODE_GPU))
@@ -91,16 +103,22 @@ def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, mul
                 modes[t] = m
             modes = _best_attention(dag, modes)
             out.append(list_schedule(dag, modes, policy="partition-dp"))
-        out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
-                                 policy="all-gpu"))
+        if all(MODE_GPU in t.modes for t in dag.tasks if t.kind == EXPERT):
+            out.append(list_schedule(dag, _best_attention(dag, modes_from_experts(dag, {}, default_expert=MODE_GPU)),
+                                     policy="all-gpu"))
     return out
+
+
+def _shortest_modes(dag: TaskDAG) -> list[str]:
+    """Every task at its shortest mode (a hint that needs no particular targets)."""
+    return [min(t.modes, key=lambda m, t=t: t.modes[m].duration_ns) for t in dag.tasks]
 
 
 def _best_attention(dag: TaskDAG, modes: list[str]) -> list[str]:
     """Non-expert multi-mode tasks (attention) at their shortest mode."""
     modes = list(modes)
     for t in dag.tasks:
-        if t.has_choice and t.kind != "expert":
+        if t.has_choice and t.kind != EXPERT:
             modes[t.tid] = min(t.modes, key=lambda m: t.modes[m].duration_ns)
     return modes
 
@@ -109,7 +127,7 @@ def _symmetry_classes(dag: TaskDAG) -> list[list[int]]:
     """Groups of interchangeable multi-mode tasks (identical durations, resources and neighbours)."""
     groups: dict[tuple, list[int]] = {}
     for t in dag.tasks:
-        if not t.has_choice or t.kind != "expert":
+        if not t.has_choice or t.kind != EXPERT:
             continue
         preds = tuple(sorted((e.src, e.lag_ns, None if e.if_mode is None else
                               ("self" if e.if_mode[0] == t.tid else e.if_mode), ) for e in dag.preds[t.tid]))

@@ -39,7 +39,9 @@ from sieveopt.dag import (
     TaskDAG,
 )
 from sieveopt.instance import LayerInstance
-from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, CostModel, Work
+from sieveopt.models.costmodel import MODE_GPU, MODE_LINK, MODE_PIM, CostModel, pim_expert_table
+from sieveopt.models.costmodel import gpu_rates as _gpu_rates
+from sieveopt.models.work import expert_work
 
 # Indices into the packed scalar array.
 P_T_COMM = 0          # ns
@@ -78,29 +80,16 @@ class GpuPlanInputs:
 
 
 def gpu_rates(cost: CostModel, instance: LayerInstance) -> tuple[float, float, float]:
-    """(bytes/ns, FLOP/ns, kernel overhead ns) of the GPU: the cost model's roofline rates (or
-    its ``roofline`` delegate's), else a fresh roofline of the system."""
-    from sieveopt.models.roofline import RooflineCostModel
-
-    src = getattr(cost, "roofline", cost)
-    if not all(hasattr(src, a) for a in ("gpu_bytes_per_ns", "gpu_flops_per_ns", "kernel_overhead_ns")):
-        src = RooflineCostModel(instance.system, instance.model)
-    return float(src.gpu_bytes_per_ns), float(src.gpu_flops_per_ns), float(src.kernel_overhead_ns)
+    """(bytes/ns, FLOP/ns, kernel overhead ns) of the GPU (see :func:`costmodel.gpu_rates`
+    for the declared capability and its default)."""
+    r = _gpu_rates(cost, instance.system, instance.model)
+    return r.bytes_per_ns, r.flops_per_ns, r.kernel_overhead_ns
 
 
 def pim_table(cost: CostModel, instance: LayerInstance, max_tokens: int) -> np.ndarray:
-    """PIM ns of one routed expert by token count ``0..max_tokens`` (float64): the cost model's
-    own table when it has one (``export``), else its PIM duration of an expert work item."""
-    export = getattr(cost, "export", None)
-    if callable(export):
-        return np.asarray(export(max_tokens), dtype=np.float64)
-    model = instance.model
-    act = model.activation_bytes * model.hidden_size
-    out = np.zeros(max_tokens + 1)
-    for n in range(1, max_tokens + 1):
-        w = Work(EXPERT, n, model.expert_flops(n), model.expert_weight_bytes, 2 * n * act, launches=0)
-        out[n] = cost.duration_ns(w, MODE_PIM)
-    return out
+    """PIM ns of one routed expert by token count ``0..max_tokens`` (float64; see
+    :func:`costmodel.pim_expert_table` for the declared capability and its default)."""
+    return pim_expert_table(cost, instance.model, max_tokens)
 
 
 def _message_ns(dag: TaskDAG, gpu: int) -> float:
@@ -123,9 +112,10 @@ def gpu_plan_inputs(dag: TaskDAG, instance: LayerInstance, cost: CostModel, gpu:
     params = np.zeros(NUM_PARAMS)
     params[P_T_COMM] = _message_ns(dag, gpu)
     params[P_BYTES_PER_NS], params[P_FLOPS_PER_NS] = bw, peak
-    params[P_EXPERT_BYTES] = model.expert_weight_bytes
-    params[P_TOKEN_BYTES] = 2.0 * model.hidden_size * model.activation_bytes
-    params[P_TOKEN_FLOPS] = model.expert_flops(1)
+    one_token = expert_work(model, 1)    # the layer-work model's expert: W bytes, a and f per token
+    params[P_EXPERT_BYTES] = one_token.weight_bytes
+    params[P_TOKEN_BYTES] = one_token.act_bytes
+    params[P_TOKEN_FLOPS] = one_token.flops
     experts, tids, tokens, gns, pns = [], [], [], [], []
     for t in dag.tasks:
         if t.gpu != gpu:

@@ -11,23 +11,26 @@ identical inputs differ by up to 6 %: issue 12).
 Sources (:func:`resolve`), in order:
 
 * ``"<N>"`` / an int: a fixed budget of N ns for every policy that decides at run time;
-* ``"default"`` (the default): the documented deterministic table :data:`DEFAULT_NS` below;
+* ``"default"`` (the default): the deterministic figure each policy declares (below);
 * ``"calibrated"``: the policy's median decision latency measured on this machine by a short
   calibration run (:func:`calibrate`), cached per machine in
   ``$SIEVEOPT_CACHE_DIR`` (default ``~/.cache/sieveopt``)/``scheduler_latency.json``; the same
   machine gives the same number on every later run.
 
-Whatever the source, policies that decide nothing at run time (``gpu_only``, ``noexp``,
-``allexp``) are charged 0 and CP-SAT is charged 0 with the label ``offline`` (it is a
-reference solver, not something a serving loop runs per layer).
+Whatever the source, a policy charged nothing is one that declares (in its registry entry,
+:class:`sieveopt.solvers.PolicyInfo`) a ``static`` decision (it decides nothing at run time:
+``gpu_only``, ``noexp``, ``allexp``; label ``static``) or an ``offline`` one (a reference solver
+run ahead of time, not something a serving loop runs per layer, e.g. CP-SAT; label ``offline``).
 
-The default table (ns, per layer and GPU): the compiled Sieve planner's median is 0.73-1.25 us
-per GPU plan on the development machine (BENCHMARKS.md §1, 150 layers x every GPU, one core),
-rounded to 1000 ns. sieve-plus is 0.87-1.49x Sieve through the solver API (BENCHMARKS.md §1):
-1500 ns. PIMoE and Duplex are the same sort-and-walk shape as Sieve (one sort by token count,
-one linear scan, papers.md §3 "a single parametrized greedy covers them"), so a compiled
-implementation would cost what Sieve costs: 1000 ns; their in-tree code is reference Python,
-whose wall time is not what a serving system would pay.
+The default table is declared per policy (``PolicyInfo.scheduler_latency_ns``, ns per layer and
+GPU): the compiled Sieve planner's median is 0.73-1.25 us per GPU plan on the development
+machine (BENCHMARKS.md §1, 150 layers x every GPU, one core), rounded to 1000 ns. sieve-plus is
+0.87-1.49x Sieve through the solver API (BENCHMARKS.md §1): 1500 ns. PIMoE and Duplex are the
+same sort-and-walk shape as Sieve (one sort by token count, one linear scan, papers.md §3 "a
+single parametrized greedy covers them"), so a compiled implementation would cost what Sieve
+costs: 1000 ns; their in-tree code is reference Python, whose wall time is not what a serving
+system would pay. A policy that declares no figure (a plugin) is charged
+:data:`UNKNOWN_POLICY_NS`, the Sieve planner's figure.
 """
 
 from __future__ import annotations
@@ -43,14 +46,11 @@ from typing import Any
 
 from sieveopt.errors import SieveoptError
 
-#: Deterministic default charge per policy (ns); see the module docstring for where each comes from.
-DEFAULT_NS: dict[str, int] = {"sieve": 1000, "sieve-plus": 1500, "pimoe": 1000, "duplex": 1000}
-#: Policies with no run-time decision (charged 0).
-STATIC_POLICIES = frozenset({"gpu_only", "noexp", "allexp"})
-#: Offline solvers (charged 0, labelled ``offline``).
-OFFLINE_POLICIES = frozenset({"cpsat"})
-#: What an unknown (plugin) policy is charged under ``default``: the Sieve planner's figure.
-UNKNOWN_POLICY_NS = DEFAULT_NS["sieve"]
+#: What a policy declaring no ``scheduler_latency_ns`` is charged under ``default``: the Sieve
+#: planner's figure (ns).
+UNKNOWN_POLICY_NS = 1000
+#: Decision kinds (``PolicyInfo.decision``) charged 0; the kind is the charge's label.
+UNCHARGED_DECISIONS = ("static", "offline")
 SOURCES = ("default", "calibrated")
 
 
@@ -92,18 +92,36 @@ def resolve(policy: str, spec: str | int | None = "default", *, calibration: dic
 
     ``calibration`` (for ``"calibrated"``): keyword arguments of :func:`calibrate` (model,
     system, batch); required for that source."""
+    from sieveopt.solvers import policy_info
+
     spec = parse_spec(spec)
-    if policy in OFFLINE_POLICIES:
-        return SchedulerLatency(policy, 0, "offline")
-    if policy in STATIC_POLICIES:
-        return SchedulerLatency(policy, 0, "static")
+    info = policy_info(policy)
+    if info.decision in UNCHARGED_DECISIONS:
+        return SchedulerLatency(policy, 0, info.decision)
     if isinstance(spec, int):
         return SchedulerLatency(policy, spec, "fixed")
     if spec == "default":
-        return SchedulerLatency(policy, DEFAULT_NS.get(policy, UNKNOWN_POLICY_NS), "default")
+        return SchedulerLatency(policy, default_ns(policy), "default")
     if calibration is None:
         raise SieveoptError("scheduler latency 'calibrated' needs the problem (model, system, batch) to calibrate on")
     return SchedulerLatency(policy, calibrate(policy, **calibration), "calibrated")
+
+
+def default_ns(policy: str) -> int:
+    """The deterministic default charge ``policy`` declares (0 for static/offline decisions)."""
+    from sieveopt.solvers import policy_info
+
+    info = policy_info(policy)
+    if info.decision in UNCHARGED_DECISIONS:
+        return 0
+    return UNKNOWN_POLICY_NS if info.scheduler_latency_ns is None else int(info.scheduler_latency_ns)
+
+
+def default_table() -> dict[str, int]:
+    """Registered policy -> its default charge, for those charged at run time (registration order)."""
+    from sieveopt.solvers import SOLVERS, policy_info
+
+    return {p: default_ns(p) for p in SOLVERS.ordered() if policy_info(p).decision not in UNCHARGED_DECISIONS}
 
 
 # -- applying a charge to a DAG --------------------------------------------------------------------
@@ -180,8 +198,8 @@ def describe(spec: str | int | None) -> str:
     """One line for tables and result files."""
     spec = parse_spec(spec)
     if isinstance(spec, int):
-        return f"scheduler latency: fixed {spec} ns per layer for run-time planners (cpsat offline: 0)"
+        return f"scheduler latency: fixed {spec} ns per layer for run-time planners (static and offline: 0)"
     if spec == "default":
-        tab = ", ".join(f"{p} {v} ns" for p, v in DEFAULT_NS.items())
-        return f"scheduler latency: deterministic default ({tab}; static baselines 0; cpsat offline: 0)"
-    return "scheduler latency: calibrated median per policy on this machine (cached; cpsat offline: 0)"
+        tab = ", ".join(f"{p} {v} ns" for p, v in default_table().items())
+        return f"scheduler latency: deterministic default ({tab}; static and offline: 0)"
+    return "scheduler latency: calibrated median per policy on this machine (cached; static and offline: 0)"

@@ -13,8 +13,8 @@ from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag, run_layer
 from sieveopt.solvers.sched_latency import (
-    DEFAULT_NS,
     calibrate,
+    default_ns,
     parse_spec,
     resolve,
     with_scheduler_latency,
@@ -31,7 +31,7 @@ def small():
 
 
 def test_resolve_sources():
-    assert resolve("sieve").ns == DEFAULT_NS["sieve"] and resolve("sieve").source == "default"
+    assert resolve("sieve").ns == default_ns("sieve") and resolve("sieve").source == "default"
     assert resolve("cpsat", 5000).ns == 0 and resolve("cpsat", 5000).source == "offline"
     assert resolve("noexp").ns == 0 and resolve("noexp").source == "static"
     assert resolve("pimoe", "2500").ns == 2500 and resolve("pimoe", "2500").source == "fixed"
@@ -65,7 +65,7 @@ def test_three_replays_identical_in_process(small):
         spans.append((rep.makespan_ns, rep.predicted_makespan_ns, rep.scheduler_latency_ns,
                       tuple(rep.replayed_duration_ns.tolist())))
     assert spans[0] == spans[1] == spans[2]
-    assert spans[0][2] == DEFAULT_NS["sieve"]
+    assert spans[0][2] == default_ns("sieve")
 
 
 def test_three_replays_identical_cli(capsys):
@@ -76,7 +76,7 @@ def test_three_replays_identical_cli(capsys):
         d = json.loads(capsys.readouterr().out)
         outs.append((d["replayed_makespan_ns"], d["predicted_makespan_ns"], d["scheduler_latency_ns"]))
     assert outs[0] == outs[1] == outs[2]
-    assert outs[0][2] == DEFAULT_NS["sieve"]
+    assert outs[0][2] == default_ns("sieve")
 
 
 def test_replay_cli_fixed_latency_is_on_the_path(capsys):
@@ -99,3 +99,27 @@ def test_calibration_is_cached_per_machine(small, tmp_path, monkeypatch):
     # Second call reads the cache: identical, whatever the machine's load now.
     assert calibrate("sieve", model, system, 16, layers=1, repeats=2) == a
     assert resolve("sieve", "calibrated", calibration={"model": model, "system": system, "batch": 16}).ns == a
+
+
+def test_charge_follows_the_declared_decision_kind():
+    """No name lists: a plugin declaring an offline/static decision is charged 0 under that
+    label; one declaring a figure is charged it; one declaring none gets the documented figure."""
+    from sieveopt.solvers import PolicyInfo, register_policy, unregister_policy
+    from sieveopt.solvers.sched_latency import UNKNOWN_POLICY_NS
+
+    def fn(*_a, **_k):
+        raise AssertionError("not called")
+
+    decls = {"toy-offline": PolicyInfo("offline"), "toy-static": PolicyInfo("static"),
+             "toy-compiled": PolicyInfo("compiled", scheduler_latency_ns=4321), "toy-plain": PolicyInfo()}
+    for name, info in decls.items():
+        register_policy(name, fn, info)
+    try:
+        assert (resolve("toy-offline", 5000).ns, resolve("toy-offline", 5000).source) == (0, "offline")
+        assert (resolve("toy-static").ns, resolve("toy-static").source) == (0, "static")
+        assert (resolve("toy-compiled").ns, resolve("toy-compiled").source) == (4321, "default")
+        assert resolve("toy-compiled", 7).ns == 7
+        assert resolve("toy-plain").ns == UNKNOWN_POLICY_NS
+    finally:
+        for name in decls:
+            unregister_policy(name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, Work
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, TaskKind, Work
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.validation.gpu_model import GpuModel
@@ -46,9 +46,9 @@ class CalibratedCostModel:
         if mode == MODE_GPU:
             return self.gpu.kernel(work).total_ns
         if mode == MODE_PIM:
-            if work.kind == "expert":
+            if work.kind == TaskKind.EXPERT:
                 return self.pim_gemv_ns(work.weight_bytes, work.tokens)
-            if work.kind == "attn":
+            if work.kind == TaskKind.ATTN:
                 return self.timer.pim_attention_ns(work)
         return self.roofline.duration_ns(work, mode)
 

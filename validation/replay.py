@@ -48,13 +48,15 @@ from sieveopt.dag import (
     RES_EGRESS,
     RES_INGRESS,
     SCHED,
+    Task,
     TaskDAG,
 )
 from sieveopt.instance import LayerInstance
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, MODE_SCHED
+from sieveopt.models.costmodel import MODE_PIM
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.pim_groups import task_group
 from sieveopt.schedule import Schedule
+from sieveopt.targets import get_target
 from sieveopt.validation.gpu_model import GpuModel
 from sieveopt.validation.replay_engine import TaskTime, run_loop
 from sieveopt.validation.replay_memory import AnalyticTimer, MemoryTimer
@@ -173,33 +175,56 @@ def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer =
     raise SieveoptError(f"replay: unknown memory timer {memory!r}; use 'dram' or 'analytic'")
 
 
+@dataclass(frozen=True, eq=False)
+class ReplayTimers:
+    """What a target's replay timer hook gets: the GPU kernel model, the memory-side timer and
+    the scheduler latency to charge (None: the DAG's)."""
+
+    gpu: GpuModel
+    memory: MemoryTimer
+    scheduler_latency_ns: int | None
+    #: The DAG being replayed (a timer may read its resources, e.g. a PIM channel group).
+    dag: TaskDAG | None = None
+
+
+def gpu_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
+    """GPU target: launch overhead, then max(compute, simulated stream time) (interferes with PIM)."""
+    k = ctx.gpu.kernel(task.work)
+    return TaskTime(k.overhead_ns, k.body_ns, k.compute_ns, k.memory_ns)
+
+
+def pim_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
+    """PIM target: the DRAM/PIM simulator's all-bank job (routed experts and decode attention)."""
+    if task.kind == EXPERT:
+        grp = task_group(ctx.dag, task.tid) if ctx.dag is not None else None
+        # expert-parallel PIM (sieveopt.pim_groups): the job runs on its channel group only
+        ns = ctx.memory.pim_expert_ns(task.tokens) if grp is None else ctx.memory.pim_expert_ns_on(task.tokens, grp[1])
+        return TaskTime(0.0, ns, kind=EXPERT, tokens=task.tokens)
+    if task.kind == ATTN:
+        return TaskTime(0.0, ctx.memory.pim_attention_ns(task.work), kind=ATTN, tokens=task.tokens)
+    raise ValueError(f"replay: no PIM model for task kind {task.kind!r} ({task.name})")
+
+
+def sched_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
+    """Scheduler target: the given latency (a policy's measured decision time or a budget)."""
+    lat = task.modes[mode].duration_ns if ctx.scheduler_latency_ns is None else ctx.scheduler_latency_ns
+    return TaskTime(0.0, float(lat))
+
+
 def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemSpec, timer: MemoryTimer,
                scheduler_latency_ns: int | None) -> list[TaskTime | None]:
-    """Alone timing of every compute task in its mode (None for messages)."""
-    gpu = GpuModel(system, timer.stream_ns)
+    """Alone timing of every compute task in its mode (None for messages), from each mode's
+    registered replay timer hook (:mod:`sieveopt.targets`)."""
+    ctx = ReplayTimers(GpuModel(system, timer.stream_ns), timer, scheduler_latency_ns, dag)
     out: list[TaskTime | None] = []
     for t in dag.tasks:
         mode = modes[t.tid]
-        w = t.work
         if t.kind in MESSAGE_KINDS:
             out.append(None)
-        elif mode == MODE_SCHED or t.kind == SCHED:
-            lat = t.modes[mode].duration_ns if scheduler_latency_ns is None else scheduler_latency_ns
-            out.append(TaskTime(0.0, float(lat)))
-        elif mode == MODE_GPU:
-            k = gpu.kernel(w)
-            out.append(TaskTime(k.overhead_ns, k.body_ns, k.compute_ns, k.memory_ns))
-        elif mode == MODE_PIM:
-            if t.kind == EXPERT:
-                grp = task_group(dag, t.tid)   # expert-parallel PIM: the expert's channel group
-                ns = timer.pim_expert_ns(t.tokens) if grp is None else timer.pim_expert_ns_on(t.tokens, grp[1])
-                out.append(TaskTime(0.0, ns, kind=EXPERT, tokens=t.tokens))
-            elif t.kind == ATTN:
-                out.append(TaskTime(0.0, timer.pim_attention_ns(w), kind=ATTN, tokens=t.tokens))
-            else:
-                raise ValueError(f"replay: no PIM model for task kind {t.kind!r} ({t.name})")
+        elif t.kind == SCHED:
+            out.append(sched_task_time(ctx, t, mode))
         else:
-            raise ValueError(f"replay: unknown mode {mode!r} of {t.name}")
+            out.append(get_target(mode).replay_timer()(ctx, t, mode))
     return out
 
 

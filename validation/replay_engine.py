@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sieveopt.dag import MESSAGE_KINDS, TaskDAG
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
+from sieveopt.targets import ROLE_IN_MEMORY, ROLE_STREAM, replay_role
 
 _EPS = 1e-6
 
@@ -138,9 +138,10 @@ def run_loop(dag: TaskDAG, modes: Sequence[str], order: Mapping[int, Sequence[in
                         busy[r] = True
                     running[tid] = [tt.overhead_ns, tt.body_ns]
                     g = tasks[tid].gpu
-                    if modes[tid] == MODE_PIM:
+                    role = replay_role(modes[tid])
+                    if role == ROLE_IN_MEMORY:
                         pim_of_gpu[g] = tid
-                    elif modes[tid] == MODE_GPU:
+                    elif role == ROLE_STREAM:
                         gpu_of_gpu[g] = tid
                 progressed = True
         if done >= n:

@@ -32,8 +32,25 @@ def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
     """``--scheduler-latency-ns``: the charge of the scheduler task (same default in every command)."""
     p.add_argument("--scheduler-latency-ns", default="default", metavar="default|calibrated|N",
                    help="scheduler task duration per layer: 'default' (documented per-policy table), "
-                        "'calibrated' (this machine's measured median, cached) or N ns; CP-SAT is offline "
-                        "and charged 0 (see sieveopt.solvers.sched_latency)")
+                        "'calibrated' (this machine's measured median, cached) or N ns; policies declaring an "
+                        "offline or static decision are charged 0 (see sieveopt.solvers.sched_latency)")
+
+
+def add_solver_param(p: argparse.ArgumentParser) -> None:
+    """--solver-param KEY=VALUE (repeatable), checked against the policies' declared parameters."""
+    p.add_argument("--solver-param", dest="solver_params", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the policy (declared in its registry entry, see `sieveopt plugins`), "
+                        "e.g. --solver-param workers=8 (repeatable; unknown keys are rejected)")
+
+
+def solver_params_for(args: argparse.Namespace, policies: list[str] | tuple[str, ...],
+                      **knobs: object) -> dict[str, dict[str, object]]:
+    """Per policy: the generic knobs it declares (``time_limit_s``, ``seed``) overlaid with the
+    ``--solver-param`` values (validated: unknown keys raise, naming the known ones)."""
+    from sieveopt.solvers import common_params, parse_solver_params
+
+    extra = parse_solver_params(list(getattr(args, "solver_params", []) or []), list(policies))
+    return {p: {**common_params(p, **knobs), **extra[p]} for p in policies}
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:

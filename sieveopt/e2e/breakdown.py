@@ -28,7 +28,10 @@ from sieveopt.dag import (
     TaskDAG,
 )
 from sieveopt.schedule import Schedule
+from sieveopt.targets import MODE_GPU, expert_category
 
+#: Categories of the built-in targets; a registered target adds its own experts category
+#: (``Target.expert_category``, e.g. ``experts_cpu``) when its experts appear on the path.
 CATEGORIES = ("attention", "dense", "experts_gpu", "experts_pim", "comm", "sched", "idle")
 _COMM = {ALLGATHER, DISPATCH, COMBINE}
 
@@ -37,7 +40,7 @@ def task_category(kind: str, mode: str) -> str:
     if kind == ATTN:
         return "attention"
     if kind == EXPERT:
-        return "experts_pim" if mode == "pim" else "experts_gpu"
+        return expert_category(mode)
     if kind in _COMM:
         return "comm"
     if kind == SCHED:
@@ -90,7 +93,8 @@ def critical_path_breakdown(schedule: Schedule, dag: TaskDAG) -> dict[str, int]:
         if tid not in charged:
             charged.add(tid)
             task = dag.tasks[tid]
-            out[task_category(task.kind, schedule.modes[tid])] += int(schedule.end_ns[tid] - schedule.start_ns[tid])
+            cat = task_category(task.kind, schedule.modes[tid])
+            out[cat] = out.get(cat, 0) + int(schedule.end_ns[tid] - schedule.start_ns[tid])
         if gap:
             out["comm" if gap_kind == 0 else "idle"] += gap
     # Time after the path's last task ends and the makespan (none for a path from the last task).
@@ -110,6 +114,10 @@ def busy_ns(schedule: Schedule, dag: TaskDAG) -> dict[tuple[str, int], int]:
 
 
 def attention_mode(schedule: Schedule, dag: TaskDAG) -> str:
-    """'pim' if any attention task runs on PIM, else 'gpu'."""
-    modes = {schedule.modes[t.tid] for t in dag.tasks if t.kind == ATTN}
-    return "pim" if "pim" in modes else "gpu"
+    """The off-GPU mode attention takes when any attention task leaves the GPU, else 'gpu'."""
+    return offload_mode({schedule.modes[t.tid] for t in dag.tasks if t.kind == ATTN})
+
+
+def offload_mode(modes: set[str]) -> str:
+    """One mode for a set of attention modes: the (first, by name) non-GPU one, else 'gpu'."""
+    return min((m for m in modes if m != MODE_GPU), default=MODE_GPU)

@@ -134,9 +134,19 @@ def marks_for(comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def pick_pair(rows: Sequence[dict[str, Any]], comparisons: Sequence[dict[str, Any]],
-              focus: str = "sieve", exclude: Sequence[str] = ("cpsat", "sieve-plus")) -> dict[str, Any] | None:
+              focus: str | None = None, exclude: Sequence[str] | None = None) -> dict[str, Any] | None:
     """The pair the plot marks, as (``focus``, its strongest other policy: lowest geomean of
-    ``focus``'s throughput ratio at matched interactivity), else the first pair with points."""
+    ``focus``'s throughput ratio at matched interactivity), else the first pair with points.
+
+    Defaults from the policy registry: ``focus`` is the policy declaring the ``paper`` role; the
+    other policy is a baseline, so ``exclude`` is every other policy declaring a role (the exact
+    reference) or a compiled serving-path planner (our own improvements)."""
+    from sieveopt.solvers import SOLVERS, policy_info, policy_with_role
+
+    focus = focus or policy_with_role("paper") or ""
+    if exclude is None:
+        exclude = [p for p in SOLVERS.ordered()
+                   if p != focus and (policy_info(p).role or policy_info(p).serving)]
     mine = [c for c in comparisons if focus in (c["a"], c["b"]) and not ({c["a"], c["b"]} & set(exclude))
             and c["throughput_at_matched_interactivity_summary"]["n"]]
     if mine:

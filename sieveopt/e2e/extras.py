@@ -12,7 +12,7 @@ head dimension: QK^T and PV):
 * bytes: Q, K, V and output activations once (compute-bound for long prompts).
 
 In MoE layers the prefill attention is the DAG's ``prefill_attn[g]`` GPU task (work from
-:func:`prefill_attention_work`), in parallel with decode attention on PIM; only the dense
+:func:`sieveopt.models.work.prefill_attention_work`), in parallel with decode attention on PIM; only the dense
 (non-MoE) layers add :func:`prefill_attention_ns` to the step outside the DAG.
 """
 
@@ -20,77 +20,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel, Work
+from sieveopt.models import work as W
+from sieveopt.models.costmodel import CostModel
 from sieveopt.models.specs import ModelSpec
+from sieveopt.targets import MODE_GPU, TARGETS, get_target
+
+#: Re-exported: prompt attention FLOPs live in the layer-work model.
+prefill_attention_flops = W.prefill_attention_flops
 
 
 def lm_head_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray) -> float:
     """LM head (vocab x hidden GEMM, replicated weights) on the busiest GPU."""
     if not model.vocab_size:
         return 0.0
-    V, H = model.vocab_size, model.hidden_size
-    act, wb = model.activation_bytes, model.dense_weight_bytes_per_param
-    times = [cost.duration_ns(Work("lm_head", int(n), 2.0 * V * H * n, V * H * wb, n * (H + V) * act), MODE_GPU)
-             for n in tokens_per_gpu if n > 0]
+    times = [cost.duration_ns(W.lm_head_work(model, int(n)), MODE_GPU) for n in tokens_per_gpu if n > 0]
     return max(times, default=0.0)
 
 
 def embedding_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray) -> float:
     """Embedding gather (one row read and written per token) on the busiest GPU."""
-    H, act = model.hidden_size, model.activation_bytes
-    times = [cost.duration_ns(Work("embed", int(n), act_bytes=2.0 * n * H * act), MODE_GPU)
-             for n in tokens_per_gpu if n > 0]
+    times = [cost.duration_ns(W.embed_work(model, int(n)), MODE_GPU) for n in tokens_per_gpu if n > 0]
     return max(times, default=0.0)
 
 
 def dense_layer_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray, kv_tokens_per_gpu: np.ndarray,
                    layer: int, attention_mode: str) -> float:
-    """One dense (non-MoE) decoder layer: projections, attention and the dense FFN, serial, on
-    the busiest GPU (attention on PIM or GPU as the policy placed it in the MoE layers)."""
-    att, H = model.attention, model.hidden_size
-    act, wb = model.activation_bytes, model.dense_weight_bytes_per_param
-    kind = att.layer_kind(layer)
-    p_attn = att.params_per_layer(H, "linear" if kind == "linear" else "full")
-    p_ffn = 3 * H * model.dense_ffn_intermediate_size
+    """One dense (non-MoE) decoder layer: QKV, attention, output projection and the dense FFN
+    (the same work items as a MoE layer's attention block), serial, on
+    the busiest GPU (attention in the mode the policy placed it in the MoE layers, when that
+    mode is a registered target; else on the GPU)."""
+    kind = model.attention.layer_kind(layer)
+    attn_mode = attention_mode if attention_mode in TARGETS else MODE_GPU
     worst = 0.0
     for n, ctx in zip(tokens_per_gpu, kv_tokens_per_gpu, strict=True):
         n = int(n)
         if n == 0:
             continue
-        if kind == "linear":
-            kv, fl = 2.0 * n * att.linear_state_elems() * act, 4.0 * n * att.linear_state_elems()
-        else:
-            c = float(ctx) if kind == "full" else min(float(ctx), n * att.sliding_window_tokens)
-            kv, fl = c * att.kv_elems_per_token() * act, 4.0 * c * att.num_q_heads * att.head_dim
-        t = cost.duration_ns(Work("qkv", n, 2.0 * p_attn * n, p_attn * wb, 2 * n * H * act), MODE_GPU)
-        t += cost.duration_ns(Work("attn", n, fl, kv_bytes=kv), attention_mode if attention_mode in (MODE_GPU, MODE_PIM) else MODE_GPU)
-        if p_ffn:
-            t += cost.duration_ns(Work("dense_ffn", n, 2.0 * p_ffn * n, p_ffn * wb, 2 * n * H * act), MODE_GPU)
+        t = cost.duration_ns(W.qkv_work(model, kind, n), MODE_GPU)
+        t += get_target(attn_mode).duration_ns(cost, W.decode_attention_work(model, kind, n, float(ctx)))
+        t += cost.duration_ns(W.oproj_work(model, kind, n), MODE_GPU)
+        if model.dense_ffn_intermediate_size:
+            t += cost.duration_ns(W.dense_ffn_work(model, n), MODE_GPU)
         worst = max(worst, t)
     return worst
-
-
-def prefill_attention_flops(model: ModelSpec, kind: str, length: int) -> float:
-    """FLOPs of one prompt's attention in one layer of ``kind`` (see the module docstring)."""
-    att = model.attention
-    L = int(length)
-    if kind == "linear":
-        return 4.0 * L * att.linear_state_elems()
-    if kind == "sliding":
-        w = att.sliding_window_tokens
-        pairs = L * (L + 1) / 2 if L <= w else w * (w + 1) / 2 + (L - w) * w
-    else:
-        pairs = L * (L + 1) / 2
-    return 4.0 * pairs * att.num_q_heads * att.head_dim
-
-
-def prefill_attention_work(model: ModelSpec, kind: str, length: int) -> tuple[float, float]:
-    """(FLOPs, bytes) of one prompt's attention in one layer of ``kind``."""
-    if length <= 0:
-        return 0.0, 0.0
-    att, act = model.attention, model.activation_bytes
-    io = length * (2 * att.num_q_heads * att.head_dim + att.kv_elems_per_token()) * act
-    return prefill_attention_flops(model, kind, length), io
 
 
 def prefill_attention_ns(model: ModelSpec, cost: CostModel, kind: str, length: int,
@@ -99,6 +71,5 @@ def prefill_attention_ns(model: ModelSpec, cost: CostModel, kind: str, length: i
     MoE layers carry theirs in the DAG (``prefill_attn[g]``)."""
     if length <= 0:
         return 0.0
-    flops, io = prefill_attention_work(model, kind, length)
-    one = cost.duration_ns(Work("prefill_attn", int(length), flops, act_bytes=io), MODE_GPU)
+    one = cost.duration_ns(W.prefill_attention_work(model, kind, length), MODE_GPU)
     return max((int(r) * one for r in requests_per_gpu), default=0.0)

@@ -8,12 +8,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-#: Fixed style per known policy so every figure uses the same colours and markers.
-STYLE = {
-    "gpu_only": ("#7f7f7f", "x"), "noexp": ("#1f77b4", "s"), "allexp": ("#ff7f0e", "v"),
-    "pimoe": ("#9467bd", "D"), "duplex": ("#8c564b", "^"), "sieve": ("#d62728", "o"),
-    "sieve-plus": ("#2ca02c", "P"), "cpsat": ("#000000", "*"),
-}
+from sieveopt.solvers import SOLVERS, policy_info, policy_with_role
+
+#: Fixed style per registered policy (declared in the registry, ``PolicyInfo.color/marker``) so
+#: every figure uses the same colours and markers.
+STYLE = {n: (policy_info(n).color, policy_info(n).marker) for n in SOLVERS.ordered() if policy_info(n).color}
 
 
 def _style(policy: str, i: int) -> tuple[str, str]:
@@ -41,7 +40,8 @@ def mark_comparison(ax: Any, marks: dict[str, Any]) -> None:
 
 def pareto_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, *, label_batches: bool = True) -> None:
     policies = list(dict.fromkeys(r["policy"] for r in rows))
-    labelled = "sieve" if "sieve" in policies else (policies[-1] if policies else "")
+    paper = policy_with_role("paper")
+    labelled = paper if paper in policies else (policies[-1] if policies else "")
     for i, pol in enumerate(policies):
         pts = sorted(((r["throughput_tok_s_per_gpu"], r["interactivity_tok_s_per_user"], r["batch"])
                       for r in rows if r["policy"] == pol), key=lambda p: p[2])

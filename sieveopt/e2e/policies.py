@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sieveopt.errors import SieveoptError
+from sieveopt.solvers import common_params, default_policies
 
 #: Policies of the paper's comparison plus our extensions, in plotting order.
-DEFAULT_POLICIES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex", "sieve", "sieve-plus", "cpsat")
+DEFAULT_POLICIES = default_policies()
 #: CP-SAT per-layer time limit used by the end-to-end sweeps unless told otherwise.
 DEFAULT_CPSAT_TIME_LIMIT_S = 2.0
 
@@ -63,8 +64,9 @@ def check_policies(names: Sequence[str]) -> None:
 
 
 def policy_params(name: str, *, time_limit_s: float = DEFAULT_CPSAT_TIME_LIMIT_S) -> dict[str, Any]:
-    """Solver parameters used by the end-to-end sweeps (only CP-SAT takes any: its time limit)."""
-    return {"time_limit_s": float(time_limit_s)} if name == "cpsat" else {}
+    """Solver parameters used by the end-to-end sweeps: the time limit, for policies that
+    declare one (``PolicyInfo.params``)."""
+    return common_params(name, time_limit_s=float(time_limit_s))
 
 
 ReplayFn = Callable[..., Any]

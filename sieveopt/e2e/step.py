@@ -23,7 +23,13 @@ import numpy as np
 
 from sieveopt.dag import DagOptions, TaskDAG
 from sieveopt.e2e import extras
-from sieveopt.e2e.breakdown import CATEGORIES, attention_mode, busy_ns, critical_path_breakdown
+from sieveopt.e2e.breakdown import (
+    CATEGORIES,
+    attention_mode,
+    busy_ns,
+    critical_path_breakdown,
+    offload_mode,
+)
 from sieveopt.e2e.policies import ReplayFn, replayed_makespan_ns
 from sieveopt.e2e.workload import (
     ContextDist,
@@ -224,7 +230,7 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         sch = res.schedule
         moe += s.weight * sch.makespan_ns
         for c, v in critical_path_breakdown(sch, s.dag).items():
-            bd[c] += s.weight * v
+            bd[c] = bd.get(c, 0.0) + s.weight * v
         busy = busy_ns(sch, s.dag)
         for g in range(G):
             pim_busy[g] += s.weight * pim_busy_equivalent_ns(busy, s.dag, g)
@@ -238,7 +244,7 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
                     tables.observe(policy, rep, s.dag)
             except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
                 replay_error = f"replay: {type(exc).__name__}: {exc}"
-    mode = "pim" if "pim" in attn_modes else "gpu"
+    mode = offload_mode(attn_modes)
     first = p.samples[0].instance
     n_dense = p.model.num_layers - p.model.num_moe_layers
     dense = sum(extras.dense_layer_ns(p.model, p.cost, first.tokens_per_gpu, first.kv_tokens_per_gpu, i, mode)

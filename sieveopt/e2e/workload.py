@@ -154,7 +154,7 @@ def mixed_instance(model: ModelSpec, system: SystemSpec, decode_ids: np.ndarray,
     through the projections) but not in the decode attention: their attention is the DAG's
     ``prefill_attn[g]`` GPU task, beside decode attention on PIM.
     """
-    from sieveopt.e2e.extras import prefill_attention_work
+    from sieveopt.models.work import prefill_attention_work
 
     G = system.num_gpus
     B = decode_ids.shape[0]
@@ -164,7 +164,8 @@ def mixed_instance(model: ModelSpec, system: SystemSpec, decode_ids: np.ndarray,
                          np.repeat(np.arange(prefill.requests, dtype=np.int64) % G, prefill.len_tokens)])
     ids = np.concatenate([np.asarray(decode_ids, dtype=np.int64), np.asarray(prefill_ids, dtype=np.int64)])
     requests_per_gpu = np.bincount(np.arange(prefill.requests) % G, minlength=G)
-    flops, io_bytes = prefill_attention_work(model, model.moe_layer_attention_kind(moe_layer), prefill.len_tokens)
+    pw = prefill_attention_work(model, model.moe_layer_attention_kind(moe_layer), prefill.len_tokens)
+    flops, io_bytes = pw.flops, pw.act_bytes
     m = dict(meta or {})
     m.update(prefill_requests=prefill.requests, prefill_len_tokens=prefill.len_tokens,
              decode_tokens_per_gpu=np.bincount(tg[:B], minlength=G).tolist(),

@@ -15,7 +15,7 @@ model = ["qwen3-30b-a3b", "gpt-oss-120b"]
 system = "sieve-b200-hbm3e-pim"
 gpus = [1, 4]
 batch = [16, 64]
-policy = ["sieve", "gpu_only", "cpsat"]
+policy = ['sieve', 'gpu_only', 'cpsat']
 seed = [0, 1]
 
 [dag]                         # DagOptions fields; a list is an axis (attention_modes: a list of lists)

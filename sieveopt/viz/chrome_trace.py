@@ -17,6 +17,7 @@ from typing import Any, Literal
 import orjson
 
 from sieveopt.dag import TaskDAG
+from sieveopt.targets import counter_targets
 from sieveopt.viz.critical_path import critical_links
 from sieveopt.viz.layout import Layout, Row, build_layout, rate_series, task_bytes
 
@@ -99,8 +100,9 @@ def chrome_trace_events(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto"
         ev.append({"ph": "f", "bp": "e", "id": fid, "name": "dep", "cat": cat, "pid": _pid(rd.gpu), "tid": rd.order,
                    "ts": ts_d})
     for g in range(G):
-        for name, mode, peak in (("HBM bus GB/s", "gpu", getattr(system, "gpu_hbm_bw_GBps", None)),
-                                 ("PIM GB/s", "pim", getattr(system, "pim_bw_GBps", None))):
+        for tgt in counter_targets():
+            name, mode = tgt.counter_label, tgt.mode
+            peak = tgt.counter_peak_GBps(system) if tgt.counter_peak_GBps else None
             for ts, val in rate_series(dag, layout, g, mode):
                 args = {"GBps": round(val, 6)}
                 if peak:

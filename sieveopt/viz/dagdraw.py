@@ -16,7 +16,7 @@ from typing import Any
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
 from sieveopt.viz.critical_path import critical_links, critical_path, schedule_arrays
-from sieveopt.viz.style import CRITICAL_COLOR, MODE_COLOR, mode_color
+from sieveopt.viz.style import CRITICAL_COLOR, mode_color, mode_colors
 
 RENDER_FORMATS = (".svg", ".png", ".pdf")
 
@@ -31,7 +31,7 @@ def _us(ns: int) -> str:
 
 def _legend(lines: list[str], modes: set[str]) -> None:
     lines.append('  subgraph cluster_legend { label="legend"; fontsize=10; color="#bbbbbb";')
-    for m in [m for m in MODE_COLOR if m in modes]:
+    for m in [m for m in mode_colors() if m in modes]:
         lines.append(f"    legend_{m} [label={_q(m + ' mode')}, fillcolor={_q(mode_color(m))}];")
     lines.append(f'    legend_crit [label="critical path\\n(dashed: waits for\\na busy resource)", fillcolor=white, '
                  f'color={_q(CRITICAL_COLOR)}, penwidth=3];')

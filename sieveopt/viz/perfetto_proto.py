@@ -18,6 +18,7 @@ from typing import Any
 from sieveopt.cli.output import atomic_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
+from sieveopt.targets import counter_targets
 from sieveopt.viz.chrome_trace import FlowMode, select_flow_edges
 from sieveopt.viz.critical_path import critical_links, critical_path
 from sieveopt.viz.layout import build_layout, rate_series, task_bytes
@@ -138,9 +139,9 @@ def write_perfetto_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows
     for tid in sorted(crit, key=lambda x: (layout.start_ns[x], layout.end_ns[x])):
         slice_(chain, tid, int(layout.start_ns[tid]), int(layout.end_ns[tid]), False, False)
     for g in range(G):
-        for name, mode in (("HBM bus GB/s", "gpu"), ("PIM GB/s", "pim")):
-            track = child(g, name, 1 if mode == "gpu" else 2, counter_unit="GB/s")
-            for ts, val in rate_series(dag, layout, g, mode):
+        for k, tgt in enumerate(counter_targets(), start=1):
+            track = child(g, tgt.counter_label, k, counter_unit="GB/s")
+            for ts, val in rate_series(dag, layout, g, tgt.mode):
                 event(ts, _COUNTER, track, T.TYPE_COUNTER).double_counter_value = val
     events.sort(key=lambda x: (x[0], x[1], x[2]))
     if events:

@@ -7,7 +7,6 @@ KIND_COLOR = {
     "allgather": "#f28e2b", "sched": "#bab0ac", "dispatch": "#ffbe7d", "launch": "#d4a6c8",
     "expert": "#59a14f", "shared": "#8cd17d", "combine": "#e15759", "reduce": "#b07aa1",
 }
-MODE_COLOR = {"gpu": "#8cd17d", "pim": "#c9a3e0", "link": "#ffbe7d", "sched": "#d7d7d7"}
 CRITICAL_COLOR = "#111111"
 FALLBACK_COLOR = "#cccccc"
 
@@ -17,4 +16,14 @@ def kind_color(kind: str) -> str:
 
 
 def mode_color(mode: str) -> str:
-    return MODE_COLOR.get(mode, FALLBACK_COLOR)
+    """Colour of a mode: its execution target's (see :mod:`sieveopt.targets`)."""
+    from sieveopt.targets import mode_color as _target_color
+
+    return _target_color(mode, FALLBACK_COLOR)
+
+
+def mode_colors() -> dict[str, str]:
+    """Mode -> colour of every registered execution target (legend order)."""
+    from sieveopt.targets import TARGETS
+
+    return {m: TARGETS.get(m).color for m in TARGETS.ordered()}

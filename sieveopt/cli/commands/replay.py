@@ -3,7 +3,7 @@
 Prints predicted vs replayed makespan, the cost model's error per task kind, resource
 utilisation, a critical-path summary and the scheduler's charged latency (from
 :mod:`sieveopt.solvers.sched_latency`; the call's measured decision time is shown beside it;
-CP-SAT is offline and charged 0).
+policies declaring an offline or static decision are charged 0).
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from sieveopt.cli.common import (
     add_json,
     add_problem_args,
     add_scheduler_latency_arg,
+    add_solver_param,
     load_instance,
     load_problem,
+    solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
-from sieveopt.models.table import TABLE_PLANNERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fed (EMA of observed PIM job times, roofline for unseen counts); 0 = roofline table")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     from sieveopt.dag import DagOptions
     from sieveopt.pim_groups import group_utilisation
     from sieveopt.pipeline import run_layer
-    from sieveopt.solvers import SOLVERS
+    from sieveopt.solvers import SOLVERS, policy_info
     from sieveopt.solvers.sched_latency import resolve
     from sieveopt.validation.replay import replay
 
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    params = {"time_limit_s": args.time_limit} if args.policy == "cpsat" else {}
+    params = solver_params_for(args, [args.policy], time_limit_s=args.time_limit)[args.policy]
     # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
     # its replay both carry it and identical inputs replay to identical numbers.
     lat = resolve(args.policy, args.scheduler_latency_ns,
@@ -62,8 +64,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.table_warmup < 0:
         raise SieveoptError(f"--table-warmup: must be >= 0, got {args.table_warmup}")
     cost_model, table_info = args.cost_model, None
-    if args.table_warmup and args.cost_model == "roofline" and args.policy in TABLE_PLANNERS:
-        cost_model, table_info = _warm_table(args, model, system, inst, opts)
+    if args.table_warmup and args.cost_model == "roofline" and policy_info(args.policy).reads_cost_table:
+        cost_model, table_info = _warm_table(args, model, system, inst, opts, params)
     run = run_layer(inst, args.policy, cost_model=cost_model, options=opts, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
@@ -82,6 +84,9 @@ def _run(args: argparse.Namespace) -> int:
         data["pim_group_utilisation"] = {str(g): u for g, u in groups.items()}
         data["pim_group_channels"] = run.dag.meta["pim_group_channels"]
 
+    # one resource per GPU and kind (a target's partition, e.g. PIM channel groups, has its own table)
+    resource_kinds = [k for k in run.dag.resource_kinds if f"{k}[0]" in data["utilisation"]]
+
     def render(d: dict) -> None:
         print_table(f"replay: {d['policy']} on {d['model']} ({d['precision']} experts), {d['gpus']} x {d['system']}, B={d['batch']}, "
                     f"MoE layer {d['moe_layer']}",
@@ -97,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
                       f"{v['mean_signed_pct']:+.1f}%", f"{v['predicted_ns'] / 1e3:.1f}", f"{v['replayed_ns'] / 1e3:.1f}")
                      for k, v in d["kind_error"].items()])
         util = d["utilisation"]
-        kinds = ("gpu", "hbm", "pim", "egress", "ingress", "sched")
+        kinds = resource_kinds
         print_table("utilisation of the replayed makespan",
                     ["gpu", *kinds],
                     [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
@@ -119,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     return emit(args, data, render)
 
 
-def _warm_table(args: argparse.Namespace, model, system, inst, opts):
+def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):
     """Sieve's runtime table after ``--table-warmup`` earlier decode steps of the same MoE layer
     (an independent routing trace, seed + 1), each planned on the table so far, replayed, and
     its PIM job times observed (:class:`sieveopt.models.table.ObservedTables`)."""
@@ -139,7 +144,7 @@ def _warm_table(args: argparse.Namespace, model, system, inst, opts):
                                           context_lens=np.full(inst.batch, args.context_len or DEFAULT_CONTEXT_LEN_TOKENS),
                                           meta={"seed": args.seed + 1})
         dag, _ = build_dag(w, table, opts)
-        run = run_layer(w, args.policy, dag=dag, cost=table)
+        run = run_layer(w, args.policy, dag=dag, cost=table, **params)
         rep = replay(run.result.schedule, run.dag, system, instance=w, dram_preset=args.dram_preset,
                      memory=args.memory, interference=not args.no_interference)
         tables.observe(args.policy, rep, run.dag)
@@ -148,5 +153,7 @@ def _warm_table(args: argparse.Namespace, model, system, inst, opts):
 
 def _dispatch_window(rep, dag) -> int:
     """Latest dispatch arrival in the replay (what the scheduler runs in parallel with)."""
-    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
+    from sieveopt.dag import DISPATCH
+
+    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == DISPATCH]
     return max(arr, default=0)

@@ -17,7 +17,9 @@ from sieveopt.cli.common import (
     DEFAULT_SYSTEM,
     add_json,
     add_scheduler_latency_arg,
+    add_solver_param,
     parse_overrides,
+    solver_params_for,
 )
 from sieveopt.cli.output import atomic_write_text, dumps_json, emit, print_table
 from sieveopt.errors import SieveoptError
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scheduler_latency_arg(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -57,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
     if args.layers < 1 or args.batch < 1:
         raise SieveoptError("--layers and --batch must be >= 1")
+    extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
     system = load_system(args.system, gpus, parse_overrides(args.overrides))
@@ -70,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         task = bar.add_task("scheduling", total=len(layers) * len(policies))
         rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
                                replay=not args.no_replay, keep_runs=True, scheduler_latency=sched_spec,
+                               solver_params=extra,
                                on_step=lambda d: bar.update(task, advance=1, description=d))
     summary = summarize(rows, policies)
     out = Path(args.out)
@@ -116,7 +121,10 @@ def _gantt(per_policy: dict, path: Path) -> str | None:
         from sieveopt.viz.gantt import gantt_compare
     except ImportError:
         return None
-    picks = [p for p in ("sieve", "cpsat") if p in per_policy] or list(per_policy)[:2]
+    from sieveopt.solvers import policy_with_role
+
+    picks = [p for p in (policy_with_role("paper"), policy_with_role("reference")) if p in per_policy] \
+        or list(per_policy)[:2]
     items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
              if per_policy[p].result.schedule is not None]
     if not items:

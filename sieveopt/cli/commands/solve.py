@@ -1,7 +1,7 @@
 """``sieveopt solve`` (one layer, one policy) and ``sieveopt compare`` (policies over sampled layers).
 
 Every policy's modes go through the same list scheduler and checker, so makespans compare.
-Solver parameters (``--time-limit``) reach only policies named ``cpsat``. ``compare`` stays
+Solver parameters (``--time-limit``, ``--solver-param``) reach the policies that declare them. ``compare`` stays
 generic over :class:`~sieveopt.solvers.base.SolveResult`: any policy that reports a bound
 (``bound_ns``) gets per-layer rows and gap summaries of every other policy against its best
 solution (its list-scheduled makespan, else ``objective_ns``) and against its bound.
@@ -18,14 +18,13 @@ from sieveopt.cli.common import (
     add_json,
     add_problem_args,
     add_scheduler_latency_arg,
+    add_solver_param,
     load_instance,
     load_problem,
+    solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
-
-#: Policies that take solver parameters (time limit).
-PARAM_POLICIES = ("cpsat",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
     add_scheduler_latency_arg(p)
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
     c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
     add_scheduler_latency_arg(c)
+    add_solver_param(c)
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -59,9 +60,8 @@ def _cost(name: str, model, system):
 
 
 def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    if policy in PARAM_POLICIES and args.time_limit is not None:
-        return {"time_limit_s": float(args.time_limit)}
-    return {}
+    limit = None if args.time_limit is None else float(args.time_limit)
+    return solver_params_for(args, [policy], time_limit_s=limit)[policy]
 
 
 def _check_policies(names: list[str]) -> None:
@@ -118,11 +118,11 @@ def _solve(args: argparse.Namespace) -> int:
     sched_spec = parse_spec(args.scheduler_latency_ns)
     model, system = load_problem(args)
     SOLVERS.get(args.policy)
+    params = _solver_params(args.policy, args)  # bad --solver-param fails before any work
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
     lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
-    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns),
-                    **_solver_params(args.policy, args))
+    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns), **params)
     res = run.result
     if res.schedule is None:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
@@ -167,6 +167,8 @@ def _compare(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     _check_policies(policies)
+    limit = None if args.time_limit is None else float(args.time_limit)
+    params = solver_params_for(args, policies, time_limit_s=limit)  # bad --solver-param fails here
     if args.layers < 1:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
@@ -179,8 +181,7 @@ def _compare(args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
             lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
-            run = run_layer(inst, pol, dag=with_scheduler_latency(dag, lat.ns), cost=cost,
-                            **_solver_params(pol, args))
+            run = run_layer(inst, pol, dag=with_scheduler_latency(dag, lat.ns), cost=cost, **params[pol])
             r = run.result
             all_ok &= run.check.ok
             row["policies"][pol] = {"makespan_ns": r.makespan_ns, "objective_ns": r.objective_ns,

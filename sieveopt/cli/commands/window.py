@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, add_problem_args, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    add_solver_param,
+    load_problem,
+    solver_params_for,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -17,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat")
     p.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit (s)")
     p.add_argument("--cost-model", default="roofline")
+    add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_window)
 
@@ -31,13 +38,14 @@ def _window(args: argparse.Namespace) -> int:
     unknown = [p for p in policies if p not in SOLVERS.names()]
     if unknown or not policies:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
+    solver_params = solver_params_for(args, policies, time_limit_s=args.time_limit, seed=args.seed)
     model, system = load_problem(args)
     window = sample_window(model, system, args.batch, args.layers, args.microbatches, args.seed,
                            first_layer=args.layer, context_len_tokens=args.context_len or DEFAULT_CONTEXT_LEN_TOKENS)
     cost = make_cost_model(args.cost_model, system, model)
     rows = []
     for policy in policies:
-        params = {"time_limit_s": args.time_limit, "seed": args.seed} if policy == "cpsat" else {}
+        params = solver_params[policy]
         dag, res = solve_window(window, policy, cost, **params)
         rows.append({"policy": policy, "makespan_ns": res.makespan_ns, "bound_ns": res.bound_ns,
                      "status": res.status, "checked": check_window(dag, res), "tasks": len(dag.tasks),
