@@ -179,3 +179,34 @@ def test_pimoe_replay_reports_per_group_utilisation() -> None:
     idle = [min(u) for u in groups.values()]
     pim_experts = sum(g["pim_experts"] for g in run.result.meta["per_gpu"])
     assert pim_experts == 0 or max(busy) > max(idle)
+
+
+def test_pim_channel_groups_are_the_pim_targets_declared_layout() -> None:
+    """The EP layout comes from the PIM target's registry entry (no name special case): an
+    unknown layout fails naming the known ones; PIMoE's EP DAG is its declared capability; the
+    group resources draw as distinct, labelled trace rows."""
+    import pytest
+
+    from sieveopt.errors import SieveoptError
+    from sieveopt.pim_groups import RES_PIM_GROUP
+    from sieveopt.solvers import policy_info
+    from sieveopt.targets import MODE_PIM, get_target, track_label
+    from sieveopt.viz.layout import build_layout
+
+    pim = get_target(MODE_PIM)
+    assert pim.layout_option == "pim_parallelism" and set(pim.layouts) == {"tp", "ep"}
+    assert RES_PIM_GROUP in pim.part_owns and track_label(RES_PIM_GROUP) == pim.part_owns[RES_PIM_GROUP]
+    assert policy_info("pimoe").dag_options == {"pim_parallelism": "ep"}
+    inst = _gptoss(64, 1)[0]
+    with pytest.raises(SieveoptError, match="pim_parallelism.*known"):
+        build_dag(inst, options=DagOptions(pim_parallelism="dp"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pim_channel_groups"):
+        build_dag(inst, options=DagOptions(pim_parallelism="ep", pim_channel_groups=-1))
+    run = run_layer(inst, "pimoe")
+    rows = build_layout(run.result.schedule, run.dag).rows
+    for g in range(inst.num_gpus):
+        ids = [r.order for r in rows if r.gpu == g]
+        assert len(ids) == len(set(ids))
+        groups = [r for r in rows if r.gpu == g and r.kind == RES_PIM_GROUP and r.lane == 0]
+        assert len(groups) == len(run.dag.meta["pim_group_channels"])
+        assert len({r.label for r in groups}) == len(groups)
