@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text
 from sieveopt.e2e.sweep import rows_to_csv
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text
 
 #: The paper's three evaluated configurations (model, GPUs) on its B200 HBM3E-PIM system.
 SYSTEM = "sieve-b200-hbm3e-pim"
@@ -26,6 +26,8 @@ def parse_args(figure: str, doc: str, argv: Sequence[str] | None = None) -> argp
     p.add_argument("--quick", action="store_true", help="fewer models/batches/layers: a fast smoke run")
     p.add_argument("--out", default=str(AE_DIR / "out" / figure), help="output directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="sweep-engine cache: reuse finished points kept in DIR (default: none)")
     args = p.parse_args(argv)
     args.out = Path(args.out)
     args.t0 = time.perf_counter()

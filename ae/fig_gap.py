@@ -1,25 +1,18 @@
-"""Optimality gap of the fast policies against CP-SAT per model and batch: a thin wrapper over
-``sieveopt compare --json`` (list-scheduled makespans on the same sampled layers; gap vs the
-CP-SAT solution and vs its proved lower bound, median and p95)."""
+"""Optimality gap of the fast policies against CP-SAT per model and batch: the study layer's gap
+study (:func:`sieveopt.study.run_gap_study` on the sweep engine, ``--cache DIR`` to resume; gap
+vs the CP-SAT solution and vs its proved lower bound, median and p95, docs/metrics.md)."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
 
 import numpy as np
 from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
 
-POLICIES = ("sieve", "sieve-plus", "duplex", "cpsat")
+from sieveopt.solvers import policy_with_role
+from sieveopt.study import gap_summary, run_gap_study
 
-
-def compare(model: str, gpus: int, batch: int, layers: int, time_limit: float, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "sieveopt", "compare", "--model", model, "--system", SYSTEM, "--gpus", str(gpus),
-           "--batch", str(batch), "--layers", str(layers), "--policies", ",".join(POLICIES),
-           "--time-limit", str(time_limit), "--seed", str(seed), "--json"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+#: The registry's reference policy (CP-SAT): the gaps are measured against it.
+REF = policy_with_role("reference")
+POLICIES = ("sieve", "sieve-plus", "duplex", REF)
 
 
 def main(argv=None) -> int:
@@ -27,20 +20,23 @@ def main(argv=None) -> int:
     configs = CONFIGS[:1] if args.quick else CONFIGS
     batches = (16,) if args.quick else (16, 64, 256)
     layers, tl = (1, 0.5) if args.quick else (4, 5.0)
+    recs = run_gap_study(list(configs), list(batches), layers=layers, seed=args.seed, policies=POLICIES[:-1],
+                         reference=REF, reference_params={"time_limit_s": tl}, system=SYSTEM,
+                         cache_dir=args.cache)
     rows = []
     for name, gpus in configs:
         for b in batches:
-            d = compare(name, gpus, b, layers, tl, args.seed)
-            gaps = d.get("bounds", {}).get("cpsat", {}).get("gaps", {})
+            per_layer = [r["policies"] for r in recs if (r["model"], r["batch"]) == (name, b)]
+            gaps = gap_summary(per_layer, POLICIES, REF)["gaps"]
             for pol in POLICIES[:-1]:
-                g = gaps.get(pol, {})
-                vs_sol, vs_bd = g.get("vs_solution", {}), g.get("vs_bound", {})
+                vs_sol, vs_bd = gaps[pol]["vs_solution"], gaps[pol]["vs_bound"]
                 rows.append({"model": name, "gpus": gpus, "batch": b, "policy": pol, "layers": layers,
                              "cpsat_time_limit_s": tl,
-                             "gap_vs_cpsat_median": vs_sol.get("median"), "gap_vs_cpsat_p95": vs_sol.get("p95"),
-                             "gap_vs_bound_median": vs_bd.get("median"), "gap_vs_bound_p95": vs_bd.get("p95"),
-                             "median_makespan_us": d["summary"][pol]["median_ns"] / 1e3,
-                             "cpsat_median_makespan_us": d["summary"]["cpsat"]["median_ns"] / 1e3})
+                             "gap_vs_cpsat_median": vs_sol["median"], "gap_vs_cpsat_p95": vs_sol["p95"],
+                             "gap_vs_bound_median": vs_bd["median"], "gap_vs_bound_p95": vs_bd["p95"],
+                             "median_makespan_us": float(np.median([x[pol]["makespan_ns"] for x in per_layer])) / 1e3,
+                             "cpsat_median_makespan_us":
+                                 float(np.median([x[REF]["makespan_ns"] for x in per_layer])) / 1e3})
     write_csv(args.out / "gap.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.0), squeeze=False, sharey=True)

@@ -7,19 +7,13 @@ sampled layers on this machine's CPU, after one warm-up)."""
 
 from __future__ import annotations
 
-import statistics
-
 from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
 
-from sieveopt.e2e import StepSettings, prepare_step, run_step
 from sieveopt.models.catalog import load_model, load_system
+from sieveopt.study import modelled_latency_budget
 
 PAPER_LATENCY_US = 20.0
 POLICIES = ("sieve", "sieve-plus", "duplex")
-
-
-def layer_us(prob, res) -> float:
-    return res.moe_layers_ns / prob.model.num_moe_layers / 1e3
 
 
 def main(argv=None) -> int:
@@ -33,18 +27,11 @@ def main(argv=None) -> int:
     for name, gpus in configs:
         model, system = load_model(name), load_system(SYSTEM, gpus)
         for b in batches:
-            base = prepare_step(model, system, b, StepSettings(num_layers=layers, seed=args.seed))
-            run_step(base, "sieve")   # warm-up (compiled planner)
-            dec = [run_step(base, "sieve").decision_ns_median for _ in range(5)]
-            measured[(name, b)] = statistics.median(x for x in dec if x is not None) / 1e3
-            for lat in lats_us:
-                prob = prepare_step(model, system, b, StepSettings(
-                    num_layers=layers, seed=args.seed, scheduler_latency=int(lat * 1000)))
-                for pol in policies:
-                    res = run_step(prob, pol)
-                    rows.append({"model": name, "gpus": gpus, "batch": b, "policy": pol, "scheduler_latency_us": lat,
-                                 "layer_us": layer_us(prob, res), "step_us": res.step_ns / 1e3,
-                                 "sieve_decision_us_measured": measured[(name, b)]})
+            study, measured[(name, b)] = modelled_latency_budget(model, system, b, list(lats_us), policies,
+                                                                 layers=layers, seed=args.seed)
+            rows += [{"model": name, "gpus": gpus, "batch": b, "policy": r["policy"],
+                      "scheduler_latency_us": r["scheduler_latency_us"], "layer_us": r["layer_us"],
+                      "step_us": r["step_us"], "sieve_decision_us_measured": measured[(name, b)]} for r in study]
     write_csv(args.out / "latency_budget.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.2), squeeze=False)

@@ -8,7 +8,7 @@ from _common import BATCHES, CONFIGS, SYSTEM, done, parse_args, pyplot, save_fig
 
 from sieveopt.e2e import DEFAULT_POLICIES, StepSettings
 from sieveopt.e2e.plot import pareto_axes
-from sieveopt.e2e.sweep import SweepSpec, result_rows, sweep_meta, timed_sweep, write_outputs
+from sieveopt.e2e.sweep import StepSweepSpec, result_rows, sweep_meta, timed_sweep, write_outputs
 from sieveopt.models.catalog import load_model, load_system
 
 CPSAT_TIME_LIMIT_S = 2.0
@@ -22,9 +22,9 @@ def main(argv=None) -> int:
     layers = 1 if args.quick else 4
     per_model = []
     for name, gpus in configs:
-        spec = SweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
+        spec = StepSweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
-        results, wall = timed_sweep(spec)
+        results, wall = timed_sweep(spec, args.cache)
         rows = result_rows(spec, results)
         write_outputs(args.out, rows, sweep_meta(spec, wall, False), stem=name)
         per_model.append((f"{name}, {gpus} GPU{'s' if gpus > 1 else ''}", rows))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
 
-from sieveopt.e2e import StepSettings, load_replay
+from sieveopt.e2e import StepSettings
 from sieveopt.e2e.plot import STYLE
-from sieveopt.e2e.sweep import SweepSpec, result_rows, sweep_meta, timed_sweep, write_outputs
+from sieveopt.e2e.sweep import StepSweepSpec, result_rows, sweep_meta, timed_sweep, write_outputs
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.validation import replay_dram
 
@@ -25,13 +25,12 @@ def main(argv=None) -> int:
     batches = (1, 16) if args.quick else BATCHES
     policies = ("noexp", "duplex", "sieve") if args.quick else POLICIES
     layers = 1 if args.quick else 4
-    replay = load_replay()
     all_rows, per_model = [], []
     for name, gpus in configs:
         replay_dram.clear_cache()  # start each model with cold simulator caches (comparable run times)
-        spec = SweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
+        spec = StepSweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
-        results, wall = timed_sweep(spec, replay=replay)
+        results, wall = timed_sweep(spec, args.cache, replay=True)
         rows = result_rows(spec, results)
         for r in rows:
             rs = r.get("replay_step_us")

@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 
-from sieveopt.cli.output import atomic_write_text
+from sieveopt.fileio import atomic_write_text
 from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag

@@ -1,14 +1,14 @@
 """Optimality gap of the fast policies against CP-SAT on the paper's three configurations.
 
-For every (config, batch, layer) it runs sieve, sieve-plus and the baselines (whichever are
-registered and importable) and CP-SAT (hinted with the best heuristic, ``--time-limit`` seconds,
+For every (config, batch, layer) it runs sieve, sieve-plus and the baselines and CP-SAT (hinted with the best heuristic, ``--time-limit`` seconds,
 2 workers), and reports per policy the gap two ways:
 
 * against CP-SAT's best schedule (a lower estimate of the true gap),
 * against CP-SAT's certified lower bound (an upper estimate),
 
 as median / p95 / max per configuration, plus the per-layer table. Layers come from the
-calibrated routing generator.
+calibrated routing generator. The runs are the study layer's gap study
+(:func:`sieveopt.study.run_gap_study`, on the sweep engine; ``--cache DIR`` to resume).
 
     .venv/bin/python benchmarks/gap_study.py                    # defaults: 2 layers, 60 s
     .venv/bin/python benchmarks/gap_study.py --layers 1 --time-limit 10 --md out.md
@@ -28,52 +28,45 @@ import time
 
 import numpy as np
 
-from sieveopt.cli.output import atomic_write_text
+from sieveopt.fileio import atomic_write_text
 from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag
-from sieveopt.solvers import SOLVERS, solve
+from sieveopt.solvers import policy_with_role, solve
+from sieveopt.study import gap_stats, run_gap_study
 
+#: The registry's reference policy (CP-SAT): the gaps are measured against it.
+REF = policy_with_role("reference")
 SYSTEM = "sieve-b200-hbm3e-pim"
 CONFIGS = ["qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8"]
 POLICIES = ["sieve", "sieve-plus", "gpu_only", "noexp", "allexp", "pimoe", "duplex"]
 
 
-def available(policies: list[str]) -> list[str]:
-    out = []
-    for p in policies:
-        try:
-            SOLVERS.get(p)
-            out.append(p)
-        except Exception:  # noqa: BLE001 - a policy not written yet is skipped, and said so
-            print(f"(skipping {p}: not available)", file=sys.stderr)
-    return out
-
-
-def run(configs, batches, layers, seed, time_limit_s, workers, policies) -> list[dict]:
+def run(configs, batches, layers, seed, time_limit_s, workers, policies, cache=None) -> list[dict]:
+    """Per-layer rows (makespan per policy, CP-SAT objective / bound / status) from the study
+    layer's gap study (sieveopt.study.run_gap_study: the sweep engine, cached with ``cache``)."""
+    recs = run_gap_study([(c.split(":")[0], int(c.split(":")[1])) for c in configs], list(batches), layers=layers,
+                         seed=seed, policies=policies, reference=REF, system=SYSTEM, cache_dir=cache,
+                         reference_params={"time_limit_s": time_limit_s, "workers": workers})
     rows = []
-    for cfg in configs:
-        name, gpus = cfg.split(":")
-        model, system = load_model(name), load_system(SYSTEM, int(gpus))
-        for b in batches:
-            for i, inst in enumerate(sample_layers(model, system, b, layers, seed)):
-                dag, cost = build_dag(inst)
-                row = {"model": name, "gpus": int(gpus), "batch": b, "layer": i, "moe_layer": inst.moe_layer}
-                for p in policies:
-                    r = solve(p, dag, inst, cost)
-                    row[p] = r.makespan_ns
-                    if r.decision_ns is not None:
-                        row[f"{p}_decision_ns"] = r.decision_ns
-                r = solve("cpsat", dag, inst, cost, time_limit_s=time_limit_s, workers=workers)
-                row.update(cpsat=r.objective_ns, bound=r.bound_ns, status=r.status, cpsat_wall_s=round(r.wall_s, 2))
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+    for rec in recs:
+        row = {k: rec[k] for k in ("model", "gpus", "batch", "layer", "moe_layer")}
+        for p in policies:
+            m = rec["policies"][p]
+            row[p] = m["makespan_ns"]
+            if m["decision_ns"] is not None:
+                row[f"{p}_decision_ns"] = m["decision_ns"]
+        c = rec["policies"][REF]
+        row.update({REF: c["objective_ns"], "bound": c["bound_ns"], "status": c["status"]},
+                   cpsat_wall_s=round(c["solve_wall_s"], 2))
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
 def _stats(xs: list[float]) -> str:
-    a = 100 * np.asarray(xs)
-    return f"{np.median(a):.2f} / {np.percentile(a, 95):.2f} / {a.max():.2f}"
+    g = gap_stats(xs)
+    return f"{100 * g['median']:.2f} / {100 * g['p95']:.2f} / {100 * g['max']:.2f}"
 
 
 def markdown(rows: list[dict], policies: list[str], time_limit_s: float) -> str:
@@ -87,10 +80,10 @@ def markdown(rows: list[dict], policies: list[str], time_limit_s: float) -> str:
     for (m, g, b), rs in groups.items():
         cells = []
         for p in policies[:2]:
-            cells.append(_stats([r[p] / r["cpsat"] - 1 for r in rs]))
+            cells.append(_stats([r[p] / r[REF] - 1 for r in rs]))
             cells.append(_stats([r[p] / r["bound"] - 1 for r in rs]))
         proved = sum(r["status"] == "OPTIMAL" for r in rs)
-        cg = np.median([(r["cpsat"] - r["bound"]) / r["cpsat"] for r in rs]) * 100
+        cg = np.median([(r[REF] - r["bound"]) / r[REF] for r in rs]) * 100
         lines.append(f"| {m} | {g} | {b} | {len(rs)} | {proved}/{len(rs)} | " + " | ".join(cells) + f" | {cg:.2f} |")
     lines += ["", "All layers, every policy (gap in %: median / p95 / max):", "",
               "| policy | vs best | vs LB |", "|---|---|---|"]
@@ -147,7 +140,7 @@ def ordering(path: str) -> str:
         mk = {o: solve("sieve-plus", dag, inst, cost, order=o).makespan_ns for o in orders}
         wins += mk["nondelay"] < mk["ready"]
         for o in orders:
-            gaps[o].append(mk[o] / r["cpsat"] - 1)
+            gaps[o].append(mk[o] / r[REF] - 1)
     lines = ["| sieve-plus order | vs CP-SAT best: median / p95 / max % |", "|---|---|"]
     lines += [f"| {o} | {_stats(gaps[o])} |" for o in orders]
     lines.append(f"\n(nondelay shorter than ready on {wins}/{len(rows)} layers)")
@@ -162,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", default=None, metavar="DIR", help="sweep-engine cache: reuse finished points in DIR")
     ap.add_argument("--md", default=None, help="write the markdown table here (atomically)")
     ap.add_argument("--json", default=None, help="write the per-layer rows here (atomically)")
     ap.add_argument("--latency", action="store_true",
@@ -176,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency:
         print(latency(args.configs, args.batches, args.layers, args.seed, 20))
         return 0
-    policies = available(POLICIES)
-    rows = run(args.configs, args.batches, args.layers, args.seed, args.time_limit, args.workers, policies)
+    policies = POLICIES
+    rows = run(args.configs, args.batches, args.layers, args.seed, args.time_limit, args.workers, policies, args.cache)
     md = markdown(rows, policies, args.time_limit)
     print(md)
     print(f"\n(total {time.time() - t0:.0f} s)")

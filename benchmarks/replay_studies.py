@@ -8,6 +8,9 @@ Sub-studies (``--study all`` runs them in order):
   schedule, all replayed (scheduler latency 0, so only the decisions differ), per model and
   batch of the paper's three configurations; median and p95 over layers. CP-SAT's solve time
   is printed beside it (offline: never on the critical path here).
+The measurements are the study layer's (:mod:`sieveopt.study`: ``run_study`` + ``layer_gaps``,
+``fidelity_study``, ``replayed_latency_budget``, ``bandwidth_study``); this script formats them.
+
 * ``fidelity``: roofline vs table (fed from replays of earlier layers, the paper's runtime
   behaviour) vs calibrated: cost-model error per task kind against the replay.
 * ``latency``: replayed layer time as the scheduler latency grows from 0 to 100 us, with the
@@ -29,8 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sieveopt.solvers import policy_with_role
+
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = (("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8))
+#: The registry's reference policy (CP-SAT): the gaps are measured against it.
+REF = policy_with_role("reference")
 BASELINES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex")
 
 
@@ -63,7 +70,7 @@ def _fresh_caches() -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    from sieveopt.cli.output import atomic_write_text
+    from sieveopt.fileio import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -74,8 +81,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- gap
 def study_gap(args) -> str:
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.validation.replay import make_timer, replay
+    from sieveopt.study import layer_gaps, run_study
+    from sieveopt.validation.replay import make_timer
 
     policies = ("sieve", "sieve-plus", *BASELINES)
     out = []
@@ -83,21 +90,18 @@ def study_gap(args) -> str:
         for batch in args.batches:
             model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed)
             timer = make_timer(system, model, args.memory)
-            gaps = {p: [] for p in policies}
-            pred_gaps = {p: [] for p in policies}
-            cp_solve, cp_status, cp_replay = [], [], []
-            for inst in layers:
-                dag, cost = build_dag(inst)
-                cp = run_layer(inst, "cpsat", dag=dag, cost=cost, time_limit_s=args.time_limit)
-                cp_rep = replay(cp.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
-                cp_solve.append(cp.result.wall_s)
-                cp_status.append(cp.result.status)
-                cp_replay.append(cp_rep.makespan_ns)
-                for p in policies:
-                    r = run_layer(inst, p, dag=dag, cost=cost)
-                    rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
-                    gaps[p].append(100.0 * (rep.makespan_ns / cp_rep.makespan_ns - 1.0))
-                    pred_gaps[p].append(100.0 * (r.result.schedule.makespan_ns / cp.result.schedule.makespan_ns - 1.0))
+            rows_, runs = run_study(layers, (REF, *policies), time_limit_s=args.time_limit, replay=True,
+                                    keep_runs=True, replay_kwargs={"timer": timer, "scheduler_latency_ns": 0})
+            by_layer: dict[int, dict] = {}
+            for r in rows_:
+                by_layer.setdefault(r.layer_index, {})[r.policy] = r
+            predicted = [{p: {"makespan_ns": r.makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
+            replayed = [{p: {"makespan_ns": r.replay_makespan_ns} for p, r in lay.items()} for lay in by_layer.values()]
+            gaps = {p: [100.0 * g for g in layer_gaps(replayed, p, REF)[0]] for p in policies}
+            pred_gaps = {p: [100.0 * g for g in layer_gaps(predicted, p, REF)[0]] for p in policies}
+            cp = [lay[REF] for lay in by_layer.values()]
+            cp_solve = [run[REF].result.wall_s for run in runs]
+            cp_status, cp_replay = [c.status for c in cp], [c.replay_makespan_ns for c in cp]
             rows = [[p, f"{statistics.median(gaps[p]):+.2f}%", f"{_p95(gaps[p]):+.2f}%",
                      f"{statistics.median(pred_gaps[p]):+.2f}%"] for p in policies]
             status = ",".join(sorted(set(cp_status)))
@@ -111,37 +115,16 @@ def study_gap(args) -> str:
 
 # --------------------------------------------------------------------------- fidelity
 def study_fidelity(args) -> str:
-    import sieveopt.models.table  # noqa: F401  (registers "table")
-    import sieveopt.validation.calibrated  # noqa: F401  (registers "calibrated")
-    from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.validation.replay import feed_table_from_replay, make_timer, replay
+    from sieveopt.study import fidelity_study
+    from sieveopt.validation.replay import make_timer
 
     out = []
     for model_name, gpus in CONFIGS:
         batch = args.batches[-1]
         model, system, layers = _layers(model_name, gpus, batch, args.layers + args.warmup, args.seed + 1)
         timer = make_timer(system, model, args.memory)
-        table = make_cost_model("table", system, model)
         warm, test = layers[: args.warmup], layers[args.warmup:]
-        for inst in warm:   # Sieve's runtime: the table learns from replayed (measured) PIM times
-            dag, cost = build_dag(inst, table)
-            r = run_layer(inst, "sieve", dag=dag, cost=cost)
-            feed_table_from_replay(table, replay(r.result.schedule, dag, system, instance=inst, timer=timer), dag)
-        errs: dict[str, dict[str, list[float]]] = {}
-        mk: dict[str, list[float]] = {}
-        for name in ("roofline", "table", "calibrated"):
-            cm = table if name == "table" else (make_cost_model(name, system, model) if name == "roofline"
-                                               else make_cost_model(name, system, model, timer=timer))
-            for inst in test:
-                dag, cost = build_dag(inst, cm)
-                r = run_layer(inst, "sieve", dag=dag, cost=cost)
-                rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
-                for k, e in rep.kind_error.items():
-                    errs.setdefault(k, {}).setdefault(name, []).append(e.median_abs_pct)
-                mk.setdefault(name, []).append(abs(rep.makespan_error_pct))
-                if name == "table":
-                    feed_table_from_replay(table, rep, dag)
+        errs, mk = fidelity_study(model, system, layers, warmup=args.warmup, timer=timer)
         kinds = [k for k in sorted(errs) if k not in ("sched", "launch")]
         rows = [[k, *(f"{statistics.median(errs[k][n]):.1f}%" if n in errs[k] else "-"
                       for n in ("roofline", "table", "calibrated"))] for k in kinds]
@@ -186,8 +169,8 @@ def study_pimroof(args) -> str:
 
 # --------------------------------------------------------------------------- latency
 def study_latency(args) -> str:
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.validation.replay import make_timer, replay
+    from sieveopt.study import replayed_latency_budget
+    from sieveopt.validation.replay import make_timer
 
     lat_us = list(range(0, 101, 5))
     csv_rows, out = [], []
@@ -196,19 +179,8 @@ def study_latency(args) -> str:
         batch = args.batches[-1]
         model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed + 2)
         timer = make_timer(system, model, args.memory)
-        per_lat: dict[int, list[float]] = {x: [] for x in lat_us}
-        decision, dispatch_end = [], []
-        for inst in layers:
-            dag, cost = build_dag(inst)
-            r = run_layer(inst, "sieve", dag=dag, cost=cost)
-            decision.append((r.result.decision_ns or 0) / 1e3)
-            for x in lat_us:
-                rep = replay(r.result.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=x * 1000)
-                per_lat[x].append(rep.makespan_ns / 1e3)
-                if x == 0:
-                    arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "dispatch"]
-                    ag = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == "allgather"]
-                    dispatch_end.append((max(arr, default=0) - max(ag, default=0)) / 1e3)
+        lb = replayed_latency_budget(layers, lat_us, timer=timer)
+        per_lat, decision, dispatch_end = lb["layer_us"], lb["decision_us"], lb["dispatch_window_us"]
         base = statistics.median(per_lat[0])
         for x in lat_us:
             m = statistics.median(per_lat[x])
@@ -235,7 +207,7 @@ def _plot_latency(fig_data, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for model_name, gpus, batch, xs, ys, dec in fig_data:
@@ -255,35 +227,19 @@ def _plot_latency(fig_data, path: Path) -> None:
 
 # --------------------------------------------------------------------------- pimbw
 def study_pimbw(args) -> str:
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.validation.replay import make_timer, replay
+    from sieveopt.study import bandwidth_study
 
     out = []
     for model_name, gpus in CONFIGS[1:]:
         batch = args.batches[-1]
         rows = []
         ref = None
-        for mult in (4, 6, 8, 12, 16):
-            model, system, layers = _layers(model_name, gpus, batch, args.layers, args.seed + 3,
-                                            {"hbm_pim.pim.internal_bw_multiplier": float(mult)})
-            timer = make_timer(system, model, args.memory)
-            sieve_us, gpu_us, pim_frac = [], [], []
-            for inst in layers:
-                dag, cost = build_dag(inst)
-                r = run_layer(inst, "sieve", dag=dag, cost=cost)
-                g = run_layer(inst, "gpu_only", dag=dag, cost=cost)
-                sieve_us.append(replay(r.result.schedule, dag, system, instance=inst, timer=timer,
-                                       scheduler_latency_ns=0).makespan_ns / 1e3)
-                gpu_us.append(replay(g.result.schedule, dag, system, instance=inst, timer=timer,
-                                     scheduler_latency_ns=0).makespan_ns / 1e3)
-                em = r.result.schedule.expert_modes(dag)
-                pim_frac.append(sum(m == "pim" for m in em.values()) / max(1, len(em)))
-            s, gq = statistics.median(sieve_us), statistics.median(gpu_us)
+        for r in bandwidth_study(model_name, gpus, batch, (4, 6, 8, 12, 16), layers=args.layers, seed=args.seed + 3,
+                                 memory=args.memory):
+            s, gq = r["sieve_us"], r["gpu_only_us"]
             ref = ref or s
-            eff = getattr(timer, "pim_multiplier", float(mult))
-            knob = getattr(timer, "overrides", {}).get("pim.nCCDMAC", "preset")
-            rows.append([mult, f"{eff:.1f}", knob, f"{100 * statistics.median(pim_frac):.0f}%", f"{s:.1f}", f"{gq:.1f}",
-                         f"{gq / s:.2f}x"])
+            rows.append([int(r["multiplier"]), f"{r['simulated_multiplier']:.1f}", r["nCCDMAC"],
+                         f"{100 * r['pim_fraction']:.0f}%", f"{s:.1f}", f"{gq:.1f}", f"{gq / s:.2f}x"])
         out.append(_md(f"PIM internal bandwidth sensitivity: {model_name}, {gpus} GPUs, B={batch}, {args.layers} layers "
                        "(replayed medians)",
                        ["multiplier", "simulated x", "nCCDMAC", "experts on PIM", "Sieve us", "GPU-only us",
@@ -321,7 +277,7 @@ def main() -> None:
             parts.append(f"\n### {name}\n" + fn(args))
     parts.append(f"\n(total {time.perf_counter() - t0:.0f} s)")
     if args.out:
-        from sieveopt.cli.output import atomic_write_text
+        from sieveopt.fileio import atomic_write_text
 
         atomic_write_text(args.out, "\n".join(parts) + "\n")
     print(parts[-1])

@@ -9,10 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from sieveopt.tomlspec import require
+from sieveopt.errors import SpecError
+from sieveopt.tomlspec import INF_OK, require, require_finite, require_range
 
 AttentionLayerKind = Literal["full", "linear", "sliding"]
 HbmSharing = Literal["exclusive", "dual_row_buffer", "partitioned"]
+
+#: Largest system the toolkit models (one NVSwitch domain is 72-576 GPUs; the DAG has
+#: O(GPUs^2) all-to-all messages, so a larger count is a typo, not a system).
+MAX_GPUS = 1024
+#: Upper ends of the model dimensions: far above any published model, low enough that sizes,
+#: byte counts and nanosecond durations stay exact in int64 and expert ids fit int16 traces.
+MAX_DIM = 2**20          # hidden, intermediate sizes, heads, head dims, windows
+MAX_LAYERS = 4096
+MAX_EXPERTS = 32767      # expert ids are int16 in routing traces
+MAX_VOCAB = 2**24
+MAX_PARAMS = 2**40       # parameters per attention layer
 
 
 @dataclass(frozen=True)
@@ -37,20 +49,39 @@ class AttentionSpec:
     linear_params_per_layer: int = 0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         for name in ("num_q_heads", "num_kv_heads", "head_dim"):
-            require(getattr(self, name) > 0, name, "must be positive", "set a positive head count/size")
+            require_range(getattr(self, name), name, ge=1, le=MAX_DIM, fix="set a positive head count/size")
+        for name in ("sliding_window_tokens", "mla_cache_elems_per_token", "linear_num_key_heads",
+                     "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+                     "full_params_per_layer", "linear_params_per_layer"):
+            require_range(getattr(self, name), name, ge=0, le=MAX_PARAMS if "params" in name else MAX_DIM,
+                          fix="use 0 for unused / derived")
+        if self.kind == "gqa":
+            require(self.num_kv_heads <= self.num_q_heads, "num_kv_heads",
+                    f"{self.num_kv_heads} KV heads > {self.num_q_heads} query heads (GQA shares a KV "
+                    "head among query heads, never the reverse)", "use num_kv_heads <= num_q_heads")
+            require(self.num_q_heads % self.num_kv_heads == 0, "num_kv_heads",
+                    f"num_q_heads={self.num_q_heads} is not a multiple of num_kv_heads={self.num_kv_heads} "
+                    "(GQA groups must be equal)", "use a divisor of num_q_heads (e.g. 8 of 64)")
         require(len(self.layer_pattern) > 0, "layer_pattern", "is empty", 'use e.g. ["full"]')
         if "linear" in self.layer_pattern:
             require(self.linear_num_value_heads > 0 and self.linear_key_head_dim > 0
                     and self.linear_value_head_dim > 0, "linear_num_value_heads",
-                    "linear attention layers need linear_* dimensions", "set linear_num_key_heads, "
+                    "layer_pattern has linear-attention layers but no linear_* dimensions",
+                    "set linear_num_key_heads, "
                     "linear_num_value_heads, linear_key_head_dim, linear_value_head_dim")
         if "sliding" in self.layer_pattern:
             require(self.sliding_window_tokens > 0, "sliding_window_tokens",
-                    "sliding layers need a window", "set sliding_window_tokens > 0")
+                    "layer_pattern has sliding layers but no window", "set sliding_window_tokens > 0")
         if self.kind == "mla":
             require(self.mla_cache_elems_per_token > 0, "mla_cache_elems_per_token",
                     "MLA needs the cached elements per token", "set e.g. 576 for DeepSeek-V3")
+            # The GQA formula counts ~2.3x too many projection parameters for MLA (low-rank q/kv),
+            # so an MLA model must state its own count (docs/models.md shows how to compute it).
+            require(self.full_params_per_layer > 0, "full_params_per_layer",
+                    "MLA needs its attention parameters per layer (the GQA formula does not apply)",
+                    "set it, e.g. 187203584 for DeepSeek-V3 / Kimi K2 (docs/models.md)")
 
     def layer_kind(self, layer: int) -> AttentionLayerKind:
         return self.layer_pattern[layer % len(self.layer_pattern)]
@@ -105,27 +136,47 @@ class ModelSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_moe_layers", "hidden_size", "num_routed_experts", "top_k",
-                     "expert_intermediate_size"):
-            require(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}",
-                    "set a positive integer")
+        require_finite(self)
+        for name, hi in (("num_layers", MAX_LAYERS), ("num_moe_layers", MAX_LAYERS), ("hidden_size", MAX_DIM),
+                         ("num_routed_experts", MAX_EXPERTS), ("top_k", MAX_EXPERTS),
+                         ("expert_intermediate_size", MAX_DIM)):
+            require_range(getattr(self, name), name, ge=1, le=hi, fix="set a positive integer")
+        for name in ("expert_weight_bytes_per_param", "dense_weight_bytes_per_param", "activation_bytes"):
+            require_range(getattr(self, name), name, gt=0, le=8,
+                          fix="bytes per element: 2.0 for BF16, 1.0 for FP8, 0.53125 for MXFP4")
+        for name in ("shared_expert_intermediate_size", "dense_ffn_intermediate_size", "vocab_size"):
+            require_range(getattr(self, name), name, ge=0, le=MAX_VOCAB if name == "vocab_size" else MAX_DIM,
+                          fix="use 0 for none")
         require(self.num_moe_layers <= self.num_layers, "num_moe_layers",
                 f"{self.num_moe_layers} MoE layers > {self.num_layers} layers", "lower num_moe_layers")
+        require(self.num_moe_layers == self.num_layers or self.dense_ffn_intermediate_size > 0,
+                "dense_ffn_intermediate_size",
+                f"{self.num_layers - self.num_moe_layers} dense layer(s) need an FFN size",
+                "set dense_ffn_intermediate_size (the config's intermediate_size)")
         require(self.top_k <= self.num_routed_experts, "top_k",
                 f"top_k={self.top_k} exceeds num_routed_experts={self.num_routed_experts}",
                 "use top_k <= num_routed_experts")
-        require(self.expert_weight_bytes_per_param > 0, "expert_weight_bytes_per_param",
-                "must be positive", "e.g. 2.0 for BF16, 1.0 for FP8, 0.53125 for MXFP4")
-        require(self.activation_bytes > 0, "activation_bytes", "must be positive", "e.g. 2.0 for BF16")
-        require(self.num_shared_experts >= 0, "num_shared_experts", "must be >= 0", "use 0 for none")
+        require_range(self.num_shared_experts, "num_shared_experts", ge=0, le=MAX_EXPERTS, fix="use 0 for none")
         require(self.num_shared_experts == 0 or self.shared_expert_intermediate_size > 0,
                 "shared_expert_intermediate_size", "shared experts need a size",
                 "set shared_expert_intermediate_size")
         require(self.n_group >= 1 and self.num_routed_experts % self.n_group == 0, "n_group",
                 f"{self.num_routed_experts} experts do not split into {self.n_group} groups",
                 "use a divisor of num_routed_experts (1 = no group limit)")
-        require(1 <= self.topk_group <= self.n_group, "topk_group", "must be in [1, n_group]",
-                "set topk_group <= n_group")
+        require(1 <= self.topk_group <= self.n_group, "topk_group",
+                f"got {self.topk_group}, allowed: [1, n_group={self.n_group}]", "set topk_group <= n_group")
+        per_group = self.num_routed_experts // max(1, self.n_group)
+        require(self.top_k <= self.topk_group * per_group, "top_k",
+                f"top_k={self.top_k} > topk_group x experts per group = {self.topk_group * per_group}",
+                "raise topk_group or lower top_k")
+        from sieveopt.errors import SpecError
+        from sieveopt.workload.profiles import get_profile
+
+        try:
+            get_profile(self.routing_profile)  # unknown names fail here, naming the known ones
+        except SpecError as exc:
+            where = "" if exc.source == "routing profile" else f" ({exc.source}: {exc.field})"
+            raise SpecError("<spec>", "routing_profile", exc.problem + where, exc.fix) from None
 
     # --- derived sizes -------------------------------------------------------------------
     @property
@@ -172,14 +223,15 @@ class GpuSpec:
     bandwidth_efficiency: float = 0.9
 
     def __post_init__(self) -> None:
-        require(self.peak_TFLOPS > 0, "peak_TFLOPS", "must be positive", "set the dense BF16 peak")
-        require(self.hbm_bw_GBps > 0, "hbm_bw_GBps", f"must be positive, got {self.hbm_bw_GBps}",
-                "set the external HBM bandwidth per GPU in GB/s")
-        require(self.hbm_capacity_GiB > 0, "hbm_capacity_GiB", "must be positive", "set GiB per GPU")
-        require(self.kernel_overhead_ns >= 0, "kernel_overhead_ns", "must be >= 0", "use 0 to ignore")
+        require_finite(self)
+        require_range(self.peak_TFLOPS, "peak_TFLOPS", gt=0, le=1e6, fix="set the dense BF16 peak in TFLOPS")
+        require_range(self.hbm_bw_GBps, "hbm_bw_GBps", gt=0, le=1e9,
+                      fix="set the external HBM bandwidth per GPU in GB/s")
+        require_range(self.hbm_capacity_GiB, "hbm_capacity_GiB", gt=0, le=2**20, fix="set GiB per GPU")
+        require_range(self.kernel_overhead_ns, "kernel_overhead_ns", ge=0, le=1e9,
+                      fix="use 0 to ignore, or a launch overhead in ns (a few thousand)")
         for name in ("compute_efficiency", "bandwidth_efficiency"):
-            v = getattr(self, name)
-            require(0 < v <= 1, name, f"must be in (0, 1], got {v}", "use a fraction such as 0.8")
+            require_range(getattr(self, name), name, gt=0, le=1, fix="use a fraction such as 0.8")
 
 
 @dataclass(frozen=True)
@@ -208,9 +260,13 @@ class DramTimingSpec:
     tRFC_ns: float
 
     def __post_init__(self) -> None:
+        require_finite(self)
         for name, v in self.__dict__.items():
-            require(v > 0, name, f"must be positive, got {v}", "use the datasheet value")
+            require_range(v, name, gt=0, le=1e7, fix="use the datasheet value")
         require(self.tRC >= self.tRAS, "tRC", "tRC < tRAS", "tRC is usually tRAS + tRP")
+        require(self.tRFC_ns < self.tREFI_ns, "tRFC_ns",
+                f"refresh takes {self.tRFC_ns:g} ns but comes every tREFI_ns={self.tREFI_ns:g} ns "
+                "(the bank would refresh forever)", "use tRFC_ns < tREFI_ns (HBM3E: 350-410 vs 3900)")
 
 
 @dataclass(frozen=True)
@@ -223,16 +279,20 @@ class PimSpec:
     per_token_overhead_ns: float
 
     def __post_init__(self) -> None:
-        require(self.internal_bw_multiplier > 0, "internal_bw_multiplier", "must be positive",
-                "internal PIM bandwidth / external bandwidth, e.g. 12")
-        require(self.ops_per_byte > 0, "ops_per_byte", "must be positive", "e.g. 1.0")
-        require(self.job_overhead_ns >= 0 and self.per_token_overhead_ns >= 0, "job_overhead_ns",
-                "overheads must be >= 0", "use 0 to ignore")
+        require_finite(self)
+        require_range(self.internal_bw_multiplier, "internal_bw_multiplier", gt=0, le=1e4,
+                      fix="internal PIM bandwidth / external bandwidth, e.g. 12")
+        require_range(self.ops_per_byte, "ops_per_byte", gt=0, le=1e6, fix="e.g. 1.0")
+        for name in ("job_overhead_ns", "per_token_overhead_ns"):
+            require_range(getattr(self, name), name, ge=0, le=1e9, fix="use 0 to ignore, or an overhead in ns")
 
 
 @dataclass(frozen=True)
 class HbmPimSpec:
-    """HBM-PIM organisation per GPU, its DRAM timing, PIM units and how PIM shares the stacks."""
+    """HBM-PIM organisation per GPU, its DRAM timing, PIM units and how PIM shares the stacks.
+
+    ``dram_preset`` names the DRAM preset that describes the organisation and timing; the system
+    loader fills every field a TOML leaves out from it (:mod:`sieveopt.models.dram`)."""
 
     generation: str
     stacks_per_gpu: int
@@ -247,16 +307,19 @@ class HbmPimSpec:
     sharing: HbmSharing = "dual_row_buffer"
     #: With ``sharing = "partitioned"``: fraction of banks (and so bandwidth) reserved for PIM.
     pim_bank_fraction: float = 0.5
+    #: DRAM preset (``validation/dram/presets``); "" = the generation's (models/dram.py).
+    dram_preset: str = ""
 
     def __post_init__(self) -> None:
+        require_finite(self)
         for name in ("stacks_per_gpu", "pseudo_channels_per_stack", "bank_groups_per_pseudo_channel",
                      "banks_per_pseudo_channel", "page_size_bytes", "pseudo_channel_width_bits"):
-            require(getattr(self, name) > 0, name, "must be positive", "use the organisation value")
+            require_range(getattr(self, name), name, ge=1, le=2**20, fix="use the organisation value")
         require(self.banks_per_pseudo_channel % self.bank_groups_per_pseudo_channel == 0,
                 "banks_per_pseudo_channel", "not a multiple of bank_groups_per_pseudo_channel",
                 "banks must split evenly into bank groups")
-        require(self.pin_rate_Gbps > 0, "pin_rate_Gbps", "must be positive", "e.g. 8.0")
-        require(0 < self.pim_bank_fraction < 1, "pim_bank_fraction", "must be in (0, 1)", "e.g. 0.5")
+        require_range(self.pin_rate_Gbps, "pin_rate_Gbps", gt=0, le=1e4, fix="e.g. 8.0")
+        require_range(self.pim_bank_fraction, "pim_bank_fraction", gt=0, lt=1, fix="e.g. 0.5")
 
     @property
     def pseudo_channels_per_gpu(self) -> int:
@@ -264,7 +327,8 @@ class HbmPimSpec:
 
     @property
     def peak_bw_GBps(self) -> float:
-        """Raw pin bandwidth of all stacks of one GPU."""
+        """Raw pin bandwidth of all stacks of one GPU (= the DRAM preset's external peak; a
+        system whose pins disagree with its preset is rejected when the preset is resolved)."""
         return self.pseudo_channels_per_gpu * self.pseudo_channel_width_bits * self.pin_rate_Gbps / 8.0
 
 
@@ -273,13 +337,15 @@ class InterconnectSpec:
     """GPU-to-GPU links through a non-blocking switch (NVLink + NVSwitch)."""
 
     name: str
-    bw_per_direction_GBps: float
+    #: ``inf`` is allowed: an ideal interconnect (transfers cost only ``latency_ns``).
+    bw_per_direction_GBps: float = field(metadata=INF_OK)
     latency_ns: float
 
     def __post_init__(self) -> None:
-        require(self.bw_per_direction_GBps > 0, "bw_per_direction_GBps",
-                f"must be positive, got {self.bw_per_direction_GBps}", "set GB/s per direction per GPU")
-        require(self.latency_ns >= 0, "latency_ns", "must be >= 0", "set the one-way latency in ns")
+        require_finite(self)
+        require_range(self.bw_per_direction_GBps, "bw_per_direction_GBps", gt=0,
+                      fix="set GB/s per direction per GPU (inf = ideal)")
+        require_range(self.latency_ns, "latency_ns", ge=0, le=1e9, fix="set the one-way latency in ns")
 
 
 @dataclass(frozen=True)
@@ -295,7 +361,26 @@ class SystemSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
-        require(self.num_gpus >= 1, "num_gpus", f"must be >= 1, got {self.num_gpus}", "use 1 or more GPUs")
+        require_finite(self)
+        require_range(self.num_gpus, "num_gpus", ge=1, le=MAX_GPUS,
+                      fix=f"use 1 to {MAX_GPUS} GPUs (--gpus)")
+        self._check_dram()
+
+    def _check_dram(self) -> None:
+        """Resolve the DRAM description now (cached), so a deviation the preset cannot take
+        (e.g. a page smaller than one access) fails at the boundary, blamed on the system."""
+        from sieveopt.models.dram import resolve_dram
+
+        try:
+            resolve_dram(self.hbm_pim, source=self.name)
+        except SpecError as exc:  # source "<spec>": from_dict re-labels it with the system's file
+            if exc.field.startswith("hbm_pim"):
+                raise SpecError("<spec>", exc.field, exc.problem, exc.fix) from None
+            raise SpecError("<spec>", "hbm_pim",
+                            f"with this system's [hbm_pim] values its DRAM preset is invalid: "
+                            f"{exc.field}: {exc.problem}",
+                            f"{exc.fix}; change the [hbm_pim] field that sets {exc.field} "
+                            "(docs/models.md) or choose another hbm_pim.dram_preset") from None
 
     def with_gpus(self, num_gpus: int) -> SystemSpec:
         return replace(self, num_gpus=num_gpus)
@@ -311,8 +396,12 @@ class SystemSpec:
 
     @property
     def pim_bw_GBps(self) -> float:
-        """Internal PIM bandwidth of one GPU's stacks (all PIM units together)."""
-        bw = self.gpu.hbm_bw_GBps * self.hbm_pim.pim.internal_bw_multiplier
+        """Internal PIM bandwidth of one GPU's stacks (all PIM units together): the peak of the
+        resolved DRAM preset, ``internal_bw_multiplier`` x the pin peak in whole PIM cycles."""
+        from sieveopt.models.dram import resolve_dram
+
+        _, cfg, _ = resolve_dram(self.hbm_pim, source=self.name)
+        bw = cfg.pim_bw_GBps_per_pch() * cfg.org.pseudo_channels
         if self.hbm_pim.sharing == "partitioned":
             bw *= self.hbm_pim.pim_bank_fraction
         return bw

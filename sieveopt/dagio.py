@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from sieveopt.dag import TaskDAG
+from sieveopt.fileio import strict_json_value
 
 
 def dag_to_json(dag: TaskDAG) -> str:
@@ -22,7 +23,7 @@ def dag_to_json(dag: TaskDAG) -> str:
         "edges": [{"src": e.src, "dst": e.dst, "lag_ns": e.lag_ns,
                    "if_mode": None if e.if_mode is None else list(e.if_mode)} for e in dag.edges],
     }
-    return json.dumps(data, indent=1)
+    return json.dumps(strict_json_value(data), indent=1, allow_nan=False)  # strict: NaN -> null
 
 
 def _q(s: str) -> str:

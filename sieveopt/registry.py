@@ -96,4 +96,5 @@ def lazy(module: str, attr: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), attr)(*args, **kwargs)
 
     _factory.__doc__ = f"{module}.{attr}"
+    _factory.lazy_target = (module, attr)  # type: ignore[attr-defined]  (signature checks)
     return _factory

@@ -8,6 +8,8 @@ dotted field. Nested dataclasses are loaded from TOML tables. Units live in fiel
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import tomllib
 import types
 import typing
@@ -27,6 +29,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise SpecError(str(path), "<file>", "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise SpecError(str(path), "<file>", "is a directory, a .toml file is expected",
+                        "name the .toml file inside it") from None
+    except PermissionError:
+        raise SpecError(str(path), "<file>", "not readable", "check the file's permissions") from None
+    except OSError as exc:
+        raise SpecError(str(path), "<file>", f"cannot be read ({exc.strerror or exc})",
+                        "give a regular .toml file") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "<file>", "is not UTF-8 text", "give a TOML text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(str(path), "<file>", f"malformed TOML: {exc}", "fix the TOML syntax") from None
 
@@ -127,6 +139,50 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+#: Field metadata that lets a float field be ``inf`` (an idealisation such as infinite
+#: bandwidth); every other numeric field must be finite. NaN is never accepted.
+INF_OK = {"inf_ok": True}
+
+
+@functools.cache
+def _numeric_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, bool(f.metadata.get("inf_ok"))) for f in dataclasses.fields(cls)
+                 if hints.get(f.name) in (int, float))
+
+
+def require_finite(obj: Any) -> None:
+    """Every ``int``/``float`` field of dataclass ``obj`` is a finite number (``inf`` only
+    where the field's metadata is :data:`INF_OK`): NaN and overflowed values such as ``1e400``
+    never reach a model, where they would become silent nonsense or a crash deep inside."""
+    for name, inf_ok in _numeric_fields(type(obj)):
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise SpecError("<spec>", name, f"expected a number, got {v!r}", "write a plain number")
+        if math.isnan(v):
+            raise SpecError("<spec>", name, "is NaN", "write a finite number")
+        if math.isinf(v) and not inf_ok:
+            raise SpecError("<spec>", name, f"is {v} (infinite); this field must be finite",
+                            "write a finite number")
+
+
+def _range_text(gt: float | None, ge: float | None, lt: float | None, le: float | None) -> str:
+    lo = f"> {gt:g}" if gt is not None else f">= {ge:g}" if ge is not None else ""
+    hi = f"< {lt:g}" if lt is not None else f"<= {le:g}" if le is not None else ""
+    return " and ".join(x for x in (lo, hi) if x) or "any number"
+
+
+def require_range(value: float, field: str, *, gt: float | None = None, ge: float | None = None,
+                  lt: float | None = None, le: float | None = None, fix: str = "") -> None:
+    """``value`` lies in the given range; the message names the field, the value and the range."""
+    ok = not (isinstance(value, float) and math.isnan(value))
+    ok = ok and (gt is None or value > gt) and (ge is None or value >= ge)
+    ok = ok and (lt is None or value < lt) and (le is None or value <= le)
+    if not ok:
+        rng = _range_text(gt, ge, lt, le)
+        raise SpecError("<spec>", field, f"got {value!r}, allowed: {rng}", fix or f"use a value {rng}")
 
 
 def require(cond: bool, field: str, problem: str, fix: str) -> None:

@@ -147,8 +147,10 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     """Minimise the makespan of ``dag`` exactly (see module docstring).
 
     ``hint``: "auto" (best available heuristic; all of them with the ``multi_hint`` lever),
-    "sieve", "none", or a :class:`Schedule`/:class:`SolveResult`. ``deterministic`` replaces the
-    wall-clock limit by ``max_deterministic_time = time_limit_s`` (reproducible results)."""
+    "sieve", "none", or a :class:`Schedule`/:class:`SolveResult`. ``time_limit_s`` bounds the
+    wall time of the whole call (model building and hints included, CP-SAT's
+    ``max_time_in_seconds`` gets the rest); ``deterministic`` replaces it by
+    ``max_deterministic_time = time_limit_s`` for the search alone (reproducible results)."""
     t_start = time.perf_counter()
     levers = ALL_LEVERS if levers is None else frozenset(levers)
     q = max(1, int(time_quantum_ns))
@@ -295,7 +297,9 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
             p.interleave_search = True
         p.max_deterministic_time = float(time_limit_s)
     else:
-        p.max_time_in_seconds = float(time_limit_s)
+        # --time-limit means wall seconds of this whole call: building the model and the hint
+        # heuristics come out of the budget (the search gets at least 10 ms to load the hint).
+        p.max_time_in_seconds = max(0.01, float(time_limit_s) - (time.perf_counter() - t_start))
     traj = _Trajectory(q)
     st = solver.solve(model, traj)
     status = _STATUS.get(st, UNKNOWN)
@@ -361,7 +365,7 @@ def _canonical_hint(dag: TaskDAG, hint: Schedule, cls: list[int], first: str) ->
 
 def _export(model: cp_model.CpModel, path: str) -> None:
     """Write the model proto atomically (text format unless the name ends in .pb/.bin)."""
-    from sieveopt.cli.output import atomic_path
+    from sieveopt.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         if not model.export_to_file(str(tmp)):

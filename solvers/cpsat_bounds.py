@@ -252,8 +252,8 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
         if any(gpu_rid not in t.modes[MODE_GPU].resources or pim_rid not in t.modes[MODE_PIM].resources
                for t in ex):
             continue
-        cg, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t.tid, MODE_GPU) for t in ex])
-        cp, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t.tid, MODE_PIM) for t in ex])
+        cg, cg0 = side_constant(dag, durations, ht, gpu_rid, [(t.tid, MODE_GPU) for t in ex])
+        cp, cp0 = side_constant(dag, durations, ht, pim_rid, [(t.tid, MODE_PIM) for t in ex])
         gd = np.array([durations[t.tid][MODE_GPU] for t in ex], dtype=np.int64)
         pd = np.array([durations[t.tid][MODE_PIM] for t in ex], dtype=np.int64)
         total_p = int(pd.sum())
@@ -299,8 +299,8 @@ def partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTail
     return PartitionBound(max(per_gpu.values()), per_gpu, split)
 
 
-def _side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, rid: int,
-                   experts: list[tuple[int, str]]) -> tuple[int, int]:
+def side_constant(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, rid: int,
+                  experts: list[tuple[int, str]]) -> tuple[int, int]:
     """The side's finish time before any expert load, as (with >= 1 expert, with none); a side
     with experts ends at ``max(first + load, second)``.
 
@@ -345,7 +345,7 @@ def count_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
     pair (h, q) the experts A with PIM-mode head >= h and tail >= q that run on PIM all lie inside
     [h, M - q] on ``pim[g]``, together with the fixed PIM work there; at least ``|A| - j`` of them
     are on PIM, so ``M >= c(A) + (sum of the |A| - j smallest PIM durations in A)`` where ``c(A)``
-    is :func:`_side_constant` of A (or the side's no-expert constant when |A| <= j). The GPU side
+    is :func:`side_constant` of A (or the side's no-expert constant when |A| <= j). The GPU side
     is the same with GPU-mode thresholds and at least ``j - (m - |B|)`` experts of B on the GPU.
     Every term holds for every schedule with exactly j GPU-mode experts, so
     ``min over j of max(all terms)`` is a valid lower bound (each term may pick its own experts,
@@ -388,7 +388,7 @@ def _side_terms(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, r
         if not members or members in seen:
             continue
         seen.add(members)
-        const, const0 = _side_constant(dag, durations, ht, rid, [(t, mode) for t in members])
+        const, const0 = side_constant(dag, durations, ht, rid, [(t, mode) for t in members])
         empty = const0
         d = np.sort(np.array([durations[t][mode] for t in members], dtype=np.int64))
         csum = np.concatenate([[0], np.cumsum(d)])
@@ -440,12 +440,12 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
         rest = [t for t in ex if t not in loose]
         if not loose or not rest or len(loose) > max_loose:
             continue
-        _, cg0 = _side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in ex])
-        _, cp0 = _side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in ex])
+        _, cg0 = side_constant(dag, durations, ht, gpu_rid, [(t, MODE_GPU) for t in ex])
+        _, cp0 = side_constant(dag, durations, ht, pim_rid, [(t, MODE_PIM) for t in ex])
         r_gpu_items = [(t, MODE_GPU) for t in rest]
         r_pim_items = [(t, MODE_PIM) for t in rest]
-        rg, _ = _side_constant(dag, durations, ht, gpu_rid, r_gpu_items)
-        rp, _ = _side_constant(dag, durations, ht, pim_rid, r_pim_items)
+        rg, _ = side_constant(dag, durations, ht, gpu_rid, r_gpu_items)
+        rp, _ = side_constant(dag, durations, ht, pim_rid, r_pim_items)
         gd = np.array([durations[t][MODE_GPU] for t in rest], dtype=np.int64)
         pd = np.array([durations[t][MODE_PIM] for t in rest], dtype=np.int64)
         best, res = _max_saved(gd, pd, max_cells)
@@ -461,9 +461,9 @@ def class_partition_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Hea
             lp = sum(d for i, d in enumerate(lp_all) if not mask >> i & 1)
             # Side constants over the experts that may be on each side under this mask (the loose
             # ones placed there, and R): a superset of the side's experts, so still valid.
-            cg, _ = _side_constant(dag, durations, ht, gpu_rid,
+            cg, _ = side_constant(dag, durations, ht, gpu_rid,
                                    [(t, MODE_GPU) for i, t in enumerate(loose) if mask >> i & 1] + r_gpu_items)
-            cp, _ = _side_constant(dag, durations, ht, pim_rid,
+            cp, _ = side_constant(dag, durations, ht, pim_rid,
                                    [(t, MODE_PIM) for i, t in enumerate(loose) if not mask >> i & 1] + r_pim_items)
             g_load, p_load = r_gpu + lg, r_pim + lp
             gpu_end = np.where(g_load > 0, cg + g_load, cg0)

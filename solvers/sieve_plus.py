@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.instance import LayerInstance
@@ -35,11 +36,6 @@ from sieveopt.listsched import list_schedule, tail_priority
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
 from sieveopt.schedule import modes_from_experts
 from sieveopt.solvers.base import HEURISTIC, SolveResult
-
-try:  # numba is a declared dependency; keep a pure-Python path if it is unavailable.
-    from numba import njit
-except ImportError:  # pragma: no cover
-    njit = None
 
 
 @dataclass(frozen=True)
@@ -75,8 +71,8 @@ def plan_arrays(dag: TaskDAG) -> PlanArrays:
 
     Side constants are the finish time of each side before its expert load (the GPU side after
     the fixed GPU work the list scheduler puts there: qkv..router, the shared expert, the launch;
-    see :func:`sieveopt.solvers.cpsat_bounds._side_constant`)."""
-    from sieveopt.solvers.cpsat_bounds import _side_constant, heads_tails
+    see :func:`sieveopt.solvers.cpsat_bounds.side_constant`)."""
+    from sieveopt.solvers.cpsat_bounds import heads_tails, side_constant
 
     G = dag.num_gpus
     dur = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
@@ -93,8 +89,8 @@ def plan_arrays(dag: TaskDAG) -> PlanArrays:
         levels.append(sorted({x[3] for x in per[g]}))
         if per[g]:
             ex = [x[4] for x in per[g]]
-            cg, cg0 = _side_constant(dag, dur, ht, dag.resource_id[(RES_GPU, g)], [(t, MODE_GPU) for t in ex])
-            cp, cp0 = _side_constant(dag, dur, ht, dag.resource_id[(RES_PIM, g)], [(t, MODE_PIM) for t in ex])
+            cg, cg0 = side_constant(dag, dur, ht, dag.resource_id[(RES_GPU, g)], [(t, MODE_GPU) for t in ex])
+            cp, cp0 = side_constant(dag, dur, ht, dag.resource_id[(RES_PIM, g)], [(t, MODE_PIM) for t in ex])
             side[g] = (cg, cg0, cp, cp0, min(ht.tail[(t, MODE_PIM)] for t in ex))
     off = np.zeros(G + 1, dtype=np.int64)
     off[1:] = np.cumsum([len(x) for x in per])
@@ -346,7 +342,7 @@ def decide(pa: PlanArrays, max_passes: int = 0, *, compiled: bool = True) -> tup
     latency is the max over GPUs."""
     n = len(pa.gpu_ns)
     work = np.zeros(n + 5 * len(pa.lv_ns), dtype=np.int64)
-    fn = _compiled() if compiled and njit is not None else _decide_py
+    fn = _compiled() if compiled else _decide_py
     items, ginfo, lv_ns = pa.items, pa.ginfo, pa.lv_ns
     if fn is not _decide_py:  # same methodology as Sieve's warm_up(): a dummy call, untimed
         fn(_DUMMY[0], _DUMMY[1], _DUMMY[2], _DUMMY[3].copy(), 0, 1)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.critpath import critical_path
 from sieveopt.dag import (
     ATTN,
     EXPERT,
@@ -76,7 +77,7 @@ class KindError:
     count: int
     median_abs_pct: float
     mean_abs_pct: float
-    mean_signed_pct: float     # > 0: the cost model is optimistic (replay is slower)
+    mean_signed_pct: float     # (predicted - replayed) / replayed, docs/metrics.md; < 0: optimistic
     predicted_ns: float        # sum over tasks
     replayed_ns: float
 
@@ -145,15 +146,6 @@ def _model_of(dag: TaskDAG, instance: LayerInstance | None) -> ModelSpec:
     return load_model(dag.meta["model"])
 
 
-def dram_available() -> bool:
-    """Whether the cycle-level DRAM simulator's layer-level API can be imported."""
-    try:
-        from sieveopt.validation.dram import api  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer = "dram",
                dram_preset: str | None = None, **dram_overrides: Any) -> MemoryTimer:
     """The memory timer for ``memory``: "dram" (default) is the cycle-level DRAM/PIM simulator,
@@ -165,10 +157,6 @@ def make_timer(system: SystemSpec, model: ModelSpec, memory: str | MemoryTimer =
     if memory == "analytic":
         return AnalyticTimer(system, model)
     if memory == "dram":
-        if not dram_available():
-            raise SieveoptError("replay: memory='dram' needs the DRAM/PIM simulator "
-                                "(sieveopt.validation.dram.api), which cannot be imported; "
-                                "reinstall sieveopt or pass memory='analytic' (--memory analytic)")
         from sieveopt.validation.replay_dram import DramTimer
 
         return DramTimer(system, model, preset=dram_preset, **dram_overrides)
@@ -234,7 +222,8 @@ def _kind_key(dag: TaskDAG, tid: int, mode: str) -> str:
 
 
 def kind_errors(dag: TaskDAG, modes: tuple[str, ...], predicted: np.ndarray, replayed: np.ndarray) -> dict[str, KindError]:
-    """Per task kind (and mode, for kinds with a choice): abs % error of predicted vs replayed."""
+    """Per task kind (and mode, for kinds with a choice): % error of predicted vs replayed,
+    ``(predicted - replayed) / replayed`` like :attr:`ReplayResult.makespan_error_pct`."""
     groups: dict[str, list[int]] = {}
     for t in dag.tasks:
         if t.kind == LAUNCH and predicted[t.tid] == 0:
@@ -247,7 +236,7 @@ def kind_errors(dag: TaskDAG, modes: tuple[str, ...], predicted: np.ndarray, rep
         ok = r > 0
         if not ok.any():
             continue
-        signed = 100.0 * (r[ok] - p[ok]) / r[ok]
+        signed = 100.0 * (p[ok] - r[ok]) / r[ok]     # docs/metrics.md: one sign for every error
         out[key] = KindError(key, int(ok.sum()), float(np.median(np.abs(signed))), float(np.mean(np.abs(signed))),
                              float(np.mean(signed)), float(p.sum()), float(r.sum()))
     return out
@@ -328,17 +317,11 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
         predicted_makespan_ns=schedule.makespan_ns, replayed_duration_ns=replayed_dur,
         predicted_duration_ns=predicted_dur, alone_ns=loop.alone_ns, interfered_ns=loop.interfered_ns,
         message_release_ns=loop.release_ns, message_arrival_ns=arrival, utilisation=util,
-        critical_path=_critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
+        critical_path=critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
         scheduler_latency_ns=sched_lat, iterations=it, converged=converged,
         meta={"memory": timer.name, "sharing": sharing, "interference": interf is not None,
               "system": system.name, "num_gpus": dag.num_gpus,
               **({"dram": timer.describe()} if hasattr(timer, "describe") else {})})
-
-
-def _critical_path(schedule: Schedule, dag: TaskDAG) -> list[int]:
-    from sieveopt.viz.critical_path import critical_path
-
-    return list(critical_path(schedule, dag))
 
 
 def feed_table_from_replay(table: Any, result: ReplayResult, dag: TaskDAG) -> int:

@@ -1,31 +1,19 @@
 """Memory times for replay from the cycle-level DRAM/PIM simulator (``sieveopt.validation.dram.api``).
 
-System -> DRAM preset mapping (:func:`dram_preset_for`; ``dram_preset=`` overrides the name):
+The DRAM config is the system's own (:func:`sieveopt.models.dram.resolve_dram`, the one DRAM
+description cost models read too): its preset (``hbm_pim.dram_preset``, else by generation:
+``HBM3E-PIM`` -> ``sieve_b200_hbm3e_pim``; ``HBM3-PIM`` and ``HBM3 Logic-PIM`` ->
+``attacc_hbm3_pim``, Logic-PIM approximated by bank-level PUs at the system's PIM bandwidth;
+``HBM2-PIM`` -> ``samsung_hbm2_pim``) plus every system field that differs from what the preset
+implies (organisation, bank grouping, timing, ``pim.ops_per_byte``), the GPU address mapping
+``RoCoBaBgCh`` (bank groups fastest; the HBM3 presets' Ramulator default streams at half the
+peak, the GPU's address hashing does not) and the PIM clock ``pim.nCCDMAC`` (and if needed
+``pim.pu_bytes_per_access``) fitted in whole cycles to ``internal_bw_multiplier`` x the pin peak
+(12x -> nCCDMAC 4 and 16x -> 3 on Sieve's preset, both exact). The system's name plays no part,
+so the same hardware replays identically under any name. ``DramTimer(preset=..., **overrides)``
+puts an experiment on top. :meth:`DramTimer.bandwidth_check` reports the agreement of peak and
+simulated bandwidths with the spec.
 
-* preset by ``system.hbm_pim.generation``: ``HBM3E-PIM`` -> ``sieve_b200_hbm3e_pim``;
-  ``HBM3-PIM`` and ``HBM3 Logic-PIM`` -> ``attacc_hbm3_pim`` (Logic-PIM is approximated by
-  bank-level PUs at the system's PIM bandwidth); ``HBM2-PIM`` -> ``samsung_hbm2_pim``;
-* organisation: ``stacks_per_gpu`` -> ``org.stacks`` and ``pseudo_channels_per_stack`` ->
-  ``org.channels_per_stack`` (these set the external bandwidth). The bank grouping is the
-  preset's (the DRAM author's sourced choice; e.g. Sieve's 24 banks as 6 x 4 in the preset,
-  4 x 6 in the system catalog), so only the pCH count is pushed;
-* address mapping: ``controller.address_mapping = "RoCoBaBgCh"`` (GPU-style striping, bank
-  groups fastest; the HBM3 presets' Ramulator default streams at half the peak, the GPU's
-  address hashing does not);
-* timing: every ``system.hbm_pim.timing`` field that differs from the system's catalog entry
-  (a user ``--set hbm_pim.timing.X=...`` or a user TOML) is written into the preset
-  (``CL -> nCL``, ``tRCD -> nRCDRD/nRCDWR``, ``tREFI_ns -> nREFI`` cycles, ...). The catalog's
-  own values are not pushed: the presets carry sourced values for fields the papers leave
-  open (CWL, tRTP, tWTR, tRTW) and the catalog's ``BL`` is in beats, the preset's ``nBL`` in
-  cycles;
-* PIM compute limit: ``system.hbm_pim.pim.ops_per_byte`` -> ``pim.ops_per_byte`` (MAC slots
-  per byte stretched for weights narrower than 2 / ops_per_byte bytes: MXFP4 at 1 op/B is
-  compute-bound, as in the roofline);
-* PIM bandwidth: ``pim.nCCDMAC`` (cycles per all-bank MAC, and if needed
-  ``pim.pu_bytes_per_access``) is chosen so that the preset's peak PIM bandwidth is closest to
-  ``system.gpu.hbm_bw_GBps x internal_bw_multiplier`` (whole cycles: 12x -> nCCDMAC 4 on
-  Sieve's preset, exact; 16x -> 3, i.e. 16.4x). :meth:`DramTimer.bandwidth_check` reports the
-  agreement of peak and simulated bandwidths with the spec;
 * sharing: ``exclusive`` and ``dual_row_buffer`` are simulated as such (``concurrent_ns``);
   ``partitioned`` (banks split between GPU and PIM) is not a DRAM-simulator mode: it is
   replayed as no interference, stream times divided by ``1 - pim_bank_fraction`` and PIM times
@@ -52,28 +40,10 @@ import bisect
 import math
 from typing import Any
 
-from sieveopt.errors import SpecError
 from sieveopt.models.costmodel import Work
+from sieveopt.models.dram import resolve_dram
 from sieveopt.models.specs import ModelSpec, SystemSpec
 
-#: hbm_pim.generation -> DRAM preset name.
-GENERATION_PRESETS = {
-    "HBM3E-PIM": "sieve_b200_hbm3e_pim",
-    "HBM3-PIM": "attacc_hbm3_pim",
-    "HBM3 Logic-PIM": "attacc_hbm3_pim",
-    "HBM2-PIM": "samsung_hbm2_pim",
-}
-#: SystemSpec timing field -> DRAM preset timing fields.
-TIMING_FIELDS = {
-    "CL": ("nCL",), "CWL": ("nCWL",), "tRCD": ("nRCDRD", "nRCDWR"), "tRP": ("nRP",), "tRAS": ("nRAS",),
-    "tRC": ("nRC",), "tWR": ("nWR",), "tRTP": ("nRTP",), "tCCD_S": ("nCCDS",), "tCCD_L": ("nCCDL",),
-    "tRRD_S": ("nRRDS",), "tRRD_L": ("nRRDL",), "tFAW": ("nFAW",), "tWTR_S": ("nWTRS",),
-    "tWTR_L": ("nWTRL",), "tRTW": ("nRTW",),
-}
-#: GPU-style address striping inside a pseudo-channel: bank groups rotate fastest, so a
-#: sequential weight stream alternates bank groups at tCCD_S (Ramulator's default RoBaRaCoCh
-#: streams one bank at tCCD_L: half the peak, 55 % on the HBM3 5.2 Gbps preset).
-GPU_ADDRESS_MAPPING = "RoCoBaBgCh"
 #: stream grid: points per octave, exact below, linear above (accesses per pseudo-channel)
 GRID_PER_OCTAVE = 8
 GRID_EXACT_BELOW = 64
@@ -89,80 +59,10 @@ def clear_cache() -> None:
 
 
 def _api():
-    try:
-        from sieveopt.validation.dram import api
-    except ImportError as exc:   # pragma: no cover - the simulator ships with the package
-        from sieveopt.errors import SieveoptError
+    """The DRAM API, imported on first use (it compiles the numba engine)."""
+    from sieveopt.validation.dram import api
 
-        raise SieveoptError(f"replay: the DRAM/PIM simulator (sieveopt.validation.dram.api) cannot be "
-                            f"imported ({exc}); reinstall sieveopt or pass memory='analytic'") from exc
     return api
-
-
-def _catalog_timing(system: SystemSpec):
-    """The timing of the catalog system of the same name (None for a user system)."""
-    from sieveopt.models.catalog import list_systems, load_system
-
-    if system.name in list_systems():
-        return load_system(system.name).hbm_pim.timing
-    return None
-
-
-def dram_preset_for(system: SystemSpec, preset: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(preset name, overrides) of the DRAM simulator for ``system`` (see module docstring);
-    the PIM bandwidth knob is added by :class:`DramTimer` (it needs the loaded preset)."""
-    hp = system.hbm_pim
-    name = preset or GENERATION_PRESETS.get(hp.generation)
-    if name is None:
-        raise SpecError(system.name, "hbm_pim.generation", f"no DRAM preset for generation {hp.generation!r}",
-                        f"pass dram_preset= (known generations: {', '.join(GENERATION_PRESETS)})")
-    base = _api().load_dram_preset(name)
-    ov: dict[str, Any] = {}
-    if base.pim.ops_per_byte != float(hp.pim.ops_per_byte):
-        ov["pim.ops_per_byte"] = float(hp.pim.ops_per_byte)
-    if base.controller.address_mapping != GPU_ADDRESS_MAPPING:
-        ov["controller.address_mapping"] = GPU_ADDRESS_MAPPING
-    if base.org.stacks != hp.stacks_per_gpu:
-        ov["org.stacks"] = int(hp.stacks_per_gpu)
-    ppc = base.org.pseudo_channels_per_channel
-    if hp.pseudo_channels_per_stack % ppc:
-        raise SpecError(system.name, "hbm_pim.pseudo_channels_per_stack",
-                        f"{hp.pseudo_channels_per_stack} is not a multiple of the preset's {ppc} pCH per channel",
-                        f"use a multiple of {ppc} or another dram_preset")
-    if base.org.channels_per_stack * ppc != hp.pseudo_channels_per_stack:
-        ov["org.channels_per_stack"] = hp.pseudo_channels_per_stack // ppc
-    ref = _catalog_timing(system)
-    t = hp.timing
-    for fld, targets in TIMING_FIELDS.items():
-        v = getattr(t, fld)
-        if ref is None or getattr(ref, fld) != v:
-            for tgt in targets:
-                ov[f"timing.{tgt}"] = int(v)
-    if ref is None or ref.tCK_ps != t.tCK_ps:
-        ov["timing.tCK_ps"] = int(t.tCK_ps)
-    for fld, tgt in (("tREFI_ns", "nREFI"), ("tRFC_ns", "nRFC")):
-        if ref is None or getattr(ref, fld) != getattr(t, fld):
-            ov[f"timing.{tgt}"] = int(round(getattr(t, fld) * 1000.0 / t.tCK_ps))
-    return name, ov
-
-
-def pim_knobs_for(cfg: Any, target_GBps: float, tolerance: float = 0.05) -> tuple[int, int]:
-    """(nCCDMAC, pu_bytes_per_access) giving a peak PIM bandwidth on ``cfg`` close to
-    ``target_GBps`` (per GPU): the nearest whole nCCDMAC at the preset's PU width; another PU
-    width only if that misses by more than ``tolerance`` (e.g. > 24x on Sieve's preset)."""
-    pus = cfg.org.pseudo_channels * cfg.org.banks / cfg.pim.banks_per_pu
-
-    def fit(w: int) -> tuple[float, int]:
-        n = max(1, round(pus * w / (target_GBps * cfg.tCK_ns)))
-        return abs(pus * w / (n * cfg.tCK_ns) / target_GBps - 1.0), n
-
-    w0 = cfg.pim.pu_bytes_per_access
-    err, n = fit(w0)
-    if err <= tolerance:
-        return n, w0
-    cands = [(*fit(w), w) for w in (16, 32, 64, 128, 256, 512) if w <= cfg.org.page_bytes]
-    err, n, w = min(cands)
-    return n, w
 
 
 class DramTimer:
@@ -172,23 +72,9 @@ class DramTimer:
 
     def __init__(self, system: SystemSpec, model: ModelSpec, *, preset: str | None = None,
                  **overrides: Any) -> None:
-        api = _api()
         self.system, self.model = system, model
-        self.preset, ov = dram_preset_for(system, preset)
-        ov.update(overrides)
-        cfg = api.load_dram_preset(self.preset, **ov)
-        if not cfg.pim.enabled:
-            raise SpecError(self.preset, "pim.enabled", "the DRAM preset has no PIM units",
-                            "use a PIM preset (see `sieveopt dram presets`)")
-        if not any(k in overrides for k in ("pim.nCCDMAC", "pim.pu_bytes_per_access")):
-            target = system.gpu.hbm_bw_GBps * system.hbm_pim.pim.internal_bw_multiplier
-            n, w = pim_knobs_for(cfg, target)
-            if n != cfg.pim.nCCDMAC:
-                ov["pim.nCCDMAC"] = n
-            if w != cfg.pim.pu_bytes_per_access:
-                ov["pim.pu_bytes_per_access"] = w
-            if n != cfg.pim.nCCDMAC or w != cfg.pim.pu_bytes_per_access:
-                cfg = api.load_dram_preset(self.preset, **ov)
+        self.preset, cfg, ov = resolve_dram(system.hbm_pim, source=system.name, preset=preset,
+                                            overrides=overrides)
         self.cfg, self.overrides = cfg, ov
         self.pim_multiplier = cfg.pim_bw_GBps_per_pch() / cfg.peak_bw_GBps_per_pch()
         self.sharing = system.hbm_pim.sharing

@@ -58,158 +58,186 @@ def run_loop(dag: TaskDAG, modes: Sequence[str], order: Mapping[int, Sequence[in
              times: Sequence[TaskTime | None], msg_delay_ns: np.ndarray,
              interference: Callable[[str, int], tuple[float, float]] | None) -> LoopResult:
     """Play the layer forward (see module docstring); ``interference=None`` disables it."""
-    n = len(dag.tasks)
-    tasks = dag.tasks
-    is_msg = np.array([t.kind in MESSAGE_KINDS for t in tasks])
-    res_of: list[tuple[int, ...]] = [() if is_msg[t.tid] else t.modes[modes[t.tid]].resources for t in tasks]
-    # per-resource order restricted to compute tasks (messages: the interconnect's business)
-    ords = {rid: [t for t in tids if not is_msg[t]] for rid, tids in order.items()}
-    pos = {rid: 0 for rid in ords}
-    busy = {rid: False for rid in ords}
+    loop = _Loop(dag, modes, order, times, msg_delay_ns, interference)
+    while loop.done < loop.n:
+        loop.start_startable()
+        if loop.done >= loop.n:
+            break
+        rates, slowed = loop.rates()
+        nxt = loop.next_event(rates)
+        loop.advance(nxt - loop.now, rates, slowed)
+        loop.now = nxt
+        loop.retire_finished()
+    return LoopResult(loop.start, loop.end, loop.release, loop.alone, loop.interfered)
 
-    succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    npred = np.zeros(n, dtype=np.int64)
-    for e in dag.edges:
-        if e.if_mode is None or modes[e.if_mode[0]] == e.if_mode[1]:
-            succ[e.src].append((e.dst, e.lag_ns))
-            npred[e.dst] += 1
-    ready_at = np.zeros(n, dtype=np.int64)
-    start = np.full(n, -1, dtype=np.int64)
-    end = np.full(n, -1, dtype=np.int64)
-    release = np.full(n, -1, dtype=np.int64)
-    alone = np.zeros(n)
-    interfered = np.zeros(n, dtype=np.int64)
 
-    # running compute tasks: tid -> [overhead_left, body_left]
-    running: dict[int, list[float]] = {}
-    pim_of_gpu: dict[int, int] = {}        # gpu -> running PIM task
-    gpu_of_gpu: dict[int, int] = {}        # gpu -> running GPU-mode task
-    events: list[tuple[int, int]] = []     # (time, tid): message arrival or task becoming ready
-    candidates: set[int] = set()           # compute tasks with all preds done
+class _Loop:
+    """State of one replay event loop; each method is one phase of a step of :func:`run_loop`."""
 
-    def finish(tid: int, now: int) -> None:
-        end[tid] = now
-        for dst, lag in succ[tid]:
-            t_avail = now if is_msg[tid] else now + lag
-            if t_avail > ready_at[dst]:
-                ready_at[dst] = t_avail
-            npred[dst] -= 1
-            if npred[dst] == 0:
-                became_ready(dst, now)
+    def __init__(self, dag: TaskDAG, modes: Sequence[str], order: Mapping[int, Sequence[int]],
+                 times: Sequence[TaskTime | None], msg_delay_ns: np.ndarray,
+                 interference: Callable[[str, int], tuple[float, float]] | None) -> None:
+        self.n = n = len(dag.tasks)
+        self.tasks, self.modes, self.times = dag.tasks, modes, times
+        self.msg_delay_ns, self.interference = msg_delay_ns, interference
+        tasks = dag.tasks
+        self.is_msg = is_msg = np.array([t.kind in MESSAGE_KINDS for t in tasks])
+        self.res_of: list[tuple[int, ...]] = [() if is_msg[t.tid] else t.modes[modes[t.tid]].resources
+                                              for t in tasks]
+        # per-resource order restricted to compute tasks (messages: the interconnect's business)
+        self.ords = {rid: [t for t in tids if not is_msg[t]] for rid, tids in order.items()}
+        self.pos = {rid: 0 for rid in self.ords}
+        self.busy = {rid: False for rid in self.ords}
+        self.succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.npred = np.zeros(n, dtype=np.int64)
+        for e in dag.edges:
+            if e.if_mode is None or modes[e.if_mode[0]] == e.if_mode[1]:
+                self.succ[e.src].append((e.dst, e.lag_ns))
+                self.npred[e.dst] += 1
+        self.ready_at = np.zeros(n, dtype=np.int64)
+        self.start = np.full(n, -1, dtype=np.int64)
+        self.end = np.full(n, -1, dtype=np.int64)
+        self.release = np.full(n, -1, dtype=np.int64)
+        self.alone = np.zeros(n)
+        self.interfered = np.zeros(n, dtype=np.int64)
+        self.running: dict[int, list[float]] = {}   # running compute tasks: tid -> [overhead_left, body_left]
+        self.pim_of_gpu: dict[int, int] = {}        # gpu -> running PIM task
+        self.gpu_of_gpu: dict[int, int] = {}        # gpu -> running GPU-mode task
+        self.events: list[tuple[int, int]] = []     # (time, tid): message arrival or task becoming ready
+        self.candidates: set[int] = set()           # compute tasks with all preds done
+        self.now = 0
+        self.done = 0
+        for t in range(n):
+            if self.npred[t] == 0:
+                self.became_ready(t, 0)
 
-    def became_ready(tid: int, now: int) -> None:
-        if is_msg[tid]:
-            release[tid] = ready_at[tid]
-            heapq.heappush(events, (int(ready_at[tid] + msg_delay_ns[tid]), tid))
+    def finish(self, tid: int, now: int) -> None:
+        self.end[tid] = now
+        for dst, lag in self.succ[tid]:
+            t_avail = now if self.is_msg[tid] else now + lag
+            if t_avail > self.ready_at[dst]:
+                self.ready_at[dst] = t_avail
+            self.npred[dst] -= 1
+            if self.npred[dst] == 0:
+                self.became_ready(dst, now)
+
+    def became_ready(self, tid: int, now: int) -> None:
+        if self.is_msg[tid]:
+            self.release[tid] = self.ready_at[tid]
+            heapq.heappush(self.events, (int(self.ready_at[tid] + self.msg_delay_ns[tid]), tid))
         else:
-            candidates.add(tid)
-            if ready_at[tid] > now:
-                heapq.heappush(events, (int(ready_at[tid]), -1))
+            self.candidates.add(tid)
+            if self.ready_at[tid] > now:
+                heapq.heappush(self.events, (int(self.ready_at[tid]), -1))
 
-    for t in range(n):
-        if npred[t] == 0:
-            became_ready(t, 0)
-
-    now = 0
-    done = 0
-    while done < n:
-        # 1. start every startable candidate (repeat: zero-length tasks finish at once)
+    def start_startable(self) -> None:
+        """1. Start every startable candidate (repeat: zero-length tasks finish at once)."""
+        ords, pos, busy, now = self.ords, self.pos, self.busy, self.now
         progressed = True
         while progressed:
             progressed = False
             heads = sorted({ords[r][pos[r]] for r in ords if not busy[r] and pos[r] < len(ords[r])})
             for tid in heads:
-                if tid not in candidates or ready_at[tid] > now:
+                if tid not in self.candidates or self.ready_at[tid] > now:
                     continue
-                rs = res_of[tid]
+                rs = self.res_of[tid]
                 if any(busy[r] or ords[r][pos[r]] != tid for r in rs):
                     continue
-                candidates.discard(tid)
-                tt = times[tid]
-                start[tid] = now
-                alone[tid] = tt.overhead_ns + tt.body_ns
-                if alone[tid] <= _EPS:
+                self.candidates.discard(tid)
+                tt = self.times[tid]
+                self.start[tid] = now
+                self.alone[tid] = tt.overhead_ns + tt.body_ns
+                if self.alone[tid] <= _EPS:
                     for r in rs:
                         pos[r] += 1
-                    finish(tid, now)
-                    done += 1
+                    self.finish(tid, now)
+                    self.done += 1
                 else:
                     for r in rs:
                         busy[r] = True
-                    running[tid] = [tt.overhead_ns, tt.body_ns]
-                    g = tasks[tid].gpu
-                    role = replay_role(modes[tid])
+                    self.running[tid] = [tt.overhead_ns, tt.body_ns]
+                    g = self.tasks[tid].gpu
+                    role = replay_role(self.modes[tid])
                     if role == ROLE_IN_MEMORY:
-                        pim_of_gpu[g] = tid
+                        self.pim_of_gpu[g] = tid
                     elif role == ROLE_STREAM:
-                        gpu_of_gpu[g] = tid
+                        self.gpu_of_gpu[g] = tid
                 progressed = True
-        if done >= n:
-            break
-        # 2. rates
+
+    def rates(self) -> tuple[dict[int, float], set[int]]:
+        """2. Progress rate of every running task, and the ones slowed by interference."""
+        running, times = self.running, self.times
         rates: dict[int, float] = dict.fromkeys(running, 1.0)
         slowed: set[int] = set()
-        if interference is not None:
-            for g, p in pim_of_gpu.items():
-                q = gpu_of_gpu.get(g)
+        if self.interference is not None:
+            for g, p in self.pim_of_gpu.items():
+                q = self.gpu_of_gpu.get(g)
                 if q is None:
                     continue
                 tq = times[q]
                 if running[q][0] > _EPS or tq.memory_ns <= 0.0 or running[p][0] > _EPS:
                     continue
                 tp = times[p]
-                k_s, k_p = interference(tp.kind, tp.tokens)
+                k_s, k_p = self.interference(tp.kind, tp.tokens)
                 rates[p] = 1.0 / k_p
                 body = tq.body_ns
                 rates[q] = body / max(tq.compute_ns, tq.memory_ns * k_s, _EPS)
                 slowed.update((p, q))
-        # 3. next event
+        return rates, slowed
+
+    def next_event(self, rates: dict[int, float]) -> int:
+        """3. Time of the next event (a phase end, a message arrival, a task becoming ready);
+        messages that have arrived by now are finished."""
+        now, events = self.now, self.events
         nxt = math.inf
-        for tid, (ov, body) in running.items():
+        for tid, (ov, body) in self.running.items():
             left = ov if ov > _EPS else body
             nxt = min(nxt, now + max(1, math.ceil(left / rates[tid] - 1e-9)) if ov > _EPS or body > _EPS else now)
         while events and events[0][0] <= now:
             t_ev, tid = heapq.heappop(events)
             if tid >= 0:
-                finish(tid, t_ev)
-                done += 1
+                self.finish(tid, t_ev)
+                self.done += 1
                 nxt = now           # something became ready: re-run the start pass
         if events:
             nxt = min(nxt, events[0][0])
         if nxt == math.inf:
-            stuck = sorted(candidates)[:5]
-            raise RuntimeError(f"replay deadlock at t={now} ns: {len(candidates)} tasks waiting "
-                               f"(e.g. {[tasks[t].name for t in stuck]}); the schedule's resource order "
+            stuck = sorted(self.candidates)[:5]
+            raise RuntimeError(f"replay deadlock at t={now} ns: {len(self.candidates)} tasks waiting "
+                               f"(e.g. {[self.tasks[t].name for t in stuck]}); the schedule's resource order "
                                "contradicts the DAG")
-        nxt = int(nxt)
-        dt = nxt - now
-        # 4. advance
-        if dt > 0:
-            for tid in list(running):
-                st = running[tid]
-                r = rates[tid]
-                adv = r * dt
-                if st[0] > _EPS:
-                    used = min(st[0], adv)
-                    st[0] -= used
-                    adv -= used
-                    if st[0] <= _EPS and adv > 0:
-                        st[1] -= adv
-                else:
+        return int(nxt)
+
+    def advance(self, dt: int, rates: dict[int, float], slowed: set[int]) -> None:
+        """4. Advance every running task by ``dt`` ns at its rate (overhead first, then body)."""
+        if dt <= 0:
+            return
+        for tid in list(self.running):
+            st = self.running[tid]
+            adv = rates[tid] * dt
+            if st[0] > _EPS:
+                used = min(st[0], adv)
+                st[0] -= used
+                adv -= used
+                if st[0] <= _EPS and adv > 0:
                     st[1] -= adv
-                if tid in slowed:
-                    interfered[tid] += dt
-        now = nxt
-        for tid in [t for t, st in running.items() if st[0] <= _EPS and st[1] <= 1e-3]:
-            del running[tid]
-            g = tasks[tid].gpu
-            if pim_of_gpu.get(g) == tid:
-                del pim_of_gpu[g]
-            if gpu_of_gpu.get(g) == tid:
-                del gpu_of_gpu[g]
-            for r in res_of[tid]:
-                busy[r] = False
-                pos[r] += 1
-            finish(tid, now)
-            done += 1
-    return LoopResult(start, end, release, alone, interfered)
+            else:
+                st[1] -= adv
+            if tid in slowed:
+                self.interfered[tid] += dt
+
+    def retire_finished(self) -> None:
+        """5. Finish the tasks whose work is done and free their resources."""
+        now = self.now
+        for tid in [t for t, st in self.running.items() if st[0] <= _EPS and st[1] <= 1e-3]:
+            del self.running[tid]
+            g = self.tasks[tid].gpu
+            if self.pim_of_gpu.get(g) == tid:
+                del self.pim_of_gpu[g]
+            if self.gpu_of_gpu.get(g) == tid:
+                del self.gpu_of_gpu[g]
+            for r in self.res_of[tid]:
+                self.busy[r] = False
+                self.pos[r] += 1
+            self.finish(tid, now)
+            self.done += 1

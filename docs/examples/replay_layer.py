@@ -16,4 +16,4 @@ run = run_layer(layer, "sieve")
 result = replay(run.result.schedule, run.dag, system, instance=layer)
 print(f"predicted {run.makespan_ns / 1e3:.1f} us, replayed {result.makespan_ns / 1e3:.1f} us")
 for kind, err in sorted(result.kind_error.items()):
-    print(f"  {kind:9s} median |error| {err.median_abs_pct:6.1f}%  (model optimistic by {err.mean_signed_pct:+.1f}% on average)")
+    print(f"  {kind:9s} median |error| {err.median_abs_pct:6.1f}%  (mean signed {err.mean_signed_pct:+.1f}%: < 0 = optimistic, docs/metrics.md)")

@@ -31,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad option (exit 2, message printed) or --help/--version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE if args.command else 0
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except SieveoptError as exc:
         print(f"sieveopt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `sieveopt ... --json | head`: the reader left, not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("sieveopt: interrupted", file=sys.stderr)
         return 130

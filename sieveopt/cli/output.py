@@ -1,32 +1,22 @@
-"""Shared output helpers: a rich table by default, JSON with ``--json``, atomic file writes."""
+"""Shared output helpers: a rich table by default, strict JSON with ``--json``.
+
+File writing lives in :mod:`sieveopt.fileio` (re-exported here for old imports)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def dumps_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_default)
+# Re-exported for callers of the previous location; library code imports sieveopt.fileio.
+from sieveopt.fileio import (  # noqa: F401
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_dir,
+    check_output_file,
+    dumps_json,
+)
 
 
 def print_json(data: Any) -> None:
@@ -38,17 +28,30 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     from rich.console import Console
     from rich.table import Table
 
+    cells = [[_fmt(v) for v in row] for row in rows]
     table = Table(title=title)
-    for col in columns:
-        table.add_column(str(col), overflow="fold")
-    for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
-    Console(width=max(100, len(columns) * 14)).print(table)
+    widths = []
+    for i, col in enumerate(columns):
+        # never split a word (a name, a number): the column is at least its longest word wide
+        words = [w for c in [str(col)] + [r[i] for r in cells if i < len(r)] for w in c.split()]
+        widths.append(min(40, max((len(w) for w in words), default=1)))
+        table.add_column(str(col), overflow="fold", min_width=widths[-1])
+    for row in cells:
+        table.add_row(*row)
+    Console(width=max(100, len(columns) * 14, sum(widths) + 3 * len(columns) + 1)).print(table)
 
 
 def _fmt(v: Any) -> str:
+    """Plain numbers: 4 significant digits, no scientific notation between 1e-3 and 1e15."""
     if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}"
+        if v != v or v in (float("inf"), float("-inf")):
+            return "-" if v != v else str(v)
+        a = abs(v)
+        if a == 0 or 1e-3 <= a < 1e4:
+            return f"{v:.4g}" if a < 1e4 and "e" not in f"{v:.4g}" else f"{v:.0f}"
+        if 1e4 <= a < 1e15:
+            return f"{v:.0f}"
+        return f"{v:.3g}"
     return str(v)
 
 
@@ -61,31 +64,34 @@ def emit(args: Any, data: Any, render: Callable[[Any], None]) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` (rename), on any
-    error it is removed: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+class Steps:
+    """A progress bar on stderr for commands that can run longer than a few seconds (CP-SAT,
+    many layers). Silent with ``--json`` or when stderr is not a terminal. Call
+    :meth:`advance` before each step and :meth:`close` at the end (also safe when never shown)."""
 
+    def __init__(self, args: Any, total: int, label: str) -> None:
+        self._bar = self._task = None
+        self.label = label
+        if getattr(args, "json", False) or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
-    return Path(path)
+        self._bar = Progress(TextColumn("{task.description:<36}"), BarColumn(),
+                             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+        self._started = False
 
+    def advance(self, description: str = "") -> None:
+        """Mark the previous step done and show ``description`` for the next one."""
+        if self._bar is None:
+            return
+        self._bar.update(self._task, advance=1 if self._started else 0, description=description or self.label)
+        self._started = True
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -1,9 +1,10 @@
 """Where a layer's time goes: critical-path attribution and per-resource busy time.
 
-``critical_path_breakdown`` walks back from the task that ends last: each step follows the
-predecessor (an active DAG edge, or the previous task on one of its resources) whose finish
-(+ edge lag) binds the task's start. Every nanosecond of the makespan is charged to exactly one
-category, so the categories sum to the makespan:
+``critical_path_breakdown`` charges the critical path of :mod:`sieveopt.critpath` (the one the
+Perfetto trace and the replay summary mark): walking back from the task that ends last, each step
+follows the dependency (an active DAG edge, or the previous task on one of its resources) whose
+finish (+ edge lag) binds the task's start. Every nanosecond of the makespan is charged to exactly
+one category, so the categories sum to the makespan:
 
 * ``attention`` (attn tasks, PIM or GPU), ``dense`` (QKV/output projections, router, shared
   expert, grouped-GEMM launch, weighted-sum reduce), ``experts_gpu``, ``experts_pim``,
@@ -16,8 +17,7 @@ category, so the categories sum to the makespan:
 
 from __future__ import annotations
 
-import numpy as np
-
+from sieveopt.critpath import critical_links, critical_path
 from sieveopt.dag import (
     ALLGATHER,
     ATTN,
@@ -48,57 +48,35 @@ def task_category(kind: str, mode: str) -> str:
     return "dense"
 
 
-def critical_path(schedule: Schedule, dag: TaskDAG) -> list[tuple[int, int, int]]:
-    """Critical path as (task id, gap before it in ns, gap kind 0=lag 1=idle), last task first."""
-    start, end, modes = schedule.start_ns, schedule.end_ns, schedule.modes
-    n = len(dag.tasks)
-    if n == 0:
+def critical_path_charges(schedule: Schedule, dag: TaskDAG) -> list[tuple[int, str, int]]:
+    """(task id or -1, category, ns) in time order along the critical path of
+    :func:`sieveopt.critpath.critical_links` (the path the traces mark): each path task's
+    duration in its category; the wait on a link as ``comm`` up to the followed edge's lag (the
+    transfer latency) and ``idle`` beyond it (a slack link, task id -1); the first task's start
+    as ``idle``. The ns sum to the makespan."""
+    if not dag.tasks:
         return []
-    res_prev: list[list[int]] = [[] for _ in range(n)]
-    for tids in schedule.resource_order(dag).values():
-        for a, b in zip(tids, tids[1:], strict=False):
-            res_prev[b].append(a)
-    t = int(np.lexsort((start, end))[-1])
-    path: list[tuple[int, int, int]] = []
-    seen = set()
-    while t not in seen:
-        seen.add(t)
-        s = int(start[t])
-        best, best_ready, best_lag = -1, -1, 0
-        for e in dag.preds[t]:
-            if dag.edge_active(e, modes):
-                ready = int(end[e.src]) + e.lag_ns
-                if best_ready < ready <= s:
-                    best, best_ready, best_lag = e.src, ready, e.lag_ns
-        for p in res_prev[t]:
-            ready = int(end[p])
-            if best_ready < ready <= s:
-                best, best_ready, best_lag = p, ready, 0
-        if best < 0:
-            path.append((t, s, 1))
-            break
-        gap = s - best_ready
-        path.append((t, best_lag, 0))
-        if gap:
-            path.append((t, gap, 1))
-        t = best
-    return path
+    start, end, modes = schedule.start_ns, schedule.end_ns, schedule.modes
+    path = critical_path(schedule, dag)
+    out: list[tuple[int, str, int]] = [(-1, "idle", int(start[path[0]]))]
+    for lk in critical_links(schedule, dag):
+        wait = int(start[lk.dst] - end[lk.src])
+        lag = min(wait, max(0, lk.lag_ns))
+        out += [(lk.src, task_category(dag.tasks[lk.src].kind, modes[lk.src]), int(end[lk.src] - start[lk.src])),
+                (-1, "comm", lag), (-1, "idle", wait - lag)]
+    last = path[-1]
+    out.append((last, task_category(dag.tasks[last].kind, modes[last]), int(end[last] - start[last])))
+    # Time after the path's last task ends and the makespan (none: the path ends last).
+    out.append((-1, "idle", max(0, schedule.makespan_ns - int(end[last]))))
+    return [c for c in out if c[2] or c[0] >= 0]
 
 
 def critical_path_breakdown(schedule: Schedule, dag: TaskDAG) -> dict[str, int]:
-    """Makespan split over :data:`CATEGORIES` along the critical path (sums to the makespan)."""
+    """Makespan split over :data:`CATEGORIES` along the critical path (sums to the makespan;
+    see :func:`critical_path_charges`)."""
     out = dict.fromkeys(CATEGORIES, 0)
-    charged: set[int] = set()
-    for tid, gap, gap_kind in critical_path(schedule, dag):
-        if tid not in charged:
-            charged.add(tid)
-            task = dag.tasks[tid]
-            cat = task_category(task.kind, schedule.modes[tid])
-            out[cat] = out.get(cat, 0) + int(schedule.end_ns[tid] - schedule.start_ns[tid])
-        if gap:
-            out["comm" if gap_kind == 0 else "idle"] += gap
-    # Time after the path's last task ends and the makespan (none for a path from the last task).
-    out["idle"] += max(0, schedule.makespan_ns - sum(out.values()))
+    for _, cat, ns in critical_path_charges(schedule, dag):
+        out[cat] = out.get(cat, 0) + ns     # a registered target may add its experts category
     return out
 
 

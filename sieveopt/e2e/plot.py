@@ -54,12 +54,10 @@ def pareto_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, *, label_ba
         if label_batches and pol == labelled:
             for x, y, b in pts:
                 ax.annotate(str(b), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    readable_log_ticks(ax.xaxis, *ax.get_xlim())
+    readable_log_ticks(ax.yaxis, *ax.get_ylim())
     ax.set_xlabel("throughput (generated tokens/s per GPU)")
     ax.set_ylabel("interactivity (generated tokens/s per user)")
     ax.set_title(title, fontsize=10)
@@ -67,6 +65,32 @@ def pareto_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, *, label_ba
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, title="policy (numbers: batch size)", title_fontsize=7,
                   loc="lower left")
+
+
+def readable_log_ticks(axis: Any, lo: float, hi: float) -> None:
+    """Labelled ticks on a log axis at any range: decades when it spans several, 1-2-5 steps
+    over about a decade, plain linear steps when it spans less (matplotlib's default log
+    locator then labels no tick at all); numbers printed plainly (no 10^x)."""
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        LogLocator,
+        MaxNLocator,
+        NullFormatter,
+    )
+
+    if not (lo > 0 and hi > lo and math.isfinite(lo) and math.isfinite(hi)):
+        return
+    span = math.log10(hi / lo)
+    if span >= 2.5:
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0,)))
+    elif span >= 0.7:
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    else:
+        ticks = [t for t in MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= t <= hi]
+        axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 100 else f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str,

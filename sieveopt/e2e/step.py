@@ -267,11 +267,8 @@ def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
 
 
 def _call_replay(replay: ReplayFn, schedule, sample: LayerSample):
-    """The replay engine with the layer's instance when it takes one (it needs the model)."""
-    try:
-        return replay(schedule, sample.dag, sample.instance.system, instance=sample.instance)
-    except TypeError:
-        return replay(schedule, sample.dag, sample.instance.system)
+    """The replay engine with the layer's instance (it needs the model)."""
+    return replay(schedule, sample.dag, sample.instance.system, instance=sample.instance)
 
 
 def failed_step(problem: StepProblem, policy: str, exc: BaseException) -> StepResult:

@@ -1,7 +1,9 @@
 """Batches x policies sweeps of the decode-step model, the Pareto front and the output files.
 
-Every point is recorded: a policy that raises on one batch gets a row with ``check=error`` and
-the message (NaN metrics), never a silent gap. Outputs are written atomically, after the sweep.
+Each (batch, policy) step is a point of the one sweep engine (:mod:`sieveopt.sweep`: cached by
+content hash, resumable, local process pool or Ray). Every point is recorded: a policy that
+raises on one batch gets a row with ``check=error`` and the message (NaN metrics), never a
+silent gap. Outputs are written atomically, after the sweep.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import io
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text, dumps_json
-from sieveopt.e2e.policies import ReplayFn, policy_params
+from sieveopt.e2e.policies import policy_params
 from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_step, run_step
 from sieveopt.errors import SieveoptError
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.models.table import ObservedTables
 from sieveopt.solvers.sched_latency import describe as _sched_describe
@@ -33,14 +35,14 @@ def parse_batches(text: str) -> list[int]:
     the end value is always included."""
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or any(not p for p in parts):
-        raise SieveoptError(f"--batches {text!r}: expected comma-separated integers, e.g. 1,2,4,...,256")
+        raise SieveoptError(f"--batches {text!r}: expected comma-separated integers (fix: e.g. 1,2,4,...,256)")
     out: list[int] = []
     i = 0
     while i < len(parts):
         p = parts[i]
         if p == "...":
             if len(out) < 2 or i + 1 >= len(parts):
-                raise SieveoptError(f"--batches {text!r}: '...' needs two values before it and one after")
+                raise SieveoptError(f"--batches {text!r}: '...' needs two values before it and one after (fix: e.g. 1,2,4,...,256)")
             end = _int(parts[i + 1], text)
             a, b = out[-2], out[-1]
             ratio = b / a if a > 0 else 0
@@ -51,7 +53,7 @@ def parse_batches(text: str) -> list[int]:
                 while out[-1] + (b - a) <= end:
                     out.append(out[-1] + (b - a))
             else:
-                raise SieveoptError(f"--batches {text!r}: '...' needs an increasing sequence")
+                raise SieveoptError(f"--batches {text!r}: '...' needs an increasing sequence (fix: e.g. 1,2,4,...,256)")
             if out[-1] != end:
                 out.append(end)
             i += 2
@@ -60,20 +62,22 @@ def parse_batches(text: str) -> list[int]:
         i += 1
     bad = [b for b in out if not 1 <= b <= MAX_BATCH]
     if bad:
-        raise SieveoptError(f"--batches {text!r}: batch sizes must be in [1, {MAX_BATCH}], got {bad[0]}")
+        raise SieveoptError(f"--batches {text!r}: batch sizes must be in [1, {MAX_BATCH}], got {bad[0]} (fix: use sizes in [1, {MAX_BATCH}])")
     if len(set(out)) != len(out):
-        raise SieveoptError(f"--batches {text!r}: a batch size is listed twice")
+        raise SieveoptError(f"--batches {text!r}: a batch size is listed twice (fix: list each size once)")
     return out
 
 
 def _int(s: str, text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", s):
-        raise SieveoptError(f"--batches {text!r}: {s!r} is not an integer (e.g. 1,2,4,...,256)")
+        raise SieveoptError(f"--batches {text!r}: {s!r} is not an integer (fix: e.g. 1,2,4,...,256)")
     return int(s)
 
 
 @dataclass(frozen=True)
-class SweepSpec:
+class StepSweepSpec:
+    """Batches x policies of one (model, system): the points of ``sieveopt pareto``."""
+
     model: ModelSpec
     system: SystemSpec
     batches: tuple[int, ...]
@@ -82,27 +86,70 @@ class SweepSpec:
     time_limit_s: float = 2.0
 
 
-def run_sweep(spec: SweepSpec, *, replay: ReplayFn | None = None,
-              progress: Callable[[str, int], None] | None = None) -> list[StepResult]:
-    """Every (batch, policy) point; the layers of a batch are sampled once and shared."""
-    out: list[StepResult] = []
-    # Sieve's runtime cost table lives across the whole replayed run (layers and steps).
-    tables = (ObservedTables(spec.system, spec.model)
-              if replay is not None and spec.settings.observed_table else None)
-    for batch in spec.batches:
-        problem = prepare_step(spec.model, spec.system, batch, spec.settings)
-        for policy in spec.policies:
-            if progress:
-                progress(policy, batch)
-            try:
-                res = run_step(problem, policy, solver_params=policy_params(policy, time_limit_s=spec.time_limit_s),
-                               replay=replay, tables=tables)
-            except SieveoptError:
-                raise
-            except Exception as exc:  # a broken solver is recorded, not dropped
-                res = failed_step(problem, policy, exc)
-            out.append(res)
-    return out
+def step_configs(spec: StepSweepSpec, *, replay: bool = False) -> list[dict[str, Any]]:
+    """One resolved engine point per (batch, policy), in spec order (see
+    :func:`sieveopt.sweep.point.make_config`; the hash covers the specs, settings, solver
+    parameters, the replay switch and the sieveopt version)."""
+    from sieveopt.sweep.point import make_config
+    from sieveopt.tomlspec import to_dict
+
+    base = {"model_spec": to_dict(spec.model), "system_spec": to_dict(spec.system),
+            "settings": to_dict(spec.settings), "replay": bool(replay)}
+    return [make_config("e2e_step", {**base, "batch": int(b), "policy": p,
+                                     "solver": policy_params(p, time_limit_s=spec.time_limit_s)})
+            for b in spec.batches for p in spec.policies]
+
+
+def compute_step_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One (batch, policy) decode step (runs in an engine worker). A policy that raises is
+    recorded as a failed step row (NaN metrics, ``check=error``); a :class:`SieveoptError` (bad
+    input) fails the point."""
+    from sieveopt.e2e.policies import load_replay
+    from sieveopt.tomlspec import from_dict
+
+    src = f"point {config['hash']}"
+    model = from_dict(ModelSpec, config["model_spec"], f"{src}: model")
+    system = from_dict(SystemSpec, config["system_spec"], f"{src}: system")
+    settings = from_dict(StepSettings, config["settings"], f"{src}: settings")
+    problem = prepare_step(model, system, config["batch"], settings)
+    # Sieve's runtime cost table, fed by the replayed PIM job times of the step's earlier layers
+    # (one table per engine point: points are independent, so it does not carry across batches).
+    tables = ObservedTables(system, model) if config["replay"] and settings.observed_table else None
+    try:
+        res = run_step(problem, config["policy"], solver_params=dict(config["solver"]),
+                       replay=load_replay() if config["replay"] else None, tables=tables)
+    except SieveoptError:
+        raise
+    except Exception as exc:  # a broken solver is recorded, not dropped
+        res = failed_step(problem, config["policy"], exc)
+    return {"hash": config["hash"], "row": res.row()}, {}
+
+
+def run_step_sweep(spec: StepSweepSpec, cache_dir: str | Path | None = None, *, replay: bool = False,
+                   executor: str = "local", workers: int = 1, address: str | None = None,
+                   progress: bool = False) -> list[dict[str, Any]]:
+    """Every (batch, policy) step on the sweep engine; the step rows in spec order. With
+    ``cache_dir`` the points persist under ``cache_dir/points/<hash>`` and finished ones are
+    reused (resume, or extend a sweep); without, they live in a temporary store."""
+    if cache_dir is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sieveopt-steps-") as tmp:
+            return run_step_sweep(spec, tmp, replay=replay, executor=executor, workers=workers,
+                                  address=address, progress=progress)
+    from sieveopt.sweep.runner import run_points
+
+    configs = step_configs(spec, replay=replay)
+    manifest = {"name": "e2e-step", "model": spec.model.name, "system": spec.system.name,
+                "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies)}
+    report, store = run_points(configs, cache_dir, manifest, executor=executor, workers=workers,
+                               address=address, progress=progress)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    if report.errors:
+        h, msg = next(iter(report.errors.items()))
+        raise SieveoptError(f"{msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+    return [store.read_metrics(c["hash"])["row"] for c in configs]
 
 
 def pareto_flags(rows: Sequence[dict[str, Any]], x: str = "throughput_tok_s_per_gpu",
@@ -120,12 +167,13 @@ def pareto_flags(rows: Sequence[dict[str, Any]], x: str = "throughput_tok_s_per_
     return flags
 
 
-def result_rows(spec: SweepSpec, results: Sequence[StepResult]) -> list[dict[str, Any]]:
+def result_rows(spec: StepSweepSpec, results: Sequence[StepResult | dict[str, Any]]) -> list[dict[str, Any]]:
+    """CSV/JSON rows of step results (or their rows) with the spec's columns and Pareto flags."""
     rows = []
     for r in results:
         row = {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name, "gpus": spec.system.num_gpus,
                "prefill": spec.settings.prefill.requests, "prefill_len": spec.settings.prefill.len_tokens,
-               "layers_sampled": spec.settings.num_layers, **r.row()}
+               "layers_sampled": spec.settings.num_layers, **(r if isinstance(r, dict) else r.row())}
         rows.append(row)
     for row, flag in zip(rows, pareto_flags(rows), strict=True):
         row["pareto"] = flag
@@ -142,7 +190,7 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def sweep_meta(spec: SweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
+def sweep_meta(spec: StepSweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
     import platform
 
     import numpy
@@ -180,7 +228,9 @@ def write_outputs(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dic
     return {k: str(v) for k, v in paths.items()}
 
 
-def timed_sweep(spec: SweepSpec, **kw: Any) -> tuple[list[StepResult], float]:
+def timed_sweep(spec: StepSweepSpec, cache_dir: str | Path | None = None,
+                **kw: Any) -> tuple[list[dict[str, Any]], float]:
+    """:func:`run_step_sweep` and its wall time (s)."""
     t0 = time.perf_counter()
-    res = run_sweep(spec, **kw)
-    return res, time.perf_counter() - t0
+    rows = run_step_sweep(spec, cache_dir, **kw)
+    return rows, time.perf_counter() - t0

@@ -21,6 +21,44 @@ def _failed(config: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     return {"hash": config["hash"], "ok": False, "error": error_record(exc)}
 
 
+def end_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: end this worker when the sweep process dies, even by SIGKILL
+    (which runs no cleanup). Linux: ``PR_SET_PDEATHSIG`` sends SIGKILL on the parent's death;
+    everywhere: a daemon thread polls the parent pid once a second and exits when it changes."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def _pool(workers: int) -> Any:
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=end_with_parent, initargs=(os.getpid(),))
+
+
 def run_serial(configs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for cfg in configs:
         yield compute_point(cfg)
@@ -28,15 +66,14 @@ def run_serial(configs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 def run_local(configs: list[dict[str, Any]], workers: int) -> Iterator[dict[str, Any]]:
     """A ``ProcessPoolExecutor`` (spawned workers: safe with OR-Tools/numba threads)."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     if workers <= 1 or len(configs) <= 1:
         yield from run_serial(configs)
         return
     queue = list(reversed(configs))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = _pool(workers)
     running: dict[Any, dict[str, Any]] = {}
     try:
         while queue or running:
@@ -54,7 +91,7 @@ def run_local(configs: list[dict[str, Any]], workers: int) -> Iterator[dict[str,
                     for other in list(running):
                         queue.append(running.pop(other))
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+                    pool = _pool(workers)
                     break
                 except Exception as exc:
                     yield _failed(cfg, exc)

@@ -18,6 +18,26 @@ from pathlib import Path
 from typing import Any
 
 OUTPUT_ONLY = ("trace", "gantt")
+#: Point kinds the engine runs: kind -> "module:function" computing ``(metrics, files)`` from a
+#: resolved configuration (imported in the worker). ``layers``: one policy on sampled layers
+#: (``sieveopt sweep``, the gap study); ``e2e_step``: one (batch, policy) decode step
+#: (``sieveopt pareto``, ae/); ``study_layer``: every policy on one sampled layer, replayed
+#: (``sieveopt run``).
+POINT_KINDS = {"layers": "sieveopt.sweep.point:_compute",
+               "e2e_step": "sieveopt.e2e.sweep:compute_step_point",
+               "study_layer": "sieveopt.study:compute_study_point"}
+
+
+def make_config(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A resolved configuration of a point of ``kind`` (not ``layers``: see :func:`resolve`),
+    hashed over everything in ``body`` and the sieveopt version."""
+    from sieveopt import __version__
+
+    if kind not in POINT_KINDS:
+        raise ValueError(f"unknown point kind {kind!r} (known: {', '.join(POINT_KINDS)})")
+    full = {"kind": kind, **body, "sieveopt_version": __version__}
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"hash": digest, **full}
 
 
 def resolve(point: dict[str, Any], spec_cache: dict[tuple, Any] | None = None) -> dict[str, Any]:
@@ -46,9 +66,12 @@ def compute_point(config: dict[str, Any]) -> dict[str, Any]:
 
     Returns ``{"hash", "ok": True, "metrics", "files": {name: bytes}}`` or
     ``{"hash", "ok": False, "error": {"type", "message", "traceback"}}``."""
+    import importlib
+
     t0 = time.perf_counter()
     try:
-        metrics, files = _compute(config)
+        mod, attr = POINT_KINDS[config.get("kind", "layers")].split(":")
+        metrics, files = getattr(importlib.import_module(mod), attr)(config)
         metrics["wall_s"] = time.perf_counter() - t0
         return {"hash": config["hash"], "ok": True, "metrics": metrics, "files": files}
     except Exception as exc:  # recorded, reported, retried next run; never dropped

@@ -53,6 +53,25 @@ def resolve_all(spec: SweepSpec) -> list[dict[str, Any]]:
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, executor: str = "local", workers: int = 1,
               address: str | None = None, progress: bool = True) -> SweepReport:
     """Run every unfinished point of ``spec`` into ``out_dir``; returns the report."""
+    t0 = time.perf_counter()
+    configs = resolve_all(spec)
+    manifest = {"name": spec.name, "source": spec.source, "description": spec.description, "spec": spec.raw}
+    report, store = run_points(configs, out_dir, manifest, executor=executor, workers=workers,
+                               address=address, progress=progress)
+    rows = result_rows(store, configs)
+    report.outputs = write_results(store, rows)
+    report.points = point_summaries(store, configs)
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def run_points(configs: list[dict[str, Any]], out_dir: str | Path, manifest: dict[str, Any], *,
+               executor: str = "local", workers: int = 1, address: str | None = None,
+               progress: bool = True) -> tuple[SweepReport, SweepStore]:
+    """The engine under every multi-point command: cache each resolved point (any kind, see
+    :data:`sieveopt.sweep.point.POINT_KINDS`) in ``out_dir/points/<hash>``, skip finished ones,
+    run the rest on a local process pool or Ray, write each result as it arrives. Resumable:
+    a re-run after Ctrl-C recomputes only unfinished points."""
     from sieveopt import __version__
     from sieveopt.sweep.executors import EXECUTORS, run_local, run_ray
 
@@ -62,10 +81,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, executor: str = "local", 
         raise SieveoptError(f"--workers must be >= 1, got {workers}")
     t0 = time.perf_counter()
     store = SweepStore(out_dir)
-    configs = resolve_all(spec)
-    store.write_manifest({"name": spec.name, "source": spec.source, "description": spec.description,
-                          "spec": spec.raw, "sieveopt_version": __version__,
-                          "points": [c["hash"] for c in configs]})
+    store.write_manifest({**manifest, "sieveopt_version": __version__, "points": [c["hash"] for c in configs]})
     pending = []
     report = SweepReport(Path(out_dir), len(configs))
     for cfg in configs:
@@ -92,11 +108,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, executor: str = "local", 
         close = getattr(results, "close", None)
         if close is not None:
             close()
-        rows = result_rows(store, configs)
-        report.outputs = write_results(store, rows)
-        report.points = point_summaries(store, configs)
         report.wall_s = time.perf_counter() - t0
-    return report
+    return report, store
 
 
 def point_summaries(store: SweepStore, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_write_bytes, atomic_write_text, dumps_json
+from sieveopt.fileio import atomic_write_bytes, atomic_write_text, dumps_json
 
 
 class SweepStore:

@@ -5,8 +5,8 @@ solver's :class:`~sieveopt.schedule.Schedule` or a replayed one) plus its :class
 Heavy imports (matplotlib, perfetto) happen inside the functions that need them.
 """
 
+from sieveopt.critpath import CriticalLink, critical_links, critical_path
 from sieveopt.viz.chrome_trace import chrome_trace, read_chrome_trace, write_chrome_trace
-from sieveopt.viz.critical_path import CriticalLink, critical_links, critical_path
 from sieveopt.viz.dagdraw import dag_dot, dot_available, render_dot, write_dag
 from sieveopt.viz.gantt import gantt, gantt_compare
 from sieveopt.viz.layout import build_layout

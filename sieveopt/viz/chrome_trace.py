@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import orjson
 
+from sieveopt.critpath import critical_links, critical_path
 from sieveopt.dag import TaskDAG
 from sieveopt.targets import counter_targets
-from sieveopt.viz.critical_path import critical_links
 from sieveopt.viz.layout import Layout, Row, build_layout, rate_series, task_bytes
 
 FlowMode = Literal["auto", "all", "critical", "none"]
@@ -68,11 +68,7 @@ def chrome_trace_events(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto"
     """Every trace event of one schedule (metadata first)."""
     layout = build_layout(schedule, dag)
     links = critical_links(schedule, dag)
-    crit_tasks = {lk.src for lk in links} | {lk.dst for lk in links}
-    if not links and dag.tasks:
-        from sieveopt.viz.critical_path import critical_path
-
-        crit_tasks = set(critical_path(schedule, dag))
+    crit_tasks = set(critical_path(schedule, dag))
     crit_pairs = {(lk.src, lk.dst) for lk in links}
     ev: list[dict[str, Any]] = []
     G = dag.num_gpus
@@ -141,7 +137,7 @@ def write_chrome_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows: 
                        gzip_above_bytes: int = GZIP_ABOVE_BYTES) -> Path:
     """Write the JSON trace atomically; gzip when the name ends in ``.gz`` or it is large
     (then ``.gz`` is appended). Returns the path written."""
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     path = Path(path)
     payload = orjson.dumps(chrome_trace(schedule, dag, flows=flows, system=system, meta=meta),

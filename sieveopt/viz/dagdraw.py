@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from sieveopt.critpath import critical_links, critical_path, schedule_arrays
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
-from sieveopt.viz.critical_path import critical_links, critical_path, schedule_arrays
 from sieveopt.viz.style import CRITICAL_COLOR, mode_color, mode_colors
 
 RENDER_FORMATS = (".svg", ".png", ".pdf")
@@ -160,7 +160,7 @@ def dot_available() -> bool:
 
 def render_dot(dot_text: str, path: str | Path, *, timeout_s: float = 120.0) -> Path:
     """Render DOT to ``path`` (.svg/.png/.pdf, or .dot to just save it); atomic."""
-    from sieveopt.cli.output import atomic_write_bytes, atomic_write_text
+    from sieveopt.fileio import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sieveopt.critpath import critical_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
-from sieveopt.viz.critical_path import critical_path
 from sieveopt.viz.layout import Layout, build_layout
 from sieveopt.viz.style import CRITICAL_COLOR, kind_color
 
@@ -41,12 +41,18 @@ def _short(dag: TaskDAG, tid: int) -> str:
     return t.kind
 
 
+def _shown(layout: Layout, all_rows: bool, gpus: Sequence[int] | None, resources: Sequence[str] | None) -> list:
+    """Rows to draw: busy ones (or all), of the selected GPUs and resource kinds only."""
+    return [r for r in layout.rows if (all_rows or r.slices or r.instants)
+            and (gpus is None or r.gpu in gpus) and (resources is None or r.kind in resources)]
+
+
 def _draw(ax: Any, dag: TaskDAG, layout: Layout, crit: set[int], span_ns: int, *, all_rows: bool,
-          labels: bool) -> set[str]:
+          labels: bool, gpus: Sequence[int] | None = None, resources: Sequence[str] | None = None) -> set[str]:
     """Draw one schedule into ``ax``; returns the task kinds drawn."""
     from matplotlib.patches import Rectangle
 
-    rows = [r for r in layout.rows if all_rows or r.slices or r.instants]
+    rows = _shown(layout, all_rows, gpus, resources)
     kinds: set[str] = set()
     min_label_us = span_ns / 1000.0 * LABEL_MIN_FRACTION
     for y, row in enumerate(rows):
@@ -106,7 +112,7 @@ def _check_path(path: str | Path) -> Path:
 def _save(fig: Any, path: Path) -> Path:
     import io
 
-    from sieveopt.cli.output import atomic_write_bytes
+    from sieveopt.fileio import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lower()[1:], dpi=150, metadata=None if path.suffix != ".png" else {})
@@ -115,14 +121,18 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *, all_rows: bool = False,
-                  labels: bool = True, title: str | None = None) -> Path:
-    """Several ``(label, schedule, dag)`` stacked on one shared time axis; returns the path."""
+                  labels: bool = True, title: str | None = None, gpus: Sequence[int] | None = None,
+                  resources: Sequence[str] | None = None) -> Path:
+    """Several ``(label, schedule, dag)`` stacked on one shared time axis; returns the path.
+    ``gpus`` / ``resources`` (resource kinds such as "gpu", "pim") select the rows drawn (an
+    8-GPU layer has ~100 rows); the time axis and the critical path stay those of the whole
+    schedule."""
     path = _check_path(path)
     if not items:
         raise SieveoptError("gantt_compare: give at least one (label, schedule, dag)")
     plt = _pyplot()
     layouts = [build_layout(s, d) for _, s, d in items]
-    nrows = [max(1, sum(1 for r in lay.rows if all_rows or r.slices or r.instants)) for lay in layouts]
+    nrows = [max(1, len(_shown(lay, all_rows, gpus, resources))) for lay in layouts]
     span = max(lay.makespan_ns for lay in layouts) or 1
     height = sum(nrows) * ROW_HEIGHT_IN + 0.6 * len(items) + 1.0
     fig, axes = plt.subplots(len(items), 1, sharex=True, figsize=(13, height), squeeze=False,
@@ -132,7 +142,7 @@ def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *
     for ax, (label, sched, dag), lay in zip(axes[:, 0], items, layouts, strict=True):
         crit = set(critical_path(sched, dag))
         any_crit |= bool(crit)
-        kinds |= _draw(ax, dag, lay, crit, span, all_rows=all_rows, labels=labels)
+        kinds |= _draw(ax, dag, lay, crit, span, all_rows=all_rows, labels=labels, gpus=gpus, resources=resources)
         ax.set_title(f"{label}: makespan {lay.makespan_ns / 1000.0:.2f} µs", fontsize=9.5, loc="left")
     axes[-1, 0].set_xlabel("time (µs)")
     axes[-1, 0].set_xlim(0, span / 1000.0 * 1.01)
@@ -146,9 +156,11 @@ def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *
 
 
 def gantt(schedule: Any, dag: TaskDAG, path: str | Path, *, label: str | None = None,
-          all_rows: bool = False, labels: bool = True) -> Path:
+          all_rows: bool = False, labels: bool = True, gpus: Sequence[int] | None = None,
+          resources: Sequence[str] | None = None) -> Path:
     """One schedule's Gantt chart; returns the path written."""
     name = label or getattr(schedule, "policy", "") or "schedule"
     meta = dag.meta
     title = f"{meta.get('model', '')} on {meta.get('system', '')}, {dag.num_gpus} GPU(s), batch {meta.get('batch', '?')}"
-    return gantt_compare([(name, schedule, dag)], path, all_rows=all_rows, labels=labels, title=title)
+    return gantt_compare([(name, schedule, dag)], path, all_rows=all_rows, labels=labels, title=title,
+                         gpus=gpus, resources=resources)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.critpath import schedule_arrays
 from sieveopt.dag import TaskDAG
 from sieveopt.targets import track_label, track_order
-from sieveopt.viz.critical_path import schedule_arrays
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,12 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.output import atomic_path
+from sieveopt.critpath import critical_links, critical_path
 from sieveopt.dag import TaskDAG
 from sieveopt.errors import SieveoptError
+from sieveopt.fileio import atomic_path
 from sieveopt.targets import counter_targets
 from sieveopt.viz.chrome_trace import FlowMode, select_flow_edges
-from sieveopt.viz.critical_path import critical_links, critical_path
 from sieveopt.viz.layout import build_layout, rate_series, task_bytes
 
 _SEQ = 1

@@ -63,9 +63,9 @@ def parse_request(
     try:
         steps = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise TraceError(f"{source}: malformed JSON ({exc})") from None
+        raise TraceError(f"{source}: malformed JSON ({exc}) (fix: a Patterns-behind-Chaos request file, a JSON list of steps)") from None
     if not isinstance(steps, list) or not steps:
-        raise TraceError(f"{source}: expected a non-empty JSON list of steps (step 0 = prefill)")
+        raise TraceError(f"{source}: expected a non-empty JSON list of steps (step 0 = prefill) (fix: give Patterns-behind-Chaos request files)")
     layers: tuple[int, ...] | None = None
     null_set: frozenset[int] | None = None
     prefill: list[np.ndarray] = []
@@ -112,7 +112,7 @@ def _expand(paths_or_dir: str | Path | Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(p.rglob("*.json"))
             if not found:
-                raise TraceError(f"{p}: directory holds no .json request files")
+                raise TraceError(f"{p}: directory holds no .json request files (fix: name a directory of Patterns-behind-Chaos .json files, or a .npz trace)")
             out.extend(found)
         elif p.is_file():
             out.append(p)

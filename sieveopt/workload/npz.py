@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sieveopt.cli.output import atomic_write_bytes
 from sieveopt.errors import TraceError
+from sieveopt.fileio import atomic_write_bytes
 from sieveopt.workload.trace import RoutingTrace, check_expert_ids
 
 FORMAT, VERSION = "sieveopt-routing", 1
@@ -46,6 +46,11 @@ def save_npz(trace: RoutingTrace, path: str | Path) -> Path:
 def load_npz(path: str | Path) -> RoutingTrace:
     """Read and validate a trace written by :func:`save_npz`."""
     path = Path(path)
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory, a .npz file is expected")
+    if path.exists() and not zipfile.is_zipfile(path):
+        raise TraceError(f"{path}: not a .npz trace (not a zip archive) (fix: write one with "
+                         "`sieveopt workload generate --out FILE.npz` or save_npz())")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

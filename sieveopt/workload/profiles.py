@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 from sieveopt.errors import SpecError
 
@@ -60,6 +62,9 @@ class RoutingProfile:
     decode_len_mean: float = 192.0
 
     def __post_init__(self) -> None:
+        from sieveopt.tomlspec import require_finite
+
+        require_finite(self)
         src = f"routing profile '{self.name}'"
         checks = [
             ("d", self.d >= 1, "must be >= 1"),
@@ -88,35 +93,50 @@ class RoutingProfile:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# §5.3 table. Calibrated against Sieve §3.3 here (calibration.py, docs/design-notes/workload.md):
+# The §5.3 table lives as TOML beside the model catalog (models/catalog/profiles/*.toml, one
+# file per profile, with its calibration note), so a user defines a profile for a new model the
+# same way: a TOML file, named by path in the model's ``routing_profile``.
+# Calibrated against Sieve §3.3 here (calibration.py, docs/design-notes/workload.md):
 #   qwen512: 3% hot experts (boost 1.75 x U(0.5, 1.5)) close the B=256 N=1 gap (18% -> 22.5%);
 #   qwen128: sg 3.0 -> 4.0, kappa 3.5 -> 2.0 bring N<=4 @B=64 from 54% to 48% (target 47.6%);
 #   gptoss:  12% hot experts (boost 2.5 x Exp(1)) and kappa 1.0 -> 1.15 lift N=1 @B=256 from 20% to
 #            23.5% while keeping N<=4 @B=64 at 66%.
 # deepseek / kimi / llama4 / mixtral keep the §5.3 values (no batch-histogram anchor).
-PROFILES: dict[str, RoutingProfile] = {
-    p.name: p
-    for p in (
-        RoutingProfile("qwen512", sg=0.25, kappa=1.0, sx=0.3, n_dom=4, hot_frac=0.03, hot_boost=1.75),
-        RoutingProfile("qwen128", sg=4.0, kappa=2.0, sx=0.3, n_dom=4),
-        RoutingProfile("gptoss", sg=2.0, kappa=1.15, sx=0.3, n_dom=16, hot_frac=0.12, hot_boost=2.5,
-                       hot_dist="exponential"),
-        RoutingProfile("deepseek", sg=0.25, kappa=1.0, sx=0.3, n_dom=4, n_group=8, topk_group=4),
-        RoutingProfile("kimi", sg=0.10, kappa=1.0, sx=0.3, n_dom=4),
-        RoutingProfile("llama4", sg=1.0, kappa=3.5, sx=0.8, n_dom=4),
-        RoutingProfile("mixtral", sg=1.0, kappa=2.0, sx=0.3, n_dom=4),
-    )
-}
+def load_profile_file(path: str | Path) -> RoutingProfile:
+    """A routing profile from a TOML file (keys = :class:`RoutingProfile` fields; strict)."""
+    from sieveopt.tomlspec import from_dict, read_toml
+
+    return from_dict(RoutingProfile, read_toml(path), str(path))
+
+
+def _catalog_profiles() -> dict[str, RoutingProfile]:
+    root = resources.files("sieveopt.models") / "catalog" / "profiles"
+    out = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            with resources.as_file(entry) as real:
+                prof = load_profile_file(real)
+            if prof.name != entry.name[:-5]:
+                raise SpecError(entry.name, "name", f"profile name {prof.name!r} differs from the file name",
+                                "make name = the file name without .toml")
+            out[prof.name] = prof
+    return out
+
+
+PROFILES: dict[str, RoutingProfile] = _catalog_profiles()
 
 
 def get_profile(profile: RoutingProfile | str) -> RoutingProfile:
-    """Resolve a profile name (or pass a profile through); unknown names list the choices."""
+    """Resolve a catalog profile name or a path to a profile ``.toml`` (or pass a profile
+    through); unknown names list the choices."""
     if isinstance(profile, RoutingProfile):
         return profile
+    if isinstance(profile, str) and profile.endswith(".toml"):
+        return load_profile_file(profile)
     try:
         return PROFILES[profile]
-    except KeyError:
+    except (KeyError, TypeError):
         raise SpecError(
             "routing profile", "routing_profile", f"unknown profile {profile!r}",
-            f"use one of {', '.join(sorted(PROFILES))}",
+            f"use one of {', '.join(sorted(PROFILES))}, or a path to a profile .toml (docs/models.md)",
         ) from None

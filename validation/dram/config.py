@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sieveopt.errors import SpecError
-from sieveopt.tomlspec import from_dict, read_toml, require, to_dict
+from sieveopt.tomlspec import from_dict, read_toml, require, require_finite, to_dict
 
 PRESET_DIR = Path(__file__).parent / "presets"
 MAPPINGS_DOC = "RoBaRaCoCh, ChRaBaRoCo, RoCoBaBgCh, RoCoRaBaCh, ... (fields MSB -> LSB)"
@@ -37,6 +37,7 @@ class OrgSpec:
     access_bytes: int
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN/inf never reach the simulator
         for name in ("stacks", "channels_per_stack", "pseudo_channels_per_channel", "bank_groups",
                      "banks_per_group", "rows", "page_bytes", "access_bytes"):
             require(getattr(self, name) > 0, name, "must be positive", "use a value >= 1")
@@ -89,6 +90,7 @@ class TimingSpec:
     nRFC: int
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN/inf never reach the simulator
         for f in dataclasses.fields(self):
             require(getattr(self, f.name) >= 0, f.name, "must be >= 0", "use a non-negative value")
         require(self.tCK_ps > 0, "tCK_ps", "must be positive", "give the clock period in ps")
@@ -123,6 +125,7 @@ class ControllerSpec:
     frontend_requests_per_cycle: int = 1
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN/inf never reach the simulator
         require(1 <= self.read_queue <= 4096, "read_queue", "must be in 1..4096", "fix the depth")
         require(1 <= self.write_queue <= 4096, "write_queue", "must be in 1..4096", "fix the depth")
         require(0 <= self.write_low_watermark < self.write_high_watermark <= self.write_queue,
@@ -171,6 +174,7 @@ class PimSpec:
                    self.pu_bytes_per_access * self.ops_per_byte * bytes_per_element / 2.0)
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN/inf never reach the simulator
         require(self.banks_per_pu >= 1, "banks_per_pu", "must be >= 1", "use 1 (per bank) or 2")
         require(self.pu_bytes_per_access > 0, "pu_bytes_per_access", "must be positive", "e.g. 32")
         require(self.nCCDMAC >= 1, "nCCDMAC", "must be >= 1", "e.g. nCCDL")
@@ -191,6 +195,7 @@ class DramConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN/inf never reach the simulator
         from sieveopt.validation.dram.mapping import AddressMapping
 
         try:

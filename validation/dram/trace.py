@@ -34,7 +34,7 @@ def detect_format(path: str | Path) -> str:
             if tok[0] in ("R", "W"):
                 return "readwrite"
             break
-    raise TraceError(f"{path}: cannot tell the trace format (expected LD/ST or R/W lines)")
+    raise TraceError(f"{path}: cannot tell the trace format (fix: write Ramulator LoadStore lines 'LD 0x1f40' / 'ST ...' or ReadWrite lines 'R 0x1f40' / 'W ...')")
 
 
 def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int], list[int]]:
@@ -50,7 +50,7 @@ def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int
         try:
             a = int(tok[1], 16) if tok[1][:2] in ("0x", "0X") else int(tok[1])
         except ValueError:
-            raise TraceError(f"{path}:{lineno}: bad address {tok[1]!r}") from None
+            raise TraceError(f"{path}:{lineno}: bad address {tok[1]!r} (fix: a decimal or 0x-hex byte address)") from None
         if a < 0 or a >= 1 << 62:
             raise TraceError(f"{path}:{lineno}: address {tok[1]} out of range")
         addrs.append(a)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, add_problem_args, load_problem
+from sieveopt.cli.common import add_json, add_problem_args, load_problem, nonneg_int, positive_int
 from sieveopt.cli.output import emit
 from sieveopt.errors import SieveoptError
 
@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
     lat = bsub.add_parser("latency", help="per-GPU Sieve plan latency over many distinct layers")
     add_problem_args(lat)
-    lat.add_argument("--layers", type=int, default=100, help="distinct sampled layers (x GPUs = distinct plans)")
-    lat.add_argument("--calls", type=int, default=20000, help="timed calls of the compiled planner")
-    lat.add_argument("--warmup", type=int, default=2000, help="untimed warm-up calls")
-    lat.add_argument("--ref-calls", type=int, default=1000, help="timed calls of the pure-Python reference (0: skip)")
-    lat.add_argument("--pin-cpu", type=int, default=None, help="pin the process to this CPU")
+    lat.add_argument("--layers", type=positive_int, default=100, help="distinct sampled layers (x GPUs = distinct plans)")
+    lat.add_argument("--calls", type=positive_int, default=20000, help="timed calls of the compiled planner")
+    lat.add_argument("--warmup", type=nonneg_int, default=2000, help="untimed warm-up calls")
+    lat.add_argument("--ref-calls", type=nonneg_int, default=1000, help="timed calls of the pure-Python reference (0: skip)")
+    lat.add_argument("--pin-cpu", type=nonneg_int, default=None, help="pin the process to this CPU")
     add_json(lat)
     lat.set_defaults(handler=_latency)
     p.set_defaults(handler=lambda args: _usage(p))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
-from sieveopt.cli.output import atomic_write_text, emit, print_table
+from sieveopt.cli.output import atomic_write_text, check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -27,7 +27,8 @@ def _dag(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix not in (".dot", ".json"):
-        raise SieveoptError(f"--out {args.out}: use a .dot or .json file name")
+        raise SieveoptError(f"--out {args.out}: use a .dot or .json file name (fix: e.g. --out layer.dot)")
+    check_output_file(out)
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
     dag = build_layer_dag(inst, make_cost_model(args.cost_model, system, model), DagOptions(gpu_kernel=args.gpu_kernel))

@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from sieveopt.cli.common import float_in, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SpecError
 
@@ -17,6 +18,8 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         if "=" not in item:
             raise SpecError("--set", item, "expected KEY=VALUE", "e.g. --set timing.nCL=30")
+        if not key_ok(item):
+            raise SpecError("--set", item, "empty KEY", "e.g. --set timing.nCL=30")
         key, val = item.split("=", 1)
         try:
             out[key.strip()] = tomllib.loads(f"v = {val.strip()}")["v"]
@@ -25,10 +28,22 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def key_ok(item: str) -> bool:
+    return bool(item.split("=", 1)[0].strip())
+
+
 def _config(args: argparse.Namespace):
     from sieveopt.validation.dram.api import load_dram_preset
 
-    return load_dram_preset(args.config, **_parse_sets(args.set))
+    sets = _parse_sets(args.set)
+    if not sets:
+        return load_dram_preset(args.config)
+    load_dram_preset(args.config)  # the preset alone (its own errors name the file)
+    try:
+        return load_dram_preset(args.config, **sets)
+    except SpecError as exc:  # blame the option, not the preset file
+        raise SpecError(f"--set (on {exc.source})", exc.field, exc.problem,
+                        (exc.fix + "; " if exc.fix else "") + "check the --set KEY=VALUE option") from None
 
 
 def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -39,8 +54,10 @@ def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sieveopt.fileio import check_input_file
     from sieveopt.validation.dram.trace import simulate_trace
 
+    check_input_file(args.trace, "--trace")
     cfg = _config(args)
     t0 = time.perf_counter()
     st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels)
@@ -103,16 +120,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = sub.add_parser("run", help="simulate a Ramulator 2.0 LoadStore/ReadWrite trace")
     r.add_argument("--trace", required=True, help="trace file (LD/ST or R/W lines)")
     r.add_argument("--format", choices=["loadstore", "readwrite"], help="default: detect")
-    r.add_argument("--channels", type=int, help="simulate only this many channels")
+    r.add_argument("--channels", type=positive_int, help="simulate only this many channels")
     common(r)
     r.set_defaults(handler=_run)
 
     g = sub.add_parser("gemv", help="time an all-bank PIM GEMV job")
-    g.add_argument("--rows", type=int, required=True, help="matrix rows (output dim)")
-    g.add_argument("--cols", type=int, required=True, help="matrix columns (input dim)")
-    g.add_argument("--tokens", type=int, default=1, help="sequential GEMVs")
-    g.add_argument("--bytes-per-element", type=float, default=2.0, help="weight bytes per element")
-    g.add_argument("--act-bytes", type=float, default=2.0,
+    g.add_argument("--rows", type=positive_int, required=True, help="matrix rows (output dim)")
+    g.add_argument("--cols", type=positive_int, required=True, help="matrix columns (input dim)")
+    g.add_argument("--tokens", type=positive_int, default=1, help="sequential GEMVs")
+    g.add_argument("--bytes-per-element", type=float_in(gt=0, le=8, unit="bytes"), default=2.0, help="weight bytes per element")
+    g.add_argument("--act-bytes", type=float_in(gt=0, le=8, unit="bytes"), default=2.0,
                    help="activation bytes per element (token write / read-back; BF16 = 2)")
     common(g)
     g.set_defaults(handler=_gemv)

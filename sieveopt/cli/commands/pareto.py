@@ -1,4 +1,7 @@
-"""``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot)."""
+"""``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot).
+
+The (batch, policy) points run on the sweep engine (:mod:`sieveopt.sweep`): ``--workers`` local
+processes or ``--executor ray``; with ``--cache DIR`` cached by content hash and resumable."""
 
 from __future__ import annotations
 
@@ -9,11 +12,19 @@ from pathlib import Path
 from sieveopt.cli.common import (
     DEFAULT_MODEL,
     DEFAULT_SYSTEM,
+    add_ignore_capacity,
     add_json,
+    add_max_memory,
     add_scheduler_latency_arg,
+    context_len_int,
+    gpus_int,
     load_problem,
+    nonneg_int,
+    positive_int,
+    seed_int,
+    time_limit_s,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import check_output_dir, emit, print_table
 from sieveopt.errors import SieveoptError
 
 _SHORT = {"throughput_tok_s_per_gpu": "tok/s/GPU", "interactivity_tok_s_per_user": "tok/s/user",
@@ -29,22 +40,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "policy; write pareto.csv/.json/.png/.pdf into --out.")
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the system preset's)")
+    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
     p.add_argument("--batches", default="1,2,4,...,256", help="batch sizes, e.g. 1,8,64 or 1,2,4,...,256")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered policies")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--layers", type=int, default=4, help="MoE layers sampled per step (split over attention kinds)")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_CPSAT_TIME_LIMIT_S,
-                   help="CP-SAT time limit per layer in seconds (cpsat only)")
+    p.add_argument("--layers", type=positive_int, default=4, help="MoE layers sampled per step (split over attention kinds)")
+    p.add_argument("--time-limit", type=time_limit_s, default=DEFAULT_CPSAT_TIME_LIMIT_S,
+                   help="CP-SAT wall-clock limit per layer in seconds (cpsat only)")
     p.add_argument("--replay", action="store_true", help="also replay every schedule on the cycle-level simulators")
     p.add_argument("--no-observed-table", action="store_true",
                    help="with --replay: Sieve's planners keep the roofline PIM table instead of the runtime "
                         "table fed by the replayed PIM job times of earlier layers/steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of routing, layer sampling and context lengths")
-    p.add_argument("--context-len", type=int, default=2048, help="median/mean decode context length (tokens)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of routing, layer sampling and context lengths")
+    p.add_argument("--context-len", type=context_len_int, default=2048, help="median/mean decode context length (tokens)")
     p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
-    p.add_argument("--prefill", type=int, default=0, help="prefill requests mixed into each decode batch")
-    p.add_argument("--prefill-len", type=int, default=0, help="tokens per prefill request")
+    p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
+    p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
     add_scheduler_latency_arg(p)
     p.add_argument("--compare", default=None, metavar="A,B",
                    help="policy pair whose curve comparison the plot marks (default: sieve vs its strongest "
@@ -52,6 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a system field (repeatable)")
+    add_max_memory(p)
+    add_ignore_capacity(p)
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the (batch, policy) points run: a local process pool or a Ray cluster")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel workers (local pool size / local Ray CPUs)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses finished "
+                        "points (resume after Ctrl-C, or add batches/policies); default: no cache")
     add_json(p)
     p.set_defaults(handler=_pareto)
 
@@ -61,7 +81,7 @@ def spec_from_args(args: argparse.Namespace):
     from sieveopt.dag import DagOptions
     from sieveopt.e2e.policies import check_policies
     from sieveopt.e2e.step import StepSettings
-    from sieveopt.e2e.sweep import SweepSpec, parse_batches
+    from sieveopt.e2e.sweep import StepSweepSpec, parse_batches
     from sieveopt.e2e.workload import ContextDist, PrefillSpec
     from sieveopt.models.costmodel import COST_MODELS
 
@@ -80,17 +100,20 @@ def spec_from_args(args: argparse.Namespace):
     from sieveopt.solvers.sched_latency import parse_spec
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
+    if args.workers < 1:
+        raise SieveoptError(f"--workers: must be >= 1, got {args.workers}")
     COST_MODELS.get(args.cost_model)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SieveoptError(f"--out {args.out}: exists and is not a directory")
+    check_output_dir(Path(args.out))
+    if args.cache is not None:
+        check_output_dir(Path(args.cache))
+    args.batch = max(batches)  # capacity (KV cache) and memory checks at the largest batch
     model, system = load_problem(args)
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
                             dag_options=DagOptions(), scheduler_latency=sched_spec,
                             observed_table=not args.no_observed_table)
-    return SweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
+    return StepSweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 
 
 def _marked_pair(text: str | None, rows: list, comparisons: list) -> dict | None:
@@ -110,21 +133,14 @@ def _pareto(args: argparse.Namespace) -> int:
     from sieveopt.cli.output import atomic_write_text, dumps_json
     from sieveopt.e2e import curves
     from sieveopt.e2e.curves import compare_curves, marks_for, summary_rows
-    from sieveopt.e2e.policies import load_replay
     from sieveopt.e2e.sweep import result_rows, rows_to_csv, sweep_meta, timed_sweep, write_outputs
 
     def curves_doc() -> str:
         return " ".join(curves.__doc__.split())
 
     spec = spec_from_args(args)
-    replay = load_replay() if args.replay else None
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(policy: str, batch: int) -> None:
-            print(f"\r  {policy:>10} B={batch:<5}", end="", file=sys.stderr, flush=True)
-    results, wall = timed_sweep(spec, replay=replay, progress=progress)
-    if progress:
-        print(file=sys.stderr)
+    results, wall = timed_sweep(spec, args.cache, replay=args.replay, executor=args.executor, workers=args.workers,
+                                address=args.address, progress=not args.json and sys.stderr.isatty())
     rows = result_rows(spec, results)
     comparisons = compare_curves(rows, spec.policies)
     pair = _marked_pair(args.compare, rows, comparisons)

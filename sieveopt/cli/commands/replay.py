@@ -15,8 +15,11 @@ from sieveopt.cli.common import (
     add_problem_args,
     add_scheduler_latency_arg,
     add_solver_param,
+    add_time_limit,
+    cpsat_params,
     load_instance,
     load_problem,
+    nonneg_int,
     solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
@@ -32,12 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
     add_scheduler_latency_arg(p)
-    p.add_argument("--table-warmup", type=int, default=3, metavar="STEPS",
+    p.add_argument("--table-warmup", type=nonneg_int, default=3, metavar="STEPS",
                    help="Sieve planners (sieve, sieve-plus) with the roofline cost model: replay this many "
                         "earlier decode steps of the layer first and plan on the runtime PIM cost table they "
                         "fed (EMA of observed PIM job times, roofline for unseen counts); 0 = roofline table")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
-    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit (s)")
+    add_time_limit(p, 5.0, "(cpsat)")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
@@ -55,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    params = solver_params_for(args, [args.policy], time_limit_s=args.time_limit)[args.policy]
+    params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
     # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
     # its replay both carry it and identical inputs replay to identical numbers.
     lat = resolve(args.policy, args.scheduler_latency_ns,

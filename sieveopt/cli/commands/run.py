@@ -15,13 +15,28 @@ from pathlib import Path
 from sieveopt.cli.common import (
     DEFAULT_MODEL,
     DEFAULT_SYSTEM,
+    add_ignore_capacity,
     add_json,
+    add_max_memory,
     add_scheduler_latency_arg,
     add_solver_param,
-    parse_overrides,
+    check_capacity,
+    check_run_memory,
+    gpus_int,
+    load_system_checked,
+    positive_int,
+    seed_int,
     solver_params_for,
+    time_limit_s,
 )
-from sieveopt.cli.output import atomic_write_text, dumps_json, emit, print_table
+from sieveopt.cli.output import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_dir,
+    dumps_json,
+    emit,
+    print_table,
+)
 from sieveopt.errors import SieveoptError
 
 
@@ -31,51 +46,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: every policy + CP-SAT on sampled layers, replayed, compared")
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or .toml file")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
-    p.add_argument("--batch", type=int, default=64, help="decode batch size")
-    p.add_argument("--layers", type=int, default=3, help="sampled MoE layers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpus", type=gpus_int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
+    p.add_argument("--batch", type=positive_int, default=64, help="decode batch size")
+    p.add_argument("--layers", type=positive_int, default=3, help="sampled MoE layers")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of routing and CP-SAT")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered solvers")
-    p.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT time limit per layer (s)")
+    p.add_argument("--time-limit", type=time_limit_s, default=5.0,
+                   help="CP-SAT wall-clock limit per layer in seconds")
     p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
     add_scheduler_latency_arg(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
+    add_max_memory(p)
+    add_ignore_capacity(p)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
+    p.add_argument("--workers", type=positive_int, default=1, help="layers solved in parallel (local processes)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sieveopt.instance import sample_layers
-    from sieveopt.models.catalog import check_fits, load_model, load_system
+    from sieveopt.models.catalog import load_model
     from sieveopt.solvers import SOLVERS
     from sieveopt.solvers.sched_latency import describe, parse_spec
-    from sieveopt.study import PAPER_GPUS, run_study, summarize
+    from sieveopt.study import PAPER_GPUS, run_study_points, summarize
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
     unknown = [p for p in policies if p not in SOLVERS.names()]
     if unknown or not policies:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
-    if args.layers < 1 or args.batch < 1:
-        raise SieveoptError("--layers and --batch must be >= 1")
+    if args.layers < 1 or args.batch < 1 or args.workers < 1:
+        raise SieveoptError("--layers, --batch and --workers must be >= 1")
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
+    check_output_dir(args.out)
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
-    system = load_system(args.system, gpus, parse_overrides(args.overrides))
-    check_fits(model, system)
-    layers = sample_layers(model, system, args.batch, args.layers, args.seed)
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("scheduling", total=len(layers) * len(policies))
-        rows, runs = run_study(layers, policies, time_limit_s=args.time_limit, seed=args.seed,
-                               replay=not args.no_replay, keep_runs=True, scheduler_latency=sched_spec,
-                               solver_params=extra,
-                               on_step=lambda d: bar.update(task, advance=1, description=d))
+    system = load_system_checked(args.system, gpus, args.overrides)
+    check_capacity(args, model, system, batch=args.batch, context_len_tokens=None)
+    check_run_memory(args, model, system, batch=args.batch, layers=args.layers, steps=4)
+    # One point of the sweep engine per sampled layer (every policy on it, replayed).
+    rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
+                                   policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
+                                   solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache,
+                                   executor=args.executor,
+                                   workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     for r in rows:
         w.writerow({k: v for k, v in r.__dict__.items() if k != "extra"})
     atomic_write_text(out / "results.csv", buf.getvalue())
-    data["gantt"] = _gantt(runs[0], out / "gantt.png")
+    data["gantt"] = str(atomic_write_bytes(out / "gantt.png", gantt)) if gantt is not None else None
 
     def render(d: dict) -> None:
         def pct(x):
@@ -113,21 +131,3 @@ def _run(args: argparse.Namespace) -> int:
               (f"; Gantt: {d['gantt']}" if d["gantt"] else ""))
 
     return emit(args, data, render)
-
-
-def _gantt(per_policy: dict, path: Path) -> str | None:
-    """Sieve vs CP-SAT (or the first two policies) side by side on the first layer."""
-    try:
-        from sieveopt.viz.gantt import gantt_compare
-    except ImportError:
-        return None
-    from sieveopt.solvers import policy_with_role
-
-    picks = [p for p in (policy_with_role("paper"), policy_with_role("reference")) if p in per_policy] \
-        or list(per_policy)[:2]
-    items = [(p, per_policy[p].result.schedule, per_policy[p].dag) for p in picks
-             if per_policy[p].result.schedule is not None]
-    if not items:
-        return None
-    gantt_compare(items, path)
-    return str(path)

@@ -19,11 +19,14 @@ from sieveopt.cli.common import (
     add_problem_args,
     add_scheduler_latency_arg,
     add_solver_param,
+    add_time_limit,
+    cpsat_params,
     load_instance,
     load_problem,
+    positive_int,
     solver_params_for,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_problem_args(p)
     p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    p.add_argument("--time-limit", type=float, default=None, help="seconds, for solvers that take one (cpsat)")
+    add_time_limit(p, None, "(cpsat; default 10)")
     add_scheduler_latency_arg(p)
     add_solver_param(p)
     add_json(p)
@@ -40,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("compare", help="compare policies' list-scheduled makespans over sampled layers")
     add_problem_args(c)
-    c.add_argument("--layers", type=int, default=8, help="number of sampled layers")
+    c.add_argument("--layers", type=positive_int, default=8, help="number of sampled layers")
     c.add_argument("--policies", default="sieve,gpu_only,noexp,allexp,pimoe,duplex",
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    c.add_argument("--time-limit", type=float, default=None, help="seconds per layer, for cpsat")
+    add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_scheduler_latency_arg(c)
     add_solver_param(c)
     add_json(c)
@@ -60,8 +63,7 @@ def _cost(name: str, model, system):
 
 
 def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    limit = None if args.time_limit is None else float(args.time_limit)
-    return solver_params_for(args, [policy], time_limit_s=limit)[policy]
+    return solver_params_for(args, [policy], **cpsat_params(args))[policy]
 
 
 def _check_policies(names: list[str]) -> None:
@@ -122,7 +124,10 @@ def _solve(args: argparse.Namespace) -> int:
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
     lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
+    bar = Steps(args, 1, f"{args.policy}: solving one layer")
+    bar.advance()
     run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns), **params)
+    bar.close()
     res = run.result
     if res.schedule is None:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
@@ -167,8 +172,7 @@ def _compare(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     _check_policies(policies)
-    limit = None if args.time_limit is None else float(args.time_limit)
-    params = solver_params_for(args, policies, time_limit_s=limit)  # bad --solver-param fails here
+    params = solver_params_for(args, policies, **cpsat_params(args))  # bad --solver-param fails here
     if args.layers < 1:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
@@ -176,10 +180,12 @@ def _compare(args: argparse.Namespace) -> int:
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
+    bar = Steps(args, len(insts) * len(policies), "comparing")
     for inst in insts:
         dag, cost = build_dag(inst, cost)
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
+            bar.advance(f"layer {inst.moe_layer}: {pol}")
             lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
             run = run_layer(inst, pol, dag=with_scheduler_latency(dag, lat.ns), cost=cost, **params[pol])
             r = run.result
@@ -191,6 +197,7 @@ def _compare(args: argparse.Namespace) -> int:
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
+    bar.close()
     data = {"model": model.name, "precision": model.expert_precision, "system": system.name,
             "gpus": system.num_gpus, "batch": args.batch, "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "scheduler_latency": describe(sched_spec),
@@ -231,34 +238,11 @@ def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dic
     return out
 
 
-def _stats(xs: list[float]) -> dict[str, float | None]:
-    return {"median": _q(xs, 50), "p95": _q(xs, 95), "max": max(xs) if xs else None, "n": len(xs)}
-
-
 def _bound_summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """For each policy that reported a bound on some layer: gaps of every other policy."""
-    out: dict[str, Any] = {}
-    for bp in policies:
-        if not any(r["policies"][bp]["bound_ns"] is not None for r in layers):
-            continue
-        gaps = {}
-        for p in policies:
-            if p == bp:
-                continue
-            vs_sol, vs_bound = [], []
-            for r in layers:
-                mine, ref = r["policies"][p]["makespan_ns"], r["policies"][bp]
-                sol = ref["makespan_ns"] if ref["makespan_ns"] is not None else ref["objective_ns"]
-                if mine is None:
-                    continue
-                if sol:
-                    vs_sol.append(mine / sol - 1.0)
-                if ref["bound_ns"]:
-                    vs_bound.append(mine / ref["bound_ns"] - 1.0)
-            gaps[p] = {"vs_solution": _stats(vs_sol), "vs_bound": _stats(vs_bound)}
-        own = [r["policies"][bp] for r in layers]
-        own_gap = [(o["objective_ns"] - o["bound_ns"]) / o["objective_ns"] for o in own
-                   if o["objective_ns"] and o["bound_ns"] is not None]
-        out[bp] = {"gaps": gaps, "own_gap": _stats(own_gap),
-                   "statuses": sorted({o["status"] for o in own})}
-    return out
+    """For each policy that reported a bound on some layer: gaps of every other policy
+    (:func:`sieveopt.study.gap_summary`, the one gap study)."""
+    from sieveopt.study import gap_summary
+
+    per_layer = [r["policies"] for r in layers]
+    return {bp: gap_summary(per_layer, policies, bp) for bp in policies
+            if any(r["policies"][bp]["bound_ns"] is not None for r in layers)}

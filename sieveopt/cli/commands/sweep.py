@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from sieveopt.cli.common import add_json
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.common import add_json, add_max_memory, positive_int
+from sieveopt.cli.output import check_output_dir, emit, print_table
 
 MAX_TABLE_ROWS = 60
 
@@ -22,19 +22,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local process pool (default) or a Ray cluster")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local cluster)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel workers (local pool size / local Ray CPUs; default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the points and which are cached; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_memory(p)
     add_json(p)
     p.set_defaults(handler=_sweep)
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sieveopt.fileio import check_input_file
     from sieveopt.sweep import load_sweep, resolve_all, run_sweep
     from sieveopt.sweep.store import SweepStore
 
+    check_input_file(args.file, "sweep file")
+    check_output_dir(args.out)
     spec = load_sweep(args.file)
+    from sieveopt.sweep.validate import validate_sweep
+
+    validate_sweep(spec, resolve_all(spec), max_memory_gib=args.max_memory)  # exit 2 before any point
     workers = args.workers or os.cpu_count() or 1
     if args.dry_run:
         store = SweepStore(args.out)

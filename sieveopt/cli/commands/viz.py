@@ -9,12 +9,11 @@ simulators (``sieveopt.validation.replay``) instead of the solver's own timing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -37,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="DAG-edge arrows: all, critical path only, none, or auto (critical only when large)")
         if what == "gantt":
             q.add_argument("--all-rows", action="store_true", help="also draw rows that never hold a task")
+            q.add_argument("--gpus-shown", default=None, metavar="LIST",
+                           help="draw only these GPUs' rows, e.g. 0,1 or 0-3 (default: all)")
+            q.add_argument("--resources", default=None, metavar="KINDS",
+                           help="draw only these resource kinds: gpu, hbm, pim, egress, ingress, sched (e.g. gpu,pim; default: all)")
         if what == "dag":
             q.add_argument("--collapse", action="store_true", help="merge tasks of one (GPU, kind, mode) into one node")
             q.add_argument("--show-inactive", action="store_true", help="draw mode-inactive edges dotted")
@@ -53,17 +56,10 @@ def _policies(args: argparse.Namespace) -> list[str]:
 
 
 def replay_schedule(schedule: Any, dag: Any, system: Any, instance: Any = None) -> Any:
-    """Replay ``schedule`` on the cycle-level simulators, or fail clearly when not installed yet."""
-    if importlib.util.find_spec("sieveopt.validation.replay") is None:
-        raise SieveoptError("--replay: replay not available yet (sieveopt.validation.replay is missing; "
-                            "fix: drop --replay to draw the solver's own timing)")
-    import inspect
-
+    """The replayed timeline of ``schedule`` on the cycle-level simulators."""
     from sieveopt.validation.replay import replay
 
-    kwargs = {"instance": instance} if instance is not None and "instance" in inspect.signature(replay).parameters else {}
-    out = replay(schedule, dag, system, **kwargs)
-    return getattr(out, "schedule", out) if not hasattr(out, "start_ns") else out
+    return replay(schedule, dag, system, instance=instance).schedule
 
 
 def _viz(args: argparse.Namespace) -> int:
@@ -73,17 +69,27 @@ def _viz(args: argparse.Namespace) -> int:
     out = Path(args.out)
     policies = _policies(args)
     _check_extension(args.viz_what, out)
+    rows_sel = _row_selection(args)
+    check_output_file(out)
     model, system = load_problem(args)
+    if rows_sel["gpus"] and max(rows_sel["gpus"]) >= system.num_gpus:
+        raise SieveoptError(f"--gpus-shown: GPU {max(rows_sel['gpus'])} does not exist on {system.num_gpus} GPU(s) "
+                            f"(fix: ids in 0-{system.num_gpus - 1})")
     inst = load_instance(args, model, system)
     dag, cost = build_dag(inst, args.cost_model, DagOptions(gpu_kernel=args.gpu_kernel))
     runs = []
+    bar = Steps(args, len(policies) * (2 if args.replay else 1), "viz")
     for name in policies:
+        bar.advance(f"solving: {name}")
         run = run_layer(inst, name, dag=dag, cost=cost)
         if run.result.schedule is None:
             raise SieveoptError(f"--policy {name}: the solver returned no schedule (status {run.result.status})")
+        if args.replay:
+            bar.advance(f"replaying: {name}")
         sched = replay_schedule(run.result.schedule, dag, system, inst) if args.replay else run.result.schedule
         runs.append((name + (" (replayed)" if args.replay else ""), sched, run))
-    written = _draw(args, out, dag, system, runs)
+    bar.close()
+    written = _draw(args, out, dag, system, runs, rows_sel)
     from sieveopt.viz import critical_path
 
     label, sched, run = runs[0]
@@ -102,6 +108,37 @@ def _viz(args: argparse.Namespace) -> int:
     return emit(args, data, render)
 
 
+def _row_selection(args: argparse.Namespace) -> dict[str, Any]:
+    """``--gpus-shown`` / ``--resources`` parsed (GPU ids are checked against --gpus later)."""
+    from sieveopt.targets import TARGETS, resource_kinds_for
+
+    known_kinds = resource_kinds_for(TARGETS.names())  # every registered target's resources
+
+    sel: dict[str, Any] = {"gpus": None, "resources": None}
+    text = getattr(args, "gpus_shown", None)
+    if text is not None:
+        ids: list[int] = []
+        for part in (p.strip() for p in text.split(",")):
+            try:
+                lo, _, hi = part.partition("-")
+                a, b = int(lo), int(hi) if hi else int(lo)
+            except ValueError:
+                raise SieveoptError(f"--gpus-shown {text!r}: {part!r} is not a GPU id or range "
+                                    "(fix: e.g. 0,1 or 0-3)") from None
+            if a < 0 or b < a:
+                raise SieveoptError(f"--gpus-shown {text!r}: bad range {part!r} (fix: e.g. 0-3, ids >= 0)")
+            ids += range(a, b + 1)
+        sel["gpus"] = sorted(set(ids))
+    kinds = getattr(args, "resources", None)
+    if kinds is not None:
+        names = [k.strip() for k in kinds.split(",") if k.strip()]
+        bad = [k for k in names if k not in known_kinds]
+        if bad or not names:
+            raise SieveoptError(f"--resources {kinds!r}: unknown {bad} (fix: use some of {', '.join(known_kinds)})")
+        sel["resources"] = names
+    return sel
+
+
 def _check_extension(what: str, out: Path) -> None:
     name = out.name.lower()
     ok = {"trace": (".json", ".json.gz", ".pftrace", ".pftrace.gz", ".perfetto-trace"),
@@ -111,16 +148,19 @@ def _check_extension(what: str, out: Path) -> None:
         raise SieveoptError(f"--out {out}: 'viz {what}' writes {', '.join(ok)} (fix: change the extension)")
 
 
-def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list) -> Path:
+def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list,
+          rows_sel: dict[str, Any] | None = None) -> Path:
     from sieveopt import viz
 
     label, sched, _ = runs[0]
     if args.viz_what == "trace":
         return viz.write_trace(sched, dag, out, flows=args.flows, system=system)
     if args.viz_what == "gantt":
+        sel = rows_sel or {}
         if len(runs) == 1:
-            return viz.gantt(sched, dag, out, label=label, all_rows=args.all_rows)
+            return viz.gantt(sched, dag, out, label=label, all_rows=args.all_rows, **sel)
         meta = dag.meta
         title = f"{meta.get('model', '')} on {meta.get('system', '')}, {dag.num_gpus} GPU(s), batch {meta.get('batch')}"
-        return viz.gantt_compare([(lb, s, dag) for lb, s, _ in runs], out, all_rows=args.all_rows, title=title)
+        return viz.gantt_compare([(lb, s, dag) for lb, s, _ in runs], out, all_rows=args.all_rows, title=title,
+                                 **sel)
     return viz.write_dag(dag, out, sched, collapse=args.collapse, show_inactive=args.show_inactive)

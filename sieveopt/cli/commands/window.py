@@ -8,20 +8,23 @@ from sieveopt.cli.common import (
     add_json,
     add_problem_args,
     add_solver_param,
+    add_time_limit,
+    cpsat_params,
     load_problem,
+    positive_int,
     solver_params_for,
 )
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("window", help="schedule L consecutive layers x M micro-batches on shared resources")
     add_problem_args(p)
-    p.add_argument("--layers", type=int, default=2, help="consecutive MoE layers in the window")
-    p.add_argument("--microbatches", type=int, default=2, help="micro-batches the batch is cut into")
+    p.add_argument("--layers", type=positive_int, default=2, help="consecutive MoE layers in the window")
+    p.add_argument("--microbatches", type=positive_int, default=2, help="micro-batches the batch is cut into")
     p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat")
-    p.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit (s)")
+    add_time_limit(p, 10.0, "for the window")
     p.add_argument("--cost-model", default="roofline")
     add_solver_param(p)
     add_json(p)
@@ -38,18 +41,22 @@ def _window(args: argparse.Namespace) -> int:
     unknown = [p for p in policies if p not in SOLVERS.names()]
     if unknown or not policies:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
-    solver_params = solver_params_for(args, policies, time_limit_s=args.time_limit, seed=args.seed)
+    solver_params = solver_params_for(args, policies, **cpsat_params(args, seed=args.seed))
     model, system = load_problem(args)
     window = sample_window(model, system, args.batch, args.layers, args.microbatches, args.seed,
-                           first_layer=args.layer, context_len_tokens=args.context_len or DEFAULT_CONTEXT_LEN_TOKENS)
+                           first_layer=args.layer, context_len_tokens=DEFAULT_CONTEXT_LEN_TOKENS if args.context_len is None
+                           else args.context_len)
     cost = make_cost_model(args.cost_model, system, model)
     rows = []
+    bar = Steps(args, len(policies), "window")
     for policy in policies:
+        bar.advance(f"window: {policy}")
         params = solver_params[policy]
         dag, res = solve_window(window, policy, cost, **params)
         rows.append({"policy": policy, "makespan_ns": res.makespan_ns, "bound_ns": res.bound_ns,
                      "status": res.status, "checked": check_window(dag, res), "tasks": len(dag.tasks),
                      "wall_s": res.wall_s})
+    bar.close()
     best = min(r["makespan_ns"] for r in rows)
     for r in rows:
         r["vs_best"] = r["makespan_ns"] / best - 1.0

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sieveopt.cli.common import DEFAULT_MODEL, add_json
-from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.common import (
+    DEFAULT_MODEL,
+    add_json,
+    add_max_memory,
+    positive_int,
+    seed_int,
+)
+from sieveopt.cli.output import check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -31,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(handler=_generate)
 
     c = wsub.add_parser("calibrate", help="generator vs Sieve's measured N=1 / N<=4 fractions")
-    c.add_argument("--seed", type=int, default=0, help="generator seed")
-    c.add_argument("--layers", type=int, default=32, help="layers per trace")
-    c.add_argument("--steps", type=int, default=4, help="decode steps per trace")
+    c.add_argument("--seed", type=seed_int, default=0, help="generator seed")
+    c.add_argument("--layers", type=positive_int, default=32, help="layers per trace")
+    c.add_argument("--steps", type=positive_int, default=4, help="decode steps per trace")
     add_json(c)
     c.set_defaults(handler=_calibrate)
 
@@ -42,11 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
-    p.add_argument("--batch", type=int, default=64, help="decode batch size (requests)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--batch", type=positive_int, default=64, help="decode batch size (requests)")
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="decode steps (default: 16 synthetic; every full step of a JSON trace)")
-    p.add_argument("--layers", type=int, default=None, help="first N MoE layers only (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the routing generator")
+    p.add_argument("--layers", type=positive_int, default=None, help="first N MoE layers only (default: all)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the routing generator")
+    add_max_memory(p)
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -64,10 +71,22 @@ def _build_trace(args: argparse.Namespace):
     model = load_model(args.model)
     trace_path = getattr(args, "trace", None)
     if trace_path is None:
+        from sieveopt.resources import check_memory, estimate_run_bytes
+
         steps = 16 if args.steps is None else args.steps
+        if args.layers is not None and args.layers > model.num_moe_layers:
+            raise SieveoptError(f"--layers: got {args.layers}, allowed: [1, {model.num_moe_layers}] for "
+                                f"{model.name} (fix: at most num_moe_layers)")
+        check_memory(estimate_run_bytes(model, 1, args.batch, layers=args.layers or model.num_moe_layers,
+                                        steps=steps), args.max_memory)
         return generate_for_model(model, args.batch, steps, args.seed, layers=args.layers)
     path = Path(trace_path)
+    if not path.exists():
+        raise SieveoptError(f"--trace {trace_path}: not found (fix: a .npz file, or JSON files / a directory)")
     if path.suffix == ".npz":
+        from sieveopt.fileio import check_input_file
+
+        check_input_file(path, "--trace")
         trace = load_npz(path)
         if trace.num_experts != model.num_routed_experts or trace.top_k != model.top_k:
             raise SieveoptError(
@@ -121,6 +140,9 @@ def _stats(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from sieveopt.workload import save_npz
 
+    if not str(args.out).endswith(".npz"):
+        raise SieveoptError(f"--out {args.out}: a routing trace is written as .npz (fix: end the name with .npz)")
+    check_output_file(args.out)
     trace = _build_trace(args)
     path = save_npz(trace, args.out)
     data = {"path": str(path), "model": trace.model, "profile": trace.profile, "seed": trace.seed,

@@ -6,6 +6,11 @@ task on one of its resources with ``end == start`` ("resource"). Precedence wins
 path explains *why* work waited. A schedule with idle gaps (e.g. a replayed one) has no tight
 dependency at some step; the walk then takes the latest-releasing dependency ("slack"). Works on
 any schedule-like object with ``modes``, ``start_ns`` and ``end_ns`` per task.
+
+This is the one critical-path walker of the tree: the Perfetto/Chrome traces, Gantt charts and
+DAG drawings (``sieveopt.viz``), the replay summary (``validation.replay``) and the e2e
+time breakdown (``sieveopt.e2e.breakdown``) all call it, so the path a trace marks is the path
+the breakdown charges.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ PRECEDENCE, RESOURCE, SLACK = "precedence", "resource", "slack"
 
 @dataclass(frozen=True, slots=True)
 class CriticalLink:
-    """``dst`` waited for ``src`` (``kind``: precedence, resource or slack)."""
+    """``dst`` waited for ``src`` (``kind``: precedence, resource or slack). ``lag_ns`` is the
+    lag of the DAG edge followed (0 for a resource link): the part of the wait spent in flight."""
 
     src: int
     dst: int
     kind: str
+    lag_ns: int = 0
 
 
 def schedule_arrays(schedule: Any, dag: TaskDAG) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
@@ -65,10 +72,10 @@ def critical_links(schedule: Any, dag: TaskDAG) -> list[CriticalLink]:
     seen = {cur}
     while True:
         s = int(start[cur])
-        cands: list[tuple[int, int, int, int]] = []  # (release, kind rank, end, src)
+        cands: list[tuple[int, int, int, int, int]] = []  # (release, kind rank, end, src, lag)
         for e in dag.preds[cur]:
             if dag.edge_active(e, modes):
-                cands.append((int(end[e.src]) + e.lag_ns, 1, int(end[e.src]), e.src))
+                cands.append((int(end[e.src]) + e.lag_ns, 1, int(end[e.src]), e.src, int(e.lag_ns)))
         if end[cur] > s:
             for rid in dag.tasks[cur].modes[modes[cur]].resources:
                 ends = ends_of.get(rid, [])
@@ -77,13 +84,13 @@ def critical_links(schedule: Any, dag: TaskDAG) -> list[CriticalLink]:
                     i -= 1
                 if i >= 0:
                     u = holders[rid][i]
-                    cands.append((ends[i], 0, ends[i], u))
+                    cands.append((ends[i], 0, ends[i], u, 0))
         cands = [c for c in cands if c[3] not in seen and c[0] <= s]
         if not cands:
             break
         best = max(cands)  # tight first, then precedence over resource, then the later end
         kind = SLACK if best[0] < s else (PRECEDENCE if best[1] == 1 else RESOURCE)
-        links.append(CriticalLink(best[3], cur, kind))
+        links.append(CriticalLink(best[3], cur, kind, best[4] if best[1] == 1 else 0))
         cur = best[3]
         seen.add(cur)
     links.reverse()
