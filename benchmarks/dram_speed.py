@@ -8,6 +8,12 @@ cycle, retried while the target queue is full):
   c) the trace-file path: a LoadStoreTrace file parsed and simulated (streamed in chunks),
   d) the layer API: a Qwen3.5-like layer (65 experts x 25 MB, 1..40 tokens) on the Sieve preset.
 
+``--cli-trace`` instead times ``sieveopt dram run`` end to end (process start to exit) on a
+2 M-request LoadStoreTrace (sequential and uniform random 32 B reads, one channel), and
+splits it into parse (file -> numpy) and simulate (mapping + engine) time with
+``simulate_trace(timings=...)``; the reference is Ramulator 2.0 at ~0.5 M simulated cycles/s
+on one channel (the issue's figure, times the simulated cycle count).
+
 Request streams for a) and b) are generated in memory in chunks (no 8 M-line file). Reports
 simulated cycles/s, requests/s (median and p99 over --repeat runs) and the peak RSS.
 
@@ -69,6 +75,52 @@ def layer(_cfg, _n, _ch) -> tuple[float, int]:
     return time.perf_counter() - t0, 0
 
 
+def write_trace(path: Path, kind: str, n_req: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    with path.open("w") as fh:
+        for s in range(0, n_req, CHUNK):
+            k = min(n_req, s + CHUNK) - s
+            a = (np.arange(s, s + k) if kind == "seq" else rng.integers(0, 1 << 27, k)) * 32
+            fh.write("".join(f"LD 0x{int(x):x}\n" for x in a))
+
+
+def cli_trace(preset: str, n_req: int, repeat: int) -> list[dict]:
+    """``sieveopt dram run`` end to end + parse / simulate split, per trace kind."""
+    import subprocess
+    import sys
+
+    out = []
+    cfg = load_dram_preset(preset)
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("seq", "random"):
+            p = Path(d) / f"{kind}.trace"
+            write_trace(p, kind, n_req)
+            walls, cpus, parses, sims, cycles = [], [], [], [], 0
+            for _ in range(repeat):
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "sieveopt", "dram", "run", "--trace",
+                                    str(p), "--config", preset, "--channels", "1", "--json"],
+                                   check=True, capture_output=True, text=True)
+                walls.append(time.perf_counter() - t0)
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+                cycles = json.loads(r.stdout)["cycles"]
+                tm: dict[str, float] = {}
+                simulate_trace(cfg, p, channels=1, timings=tm)
+                parses.append(tm["parse_s"])
+                sims.append(tm["simulate_s"])
+            ram_s = cycles / 0.5e6
+            out.append({"scenario": f"sieveopt dram run, 2M {kind}, 1 channel", "requests": n_req,
+                        "cycles": cycles, "process_wall_s_median": float(np.median(walls)),
+                        "process_cpu_s_median": float(np.median(cpus)),
+                        "parse_s_median": float(np.median(parses)),
+                        "simulate_s_median": float(np.median(sims)),
+                        "ramulator_s_at_0.5Mcyc_per_s": ram_s,
+                        "fraction_of_ramulator": float(np.median(walls)) / ram_s})
+    return out
+
+
 def stats(xs: list[float]) -> tuple[float, float]:
     return float(np.median(xs)), float(np.percentile(xs, 99))
 
@@ -79,8 +131,23 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     ap.add_argument("--preset", default="hbm3_5200")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cli-trace", action="store_true",
+                    help="time `sieveopt dram run` on 2M-request trace files (parse vs simulate)")
     args = ap.parse_args()
     cfg = load_dram_preset(args.preset)
+    if args.cli_trace:
+        sequential(cfg, 1000, 1)  # numba cache warm
+        rows = cli_trace(args.preset, int(2e6 * args.scale), args.repeat)
+        if args.json:
+            print(json.dumps({"preset": args.preset, "runs": rows}, indent=2))
+            return
+        for r in rows:
+            print(f"{r['scenario']:40s} cycles={r['cycles']:>9d} process {r['process_wall_s_median']:.2f}s"
+                  f" (cpu {r['process_cpu_s_median']:.2f}s)"
+                  f" (parse {r['parse_s_median']:.2f}s + simulate {r['simulate_s_median']:.2f}s)"
+                  f" vs Ramulator ~{r['ramulator_s_at_0.5Mcyc_per_s']:.1f}s"
+                  f" -> {r['fraction_of_ramulator']:.2f}x")
+        return
     sequential(cfg, 1000, 1)  # load the compiled engine (numba cache) outside the timings
     scen = [("a) 2M seq reads, 1 channel", sequential, int(2e6 * args.scale), 1),
             ("b) 8M seq reads, 16-channel stack", sequential, int(8e6 * args.scale), 16),

@@ -14,6 +14,7 @@ from sieveopt.tomlspec import INF_OK, require, require_finite, require_range
 
 AttentionLayerKind = Literal["full", "linear", "sliding"]
 HbmSharing = Literal["exclusive", "dual_row_buffer", "partitioned"]
+VariabilityKind = Literal["none", "fixed", "uniform", "lognormal", "profile"]
 
 #: Largest system the toolkit models (one NVSwitch domain is 72-576 GPUs; the DAG has
 #: O(GPUs^2) all-to-all messages, so a larger count is a typo, not a system).
@@ -349,6 +350,53 @@ class InterconnectSpec:
 
 
 @dataclass(frozen=True)
+class GpuVariabilitySpec:
+    """Per-GPU speed factors of nominally identical GPUs (GEM, arXiv 2605.19945).
+
+    GEM: "identical GPUs" differ by 7.7-27.7 % in MoE-layer speed (trimoe_gem.md §2.2). A
+    factor s scales one GPU's sustained rate (``compute_speed`` multiplies peak FLOP/s,
+    ``memory_speed`` the GPU's HBM streaming bandwidth; 1.0 = the spec's GPU). ``kind``:
+
+    * ``none``: every GPU at 1.0 (the default);
+    * ``fixed``: the listed factors, one per GPU;
+    * ``uniform``: i.i.d. draws in [1 - spread, 1] with ``seed``;
+    * ``lognormal``: exp(N(0, spread)), capped at 1 (the spec's GPU is the fastest);
+    * ``profile``: a measured profile file (see :mod:`sieveopt.variability`).
+
+    ``memory_spread < 0`` means "same draw as compute" (one scalar speed per GPU, GEM's
+    simpler option t_g = t_ref / s_g); 0 keeps memory nominal.
+    """
+
+    kind: VariabilityKind = "none"
+    compute_speed: tuple[float, ...] = ()
+    memory_speed: tuple[float, ...] = ()
+    spread: float = 0.0
+    memory_spread: float = -1.0
+    seed: int = 0
+    profile: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("compute_speed", "memory_speed"):
+            for i, v in enumerate(getattr(self, name)):
+                require(v > 0, f"{name}[{i}]", f"speed factor must be > 0, got {v}",
+                        "use a positive factor, 1.0 = the spec's GPU (e.g. 0.9 = 10 % slower)")
+        if self.kind == "fixed":
+            require(len(self.compute_speed) > 0, "compute_speed", "kind = 'fixed' needs factors",
+                    "list one compute speed factor per GPU, e.g. [1.0, 0.9]")
+            require(not self.memory_speed or len(self.memory_speed) == len(self.compute_speed),
+                    "memory_speed", "length differs from compute_speed",
+                    "give one memory factor per GPU or leave it empty (= nominal memory)")
+        if self.kind in ("uniform", "lognormal"):
+            require(0 <= self.spread < 1, "spread", f"must be in [0, 1), got {self.spread}",
+                    "use e.g. 0.1 for GPUs up to 10 % slower than the fastest")
+            require(self.memory_spread < 1, "memory_spread", f"must be < 1, got {self.memory_spread}",
+                    "use -1 (same draw as compute), 0 (nominal memory) or a spread in (0, 1)")
+        if self.kind == "profile":
+            require(bool(self.profile), "profile", "kind = 'profile' needs a file",
+                    "set profile = 'path/to/profile.json' (see sieveopt.variability)")
+
+
+@dataclass(frozen=True)
 class SystemSpec:
     """A multi-GPU system whose HBM stacks are HBM-PIM."""
 
@@ -359,6 +407,8 @@ class SystemSpec:
     interconnect: InterconnectSpec
     description: str = ""
     source: str = ""
+    #: Per-GPU speed factors (GEM variability); the default is identical GPUs.
+    variability: GpuVariabilitySpec = field(default_factory=GpuVariabilitySpec)
 
     def __post_init__(self) -> None:
         require_finite(self)

@@ -45,6 +45,7 @@ from sieveopt.targets import (
     resource_kinds_for,
     targets_for,
 )
+from sieveopt.variability import gpu_kernel_ns, speed_factors
 
 # Task kinds (see :class:`~sieveopt.models.work.TaskKind`).
 QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = TaskKind.QKV, TaskKind.ATTN, TaskKind.PREFILL_ATTN, TaskKind.OPROJ, TaskKind.ROUTER
@@ -262,6 +263,9 @@ class _Builder:
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
+        #: Per-GPU speed factors (GEM variability); None when every GPU is nominal.
+        speed = speed_factors(system)
+        self.speed = None if speed.uniform else speed
         # Target layouts other than the plain per-GPU one (e.g. PIM channel groups under
         # pim_parallelism="ep"): mode -> hook, instantiated on the first layer (mode -> layout).
         self._layout_hooks: dict[str, Any] = {}
@@ -294,7 +298,13 @@ class _Builder:
             res = self.mode_resources(m, gpu, peer)
             if m == MODE_GPU and gpu_only_resources is not None:
                 res = gpu_only_resources
-            mc[m] = ModeCost(_ns(self.target(m).duration_ns(self.cost, work)), res)
+            target = self.target(m)
+            if m == MODE_GPU and self.speed is not None:   # GEM variability: this GPU's speed
+                dur = gpu_kernel_ns(lambda w, t=target: t.duration_ns(self.cost, w), work,
+                                    self.speed.compute[gpu], self.speed.memory[gpu])
+            else:
+                dur = target.duration_ns(self.cost, work)
+            mc[m] = ModeCost(_ns(dur), res)
             if m in self.layouts:
                 mc[m] = self.layouts[m].mode_cost(self, kind, gpu, expert, work, mc[m])
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,

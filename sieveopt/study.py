@@ -49,6 +49,9 @@ class StudyRow:
     bound_ns: int | None = None
     replay_makespan_ns: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: cost-model / replayed energy of the layer (J; None: the system has no energy data)
+    energy_J: float | None = None
+    replay_energy_J: float | None = None
 
 
 def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
@@ -75,6 +78,7 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
     rows: list[StudyRow] = []
     runs: list[dict[str, LayerRun]] = []
+    energy = _energy_fns(layers[0]) if layers else None
     for li, inst in enumerate(layers):
         dag, cost = build_dag(inst)
         per_layer: dict[str, LayerRun] = {}
@@ -93,6 +97,10 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
                 # modelled charge is already the DAG's sched duration, so the replay keeps it.
                 rep = replay_fn(res.schedule, run.dag, inst.system, instance=inst, **(replay_kwargs or {}))
                 row.replay_makespan_ns = int(rep.makespan_ns)
+                if energy is not None:
+                    row.replay_energy_J = energy[1](rep, dag, inst.system, inst)["replayed_total_J"]
+            if energy is not None and res.schedule is not None:
+                row.energy_J = energy[0](dag, res.schedule)
             rows.append(row)
             if keep_runs:
                 per_layer[policy] = run
@@ -100,6 +108,18 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
                 on_step(f"layer {li + 1}/{len(layers)} {policy}")
         runs.append(per_layer)
     return rows, runs
+
+
+def _energy_fns(inst: LayerInstance):
+    """(cost-model energy of a schedule, replay energy block) for the layers' system, or None
+    when it has no energy data (validation/energy)."""
+    from sieveopt.solvers.cpsat_energy import schedule_energy_J
+    from sieveopt.validation.energy.layer import energy_model_for, replay_energy_block
+
+    em = energy_model_for(inst.system, inst.model)
+    if em.unavailable:
+        return None
+    return (lambda dag, sched: schedule_energy_J(dag, sched, em)), replay_energy_block
 
 
 def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -72,6 +72,12 @@ class PolicyInfo:
     role: str = ""
     #: Solves a multi-layer window DAG jointly (with a hint); else per slot + list scheduling.
     joint_window: bool = False
+    #: ``"module:attr"`` of its solver for the periodic (pipelined) problem, which then solves it
+    #: jointly (:func:`sieveopt.overlap.solve_overlap`); "" = plan every slot, modulo-schedule.
+    periodic: str = ""
+    #: ``"module:attr"`` of its exact solver of the energy objective (``compare --objective
+    #: energy``): ``(dag, energy_model, *, latency_limit_ns, time_limit_s, hints, time_price_W)``.
+    energy: str = ""
     #: Rank of its per-slot window schedule among the hint candidates of joint window solvers
     #: (1 first; ties between equal makespans go to the lower rank); 0: not a candidate.
     window_hint: int = 0
@@ -129,9 +135,13 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                    PolicyInfo("compiled", {"max_passes": int, "compiled": _bool, "attention": str, "order": str},
                               default=True, color="#2ca02c", marker="P", needs_modes=_TWO_SIDED,
                               window_hint=2, scheduler_latency_ns=1500, reads_cost_table=True)),
+    "sieve-pipe": ("sieveopt.solvers.sieve_pipe", "solve_sieve_pipe",
+                   "Sieve's sweep, objective of an M-micro-batch pipeline (period: M x load vs one micro-batch's chain)",
+                   PolicyInfo("compiled", {"microbatches": int}, color="#17becf", marker="p", needs_modes=_TWO_SIDED)),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
-                         joint_window=True)),
+                         joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",
+                         energy="sieveopt.solvers.cpsat_energy:solve_cpsat_energy")),
 }
 _INFO: dict[str, PolicyInfo] = {}
 

@@ -107,7 +107,11 @@ def _message_ns(dag: TaskDAG, gpu: int) -> float:
 def gpu_plan_inputs(dag: TaskDAG, instance: LayerInstance, cost: CostModel, gpu: int, *,
                     other_gpu_work: bool = True) -> GpuPlanInputs:
     """Planner inputs of one GPU (see the module docstring for every term)."""
+    from sieveopt.variability import speed_factors
+
     bw, peak, overhead = gpu_rates(cost, instance)
+    speed = speed_factors(instance.system)   # GEM variability: this GPU's own sustained rates
+    bw, peak = bw * float(speed.memory[gpu]), peak * float(speed.compute[gpu])
     model = instance.model
     params = np.zeros(NUM_PARAMS)
     params[P_T_COMM] = _message_ns(dag, gpu)

@@ -39,7 +39,13 @@ def test_base_inheritance_and_overrides():
 @pytest.mark.parametrize("bad,field", [
     ({"nBogus": 1}, "nBogus"),
     ({"timing": {"nCL": "x"}}, "timing.nCL"),
-    ({"nCCDS": 1}, "nCCDS"),
+    ({"nCCDS": 0}, "nCCDS"),
+    ({"nACTBUS": 0}, "nACTBUS"),
+    ({"nRTPS": -2}, "nRTPS"),
+    ({"queue_scope": "channel"}, "arbitration"),
+    ({"timing_rows": ["bank: ACT -> XYZ = 2"]}, "timing_rows"),
+    ({"timing_rows": ["bank: ACT -> RD = nFOO"]}, "timing_rows"),
+    ({"timing_rows": ["bank: ACT -> RD = 2 @0"]}, "timing_rows"),
     ({"scheduler": "lifo"}, "scheduler"),
     ({"address_mapping": "RoXxCh"}, "address_mapping"),
     ({"write_low_watermark": 30}, "write_high_watermark"),
@@ -63,7 +69,7 @@ def test_user_toml_unknown_key_and_missing_file(tmp_path):
 
 def test_mappings_bit_order():
     c = load_dram_preset("hbm3_5200", stacks=1, rows=1024)  # 16 ch x 2 pc, 4 bg x 4 ba, 32 co
-    m = AddressMapping.parse("RoBaRaCoCh", c.org)
+    m = AddressMapping.parse("RoBgBaCoChPc", c.org)  # sieveopt's "RoBaRaCoCh" before 2026-11-29
     d = m.decode(np.array([0, 32, 32 * 32, 32 * 32 * 32, 32 * 32 * 32 * 4, 32 ** 3 * 16]))
     # Ch (channel x pch, pch lowest) is the 5 lowest bits above the 32-byte offset, then 5 bits
     # Co, then Ba = bank group (high) x bank (low), Ra (0 bits), Ro

@@ -77,3 +77,39 @@ def test_request_bytes_expand_to_column_accesses():
     sim.feed_addresses(np.array([0, 4096]), np.zeros(2, dtype=np.int64))
     st = sim.finish()
     assert st.requests == 2 and st.reads == 4 and st.bytes == 128
+
+
+def test_vectorised_reader_equals_line_parser(tmp_path):
+    """The numpy block parser and the line-by-line parser agree on hex (0x / 0X, upper and
+    lower case), decimal, mixed blocks, 15-digit hex, a missing final newline and block
+    boundaries that cut lines."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    addr = rng.integers(0, 1 << 59, n)  # <= 15 hex / 18 decimal digits: the numpy path
+    wr = rng.integers(0, 2, n)
+    fmt = rng.integers(0, 3, n)
+    lines = [("ST " if w else "LD ") + (hex(a) if f == 0 else f"0X{a:X}" if f == 1 else str(a))
+             for a, w, f in zip(addr.tolist(), wr.tolist(), fmt.tolist(), strict=True)]
+    p = tmp_path / "v.trace"
+    p.write_text("\n".join(lines))  # no final newline
+    assert T._parse_block(("\n".join(lines) + "\n").encode()) is not None
+    old = T.BLOCK_BYTES
+    try:
+        T.BLOCK_BYTES = 4099  # many blocks, cut mid-line
+        got = list(T.read_loadstore(p, chunk=777))
+    finally:
+        T.BLOCK_BYTES = old
+    a = np.concatenate([c[0] for c in got])
+    w = np.concatenate([c[1] for c in got])
+    ref_a, ref_w = T._loadstore_slow(p, lines, 1)
+    assert list(a) == ref_a and list(w) == ref_w and len(a) == n
+
+
+def test_vectorised_reader_falls_back_for_errors(tmp_path):
+    p = tmp_path / "e.trace"
+    p.write_text("LD 0x0\n" * 1000 + "LD 0x1g\n" + "LD 0x0\n")
+    with pytest.raises(TraceError, match=r"e.trace:1001: bad address"):
+        list(T.read_loadstore(p))
+    p.write_text("LD 0x10\r\nST 0x20\r\n")  # CRLF goes through the line parser
+    a, w = next(T.read_loadstore(p))
+    assert list(a) == [16, 32] and list(w) == [0, 1]

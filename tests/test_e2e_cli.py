@@ -19,8 +19,9 @@ def test_pareto_tiny_run_writes_all_outputs(tmp_path, capsys):
     assert main([*TINY, "--out", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     names = sorted(p.name for p in out.iterdir())
+    # no temp files left; the tokens-per-joule plot because the system has energy data
     assert names == ["pareto.csv", "pareto.json", "pareto.pdf", "pareto.png", "pareto_compare.csv",
-                     "pareto_compare.json"]   # no temp files left
+                     "pareto_compare.json", "pareto_energy.png"]
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert [(r["policy"], r["batch"]) for r in rows] == [("noexp", "1"), ("sieve", "1"), ("noexp", "16"), ("sieve", "16")]
     for r in rows:
@@ -28,6 +29,7 @@ def test_pareto_tiny_run_writes_all_outputs(tmp_path, capsys):
         step_s = float(r["step_us"]) * 1e-6
         assert float(r["interactivity_tok_s_per_user"]) == pytest.approx(1 / step_s, rel=1e-4)
         assert float(r["throughput_tok_s_per_gpu"]) == pytest.approx(int(r["batch"]) / step_s, rel=1e-4)
+        assert float(r["moe_tokens_per_J"]) == pytest.approx(int(r["batch"]) / (float(r["moe_energy_mJ"]) / 1e3), rel=1e-4)
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "pareto.pdf").read_bytes()[:4] == b"%PDF"
     meta = json.loads((out / "pareto.json").read_text())["meta"]

@@ -104,6 +104,7 @@ def test_sweep_runs_caches_and_collects(tmp_path):
         metrics = json.loads((d / "metrics.json").read_text())
         assert json.loads((d / "config.json").read_text())["hash"] == cfg["hash"]
         assert metrics["summary"]["all_checks_ok"] and metrics["layers"][0]["makespan_ns"] > 0
+        assert metrics["summary"]["mean_energy_J"] == metrics["layers"][0]["energy_J"] > 0   # one layer
         assert (d / "trace.json.gz").read_bytes()[:2] == b"\x1f\x8b"
         assert (d / "gantt.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((out / "results.csv").open()))

@@ -53,7 +53,7 @@ from sieveopt.dag import (
     TaskDAG,
 )
 from sieveopt.instance import LayerInstance
-from sieveopt.models.costmodel import MODE_PIM
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
 from sieveopt.models.specs import ModelSpec, SystemSpec
 from sieveopt.pim_groups import task_group
 from sieveopt.schedule import Schedule
@@ -203,7 +203,10 @@ def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemS
                scheduler_latency_ns: int | None) -> list[TaskTime | None]:
     """Alone timing of every compute task in its mode (None for messages), from each mode's
     registered replay timer hook (:mod:`sieveopt.targets`)."""
+    from sieveopt.variability import scale_kernel_time, speed_factors
+
     ctx = ReplayTimers(GpuModel(system, timer.stream_ns), timer, scheduler_latency_ns, dag)
+    speed = speed_factors(system)           # GEM variability: GPU kernels at each GPU's speed
     out: list[TaskTime | None] = []
     for t in dag.tasks:
         mode = modes[t.tid]
@@ -212,7 +215,10 @@ def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemS
         elif t.kind == SCHED:
             out.append(sched_task_time(ctx, t, mode))
         else:
-            out.append(get_target(mode).replay_timer()(ctx, t, mode))
+            tt = get_target(mode).replay_timer()(ctx, t, mode)
+            if mode == MODE_GPU:
+                tt = scale_kernel_time(tt, float(speed.compute[t.gpu]), float(speed.memory[t.gpu]))
+            out.append(tt)
     return out
 
 

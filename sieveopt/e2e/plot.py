@@ -113,3 +113,44 @@ def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str,
         out.append(buf.getvalue())
     plt.close(fig)
     return out[0], out[1]
+
+
+def energy_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, key: str = "moe_tokens_per_J") -> bool:
+    """Tokens per joule of the MoE layers (y) against throughput (x), one curve per policy;
+    False when no row has energy (the system has no energy data)."""
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    drawn = False
+    for i, pol in enumerate(policies):
+        pts = sorted(((r["throughput_tok_s_per_gpu"], r.get(key), r["batch"]) for r in rows
+                      if r["policy"] == pol and r.get(key)), key=lambda p: p[2])
+        pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
+        if not pts:
+            continue
+        color, marker = _style(pol, i)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=pol,
+                linewidth=1.4, markersize=5, alpha=0.9)
+        drawn = True
+    ax.set_xscale("log")
+    ax.set_xlabel("throughput (generated tokens/s per GPU)")
+    ax.set_ylabel("generated tokens per joule (MoE layers, cost model)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    if drawn:
+        ax.legend(fontsize=8, loc="best")
+    return drawn
+
+
+def energy_figure_bytes(rows: Sequence[dict[str, Any]], title: str) -> bytes | None:
+    """PNG of :func:`energy_axes`, or None when no row has energy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+    drawn = energy_axes(ax, rows, title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue() if drawn else None

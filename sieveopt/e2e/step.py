@@ -123,6 +123,9 @@ class StepResult:
     error: str | None = None
     scheduler_latency_ns: int = 0
     scheduler_latency_source: str = ""
+    #: cost-model / replayed energy of the MoE layers per step (J; None: no energy data)
+    moe_energy_J: float | None = None
+    replay_moe_energy_J: float | None = None
 
     @property
     def throughput_tok_s_per_gpu(self) -> float:
@@ -155,6 +158,10 @@ class StepResult:
         r["sched_charged_ns"] = self.scheduler_latency_ns
         r["sched_charged_source"] = self.scheduler_latency_source
         r["error"] = self.error or ""
+        r["moe_energy_mJ"] = None if self.moe_energy_J is None else self.moe_energy_J * 1e3
+        r["moe_tokens_per_J"] = None if not self.moe_energy_J else self.batch / self.moe_energy_J
+        r["replay_moe_tokens_per_J"] = (None if not self.replay_moe_energy_J
+                                        else self.batch / self.replay_moe_energy_J)
         return r
 
 
@@ -205,6 +212,8 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     replay_moe = 0.0
     replay_error: str | None = None
     attn_modes = set()
+    em = _energy_model(p)
+    energy, replay_energy = 0.0, 0.0
     lat = scheduler_latency_of(p, policy)
     use_table = (tables is not None and replay is not None and tables.uses_table(policy)
                  and p.settings.cost_model in ("roofline", "table"))
@@ -236,12 +245,16 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
             pim_busy[g] += s.weight * pim_busy_equivalent_ns(busy, s.dag, g)
             gpu_busy[g] += s.weight * busy[("gpu", g)]
         attn_modes.add(attention_mode(sch, s.dag))
+        if em is not None:
+            energy += s.weight * _layer_energy_J(em, sch, s)
         if replay is not None and replay_error is None:
             try:
                 rep = _call_replay(replay, sch, s)
                 replay_moe += s.weight * replayed_makespan_ns(rep)
                 if use_table:
                     tables.observe(policy, rep, s.dag)
+                if em is not None:
+                    replay_energy += s.weight * _replayed_energy_J(rep, s)
             except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
                 replay_error = f"replay: {type(exc).__name__}: {exc}"
     mode = offload_mode(attn_modes)
@@ -257,13 +270,41 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         check_ok=ok, violations=nviol, statuses=statuses, solver_wall_s=wall,
         decision_ns_median=float(statistics.median(decisions)) if decisions else None,
         replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error,
-        scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source)
+        scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source,
+        moe_energy_J=None if em is None else energy,
+        replay_moe_energy_J=None if em is None or replay is None or replay_error else replay_energy)
 
 
 def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
     """The scheduler task's charge for ``policy`` in this step (same rule as ``run``/``replay``)."""
     return resolve(policy, problem.settings.scheduler_latency,
                    calibration={"model": problem.model, "system": problem.system, "batch": problem.batch})
+
+
+# -- energy (sieveopt.validation.energy): MoE layers only, dense layers are not modelled --------
+def _energy_model(p: StepProblem):
+    """The cost-model energy model of the step's system, or None when it has no energy data."""
+    try:
+        from sieveopt.validation.energy.layer import energy_model_for
+
+        em = energy_model_for(p.system, p.model)
+    except ImportError:
+        return None
+    return None if em.unavailable else em
+
+
+def _layer_energy_J(em, schedule, sample: LayerSample) -> float:
+    from sieveopt.solvers.cpsat_energy import schedule_energy_J
+
+    return schedule_energy_J(sample.dag, schedule, em)
+
+
+def _replayed_energy_J(rep, sample: LayerSample) -> float:
+    from sieveopt.validation.energy.layer import replay_energy_block
+
+    if not hasattr(rep, "meta"):
+        return float("nan")
+    return replay_energy_block(rep, sample.dag, sample.instance.system, sample.instance)["replayed_total_J"]
 
 
 def _call_replay(replay: ReplayFn, schedule, sample: LayerSample):

@@ -225,6 +225,12 @@ def write_outputs(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dic
     atomic_write_text(paths["json"], dumps_json({"meta": meta, "rows": list(rows)}))
     atomic_write_bytes(paths["png"], png)
     atomic_write_bytes(paths["pdf"], pdf)
+    from sieveopt.e2e.plot import energy_figure_bytes
+
+    epng = energy_figure_bytes(rows, f"tokens per joule: {meta['model']} on {meta['gpus']}x {meta['system']}")
+    if epng is not None:   # a tokens-per-joule axis when the system has energy data
+        paths["energy_png"] = out / f"{stem}_energy.png"
+        atomic_write_bytes(paths["energy_png"], epng)
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -110,6 +110,7 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     layers = sample_layers(model, system, p["batch"], p["layers"], p["seed"], context_len_tokens=ctx)
     rows: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
+    energy = _energy_fn(system, model)
     for i, inst in enumerate(layers):
         run = run_layer(inst, p["policy"], cost_model=p["cost_model"], options=options, **p["solver"])
         res = run.result
@@ -120,10 +121,20 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
                      "violations": len(run.check.violations), "status": res.status,
                      "objective_ns": res.objective_ns, "bound_ns": res.bound_ns, "gap": res.gap,
                      "decision_ns": res.decision_ns, "solve_wall_s": run.wall_s, "tasks": len(run.dag.tasks),
-                     "experts_gpu": em.count("gpu"), "experts_pim": em.count("pim")})
+                     "experts_gpu": em.count("gpu"), "experts_pim": em.count("pim"),
+                     "energy_J": None if energy is None or sched is None else energy(run.dag, sched)})
         if i == 0 and sched is not None and (config["outputs"].get("trace") or config["outputs"].get("gantt")):
             files.update(_pictures(config, sched, run.dag, system))
     return {"hash": config["hash"], "layers": rows, "summary": summarise(rows)}, files
+
+
+def _energy_fn(system: Any, model: Any):
+    """Cost-model energy (J) of a schedule on ``system``, or None without energy data."""
+    from sieveopt.solvers.cpsat_energy import schedule_energy_J
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    em = energy_model_for(system, model)
+    return None if em.unavailable else (lambda dag, sched: schedule_energy_J(dag, sched, em))
 
 
 def _pictures(config: dict[str, Any], sched: Any, dag: Any, system: Any) -> dict[str, bytes]:
@@ -151,4 +162,5 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "all_checks_ok": all(r["check_ok"] for r in rows),
             "mean_decision_ns": sum(dec) / len(dec) if dec else None,
             "max_gap": max(gaps) if gaps else None,
-            "statuses": sorted({r["status"] for r in rows})}
+            "statuses": sorted({r["status"] for r in rows}),
+            "mean_energy_J": sum(en) / len(en) if (en := vals("energy_J")) else None}

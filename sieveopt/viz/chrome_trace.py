@@ -64,7 +64,8 @@ def select_flow_edges(schedule: Any, dag: TaskDAG, layout: Layout, critical_pair
 
 
 def chrome_trace_events(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto",
-                        system: Any = None) -> list[dict[str, Any]]:
+                        system: Any = None, power: dict[int, list[tuple[int, float]]] | None = None
+                        ) -> list[dict[str, Any]]:
     """Every trace event of one schedule (metadata first)."""
     layout = build_layout(schedule, dag)
     links = critical_links(schedule, dag)
@@ -104,6 +105,9 @@ def chrome_trace_events(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto"
                 if peak:
                     args["util"] = round(val / peak, 6)
                 ev.append({"ph": "C", "name": name, "pid": _pid(g), "tid": 0, "ts": _us(ts), "args": args})
+    for g, pts in (power or {}).items():   # power counter track (sieveopt.validation.energy.power)
+        for ts, w in pts:
+            ev.append({"ph": "C", "name": "power W", "pid": _pid(g), "tid": 0, "ts": _us(ts), "args": {"W": round(w, 6)}})
     return ev
 
 
@@ -121,11 +125,12 @@ def _row_events(ev: list[dict[str, Any]], dag: TaskDAG, layout: Layout, row: Row
 
 
 def chrome_trace(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto", system: Any = None,
-                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+                 meta: dict[str, Any] | None = None,
+                 power: dict[int, list[tuple[int, float]]] | None = None) -> dict[str, Any]:
     """The whole trace object: ``{"traceEvents", "displayTimeUnit", "otherData"}``."""
     from sieveopt import __version__
 
-    ev = chrome_trace_events(schedule, dag, flows=flows, system=system)
+    ev = chrome_trace_events(schedule, dag, flows=flows, system=system, power=power)
     other = {"sieveopt_version": __version__, "policy": getattr(schedule, "policy", ""),
              "makespan_ns": int(max(schedule.end_ns)) if len(schedule.end_ns) else 0,
              "time_unit": "ts/dur in us; args.start_ns/end_ns exact", **dag.meta, **(meta or {})}
@@ -134,13 +139,14 @@ def chrome_trace(schedule: Any, dag: TaskDAG, *, flows: FlowMode = "auto", syste
 
 def write_chrome_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows: FlowMode = "auto",
                        system: Any = None, meta: dict[str, Any] | None = None,
-                       gzip_above_bytes: int = GZIP_ABOVE_BYTES) -> Path:
+                       gzip_above_bytes: int = GZIP_ABOVE_BYTES,
+                       power: dict[int, list[tuple[int, float]]] | None = None) -> Path:
     """Write the JSON trace atomically; gzip when the name ends in ``.gz`` or it is large
     (then ``.gz`` is appended). Returns the path written."""
     from sieveopt.fileio import atomic_write_bytes
 
     path = Path(path)
-    payload = orjson.dumps(chrome_trace(schedule, dag, flows=flows, system=system, meta=meta),
+    payload = orjson.dumps(chrome_trace(schedule, dag, flows=flows, system=system, meta=meta, power=power),
                            option=orjson.OPT_SERIALIZE_NUMPY)
     if path.suffix != ".gz" and len(payload) > gzip_above_bytes:
         path = path.with_name(path.name + ".gz")

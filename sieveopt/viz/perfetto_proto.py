@@ -52,7 +52,7 @@ def _annotate(te: Any, items: dict[str, Any]) -> None:
 
 
 def write_perfetto_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows: FlowMode = "auto",
-                         system: Any = None) -> Path:
+                         system: Any = None, power: dict[int, list[tuple[int, float]]] | None = None) -> Path:
     """Write a ``.pftrace`` (or ``.pftrace.gz``) file; returns the path."""
     pb, Streaming = _perfetto()
     path = Path(path)
@@ -143,6 +143,10 @@ def write_perfetto_trace(schedule: Any, dag: TaskDAG, path: str | Path, *, flows
             track = child(g, tgt.counter_label, k, counter_unit="GB/s")
             for ts, val in rate_series(dag, layout, g, tgt.mode):
                 event(ts, _COUNTER, track, T.TYPE_COUNTER).double_counter_value = val
+    for g, pts in (power or {}).items():   # power counter track (sieveopt.validation.energy.power)
+        track = child(g, "power W", 3, counter_unit="W")
+        for ts, val in pts:
+            event(ts, _COUNTER, track, T.TYPE_COUNTER).double_counter_value = val
     events.sort(key=lambda x: (x[0], x[1], x[2]))
     if events:
         events[0][3].sequence_flags = pb.TracePacket.SequenceFlags.SEQ_INCREMENTAL_STATE_CLEARED

@@ -1,7 +1,7 @@
 """Independent command-log checker: replays an issued-command log against the timing table.
 
 Deliberately simple pure Python that shares nothing with the compiled engine except the
-*data* (``timing.TIMING_TABLE`` and the config's parameter values): it keeps, for every node
+*data* (``DramConfig.table``: ``timing.TIMING_TABLE`` plus the preset's rows, and the config's parameter values): it keeps, for every node
 of the hierarchy, the issue cycles of every command, and for each logged command checks every
 table row, the bank / PIM row-buffer state machines, one command per command bus per cycle,
 and that no two data bursts overlap on a pseudo-channel's data bus.
@@ -17,7 +17,7 @@ from sieveopt.validation.dram.timing import (
     COMMANDS,
     LEVELS,
     ROW_COMMANDS,
-    TIMING_TABLE,
+    bus_occupancy,
     eval_latency,
 )
 
@@ -29,7 +29,7 @@ def check_log(cfg: DramConfig, records, *, sharing: str = "dual_row_buffer",
     params = cfg.timing_params
     ppc = cfg.org.pseudo_channels_per_channel
     rules = defaultdict(list)  # following cmd -> [(level, prev, latency, window)]
-    for con in TIMING_TABLE:
+    for con in cfg.table:
         if sharing not in con.modes:
             continue
         lat = max(0, eval_latency(con.latency, params))
@@ -41,6 +41,8 @@ def check_log(cfg: DramConfig, records, *, sharing: str = "dual_row_buffer",
     open_rows: dict[tuple, int] = {}
     pim_open: dict[int, int] = {}
     bus_used: set[tuple] = set()
+    occ = bus_occupancy(params)
+    row_busy: dict[int, tuple[int, str]] = {}  # bus -> (row side busy until, by whom)
     bursts: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     errors: list[str] = []
     last_cycle = -1
@@ -81,6 +83,13 @@ def check_log(cfg: DramConfig, records, *, sharing: str = "dual_row_buffer",
         if (bus, kind, cyc) in bus_used:
             err(f"{where}: second {kind} command on bus {bus} in one cycle")
         bus_used.add((bus, kind, cyc))
+        if not cfg.controller.row_column_buses:  # one bus: any command takes both sides
+            bus_used.add((bus, "col", cyc))
+        if name in ROW_COMMANDS:
+            until, by = row_busy.get(bus, (-1, ""))
+            if cyc < until:
+                err(f"{where}: row command while {by} still holds the row command path")
+            row_busy[bus] = (cyc + int(occ[COMMANDS.index(name)]), where)
         # ---- state machines
         key = (pch, bg, bank)
         banks_of = [k for k in open_rows if k[0] == pch]

@@ -19,7 +19,7 @@ from sieveopt.errors import SpecError
 from sieveopt.tomlspec import from_dict, read_toml, require, require_finite, to_dict
 
 PRESET_DIR = Path(__file__).parent / "presets"
-MAPPINGS_DOC = "RoBaRaCoCh, ChRaBaRoCo, RoCoBaBgCh, RoCoRaBaCh, ... (fields MSB -> LSB)"
+MAPPINGS_DOC = "RoBaRaCoCh, ChRaBaRoCo (as Ramulator 2.0), RoCoBaBgCh, RoBgBaCoChPc, ... (fields MSB -> LSB)"
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,27 @@ class TimingSpec:
     nBL: int
     nREFI: int
     nRFC: int
+    #: read-to-precharge split as in Ramulator 2.0's HBM3: nRTPS for RD -> PREA / all-bank REF,
+    #: nRTPL for RD -> PRE and RDA -> ACT of the same bank; -1 = use nRTP
+    nRTPS: int = -1
+    nRTPL: int = -1
+    #: cycles an ACT holds the row command path (Ramulator's HBM "2-cycle ACT" = 2); see
+    #: ``timing.BUS_OCCUPANCY``
+    nACTBUS: int = 1
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN/inf never reach the simulator
         for f in dataclasses.fields(self):
+            if f.name in ("nRTPS", "nRTPL"):
+                require(getattr(self, f.name) >= -1, f.name, "must be >= 0 (or -1 = nRTP)",
+                        "use a non-negative value or -1")
+                continue
             require(getattr(self, f.name) >= 0, f.name, "must be >= 0", "use a non-negative value")
         require(self.tCK_ps > 0, "tCK_ps", "must be positive", "give the clock period in ps")
-        require(self.nCCDS >= self.nBL, "nCCDS", f"nCCDS={self.nCCDS} < nBL={self.nBL} would overlap "
-                "data bursts", "raise nCCDS to at least nBL")
+        require(self.nBL >= 1, "nBL", "must be >= 1", "give the burst length in cycles")
+        require(self.nCCDS >= 1, "nCCDS", "must be >= 1 (bursts are spaced max(nCCDS, nBL))",
+                "use the column-to-column delay in cycles")
+        require(self.nACTBUS >= 1, "nACTBUS", "must be >= 1", "use 1, or 2 for a 2-cycle ACT")
         require(self.nCCDL >= self.nCCDS, "nCCDL", "must be >= nCCDS", "fix nCCDL")
         require(self.nRC >= self.nRAS, "nRC", "must be >= nRAS", "fix nRC")
         require(self.nREFI > self.nRFC, "nREFI", "must exceed nRFC", "fix nREFI / nRFC")
@@ -120,12 +133,37 @@ class ControllerSpec:
     refresh: bool = True
     command_bus: Literal["per_channel", "per_pseudo_channel"] = "per_pseudo_channel"
     row_column_buses: bool = True
-    address_mapping: str = "RoBaRaCoCh"
+    #: MSB -> LSB field string (see mapping.py); RoBaRaCoCh / ChRaBaRoCo decode as Ramulator 2.0
+    address_mapping: str = "RoBgBaCoChPc"
     request_bytes: int = 32
     frontend_requests_per_cycle: int = 1
+    #: where read/write buffers, write-drain watermarks and the read/write mode live:
+    #: "pseudo_channel" (one controller per pCH) or "channel" (one controller per channel, its
+    #: buffers shared by the pCHs, one command per cycle per channel -- Ramulator 2.0's
+    #: GenericDRAMController with an HBM device)
+    queue_scope: Literal["pseudo_channel", "channel"] = "pseudo_channel"
+    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS per pCH: row hits first,
+    #: then oldest; pCH controllers sharing a command bus take turns) or "oldest_ready"
+    #: (Ramulator 2.0's FRFCFS over the channel: requests whose ACT issued first, then the
+    #: oldest request whose next command is ready; a PRE that would close an activated
+    #: request's row is held back). "oldest_ready" goes with queue_scope = "channel".
+    arbitration: Literal["rotate", "oldest_ready"] = "rotate"
+    #: what ``cycles`` reports: "last_data" (end of the last data burst / PIM result; every
+    #: request complete) or "last_accepted" (the cycle the last request entered a queue,
+    #: which is what Ramulator 2.0 prints as memory_system_cycles: its main loop stops when
+    #: the frontend has sent the whole trace)
+    completion: Literal["last_data", "last_accepted"] = "last_data"
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN/inf never reach the simulator
+        require((self.queue_scope == "channel") == (self.arbitration == "oldest_ready"),
+                "arbitration", f"arbitration {self.arbitration!r} with queue_scope "
+                f"{self.queue_scope!r} is not modelled",
+                "use queue_scope='channel' with arbitration='oldest_ready', or "
+                "queue_scope='pseudo_channel' with arbitration='rotate'")
+        if self.queue_scope == "channel":
+            require(self.row_policy == "open", "row_policy", "queue_scope='channel' models "
+                    "the open-row policy only", "use row_policy='open'")
         require(1 <= self.read_queue <= 4096, "read_queue", "must be in 1..4096", "fix the depth")
         require(1 <= self.write_queue <= 4096, "write_queue", "must be in 1..4096", "fix the depth")
         require(0 <= self.write_low_watermark < self.write_high_watermark <= self.write_queue,
@@ -165,6 +203,19 @@ class PimSpec:
     #: when its command is ready this cycle (normal traffic can keep delaying it).
     priority: Literal["strict", "ready"] = "strict"
     ops_per_byte: float = 1.0
+    #: input-vector tile (elements) uploaded through the PU input register file before the
+    #: MACs that consume it (Samsung PIMSimulator: GRF_A = 8 x 16 FP16 = 128); 0 = the whole
+    #: vector is written once before the GEMV (NeuPIMs-style global buffer)
+    input_tile_elements: int = 0
+    #: extra data-bus writes per GEMV for PIM mode switches / register write-back, before the
+    #: first and after the last MAC (Samsung: SB->HAB 4 + HAB->HAB_PIM 1 = 5 before;
+    #: GRF_B->bank 8 + HAB_PIM->HAB 1 + HAB->SB 2 = 11 after)
+    kernel_prologue_writes: int = 0
+    kernel_epilogue_writes: int = 0
+    #: the input registers are written through a reserved DRAM row (Samsung: row 0x3fff in
+    #: all-bank mode, so every tile upload closes the weight row, opens the register row,
+    #: writes, and reopens the weight row); False = a separate global buffer (NeuPIMs)
+    upload_via_row: bool = False
 
     def mac_bytes(self, bytes_per_element: float) -> float:
         """Weight bytes one MAC command consumes per PU (compute limit applied)."""
@@ -181,6 +232,10 @@ class PimSpec:
         require(self.nABSTAG >= 0 and self.nMACLAT >= 0, "nMACLAT", "must be >= 0", "fix it")
         require(self.ops_per_byte >= 0, "ops_per_byte", "must be >= 0",
                 "e.g. 1.0 (Sieve), 0 for no compute limit")
+        require(self.input_tile_elements >= 0, "input_tile_elements", "must be >= 0",
+                "e.g. 128 (Samsung GRF_A) or 0 (whole vector)")
+        require(self.kernel_prologue_writes >= 0 and self.kernel_epilogue_writes >= 0,
+                "kernel_prologue_writes", "must be >= 0", "count the writes per GEMV")
 
 
 @dataclass(frozen=True)
@@ -193,6 +248,9 @@ class DramConfig:
     controller: ControllerSpec = field(default_factory=ControllerSpec)
     pim: PimSpec = field(default_factory=PimSpec)
     description: str = ""
+    #: extra timing-table rows as data (see ``timing.parse_row``), appended to the built-in
+    #: table, e.g. ``["channel: ACT -> ACT PRE PREA REF = 2"]``
+    timing_rows: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN/inf never reach the simulator
@@ -207,12 +265,32 @@ class DramConfig:
                 f"use a multiple of {self.org.access_bytes}")
         require(self.pim.pu_bytes_per_access <= self.org.page_bytes, "pim.pu_bytes_per_access",
                 "must fit in one page", "lower it")
+        from sieveopt.validation.dram.timing import eval_latency
+
+        for con in self.table:  # every latency must evaluate (names, syntax)
+            try:
+                eval_latency(con.latency, self.timing_params)
+            except SpecError as exc:
+                raise SpecError("<spec>", "timing_rows", exc.problem, exc.fix) from None
+            except SyntaxError:
+                raise SpecError("<spec>", "timing_rows", f"bad latency {con.latency!r}",
+                                "use names, integers, + - * // max() min()") from None
+
+    @cached_property
+    def table(self):
+        """The timing table of this config: the built-in rows plus ``timing_rows``."""
+        from sieveopt.validation.dram.timing import TIMING_TABLE, parse_row
+
+        return TIMING_TABLE + tuple(parse_row(r) for r in self.timing_rows)
 
     @cached_property
     def timing_params(self) -> dict[str, int]:
         """All named cycle values the timing table may reference."""
         params = {f.name: getattr(self.timing, f.name) for f in dataclasses.fields(self.timing)}
         params.update(nCCDMAC=self.pim.nCCDMAC, nABSTAG=self.pim.nABSTAG, nMACLAT=self.pim.nMACLAT)
+        for name in ("nRTPS", "nRTPL"):
+            if params[name] < 0:
+                params[name] = self.timing.nRTP
         return params
 
     @property
@@ -280,7 +358,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str
         if key in SECTIONS and isinstance(value, dict):
             data[key] = _deep_merge(data.get(key, {}), value)
             continue
-        if key in ("name", "description"):
+        if key in ("name", "description", "timing_rows"):
             data[key] = value
             continue
         if "." in key:

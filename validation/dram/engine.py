@@ -41,19 +41,19 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
  P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
  O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
- O_LAT, O_QH, O_WINC, O_BMASK, O_END) = range(51)
-N_HEADER = 51
+ O_LAT, O_QH, O_WINC, O_BMASK, P_CHSCOPE, O_BOCC, O_AQ, O_AN, O_END) = range(55)
+N_HEADER = 55
 MAX_BANKS = 63  # per-queue bitmask of the banks with queued entries fits an int64
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
 (S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
- S_PIMT, S_ITER, S_SCHED) = range(12)
-N_SCALAR = 12
+ S_PIMT, S_ITER, S_SCHED, S_LAST_ACC, S_FREED) = range(14)
+N_SCALAR = 14
 
 # queue entry fields
-F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT = range(6)
-N_FIELD = 6
+F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT, F_PCH, F_WR = range(8)
+N_FIELD = 8
 
 # per-pCH statistics
 (ST_READS, ST_WRITES, ST_HITS, ST_MISSES, ST_CONFLICTS, ST_RDLAT, ST_LAST_DATA, ST_PIM_END,
@@ -125,8 +125,7 @@ def _upper(cmd, p, m):
     if t1 > t:
         t = t1
     bus = ch if m[P_BUS_PER_CH] != 0 else p
-    kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
-    t1 = m[m[O_BUS] + bus * 2 + kind]
+    t1 = m[m[O_BUS] + bus * 2 + (0 if _is_row(cmd) else 1)]
     return t1 if t1 > t else t
 
 
@@ -179,9 +178,23 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
         j = nx + inst * N_CMD + m[m[O_PVF] + k]
         if t > m[j]:
             m[j] = t
-    bus = m[m[O_CHOF] + p] if m[P_BUS_PER_CH] != 0 else p
-    kind = 1 if (m[P_SPLIT] != 0 and not _is_row(cmd)) else 0
-    m[m[O_BUS] + bus * 2 + kind] = now + 1
+    # command bus: [row side, column side]. Split buses: a command holds its own side for its
+    # occupancy (nACTBUS for ACT, else 1). One shared bus: any command holds both sides for
+    # one cycle, and a row command holds the row side for its whole occupancy (Ramulator's
+    # 2-cycle ACT blocks the next row command, not a column command).
+    bus = m[O_BUS] + (m[m[O_CHOF] + p] if m[P_BUS_PER_CH] != 0 else p) * 2
+    occ = m[m[O_BOCC] + cmd]
+    row_side = _is_row(cmd)
+    if m[P_SPLIT] != 0:
+        j = bus if row_side else bus + 1
+        if now + occ > m[j]:
+            m[j] = now + occ
+    else:
+        t_row = now + occ if row_side else now + 1
+        if t_row > m[bus]:
+            m[bus] = t_row
+        if now + 1 > m[bus + 1]:
+            m[bus + 1] = now + 1
     nb = m[P_BG] * m[P_BPG]
     ob = m[O_OPEN] + p * nb
     bi = g * m[P_BPG] + b
@@ -490,6 +503,208 @@ def _entry_bound(p, g, b, row, w, m):
     return _earliest(ACT if orow < 0 else PRE, p, g, b, m)
 
 
+# ---------------------------------------------------------------- channel-scope controller
+_KIND_CMD = (ACT, PRE, RD, WR)
+
+@njit(cache=True, inline="always")
+def _entry_cmd(e, m):
+    """The command a queued entry needs next: its column command on a row hit, else ACT
+    (bank closed) or PRE (another row open) -- Ramulator's ``get_preq_command``."""
+    nb = m[P_BG] * m[P_BPG]
+    orow = m[m[O_OPEN] + m[e + F_PCH] * nb + m[e + F_BG] * m[P_BPG] + m[e + F_BANK]]
+    if orow == m[e + F_ROW]:
+        return WR if m[e + F_WR] != 0 else RD
+    return ACT if orow < 0 else PRE
+
+
+@njit(cache=True)
+def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
+    """Ramulator's FRFCFS ``get_best_request`` over a buffer: a ready entry beats a not-ready
+    one, then the earlier arrival, then the earlier position. Returns (index, cmd, ready,
+    earliest cycle over the buffer). ``ordered``: entries are in arrival order (the read /
+    write ring buffers), so the first ready entry is the best and the scan stops there (the
+    earliest cycle is then not needed: the caller issues)."""
+    best = -1
+    best_cmd = -1
+    best_ready = False
+    best_arr = INF
+    tmin = INF
+    fcfs = m[P_FCFS] != 0
+    if n == 0:
+        return best, best_cmd, best_ready, tmin
+    # channel / pCH / bus part of each candidate command, once per pCH (scratch at O_CNT)
+    ppc = m[P_PPC]
+    p0 = m[m[O_CHOF] + m[_slot(q0, h, 0, qmax) + F_PCH]] * ppc
+    up = m[O_CNT]
+    for j in range(ppc):
+        for k in range(4):
+            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
+    for i in range(n):
+        e = _slot(q0, h, i, qmax)
+        p = m[e + F_PCH]
+        cmd = _entry_cmd(e, m)
+        if (blocked >> (p - p0)) & 1:
+            t = INF
+        else:
+            k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
+            t = m[up + 4 * (p - p0) + k]
+            t1 = _lower(cmd, p, m[e + F_BG], m[e + F_BANK], m)
+            if t1 > t:
+                t = t1
+        ready = t <= now
+        if t < tmin:
+            tmin = t
+        if (best < 0 or (ready and not best_ready)
+                or (ready == best_ready and m[e + F_ARR] < best_arr)):
+            best, best_cmd, best_ready, best_arr = i, cmd, ready, m[e + F_ARR]
+        if fcfs or (ordered and ready):
+            break
+    return best, best_cmd, best_ready, tmin
+
+
+@njit(cache=True)
+def _ring_remove(q0, qh, qn, pick, qmax, m):
+    """Remove entry ``pick`` of a ring-buffer queue, moving the shorter side (order kept)."""
+    h = m[qh]
+    n = m[qn]
+    if pick < n - 1 - pick:
+        for i in range(pick, 0, -1):
+            d = _slot(q0, h, i, qmax)
+            s_ = _slot(q0, h, i - 1, qmax)
+            for f in range(N_FIELD):
+                m[d + f] = m[s_ + f]
+        m[qh] = h + 1 if h + 1 < qmax else 0
+    else:
+        for i in range(pick, n - 1):
+            d = _slot(q0, h, i, qmax)
+            s_ = _slot(q0, h, i + 1, qmax)
+            for f in range(N_FIELD):
+                m[d + f] = m[s_ + f]
+    m[qn] = n - 1
+
+
+@njit(cache=True)
+def _sched_ch(c, now, m, pim, log):
+    """One command for channel ``c`` under queue_scope = "channel" / arbitration =
+    "oldest_ready", following Ramulator 2.0's GenericDRAMController::schedule_request: (1) the
+    best entry of the *active* buffer (requests whose ACT issued) if it is ready; else (2) the
+    best entry of the read or write buffer (one write mode per channel, watermarks as
+    Ramulator's set_write_mode), ready-first then oldest; (3) a PRE that would close the bank
+    of an active-buffer request is held back. After an ACT the request moves to the active
+    buffer (the read/write buffer slot is freed); a column command completes it.
+    Returns (issued, next_cycle)."""
+    ppc = m[P_PPC]
+    q = c * ppc
+    tmin = INF
+    blocked = 0
+    if m[P_REFRESH] != 0:
+        for j in range(ppc):
+            issued, t, blk = _sched_pim_refresh(q + j, now, m, pim, log)
+            if issued:
+                return True, now + 1
+            if t < tmin:
+                tmin = t
+            if blk:
+                blocked |= 1 << j
+    qmax = m[P_QMAX]
+    a0 = m[O_AQ] + c * qmax * N_FIELD
+    an = m[O_AN] + c
+    best, cmd, ready, t = _best_entry(a0, 0, m[an], qmax, blocked, now, m, False)
+    if t < tmin:
+        tmin = t
+    from_active = True
+    if not ready:
+        from_active = False
+        qn = m[O_QN] + q * 2
+        nrd = m[qn]
+        nwr = m[qn + 1]
+        dr = m[O_DRAIN] + q
+        if m[dr] == 0:
+            if nwr >= m[P_WHI] or nrd == 0:
+                m[dr] = 1
+        elif nwr <= m[P_WLO] and nrd > 0:
+            m[dr] = 0
+        w = m[dr]
+        q0 = m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD
+        best, cmd, ready, t = _best_entry(q0, m[m[O_QH] + q * 2 + w], m[qn + w], qmax, blocked,
+                                          now, m, True)
+        if t < tmin:
+            tmin = t
+        if not ready:
+            return False, tmin
+        e = _slot(q0, m[m[O_QH] + q * 2 + w], best, qmax)
+        if cmd == PRE:  # do not close a row an activated request is waiting for
+            for i in range(m[an]):
+                ea = a0 + i * N_FIELD
+                if (m[ea + F_PCH] == m[e + F_PCH] and m[ea + F_BG] == m[e + F_BG]
+                        and m[ea + F_BANK] == m[e + F_BANK]):
+                    return False, now + 1
+    else:
+        e = a0 + best * N_FIELD
+    p = m[e + F_PCH]
+    g = m[e + F_BG]
+    b = m[e + F_BANK]
+    st = m[O_STATS] + p * N_STAT
+    if m[e + F_STAT] == 0:
+        m[e + F_STAT] = 1
+        if cmd == ACT:
+            m[st + ST_MISSES] += 1
+        elif cmd == PRE:
+            m[st + ST_CONFLICTS] += 1
+        else:
+            m[st + ST_HITS] += 1
+    _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
+    if cmd == RD or cmd == WR:
+        if cmd == WR:
+            done = now + m[P_NCWL] + m[P_NBL]
+            m[st + ST_WRITES] += 1
+        else:
+            done = now + m[P_NCL] + m[P_NBL]
+            m[st + ST_READS] += 1
+            m[st + ST_RDLAT] += done - m[e + F_ARR]
+        if done > m[st + ST_LAST_DATA]:
+            m[st + ST_LAST_DATA] = done
+        m[m[O_S] + S_QUEUED] -= 1
+        if from_active:
+            for i in range(best, m[an] - 1):
+                for f in range(N_FIELD):
+                    m[a0 + i * N_FIELD + f] = m[a0 + (i + 1) * N_FIELD + f]
+            m[an] -= 1
+        else:
+            w = m[m[O_DRAIN] + q]
+            _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
+                         m[O_QN] + q * 2 + w, best, qmax, m)
+            m[m[O_S] + S_FREED] = 1
+    elif cmd == ACT and not from_active and m[an] < qmax:
+        ea = a0 + m[an] * N_FIELD
+        for f in range(N_FIELD):
+            m[ea + f] = m[e + f]
+        m[an] += 1
+        w = m[m[O_DRAIN] + q]
+        _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
+                     m[O_QN] + q * 2 + w, best, qmax, m)
+        m[m[O_S] + S_FREED] = 1
+    return True, now + 1
+
+
+@njit(cache=True)
+def _forward(q, p, g, b, row, col, now, m):
+    """Ramulator's read forwarding: a read of an address with a write waiting in the channel's
+    write buffer is served at once (counted as a read, no DRAM command)."""
+    qmax = m[P_QMAX]
+    q0 = m[O_QS] + ((q * 2 + 1) * qmax) * N_FIELD
+    h = m[m[O_QH] + q * 2 + 1]
+    for i in range(m[m[O_QN] + q * 2 + 1]):
+        e = _slot(q0, h, i, qmax)
+        if (m[e + F_PCH] == p and m[e + F_COL] == col and m[e + F_ROW] == row
+                and m[e + F_BANK] == b and m[e + F_BG] == g):
+            m[m[O_STATS] + p * N_STAT + ST_READS] += 1
+            m[m[O_S] + S_INJ_COUNT] += 1
+            m[m[O_S] + S_LAST_ACC] = now
+            return True
+    return False
+
+
 @njit(cache=True)
 def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     """Advance the simulation over one chunk of requests (all injected in order).
@@ -510,9 +725,11 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     nxt0 = m[O_NEXT]
     req = 0
     attempts = 2 if m[P_SPLIT] != 0 else 1
+    chscope = m[P_CHSCOPE] != 0
     now = m[s0 + S_NOW]
     while True:
         m[s0 + S_ITER] += 1
+        m[s0 + S_FREED] = 0
         if m[P_LOG] != 0 and m[s0 + S_LOG_N] + 2 * n_pch + 2 > log.shape[0]:
             m[s0 + S_NOW] = now
             return LOG_FULL, req
@@ -524,6 +741,44 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
         while req < n_req and (ipc == 0 or m[s0 + S_INJ_COUNT] < ipc):
             p = r_pch[req]
             w = r_wr[req]
+            if chscope:
+                q = p - p % ppc
+                if w == 0 and _forward(q, p, r_bg[req], r_bank[req], r_row[req], r_col[req],
+                                       now, m):
+                    req += 1
+                    continue
+                qn = m[O_QN] + q * 2 + w
+                k = m[qn]
+                if k >= (m[P_QW] if w != 0 else m[P_QR]):
+                    stalled = True
+                    break
+                m[qn] = k + 1
+                e = _slot(m[O_QS] + (q * 2 + w) * m[P_QMAX] * N_FIELD, m[m[O_QH] + q * 2 + w],
+                          k, m[P_QMAX])
+                m[e + F_BG] = r_bg[req]
+                m[e + F_BANK] = r_bank[req]
+                m[e + F_ROW] = r_row[req]
+                m[e + F_COL] = r_col[req]
+                m[e + F_ARR] = now
+                m[e + F_STAT] = 0
+                m[e + F_PCH] = p
+                m[e + F_WR] = w
+                m[s0 + S_QUEUED] += 1
+                m[s0 + S_INJ_COUNT] += 1
+                m[s0 + S_LAST_ACC] = now
+                if m[nxt0 + q] > now:
+                    # wake the channel controller at the new entry's earliest command unless
+                    # the arrival may flip the channel's read/write mode (then at once)
+                    mode = m[m[O_DRAIN] + q]
+                    t = now
+                    if w == mode and not (w == 0 and m[m[O_QN] + q * 2] == 1):
+                        t = max(now, _earliest(_entry_cmd(e, m), p, r_bg[req], r_bank[req], m))
+                    elif w == 1 and mode == 0 and k + 1 < m[P_WHI] and m[m[O_QN] + q * 2] > 0:
+                        t = INF  # a write waiting behind read mode changes nothing yet
+                    if t < m[nxt0 + q]:
+                        m[nxt0 + q] = t
+                req += 1
+                continue
             qn = m[O_QN] + p * 2 + w
             k = m[qn]
             if k >= (m[P_QW] if w != 0 else m[P_QR]):
@@ -538,6 +793,9 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             m[e + F_COL] = r_col[req]
             m[e + F_ARR] = now
             m[e + F_STAT] = 0
+            m[e + F_PCH] = p
+            m[e + F_WR] = w
+            m[s0 + S_LAST_ACC] = now
             nb = m[P_BG] * m[P_BPG]
             bi = r_bg[req] * m[P_BPG] + r_bank[req]
             bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
@@ -562,6 +820,23 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
         nxt_all = INF
         rot = now % ppc
         for c in range(n_ch):
+            if chscope:  # one controller per channel, woken through its first pCH's slot
+                q = c * ppc
+                if m[nxt0 + q] > now:
+                    if m[nxt0 + q] < nxt_all:
+                        nxt_all = m[nxt0 + q]
+                    continue
+                nxt = now + 1
+                for _a in range(attempts + 1):
+                    issued, t = _sched_ch(c, now, m, pim, log)
+                    m[s0 + S_SCHED] += 1
+                    if not issued:
+                        nxt = t
+                        break
+                m[nxt0 + q] = nxt
+                if nxt < nxt_all:
+                    nxt_all = nxt
+                continue
             for j in range(ppc):
                 jj = j + rot
                 p = c * ppc + (jj if jj < ppc else jj - ppc)
@@ -594,6 +869,10 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             return DONE, req
         nxt = nxt_all
         if req < n_req and not stalled and nxt > now + 1:
+            nxt = now + 1
+        # a stalled frontend retries the next cycle once a buffer slot was freed (channel
+        # scope: every cycle, as Ramulator's frontend tick) or when nothing else is pending
+        if stalled and (m[s0 + S_FREED] != 0 or nxt >= INF):
             nxt = now + 1
         if nxt <= now:
             nxt = now + 1

@@ -10,11 +10,20 @@ every index once. When ``Bg`` is absent, ``Ba`` spans bank groups x banks (bank 
 high part); when ``Pc`` is absent, ``Ch`` spans channels x pseudo-channels (pseudo-channel in
 the low part). Addresses beyond the capacity wrap around in the most significant field.
 
-Examples (LSB last): ``RoBaRaCoCh`` = row | bank | rank | column | channel — consecutive
-accesses go to consecutive channels, then columns of the same bank. ``ChRaBaRoCo`` = channel
-| rank | bank | row | column — a contiguous block fills a channel column by column.
-``RoCoBaBgCh`` = row | column | bank | bank group | channel — consecutive accesses of one
-channel rotate over bank groups first (streams at tCCD_S instead of tCCD_L).
+Ramulator 2.0's names. Its linear mappers treat ``Ra`` as "every level between channel and
+row" in its HBM level order (channel, pseudochannel, bankgroup, bank, row, column), so for HBM
+its ``RoBaRaCoCh`` is row | bank | bank group | pseudo-channel | column | channel and its
+``ChRaBaRoCo`` is channel | pseudo-channel | bank group | bank | row | column. These two
+names therefore decode exactly as Ramulator's (:data:`RAMULATOR_NAMES`; bit-for-bit tests in
+``tests/test_dram_mapping.py``). The layout that sieveopt called ``RoBaRaCoCh`` before
+(2026-11-29; bank group above bank, pseudo-channel below channel) is now written
+``RoBgBaCoChPc`` -- the HBM presets use it, so their results did not change.
+
+Examples (LSB last): ``RoBaBgPcCoCh`` = Ramulator's RoBaRaCoCh: consecutive accesses go to
+consecutive channels, then columns of the same bank of one pseudo-channel. ``ChRaBaRoCo``:
+a contiguous block fills a channel column by column. ``RoCoBaBgCh`` = row | column | bank |
+bank group | channel — consecutive accesses of one channel rotate over bank groups first
+(streams at tCCD_S instead of tCCD_L).
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ import numpy as np
 from sieveopt.errors import SpecError
 
 _TOKEN = re.compile(r"Ro|Ba|Bg|Ra|Co|Ch|Pc")
+
+#: Ramulator 2.0 linear-mapper names -> the same layout in sieveopt's field syntax (HBM levels).
+RAMULATOR_NAMES = {"RoBaRaCoCh": "RoBaBgPcCoCh", "ChRaBaRoCo": "ChPcBgBaRoCo"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +53,9 @@ class AddressMapping:
 
     @staticmethod
     def parse(name: str, org) -> AddressMapping:
-        tokens = _TOKEN.findall(name)
-        if "".join(tokens) != name or len(set(tokens)) != len(tokens):
+        spelled = RAMULATOR_NAMES.get(name, name)
+        tokens = _TOKEN.findall(spelled)
+        if "".join(tokens) != spelled or len(set(tokens)) != len(tokens):
             raise SpecError("<spec>", "address_mapping", f"cannot parse mapping {name!r}",
                             "write fields MSB->LSB from Ro Ba Bg Ra Co Ch Pc, each once, e.g. RoBaRaCoCh")
         for need in ("Ro", "Ba", "Co", "Ch"):

@@ -54,6 +54,10 @@ class GemvLayout:
     gwr: int
     rdres: int
     mac_bytes: float = 0.0  # weight bytes per PU per MAC (below pu_bytes when compute-bound)
+    #: input tiles (pim.input_tile_elements); tile k's GWRs precede the MACs that consume it
+    tile_gwr: tuple[int, ...] = ()
+    prologue: int = 0       # mode-switch writes before the first MAC
+    epilogue: int = 0       # register write-back / mode-switch writes after the last MAC
 
     @property
     def total_macs(self) -> int:
@@ -89,22 +93,67 @@ def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float 
         in_row = min(left, org.page_bytes)
         macs.append(math.ceil(in_row / mac_bytes - 1e-9) * pim.banks_per_pu)
         left -= in_row
-    gwr = math.ceil(cols * act_bytes / org.access_bytes)
     rdres = math.ceil(partials * act_bytes / org.access_bytes)
+    tile = pim.input_tile_elements
+    if tile > 0:
+        sizes = [min(tile, cols - s) for s in range(0, cols, tile)]
+        tile_gwr = tuple(math.ceil(n * act_bytes / org.access_bytes) for n in sizes)
+        gwr = sum(tile_gwr)
+    else:
+        gwr = math.ceil(cols * act_bytes / org.access_bytes)
+        tile_gwr = (gwr,)
+    gwr += pim.kernel_prologue_writes + pim.kernel_epilogue_writes
     return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres,
-                      mac_bytes)
+                      mac_bytes, tile_gwr, pim.kernel_prologue_writes, pim.kernel_epilogue_writes)
 
 
 def _append_gemv(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayout,
                  row_base: int) -> None:
-    for i in range(lay.gwr):
+    for i in range(lay.prologue):
         out.append((CMD["GWR"], -1, i))
     cols = cfg.org.columns
+    if len(lay.tile_gwr) <= 1:  # whole vector first (today's kernel, bit-identical order)
+        for i in range(lay.tile_gwr[0] if lay.tile_gwr else 0):
+            out.append((CMD["GWR"], -1, i))
+        first_mac = {}
+    else:
+        # Samsung's layout stores each input tile's weights in consecutive columns, so the
+        # MAC slots of the flat (row-major) MAC sequence are cut into equal contiguous runs,
+        # one per tile; a tile's input upload precedes its first MAC
+        total = lay.total_macs
+        n_t = len(lay.tile_gwr)
+        first_mac: dict[int, int] = {}  # MAC index -> GWRs to upload just before it
+        for k in range(n_t):
+            at = (k * total) // n_t
+            first_mac[at] = first_mac.get(at, 0) + lay.tile_gwr[k]
+    via_row = cfg.pim.upload_via_row and len(lay.tile_gwr) > 1
+    reg_row = cfg.org.rows - 1  # the reserved register row (Samsung: 0x3fff)
+
+    def upload(n: int) -> None:
+        if via_row:
+            out.append((CMD["ACTAB"], reg_row, -1))
+        for i in range(n):
+            out.append((CMD["GWR"], -1, i))
+        if via_row:
+            out.append((CMD["PREAB"], reg_row, -1))
+
+    j = 0
     for r, n_mac in enumerate(lay.macs):
+        if first_mac.get(j, 0):  # a tile starts with this row: upload before opening it
+            upload(first_mac[j])
         out.append((CMD["ACTAB"], row_base + r, -1))
         for k in range(n_mac):
+            if k and first_mac.get(j, 0):
+                if via_row:
+                    out.append((CMD["PREAB"], row_base + r, -1))
+                upload(first_mac[j])
+                if via_row:
+                    out.append((CMD["ACTAB"], row_base + r, -1))
             out.append((CMD["MAC"], row_base + r, k % cols))
+            j += 1
         out.append((CMD["PREAB"], row_base + r, -1))
+    for i in range(lay.epilogue):
+        out.append((CMD["GWR"], -1, i))
     for i in range(lay.rdres):
         out.append((CMD["RDRES"], -1, i))
 

@@ -13,7 +13,14 @@ from sieveopt.errors import SpecError
 from sieveopt.validation.dram import engine as E
 from sieveopt.validation.dram.config import DramConfig
 from sieveopt.validation.dram.mapping import AddressMapping
-from sieveopt.validation.dram.timing import CMD, COMMANDS, N_CMD, PIM_COMMANDS, compile_table
+from sieveopt.validation.dram.timing import (
+    CMD,
+    COMMANDS,
+    N_CMD,
+    PIM_COMMANDS,
+    bus_occupancy,
+    compile_table,
+)
 
 LOG_DTYPE = np.dtype([("cycle", "i8"), ("cmd", "i8"), ("pch", "i8"), ("bg", "i8"),
                       ("bank", "i8"), ("row", "i8"), ("col", "i8")])
@@ -38,6 +45,10 @@ class DramStats:
     pim_end_cycle: int = 0
     data_end_cycle: int = 0
     commands: dict[str, int] = field(default_factory=dict)
+    #: cycle at which the last request entered a queue (Ramulator 2.0's printed cycle count)
+    accepted_end_cycle: int = 0
+    #: which end ``cycles`` reports (controller.completion)
+    completion: str = "last_data"
 
     @property
     def time_ns(self) -> float:
@@ -65,6 +76,7 @@ class DramStats:
             "pre": sum(self.commands.get(c, 0) for c in ("PRE", "PREA", "PREAB")),
             "ref": self.commands.get("REF", 0),
             "pim_end_cycle": self.pim_end_cycle, "data_end_cycle": self.data_end_cycle,
+            "accepted_end_cycle": self.accepted_end_cycle, "completion": self.completion,
             "commands": dict(self.commands),
         }
 
@@ -121,7 +133,10 @@ class DramSim:
                             "use a PIM preset or set pim.enabled = true")
         pim_mode = E.PIM_NONE if len(pim) == 0 else (
             E.PIM_EXCLUSIVE if sharing == "exclusive" else E.PIM_DUAL)
-        table = compile_table(cfg.timing_params, sharing)
+        if ctl.queue_scope == "channel" and len(pim):
+            raise SpecError(cfg.name, "controller.queue_scope", "PIM programs need per "
+                            "pseudo-channel controllers", "use queue_scope='pseudo_channel'")
+        table = compile_table(cfg.timing_params, sharing, cfg.table)
         self.table = table
         # rows whose following command can never issue in this run cost time on every issue
         # of their preceding command: drop them (PIM commands without a PIM program,
@@ -156,9 +171,10 @@ class DramSim:
             (E.O_BUS, n_pch * 2), (E.O_OPEN, n_pch * banks), (E.O_PIMROW, n_pch),
             (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
             (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
-            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, 3 * banks),
+            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, max(3 * banks, 4 * org.pseudo_channels_per_channel)),
             (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
-            (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2)]
+            (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2),
+            (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -190,6 +206,8 @@ class DramSim:
         m[E.P_PIM_MODE] = pim_mode
         m[E.P_PIM_STRICT] = 1 if cfg.pim.priority == "strict" else 0
         m[E.P_WMAX] = wmax
+        m[E.P_CHSCOPE] = 1 if ctl.queue_scope == "channel" else 0
+        views[E.O_BOCC][:] = bus_occupancy(cfg.timing_params)
         m[E.P_LOG] = 1 if observer is not None else 0
         views[E.O_PVS][:] = self.pv_start
         views[E.O_PVL][:] = self.pv_level
@@ -283,8 +301,10 @@ class DramSim:
         cmds = {name: int(st[E.ST_CMD0 + i]) for i, name in enumerate(COMMANDS)
                 if st[E.ST_CMD0 + i]}
         acc = self.cfg.org.access_bytes
+        completion = self.cfg.controller.completion
+        end = int(self.S[E.S_END]) if completion == "last_data" else int(self.S[E.S_LAST_ACC])
         return DramStats(
-            cycles=int(self.S[E.S_END]), tCK_ps=self.cfg.timing.tCK_ps,
+            cycles=end, tCK_ps=self.cfg.timing.tCK_ps,
             pseudo_channels=self.n_pch, requests=self.requests,
             reads=int(st[E.ST_READS]), writes=int(st[E.ST_WRITES]),
             row_hits=int(st[E.ST_HITS]), row_misses=int(st[E.ST_MISSES]),
@@ -293,7 +313,7 @@ class DramSim:
             read_latency_sum_cycles=int(st[E.ST_RDLAT]),
             pim_end_cycle=int(self.stats[:, E.ST_PIM_END].max(initial=0)),
             data_end_cycle=int(self.stats[:, E.ST_LAST_DATA].max(initial=0)),
-            commands=cmds)
+            commands=cmds, accepted_end_cycle=int(self.S[E.S_LAST_ACC]), completion=completion)
 
 
 def simulate_accesses(cfg: DramConfig, pch, bg, bank, row, col, is_write, **kw) -> DramStats:

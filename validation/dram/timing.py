@@ -58,13 +58,17 @@ RD_ = "RD RDA"
 WR_ = "WR WRA"
 EXCL = ("exclusive",)
 
-#: The table. Data-bus occupancy is covered by the RD/WR/GWR/RDRES rows at pseudo-channel level
-#: (nCCDS >= nBL is validated), read/write turnarounds by nRTW and nWTR_S/L.
+#: The table. Data-bus occupancy is covered by the RD/WR/GWR/RDRES rows at pseudo-channel level:
+#: consecutive bursts are ``max(nCCDS, nBL)`` apart, as in Ramulator 2.0's HBM3 model (which
+#: declares both an ``nBL`` and an ``nCCDS`` row), so nCCDS < nBL keeps its meaning (minimum
+#: column spacing) without overlapping bursts. Read/write turnarounds by nRTW and nWTR_S/L.
+#: Read-to-precharge is split as in Ramulator (nRTPS to PREA / all-bank REF, nRTPL to PRE /
+#: ACT of the same bank); both default to ``nRTP``.
 TIMING_TABLE: tuple[TimingConstraint, ...] = (
     # ---- column to column (data bus, pseudo-channel and bank-group level)
-    _c("pseudo_channel", RD_, RD_, "nCCDS"),
+    _c("pseudo_channel", RD_, RD_, "max(nCCDS, nBL)"),
     _c("bank_group", RD_, RD_, "nCCDL"),
-    _c("pseudo_channel", WR_, WR_, "nCCDS"),
+    _c("pseudo_channel", WR_, WR_, "max(nCCDS, nBL)"),
     _c("bank_group", WR_, WR_, "nCCDL"),
     _c("pseudo_channel", RD_, WR_, "nCL + nBL + nRTW - nCWL"),
     _c("pseudo_channel", WR_, RD_, "nCWL + nBL + nWTRS"),
@@ -79,17 +83,17 @@ TIMING_TABLE: tuple[TimingConstraint, ...] = (
     _c("bank", "ACT", WR_, "nRCDWR"),
     _c("bank", "ACT", "PRE", "nRAS"),
     _c("bank", "PRE", "ACT", "nRP"),
-    _c("bank", "RD", "PRE", "nRTP"),
+    _c("bank", "RD", "PRE", "nRTPL"),
     _c("bank", "WR", "PRE", "nCWL + nBL + nWR"),
-    _c("bank", "RDA", "ACT", "nRTP + nRP"),
+    _c("bank", "RDA", "ACT", "nRTPL + nRP"),
     _c("bank", "WRA", "ACT", "nCWL + nBL + nWR + nRP"),
     # ---- all-bank precharge and refresh (pseudo-channel wide)
     _c("pseudo_channel", "ACT", "PREA", "nRAS"),
-    _c("pseudo_channel", "RD", "PREA", "nRTP"),
+    _c("pseudo_channel", "RD", "PREA", "nRTPS"),
     _c("pseudo_channel", "WR", "PREA", "nCWL + nBL + nWR"),
     _c("pseudo_channel", "PREA", "ACT", "nRP"),
     _c("pseudo_channel", "PRE PREA", "REF", "nRP"),
-    _c("pseudo_channel", "RDA", "REF", "nRTP + nRP"),
+    _c("pseudo_channel", "RDA", "REF", "nRTPS + nRP"),
     _c("pseudo_channel", "WRA", "REF", "nCWL + nBL + nWR + nRP"),
     _c("pseudo_channel", "REF", "ACT REF ACTAB", "nRFC"),
     # ---- PIM: all-bank activation / precharge of the PIM row (buffer)
@@ -106,21 +110,69 @@ TIMING_TABLE: tuple[TimingConstraint, ...] = (
     # exclusive mode: the PIM row and normal rows live in the same (single) row buffer
     _c("pseudo_channel", "ACT", "ACTAB", "nRC", modes=EXCL),
     _c("pseudo_channel", "PRE PREA", "ACTAB", "nRP", modes=EXCL),
-    _c("pseudo_channel", "RDA", "ACTAB", "nRTP + nRP", modes=EXCL),
+    _c("pseudo_channel", "RDA", "ACTAB", "nRTPL + nRP", modes=EXCL),
     _c("pseudo_channel", "WRA", "ACTAB", "nCWL + nBL + nWR + nRP", modes=EXCL),
     _c("pseudo_channel", "PREAB", "ACT", "nRP", modes=EXCL),
     _c("pseudo_channel", "ACTAB", "ACT", "nRC + nABSTAG", modes=EXCL),
     # ---- PIM data-bus transfers: global-buffer write (like WR) and result read (like RD)
-    _c("pseudo_channel", "GWR", "GWR WR WRA", "nCCDS"),
-    _c("pseudo_channel", "WR WRA", "GWR", "nCCDS"),
+    _c("pseudo_channel", "GWR", "GWR WR WRA", "max(nCCDS, nBL)"),
+    _c("pseudo_channel", "WR WRA", "GWR", "max(nCCDS, nBL)"),
     _c("pseudo_channel", "GWR", "MAC", "nCWL + nBL"),
-    _c("pseudo_channel", "RDRES", "RDRES RD RDA", "nCCDS"),
-    _c("pseudo_channel", "RD RDA", "RDRES", "nCCDS"),
+    _c("pseudo_channel", "RDRES", "RDRES RD RDA", "max(nCCDS, nBL)"),
+    _c("pseudo_channel", "RD RDA", "RDRES", "max(nCCDS, nBL)"),
     _c("pseudo_channel", "RD RDA RDRES", "GWR", "nCL + nBL + nRTW - nCWL"),
     _c("pseudo_channel", "RDRES", "WR WRA", "nCL + nBL + nRTW - nCWL"),
     _c("pseudo_channel", "GWR WR WRA", "RDRES", "nCWL + nBL + nWTRS"),
     _c("pseudo_channel", "GWR", "RD RDA", "nCWL + nBL + nWTRS"),
 )
+
+#: Command-bus occupancy in cycles, per command, as timing parameters (commands not listed hold
+#: their bus one cycle). Ramulator 2.0's HBM model issues ACT over two cycles: "2-cycle ACT
+#: command (for row commands)" -- a channel-level row ACT -> ACT/PRE/PREA/REF of latency 2.
+#: ``nACTBUS = 2`` models exactly that: an ACT holds the *row* command path (the row bus with
+#: split row/column buses, or the row side of a single bus) for two cycles, while column
+#: commands may use the cycle after it. Default 1 (every preset before this knob).
+BUS_OCCUPANCY: dict[str, str] = {"ACT": "nACTBUS"}
+
+
+def bus_occupancy(params: dict[str, int]) -> np.ndarray:
+    """int64 [N_CMD]: cycles each command holds its command bus (>= 1)."""
+    occ = np.ones(N_CMD, dtype=np.int64)
+    for name, expr in BUS_OCCUPANCY.items():
+        occ[CMD[name]] = max(1, eval_latency(expr, params))
+    return occ
+
+
+_ROW_SYNTAX = "'<level>: <PREV ...> -> <NEXT ...> = <latency expr> [@<window>]'"
+
+
+def parse_row(text: str) -> TimingConstraint:
+    """Parse an extra timing row written as data, e.g. ``"channel: ACT -> ACT PRE = 2"`` or
+    ``"pseudo_channel: ACT -> ACT = nFAW @4"`` (the window after ``@``, default 1). A preset
+    lists such rows in ``timing_rows`` to extend the built-in table."""
+    def bad(problem: str) -> SpecError:
+        return SpecError("<spec>", "timing_rows", f"{problem} in {text!r}", f"write {_ROW_SYNTAX}")
+
+    if ":" not in text or "->" not in text or "=" not in text:
+        raise bad("cannot parse row")
+    level, rest = (x.strip() for x in text.split(":", 1))
+    pre, rest = (x.strip() for x in rest.split("->", 1))
+    fol, lat = (x.strip() for x in rest.split("=", 1))
+    window = 1
+    if "@" in lat:
+        lat, w = (x.strip() for x in lat.split("@", 1))
+        if not w.isdigit() or int(w) < 1:
+            raise bad(f"window {w!r} is not a positive integer")
+        window = int(w)
+    if level not in LEVELS:
+        raise bad(f"unknown level {level!r} (use one of {', '.join(LEVELS)})")
+    for c in pre.split() + fol.split():
+        if c not in CMD:
+            raise bad(f"unknown command {c!r} (use {' '.join(COMMANDS)})")
+    if not pre.split() or not fol.split() or not lat:
+        raise bad("empty command list or latency")
+    return TimingConstraint(level, tuple(pre.split()), tuple(fol.split()), lat, window)
+
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv}

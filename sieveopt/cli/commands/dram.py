@@ -60,12 +60,57 @@ def _run(args: argparse.Namespace) -> int:
     check_input_file(args.trace, "--trace")
     cfg = _config(args)
     t0 = time.perf_counter()
-    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels)
+    obs = _energy_observer(args, cfg)
+    tm: dict[str, float] = {}
+    st = simulate_trace(cfg, args.trace, fmt=args.format, channels=args.channels, observer=obs, timings=tm)
     data = {"config": cfg.name, "trace": str(args.trace), **st.to_dict(),
-            "wall_s": round(time.perf_counter() - t0, 3)}
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "parse_s": round(tm["parse_s"], 3), "simulate_s": round(tm["simulate_s"], 3)}
+    if getattr(args, "energy", None):
+        data["energy"] = _run_energy(args, cfg, st, obs)
     return emit(args, data, lambda d: print_table(
         f"DRAM run: {d['trace']} on {d['config']}", ["stat", "value"],
-        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"])]))
+        _stats_rows(d) + [("commands", d["commands"]), ("wall_s", d["wall_s"]),
+                          ("parse_s", d["parse_s"]), ("simulate_s", d["simulate_s"])]
+        + _energy_rows(d.get("energy"))))
+
+
+# -- energy (validation/energy): opt-in, separate from the timing path --------------------------
+def _energy_observer(args: argparse.Namespace, cfg):
+    if not getattr(args, "energy", None):
+        return None
+    from sieveopt.validation.energy.idd import ResidencyObserver
+
+    ch = args.channels or cfg.org.channels
+    return ResidencyObserver(ch * cfg.org.pseudo_channels_per_channel)
+
+
+def _run_energy(args: argparse.Namespace, cfg, st, obs) -> dict[str, Any]:
+    from sieveopt.validation.energy.idd import energy_of_run
+    from sieveopt.validation.energy.spec import dram_energy_spec
+
+    spec = dram_energy_spec(args.energy if args.energy != "preset" else cfg.name)
+    if spec is None:
+        return {"available": False,
+                "reason": f"energy unavailable: DRAM preset {cfg.name!r} has no energy file "
+                          "(pass --energy FILE.toml; see validation/energy/data/dram/)"}
+    comp = {k: v * 1e-12 for k, v in energy_of_run(cfg, spec, st, obs.finish(st.cycles)).items()}
+    total = sum(comp.values())
+    bits = 8 * st.bytes
+    return {"available": True, "unit": "J", "source": spec.path, "components_J": comp,
+            "total_J": total, "pJ_per_bit": total * 1e12 / bits if bits else None,
+            "avg_power_W": total / (st.time_ns * 1e-9) if st.cycles else None,
+            "method": "IDD (DRAMPower) per pseudo-channel; currents in the energy file"}
+
+
+def _energy_rows(e: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not e:
+        return []
+    if not e["available"]:
+        return [("energy", e["reason"])]
+    extra = [(k.replace("_", " "), e[k]) for k in ("pJ_per_bit", "pJ_per_op") if k in e]
+    return ([(f"energy {k} (uJ)", v * 1e6) for k, v in e["components_J"].items()]
+            + [("energy total (uJ)", e["total_J"] * 1e6), *extra, ("average power W", e["avg_power_W"])])
 
 
 def _gemv(args: argparse.Namespace) -> int:
@@ -84,9 +129,41 @@ def _gemv(args: argparse.Namespace) -> int:
             "mac_bytes_per_pu": lay.mac_bytes,
             "per_pch_per_token": {"gwr": lay.gwr, "actab": lay.dram_rows,
                                   "mac": lay.total_macs, "rdres": lay.rdres}}
+    if getattr(args, "energy", None):
+        data["energy"] = _gemv_energy(args, cfg)
     return emit(args, data, lambda d: print_table(
         f"PIM GEMV {d['rows']}x{d['cols']} x {d['tokens']} tokens on {d['config']}",
-        ["stat", "value"], [(k, v) for k, v in d.items() if k not in ("rows", "cols")]))
+        ["stat", "value"], [(k, v) for k, v in d.items() if k not in ("rows", "cols", "energy")]
+        + _energy_rows(d.get("energy"))))
+
+
+def _gemv_energy(args: argparse.Namespace, cfg) -> dict[str, Any]:
+    """Energy of the GEMV job: one representative channel simulated with a residency observer
+    (refresh as configured), scaled to every channel of the GPU (the DRAM API's symmetry)."""
+    from sieveopt.validation.dram.pim import pim_program
+    from sieveopt.validation.dram.sim import DramSim
+    from sieveopt.validation.energy.idd import ResidencyObserver, energy_of_run
+    from sieveopt.validation.energy.spec import dram_energy_spec
+
+    spec = dram_energy_spec(args.energy if args.energy != "preset" else cfg.name)
+    if spec is None:
+        return {"available": False,
+                "reason": f"energy unavailable: DRAM preset {cfg.name!r} has no energy file "
+                          "(pass --energy FILE.toml; see validation/energy/data/dram/)"}
+    obs = ResidencyObserver(cfg.org.pseudo_channels_per_channel)
+    prog = pim_program(cfg, [(args.rows, args.cols)], args.tokens, bytes_per_element=args.bytes_per_element,
+                       pseudo_channels=cfg.org.pseudo_channels, act_bytes=args.act_bytes)
+    st = DramSim(cfg, channels=1, pim=prog, observer=obs).finish()
+    ch = cfg.org.channels
+    ops = 2.0 * args.rows * args.cols * args.tokens / ch
+    comp = energy_of_run(cfg, spec, st, obs.finish(st.cycles), pim_bytes_per_element=args.bytes_per_element,
+                         pim_ops=ops)
+    comp = {k: v * ch * 1e-12 for k, v in comp.items()}
+    total = sum(comp.values())
+    return {"available": True, "unit": "J", "source": spec.path, "components_J": comp, "total_J": total,
+            "pJ_per_op": total * 1e12 / (2.0 * args.rows * args.cols * args.tokens),
+            "avg_power_W": total / (st.time_ns * 1e-9) if st.cycles else None,
+            "method": "IDD (DRAMPower) per pseudo-channel, one channel simulated x channels"}
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -121,6 +198,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--trace", required=True, help="trace file (LD/ST or R/W lines)")
     r.add_argument("--format", choices=["loadstore", "readwrite"], help="default: detect")
     r.add_argument("--channels", type=positive_int, help="simulate only this many channels")
+    r.add_argument("--energy", nargs="?", const="preset", default=None, metavar="FILE.toml",
+                   help="also report energy by the IDD method (the preset's energy file, or FILE.toml)")
     common(r)
     r.set_defaults(handler=_run)
 
@@ -131,6 +210,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--bytes-per-element", type=float_in(gt=0, le=8, unit="bytes"), default=2.0, help="weight bytes per element")
     g.add_argument("--act-bytes", type=float_in(gt=0, le=8, unit="bytes"), default=2.0,
                    help="activation bytes per element (token write / read-back; BF16 = 2)")
+    g.add_argument("--energy", nargs="?", const="preset", default=None, metavar="FILE.toml",
+                   help="also report the job's energy (IDD method; the preset's energy file, or FILE.toml)")
     common(g)
     g.set_defaults(handler=_gemv)
 

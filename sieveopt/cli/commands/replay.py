@@ -23,6 +23,7 @@ from sieveopt.cli.common import (
     solver_params_for,
 )
 from sieveopt.cli.output import emit, print_table
+from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args, replay_overlap_cmd
 from sieveopt.errors import SieveoptError
 
 
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     add_time_limit(p, 5.0, "(cpsat)")
     add_solver_param(p)
+    add_overlap_args(p)
+    p.add_argument("--iterations", type=int, default=6,
+                   help="--overlap microbatch: iterations of the cyclic window replayed (first and last dropped)")
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -57,6 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.policy not in SOLVERS.names():
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
+    if args.overlap != "serial":
+        return replay_overlap_cmd(args, model, system, _fixed_latency)
+    execution_from_args(args, model, system)
     inst = load_instance(args, model, system)
     params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
     # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
@@ -86,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     if groups:   # expert-parallel PIM (pimoe): busy fraction of every channel group
         data["pim_group_utilisation"] = {str(g): u for g, u in groups.items()}
         data["pim_group_channels"] = run.dag.meta["pim_group_channels"]
+    data["energy"] = _energy(rep, run.dag, system, inst)
 
     # one resource per GPU and kind (a target's partition, e.g. PIM channel groups, has its own table)
     resource_kinds = [k for k in run.dag.resource_kinds if f"{k}[0]" in data["utilisation"]]
@@ -123,8 +131,17 @@ def _run(args: argparse.Namespace) -> int:
             errs = ", ".join(f"{100 * h['mean_abs_err']:.1f}%" for h in obs["history"])
             print(f"runtime PIM cost table: fed by {obs['warmup_steps']} replayed warm-up steps "
                   f"(table error on each step's PIM jobs before the update: {errs}); --table-warmup 0: roofline")
+        _render_energy(d["energy"])
 
     return emit(args, data, render)
+
+
+def _fixed_latency(result, policy: str, spec: str | int) -> int:
+    """``--overlap``: the charge of an explicit ``--scheduler-latency-ns N`` (0 for policies
+    declaring a static or offline decision); the periodic DAG otherwise times the scheduler at 0."""
+    from sieveopt.solvers.sched_latency import resolve
+
+    return resolve(policy, spec).ns
 
 
 def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):
@@ -160,3 +177,29 @@ def _dispatch_window(rep, dag) -> int:
 
     arr = [int(rep.message_arrival_ns[t.tid]) for t in dag.tasks if t.kind == DISPATCH]
     return max(arr, default=0)
+
+
+# -- energy (validation/energy/layer.py): a separate hook so other replay changes merge cleanly --
+def _energy(rep, dag, system, inst) -> dict:
+    from sieveopt.validation.energy.layer import replay_energy_block
+
+    return replay_energy_block(rep, dag, system, inst)
+
+
+def _render_energy(e: dict) -> None:
+    if not e.get("available"):
+        print(e.get("reason", "energy unavailable"))
+        return
+    rows = [(k, f"{e['predicted_J'][k] * 1e3:.4g}", f"{e['replayed_J'][k] * 1e3:.4g}",
+             "-" if e["error_pct"][k] is None else f"{e['error_pct'][k]:+.1f}%",
+             f"{e['tolerance_pct'][k]:.0f}%", "yes" if e["within_tolerance"][k] else "NO")
+            for k in e["replayed_J"]]
+    rows.append(("total", f"{e['predicted_total_J'] * 1e3:.4g}", f"{e['replayed_total_J'] * 1e3:.4g}",
+                 f"{e['error_pct']['total']:+.1f}%", f"{e['tolerance_pct']['total']:.0f}%",
+                 "yes" if e["within_tolerance"]["total"] else "NO"))
+    print_table(f"energy per layer (mJ), DRAM preset {e['dram_preset']}, counts {e['counts']}",
+                ["component", "predicted mJ", "replayed mJ", "error", "tolerance", "within"], rows)
+    if e.get("J_per_token") is not None:
+        print(f"energy per generated token: {e['J_per_token']:.4g} J replayed "
+              f"({e['predicted_J_per_token']:.4g} J predicted; {e['J_per_token_layer'] * 1e3:.4g} mJ "
+              f"per token per MoE layer); {len(e['open_values'])} open energy values")

@@ -21,12 +21,20 @@ from sieveopt.cli.common import (
     add_solver_param,
     add_time_limit,
     cpsat_params,
+    float_in,
     load_instance,
     load_problem,
     positive_int,
     solver_params_for,
 )
 from sieveopt.cli.output import Steps, emit, print_table
+from sieveopt.cli.overlap_cli import (
+    add_overlap_args,
+    add_view_args,
+    compare_overlap_cmd,
+    execution_from_args,
+    solve_overlap_cmd,
+)
 from sieveopt.errors import SieveoptError
 
 
@@ -38,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_time_limit(p, None, "(cpsat; default 10)")
     add_scheduler_latency_arg(p)
     add_solver_param(p)
+    add_overlap_args(p)
+    add_view_args(p)
     add_json(p)
     p.set_defaults(handler=_solve)
 
@@ -50,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_time_limit(c, None, "per layer (cpsat; default 10)")
     add_scheduler_latency_arg(c)
     add_solver_param(c)
+    add_overlap_args(c)
+    c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
+                   help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
+    c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
+                   help="makespan limit per layer (us) for --objective energy")
+    c.add_argument("--time-price-W", type=float_in(ge=0, le=1e9, unit="W"), default=0.0,
+                   help="with --objective energy: minimise energy + this price (W) x makespan (weighted sum)")
     add_json(c)
     c.set_defaults(handler=_compare)
 
@@ -121,6 +138,9 @@ def _solve(args: argparse.Namespace) -> int:
     model, system = load_problem(args)
     SOLVERS.get(args.policy)
     params = _solver_params(args.policy, args)  # bad --solver-param fails before any work
+    if args.overlap != "serial":
+        return solve_overlap_cmd(args, model, system, _cost(args.cost_model, model, system))
+    execution_from_args(args, model, system)  # rejects --microbatches without --overlap microbatch
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
     lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
@@ -133,7 +153,7 @@ def _solve(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy {args.policy}: returned no schedule (status {res.status})")
     data = {"policy": args.policy, "model": model.name, "system": system.name, "gpus": system.num_gpus,
             "batch": inst.batch, "moe_layer": inst.moe_layer, "seed": args.seed, "cost_model": args.cost_model,
-            "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
+            "execution_model": "serial", "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
             "bound_ns": res.bound_ns, "check_ok": run.check.ok, "violations": list(run.check.violations[:10]),
             "decision_ns": res.decision_ns, "wall_s": run.wall_s, "precision": model.expert_precision,
             "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source,
@@ -164,6 +184,10 @@ def _q(xs: list[float], q: float) -> float | None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if getattr(args, "objective", "makespan") == "energy":
+        from sieveopt.cli.energy_compare import compare_energy
+
+        return compare_energy(args)
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
     from sieveopt.solvers.sched_latency import describe, parse_spec, resolve, with_scheduler_latency
@@ -176,6 +200,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.layers < 1:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
+    if args.overlap != "serial":
+        return compare_overlap_cmd(args, model, system, cost, policies)
+    execution_from_args(args, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
@@ -198,8 +225,8 @@ def _compare(args: argparse.Namespace) -> int:
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
     bar.close()
-    data = {"model": model.name, "precision": model.expert_precision, "system": system.name,
-            "gpus": system.num_gpus, "batch": args.batch, "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+            "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
             "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         if what == "trace":
             q.add_argument("--flows", choices=["auto", "all", "critical", "none"], default="auto",
                            help="DAG-edge arrows: all, critical path only, none, or auto (critical only when large)")
+            q.add_argument("--power", action="store_true",
+                           help="add a power (W) counter track per GPU from the energy model")
         if what == "gantt":
             q.add_argument("--all-rows", action="store_true", help="also draw rows that never hold a task")
             q.add_argument("--gpus-shown", default=None, metavar="LIST",
@@ -154,7 +156,8 @@ def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list
 
     label, sched, _ = runs[0]
     if args.viz_what == "trace":
-        return viz.write_trace(sched, dag, out, flows=args.flows, system=system)
+        return viz.write_trace(sched, dag, out, flows=args.flows, system=system,
+                               **({"power": _power(sched, dag, system, args)} if args.power else {}))
     if args.viz_what == "gantt":
         sel = rows_sel or {}
         if len(runs) == 1:
@@ -164,3 +167,15 @@ def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list
         return viz.gantt_compare([(lb, s, dag) for lb, s, _ in runs], out, all_rows=args.all_rows, title=title,
                                  **sel)
     return viz.write_dag(dag, out, sched, collapse=args.collapse, show_inactive=args.show_inactive)
+
+
+def _power(sched: Any, dag: Any, system: Any, args: argparse.Namespace) -> dict:
+    """Power counters of ``sched`` (validation/energy/power.py); an error when no energy data."""
+    from sieveopt.models.catalog import load_model
+    from sieveopt.validation.energy.layer import energy_model_for
+    from sieveopt.validation.energy.power import power_series
+
+    em = energy_model_for(system, load_model(args.model))
+    if em.unavailable:
+        raise SieveoptError(f"--power: energy unavailable: {em.unavailable} (fix: drop --power)")
+    return power_series(dag, sched, em, simulated=bool(getattr(args, "replay", False)))

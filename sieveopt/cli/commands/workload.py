@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(c)
     c.set_defaults(handler=_calibrate)
 
+    ch = wsub.add_parser("characterize", help="temporal locality, co-activation, consistent/temporal experts, skew")
+    _add_source_args(ch)
+    ch.add_argument("--trace", default=None, help="a .npz trace, or Patterns-behind-Chaos JSON files/directory")
+    ch.add_argument("--figures", default=None, help="directory for the figures (PNG)")
+    add_json(ch)
+    ch.set_defaults(handler=_characterize)
+
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
 
@@ -168,3 +175,24 @@ def _calibrate(args: argparse.Namespace) -> int:
                      for r in d])
 
     return emit(args, rows, render)
+
+
+def _characterize(args: argparse.Namespace) -> int:
+    from sieveopt.workload.characterize import characterize, plot_characterization
+
+    trace = _build_trace(args)
+    data = characterize(trace)
+    if args.figures:
+        data["figures"] = plot_characterization(trace, data, args.figures)
+
+    def render(d: dict) -> None:
+        m = d["meta"]
+        title = (f"{m['model'] or 'trace'}: {m['source']}, B={m['batch']}, {m['steps']} steps x {m['layers']} layers, "
+                 f"E={m['num_experts']}, k={m['top_k']}")
+        print_table(title, ["statistic", "value (mean over layers)"], [[k, v] for k, v in d["summary"].items()])
+        keys = list(d["per_layer"][0])
+        print_table("Per layer", keys, [[r[k] for k in keys] for r in d["per_layer"]])
+        for f in d.get("figures", []):
+            print(f"wrote {f}")
+
+    return emit(args, data, render)

@@ -1,0 +1,224 @@
+"""``--overlap`` / ``--microbatches`` / ``--window-layers`` for ``solve`` and ``compare``.
+
+``serial`` keeps the commands' layer-DAG path (labelled); ``microbatch`` and ``ideal`` run
+here on cyclic windows (:mod:`sieveopt.overlap`). In ``compare``, ``--layers N`` then means N
+sampled cyclic windows (seeds seed, seed+1, ...), each of ``--window-layers`` consecutive
+layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from sieveopt.cli.output import emit, print_table
+from sieveopt.errors import SieveoptError
+from sieveopt.execution_model import OVERLAPS, ExecutionModel, make_execution_model
+from sieveopt.solvers import policy_info, policy_with_role
+
+
+def add_overlap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlap", default="serial", choices=OVERLAPS,
+                   help="execution model: serial (one layer, phases in sequence), microbatch (M micro-batches "
+                        "pipelined, steady-state period), ideal (resource-load bound, not a schedule)")
+    p.add_argument("--microbatches", type=int, default=None,
+                   help="micro-batches M (>= 2 with --overlap microbatch; default 2)")
+    p.add_argument("--window-layers", type=int, default=None,
+                   help="consecutive sampled layers of the cyclic window the period is averaged over (default 2)")
+    p.add_argument("--latency-weight", type=float, default=0.0,
+                   help="cpsat under microbatch: weight of the mean micro-batch layer latency next to the period")
+    p.add_argument("--workers", type=int, default=2, help="cpsat workers (microbatch/ideal)")
+
+
+def add_view_args(p: argparse.ArgumentParser) -> None:
+    """Pictures of a steady state (``solve --overlap microbatch``)."""
+    p.add_argument("--trace", default=None, metavar="PATH",
+                   help="--overlap microbatch: Perfetto (.pftrace) or Chrome (.json) trace of 3 unrolled iterations")
+    p.add_argument("--gantt", default=None, metavar="PATH",
+                   help="--overlap microbatch: Gantt chart (.png/.svg/.pdf) of 3 unrolled iterations")
+
+
+def execution_from_args(args: argparse.Namespace, model, system) -> ExecutionModel:
+    if args.overlap != "serial" and getattr(args, "solver_params", None):
+        raise SieveoptError(f"--solver-param is not used with --overlap {args.overlap}: the periodic solver takes "
+                            "--time-limit, --workers and --latency-weight; drop --solver-param")
+    return make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
+                                batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers)
+
+
+def _problem(args, model, system, ex: ExecutionModel, cost, seed: int):
+    from sieveopt.overlap import sample_problem
+
+    return sample_problem(model, system, args.batch, ex, seed, cost, first_layer=args.layer,
+                          context_len_tokens=args.context_len)
+
+
+def _time_limit(args) -> float:
+    return 10.0 if args.time_limit is None else float(args.time_limit)
+
+
+def _head(model, system, args, ex: ExecutionModel) -> dict[str, Any]:
+    return {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+            "seed": args.seed, "cost_model": args.cost_model, "precision": "model catalog dtypes",
+            "execution_model": ex.to_dict(), "period_definition":
+            "superperiod of the cyclic window / window layers: steady-state time per layer for the whole batch"}
+
+
+def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
+    from sieveopt.overlap import solve_overlap
+
+    ex = execution_from_args(args, model, system)
+    if not ex.gives_schedule:
+        raise SieveoptError("--overlap ideal is a bound, not a schedule: use `sieveopt compare --overlap ideal` "
+                            "for each policy's ideal-overlap time, or --overlap microbatch for a schedule")
+    prob = _problem(args, model, system, ex, cost, args.seed)
+    r = solve_overlap(prob, args.policy, time_limit_s=_time_limit(args), workers=args.workers, seed=args.seed,
+                      latency_weight=args.latency_weight)
+    ps = r.schedule
+    views = {}
+    if getattr(args, "trace", None) or getattr(args, "gantt", None):
+        from sieveopt.periodic import unroll
+
+        big, sched = unroll(prob, ps, 3)  # iteration 1 is a full steady-state superperiod
+        if args.trace:
+            from sieveopt.viz import write_trace
+
+            views["trace"] = str(write_trace(sched, big, args.trace))
+        if args.gantt:
+            from sieveopt.viz import gantt
+
+            views["gantt"] = str(gantt(sched, big, args.gantt, label=f"{args.policy}, {ex.label}"))
+    data = {**_head(model, system, args, ex), "policy": args.policy, "views": views,
+            "moe_layers": [row[0].moe_layer for row in prob.window], "tasks": len(prob.dag.tasks),
+            **{k: v for k, v in r.to_dict().items() if k not in ("meta", "policy", "execution_model")},
+            "superperiod_ns": ps.superperiod_ns, "utilisation": {k: v for k, v in ps.utilisation(prob.dag).items()
+                                                                 if v > 0},
+            "slot_latency_ns": {f"L{li}m{m}": v for (li, m), v in sorted(ps.slot_spans_ns(prob.dag).items())},
+            "meta": {k: v for k, v in r.meta.items() if isinstance(v, (int, float, str, bool, type(None)))}}
+
+    def render(d: dict) -> None:
+        rows = [(k, d[k]) for k in ("policy", "model", "gpus", "batch", "status", "period_ns", "latency_ns",
+                                    "bound_ns", "gap", "check_ok", "decision_ns", "superperiod_ns")]
+        print_table(f"{d['policy']} under {d['execution_model']['label']} (per layer, whole batch)",
+                    ["field", "value"], rows)
+        print_table("utilisation of the superperiod", ["resource", "busy"],
+                    [(k, f"{v:.3f}") for k, v in d["utilisation"].items()])
+
+    emit(args, data, render)
+    return 0 if r.check_ok else 1
+
+
+def _q(xs: list[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if xs else None
+
+
+def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies: list[str]) -> int:
+    from sieveopt.overlap import solve_overlap
+
+    ex = execution_from_args(args, model, system)
+    windows = []
+    all_ok = True
+    for i in range(args.layers):
+        prob = _problem(args, model, system, ex, cost, args.seed + i)
+        row: dict[str, Any] = {"seed": args.seed + i, "moe_layers": [r[0].moe_layer for r in prob.window],
+                               "policies": {}}
+        done: dict[str, Any] = {}
+        order = sorted(policies, key=lambda p: policy_info(p).offline)  # exact solvers last: hinted
+        for pol in order:
+            r = solve_overlap(prob, pol, time_limit_s=_time_limit(args), workers=args.workers,
+                              seed=args.seed, latency_weight=args.latency_weight, hints=done)
+            done[pol] = r
+            all_ok &= r.check_ok is not False
+            row["policies"][pol] = {k: v for k, v in r.to_dict().items() if k not in ("meta", "policy",
+                                                                                     "execution_model")}
+        windows.append(row)
+    summary: dict[str, Any] = {}
+    ref = policy_with_role("reference")
+    ref = ref if ref in policies else None
+    for p in policies:
+        per = [w["policies"][p] for w in windows]
+        s = {"median_period_ns": _q([x["period_ns"] for x in per], 50),
+             "median_latency_ns": _q([x["latency_ns"] for x in per if x["latency_ns"] is not None], 50),
+             "median_decision_ns": _q([x["decision_ns"] for x in per if x["decision_ns"] is not None], 50),
+             "checks_ok": sum(1 for x in per if x["check_ok"] is not False)}
+        if ref:
+            gaps = [w["policies"][p]["period_ns"] / w["policies"][ref]["period_ns"] - 1.0 for w in windows]
+            vsb = [w["policies"][p]["period_ns"] / w["policies"][ref]["bound_ns"] - 1.0 for w in windows
+                   if w["policies"][ref]["bound_ns"]]
+            s.update({"median_gap_to_cpsat_best": _q(gaps, 50), "max_gap_to_cpsat_best": max(gaps),
+                      "median_gap_to_cpsat_bound": _q(vsb, 50)})
+            if p == ref:
+                s["median_cpsat_bound_ns"] = _q([x["bound_ns"] for x in per], 50)
+                s["max_cpsat_certified_gap"] = max(x["gap"] for x in per if x["gap"] is not None)
+        summary[p] = s
+    data = {**_head(model, system, args, ex), "windows": len(windows), "policies": policies,
+            "summary": summary, "per_window": windows, "all_checks_ok": all_ok}
+
+    def render(d: dict) -> None:
+        unit = "ideal-overlap time" if ex.overlap == "ideal" else "steady-state period"
+        cols = ["policy", "median period us", "median latency us", "gap to cpsat best", "gap to cpsat bound",
+                "checks ok", "decision us"]
+        rows = []
+        for p, s in d["summary"].items():
+            g = s.get("median_gap_to_cpsat_best")
+            b = s.get("median_gap_to_cpsat_bound")
+            rows.append((p, f"{s['median_period_ns'] / 1e3:.2f}",
+                         "-" if s["median_latency_ns"] is None else f"{s['median_latency_ns'] / 1e3:.2f}",
+                         "-" if g is None else f"{100 * g:+.2f}%", "-" if b is None else f"{100 * b:+.2f}%",
+                         s["checks_ok"], "-" if s["median_decision_ns"] is None else
+                         f"{s['median_decision_ns'] / 1e3:.2f}"))
+        print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
+                    f"{d['execution_model']['label']}: {unit} per layer", cols, rows)
+        if ref is not None:
+            s = d["summary"][ref]
+            print(f"{ref}: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
+                  f"max certified gap {100 * s['max_cpsat_certified_gap']:.2f}%")
+
+    emit(args, data, render)
+    return 0 if all_ok else 1
+
+
+def replay_overlap_cmd(args: argparse.Namespace, model, system, latency_for) -> int:
+    """``replay --overlap microbatch``: the policy's periodic schedule unrolled and replayed."""
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.overlap import solve_overlap
+    from sieveopt.validation.replay_periodic import replay_periodic
+
+    ex = execution_from_args(args, model, system)
+    if not ex.gives_schedule:
+        raise SieveoptError("--overlap ideal is a bound, not a schedule, so there is nothing to replay: "
+                            "use --overlap microbatch")
+    if args.iterations < 4:
+        raise SieveoptError(f"--iterations must be >= 4 (first and last are fill and drain), got {args.iterations}")
+    cost = make_cost_model(args.cost_model, system, model)
+    prob = _problem(args, model, system, ex, cost, args.seed)
+    r = solve_overlap(prob, args.policy, time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    # The periodic DAG times the scheduler task at 0 (it runs beside the dispatch); a latency is
+    # charged only when given, so predicted and replayed periods describe the same pipeline.
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
+    lat = latency_for(r, args.policy, spec) if isinstance(spec, int) else None
+    rep = replay_periodic(prob, r.schedule, iterations=args.iterations, memory=args.memory,
+                          interference=not args.no_interference, scheduler_latency_ns=lat,
+                          dram_preset=args.dram_preset)
+    data = {**_head(model, system, args, ex), "policy": args.policy, "check_ok": r.check_ok, **rep}
+
+    def render(d: dict) -> None:
+        print_table(f"replay of the steady state: {d['policy']} under {d['execution_model']}",
+                    ["predicted period us", "replayed period us", "error", "iterations", "tasks", "wall s"],
+                    [(f"{d['predicted_period_ns'] / 1e3:.2f}", f"{d['replayed_period_ns'] / 1e3:.2f}",
+                      f"{d['period_error_pct']:+.1f}%", d["iterations"], d["tasks"], f"{d['wall_s']:.1f}")])
+        print_table(f"cost model '{d['cost_model']}' vs replay, per task kind",
+                    ["kind", "tasks", "median |err|", "mean signed", "predicted us", "replayed us"],
+                    [(k, v["count"], f"{v['median_abs_pct']:.1f}%", f"{v['mean_signed_pct']:+.1f}%",
+                      f"{v['predicted_ns'] / 1e3:.1f}", f"{v['replayed_ns'] / 1e3:.1f}")
+                     for k, v in d["kind_error"].items()])
+
+    emit(args, data, render)
+    return 0 if r.check_ok else 1
+
+
+__all__ = ["add_overlap_args", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]

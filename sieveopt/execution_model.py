@@ -1,0 +1,89 @@
+"""Execution models: how the phases of one decode layer may overlap (DESIGN.md §4).
+
+* ``serial``: one batch, one layer, every phase in sequence (the layer DAG of
+  :func:`sieveopt.dag.build_layer_dag`); the time per layer is the schedule's makespan.
+* ``microbatch``: the batch is cut into M >= 2 micro-batches (request subsets that keep the
+  data-parallel placement, :func:`sieveopt.window.microbatch_slices`), in flight through
+  consecutive layers on shared resources. Decode repeats layer after layer, so what matters is
+  the *steady state*: a periodic (modulo) schedule in which, each period, every micro-batch
+  advances one layer (:mod:`sieveopt.periodic`). The time per layer is the period.
+* ``ideal``: every phase of different micro-batches overlaps perfectly, so the time per layer is
+  the busiest resource's load (Sieve's ``max(T_comm, T_GPU, T_PIM)``). A *bound*, not a schedule.
+
+Costs stay honest in every model: each micro-batch's GPU expert and dense GEMMs are separate
+kernels that stream their weights again (``fusion="none"``, recorded in the DAG's meta); PIM
+jobs pay their per-job overhead per micro-batch; attention is per request (its KV reads scale
+with the micro-batch's requests). Fusing the same expert of several micro-batches into one
+kernel would couple the micro-batches into lock-step and is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sieveopt.errors import SieveoptError
+
+OVERLAPS = ("serial", "microbatch", "ideal")
+#: Consecutive sampled layers forming the cyclic window of a periodic schedule (default).
+DEFAULT_WINDOW_LAYERS = 2
+
+
+@dataclass(frozen=True)
+class ExecutionModel:
+    """Which overlap the time per layer assumes (see the module docstring)."""
+
+    overlap: Literal["serial", "microbatch", "ideal"] = "serial"
+    microbatches: int = 1
+    #: Layers of the cyclic window a periodic schedule repeats (microbatch / ideal only).
+    window_layers: int = 1
+    #: GEMMs of different micro-batches fused into one kernel: only "none" is modelled.
+    fusion: Literal["none"] = "none"
+
+    @property
+    def gives_schedule(self) -> bool:
+        return self.overlap != "ideal"
+
+    @property
+    def label(self) -> str:
+        if self.overlap == "serial":
+            return "serial"
+        return f"{self.overlap}(M={self.microbatches},L={self.window_layers},fusion={self.fusion})"
+
+    def to_dict(self) -> dict:
+        return {"overlap": self.overlap, "microbatches": self.microbatches,
+                "window_layers": self.window_layers, "fusion": self.fusion, "label": self.label}
+
+
+def make_execution_model(overlap: str = "serial", microbatches: int | None = None, *,
+                         window_layers: int | None = None, batch: int | None = None,
+                         num_gpus: int | None = None, num_moe_layers: int | None = None) -> ExecutionModel:
+    """Validated :class:`ExecutionModel`; errors name the CLI option and the fix."""
+    if overlap not in OVERLAPS:
+        raise SieveoptError(f"--overlap {overlap!r}: expected one of {', '.join(OVERLAPS)}")
+    if microbatches is not None and microbatches < 1:
+        raise SieveoptError(f"--microbatches must be >= 1, got {microbatches}")
+    if overlap == "serial":
+        if microbatches not in (None, 1):
+            raise SieveoptError(f"--microbatches {microbatches} needs --overlap microbatch "
+                                "(serial runs the whole batch as one): add --overlap microbatch")
+        return ExecutionModel("serial", 1, 1)
+    m = 2 if microbatches is None and overlap == "microbatch" else (microbatches or 1)
+    if overlap == "microbatch" and m < 2:
+        raise SieveoptError("--overlap microbatch needs --microbatches >= 2 (one micro-batch is "
+                            "--overlap serial)")
+    L = DEFAULT_WINDOW_LAYERS if window_layers is None else window_layers
+    if L < 1:
+        raise SieveoptError(f"--window-layers must be >= 1, got {L}")
+    if num_moe_layers is not None and L > num_moe_layers:
+        raise SieveoptError(f"--window-layers {L}: the model has only {num_moe_layers} MoE layers")
+    if batch is not None and num_gpus is not None:
+        if batch % num_gpus or (batch // num_gpus) % m:
+            raise SieveoptError(
+                f"--microbatches {m} does not divide the {batch / num_gpus:g} requests per GPU "
+                f"(--batch {batch} on {num_gpus} GPU(s)): use a --batch that is a multiple of "
+                f"{num_gpus * m}, or a --microbatches that divides {batch // num_gpus or 1}")
+    return ExecutionModel(overlap, m, L)  # type: ignore[arg-type]
+
+
+__all__ = ["DEFAULT_WINDOW_LAYERS", "OVERLAPS", "ExecutionModel", "make_execution_model"]

@@ -1,0 +1,148 @@
+"""Run a policy under an execution model (:mod:`sieveopt.execution_model`) and report its
+steady-state period (time per layer for the whole batch), per-micro-batch latency and bound.
+
+Heuristics plan with the information a GPU has at run time: every (layer, micro-batch) slot is
+planned on its own layer DAG, from that slot's routing only (as in serving, where the router's
+output of one micro-batch is all the scheduler sees), exactly like
+:func:`sieveopt.window.solve_window`. The chosen modes are then packed into a periodic schedule
+by modulo list scheduling (:func:`sieveopt.periodic.modulo_list_schedule`). A policy whose registry
+entry declares ``periodic`` (CP-SAT: :func:`sieveopt.solvers.cpsat_periodic.solve_overlap_cpsat`)
+solves the periodic problem jointly, hinted with the best of the
+heuristics' periodic schedules and of the load-optimal modes.
+
+Under ``ideal`` every policy's time per layer is the busiest resource's load under its modes
+(Sieve's max(T_comm, T_GPU, T_PIM) with every task counted) divided by L: a bound, not a
+schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sieveopt.dag import DagOptions, build_layer_dag
+from sieveopt.errors import SieveoptError
+from sieveopt.execution_model import ExecutionModel
+from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import CostModel
+from sieveopt.periodic import (
+    PeriodicProblem,
+    PeriodicSchedule,
+    build_periodic_problem,
+    check_periodic,
+    check_unrolled,
+    modulo_list_schedule,
+    resource_loads_ns,
+)
+from sieveopt.solvers import policy_info
+from sieveopt.solvers.base import HEURISTIC
+
+#: Heuristics whose periodic schedules hint the exact solver.
+HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
+#: Iterations a periodic schedule is unrolled into for the ordinary ``check()``.
+UNROLL_CHECK_ITERATIONS = 3
+BOUND = "BOUND"
+
+
+@dataclass(frozen=True, eq=False)
+class OverlapResult:
+    """One policy under one execution model (times per layer, whole batch)."""
+
+    policy: str
+    execution: ExecutionModel
+    schedule: PeriodicSchedule | None
+    period_ns: float
+    latency_ns: float | None
+    bound_ns: float | None
+    status: str
+    check_ok: bool | None
+    decision_ns: int | None
+    wall_s: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float | None:
+        if self.bound_ns is None or not self.period_ns:
+            return None
+        return (self.period_ns - self.bound_ns) / self.period_ns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "execution_model": self.execution.label, "period_ns": self.period_ns,
+                "latency_ns": self.latency_ns, "bound_ns": self.bound_ns, "gap": self.gap, "status": self.status,
+                "check_ok": self.check_ok, "decision_ns": self.decision_ns, "wall_s": self.wall_s,
+                "meta": self.meta}
+
+
+def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tuple[str, ...], int]:
+    """Per-slot planning with ``policy`` mapped onto the iteration: (modes, max decision ns)."""
+    from sieveopt.solvers import solve
+
+    dag = problem.dag
+    modes = [""] * len(dag.tasks)
+    decision = 0
+    from sieveopt.solvers import policy_info
+
+    if "microbatches" in policy_info(policy).params:  # it plans for the pipeline's period
+        params = {"microbatches": problem.microbatches, **params}
+    for li, row in enumerate(problem.window):
+        for m, inst in enumerate(row):
+            opts = DagOptions(**{**problem.options.__dict__, "layer": li, "microbatch": m})
+            ldag = build_layer_dag(inst, problem.cost, opts)
+            res = solve(policy, ldag, inst, problem.cost, **params)
+            if res.schedule is None:
+                raise SieveoptError(f"{policy} found no plan for layer {li} micro-batch {m}")
+            decision = max(decision, res.decision_ns or 0)
+            for t in ldag.tasks:
+                modes[dag.by_name[t.name]] = res.schedule.modes[t.tid]
+    return tuple(modes), decision
+
+
+def _checked(problem: PeriodicProblem, ps: PeriodicSchedule) -> bool:
+    return check_periodic(ps, problem).ok and check_unrolled(problem, ps, UNROLL_CHECK_ITERATIONS).ok
+
+
+def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float = 10.0, workers: int = 2,
+                  seed: int = 0, latency_weight: float = 0.0,
+                  hints: dict[str, OverlapResult] | None = None) -> OverlapResult:
+    """``policy`` under ``problem.execution`` (microbatch or ideal)."""
+    ex = problem.execution
+    L = problem.window_layers
+    dag = problem.dag
+    t0 = time.perf_counter()
+    if ex.overlap == "serial":
+        raise SieveoptError("solve_overlap: serial execution is the layer DAG (use sieveopt.pipeline.run_layer)")
+    hook = policy_info(policy).periodic
+    if hook:  # an exact solver of the periodic problem declares its own entry point
+        mod, _, attr = hook.partition(":")
+        solver = getattr(importlib.import_module(mod), attr)
+        return solver(problem, policy, time_limit_s=time_limit_s, workers=workers, seed=seed,
+                      latency_weight=latency_weight, hints=hints)
+    modes, decision = plan_modes(problem, policy)
+    loads = resource_loads_ns(dag, modes)
+    if ex.overlap == "ideal":
+        return OverlapResult(policy, ex, None, float(loads.max()) / L, None, None, BOUND, None, decision or None,
+                             time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name})
+    ps = modulo_list_schedule(problem, modes, policy=policy)
+    ok = _checked(problem, ps)
+    return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), None, HEURISTIC, ok, decision or None,
+                         time.perf_counter() - t0,
+                         {"ideal_period_ns": float(loads.max()) / L, **ps.meta})
+
+
+def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: int, cost: CostModel, *,
+                   first_layer: int | None = None, context_len_tokens: int | None = None,
+                   options: DagOptions | None = None) -> PeriodicProblem:
+    """A seeded cyclic window of ``execution.window_layers`` consecutive layers, cut into
+    ``execution.microbatches`` micro-batches, as a periodic problem."""
+    from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS
+    from sieveopt.window import sample_window
+
+    window: list[list[LayerInstance]] = sample_window(
+        model, system, batch, execution.window_layers, execution.microbatches, seed, first_layer=first_layer,
+        context_len_tokens=context_len_tokens or DEFAULT_CONTEXT_LEN_TOKENS)
+    return build_periodic_problem(window, cost, execution, options)
+
+
+__all__ = ["BOUND", "HINT_POLICIES", "OverlapResult", "plan_modes", "sample_problem", "solve_overlap"]

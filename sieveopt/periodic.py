@@ -1,0 +1,436 @@
+"""Steady-state pipelined decode as a periodic (modulo) schedule.
+
+Problem. Decode runs the MoE layers one after another, step after step; with M micro-batches in
+flight, each *period* every micro-batch advances one layer. Routing differs layer to layer, so
+the period is defined over sampled layers: L consecutive sampled layers form a *cyclic window*
+(one *iteration* = L layers x M micro-batches, the DAG of :func:`sieveopt.dag.build_window_dag`)
+and the schedule repeats that iteration every ``superperiod_ns`` (Lambda). The period reported
+(time per layer for the whole batch) is ``Lambda / L``, the average over the window's layers.
+
+A periodic schedule gives every task of iteration 0 a mode and a start ``s_i``; copy k of task i
+runs at ``s_i + k * Lambda``. It is valid when
+
+* every edge of the window DAG holds (``s_dst >= e_src + lag``);
+* every *recurrence* holds: micro-batch m's next iteration starts after this one leaves the
+  window (``s[qkv[g]@L0 m] + Lambda >= e[reduce[g]@L{L-1} m]``, iteration distance 1);
+* every resource is used by at most ``capacity`` tasks at once *modulo Lambda* (the copies of
+  all iterations do not overlap).
+
+:func:`check_periodic` verifies exactly that; :func:`unroll` turns a periodic schedule into an
+ordinary schedule of a K-iteration window (the same cyclic window repeated K times, built by
+``build_window_dag``), which :func:`sieveopt.check.check` must accept: the validation the
+issue asks for. Its makespan is ``(K - 1) * Lambda + span``, so long unrolled windows converge
+to the period (``makespan / (K L) -> Lambda / L``).
+
+Bounds. Every resource is busy for its load ``sum of durations in the chosen modes`` every
+Lambda, so ``Lambda >= max_r load_r`` (the ideal-overlap time: Sieve's ``max(T_comm, T_GPU,
+T_PIM)`` with every task counted); and by the recurrence ``Lambda >=`` the longest path from
+``qkv[g]@L0`` to ``reduce[g]@L{L-1}`` of one micro-batch.
+
+Heuristic: :func:`modulo_list_schedule` (iterative modulo scheduling without backtracking,
+Rau 1994): for a trial Lambda, tasks in list-schedule order are placed at the earliest
+precedence-ready time at which all their resources are free modulo Lambda; Lambda is searched
+upward from the bound, then bisected.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sieveopt.check import CheckReport, check
+from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
+from sieveopt.execution_model import ExecutionModel
+from sieveopt.instance import LayerInstance
+from sieveopt.listsched import list_schedule
+from sieveopt.models.costmodel import CostModel
+from sieveopt.schedule import Schedule
+
+FUSION_NOTE = "none: every micro-batch's GPU GEMMs stream their weights; PIM jobs pay their overhead per micro-batch"
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodicProblem:
+    """One iteration (L layers x M micro-batches) and its recurrences."""
+
+    dag: TaskDAG
+    window: list[list[LayerInstance]]
+    recurrences: tuple[Edge, ...]
+    execution: ExecutionModel
+    cost: CostModel
+    options: DagOptions
+
+    @property
+    def window_layers(self) -> int:
+        return len(self.window)
+
+    @property
+    def microbatches(self) -> int:
+        return len(self.window[0])
+
+
+def _tag(layer: int, mb: int) -> str:
+    return f"@L{layer}" + (f"m{mb}" if mb else "")
+
+
+def build_periodic_problem(window: list[list[LayerInstance]], cost: CostModel, execution: ExecutionModel,
+                           options: DagOptions | None = None) -> PeriodicProblem:
+    """The cyclic window ``window[l][m]`` as a periodic scheduling problem."""
+    opts = options or DagOptions()
+    dag = build_window_dag(window, cost, opts)
+    L, M, G = len(window), len(window[0]), window[0][0].num_gpus
+    rec = []
+    for m in range(M):
+        for g in range(G):
+            src = dag.by_name[f"reduce[{g}]{_tag(L - 1, m)}"]
+            dst = dag.by_name[f"qkv[{g}]{_tag(0, m)}"]
+            rec.append(Edge(src, dst, 0))
+    dag.meta.update({"execution_model": execution.label, "fusion": FUSION_NOTE,
+                     "cyclic_window_layers": L, "microbatches": M})
+    return PeriodicProblem(dag, window, tuple(rec), execution, cost, opts)
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodicSchedule:
+    """Modes and iteration-0 start times; copy k of task i starts at ``start_ns[i] + k * superperiod_ns``."""
+
+    modes: tuple[str, ...]
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    superperiod_ns: int
+    window_layers: int
+    policy: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def period_ns(self) -> float:
+        """Steady-state time per layer for the whole batch (``Lambda / L``)."""
+        return self.superperiod_ns / self.window_layers
+
+    def slot_spans_ns(self, dag: TaskDAG) -> dict[tuple[int, int], int]:
+        """(layer, micro-batch) -> time from its first task's start to its last task's end."""
+        lo: dict[tuple[int, int], int] = {}
+        hi: dict[tuple[int, int], int] = {}
+        for t in dag.tasks:
+            k = (t.layer, t.microbatch)
+            lo[k] = min(lo.get(k, 1 << 62), int(self.start_ns[t.tid]))
+            hi[k] = max(hi.get(k, 0), int(self.end_ns[t.tid]))
+        return {k: hi[k] - lo[k] for k in lo}
+
+    def latency_ns(self, dag: TaskDAG) -> float:
+        """Mean per-micro-batch layer latency: a token's layer entry (qkv) to its exit (reduce)."""
+        spans = self.slot_spans_ns(dag)
+        return float(np.mean(list(spans.values())))
+
+    def utilisation(self, dag: TaskDAG) -> dict[str, float]:
+        loads = resource_loads_ns(dag, self.modes)
+        return {r.name: float(loads[r.rid]) / self.superperiod_ns for r in dag.resources}
+
+    def span_ns(self) -> int:
+        return int(self.end_ns.max() - self.start_ns.min()) if len(self.end_ns) else 0
+
+    def to_dict(self, dag: TaskDAG | None = None) -> dict[str, Any]:
+        d = {"policy": self.policy, "superperiod_ns": self.superperiod_ns, "period_ns": self.period_ns,
+             "window_layers": self.window_layers, "modes": list(self.modes),
+             "start_ns": self.start_ns.tolist(), "end_ns": self.end_ns.tolist(), "meta": self.meta}
+        if dag is not None:
+            d["latency_ns"] = self.latency_ns(dag)
+            d["task_names"] = [t.name for t in dag.tasks]
+        return d
+
+
+def resource_loads_ns(dag: TaskDAG, modes: Sequence[str]) -> np.ndarray:
+    """Busy ns of every resource in one iteration under ``modes``."""
+    loads = np.zeros(len(dag.resources), dtype=np.int64)
+    for t in dag.tasks:
+        c = t.modes[modes[t.tid]]
+        for rid in c.resources:
+            loads[rid] += c.duration_ns
+    return loads
+
+
+def recurrence_bound_ns(problem: PeriodicProblem, durations: Sequence[dict[str, int]] | None = None) -> int:
+    """Longest path qkv[g]@L0 -> reduce[g]@L{L-1} of one micro-batch (shortest modes, unconditional
+    edges only): a lower bound on Lambda under any modes (or under ``durations`` when given)."""
+    dag = problem.dag
+    d = [min(c.duration_ns for c in t.modes.values()) for t in dag.tasks] if durations is None else \
+        [min(x.values()) for x in durations]
+    best = 0
+    for rec in problem.recurrences:
+        src, dst = rec.dst, rec.src  # path from the next-iteration head back to the tail
+        dist = np.full(len(dag.tasks), -1, dtype=np.int64)
+        dist[src] = 0
+        for t in dag.topo_order:
+            if dist[t] < 0:
+                continue
+            for e in dag.succs[t]:
+                if e.if_mode is None:
+                    dist[e.dst] = max(dist[e.dst], dist[t] + d[t] + e.lag_ns)
+        if dist[dst] >= 0:
+            best = max(best, int(dist[dst] + d[dst] + rec.lag_ns))
+    return best
+
+
+def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckReport:
+    """Durations, precedences, recurrences and resource capacity modulo Lambda (every violation)."""
+    dag, lam = problem.dag, int(ps.superperiod_ns)
+    v: list[str] = []
+    if len(ps.modes) != len(dag.tasks):
+        return CheckReport((f"schedule has {len(ps.modes)} tasks, the iteration has {len(dag.tasks)}",))
+    if lam <= 0:
+        return CheckReport((f"superperiod {lam} ns must be positive",))
+    s, e = ps.start_ns, ps.end_ns
+    for t in dag.tasks:
+        m = ps.modes[t.tid]
+        if m not in t.modes:
+            v.append(f"{t.name}: mode {m!r} not among {list(t.modes)}")
+            continue
+        d = t.modes[m].duration_ns
+        if s[t.tid] < 0:
+            v.append(f"{t.name}: starts before 0 ({s[t.tid]})")
+        if e[t.tid] - s[t.tid] != d:
+            v.append(f"{t.name}: lasts {e[t.tid] - s[t.tid]} ns, its {m} duration is {d} ns")
+        if d > lam and t.modes[m].resources:
+            v.append(f"{t.name}: lasts {d} ns, longer than the superperiod {lam} ns")
+    if v:
+        return CheckReport(tuple(v))
+    for edge in dag.edges:
+        if dag.edge_active(edge, ps.modes) and s[edge.dst] < e[edge.src] + edge.lag_ns:
+            v.append(f"precedence {dag.tasks[edge.src].name} -> {dag.tasks[edge.dst].name}: starts at "
+                     f"{s[edge.dst]} before {e[edge.src]} + lag {edge.lag_ns}")
+    for r in problem.recurrences:
+        if s[r.dst] + lam < e[r.src] + r.lag_ns:
+            v.append(f"recurrence {dag.tasks[r.src].name} -> next {dag.tasks[r.dst].name}: starts at "
+                     f"{s[r.dst]} + {lam} before {e[r.src]}")
+    events: dict[int, list[tuple[int, int, int]]] = {}
+    for t in dag.tasks:
+        a, b = int(s[t.tid]), int(e[t.tid])
+        if a == b:
+            continue
+        x = a % lam
+        parts = [(x, x + b - a)] if x + b - a <= lam else [(x, lam), (0, x + b - a - lam)]
+        for rid in t.modes[ps.modes[t.tid]].resources:
+            ev = events.setdefault(rid, [])
+            for p0, p1 in parts:
+                ev.append((p0, 1, t.tid))
+                ev.append((p1, -1, t.tid))
+    for rid, ev in events.items():
+        ev.sort(key=lambda x: (x[0], x[1]))
+        cap, load, active = dag.resources[rid].capacity, 0, set()
+        for time, delta, tid in ev:
+            load += delta
+            if delta > 0:
+                if load > cap:
+                    others = ", ".join(dag.tasks[o].name for o in sorted(active)[:3])
+                    v.append(f"resource {dag.resources[rid].name}: {dag.tasks[tid].name} at {time} (mod "
+                             f"{lam}) overlaps {others}")
+                active.add(tid)
+            else:
+                active.discard(tid)
+    return CheckReport(tuple(v))
+
+
+def unroll(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: int) -> tuple[TaskDAG, Schedule]:
+    """The periodic schedule as an ordinary schedule of ``iterations`` consecutive iterations
+    (the cyclic window repeated; micro-batch m's layer l+1 after its layer l, as in serving)."""
+    if iterations < 1:
+        raise ValueError("unroll: iterations must be >= 1")
+    layers = [row for _ in range(iterations) for row in problem.window]
+    big = build_window_dag(layers, problem.cost, problem.options)
+    n = len(problem.dag.tasks)
+    if len(big.tasks) != n * iterations:
+        raise AssertionError("unrolled window does not repeat the iteration's tasks")
+    lam = int(ps.superperiod_ns)
+    start = np.concatenate([ps.start_ns + k * lam for k in range(iterations)]).astype(np.int64)
+    end = np.concatenate([ps.end_ns + k * lam for k in range(iterations)]).astype(np.int64)
+    shift = int(start.min())
+    sched = Schedule(tuple(ps.modes) * iterations, start - shift, end - shift, ps.policy,
+                     {"unrolled_iterations": iterations, "superperiod_ns": lam})
+    return big, sched
+
+
+def check_unrolled(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: int = 4) -> CheckReport:
+    big, sched = unroll(problem, ps, iterations)
+    return check(sched, big)
+
+
+# --------------------------------------------------------------------------------------------
+# Heuristic: modulo list scheduling.
+
+
+class _ModuloTable:
+    """Per resource, the busy intervals of one period [0, lam): sorted, disjoint, non-wrapping."""
+
+    def __init__(self, nres: int, lam: int) -> None:
+        self.lam = lam
+        self.starts: list[list[int]] = [[] for _ in range(nres)]
+        self.ends: list[list[int]] = [[] for _ in range(nres)]
+
+    def _shift(self, rid: int, x: int, d: int) -> int:
+        """0 if [x, x+d) mod lam is free on ``rid``, else how far forward the start must move."""
+        lam, st, en = self.lam, self.starts[rid], self.ends[rid]
+        parts = ((x, x + d, 0),) if x + d <= lam else ((x, lam, 0), (0, x + d - lam, lam))
+        need = 0
+        for u, w, wrap in parts:
+            i = bisect.bisect_right(en, u)
+            if i < len(st) and st[i] < w:
+                j = bisect.bisect_left(st, w) - 1
+                need = max(need, en[j] + wrap - x)
+        return need
+
+    def earliest(self, rids: Sequence[int], t: int, d: int) -> int | None:
+        """Earliest start >= t at which [start, start+d) is free on every resource (None: no room)."""
+        lam = self.lam
+        t0 = t
+        while True:
+            x = t % lam
+            need = 0
+            for rid in rids:
+                need = max(need, self._shift(rid, x, d))
+            if need == 0:
+                return t
+            t += need
+            if t - t0 >= lam:
+                return None
+
+    def occupy(self, rids: Sequence[int], t: int, d: int) -> None:
+        lam = self.lam
+        x = t % lam
+        parts = ((x, x + d),) if x + d <= lam else ((x, lam), (0, x + d - lam))
+        for rid in rids:
+            st, en = self.starts[rid], self.ends[rid]
+            for u, w in parts:
+                i = bisect.bisect_left(st, u)
+                st.insert(i, u)
+                en.insert(i, w)
+
+
+def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int],
+           starts: np.ndarray | None = None) -> list[int]:
+    """Placement order: ``starts`` (default: the window's list-schedule start, micro-batch m
+    shifted by offsets[m]), ties in topological order (so every predecessor is placed first)."""
+    dag = problem.dag
+    if starts is None:
+        ls = list_schedule(dag, modes)
+        starts = np.array([int(ls.start_ns[t.tid]) + offsets[t.microbatch] for t in dag.tasks])
+    pos = np.empty(len(dag.tasks), dtype=np.int64)
+    pos[list(dag.topo_order)] = np.arange(len(dag.tasks))
+    return sorted(range(len(dag.tasks)), key=lambda t: (int(starts[t]), pos[t]))
+
+
+def _try_period(problem: PeriodicProblem, modes: Sequence[str], order: list[int], offsets: Sequence[int],
+                lam: int) -> tuple[np.ndarray, np.ndarray] | None:
+    dag = problem.dag
+    n = len(dag.tasks)
+    start = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    ready = np.zeros(n, dtype=np.int64)
+    heads = {r.dst for r in problem.recurrences}
+    for t in heads:
+        ready[t] = offsets[dag.tasks[t].microbatch]
+    table = _ModuloTable(len(dag.resources), lam)
+    for t in order:
+        c = dag.tasks[t].modes[modes[t]]
+        d = c.duration_ns
+        if d > 0 and c.resources:
+            if d > lam:
+                return None
+            s = table.earliest(c.resources, int(ready[t]), d)
+            if s is None:
+                return None
+            table.occupy(c.resources, s, d)
+        else:
+            s = int(ready[t])
+        start[t], end[t] = s, s + d
+        for e in dag.succs[t]:
+            if dag.edge_active(e, modes):
+                ready[e.dst] = max(ready[e.dst], end[t] + e.lag_ns)
+    for r in problem.recurrences:
+        if start[r.dst] + lam < end[r.src] + r.lag_ns:
+            return None
+    return start, end
+
+
+#: Release offsets tried for micro-batch m: ``m * f * period bound`` for each f.
+STAGGER_FRACTIONS = (0.0, 0.25, 0.5)
+
+
+def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, policy: str = "",
+                         rel_tol: float = 1e-3,
+                         stagger_fractions: Sequence[float] = STAGGER_FRACTIONS,
+                         refine_rounds: int = 2) -> PeriodicSchedule:
+    """Smallest Lambda (to ``rel_tol``) at which modulo list scheduling places every task, trying
+    micro-batch m released ``m * f * period`` late for each f in ``stagger_fractions``."""
+    dag = problem.dag
+    modes = tuple(modes)
+    loads = resource_loads_ns(dag, modes)
+    durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
+    lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
+    L, M = problem.window_layers, problem.microbatches
+    best: tuple[int, np.ndarray, np.ndarray, str] | None = None
+    trials: list[tuple[str, list[int], list[int]]] = []
+    for f in (stagger_fractions if M > 1 else (0.0,)):
+        offsets = [int(m * f * lb / L) for m in range(M)]
+        trials.append((f"micro-batch m released m*{f:g} periods late", _order(problem, modes, offsets), offsets))
+    k = 0
+    while k < len(trials) + refine_rounds:
+        if k < len(trials):
+            how, order, offsets = trials[k]
+        else:  # refine: place in the order of the best schedule so far, its heads released as there
+            how = f"refined {k - len(trials) + 1}x from: {best[3]}"
+            order = _order(problem, modes, [], starts=best[1])
+            offsets = [min(int(best[1][r.dst]) for r in problem.recurrences if dag.tasks[r.dst].microbatch == m)
+                       for m in range(M)]
+        k += 1
+        lo, hi, found = lb - 1, None, None
+        step = 0.01
+        lam = lb
+        while hi is None:
+            r = _try_period(problem, modes, order, offsets, lam)
+            if r is not None:
+                hi, found = lam, r
+                break
+            lo = lam
+            lam = int(math.ceil(lb * (1 + step)))
+            step *= 2
+            if step > 64:
+                raise RuntimeError("modulo list scheduling found no period (a bug)")
+        while hi - lo > max(1, int(rel_tol * hi)):
+            mid = (lo + hi) // 2
+            r = _try_period(problem, modes, order, offsets, mid)
+            if r is None:
+                lo = mid
+            else:
+                hi, found = mid, r
+        if best is None or hi < best[0]:
+            best = (hi, found[0], found[1], how)
+    lam, s, e, how = best
+    shift = int(s.min())
+    return PeriodicSchedule(modes, s - shift, e - shift, int(lam), L, policy,
+                            {"method": "modulo-list", "release": how, "load_bound_ns": int(loads.max(initial=0)),
+                             "lambda_lower_bound_ns": lb})
+
+
+def runtime_steady_state_ns(problem: PeriodicProblem, modes: Sequence[str], iterations: int = 8) -> dict[str, float]:
+    """What an as-soon-as-possible runtime achieves: list-schedule ``iterations`` unrolled iterations
+    with these modes and measure the time per layer between iteration ends, excluding the first
+    and last quarter (fill and drain)."""
+    layers = [row for _ in range(iterations) for row in problem.window]
+    big = build_window_dag(layers, problem.cost, problem.options)
+    n = len(problem.dag.tasks)
+    sched = list_schedule(big, tuple(modes) * iterations)
+    ends = [int(sched.end_ns[k * n:(k + 1) * n].max()) for k in range(iterations)]
+    a, b = iterations // 4, iterations - 1 - iterations // 4
+    per_iter = (ends[b] - ends[a]) / max(1, b - a)
+    return {"period_ns": per_iter / problem.window_layers, "makespan_ns": float(sched.makespan_ns),
+            "iterations": iterations}
+
+
+__all__ = ["FUSION_NOTE", "PeriodicProblem", "PeriodicSchedule", "build_periodic_problem", "check_periodic",
+           "check_unrolled", "modulo_list_schedule", "recurrence_bound_ns", "resource_loads_ns",
+           "runtime_steady_state_ns", "unroll"]

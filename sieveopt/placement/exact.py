@@ -1,0 +1,300 @@
+"""Exact placement: CP-SAT minimises the mean (or CVaR) straggler surrogate over a window of steps.
+
+Items: every expert has a *single* item (all its tokens); each of the ``R`` most loaded experts
+(R = the redundant-slot budget) also has a *pair* of replica items, each with half its tokens
+(the round-robin split of :mod:`~sieveopt.placement.core`). ``y_e = 1`` replicates expert e.
+``x[i, g] = 1`` places item i on GPU g.
+
+    minimise    (1/T) sum_t z_t                              (objective "mean")
+    subject to  sum_g x[single_e, g] = 1 - y_e               one copy, or
+                sum_g x[pair_e, g]   = y_e  (each of the two)  two copies on distinct GPUs
+                sum_e y_e <= R                               redundant slots
+                sum_i x[i, g] <= capacity                    HBM slots of GPU g
+                z_t >= sum_i c[t, i, g] x[i, g]              straggler of step t, every g
+                [+ move_weight * M, M >= NVLink time of the weights GPU g must receive]
+
+``c[t, i, g]`` is the surrogate's cost (:mod:`sieveopt.placement.surrogate`) of item i's tokens
+at step t on GPU g, rounded to integer ns. With R = 0 the space is GEM's ("each expert sits on
+exactly one GPU ... no replication", trimoe_gem.md §2.4); with R > 0 it holds GEM's space and
+EPLB placements whose replica counts are <= 2. ``objective="cvar"`` minimises the conditional
+value-at-risk of the step time at level ``alpha`` (mean of the worst (1-alpha) share of the
+steps; Rockafellar-Uryasev, linear): a quantile-like target. ``objective="balance"`` minimises
+the straggler of the *expected* loads, max_g mean_t L[t, g] (what load balancers like EPLB aim at).
+
+Bound: the LP bound of the per-step model balances every step perfectly with fractional
+assignments and stays far below the optimum; Jensen's inequality (mean_t max_g >= max_g
+mean_t) makes the "balance" model's certified bound a bound of the "mean" model too, so it is
+solved first (a quarter of the time limit) and its bound is added as a cut. GEM's paper calls
+the space combinatorial and searches it heuristically (trimoe_gem.md §2.4); this model gives a
+certified bound and gap on the same surrogate objective, so heuristics can be measured against
+it. The best given hint seeds the search and the result is never worse than that hint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sieveopt.placement.core import Placement
+from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
+
+
+@dataclass(frozen=True, eq=False)
+class ExactResult:
+    placement: Placement
+    status: str                    # OPTIMAL / FEASIBLE / HINT (solver found nothing better)
+    objective_ns: float            # surrogate objective of the returned placement (float costs)
+    bound_ns: float                # certified lower bound (integer-ns model)
+    gap: float                     # (objective - bound) / objective in the integer-ns model
+    wall_s: float
+    hint_objective_ns: float
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class _Items:
+    expert: np.ndarray             # [I] expert of each item
+    tokens: np.ndarray             # [T, I]
+    single: np.ndarray             # [E] item id of each expert's single copy
+    pair: dict[int, tuple[int, int]]   # expert -> its two replica items (candidates only)
+
+
+def _items(L: np.ndarray, candidates: np.ndarray) -> _Items:
+    T, E = L.shape
+    expert = list(range(E))
+    tok = [L[:, e] for e in range(E)]
+    pair: dict[int, tuple[int, int]] = {}
+    for e in candidates.tolist():
+        a = len(expert)
+        expert += [e, e]
+        tok += [L[:, e] // 2 + L[:, e] % 2, L[:, e] // 2]
+        pair[e] = (a, a + 1)
+    return _Items(np.asarray(expert), np.stack(tok, axis=1), np.arange(E), pair)
+
+
+def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: float = 0.9) -> float:
+    """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]``; -1 = unused)."""
+    T, _, G = cost.shape
+    loads = np.stack([cost[:, assign == g, g].sum(axis=1) for g in range(G)], axis=1)
+    if kind == "balance":
+        return float(loads.mean(axis=0).max())
+    z = loads.max(axis=1)
+    if kind == "mean":
+        return float(z.mean())
+    k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
+    return float(np.sort(z)[-k:].mean())
+
+
+def _assign_from(p: Placement, it: _Items) -> np.ndarray | None:
+    """Item assignment of placement ``p`` if it lies in the model's space, else None."""
+    out = np.full(it.expert.size, -1, dtype=np.int64)
+    for e, sl in enumerate(p.slots_of):
+        gs = np.sort(p.slot_gpu[sl])
+        if gs.size == 1:
+            out[it.single[e]] = gs[0]
+        elif gs.size == 2 and e in it.pair and gs[0] != gs[1]:
+            out[list(it.pair[e])] = gs
+        else:
+            return None
+    return out
+
+
+def _model(it: _Items, G: int, cap: int, budget: int):
+    """Variables and constraints shared by every objective: (model, x, y)."""
+    from ortools.sat.python import cp_model
+
+    n = it.expert.size
+    m = cp_model.CpModel()
+    x = [[m.NewBoolVar(f"x{i}_{g}") for g in range(G)] for i in range(n)]
+    y = {e: m.NewBoolVar(f"y{e}") for e in it.pair}
+    for e in range(it.single.size):
+        s = int(it.single[e])
+        if e in y:
+            m.Add(sum(x[s]) == 1 - y[e])
+            a, b = it.pair[e]
+            m.Add(sum(x[a]) == y[e])
+            m.Add(sum(x[b]) == y[e])
+            for g in range(G):
+                m.AddAtMostOne([x[a][g], x[b][g]])
+        else:
+            m.AddExactlyOne(x[s])
+    if y:
+        m.Add(sum(y.values()) <= budget)
+    for g in range(G):
+        m.Add(sum(x[i][g] for i in range(n)) <= cap)
+    return m, x, y
+
+
+def _solver(limit_s: float, workers: int, seed: int):
+    from ortools.sat.python import cp_model
+
+    s = cp_model.CpSolver()
+    s.parameters.max_time_in_seconds = max(0.1, float(limit_s))
+    s.parameters.num_workers = int(workers)
+    s.parameters.random_seed = int(seed)
+    return s
+
+
+def _read(solver, x, G: int) -> np.ndarray:
+    return np.array([next((g for g in range(G) if solver.Value(v[g])), -1) for v in x], dtype=np.int64)
+
+
+def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | None = None,
+                hints: list[Placement] | tuple[Placement, ...] = (), objective_kind: str = "mean",
+                alpha: float = 0.9, previous: Placement | None = None, move_weight: float = 0.0,
+                time_limit_s: float | None = None, workers: int | None = None,
+                seed: int | None = None, gap_limit: float | None = None) -> ExactResult:
+    """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
+
+    ``replicate``: how many experts may get a second replica (default: the problem's redundant
+    slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
+    most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality)."""
+    from ortools.sat.python import cp_model
+
+    if objective_kind not in ("mean", "cvar", "balance"):
+        raise ValueError(f"objective_kind must be 'mean', 'cvar' or 'balance', got {objective_kind!r}")
+    t0 = time.perf_counter()
+    limit = float(prob.time_limit_s if time_limit_s is None else time_limit_s)
+    nw = int(prob.workers if workers is None else workers)
+    sd = int(prob.seed if seed is None else seed)
+    L = np.rint(np.atleast_2d(np.asarray(loads, dtype=float))).astype(np.int64)
+    T, E = L.shape
+    G, cap = prob.num_gpus, prob.capacity
+    budget = min(prob.redundant if replicate is None else replicate, max(0, cap * G - E), E)
+    cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
+    it = _items(L, np.sort(cand))
+    n = it.expert.size
+    cost = prob.surrogate.item_costs(it.tokens)                    # [T, items, G] float ns
+    c = np.rint(cost).astype(np.int64)
+
+    jensen_lb, jensen_assign = 0.0, None
+    if objective_kind == "mean" and T > 1:
+        jm, jx, _ = _model(it, G, cap, budget)
+        cb = c.sum(axis=0)
+        jz = jm.NewIntVar(0, int(cb.sum()) + 1, "z")
+        for g in range(G):
+            jm.Add(sum(int(cb[i, g]) * jx[i][g] for i in range(n)) <= jz)
+        jm.Minimize(jz)
+        js = _solver(0.25 * limit, nw, sd)
+        if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            jensen_lb = js.BestObjectiveBound() / T
+            jensen_assign = _read(js, jx, G)
+
+    m, x, _ = _model(it, G, cap, budget)
+    ub = int(c.sum(axis=1).max()) + 1
+    if objective_kind == "balance":
+        cb = c.sum(axis=0)
+        zb = m.NewIntVar(0, int(cb.sum()) + 1, "z")
+        for g in range(G):
+            m.Add(sum(int(cb[i, g]) * x[i][g] for i in range(n)) <= zb)
+        obj_terms, scale = zb, T
+    else:
+        z = [m.NewIntVar(0, ub, f"z{t}") for t in range(T)]
+        for t in range(T):
+            for g in range(G):
+                nz = np.flatnonzero(c[t, :, g])
+                m.Add(sum(int(c[t, i, g]) * x[int(i)][g] for i in nz) <= z[t])
+        if objective_kind == "mean":
+            if jensen_lb > 0:
+                m.Add(sum(z) >= int(np.floor(jensen_lb * T)))
+            obj_terms, scale = sum(z), T
+        else:
+            k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
+            eta = m.NewIntVar(0, ub, "eta")
+            u = [m.NewIntVar(0, ub, f"u{t}") for t in range(T)]
+            for t in range(T):
+                m.Add(u[t] >= z[t] - eta)
+            obj_terms, scale = k * eta + sum(u), k
+    move_scale = 0
+    if previous is not None and move_weight > 0 and prob.link_GBps > 0:
+        move_ns = int(np.ceil(prob.expert_bytes / prob.link_GBps))
+        held = previous.gpu_sets
+        mv = m.NewIntVar(0, n * move_ns + 1, "move")
+        for g in range(G):
+            new_in = [x[i][g] for i in range(n) if not held[it.expert[i], g]]
+            if new_in:
+                m.Add(move_ns * sum(new_in) <= mv)
+        move_scale = int(round(move_weight * scale))
+        obj_terms = obj_terms + move_scale * mv
+    m.Minimize(obj_terms)
+
+    cands = list(hints)
+    if jensen_assign is not None:
+        cands.append(_placement(it, jensen_assign, E, G, cap, "balance"))
+    if move_scale:
+        cands.append(previous)                  # staying put: no movement
+
+    def total_of(a: np.ndarray) -> float:
+        v = objective(cost, a, objective_kind, alpha)
+        return v + (move_weight * _move_ns(previous, it, a, prob) if move_scale else 0.0)
+
+    hint_assign, hint_obj = None, np.inf
+    for p in cands:
+        a = _assign_from(p, it)
+        if a is None or np.bincount(a[a >= 0], minlength=G).max() > cap:
+            continue
+        v = total_of(a)
+        if v < hint_obj:
+            hint_assign, hint_obj = a, v
+    if hint_assign is not None:
+        for i in range(n):
+            for g in range(G):
+                m.AddHint(x[i][g], int(hint_assign[i] == g))
+
+    solver = _solver(limit - (time.perf_counter() - t0), nw, sd)
+    solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
+    st = solver.Solve(m)
+    status = solver.StatusName(st)
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
+    else:
+        assign, bound, status = hint_assign, 0.0, f"HINT ({status})"
+    if objective_kind == "mean":             # movement >= 0, so the Jensen bound holds with it too
+        bound = max(bound, jensen_lb)
+    val = np.inf if assign is None else total_of(assign)
+    if hint_assign is not None and hint_obj < val:          # never worse than the hint
+        assign, val, status = hint_assign, hint_obj, "HINT"
+    if assign is None:
+        raise RuntimeError(f"exact placement: no solution within the time limit ({status})")
+    move_part = move_weight * _move_ns(previous, it, assign, prob) if move_scale else 0.0
+    val -= move_part                                          # objective_ns: the straggler part
+    # the gap is measured in the solved (integer-ns) model, where the bound holds; the reported
+    # objective uses the float costs (they differ by < items/2 ns per step)
+    total = objective(c.astype(float), assign, objective_kind, alpha) + move_part
+    gap = 0.0 if total <= 0 else max(0.0, (total - bound) / total)
+    return ExactResult(_placement(it, assign, E, G, cap, "exact"), status, float(val), float(bound), float(gap),
+                       time.perf_counter() - t0, float(hint_obj),
+                       meta={"items": int(n), "steps": int(T), "objective": objective_kind,
+                             "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
+                             "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
+                             "time_limit_s": limit})
+
+
+def _placement(it: _Items, assign: np.ndarray, E: int, G: int, cap: int, policy: str) -> Placement:
+    used = assign >= 0
+    return Placement(it.expert[used], assign[used], E, G, cap, policy)
+
+
+def _move_ns(prev: Placement, it: _Items, assign: np.ndarray, prob: PlacementProblem) -> float:
+    used = assign >= 0
+    held = prev.gpu_sets
+    new = ~held[it.expert[used], assign[used]]
+    per_gpu = np.bincount(assign[used][new], minlength=prob.num_gpus)
+    return float(per_gpu.max() * np.ceil(prob.expert_bytes / prob.link_GBps))
+
+
+def exact_with_report(loads: np.ndarray, prob: PlacementProblem, **kw) -> ExactResult:
+    """The exact optimiser with GEM and EPLB on the same window as hints."""
+    L = np.atleast_2d(np.asarray(loads, dtype=float))
+    hints = [gem(L, prob)]
+    if prob.redundant > 0:
+        hints.append(eplb(L, prob))
+    return solve_exact(L, prob, hints=hints, **kw)
+
+
+@register("exact")
+def exact(loads: np.ndarray, prob: PlacementProblem) -> Placement:
+    """The CP-SAT optimum of the surrogate over the window (hints: GEM, EPLB)."""
+    return exact_with_report(loads, prob).placement

@@ -1,0 +1,297 @@
+"""Exact periodic (modulo) scheduling of a cyclic window with CP-SAT: minimise the superperiod.
+
+Model (integer ns, the problem of :mod:`sieveopt.periodic`):
+
+* ``lam`` (Lambda) in [lower bound, hint's Lambda]; per task a start ``s_i >= 0``, per mode of a
+  multi-mode task a Boolean (exactly one); ``e_i = s_i + sum(lit * duration)``;
+* every DAG edge ``s_dst >= e_src + lag`` (conditional edges under their mode literal); every
+  recurrence ``s_dst + lam >= e_src + lag``;
+* resources modulo Lambda: per resource one ``NoOverlap`` (``Cumulative`` when capacity > 1)
+  over the copies k = 0, 1, 2 of every interval that holds it (copy k starts at ``s_i + k lam``),
+  with every task inside ``[0, 3 lam)``. Copies further apart cannot meet inside that horizon,
+  so this is exactly "no overlap modulo Lambda". The horizon loses nothing: micro-batches share
+  no edges, so shifting one micro-batch by a multiple of Lambda keeps a schedule valid; shift
+  each one so its first start lies in [0, lam); its last layer's ``reduce[g]`` ends by
+  ``s[qkv[g]@L0] + lam`` (recurrence) and every ``qkv[g]@L0`` precedes every last-layer task
+  (the AllGather feeds every GPU's scheduler), so all its tasks end by ``2 lam`` after its first
+  start, inside ``3 lam``;
+* redundant cuts: ``lam >= load_r`` of every resource (linear in the mode literals: Sieve's
+  max(T_comm, T_GPU, T_PIM) over every resource), and ``lam >=`` the recurrence bound.
+* objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
+
+The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
+the static bounds. The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
+worse than the hint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from sieveopt.periodic import (
+    PeriodicProblem,
+    PeriodicSchedule,
+    check_periodic,
+    recurrence_bound_ns,
+)
+from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
+
+_STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
+           cp_model.UNKNOWN: UNKNOWN}
+COPIES = 3
+
+
+def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2,
+                  seed: int = 0) -> tuple[int, int, tuple[str, ...] | None]:
+    """Ideal-overlap optimum: min over modes of the busiest resource's load (CP-SAT, small model).
+
+    Returns (lower bound, best value found, its modes); the bound is a valid lower bound on
+    Lambda of any periodic schedule (and the ``ideal`` execution model's answer)."""
+    dag = problem.dag
+    model = cp_model.CpModel()
+    hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + 1
+    z = model.new_int_var(0, hi, "z")
+    lit: list[dict[str, Any]] = []
+    for t in dag.tasks:
+        if t.has_choice:
+            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
+            model.add_exactly_one(d.values())
+        else:
+            d = {next(iter(t.modes)): 1}
+        lit.append(d)
+    terms: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        for m, c in t.modes.items():
+            for rid in c.resources:
+                terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
+    for ts in terms.values():
+        model.add(z >= sum(ts))
+    model.minimize(z)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    solver.parameters.max_time_in_seconds = time_limit_s
+    st = solver.solve(model)
+    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return int(math.ceil(solver.best_objective_bound - 1e-9)), hi, None
+    modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                  for t in range(len(dag.tasks)))
+    return int(math.ceil(solver.best_objective_bound - 1e-9)), int(solver.objective_value), modes
+
+
+def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
+                         workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
+                         deterministic: bool = False, load_bound: int | None = None,
+                         resources: bool = True, log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
+    """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
+    status, bound_ns (on Lambda), wall_s and the solver's counters.
+
+    ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
+    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
+    It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
+    relaxation's best modes (a good start for modulo list scheduling)."""
+    t0 = time.perf_counter()
+    dag = problem.dag
+    n = len(dag.tasks)
+    rec_lb = recurrence_bound_ns(problem)
+    if load_bound is None:
+        load_bound = load_bound_ns(problem, time_limit_s=min(5.0, time_limit_s / 4), workers=workers, seed=seed)[0]
+    lb = max(rec_lb, load_bound, 1)
+    if hint is not None:
+        ub = int(hint.superperiod_ns)
+    else:
+        ub = int(sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) +
+                 sum(e.lag_ns for e in dag.edges) + 1)
+    if lb > ub:
+        raise RuntimeError(f"periodic bound {lb} ns above a feasible Lambda {ub} ns (a bug)")
+    H = COPIES * ub
+    model = cp_model.CpModel()
+    lam = model.new_int_var(lb, ub, "lam")
+    s = [model.new_int_var(0, H, f"s{t}") for t in range(n)]
+    e: list[Any] = [None] * n
+    lit: list[dict[str, Any]] = [dict() for _ in range(n)]
+    by_res: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        i = t.tid
+        if t.has_choice:
+            for m in t.modes:
+                lit[i][m] = model.new_bool_var(f"x{i}_{m}")
+            model.add_exactly_one(lit[i].values())
+            e[i] = model.new_int_var(0, H, f"e{i}")
+            model.add(e[i] == s[i] + sum(c.duration_ns * lit[i][m] for m, c in t.modes.items()))
+        else:
+            (m, c), = t.modes.items()
+            lit[i][m] = 1
+            e[i] = s[i] + c.duration_ns
+        model.add(e[i] <= COPIES * lam)
+        for m, c in t.modes.items():
+            if c.duration_ns <= 0 or not c.resources or not resources:
+                continue
+            for k in range(COPIES):
+                if k == 0:
+                    st_k = s[i]
+                else:
+                    st_k = model.new_int_var(0, H + COPIES * ub, f"c{i}_{m}_{k}")
+                    model.add(st_k == s[i] + k * lam)
+                if isinstance(lit[i][m], int):
+                    iv = model.new_fixed_size_interval_var(st_k, c.duration_ns, f"i{i}_{m}_{k}")
+                else:
+                    iv = model.new_optional_fixed_size_interval_var(st_k, c.duration_ns, lit[i][m], f"i{i}_{m}_{k}")
+                for rid in c.resources:
+                    by_res.setdefault(rid, []).append(iv)
+    for rid, ivs in by_res.items():
+        cap = dag.resources[rid].capacity
+        if cap == 1:
+            model.add_no_overlap(ivs)
+        else:
+            model.add_cumulative(ivs, [1] * len(ivs), cap)
+    for edge in dag.edges:
+        lv = 1 if edge.if_mode is None else lit[edge.if_mode[0]].get(edge.if_mode[1])
+        if lv is None:
+            continue
+        c = model.add(s[edge.dst] >= e[edge.src] + edge.lag_ns)
+        if not isinstance(lv, int):
+            c.only_enforce_if(lv)
+    for r in problem.recurrences:
+        model.add(s[r.dst] + lam >= e[r.src] + r.lag_ns)
+    # Redundant load cuts (the ideal-overlap bound, per resource).
+    terms: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        for m, c in t.modes.items():
+            for rid in c.resources:
+                if c.duration_ns:
+                    terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
+    for ts in terms.values():
+        model.add(lam >= sum(ts))
+    # Objective.
+    spans = []
+    if latency_weight > 0:
+        for (li, mb) in sorted({(t.layer, t.microbatch) for t in dag.tasks}):
+            ids = [t.tid for t in dag.tasks if (t.layer, t.microbatch) == (li, mb)]
+            lo = model.new_int_var(0, H, f"lo{li}_{mb}")
+            hi = model.new_int_var(0, H, f"hi{li}_{mb}")
+            model.add_min_equality(lo, [s[i] for i in ids])
+            model.add_max_equality(hi, [e[i] for i in ids])
+            spans.append(hi - lo)
+        nslots = max(1, len(spans))
+        scale = 1000
+        model.minimize(scale * nslots * lam + int(round(scale * latency_weight)) * sum(spans))
+    else:
+        model.minimize(lam)
+    if hint is not None:
+        hs = hint.start_ns - int(hint.start_ns.min())
+        if int((hint.end_ns - int(hint.start_ns.min())).max()) <= COPIES * ub:
+            model.add_hint(lam, ub)
+            for t in range(n):
+                model.add_hint(s[t], int(hs[t]))
+                for m, lv in lit[t].items():
+                    if not isinstance(lv, int):
+                        model.add_hint(lv, hint.modes[t] == m)
+    build_s = time.perf_counter() - t0
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.num_workers = max(1, int(workers))
+    p.random_seed = int(seed)
+    p.log_search_progress = bool(log)
+    if deterministic:
+        if p.num_workers > 1:
+            p.interleave_search = True
+        p.max_deterministic_time = float(time_limit_s)
+    else:
+        p.max_time_in_seconds = float(time_limit_s)
+    st = solver.solve(model)
+    status = _STATUS.get(st, UNKNOWN)
+    sched: PeriodicSchedule | None = None
+    bound = lb
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                      for t in range(n))
+        starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
+        ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
+        if not resources:
+            bound = max(lb, int(math.ceil(solver.best_objective_bound - 1e-9))) if latency_weight == 0 else lb
+            return None, {"status": _STATUS.get(st, UNKNOWN), "bound_ns": bound, "modes": modes,
+                          "value_ns": int(solver.value(lam)), "wall_s": time.perf_counter() - t0}
+        sched = PeriodicSchedule(modes, starts, ends, int(solver.value(lam)), problem.window_layers, "cpsat",
+                                 {"method": "cpsat-periodic"})
+        if latency_weight == 0:
+            bound = max(lb, int(math.ceil(solver.best_objective_bound - 1e-9)))
+    from_hint = False
+    if hint is not None and (sched is None or hint.superperiod_ns < sched.superperiod_ns or
+                             (latency_weight > 0 and hint.superperiod_ns <= sched.superperiod_ns and
+                              hint.latency_ns(dag) < sched.latency_ns(dag))):
+        sched = PeriodicSchedule(hint.modes, hint.start_ns.copy(), hint.end_ns.copy(), hint.superperiod_ns,
+                                 hint.window_layers, "cpsat", dict(hint.meta, from_hint=True, hint_policy=hint.policy))
+        from_hint = True
+        if status == UNKNOWN:
+            status = FEASIBLE
+    if sched is not None:
+        bound = min(bound, sched.superperiod_ns)
+        if bound == sched.superperiod_ns:
+            status = OPTIMAL
+        if not check_periodic(sched, problem).ok:  # defensive: never return an unchecked schedule
+            raise RuntimeError("cpsat periodic schedule failed check_periodic (a bug)")
+    info = {"status": status, "bound_ns": bound, "wall_s": time.perf_counter() - t0, "build_s": build_s,
+            "solver_status": solver.status_name(st), "load_bound_ns": load_bound, "recurrence_bound_ns": rec_lb,
+            "hint_superperiod_ns": None if hint is None else hint.superperiod_ns,
+            "hint_policy": None if hint is None else hint.policy, "from_hint": from_hint,
+            "workers": p.num_workers, "seed": seed, "latency_weight": latency_weight,
+            "num_conflicts": solver.num_conflicts, "copies": COPIES}
+    return sched, info
+
+
+
+
+def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time_limit_s: float = 10.0,
+                        workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
+                        hints: dict[str, Any] | None = None) -> Any:
+    """CP-SAT under ``problem.execution`` as an :class:`sieveopt.overlap.OverlapResult`.
+
+    ``ideal``: the minimum over all modes of the busiest resource's load (a bound). ``microbatch``:
+    the periodic model hinted with the best of the heuristics' periodic schedules, the
+    load-optimal modes and a load + recurrence relaxation (whose bound also tightens ours)."""
+    from sieveopt.overlap import HINT_POLICIES, OverlapResult, _checked, solve_overlap
+    from sieveopt.periodic import modulo_list_schedule
+
+    ex = problem.execution
+    L = problem.window_layers
+    dag = problem.dag
+    t0 = time.perf_counter()
+    lb, best_load, load_modes = load_bound_ns(problem, time_limit_s=min(5.0, max(1.0, time_limit_s / 4)),
+                                              workers=workers, seed=seed)
+    if ex.overlap == "ideal":
+        return OverlapResult(policy, ex, None, best_load / L, None, lb / L,
+                             OPTIMAL if lb == best_load else FEASIBLE, None, None, time.perf_counter() - t0,
+                             {"load_bound_ns": lb, "load_best_ns": best_load})
+    cands: list[PeriodicSchedule] = []
+    hints = dict(hints or {})
+    for p in HINT_POLICIES:
+        if p not in hints:
+            hints[p] = solve_overlap(problem, p)
+        if hints[p].schedule is not None:
+            cands.append(hints[p].schedule)
+    if load_modes is not None:
+        cands.append(modulo_list_schedule(problem, load_modes, policy="load-optimal"))
+    hint = min(cands, key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
+    # Load + recurrence relaxation: a stronger bound, and modes that respect the chain.
+    _, relax = solve_periodic_cpsat(problem, hint, time_limit_s=min(10.0, max(1.0, time_limit_s / 6)),
+                                    workers=workers, seed=seed, load_bound=lb, resources=False)
+    lb = max(lb, relax["bound_ns"])
+    if relax.get("modes") is not None:
+        rs = modulo_list_schedule(problem, relax["modes"], policy="relaxation")
+        hint = min([hint, rs], key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
+    remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining, workers=workers, seed=seed,
+                                    latency_weight=latency_weight, load_bound=lb)
+    info["relaxation_bound_ns"] = relax["bound_ns"]
+    ok = _checked(problem, ps)
+    return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
+                         ok, None, time.perf_counter() - t0, info)
+
+
+__all__ = ["load_bound_ns", "solve_overlap_cpsat", "solve_periodic_cpsat"]

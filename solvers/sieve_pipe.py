@@ -1,0 +1,129 @@
+"""``sieve-pipe``: Sieve's sweep with the objective of the execution model it runs under.
+
+Sieve keeps the k hottest experts on the GPU and picks k minimising max(T_comm, T_GPU, T_PIM):
+the time per layer when phases of different micro-batches overlap perfectly (papers.md §1.5).
+With M micro-batches pipelined in steady state, each period holds M slots' work on every
+resource *and* one micro-batch's chain through the layer must fit in it (each micro-batch
+advances one layer per period, :mod:`sieveopt.periodic`). So each GPU, seeing only its own
+slot's routing (the run-time information), picks the k of the same hottest-first sweep that
+minimises
+
+    max(M * T_GPU(k), M * T_HBM(k), M * T_PIM(k), chain(k)),
+    chain(k) = qkv + attention + oproj + router + T_comm + max(GPU experts(k), PIM experts(k)) + reduce
+
+with every duration taken from the layer DAG (the cost model the schedule is timed with);
+``T_HBM`` adds PIM jobs to the GPU's HBM load when HBM sharing is ``exclusive``. Under the
+serial model (M = 1) the chain term dominates and it behaves like a makespan estimate.
+``decision_ns`` is the slowest GPU's compiled sweep (every GPU plans in parallel), timed like
+``sieve``'s planner call (inputs extracted from the DAG beforehand, as for Sieve).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from sieveopt.dag import ATTN, LAUNCH, OPROJ, QKV, REDUCE, ROUTER, SHARED, TaskDAG
+from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
+from sieveopt.solvers.base import SolveResult
+from sieveopt.solvers.plan_inputs import P_T_COMM, plan_inputs
+from sieveopt.solvers.sieve import finish
+
+
+def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
+    other = pre = launch = attn_pim = reduce_ = 0
+    for t in dag.tasks:
+        if t.gpu != g:
+            continue
+        if t.kind in (QKV, OPROJ, ROUTER, SHARED, REDUCE):
+            d = t.modes[MODE_GPU].duration_ns
+            other += d
+            if t.kind in (QKV, OPROJ, ROUTER):
+                pre += d
+            if t.kind == REDUCE:
+                reduce_ = d
+        elif t.kind == LAUNCH:
+            launch = t.modes[MODE_GPU].duration_ns
+        elif t.kind == ATTN:
+            if MODE_PIM in t.modes:
+                attn_pim = t.modes[MODE_PIM].duration_ns
+            else:
+                other += t.modes[MODE_GPU].duration_ns
+                pre += t.modes[MODE_GPU].duration_ns
+    return {"other": other, "pre": pre + attn_pim, "launch": launch, "attn_pim": attn_pim, "reduce": reduce_}
+
+
+@njit(cache=True)
+def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.ndarray,
+           on_gpu: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """The hottest-first sweep; scal = (other, attn_pim, launch, pre + T_comm + reduce, M, exclusive)."""
+    order = np.argsort(-tokens, kind="mergesort")
+    n = len(tokens)
+    other, attn, launch, chain0, M, excl = scal[0], scal[1], scal[2], scal[3], scal[4], scal[5]
+    psum = 0.0
+    for i in range(n):
+        psum += pim_ns[i]
+    gsum = 0.0
+    best, best_k = 1e300, 0
+    for k in range(n + 1):
+        if k > 0:
+            e = order[k - 1]
+            gsum += gpu_ns[e]
+            psum -= pim_ns[e]
+        lg = gsum + (launch if k > 0 else 0.0)
+        t_gpu = other + lg
+        t_pim = attn + psum
+        t_hbm = t_gpu + t_pim if excl > 0 else t_gpu
+        load = max(t_gpu, max(t_hbm, t_pim))
+        obj = max(M * load, chain0 + max(lg, psum))
+        if obj < best:
+            best, best_k = obj, k
+    for i in range(n):
+        on_gpu[i] = False
+    for k in range(best_k):
+        on_gpu[order[k]] = True
+    return best_k
+
+
+def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
+               microbatches: int, exclusive: bool) -> tuple[np.ndarray, int]:
+    """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep."""
+    scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
+                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0])
+    on_gpu = np.zeros(len(tokens), dtype=np.bool_)
+    tok = np.ascontiguousarray(tokens, dtype=np.int64)
+    g = np.ascontiguousarray(gpu_ns, dtype=np.float64)
+    p = np.ascontiguousarray(pim_ns, dtype=np.float64)
+    t0 = time.perf_counter_ns()
+    _sweep(tok, g, p, scal, on_gpu)
+    return on_gpu, time.perf_counter_ns() - t0
+
+
+def warm_up() -> None:
+    """Compile the sweep once (so no decision latency includes compilation)."""
+    plan_split(np.array([2, 1]), np.array([1, 1]), np.array([1, 1]),
+               {"other": 0, "attn_pim": 0, "launch": 0, "pre": 0, "reduce": 0}, 0.0, 2, False)
+
+
+def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, microbatches: int = 1,
+                     **_: Any) -> SolveResult:
+    """Plan every GPU for an M-micro-batch pipeline (M = 1: the serial layer)."""
+    t_wall = time.perf_counter()
+    inputs = plan_inputs(dag, instance, cost)
+    exclusive = dag.meta.get("hbm_sharing") == "exclusive"
+    expert_modes: dict[int, str] = {}
+    times = []
+    warm_up()
+    for inp in inputs:
+        terms = _gpu_terms(dag, inp.gpu)
+        on_gpu, dt = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, float(inp.params[P_T_COMM]),
+                                max(1, int(microbatches)), exclusive)
+        times.append(dt)
+        for e, f in zip(inp.experts.tolist(), on_gpu.tolist(), strict=True):
+            expert_modes[e] = MODE_GPU if f else MODE_PIM
+    meta = {"microbatches": microbatches, "decision_ns_per_gpu": times}
+    return finish(dag, "sieve-pipe", expert_modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)), meta=meta)

@@ -1,0 +1,237 @@
+"""Expert placement: Placement invariants, EPLB / GEM / exact policies, forecasts, evaluation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sieveopt.errors import SpecError
+from sieveopt.models.catalog import load_model, load_system
+from sieveopt.models.specs import GpuVariabilitySpec
+from sieveopt.placement import (
+    PLACEMENT_POLICIES,
+    EvalConfig,
+    Placement,
+    PlacementProblem,
+    Surrogate,
+    check_capacity,
+    drifting_trace,
+    forecast_error,
+    movement,
+    predict,
+    run_policy,
+)
+from sieveopt.placement.exact import objective, solve_exact
+from sieveopt.placement.policies import balanced_packing, classify_experts, gem, replicate_experts
+from sieveopt.variability import with_variability
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 4),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.7, 1.0, 0.9)))
+    trace = drifting_trace(model, 32, 24, 0, [3], segments=2)
+    sur = Surrogate(model, system, 32)
+    prob = PlacementProblem(128, 4, 40, 8, sur, model.expert_weight_bytes, 900.0, time_limit_s=10, workers=2)
+    return model, system, trace, prob
+
+
+def test_placement_validation():
+    with pytest.raises(SpecError, match="no slot"):
+        Placement(np.array([0, 1]), np.array([0, 1]), 3, 2, 4)
+    with pytest.raises(SpecError, match="capacity"):
+        Placement(np.arange(4), np.zeros(4, dtype=int), 4, 2, 3)
+    with pytest.raises(SpecError, match="capacity"):
+        check_capacity(256, 8, 31)
+    check_capacity(256, 8, 32)
+
+
+def test_replica_split_round_robin():
+    p = Placement(np.array([0, 1, 2, 0, 0]), np.array([0, 1, 2, 1, 2]), 3, 3, 2)
+    ids = np.array([[0, 1], [0, 2], [0, 1], [2, 0], [0, 1]])
+    phys = p.physical_ids(ids)
+    assert np.array_equal(p.slots[phys], ids)                       # routing preserved
+    per_slot = np.bincount(phys.ravel(), minlength=p.num_slots)
+    assert np.array_equal(per_slot, p.slot_tokens(np.bincount(ids.ravel(), minlength=3)))
+    assert per_slot[[0, 3, 4]].max() - per_slot[[0, 3, 4]].min() <= 1
+
+
+def test_balanced_packing_and_replication():
+    w = np.array([9.0, 7, 6, 5, 4, 3, 2, 1])
+    pack, rank = balanced_packing(w, 2)
+    assert np.bincount(pack).tolist() == [4, 4]
+    for k in (0, 1):
+        assert sorted(rank[pack == k].tolist()) == [0, 1, 2, 3]
+    # LPT by hand: 9->A, 7->B, 6->B, 5->A, 4->B, 3->A, 2->A (tie, first pack), 1->B (A full)
+    assert [w[pack == 0].sum(), w[pack == 1].sum()] == [19.0, 18.0]
+    phy2log, cnt = replicate_experts(np.array([10.0, 4.0, 1.0]), 5)
+    assert cnt.tolist() == [3, 1, 1] and sorted(phy2log.tolist()) == [0, 0, 0, 1, 2]
+    # greedy replication is optimal for min max per-replica load: check by brute force
+    w3 = np.array([10.0, 4.0, 1.0])
+    best = min(max(w3 / np.array(c)) for c in itertools.product(range(1, 4), repeat=3) if sum(c) == 5)
+    assert max(w3 / cnt) == pytest.approx(best)
+
+
+def test_policies_are_valid(setup):
+    _, _, trace, prob = setup
+    loads = trace.counts()[:8, 0, :]
+    for name, fn in PLACEMENT_POLICIES.items():
+        if name == "exact":
+            continue
+        p = fn(loads, prob)
+        assert p.replicas.min() >= 1 and p.slots_per_gpu().max() <= prob.capacity
+    e = PLACEMENT_POLICIES["eplb"](loads, prob)
+    assert e.num_slots == 136 and (e.slots_per_gpu() == 34).all()
+    g = gem(loads, prob)
+    assert (g.replicas == 1).all() and (g.slots_per_gpu() == 32).all()
+
+
+def test_gem_beats_round_robin_on_its_window(setup):
+    _, _, trace, prob = setup
+    loads = trace.counts()[:8, 0, :]
+    sur = prob.surrogate
+    rr = PLACEMENT_POLICIES["round-robin"](loads, prob)
+    g = gem(loads, prob)
+    assert sur.step_times(g, loads).mean() <= sur.step_times(rr, loads).mean()
+
+
+def test_exact_matches_brute_force_and_beats_hint():
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 2),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.6)))
+    sur = Surrogate(model, system, 64)
+    rng = np.random.default_rng(1)
+    E, T = 6, 3
+    loads = rng.integers(0, 40, size=(T, E))
+    prob = PlacementProblem(E, 2, 4, 0, sur, time_limit_s=20, workers=2)
+    hint = Placement(np.arange(E), np.arange(E) % 2, E, 2, 4, "rr")
+    res = solve_exact(loads, prob, hints=[hint])
+    assert res.status == "OPTIMAL" and res.gap <= 1e-6
+    cost = sur.item_costs(loads)
+    brute = min(objective(cost, np.array(a)) for a in itertools.product(range(2), repeat=E)
+                if max(np.bincount(a, minlength=2)) <= 4)
+    assert res.objective_ns == pytest.approx(brute, rel=1e-6)
+    assert res.objective_ns <= res.hint_objective_ns + 1e-9
+    assert res.bound_ns <= res.objective_ns + E  # rounding slack of integer costs
+
+
+def test_exact_speed_aware_not_worse_than_blind():
+    """GEM's first insight, certified: the optimum for the real speeds is never worse than the
+    optimum computed as if GPUs were identical, both scored at the real speeds."""
+    model = load_model("qwen3-30b-a3b")
+    slow = with_variability(load_system("sieve-b200-hbm3e-pim", 2),
+                            GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.5), memory_speed=(1.0, 0.5)))
+    loads = np.array([[200, 150, 3, 2, 1, 40], [180, 160, 2, 4, 0, 30], [220, 120, 1, 3, 2, 50]])
+    aware = PlacementProblem(6, 2, 4, 0, Surrogate(model, slow, 256), time_limit_s=20, workers=2)
+    blind = PlacementProblem(6, 2, 4, 0, Surrogate(model, load_system("sieve-b200-hbm3e-pim", 2), 256),
+                             time_limit_s=20, workers=2)
+    ra, rb = solve_exact(loads, aware), solve_exact(loads, blind)
+    assert ra.status == rb.status == "OPTIMAL"
+    cost = aware.surrogate.item_costs(loads)
+    assert ra.objective_ns <= objective(cost, rb.placement.slot_gpu) + 1e-9
+    # the slow GPU gets less GPU-side (hot) work than the fast one
+    hot = loads.mean(axis=0) > 100
+    assert hot[ra.placement.slot_gpu == 0].sum() >= hot[ra.placement.slot_gpu == 1].sum()
+
+
+def test_exact_cvar_and_balance_run():
+    model = load_model("qwen3-30b-a3b")
+    system = load_system("sieve-b200-hbm3e-pim", 2)
+    sur = Surrogate(model, system, 64)
+    loads = np.random.default_rng(2).integers(0, 40, size=(6, 8))
+    prob = PlacementProblem(8, 2, 5, 0, sur, time_limit_s=10, workers=2)
+    for kind in ("cvar", "balance"):
+        res = solve_exact(loads, prob, objective_kind=kind)
+        assert res.status == "OPTIMAL" and res.placement.slots_per_gpu().max() <= 5
+
+
+def test_movement_counts_new_holders():
+    a = Placement(np.arange(4), np.array([0, 0, 1, 1]), 4, 2, 3)
+    b = Placement(np.arange(4), np.array([0, 1, 1, 0]), 4, 2, 3)
+    mv = movement(a, b, expert_bytes=1e9, link_GBps=100.0)
+    assert mv["moved_experts"] == 2 and mv["time_ns"] == pytest.approx(1e7)
+    assert movement(a, a, 1e9, 100.0)["moved_experts"] == 0
+
+
+def test_predictors_and_errors():
+    H = np.array([[4.0, 0.0], [2.0, 2.0], [0.0, 4.0]])
+    assert predict("last", H).tolist() == [[0.0, 4.0]]
+    assert predict("mean", H, window=2).tolist() == [[1.0, 3.0]]
+    ema = predict("ema", H)[0]
+    assert ema[0] == pytest.approx(0.7 * (0.3 * 2 + 0.7 * 4))
+    assert predict("window", H, window=2).shape == (2, 2)
+    f = np.array([[1.0, 3.0]])
+    assert forecast_error(predict("oracle", H, future=f), f)["wape"] == 0.0
+    with pytest.raises(ValueError):
+        predict("nope", H)
+
+
+def test_classify_experts_consistent_and_temporal():
+    L = np.array([[10, 1, 0, 5], [10, 0, 1, 5], [10, 9, 0, 0], [10, 0, 0, 5]], dtype=float)
+    _, kind = classify_experts(L)
+    assert kind.tolist() == [2, 1, 0, 2]
+
+
+def test_run_policy_surrogate_and_dag(setup):
+    model, system, trace, prob = setup
+    r = run_policy(trace, [0], model, system, prob, EvalConfig("eplb", mode="surrogate", history=8,
+                                                             replace_every=4), 8)
+    s = r.summary(model.num_moe_layers)
+    assert r.placements == 2 and s["layer_mean_ns"] > 0 and s["movement"]["moved_experts"] >= 0
+    r2 = run_policy(trace, [0], model, system, prob, EvalConfig("gem", mode="dag", history=8), 2)
+    assert (r2.layer_ns > 0).all() and (r2.straggler >= 0).all()
+    with pytest.raises(SpecError, match="steps"):
+        run_policy(trace, [0], model, system, prob, EvalConfig("gem", history=8), 40)
+
+
+def test_dag_eval_schedule_passes_check(setup):
+    from sieveopt.check import check
+    from sieveopt.placement.evaluate import _DagTimer
+
+    model, system, trace, prob = setup
+    p = PLACEMENT_POLICIES["eplb"](trace.counts()[:8, 0, :], prob)
+    timer = _DagTimer(model, system, "sieve", 1024)
+    ns, share = timer(p, trace.expert_ids[9, 0], 3, 9)
+    dag, res = timer.last
+    assert check(res.schedule, dag).ok
+    assert ns == res.makespan_ns and 0.0 <= share < 1.0
+
+
+def test_exact_replication_space_contains_single_copy_space():
+    model = load_model("qwen3-30b-a3b")
+    sur = Surrogate(model, load_system("sieve-b200-hbm3e-pim", 2), 64)
+    loads = np.array([[60, 3, 2, 1], [50, 4, 1, 2], [64, 2, 3, 1]])
+    prob = PlacementProblem(4, 2, 3, 2, sur, time_limit_s=20, workers=2)
+    one = solve_exact(loads, prob, replicate=0)
+    two = solve_exact(loads, prob, replicate=2)
+    assert one.status == two.status == "OPTIMAL"
+    assert two.objective_ns <= one.objective_ns + 1e-9
+    assert (one.placement.replicas == 1).all() and two.placement.replicas.max() <= 2
+
+
+def test_exact_with_movement_never_worse_than_staying():
+    model = load_model("qwen3-30b-a3b")
+    sur = Surrogate(model, load_system("sieve-b200-hbm3e-pim", 2), 64)
+    loads = np.array([[60, 3, 2, 1], [50, 4, 1, 2], [64, 2, 3, 1]])
+    prob = PlacementProblem(4, 2, 3, 0, sur, expert_bytes=1e8, link_GBps=100.0, time_limit_s=20, workers=2)
+    prev = Placement(np.arange(4), np.array([0, 0, 1, 1]), 4, 2, 3)
+    res = solve_exact(loads, prob, previous=prev, move_weight=0.5)
+    stay = objective(sur.item_costs(loads), prev.slot_gpu)
+    assert res.objective_ns + res.meta["move_ns"] <= stay + 1e-6
+    heavy = solve_exact(loads, prob, previous=prev, move_weight=1e6)   # moving costs more than anything
+    assert np.array_equal(heavy.placement.slot_gpu, prev.slot_gpu)
+
+
+def test_dag_evaluation_honours_gpu_speed(setup):
+    """Same routing and placement: GPUs at half speed give a longer Sieve-scheduled layer."""
+    model, _, trace, prob = setup
+    nominal = load_system("sieve-b200-hbm3e-pim", 4)
+    slow = with_variability(nominal, GpuVariabilitySpec(kind="fixed", compute_speed=(0.5,) * 4,
+                                                        memory_speed=(0.5,) * 4))
+    cfg = EvalConfig("round-robin", mode="dag", history=8)
+    fast_ns = run_policy(trace, [0], model, nominal, prob, cfg, 2).layer_ns
+    slow_ns = run_policy(trace, [0], model, slow, prob, cfg, 2).layer_ns
+    assert (slow_ns > fast_ns).all()
