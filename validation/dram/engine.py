@@ -581,13 +581,21 @@ def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
                 if t1 > t:
                     t = t1
         ready = t <= now
+        if ordered and not fcfs:  # arrival order: the first ready entry is the best
+            if ready:
+                return i, cmd, True, t
+            if t < tmin:
+                tmin = t
+            continue
         if t < tmin:
             tmin = t
         if (best < 0 or (ready and not best_ready)
                 or (ready == best_ready and m[e + F_ARR] < best_arr)):
             best, best_cmd, best_ready, best_arr = i, cmd, ready, m[e + F_ARR]
-        if fcfs or (ordered and ready):
+        if fcfs:
             break
+    if ordered and not fcfs:
+        return 0, -1, False, tmin  # nothing ready: the caller uses only the earliest cycle
     return best, best_cmd, best_ready, tmin
 
 
