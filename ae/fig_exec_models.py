@@ -187,19 +187,28 @@ def markdown(rows: list[dict], time_limit_s: float) -> str:
 def figure(rows: list[dict], stem: Path) -> None:
     plt = pyplot()
     keys = sorted({(r["model"], r["batch"]) for r in rows}, key=lambda k: ([c[0] for c in CONFIGS].index(k[0]), k[1]))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4), squeeze=False)
-    for ax, (model, batch) in zip(axes[0], keys, strict=True):
+    ncol = min(4, len(keys))
+    nrow = -(-len(keys) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.3 * nrow), squeeze=False)
+    prec = {r["model"]: f"{r['precision']}, {float(r['expert_bytes_per_param']):g} B/param" for r in rows}
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(keys):]:
+        ax.set_visible(False)
+    width = 0.8 / len(MODES)
+    for ax, (model, batch) in zip(flat, keys, strict=False):
         for i, mode in enumerate(MODES):
             vals = []
             for p in POLICIES:
                 r = next((r for r in rows if (r["model"], r["batch"], r["execution_model"], r["policy"]) ==
                           (model, batch, mode, p)), None)
                 vals.append(float("nan") if r is None or r["time_per_layer_ns"] is None else r["time_per_layer_ns"] / 1e3)
-            ax.bar([j + (i - 1) * 0.27 for j in range(len(POLICIES))], vals, width=0.27, label=mode)
+            ax.bar([j + (i - (len(MODES) - 1) / 2) * width for j in range(len(POLICIES))], vals, width=width,
+                   label=mode)
         ax.set_xticks(range(len(POLICIES)), POLICIES, rotation=90, fontsize=7)
-        ax.set_title(f"{model}\nB={batch}", fontsize=8)
+        ax.set_title(f"{model} ({prec[model]}), B={batch}", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
-    axes[0][0].set_ylabel("time per layer, us (roofline)")
+    for row in axes:
+        row[0].set_ylabel("time per layer, us (roofline)", fontsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, stem)
