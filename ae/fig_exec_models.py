@@ -16,7 +16,8 @@ argv is stored in the CSV's ``command`` column):
 Time per layer of the whole batch, predicted with the roofline cost model. The periodic path of
 ``compare`` (microbatch, ideal) does not build a scheduler task with a latency: its charge is 0
 (stamped in the ``sched_charge`` column). Output: ``exec_models.csv`` and ``exec_models.md`` (a
-table per configuration) and ``exec_models.png`` in ``--out`` (default ``docs/figures``).
+table per configuration) and ``exec_models.png`` in ``--out`` (default ``ae/out/exec_models``; the
+committed copy in ``docs/figures`` was made with ``--out docs/figures``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import AE_DIR, SYSTEM, parse_args, pyplot, save_figure, write_csv
+from _common import SYSTEM, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.cli.main import main as cli_main
 from sieveopt.fileio import atomic_write_text
@@ -221,8 +222,6 @@ def main(argv=None) -> int:
     redraw = "--redraw" in argv  # rebuild the table and figure from an existing exec_models.csv, no runs
     only_window = "--serial-window-only" in argv  # rerun only the window-matched serial rows
     args = parse_args("exec_models", __doc__, [a for a in argv if a not in ("--redraw", "--serial-window-only")])
-    if str(args.out).endswith("out/exec_models"):
-        args.out = AE_DIR.parent / "docs" / "figures"
     if redraw:
         rows = read_csv(args.out / "exec_models.csv")
         atomic_write_text(args.out / "exec_models.md", markdown(rows, time_limit_of(rows)))
