@@ -1,0 +1,46 @@
+"""ae/fig_exec_models.py: one real point per execution model, labelled, and the ideal model bounds the pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+AE = Path(__file__).resolve().parent.parent / "ae"
+
+
+def _mod():
+    sys.path.insert(0, str(AE))
+    try:
+        import fig_exec_models
+    finally:
+        sys.path.remove(str(AE))
+    return fig_exec_models
+
+
+@pytest.mark.slow
+def test_exec_model_rows_are_labelled_and_ideal_bounds_microbatch(tmp_path):
+    m = _mod()
+    rows = []
+    for mode in ("ideal", "microbatch"):
+        argv = m.argv_for("qwen3-30b-a3b", 1, (), 16, mode, 1.0, 0)
+        rc, d, wall = m.run_point(argv)
+        assert rc == 0 and d is not None
+        rows += m.rows_of("qwen3-30b-a3b", 1, 16, mode, argv, rc, d, wall)
+    t = {(r["execution_model"], r["policy"]): r["time_per_layer_ns"] for r in rows}
+    assert all(r["precision"] == "bf16" and r["expert_bytes_per_param"] == 2.0 for r in rows)
+    assert all(r["sched_charge"] == "0us" and r["check_ok"] for r in rows)
+    # CP-SAT's ideal answer is the load optimum over modes: no policy's modes have a smaller load
+    assert all(t[("ideal", "cpsat")] <= t[("ideal", p)] for p in m.POLICIES)
+    # a policy's steady-state period can never beat the load of its own modes
+    assert all(t[("microbatch", p)] >= t[("ideal", p)] for p in m.POLICIES if p != "cpsat")
+    md = m.markdown(rows, 1.0)
+    assert "qwen3-30b-a3b (bf16, 2 B/param) x1, B=16 | microbatch |" in md
+
+
+def test_failed_point_is_reported_not_hidden():
+    m = _mod()
+    argv = m.argv_for("no-such-model", 1, (), 16, "ideal", 1.0, 0)
+    rc, d, _ = m.run_point(argv)
+    assert rc == 2 and d is None
