@@ -70,8 +70,11 @@ def test_cli_compare_energy_needs_a_limit(capsys):
 def test_cli_validate_energy_rows(capsys):
     rc = main(["validate", "--only", "energy", "--only", "parity", "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14
-    assert all(r["passed"] is None and r["note"] for r in d["rows"] if r["group"] == "parity")
+    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14 + 12   # + 12 Ramulator 2.0 fixture cases
+    ram = [r for r in d["rows"] if r["check"].startswith("Ramulator")]
+    assert len(ram) == 12 and all(r["passed"] and r["expected"] > 0 for r in ram)
+    pim = [r for r in d["rows"] if "PIMSimulator" in r["check"]]
+    assert len(pim) == 1 and pim[0]["passed"] is None and "fixture" in pim[0]["note"]
 
 
 def test_time_price_weighted_sum_matches_brute_force():
