@@ -3,6 +3,8 @@ simulator, and the replay energy block (components sum to the total; missing dat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from sieveopt.validation.dram.pim import expert_matrices, pim_program
 from sieveopt.validation.dram.sim import DramSim
 from sieveopt.validation.energy.closed_form import refresh_case, row_hit_case, row_miss_case
 from sieveopt.validation.energy.idd import command_energy
-from sieveopt.validation.energy.layer import COMPONENTS, _program_counts, _stream_act_per_access
+from sieveopt.validation.energy.layer import COMPONENTS, _stream_act_per_access, pim_job_counts
 from sieveopt.validation.energy.spec import (
     dram_energy_spec,
     list_energy_specs,
@@ -78,7 +80,7 @@ def test_bad_energy_file_names_the_field(tmp_path):
 def test_pim_counts_are_what_the_simulator_issues():
     cfg = load_dram_preset("sieve_b200_hbm3e_pim", refresh=False)
     mats = tuple(tuple(m) for m in expert_matrices(512, 256))
-    counts = dict(_program_counts(cfg, mats, 3, 2.0, 2.0))
+    counts = pim_job_counts(cfg, mats, 3, 2.0, 2.0)
     prog = pim_program(cfg, [tuple(m) for m in mats], 3, pseudo_channels=cfg.org.pseudo_channels)
     st = DramSim(cfg, channels=1, pim=prog).finish()
     per_pch = {k: v // cfg.org.pseudo_channels for k, v in counts.items()}
@@ -258,3 +260,31 @@ def test_cli_dram_gemv_energy(capsys):
     mac_read = per["mac"] * n * ce.pus_per_pch * d["mac_bytes_per_pu"] * 8 * ce.mac_read_pJ_per_bit
     assert e["components_J"]["pim_mac"] == pytest.approx((mac_read + ops * ce.alu_pJ_per_op) * 1e-12, rel=1e-9)
     assert e["components_J"]["dram_act_pre"] == pytest.approx(per["actab"] * n * ce.actab_pJ * 1e-12, rel=1e-9)
+
+
+def test_pim_counts_charge_per_pch_input_writes_and_partly_filled_rows():
+    """Qwen3-30B-A3B's expert on 256 pCH: each pCH gets the whole input vector (GWR per pCH, not
+    once), and down (768 -> 2048, 8 rows per pCH) fills half of its one all-bank row per bank,
+    which is still activated once per token over every bank."""
+    cfg = load_dram_preset("sieve_b200_hbm3e_pim", refresh=False)
+    n_pch, org = cfg.org.pseudo_channels, cfg.org
+    d, f, tokens = 2048, 768, 3
+    c = pim_job_counts(cfg, tuple(tuple(m) for m in expert_matrices(d, f)), tokens, 2.0, 2.0)
+    vec_writes = (d + f) * 2 / org.access_bytes            # both input vectors, written once
+    assert c["GWR"] == tokens * n_pch * vec_writes
+    weight_rows = 3 * d * f * 2 / (org.banks * org.page_bytes)   # all-bank rows the weights fill
+    assert c["ACTAB"] == tokens * n_pch * 2 > tokens * weight_rows
+    assert c["RDRES"] == tokens * n_pch * 2 * math.ceil(org.banks * 2 / org.access_bytes)
+
+
+def test_replay_predicted_pim_counts_equal_the_programs():
+    from sieveopt.validation.energy.layer import replay_energy_block
+
+    rep, dag, sysm, inst = _replay("sieve-b200-hbm3e-pim", 2)
+    e = replay_energy_block(rep, dag, sysm, inst)
+    a_rep, a_pred = e["activity"]["replayed"], e["activity"]["predicted"]
+    for k in ("ACTAB", "PREAB", "MAC", "GWR", "RDRES", "RD"):
+        assert a_pred.get(k, 0) == pytest.approx(a_rep.get(k, 0), rel=1e-12), k
+    assert a_rep["GWR"] > 0
+    for k in ("dram_rd_wr", "dram_io", "pim_mac"):
+        assert e["within_tolerance"][k] and abs(e["error_pct"][k]) < 1e-9
