@@ -288,3 +288,23 @@ def test_replay_predicted_pim_counts_equal_the_programs():
     assert a_rep["GWR"] > 0
     for k in ("dram_rd_wr", "dram_io", "pim_mac"):
         assert e["within_tolerance"][k] and abs(e["error_pct"][k]) < 1e-9
+
+
+def test_lm_head_energy_is_its_weight_stream_and_flops():
+    """Work outside the DAG (LM head) is priced like a GPU task: FLOPs, bits through the caches,
+    one RD + I/O per access and one ACT+PRE per page of the streamed weights."""
+    from sieveopt.models import work as W
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    model = load_model("qwen3-30b-a3b")
+    em = energy_model_for(load_system("sieve-b200-hbm3e-pim", 1), model)
+    w = W.lm_head_work(model, 16)
+    e = em.work_energy_pJ(w)
+    nbytes = w.weight_bytes + w.act_bytes
+    ce, org, spec = em.ce, em.cfg.org, em.sys_spec
+    assert e["gpu_compute"] == pytest.approx(w.flops * spec["gpu.flop_pJ"] + nbytes * 8 * spec["gpu.onchip_pJ_per_bit"])
+    assert e["dram_rd_wr"] == pytest.approx(nbytes / org.access_bytes * ce.rd_pJ)
+    assert e["dram_io"] == pytest.approx(nbytes * 8 * ce.io_pJ_per_bit)
+    assert e["dram_act_pre"] == pytest.approx(nbytes / org.page_bytes * ce.act_pre_pJ)
+    assert e["pim_mac"] == 0 and e["dram_background"] == 0

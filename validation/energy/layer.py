@@ -24,6 +24,7 @@ model's MoE layers (every MoE layer like this one; dense layers not counted).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -87,6 +88,16 @@ def pim_job_counts(cfg, matrices: tuple, tokens: int, bpe: float, act: float) ->
     pCH's shard fills only partly (a MAC fires every PU; ``ceil`` of rows and columns)."""
     n = tokens * cfg.org.pseudo_channels
     return {k: c * n for k, c in _token_program_counts(cfg, matrices, bpe, act)}
+
+
+@dataclass(frozen=True)
+class _WorkTask:
+    """A work item outside the DAG, shaped like a DAG task for :meth:`LayerEnergyModel.task_energy_pJ`."""
+
+    kind: str
+    work: Any
+    tokens: int
+    gpu: int
 
 
 def _busy_ns(intervals: list[tuple[float, float]]) -> float:
@@ -172,6 +183,17 @@ class LayerEnergyModel:
             for k, v in counts.items():
                 counts_out[k] = counts_out.get(k, 0.0) + float(v)
         return pj
+
+    def work_energy_pJ(self, work, mode: str = MODE_GPU, gpu: int = 0) -> dict[str, float]:
+        """Mode-dependent energy (pJ by component, predicted counts) of work outside the MoE
+        layer DAG (LM head, embedding, dense-layer projections / attention / FFN): the same
+        definition as a DAG task's (:meth:`task_energy_pJ`)."""
+        return self.task_energy_pJ(_WorkTask(work.kind, work, work.tokens, gpu), mode, simulated=False)
+
+    def busy_pJ_per_ns(self, num_gpus: int) -> float:
+        """Power of ``num_gpus`` GPUs whose stacks all serve a task: :meth:`constant_pJ_per_ns`
+        plus the open-row power (the time-driven energy of serial GPU work outside the DAG)."""
+        return self.constant_pJ_per_ns(num_gpus) + num_gpus * self.open_row_pJ_per_ns()
 
     @staticmethod
     def uses_dram(t, mode: str) -> bool:
