@@ -308,3 +308,33 @@ def test_lm_head_energy_is_its_weight_stream_and_flops():
     assert e["dram_io"] == pytest.approx(nbytes * 8 * ce.io_pJ_per_bit)
     assert e["dram_act_pre"] == pytest.approx(nbytes / org.page_bytes * ce.act_pre_pJ)
     assert e["pim_mac"] == 0 and e["dram_background"] == 0
+
+
+def test_expert_parallel_pim_energy_counts_its_channel_group():
+    """pimoe's expert-parallel PIM: an expert runs on its group's channels only (as replay times
+    it), so its token vector is written to that group's pseudo-channels, not to all of them."""
+    from sieveopt.dag import EXPERT, DagOptions
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.pim_groups import task_group
+    from sieveopt.pipeline import run_layer
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    system = load_system("sieve-b200-hbm3e-pim", 4)
+    model = load_model("gpt-oss-120b")
+    inst = sample_layers(model, system, 64, 1, 0)[0]
+    run = run_layer(inst, "pimoe", options=DagOptions(pim_parallelism="ep", pim_channel_groups=4))
+    em = energy_model_for(system, model)
+    t = next(t for t in run.dag.tasks if t.kind == EXPERT and run.result.schedule.modes[t.tid] == "pim")
+    assert task_group(run.dag, t.tid) is not None
+    grouped, whole = {}, {}
+    em.task_energy_pJ(t, "pim", simulated=False, dag=run.dag, counts_out=grouped)
+    em.task_energy_pJ(t, "pim", simulated=False, counts_out=whole)
+    n_all = em.cfg.org.pseudo_channels
+    n_grp = em.timer.pim_pseudo_channels_on(task_group(run.dag, t.tid)[1])
+    assert n_grp == n_all // 4
+    mats = tuple(tuple(m) for m in expert_matrices(model.hidden_size, model.expert_intermediate_size))
+    bpe, act = float(model.expert_weight_bytes_per_param), float(model.activation_bytes)
+    assert grouped["GWR"] == pim_job_counts(em.cfg, mats, t.tokens, bpe, act, n_grp)["GWR"]
+    assert grouped["GWR"] == pytest.approx(whole["GWR"] / 4)
+    assert grouped["MAC"] == pytest.approx(whole["MAC"], rel=0.05)   # same weights, fewer pCH

@@ -67,27 +67,31 @@ def _stream_act_per_access(cfg) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _token_program_counts(cfg, matrices: tuple, bpe: float, act: float) -> tuple:
-    """Command counts of one token's pass of a PIM job's program, on one pseudo-channel."""
+def _token_program_counts(cfg, matrices: tuple, bpe: float, act: float, n_pch: int) -> tuple:
+    """Command counts of one token's pass of a PIM job's program sharded over ``n_pch``
+    pseudo-channels, on one of them."""
     from sieveopt.validation.dram.pim import pim_program
     from sieveopt.validation.dram.timing import COMMANDS
 
-    prog = pim_program(cfg, list(matrices), 1, bytes_per_element=bpe,
-                       pseudo_channels=cfg.org.pseudo_channels, act_bytes=act)
+    prog = pim_program(cfg, list(matrices), 1, bytes_per_element=bpe, pseudo_channels=n_pch, act_bytes=act)
     cnt = np.bincount(prog.cmd, minlength=len(COMMANDS))
     return tuple((COMMANDS[i], int(c)) for i, c in enumerate(cnt) if c)
 
 
-def pim_job_counts(cfg, matrices: tuple, tokens: int, bpe: float, act: float) -> dict[str, int]:
+def pim_job_counts(cfg, matrices: tuple, tokens: int, bpe: float, act: float,
+                   pseudo_channels: int | None = None) -> dict[str, int]:
     """Commands a PIM job issues over every pseudo-channel of the GPU: the very program the
     simulator executes (tokens passes of :func:`~sieveopt.validation.dram.pim.pim_program`, every
     pCH running the same one). The one count definition of replay *and* prediction: it includes
     what the hardware does beyond the weight bytes, i.e. each token's input vector written to
     every pseudo-channel (GWR, plus the kernel's mode-switch writes), per-pCH partial-sum
     read-back (RDRES of max(rows per pCH, banks) results), and all-bank ACTAB/MAC over rows a
-    pCH's shard fills only partly (a MAC fires every PU; ``ceil`` of rows and columns)."""
-    n = tokens * cfg.org.pseudo_channels
-    return {k: c * n for k, c in _token_program_counts(cfg, matrices, bpe, act)}
+    pCH's shard fills only partly (a MAC fires every PU; ``ceil`` of rows and columns).
+    ``pseudo_channels``: the job is sharded over that many (an expert-parallel PIM group,
+    :mod:`sieveopt.pim_groups`) instead of all of them."""
+    n_pch = pseudo_channels or cfg.org.pseudo_channels
+    n = tokens * n_pch
+    return {k: c * n for k, c in _token_program_counts(cfg, matrices, bpe, act, n_pch)}
 
 
 @dataclass(frozen=True)
@@ -137,26 +141,34 @@ class LayerEnergyModel:
         act = acc * _stream_act_per_access(self.cfg) if simulated else nbytes / self.cfg.org.page_bytes
         return {"RD": acc, "ACT": act}
 
-    def _pim_counts(self, t) -> tuple[dict[str, float], float]:
-        """(counts, bytes one MAC reads per PU) of a PIM-mode task (:func:`pim_job_counts`)."""
+    def _pim_counts(self, t, dag: TaskDAG | None = None) -> tuple[dict[str, float], float]:
+        """(counts, bytes one MAC reads per PU) of a PIM-mode task (:func:`pim_job_counts`);
+        an expert of an expert-parallel PIM DAG runs on its channel group only (as in replay)."""
         cfg, w, m = self.cfg, t.work, self.model
+        n_pch = None
         if t.kind == EXPERT:
             bpe, act = float(m.expert_weight_bytes_per_param), float(m.activation_bytes)
             from sieveopt.validation.dram.pim import expert_matrices
 
             mats: tuple = tuple(tuple(x) for x in expert_matrices(m.hidden_size, m.expert_intermediate_size))
             tokens = int(t.tokens)
+            if dag is not None and self.timer is not None:
+                from sieveopt.pim_groups import task_group
+
+                grp = task_group(dag, t.tid)
+                n_pch = None if grp is None else self.timer.pim_pseudo_channels_on(grp[1])
         else:
             act = bpe = float(m.activation_bytes)
             rows, cols, _, passes = self.timer._attention_shape(w.kv_bytes, w.flops)
             mats, tokens = ((rows, cols),), passes
-        return dict(pim_job_counts(cfg, mats, tokens, bpe, act)), cfg.pim.mac_bytes(bpe)
+        return dict(pim_job_counts(cfg, mats, tokens, bpe, act, n_pch)), cfg.pim.mac_bytes(bpe)
 
     # -- energy ---------------------------------------------------------------------------------
     def task_energy_pJ(self, t, mode: str, *, simulated: bool, link_params: Any = None,
-                       counts_out: dict[str, float] | None = None) -> dict[str, float]:
+                       counts_out: dict[str, float] | None = None, dag: TaskDAG | None = None) -> dict[str, float]:
         """Mode-dependent energy of one task (pJ by component): its DRAM/PIM commands, GPU
         compute or NVLink bits. Time-dependent energy (background, refresh, static) is not in it.
+        ``dag`` (the task's) places an expert-parallel PIM expert on its channel group.
         ``counts_out`` accumulates the DRAM/PIM command counts and NVLink egress bits
         (``nvlink_bits[g]``) behind it."""
         ce, spec, w = self.ce, self.sys_spec, t.work
@@ -175,7 +187,7 @@ class LayerEnergyModel:
                 counts = self._stream_counts(nbytes, simulated)
                 pj.update(energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0))
         elif mode == MODE_PIM and t.kind in (EXPERT, ATTN):
-            counts, mac_b = self._pim_counts(t)
+            counts, mac_b = self._pim_counts(t, dag)
             pj.update(energy_from_counts(ce, counts, active_ns=0.0, precharged_ns=0.0,
                                          mac_bytes=mac_b, pim_ops=w.flops))
             counts = {**counts, "PIM_OPS": w.flops}
@@ -230,7 +242,7 @@ class LayerEnergyModel:
         for t in dag.tasks:
             mode = modes[t.tid]
             for k, v in self.task_energy_pJ(t, mode, simulated=simulated, link_params=link_params,
-                                            counts_out=counts_out).items():
+                                            counts_out=counts_out, dag=dag).items():
                 pj[k] += v
             if self.uses_dram(t, mode):
                 s, e = float(start_ns[t.tid]), float(end_ns[t.tid])
