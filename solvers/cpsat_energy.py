@@ -36,7 +36,7 @@ def mode_energy_pJ(dag: TaskDAG, em: Any) -> list[dict[str, float]]:
     for t in dag.tasks:
         d = {}
         for m, mc in t.modes.items():
-            e = sum(em.task_energy_pJ(t, m, simulated=False).values())
+            e = sum(em.task_energy_pJ(t, m, simulated=False, dag=dag).values())
             if em.uses_dram(t, m):
                 e += em.open_row_pJ_per_ns() * mc.duration_ns
             d[m] = e

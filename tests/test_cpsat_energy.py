@@ -70,8 +70,11 @@ def test_cli_compare_energy_needs_a_limit(capsys):
 def test_cli_validate_energy_rows(capsys):
     rc = main(["validate", "--only", "energy", "--only", "parity", "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14
-    assert all(r["passed"] is None and r["note"] for r in d["rows"] if r["group"] == "parity")
+    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14 + 12   # + 12 Ramulator 2.0 fixture cases
+    ram = [r for r in d["rows"] if r["check"].startswith("Ramulator")]
+    assert len(ram) == 12 and all(r["passed"] and r["expected"] > 0 for r in ram)
+    pim = [r for r in d["rows"] if "PIMSimulator" in r["check"]]
+    assert len(pim) == 1 and pim[0]["passed"] is None and "fixture" in pim[0]["note"]
 
 
 def test_time_price_weighted_sum_matches_brute_force():
@@ -85,3 +88,15 @@ def test_time_price_weighted_sum_matches_brute_force():
     assert r.meta["objective_J"] == pytest.approx(r.meta["energy_J"] + price * r.makespan_ns * 1e-9)
     with pytest.raises(ValueError, match="time_price_W"):
         solve_cpsat_energy(dag, em, latency_limit_ns=limit, time_price_W=-1.0)
+
+
+def test_cli_compare_energy_honours_solver_params(capsys):
+    base = ["compare", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--layers", "1",
+            "--objective", "energy", "--latency-limit-us", "200", "--policies", "sieve,cpsat"]
+    assert main([*base, "--solver-param", "workers=2", "--solver-param", "seed=7", "--time-limit", "5",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["energy_solver_params"]["cpsat"] == {"workers": 2, "seed": 7, "time_limit_s": 5.0}
+    # a parameter the makespan solver takes but the energy objective cannot honour: exit 2, named
+    assert main([*base, "--solver-param", "levers=cuts"]) == 2
+    assert "levers: cpsat's energy objective" in capsys.readouterr().err

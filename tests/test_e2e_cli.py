@@ -30,6 +30,9 @@ def test_pareto_tiny_run_writes_all_outputs(tmp_path, capsys):
         assert float(r["interactivity_tok_s_per_user"]) == pytest.approx(1 / step_s, rel=1e-4)
         assert float(r["throughput_tok_s_per_gpu"]) == pytest.approx(int(r["batch"]) / step_s, rel=1e-4)
         assert float(r["moe_tokens_per_J"]) == pytest.approx(int(r["batch"]) / (float(r["moe_energy_mJ"]) / 1e3), rel=1e-4)
+        # the whole step costs more than its MoE layers (LM head, embedding, dense layers)
+        assert float(r["step_energy_mJ"]) > float(r["moe_energy_mJ"])
+        assert float(r["tokens_per_J"]) == pytest.approx(int(r["batch"]) / (float(r["step_energy_mJ"]) / 1e3), rel=1e-4)
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "pareto.pdf").read_bytes()[:4] == b"%PDF"
     meta = json.loads((out / "pareto.json").read_text())["meta"]

@@ -3,6 +3,8 @@ simulator, and the replay energy block (components sum to the total; missing dat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from sieveopt.validation.dram.pim import expert_matrices, pim_program
 from sieveopt.validation.dram.sim import DramSim
 from sieveopt.validation.energy.closed_form import refresh_case, row_hit_case, row_miss_case
 from sieveopt.validation.energy.idd import command_energy
-from sieveopt.validation.energy.layer import COMPONENTS, _program_counts, _stream_act_per_access
+from sieveopt.validation.energy.layer import COMPONENTS, _stream_act_per_access, pim_job_counts
 from sieveopt.validation.energy.spec import (
     dram_energy_spec,
     list_energy_specs,
@@ -78,7 +80,7 @@ def test_bad_energy_file_names_the_field(tmp_path):
 def test_pim_counts_are_what_the_simulator_issues():
     cfg = load_dram_preset("sieve_b200_hbm3e_pim", refresh=False)
     mats = tuple(tuple(m) for m in expert_matrices(512, 256))
-    counts = dict(_program_counts(cfg, mats, 3, 2.0, 2.0))
+    counts = pim_job_counts(cfg, mats, 3, 2.0, 2.0)
     prog = pim_program(cfg, [tuple(m) for m in mats], 3, pseudo_channels=cfg.org.pseudo_channels)
     st = DramSim(cfg, channels=1, pim=prog).finish()
     per_pch = {k: v // cfg.org.pseudo_channels for k, v in counts.items()}
@@ -258,3 +260,81 @@ def test_cli_dram_gemv_energy(capsys):
     mac_read = per["mac"] * n * ce.pus_per_pch * d["mac_bytes_per_pu"] * 8 * ce.mac_read_pJ_per_bit
     assert e["components_J"]["pim_mac"] == pytest.approx((mac_read + ops * ce.alu_pJ_per_op) * 1e-12, rel=1e-9)
     assert e["components_J"]["dram_act_pre"] == pytest.approx(per["actab"] * n * ce.actab_pJ * 1e-12, rel=1e-9)
+
+
+def test_pim_counts_charge_per_pch_input_writes_and_partly_filled_rows():
+    """Qwen3-30B-A3B's expert on 256 pCH: each pCH gets the whole input vector (GWR per pCH, not
+    once), and down (768 -> 2048, 8 rows per pCH) fills half of its one all-bank row per bank,
+    which is still activated once per token over every bank."""
+    cfg = load_dram_preset("sieve_b200_hbm3e_pim", refresh=False)
+    n_pch, org = cfg.org.pseudo_channels, cfg.org
+    d, f, tokens = 2048, 768, 3
+    c = pim_job_counts(cfg, tuple(tuple(m) for m in expert_matrices(d, f)), tokens, 2.0, 2.0)
+    vec_writes = (d + f) * 2 / org.access_bytes            # both input vectors, written once
+    assert c["GWR"] == tokens * n_pch * vec_writes
+    weight_rows = 3 * d * f * 2 / (org.banks * org.page_bytes)   # all-bank rows the weights fill
+    assert c["ACTAB"] == tokens * n_pch * 2 > tokens * weight_rows
+    assert c["RDRES"] == tokens * n_pch * 2 * math.ceil(org.banks * 2 / org.access_bytes)
+
+
+def test_replay_predicted_pim_counts_equal_the_programs():
+    from sieveopt.validation.energy.layer import replay_energy_block
+
+    rep, dag, sysm, inst = _replay("sieve-b200-hbm3e-pim", 2)
+    e = replay_energy_block(rep, dag, sysm, inst)
+    a_rep, a_pred = e["activity"]["replayed"], e["activity"]["predicted"]
+    for k in ("ACTAB", "PREAB", "MAC", "GWR", "RDRES", "RD"):
+        assert a_pred.get(k, 0) == pytest.approx(a_rep.get(k, 0), rel=1e-12), k
+    assert a_rep["GWR"] > 0
+    for k in ("dram_rd_wr", "dram_io", "pim_mac"):
+        assert e["within_tolerance"][k] and abs(e["error_pct"][k]) < 1e-9
+
+
+def test_lm_head_energy_is_its_weight_stream_and_flops():
+    """Work outside the DAG (LM head) is priced like a GPU task: FLOPs, bits through the caches,
+    one RD + I/O per access and one ACT+PRE per page of the streamed weights."""
+    from sieveopt.models import work as W
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    model = load_model("qwen3-30b-a3b")
+    em = energy_model_for(load_system("sieve-b200-hbm3e-pim", 1), model)
+    w = W.lm_head_work(model, 16)
+    e = em.work_energy_pJ(w)
+    nbytes = w.weight_bytes + w.act_bytes
+    ce, org, spec = em.ce, em.cfg.org, em.sys_spec
+    assert e["gpu_compute"] == pytest.approx(w.flops * spec["gpu.flop_pJ"] + nbytes * 8 * spec["gpu.onchip_pJ_per_bit"])
+    assert e["dram_rd_wr"] == pytest.approx(nbytes / org.access_bytes * ce.rd_pJ)
+    assert e["dram_io"] == pytest.approx(nbytes * 8 * ce.io_pJ_per_bit)
+    assert e["dram_act_pre"] == pytest.approx(nbytes / org.page_bytes * ce.act_pre_pJ)
+    assert e["pim_mac"] == 0 and e["dram_background"] == 0
+
+
+def test_expert_parallel_pim_energy_counts_its_channel_group():
+    """pimoe's expert-parallel PIM: an expert runs on its group's channels only (as replay times
+    it), so its token vector is written to that group's pseudo-channels, not to all of them."""
+    from sieveopt.dag import EXPERT, DagOptions
+    from sieveopt.instance import sample_layers
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.pim_groups import task_group
+    from sieveopt.pipeline import run_layer
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    system = load_system("sieve-b200-hbm3e-pim", 4)
+    model = load_model("gpt-oss-120b")
+    inst = sample_layers(model, system, 64, 1, 0)[0]
+    run = run_layer(inst, "pimoe", options=DagOptions(pim_parallelism="ep", pim_channel_groups=4))
+    em = energy_model_for(system, model)
+    t = next(t for t in run.dag.tasks if t.kind == EXPERT and run.result.schedule.modes[t.tid] == "pim")
+    assert task_group(run.dag, t.tid) is not None
+    grouped, whole = {}, {}
+    em.task_energy_pJ(t, "pim", simulated=False, dag=run.dag, counts_out=grouped)
+    em.task_energy_pJ(t, "pim", simulated=False, counts_out=whole)
+    n_all = em.cfg.org.pseudo_channels
+    n_grp = em.timer.pim_pseudo_channels_on(task_group(run.dag, t.tid)[1])
+    assert n_grp == n_all // 4
+    mats = tuple(tuple(m) for m in expert_matrices(model.hidden_size, model.expert_intermediate_size))
+    bpe, act = float(model.expert_weight_bytes_per_param), float(model.activation_bytes)
+    assert grouped["GWR"] == pim_job_counts(em.cfg, mats, t.tokens, bpe, act, n_grp)["GWR"]
+    assert grouped["GWR"] == pytest.approx(whole["GWR"] / 4)
+    assert grouped["MAC"] == pytest.approx(whole["MAC"], rel=0.05)   # same weights, fewer pCH

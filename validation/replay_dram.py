@@ -156,18 +156,26 @@ class DramTimer:
                                  act_bytes=self.act)))
         return ns * self._pim_scale
 
+    def pim_pseudo_channels_on(self, channels: int) -> int | None:
+        """The simulated pseudo-channels an expert bound to ``channels`` of the system's
+        pseudo-channels is sharded over (whole preset channels, at least one); None: all."""
+        C = self.system.hbm_pim.pseudo_channels_per_gpu
+        if channels >= C:
+            return None
+        ppc = self.cfg.org.pseudo_channels_per_channel
+        return max(1, round(channels * self._n_pch / C / ppc)) * ppc
+
     def pim_expert_ns_on(self, tokens: int, channels: int) -> float:
         """One routed expert bound to ``channels`` of the GPU's pseudo-channels (expert-parallel
         PIM, :mod:`sieveopt.pim_groups`): the simulator's expert job sharded over that many
         pseudo-channels (the API's ``channels``, in units of the preset's channels; rounded, at
         least one) instead of all of them."""
-        C = self.system.hbm_pim.pseudo_channels_per_gpu
         if tokens <= 0:
             return 0.0
-        if channels >= C:
+        n_pch = self.pim_pseudo_channels_on(channels)
+        if n_pch is None:
             return self.pim_expert_ns(tokens)
-        ppc = self.cfg.org.pseudo_channels_per_channel
-        ch = max(1, round(channels * self._n_pch / C / ppc))
+        ch = n_pch // self.cfg.org.pseudo_channels_per_channel
         H, Inter, n = self.model.hidden_size, self.model.expert_intermediate_size, int(tokens)
         ns = self._cached("expert_on", (H, Inter, n, self.bpe, self.act, ch), lambda: float(
             _api().pim_expert_ns(self.cfg, H, Inter, n, bytes_per_element=self.bpe, act_bytes=self.act,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,22 @@ from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
 
+def _energy_solver_params(policy: str, solver: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The policy's parameters (``--time-limit``, ``--solver-param``) its energy solver takes
+    (default time limit 10 s); one it cannot honour is an error naming it, never silently dropped."""
+    accepted = set(inspect.signature(solver).parameters) - {"dag", "em", "latency_limit_ns", "hints",
+                                                           "time_price_W"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise SieveoptError(f"--solver-param {', '.join(unknown)}: {policy}'s energy objective "
+                            f"({solver.__module__}.{solver.__name__}) does not take "
+                            f"{'it' if len(unknown) == 1 else 'them'} (it takes: {', '.join(sorted(accepted))})")
+    return {"time_limit_s": 10.0, **params}
+
+
 def compare_energy(args: argparse.Namespace) -> int:
     from sieveopt.cli.commands.solve import _check_policies, _cost
-    from sieveopt.cli.common import load_problem
+    from sieveopt.cli.common import cpsat_params, load_problem, solver_params_for
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
     from sieveopt.solvers import policy_info
@@ -45,6 +59,7 @@ def compare_energy(args: argparse.Namespace) -> int:
     price = float(getattr(args, "time_price_W", 0.0) or 0.0)
     if price < 0:
         raise SieveoptError(f"--time-price-W must be >= 0, got {price}")
+    params = solver_params_for(args, policies, **cpsat_params(args))   # bad --solver-param fails here
     cost = _cost(args.cost_model, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
@@ -52,6 +67,11 @@ def compare_energy(args: argparse.Namespace) -> int:
     # the others' schedules; every other policy is run as usual and its schedule's energy priced.
     exact = [p for p in policies if policy_info(p).energy]
     heur = [p for p in policies if p not in exact]
+    energy_solvers, energy_params = {}, {}
+    for pol in exact:
+        mod, _, attr = policy_info(pol).energy.partition(":")
+        energy_solvers[pol] = solver = getattr(importlib.import_module(mod), attr)
+        energy_params[pol] = _energy_solver_params(pol, solver, params[pol])
     ref_name = exact[0] if exact else None
     layers: list[dict[str, Any]] = []
     all_ok = True
@@ -60,7 +80,7 @@ def compare_energy(args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         scheds = []
         for pol in heur:
-            run = run_layer(inst, pol, dag=dag, cost=cost)
+            run = run_layer(inst, pol, dag=dag, cost=cost, **params[pol])
             all_ok &= run.check.ok
             s = run.result.schedule
             scheds.append(s)
@@ -71,10 +91,8 @@ def compare_energy(args: argparse.Namespace) -> int:
         for pol in exact:
             from sieveopt.check import check
 
-            mod, _, attr = policy_info(pol).energy.partition(":")
-            solver = getattr(importlib.import_module(mod), attr)
-            r = solver(dag, em, latency_limit_ns=limit_ns,
-                       time_limit_s=args.time_limit or 10.0, hints=scheds, time_price_W=price)
+            r = energy_solvers[pol](dag, em, latency_limit_ns=limit_ns, hints=scheds, time_price_W=price,
+                                    **energy_params[pol])
             ok = r.schedule is None or check(r.schedule, dag).ok
             all_ok &= ok
             row["policies"][pol] = {"energy_J": r.meta["energy_J"], "objective_J": r.meta["objective_J"],
@@ -97,7 +115,7 @@ def compare_energy(args: argparse.Namespace) -> int:
             "precision": {"expert_weight_bytes_per_param": float(model.expert_weight_bytes_per_param),
                           "activation_bytes": float(model.activation_bytes)},
             "energy_model": "predicted (validation/energy/layer.py, residency=sum)",
-            "dram_preset": em.dram_preset, "summary": _summary(policies, layers), "per_layer": layers,
+            "dram_preset": em.dram_preset, "energy_solver_params": energy_params, "summary": _summary(policies, layers), "per_layer": layers,
             "all_checks_ok": all_ok}
 
     def render(d: dict) -> None:

@@ -43,24 +43,32 @@ def embedding_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray) 
     return max(times, default=0.0)
 
 
-def dense_layer_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray, kv_tokens_per_gpu: np.ndarray,
-                   layer: int, attention_mode: str) -> float:
-    """One dense (non-MoE) decoder layer: QKV, attention, output projection and the dense FFN
-    (the same work items as a MoE layer's attention block), serial, on
-    the busiest GPU (attention in the mode the policy placed it in the MoE layers, when that
-    mode is a registered target; else on the GPU)."""
+def dense_layer_works(model: ModelSpec, layer: int, n: int, kv_tokens: float,
+                      attention_mode: str) -> list[tuple[W.Work, str]]:
+    """(work, mode) of one dense (non-MoE) decoder layer on ``n`` tokens, in order: QKV,
+    attention (in ``attention_mode`` when that is a registered target, else on the GPU), output
+    projection, the dense FFN. The one list behind the layer's time and its energy."""
     kind = model.attention.layer_kind(layer)
     attn_mode = attention_mode if attention_mode in TARGETS else MODE_GPU
+    out = [(W.qkv_work(model, kind, n), MODE_GPU), (W.decode_attention_work(model, kind, n, float(kv_tokens)), attn_mode),
+           (W.oproj_work(model, kind, n), MODE_GPU)]
+    if model.dense_ffn_intermediate_size:
+        out.append((W.dense_ffn_work(model, n), MODE_GPU))
+    return out
+
+
+def dense_layer_ns(model: ModelSpec, cost: CostModel, tokens_per_gpu: np.ndarray, kv_tokens_per_gpu: np.ndarray,
+                   layer: int, attention_mode: str) -> float:
+    """One dense (non-MoE) decoder layer (:func:`dense_layer_works`), serial, on the busiest GPU."""
     worst = 0.0
     for n, ctx in zip(tokens_per_gpu, kv_tokens_per_gpu, strict=True):
         n = int(n)
         if n == 0:
             continue
-        t = cost.duration_ns(W.qkv_work(model, kind, n), MODE_GPU)
-        t += get_target(attn_mode).duration_ns(cost, W.decode_attention_work(model, kind, n, float(ctx)))
-        t += cost.duration_ns(W.oproj_work(model, kind, n), MODE_GPU)
-        if model.dense_ffn_intermediate_size:
-            t += cost.duration_ns(W.dense_ffn_work(model, n), MODE_GPU)
+        t = 0.0
+        for w, mode in dense_layer_works(model, layer, n, ctx, attention_mode):
+            t += (cost.duration_ns(w, MODE_GPU) if w.kind != W.TaskKind.ATTN
+                  else get_target(mode).duration_ns(cost, w))
         worst = max(worst, t)
     return worst
 

@@ -115,8 +115,9 @@ def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str,
     return out[0], out[1]
 
 
-def energy_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, key: str = "moe_tokens_per_J") -> bool:
-    """Tokens per joule of the MoE layers (y) against throughput (x), one curve per policy;
+def energy_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, key: str = "tokens_per_J") -> bool:
+    """Tokens per joule of the whole step (y: MoE layers, dense layers, LM head, embedding)
+    against throughput (x), one curve per policy;
     False when no row has energy (the system has no energy data)."""
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     drawn = False
@@ -132,7 +133,7 @@ def energy_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, key: str = 
         drawn = True
     ax.set_xscale("log")
     ax.set_xlabel("throughput (generated tokens/s per GPU)")
-    ax.set_ylabel("generated tokens per joule (MoE layers, cost model)")
+    ax.set_ylabel("generated tokens per joule (whole step, cost model)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     if drawn:

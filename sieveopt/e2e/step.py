@@ -98,6 +98,7 @@ class StepProblem:
     lm_head_ns: float
     embed_ns: float
     prefill_attn_ns: float   # per step, all layers
+    head_tokens: np.ndarray | None = None   # tokens per GPU through the LM head and embedding
 
 
 @dataclass
@@ -126,6 +127,18 @@ class StepResult:
     #: cost-model / replayed energy of the MoE layers per step (J; None: no energy data)
     moe_energy_J: float | None = None
     replay_moe_energy_J: float | None = None
+    #: cost-model energy of the rest of the step: dense layers, LM head, embedding (J)
+    fixed_energy_J: float | None = None
+
+    @property
+    def step_energy_J(self) -> float | None:
+        return None if self.moe_energy_J is None or self.fixed_energy_J is None else self.moe_energy_J + self.fixed_energy_J
+
+    @property
+    def replay_step_energy_J(self) -> float | None:
+        if self.replay_moe_energy_J is None or self.fixed_energy_J is None:
+            return None
+        return self.replay_moe_energy_J + self.fixed_energy_J
 
     @property
     def throughput_tok_s_per_gpu(self) -> float:
@@ -162,6 +175,10 @@ class StepResult:
         r["moe_tokens_per_J"] = None if not self.moe_energy_J else self.batch / self.moe_energy_J
         r["replay_moe_tokens_per_J"] = (None if not self.replay_moe_energy_J
                                         else self.batch / self.replay_moe_energy_J)
+        e, re_ = self.step_energy_J, self.replay_step_energy_J
+        r["step_energy_mJ"] = None if e is None else e * 1e3
+        r["tokens_per_J"] = None if not e else self.batch / e
+        r["replay_tokens_per_J"] = None if not re_ else self.batch / re_
         return r
 
 
@@ -195,7 +212,7 @@ def prepare_step(model: ModelSpec, system: SystemSpec, batch: int, settings: Ste
         prefill_ns = sum(extras.prefill_attention_ns(model, cost, k, pre.len_tokens, per_gpu) for k in dense_kinds)
     return StepProblem(model, system, batch, settings, cost, tuple(samples), ctx,
                        extras.lm_head_ns(model, cost, head_tokens), extras.embedding_ns(model, cost, head_tokens),
-                       prefill_ns)
+                       prefill_ns, np.asarray(head_tokens))
 
 
 def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any] | None = None,
@@ -263,6 +280,7 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     dense = sum(extras.dense_layer_ns(p.model, p.cost, first.tokens_per_gpu, first.kv_tokens_per_gpu, i, mode)
                 for i in range(n_dense))
     fixed = dense + p.lm_head_ns + p.embed_ns + p.prefill_attn_ns
+    fixed_energy = None if em is None else _fixed_energy_J(em, p, mode, fixed)
     return StepResult(
         policy=policy, batch=p.batch, num_gpus=G, step_ns=moe + fixed, moe_layers_ns=moe, dense_layers_ns=dense,
         lm_head_ns=p.lm_head_ns, embed_ns=p.embed_ns, prefill_attn_ns=p.prefill_attn_ns, breakdown_ns=bd,
@@ -272,7 +290,35 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error,
         scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source,
         moe_energy_J=None if em is None else energy,
-        replay_moe_energy_J=None if em is None or replay is None or replay_error else replay_energy)
+        replay_moe_energy_J=None if em is None or replay is None or replay_error else replay_energy,
+        fixed_energy_J=fixed_energy)
+
+
+# -- energy (sieveopt.validation.energy) ---------------------------------------------------------
+def _fixed_energy_J(em, p: StepProblem, attention_mode: str, fixed_ns: float) -> float:
+    """Cost-model energy of the step outside the MoE layers: every GPU's dense-layer work
+    (:func:`extras.dense_layer_works`), LM head and embedding (commands, FLOPs and bits, as a DAG
+    task's), plus, over the ``fixed_ns`` those take (serial, memory-bound weight streams), every
+    GPU's static power and its stacks' open-row background and refresh. Prefill attention of
+    dense layers pays only that time-driven part (its FLOPs are not counted). Execution model:
+    serialized step; a dense layer's attention on a target other than GPU/PIM is charged as GPU."""
+    from sieveopt.models import work as W
+    from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
+
+    model, first = p.model, p.samples[0].instance
+    head = p.head_tokens if p.head_tokens is not None else np.asarray(first.tokens_per_gpu)
+    pj = 0.0
+    for g, n in enumerate(head):
+        if int(n) > 0:
+            works = [W.embed_work(model, int(n))] + ([W.lm_head_work(model, int(n))] if model.vocab_size else [])
+            pj += sum(sum(em.work_energy_pJ(w, MODE_GPU, g).values()) for w in works)
+    for g, (n, ctx) in enumerate(zip(first.tokens_per_gpu, first.kv_tokens_per_gpu, strict=True)):
+        if int(n) == 0:
+            continue
+        for i in range(model.num_layers - model.num_moe_layers):
+            for w, mode in extras.dense_layer_works(model, i, int(n), ctx, attention_mode):
+                pj += sum(em.work_energy_pJ(w, mode if mode == MODE_PIM else MODE_GPU, g).values())
+    return (pj + em.busy_pJ_per_ns(p.system.num_gpus) * fixed_ns) * 1e-12
 
 
 def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
@@ -281,7 +327,6 @@ def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
                    calibration={"model": problem.model, "system": problem.system, "batch": problem.batch})
 
 
-# -- energy (sieveopt.validation.energy): MoE layers only, dense layers are not modelled --------
 def _energy_model(p: StepProblem):
     """The cost-model energy model of the step's system, or None when it has no energy data."""
     try:

@@ -18,7 +18,7 @@ def power_series(dag: TaskDAG, schedule: Any, em: Any, *, simulated: bool = Fals
     deltas: dict[int, dict[int, float]] = {g: {0: const_w, end_all: -const_w} for g in range(dag.num_gpus)}
     for t in dag.tasks:
         m = schedule.modes[t.tid]
-        e_pj = sum(em.task_energy_pJ(t, m, simulated=simulated).values())
+        e_pj = sum(em.task_energy_pJ(t, m, simulated=simulated, dag=dag).values())
         s, e = int(schedule.start_ns[t.tid]), int(schedule.end_ns[t.tid])
         e = max(e, s + 1)
         w = e_pj / (e - s) * 1e-3
