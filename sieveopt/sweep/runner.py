@@ -104,6 +104,8 @@ def run_points(configs: list[dict[str, Any]], out_dir: str | Path, manifest: dic
                 bar.advance()
     except KeyboardInterrupt:
         report.interrupted = True
+        # Ctrl-C may land between a result's write and its count: report what is on disk.
+        report.done = sum(1 for c in pending if store.is_finished(c["hash"]))
     finally:
         close = getattr(results, "close", None)
         if close is not None:
