@@ -115,6 +115,8 @@ def test_exact_matches_brute_force_and_beats_hint():
                 if max(np.bincount(a, minlength=2)) <= 4)
     assert res.objective_ns == pytest.approx(brute, rel=1e-6)
     assert res.objective_ns <= res.hint_objective_ns + 1e-9
+    assert res.hint_objective_ns <= res.meta["given_hint_objective_ns"] + 1e-9   # polish never worse
+    assert res.meta["given_hint_objective_ns"] == pytest.approx(objective(cost, hint.slot_gpu))
     assert res.bound_ns <= res.objective_ns + E  # rounding slack of integer costs
 
 

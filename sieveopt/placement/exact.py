@@ -57,7 +57,7 @@ class ExactResult:
     bound_ns: float                # certified lower bound (integer-ns model)
     gap: float                     # (objective - bound) / objective in the integer-ns model
     wall_s: float
-    hint_objective_ns: float
+    hint_objective_ns: float       # best hint after the local search (given: meta["given_hint_objective_ns"])
     meta: dict = field(default_factory=dict)
 
 
@@ -286,6 +286,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         if v < hint_obj:
             hint_assign, hint_obj = a, v
     polish_kicks = 0
+    given_hint_obj = float(hint_obj) if np.isfinite(hint_obj) else None
     if hint_assign is not None and objective_kind == "mean" and not move_scale and (polish_s is None or polish_s > 0):
         twin = np.full(n, -1, dtype=np.int64)
         for a_, b_ in it.pair.values():
@@ -329,6 +330,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                              "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
                              "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
                              "time_limit_s": limit, "polish_kicks": int(polish_kicks),
+                             "given_hint_objective_ns": given_hint_obj,   # best hint before the polish
                              "identical_gpu_classes": [list(map(int, k)) for k in classes]})
 
 
