@@ -224,7 +224,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
             jensen_assign = _read(js, jx, G)
 
     m, x, _ = _model(it, G, cap, budget)
-    classes = [] if previous is not None and move_weight > 0 else identical_gpus(c)
+    classes = [] if previous is not None and move_weight > 0 else identical_gpus(cost)
     order = np.argsort(-c.mean(axis=(0, 2)), kind="stable")      # heaviest items first
     for cls in classes:                      # item p (in `order`) opens at most the (p+1)-th GPU
         for p, i in enumerate(order.tolist()):
