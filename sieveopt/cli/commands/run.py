@@ -99,6 +99,10 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "layers": args.layers, "seed": args.seed, "scheduler_latency": describe(sched_spec),
+            # what every number below was measured under (docs/metrics.md)
+            "execution_model": "serial (one batch through one layer DAG, phases in sequence)",
+            "cost_model": "roofline (predicted makespans)",
+            "replay": None if args.no_replay else "cycle-level DRAM/PIM + NVLink simulators",
             "summary": summary,
             "rows": [r.__dict__ for r in rows]}
     atomic_write_text(out / "results.json", dumps_json(data))
@@ -124,6 +128,8 @@ def _run(args: argparse.Namespace) -> int:
                       pct(s["gap_vs_cpsat_bound"]), pct(s["replay_gap_vs_cpsat"]), us(s["decision_us"]),
                       f"{s['charged_sched_us']:.2f} ({s['charged_sched_source']})",
                       "yes" if s["all_checked"] else "NO", s["status"]) for s in d["summary"]])
+        print(f"execution model: {d['execution_model']}; cost model: {d['cost_model']}"
+              + (f"; replayed on the {d['replay']}" if d["replay"] else "") + ".")
         print("decision us: the policy's measured planning time this run (max over GPUs, shown only). "
               "charged us: what the scheduler task lasts in the schedule and its replay -- "
               f"{d['scheduler_latency']}.")
