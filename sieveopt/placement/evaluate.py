@@ -204,6 +204,7 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                     run.exact.append({"status": res.status, "objective_ns": res.objective_ns,
                                       "bound_ns": res.bound_ns, "gap": res.gap, "wall_s": res.wall_s,
                                       "hint_objective_ns": res.hint_objective_ns,
+                                      "given_hint_objective_ns": res.meta["given_hint_objective_ns"],
                                       "jensen_bound_ns": res.meta["jensen_bound_ns"],
                                       "objective": cfg.exact_objective, "steps": res.meta["steps"],
                                       "move_ns": res.meta["move_ns"]})
