@@ -1,5 +1,5 @@
 """Scheduling-latency budget: mean MoE-layer time (weighted over the sampled layers) as the
-scheduler task's latency grows 0..100 us (``DagOptions(scheduler_latency_ns=...)``: the
+scheduler task's latency grows 0..100 us (``StepSettings(scheduler_latency=N)``: the
 scheduler runs in parallel with the dispatch and sits on the critical path only when it is
 longer), for the runtime policies. Vertical lines: the paper's ~20 us (B200, DeepSeek-R1
 layer) and our measured Sieve decision latency (median ``SolveResult.decision_ns`` over the

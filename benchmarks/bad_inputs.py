@@ -285,8 +285,8 @@ def option_cases() -> list[Case]:
         out.append(Case("CLI options", f"viz gantt {opt} {val}",
                         ["viz", "gantt", "--gpus", "2", "--out", "{d}/g.png", f"{opt}={val}"], "--gpus-shown"
                         if opt == "--gpus-shown" else opt))
-    for opt, val in (("--policy", "nope"), ("--cost-model", "nope"), ("--sched-latency-ns", "-1")):
-        out.append(Case("CLI options", f"replay {opt} {val}", ["replay", opt, val], val if opt != "--sched-latency-ns" else opt))
+    for opt, val in (("--policy", "nope"), ("--cost-model", "nope"), ("--scheduler-latency-ns", "-1")):
+        out.append(Case("CLI options", f"replay {opt} {val}", ["replay", opt, val], val if opt != "--scheduler-latency-ns" else opt))
     return out
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["COST_MODELS", "MODE_GPU", "MODE_LINK", "MODE_PIM", "MODE_SCHED", "CostModel", "GpuRates",
-           "TaskKind", "Work", "gpu_rates", "make_cost_model", "pim_expert_table"]
+           "TaskKind", "Work", "gpu_rates", "make_cost_model", "pim_expert_ns_on", "pim_expert_table"]
 
 
 @runtime_checkable
@@ -31,7 +31,9 @@ class CostModel(Protocol):
     :func:`pim_expert_table`:
 
     * ``gpu_rates() -> GpuRates``: the sustained GPU rates behind its GPU-mode durations;
-    * ``export(max_tokens) -> array``: PIM ns of one routed expert by token count 0..max_tokens.
+    * ``export(max_tokens) -> array``: PIM ns of one routed expert by token count 0..max_tokens;
+    * ``pim_gemv_ns(weight_bytes, tokens, channels=c) -> ns``: one expert's PIM time when it is
+      bound to ``c`` pseudo-channels (expert-parallel PIM, :func:`pim_expert_ns_on`).
     """
 
     name: str
@@ -74,6 +76,23 @@ def pim_expert_table(cost: CostModel, model: ModelSpec, max_tokens: int) -> np.n
     for n in range(1, max_tokens + 1):
         out[n] = cost.duration_ns(expert_work(model, n, launches=0), MODE_PIM)
     return out
+
+
+def pim_expert_ns_on(cost: CostModel, system: SystemSpec, model: ModelSpec, weight_bytes: float, tokens: int,
+                     channels: int) -> float:
+    """PIM ns of one expert's ``tokens`` GEMVs over ``channels`` of a GPU's pseudo-channels
+    (expert-parallel PIM channel groups, :mod:`sieveopt.pim_groups`): the cost model's
+    ``pim_gemv_ns(..., channels=)`` (or its ``roofline`` delegate's). Default, as for
+    :func:`gpu_rates`: the roofline of ``system`` (the write of the token's activations to its
+    channels does not shrink with fewer channels, so the time is not the all-channel table
+    scaled)."""
+    for src in (cost, getattr(cost, "roofline", None)):
+        fn = getattr(src, "pim_gemv_ns", None) if src is not None else None
+        if callable(fn):
+            return float(fn(weight_bytes, tokens, channels=channels))
+    from sieveopt.models.roofline import RooflineCostModel
+
+    return RooflineCostModel(system, model).pim_gemv_ns(weight_bytes, tokens, channels=channels)
 
 
 COST_MODELS = Registry("sieveopt.cost_models", "cost model")

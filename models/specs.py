@@ -190,6 +190,11 @@ class ModelSpec:
         return self.expert_params * self.expert_weight_bytes_per_param
 
     @property
+    def expert_precision(self) -> str:
+        """Name of the routed experts' weight format, for figure and table labels."""
+        return precision_label(self.expert_weight_bytes_per_param)
+
+    @property
     def shared_expert_weight_bytes(self) -> float:
         return 3 * self.hidden_size * self.shared_expert_intermediate_size * self.dense_weight_bytes_per_param
 
@@ -528,3 +533,12 @@ class SystemSpec:
         if self.hbm_pim.sharing == "partitioned":
             bw *= self.hbm_pim.pim_bank_fraction
         return bw
+
+
+#: Bytes per parameter -> format name (moe_models.md §2: BF16 2 B; FP8 1 B; MXFP4 4.25 bit).
+_PRECISIONS = {2.0: "bf16", 1.0: "fp8", 0.53125: "mxfp4", 0.5625: "int4-g32", 4.0: "fp32"}
+
+
+def precision_label(bytes_per_param: float) -> str:
+    """``2.0 -> "bf16"``, ``0.53125 -> "mxfp4"``; other widths as ``"<bits>-bit"``."""
+    return _PRECISIONS.get(float(bytes_per_param), f"{8 * float(bytes_per_param):g}-bit")

@@ -106,3 +106,67 @@ class TableCostModel:
             return self.pim_expert_ns(work.tokens)
         return self.roofline.duration_ns(work, mode)
 
+
+
+# -- fed by observation: one table per planner, updated from replayed PIM jobs ---------------------
+def table_planners() -> tuple[str, ...]:
+    """Policies declaring that they plan on the runtime cost table (``PolicyInfo.reads_cost_table``:
+    Sieve's T_PIM term; sieve-plus plans on the DAG's durations, which come from the table when the
+    DAG is built with it)."""
+    from sieveopt.solvers import SOLVERS, policy_info
+
+    return tuple(p for p in SOLVERS.ordered() if policy_info(p).reads_cost_table)
+
+
+class ObservedTables:
+    """Sieve's runtime cost table as the runtime keeps it: "an exponential moving average of the
+    observed PIM GEMV execution times", with the roofline "only as a one-time fallback" for token
+    counts not seen yet (papers.md §1.5; the table "converges within the first few iterations").
+
+    One :class:`TableCostModel` per planner (each runtime observes its own PIM jobs), living
+    across the layers and steps of a run: a planner's layer DAG is built with its table (so the
+    planner, and the list schedule, read the table's PIM expert times; everything else is the
+    roofline), the schedule is replayed on the simulators, and every PIM expert job's replayed
+    time is folded into the table (:meth:`observe`) before the next layer is planned.
+    ``history`` records, per observed layer, the table's error on that layer's jobs *before*
+    folding them in (the convergence curve)."""
+
+    def __init__(self, system: SystemSpec, model: ModelSpec, *, smoothing: float = 0.25,
+                 planners: tuple[str, ...] | None = None) -> None:
+        self.system, self.model, self.smoothing = system, model, smoothing
+        self.planners = table_planners() if planners is None else tuple(planners)
+        self.tables: dict[str, TableCostModel] = {}
+        self.history: list[dict] = []
+
+    def uses_table(self, policy: str) -> bool:
+        return policy in self.planners
+
+    def table(self, policy: str) -> TableCostModel:
+        if policy not in self.tables:
+            self.tables[policy] = TableCostModel(self.system, self.model, smoothing=self.smoothing)
+        return self.tables[policy]
+
+    def observe(self, policy: str, replay_result, dag) -> dict:
+        """Fold the replayed PIM expert jobs of one layer into ``policy``'s table; returns (and
+        records) the table's error on them before the update."""
+        from sieveopt.dag import EXPERT
+
+        table = self.table(policy)
+        jobs = []
+        for t in dag.tasks:
+            if t.kind != EXPERT or replay_result.schedule.modes[t.tid] != MODE_PIM or t.tokens <= 0:
+                continue
+            measured = float(replay_result.replayed_duration_ns[t.tid])
+            if measured > 0:
+                jobs.append((int(t.tokens), measured))
+        errs = [abs(table.pim_expert_ns(n) - m) / m for n, m in jobs]      # the table the layer was planned on
+        roof = [abs(table.fallback_ns(n) - m) / m for n, m in jobs]
+        for n, m in jobs:
+            table.observe(n, m)
+        rec = {"policy": policy, "layer": len([h for h in self.history if h["policy"] == policy]),
+               "jobs": len(jobs), "mean_abs_err": float(np.mean(errs)) if errs else float("nan"),
+               "median_abs_err": float(np.median(errs)) if errs else float("nan"),
+               "roofline_mean_abs_err": float(np.mean(roof)) if roof else float("nan"),
+               "seen_counts": int(np.count_nonzero(table._observations))}
+        self.history.append(rec)
+        return rec

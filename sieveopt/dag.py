@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from sieveopt.targets import (
     get_target,
     resource_capacity,
     resource_kinds_for,
+    targets_for,
 )
 from sieveopt.variability import gpu_kernel_ns, speed_factors
 
@@ -77,6 +78,12 @@ class DagOptions:
     #: Layer index and micro-batch id stamped into task names (room for multi-layer windows).
     layer: int = 0
     microbatch: int = 0
+    #: PIM execution of routed experts: "tp" (each expert sharded over all pseudo-channels, Sieve)
+    #: or "ep" (each expert bound to one channel group, PIMoE); the PIM target's layouts
+    #: (:mod:`sieveopt.targets`, :mod:`sieveopt.pim_groups`).
+    pim_parallelism: Literal["tp", "ep"] = "tp"
+    #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
+    pim_channel_groups: int = 0
 
     @classmethod
     def for_system(cls, system: SystemSpec) -> DagOptions:
@@ -267,6 +274,15 @@ class _Builder:
         #: Per-GPU speed factors (GEM variability); None when every GPU is nominal.
         speed = speed_factors(system)
         self.speed = None if speed.uniform else speed
+        # Target layouts other than the plain per-GPU one (e.g. PIM channel groups under
+        # pim_parallelism="ep"): mode -> hook, instantiated on the first layer (mode -> layout).
+        self._layout_hooks: dict[str, Any] = {}
+        self.layouts: dict[str, Any] = {}
+        for t in targets_for((*opts.attention_modes, *opts.expert_modes)):
+            if t.layout_option:
+                hook = t.layout_hook(getattr(opts, t.layout_option))
+                if hook is not None:
+                    self._layout_hooks[t.mode] = hook
         self._targets: dict[str, Target] = {}
         self._holds: dict[str, tuple[tuple[str, bool], ...]] = {}
 
@@ -297,6 +313,8 @@ class _Builder:
             else:
                 dur = target.duration_ns(self.cost, work)
             mc[m] = ModeCost(_ns(dur), res)
+            if m in self.layouts:
+                mc[m] = self.layouts[m].mode_cost(self, kind, gpu, expert, work, mc[m])
         self.tasks.append(Task(tid, f"{name}{self.tag}", kind, gpu, mc, expert=expert, peer=peer,
                                tokens=work.tokens, work=work, layer=self.layer, microbatch=self.microbatch))
         return tid
@@ -309,6 +327,10 @@ class _Builder:
         if inst.system.num_gpus != self.system.num_gpus:
             raise ValueError("every layer of a window must use the same system")
         self.inst, self.layer, self.microbatch = inst, layer, microbatch
+        for mode, hook in self._layout_hooks.items():
+            if mode not in self.layouts:
+                self.layouts[mode] = hook(self, inst)
+            self.layouts[mode].bind(inst)
         self.tag = f"@L{layer}" + (f"m{microbatch}" if microbatch else "")
         opts, model = self.opts, inst.model
         G = inst.num_gpus
@@ -413,6 +435,8 @@ class _Builder:
                           "batch": inst.batch, "moe_layer": inst.moe_layer, "step": inst.step,
                           "hbm_sharing": self.sharing, "cost_model": getattr(self.cost, "name", "?"),
                           "attention_kind": attn_kind}
+        for lay in self.layouts.values():
+            self.last_meta.update(lay.meta())
         return qkv, reduce_
 
     def finish(self, meta: dict) -> TaskDAG:

@@ -4,14 +4,14 @@ sweep and study shares, so nothing re-derives the DAG or the cost model on its o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sieveopt.check import CheckReport, check
 from sieveopt.dag import DagOptions, TaskDAG, build_layer_dag
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
-from sieveopt.solvers import SolveResult, solve
+from sieveopt.solvers import SolveResult, policy_info, solve
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,12 +35,24 @@ def build_dag(instance: LayerInstance, cost_model: str | CostModel = "roofline",
     return build_layer_dag(instance, cost, options), cost
 
 
+def policy_dag(policy: str, dag: TaskDAG, instance: LayerInstance, cost: CostModel) -> TaskDAG:
+    """The DAG ``policy`` executes on: ``dag``, rebuilt with the ``DagOptions`` the policy
+    declares (``PolicyInfo.dag_options``, e.g. PIMoE's expert-parallel PIM channel groups,
+    :mod:`sieveopt.pim_groups`) when they differ, so its decision and execution use the same
+    model (single-layer DAGs; the scheduler latency and other options are kept)."""
+    want = policy_info(policy).dag_options
+    if not want or all(getattr(dag.options, k) == v for k, v in want.items()) or dag.is_window:
+        return dag
+    return build_layer_dag(instance, cost, replace(dag.options, **want))
+
+
 def run_layer(instance: LayerInstance, policy: str, *, cost_model: str | CostModel = "roofline",
               options: DagOptions | None = None, dag: TaskDAG | None = None,
               cost: CostModel | None = None, **solver_params: Any) -> LayerRun:
     """Build the DAG (unless given), solve it with ``policy`` and check the schedule."""
     if dag is None or cost is None:
         dag, cost = build_dag(instance, cost_model, options)
+    dag = policy_dag(policy, dag, instance, cost)
     t0 = time.perf_counter()
     result = solve(policy, dag, instance, cost, **solver_params)
     wall = time.perf_counter() - t0

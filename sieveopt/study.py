@@ -23,15 +23,14 @@ import numpy as np
 
 from sieveopt.instance import LayerInstance
 from sieveopt.pipeline import LayerRun, build_dag, run_layer
-from sieveopt.solvers import SOLVERS, common_params, default_policies, policy_info, policy_with_role
+from sieveopt.solvers import common_params, default_policies, policy_with_role
 
 #: GPU counts the Sieve paper uses per model (papers.md §1.2).
-PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "qwen3.5-397b-a17b": 8}
+PAPER_GPUS = {"qwen3-30b-a3b": 1, "gpt-oss-120b": 4, "gpt-oss-120b-bf16": 4, "qwen3.5-397b-a17b": 8}
 DEFAULT_POLICIES = default_policies()
-#: Policies whose decision path is compiled and allocation-free, so their measured latency is a
-#: serving-path latency. The baselines here are reference Python (their cost is not modelled:
-#: charged 0); gpu_only/noexp/allexp decide nothing; CP-SAT is offline.
-SERVING_PLANNERS = frozenset(p for p in SOLVERS.ordered() if policy_info(p).serving)
+#: The scheduler task's charge comes from :mod:`sieveopt.solvers.sched_latency` (a latency model,
+#: never one call's wall clock): policies declaring a ``static`` decision decide nothing and an
+#: ``offline`` one (CP-SAT) runs ahead of time; both are charged 0.
 
 
 @dataclass
@@ -62,13 +61,18 @@ def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any
 def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_limit_s: float = 5.0,
               seed: int = 0, replay: bool = True, keep_runs: bool = False,
               on_step: Callable[[str], None] | None = None,
+              scheduler_latency: str | int = "default",
               solver_params: dict[str, dict[str, Any]] | None = None,
               replay_kwargs: dict[str, Any] | None = None) -> tuple[list[StudyRow], list[dict[str, LayerRun]]]:
     """Solve every layer with every policy (same DAG, same cost model) and replay the schedules.
     ``on_step(description)`` is called after each (layer, policy) (progress reporting);
     ``solver_params[policy]`` overrides that policy's parameters (``--solver-param``);
-    ``replay_kwargs`` go to the replay (e.g. a shared ``timer``, or ``scheduler_latency_ns=0``
-    instead of the serving planners' measured latency)."""
+    ``replay_kwargs`` go to the replay (e.g. a shared ``timer``).
+
+    Each policy's ``sched`` tasks last the charge of ``scheduler_latency`` (see
+    :func:`sieveopt.solvers.sched_latency.resolve`), in the schedule and in its replay alike."""
+    from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
+
     replay_fn = None
     if replay:
         from sieveopt.validation.replay import replay as replay_fn  # noqa: PLC0415
@@ -79,17 +83,19 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
         dag, cost = build_dag(inst)
         per_layer: dict[str, LayerRun] = {}
         for policy in policies:
+            lat = resolve(policy, scheduler_latency,
+                          calibration={"model": inst.model, "system": inst.system, "batch": inst.batch})
+            pdag = with_scheduler_latency(dag, lat.ns)
             params = {**_solver_params(policy, time_limit_s, seed), **(solver_params or {}).get(policy, {})}
-            run = run_layer(inst, policy, dag=dag, cost=cost, **params)
+            run = run_layer(inst, policy, dag=pdag, cost=cost, **params)
             res = run.result
             row = StudyRow(li, inst.moe_layer, policy, int(res.makespan_ns or 0), run.check.ok, res.status,
-                           res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns)
+                           res.decision_ns, run.wall_s, res.objective_ns, res.bound_ns,
+                           extra={"scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source})
             if replay_fn is not None and res.schedule is not None:
-                # The scheduler runs on the serving path (in parallel with the dispatch): its
-                # measured decision latency sits in the replayed layer. CP-SAT is offline.
-                kw = {"scheduler_latency_ns": res.decision_ns if policy in SERVING_PLANNERS else None,
-                      **(replay_kwargs or {})}
-                rep = replay_fn(res.schedule, dag, inst.system, instance=inst, **kw)
+                # The scheduler runs on the serving path (in parallel with the dispatch); its
+                # modelled charge is already the DAG's sched duration, so the replay keeps it.
+                rep = replay_fn(res.schedule, run.dag, inst.system, instance=inst, **(replay_kwargs or {}))
                 row.replay_makespan_ns = int(rep.makespan_ns)
                 if energy is not None:
                     row.replay_energy_J = energy[1](rep, dag, inst.system, inst)["replayed_total_J"]
@@ -141,6 +147,8 @@ def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str,
             "gap_vs_cpsat_bound": statistics.median(gaps_bound) if gaps_bound else None,
             "replay_gap_vs_cpsat": statistics.median(gaps_replay) if gaps_replay else None,
             "decision_us": statistics.median(dec) / 1e3 if dec else None,
+            "charged_sched_us": statistics.median(r.extra.get("scheduler_latency_ns", 0) for r in mine) / 1e3,
+            "charged_sched_source": ",".join(sorted({str(r.extra.get("scheduler_latency_source", "-")) for r in mine})),
             "all_checked": all(r.check_ok for r in mine),
             "status": ",".join(sorted({r.status for r in mine})),
         })
@@ -306,10 +314,9 @@ def replayed_latency_budget(layers: list[LayerInstance], latencies_us: list[int]
 def modelled_latency_budget(model: Any, system: Any, batch: int, latencies_us: list[int], policies: tuple[str, ...],
                             *, layers: int, seed: int) -> tuple[list[dict[str, Any]], float]:
     """Latency budget on the cost model: the decode step re-planned with the scheduler task
-    lasting each of ``latencies_us`` (``DagOptions(scheduler_latency_ns)``); per (policy,
+    lasting each of ``latencies_us`` (``StepSettings(scheduler_latency=N)``); per (policy,
     latency) the mean MoE-layer time (weighted over the sampled layers) and the step time. Also
     returns the measured Sieve decision latency (us, median of 5 steps after a warm-up)."""
-    from sieveopt.dag import DagOptions
     from sieveopt.e2e import StepSettings, prepare_step, run_step
 
     base = prepare_step(model, system, batch, StepSettings(num_layers=layers, seed=seed))
@@ -319,7 +326,7 @@ def modelled_latency_budget(model: Any, system: Any, batch: int, latencies_us: l
     rows = []
     for lat in latencies_us:
         prob = prepare_step(model, system, batch, StepSettings(
-            num_layers=layers, seed=seed, dag_options=DagOptions(scheduler_latency_ns=int(lat * 1000))))
+            num_layers=layers, seed=seed, scheduler_latency=int(lat * 1000)))
         for pol in policies:
             res = run_step(prob, pol)
             rows.append({"policy": pol, "scheduler_latency_us": lat,
@@ -367,7 +374,8 @@ def bandwidth_study(model_name: str, gpus: int, batch: int, multipliers: tuple[f
 # ------------------------------------------------------------ the main job on the engine
 def study_configs(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
                   time_limit_s: float, replay: bool,
-                  solver_params: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                  solver_params: dict[str, dict[str, Any]] | None = None,
+                  scheduler_latency: str | int = "default") -> list[dict[str, Any]]:
     """One ``study_layer`` engine point per sampled layer (all policies on that layer)."""
     from sieveopt.sweep.point import make_config
     from sieveopt.tomlspec import to_dict
@@ -375,7 +383,8 @@ def study_configs(model: Any, system: Any, *, batch: int, layers: int, seed: int
     base = {"model_spec": to_dict(model), "system_spec": to_dict(system), "batch": int(batch),
             "layers": int(layers), "seed": int(seed), "policies": list(policies),
             "time_limit_s": float(time_limit_s), "replay": bool(replay),
-            "solver_params": {p: dict(v) for p, v in (solver_params or {}).items()}}
+            "solver_params": {p: dict(v) for p, v in (solver_params or {}).items()},
+            "scheduler_latency": scheduler_latency}
     return [make_config("study_layer", {**base, "layer": i}) for i in range(layers)]
 
 
@@ -393,7 +402,8 @@ def compute_study_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     inst = sample_layers(model, system, config["batch"], config["layers"], config["seed"])[i]
     rows, runs = run_study([inst], tuple(config["policies"]), time_limit_s=config["time_limit_s"],
                            seed=config["seed"], replay=config["replay"], keep_runs=i == 0,
-                           solver_params=config.get("solver_params") or None)
+                           solver_params=config.get("solver_params") or None,
+                           scheduler_latency=config.get("scheduler_latency", "default"))
     for r in rows:
         r.layer_index = i
     files = {}
@@ -424,7 +434,7 @@ def gantt_png(per_policy: dict[str, LayerRun]) -> bytes | None:
 
 def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: int, policies: tuple[str, ...],
                      time_limit_s: float, replay: bool, solver_params: dict[str, dict[str, Any]] | None = None,
-                     cache_dir: str | Path | None = None,
+                     scheduler_latency: str | int = "default", cache_dir: str | Path | None = None,
                      executor: str = "local", workers: int = 1, address: str | None = None,
                      progress: bool = False) -> tuple[list[StudyRow], bytes | None]:
     """:func:`run_study` over ``layers`` sampled layers, one engine point per layer (cached in
@@ -436,13 +446,14 @@ def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: 
         with tempfile.TemporaryDirectory(prefix="sieveopt-run-") as tmp:
             return run_study_points(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
                                     time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
-                                    cache_dir=tmp, executor=executor,
+                                    scheduler_latency=scheduler_latency, cache_dir=tmp, executor=executor,
                                     workers=workers, address=address, progress=progress)
     from sieveopt.errors import SieveoptError
     from sieveopt.sweep.runner import run_points
 
     cfgs = study_configs(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
-                         time_limit_s=time_limit_s, replay=replay, solver_params=solver_params)
+                         time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
+                         scheduler_latency=scheduler_latency)
     report, store = run_points(cfgs, cache_dir, {"name": "run", "model": model.name, "system": system.name},
                                executor=executor, workers=workers, address=address, progress=progress)
     if report.interrupted:

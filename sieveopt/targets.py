@@ -61,6 +61,17 @@ class Target:
     always: bool = False
     #: Capacity of the resources it owns (system -> units held at once; None = 1), e.g. DIMMs.
     capacity: Callable[[Any], int] | None = None
+    #: Resource layouts of this target, chosen by the ``DagOptions`` field named ``layout_option``:
+    #: value -> hook ``(builder, first layer instance) -> layout`` (a callable or ``"module:attr"``;
+    #: None = the plain one-resource-per-GPU layout of ``owns``). A layout splits the target's
+    #: units into finer resources (kinds in ``part_owns``: kind -> track label), binds each
+    #: layer's tasks to them (``bind(inst)``), gives a task's cost in this mode
+    #: (``mode_cost(builder, kind, gpu, expert, work, base) -> ModeCost``) and stamps DAG
+    #: metadata (``meta()``). The PIM target's expert-parallel channel groups are one
+    #: (:mod:`sieveopt.pim_groups`).
+    layout_option: str = ""
+    layouts: Mapping[str, Callable[..., Any] | str | None] = field(default_factory=dict)
+    part_owns: Mapping[str, str] = field(default_factory=dict)
     doc: str = ""
 
     def duration_ns(self, cost_model: Any, work: Any) -> float:
@@ -74,16 +85,32 @@ class Target:
         own = self.holds + (self.exclusive_holds if sharing == "exclusive" else ())
         return tuple((k, False) for k in own) + tuple((k, True) for k in self.peer_holds)
 
+    def layout_hook(self, value: str) -> Callable[..., Any] | None:
+        """The layout hook of option value ``value`` (None: the plain layout); an unknown value
+        raises, naming the option and the known values."""
+        if value not in self.layouts:
+            raise SieveoptError(f"DagOptions.{self.layout_option}: unknown layout {value!r} of execution target "
+                                f"{self.mode!r} (known: {', '.join(map(repr, self.layouts))})")
+        return _resolve(self.layouts[value])
+
     def replay_timer(self) -> Callable[..., Any]:
         """The replay timer hook, imported on first use."""
         hook = self.replay
         if hook is None:
             raise SieveoptError(f"execution target {self.mode!r} has no replay timer; give "
                                 f"register_target(..., replay=...) a (ctx, task, mode) -> TaskTime hook")
-        if isinstance(hook, str):
-            mod, _, attr = hook.partition(":")
-            hook = getattr(importlib.import_module(mod), attr)
-        return hook
+        return _resolve(hook)
+
+
+def _resolve(hook: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
+    """A hook given as ``"module:attr"`` (dotted attributes allowed), imported on first use."""
+    if isinstance(hook, str):
+        mod, _, attr = hook.partition(":")
+        obj: Any = importlib.import_module(mod)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return hook
 
 
 TARGETS = Registry("sieveopt.targets", "execution target")
@@ -135,7 +162,8 @@ def resource_capacity(resource_kind: str, system: Any) -> int:
 def track_label(resource_kind: str) -> str:
     """Human name of a resource kind's track (from the target that owns it)."""
     for m in TARGETS.ordered():
-        lab = TARGETS.get(m).owns.get(resource_kind)
+        t = TARGETS.get(m)
+        lab = t.owns.get(resource_kind) or t.part_owns.get(resource_kind)
         if lab:
             return lab
     return resource_kind
@@ -145,7 +173,8 @@ def track_order(resource_kind: str) -> int:
     """Display rank of a resource kind (targets' registration order, then ``owns`` order)."""
     rank = 0
     for m in TARGETS.ordered():
-        for k in TARGETS.get(m).owns:
+        t = TARGETS.get(m)
+        for k in (*t.owns, *t.part_owns):
             if k == resource_kind:
                 return rank
             rank += 1
@@ -192,7 +221,12 @@ register_target(Target(
     MODE_PIM, "HBM-PIM", "#c9a3e0", owns={"pim": "PIM units"}, holds=("pim",), exclusive_holds=("hbm",),
     replay=f"{_REPLAY}:pim_task_time", replay_role=ROLE_IN_MEMORY, expert_category="experts_pim", always=True,
     counter_label="PIM GB/s", counter_peak_GBps=lambda system: getattr(system, "pim_bw_GBps", None),
-    doc="HBM-PIM all-bank jobs; hold the HBM bus too when sharing is 'exclusive'"))
+    layout_option="pim_parallelism",
+    layouts={"tp": None, "ep": "sieveopt.pim_groups:PimGroups.for_builder"},
+    part_owns={"pim_group": "PIM channel group"},
+    doc="HBM-PIM all-bank jobs; hold the HBM bus too when sharing is 'exclusive'. Layouts "
+        "(DagOptions.pim_parallelism): 'tp' every expert over all pseudo-channels (Sieve), 'ep' "
+        "experts bound to channel groups (PIMoE, sieveopt.pim_groups)"))
 register_target(Target(
     MODE_LINK, "NVLink", "#ffbe7d", owns={"egress": "NVLink egress", "ingress": "NVLink ingress"},
     holds=("egress",), peer_holds=("ingress",), always=True,

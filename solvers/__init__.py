@@ -85,6 +85,16 @@ class PolicyInfo:
     #: Rank among CP-SAT's warm starts on DAGs where no Sieve heuristic applies (1 first; its
     #: ``needs_modes`` must be offered); 0: not a warm start. How a new tier gets a good hint.
     cpsat_hint: int = 0
+    #: Scheduler latency charged per layer under ``--scheduler-latency-ns default`` (ns; None:
+    #: the unknown-policy figure). Ignored for ``static``/``offline`` decisions, which are
+    #: charged 0 (:mod:`sieveopt.solvers.sched_latency`, where the figures are sourced).
+    scheduler_latency_ns: int | None = None
+    #: ``DagOptions`` fields the policy executes under (its decision and its execution then use
+    #: the same model; ``run_layer`` rebuilds a single-layer DAG that differs), e.g. PIMoE's
+    #: ``{"pim_parallelism": "ep"}`` (expert-parallel PIM channel groups, papers.md §1.7).
+    dag_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Plans on Sieve's runtime PIM cost table (``ObservedTables`` feeds it from replays).
+    reads_cost_table: bool = False
 
     @property
     def serving(self) -> bool:
@@ -111,21 +121,25 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                PolicyInfo("static", default=True, color="#ff7f0e", marker="v", needs_modes=(MODE_PIM,),
                           window_hint=5)),
     "pimoe": ("sieveopt.solvers.baselines", "solve_pimoe",
-              "PIMoE: busiest-channel hottest expert to GPU until T_GPU > T_PIM",
-              PolicyInfo("reference", default=True, color="#9467bd", marker="D", needs_modes=_TWO_SIDED)),
+              "PIMoE: expert-parallel PIM channel groups; busiest group's hottest expert to GPU until T_GPU > T_PIM",
+              PolicyInfo("reference", {"threshold": int}, default=True, color="#9467bd", marker="D",
+                         needs_modes=_TWO_SIDED, scheduler_latency_ns=1000,
+                         dag_options={"pim_parallelism": "ep"})),
     "duplex": ("sieveopt.solvers.baselines", "solve_duplex",
                "Duplex: all on GPU, move fewest-token experts to PIM while max improves",
                PolicyInfo("reference", default=True, color="#8c564b", marker="^", needs_modes=_TWO_SIDED,
-                          window_hint=3)),
+                          window_hint=3, scheduler_latency_ns=1000)),
     "sieve": ("sieveopt.solvers.sieve", "solve_sieve",
               "Sieve greedy (paper §5): all on PIM, move hottest to GPU while max(T) drops",
-              PolicyInfo("compiled", {"impl": _choice("numba", "ref"), "other_gpu_work": _bool}, default=True, color="#d62728",
-                         marker="o", needs_modes=_TWO_SIDED, role="paper", window_hint=1)),
+              PolicyInfo("compiled", {"impl": _choice("numba", "ref"), "other_gpu_work": _bool,
+                                      "estimate": _choice("implemented", "literal")}, default=True, color="#d62728",
+                         marker="o", needs_modes=_TWO_SIDED, role="paper", window_hint=1,
+                         scheduler_latency_ns=1000, reads_cost_table=True)),
     "sieve-plus": ("sieveopt.solvers.sieve_plus", "solve_sieve_plus",
                    "Improved fast heuristic closing the gap to CP-SAT",
                    PolicyInfo("compiled", {"max_passes": int, "compiled": _bool, "attention": str, "order": str},
                               default=True, color="#2ca02c", marker="P", needs_modes=_TWO_SIDED,
-                              window_hint=2)),
+                              window_hint=2, scheduler_latency_ns=1500, reads_cost_table=True)),
     "sieve-pipe": ("sieveopt.solvers.sieve_pipe", "solve_sieve_pipe",
                    "Sieve's sweep, objective of an M-micro-batch pipeline (period: M x load vs one micro-batch's chain)",
                    PolicyInfo("compiled", {"microbatches": int}, color="#17becf", marker="p", needs_modes=_TWO_SIDED)),
@@ -152,6 +166,14 @@ def register_policy(name: str, factory: Any, info: PolicyInfo | None = None, *, 
     """Register a policy with its declared capabilities."""
     SOLVERS.register(name, factory, doc=doc)
     _INFO[name] = info or PolicyInfo()
+
+
+def unregister_policy(name: str) -> None:
+    """Remove a registered policy and its capabilities (tests add temporary ones)."""
+    if name in _BUILTIN:
+        raise SieveoptError(f"cannot unregister the built-in policy {name!r}")
+    SOLVERS.unregister(name)
+    _INFO.pop(name, None)
 
 
 for _name, (_mod, _attr, _doc, _info) in _BUILTIN.items():
@@ -239,5 +261,6 @@ def solve(name: str, dag: Any, instance: Any, cost: Any, **params: Any) -> Solve
     return fn(dag, instance, cost, **params)
 
 
-__all__ = ["SOLVERS", "PolicyInfo", "SolveResult", "check_target_needs", "common_params", "cpsat_hint_policies", "default_policies",
-           "parse_solver_params", "policy_info", "policy_with_role", "register_policy", "solve", "window_hint_policies"]
+__all__ = ["SOLVERS", "PolicyInfo", "SolveResult", "check_target_needs", "common_params", "cpsat_hint_policies",
+           "default_policies", "parse_solver_params", "policy_info", "policy_with_role", "register_policy", "solve",
+           "unregister_policy", "window_hint_policies"]

@@ -6,17 +6,13 @@ helpers (:mod:`~sieveopt.solvers.sieve_ref`) and the shared list scheduler
 * ``gpu_only``: no PIM; attention and every expert on the GPU.
 * ``noexp`` (NeuPIMs / PAISE): attention on PIM, every expert on the GPU.
 * ``allexp`` (PAPI / Stratum): attention and every expert on PIM.
-* ``pimoe`` (PIMoE as Sieve describes it): experts placed expert-parallel over the GPU's
-  pseudo-channels, round-robin in expert-id order over *all* experts the GPU holds (a static
-  placement); a channel's PIM time is the sum of its experts' roofline PIM times at
-  single-channel bandwidth (job overhead + per token: GEMV over ``W`` at ``1/C`` of the PIM
-  bandwidth and compute, + token overhead and I/O). Start all on PIM; while
-  ``T_GPU <= T_PIM`` move the most popular remaining expert of the busiest channel to the GPU
-  (the move that makes ``T_GPU`` exceed ``T_PIM`` is kept: "until GPU time exceeds PIM
-  time"). ``T_GPU`` is the grouped GEMM of the GPU-side experts alone (launch + roofline);
-  attention on PIM and communication are ignored, as in PIMoE. Its static token threshold is
-  not modelled. The schedule then runs on the DAG's hardware (experts sharded over all
-  channels), like every other policy.
+* ``pimoe`` (PIMoE as Sieve describes it, papers.md §1.7): executes expert-parallel over PIM
+  channel groups (:mod:`sieveopt.pim_groups`; its registry entry declares
+  ``dag_options={"pim_parallelism": "ep"}``, so ``run_layer`` builds that DAG for it), and decides
+  on the same DAG's durations: a static token threshold (default: the smallest count at which an
+  isolated expert is estimated faster on the GPU than on its group), then the busiest-group,
+  hottest-first loop while ``T_GPU <= T_PIM`` (expert-only PIM time of the busiest group;
+  attention and communication ignored). See :func:`pimoe_plan`.
 * ``duplex`` (Duplex+PE): per-expert time look-up (the DAG's GPU and PIM durations of each
   expert); start all on the GPU and move the fewest-token experts to PIM while
   ``max(sum GPU times (+ launch if any), sum PIM times)`` strictly decreases. Attention on PIM
@@ -107,59 +103,108 @@ def solve_duplex(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: An
 
 
 # -- PIMoE ----------------------------------------------------------------------------------
-def channel_table(instance: LayerInstance, cost: CostModel, channels: int, max_tokens: int) -> list[float]:
-    """Roofline PIM ns of one expert on ONE of ``channels`` pseudo-channels, by token count."""
-    from sieveopt.models.roofline import RooflineCostModel
+def pimoe_threshold(inp: GpuPlanInputs, pim_ns_of: Any, max_tokens: int) -> int:
+    """PIMoE's static token threshold: the smallest count at which an *isolated* expert is
+    estimated faster on the GPU (its own grouped GEMM: launch + roofline) than on PIM at the
+    parallelism it executes with (``pim_ns_of(n)``); ``max_tokens + 1`` when none is.
 
-    rf = getattr(cost, "roofline", cost)
-    if not isinstance(rf, RooflineCostModel):
-        rf = RooflineCostModel(instance.system, instance.model)
+    Sieve on PIMoE: it "uses a static threshold to assign popular experts with N >= threshold
+    to the NPU when the estimated NPU execution time is lower than the estimated PIM execution
+    time" (papers.md §1.7). The paper gives no value (papers.md §7 q. 7), hence this default."""
+    params = inp.params.tolist()
+    for n in range(1, max_tokens + 1):
+        if gpu_time_ns(params, 1, n) < pim_ns_of(n):
+            return n
+    return max_tokens + 1
+
+
+def _groups_of(dag: TaskDAG, inp: GpuPlanInputs) -> list[int]:
+    """Channel group of each activated expert (EP DAG), or a single group 0 (TP DAG)."""
+    from sieveopt.pim_groups import task_group
+
+    out = []
+    for tid in inp.tids.tolist():
+        tg = task_group(dag, int(tid))
+        out.append(0 if tg is None else tg[0])
+    return out
+
+
+def solve_pimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, threshold: int | None = None,
+                **_: Any) -> SolveResult:
+    """PIMoE on the DAG it is given: on an expert-parallel DAG (``pim_parallelism="ep"``, what
+    ``run_layer`` builds for it) each channel group is a PIM unit; on a TP DAG all channels form
+    one group. ``threshold`` overrides the static token threshold (:func:`pimoe_threshold`)."""
+    from sieveopt.pim_groups import ep_pim_expert_ns, is_ep
+
+    t_wall = time.perf_counter()
+    inputs = plan_inputs(dag, instance, cost, other_gpu_work=False)
     w = instance.model.expert_weight_bytes
-    share = rf.num_pch / channels  # the pseudo-channels one of ``channels`` equal PIM units spans
-    return [0.0] + [rf.pim_gemv_ns(w, n, channels=share) for n in range(1, max_tokens + 1)]
+    if is_ep(dag):
+        ch = dag.meta["pim_group_channels"]
+        nominal = min(ch)   # "fixed per model and system": the smallest group's parallelism
+
+        def pim_ns_of(n: int) -> float:
+            return ep_pim_expert_ns(cost, instance.system, instance.model, w, n, nominal)
+    else:
+        table = pim_table(cost, instance, max(1, instance.batch))
+
+        def pim_ns_of(n: int) -> float:
+            return float(table[n])
+    modes: dict[int, str] = {}
+    times, per_gpu = [], []
+    tau = threshold
+    for inp in inputs:
+        if tau is None:
+            tau = pimoe_threshold(inp, pim_ns_of, max(1, instance.batch))
+        groups = _groups_of(dag, inp)
+        t0 = time.perf_counter_ns()
+        on_gpu, loads = pimoe_plan(inp, groups, tau)
+        times.append(time.perf_counter_ns() - t0)
+        for i, e in enumerate(inp.experts.tolist()):
+            modes[e] = MODE_GPU if i in on_gpu else MODE_PIM
+        per_gpu.append({"gpu": inp.gpu, "experts": inp.num_experts, "gpu_experts": len(on_gpu),
+                        "pim_experts": inp.num_experts - len(on_gpu), "group_load_ns": loads})
+    return finish(dag, "pimoe", modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)),
+                  meta={"per_gpu": per_gpu, "decision_ns_per_gpu": times, "impl": "python",
+                        "threshold_tokens": tau, "pim_parallelism": "ep" if is_ep(dag) else "tp"})
 
 
-def solve_pimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
-    channels = instance.system.hbm_pim.pseudo_channels_per_gpu
-    chan_table = channel_table(instance, cost, channels, max(1, instance.batch))
-    # Local rank of expert e among the experts its GPU holds (any placement).
-    rank: dict[int, int] = {}
-    seen = [0] * instance.num_gpus
-    for e, g in enumerate(instance.expert_gpu.tolist()):
-        rank[e] = seen[g]
-        seen[g] += 1
+def pimoe_plan(inp: GpuPlanInputs, groups: list[int], threshold: int) -> tuple[set[int], dict[int, int]]:
+    """PIMoE for one GPU. ``groups[i]`` is the channel group of activated expert ``i``; its PIM
+    time is the DAG's (``inp.pim_ns``, at its group's parallelism). Returns the local indices
+    moved to the GPU and each group's final PIM load (ns).
 
-    def plan(inp: GpuPlanInputs, table: list[float]) -> set[int]:
-        return pimoe_plan_ranked(inp, chan_table, channels, [rank[int(e)] for e in inp.experts.tolist()])
-
-    return _per_gpu(dag, instance, cost, "pimoe", plan)
-
-
-def pimoe_plan_ranked(inp: GpuPlanInputs, chan_table: list[float], channels: int,
-                      local_rank: list[int]) -> set[int]:
-    """PIMoE for one GPU: ``chan_table[n]`` = one expert's time on one channel with ``n`` tokens;
-    ``local_rank`` = each activated expert's rank among the experts the GPU holds."""
+    Start with every expert on PIM; while ``T_GPU <= T_PIM`` move the most popular remaining
+    expert of the busiest group to the GPU, if it has ``>= threshold`` tokens (else stop: the
+    busiest group's load can no longer drop). ``T_PIM`` = the busiest group's expert time,
+    ``T_GPU`` = the grouped GEMM of the GPU-side experts alone: PIMoE "balances expert placement
+    by evaluating isolated expert execution times but ignores attention computation on the PIM"
+    and "repeatedly moves the most popular expert from the busiest PIM channel to the GPU until
+    GPU time > PIM time" (papers.md §1.7); communication is not in it either (it "assumes a
+    global interconnect"). The move that makes ``T_GPU`` exceed ``T_PIM`` is kept."""
     params = inp.params.tolist()
     tokens = inp.tokens.tolist()
-    chan_of = [r % channels for r in local_rank]
-    load = [0.0] * channels
-    members: list[list[int]] = [[] for _ in range(channels)]
-    for i in order_by_tokens(tokens):             # hottest first inside each channel
-        load[chan_of[i]] += chan_table[tokens[i]]
-        members[chan_of[i]].append(i)
-    busy = [(-load[c], c) for c in range(channels) if members[c]]
+    pim = inp.pim_ns.tolist()
+    load: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for i in order_by_tokens(tokens):             # hottest first inside each group
+        load[groups[i]] = load.get(groups[i], 0) + int(pim[i])
+        members.setdefault(groups[i], []).append(i)
+    busy = [(-load[c], c) for c in members]
     heapq.heapify(busy)
-    head = [0] * channels
+    head = dict.fromkeys(members, 0)
     on_gpu: set[int] = set()
     gpu_tokens = 0
-    # T_PIM = busiest channel (channels whose experts all moved have load 0 and leave the heap).
     while busy and gpu_time_ns(params, len(on_gpu), gpu_tokens) <= -busy[0][0]:
-        _, c = heapq.heappop(busy)
+        c = busy[0][1]
         i = members[c][head[c]]
+        if tokens[i] < threshold:
+            break
+        heapq.heappop(busy)
         head[c] += 1
         on_gpu.add(i)
         gpu_tokens += tokens[i]
-        load[c] -= chan_table[tokens[i]]
+        load[c] -= int(pim[i])
         if head[c] < len(members[c]):
             heapq.heappush(busy, (-load[c], c))
-    return on_gpu
+    return on_gpu, load

@@ -37,9 +37,10 @@ def plan_gpu(inp: GpuPlanInputs, table: np.ndarray, *, impl: str = "numba",
              workspace: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """One GPU's plan: (bool [E_g] "runs on the GPU" flags, planning time in ns)."""
     on_gpu = np.zeros(inp.num_experts, dtype=bool)
-    if impl == "ref":
+    if impl in ("ref", "literal"):
         t0 = time.perf_counter_ns()
-        k, order = sieve_plan_ref(inp.tokens.tolist(), table.tolist(), inp.params.tolist())
+        k, order = sieve_plan_ref(inp.tokens.tolist(), table.tolist(), inp.params.tolist(),
+                                  plateau="cross" if impl == "literal" else "stop")
         dt = time.perf_counter_ns() - t0
         on_gpu[order[:k]] = True
         return on_gpu, dt
@@ -66,13 +67,58 @@ def finish(dag: TaskDAG, policy: str, expert_modes: dict[int, str], *, attention
                        wall_s=time.perf_counter() - wall_t0, decision_ns=decision_ns, meta=dict(meta or {}))
 
 
+ESTIMATES = ("implemented", "literal")
+
+
+def literal_inputs(inputs: list[GpuPlanInputs], cost: CostModel, instance: LayerInstance,
+                   n_max: int) -> tuple[list[GpuPlanInputs], np.ndarray]:
+    """The paper's estimate read literally (papers.md §1.5): ``T_GPU = max(T_offchip, T_comp)``
+    at the GPU's *peak* HBM bandwidth and FLOPS with no kernel overheads (no launch, no
+    per-kernel cost), and a PIM table that is "ops / PIM peak" for every count not observed
+    (the roofline fallback, without job/token overheads); T_comm and attention as implemented.
+    A cost model with its own table (``export``: observed entries) keeps its observed entries."""
+    from dataclasses import replace
+
+    from sieveopt.solvers.plan_inputs import (
+        P_BYTES_PER_NS,
+        P_EXPERT_FIXED,
+        P_FIXED0,
+        P_FLOPS_PER_NS,
+        P_LAUNCH_NS,
+    )
+
+    sysm, model = instance.system, instance.model
+    out = []
+    for inp in inputs:
+        p = inp.params.copy()
+        p[P_FIXED0] = p[P_LAUNCH_NS] = p[P_EXPERT_FIXED] = 0.0
+        p[P_BYTES_PER_NS] = sysm.gpu_hbm_bw_GBps
+        p[P_FLOPS_PER_NS] = sysm.gpu.peak_TFLOPS * 1e3
+        out.append(replace(inp, params=p))
+    pim_peak = sysm.pim_bw_GBps * sysm.hbm_pim.pim.ops_per_byte         # FLOP/ns
+    table = np.array([model.expert_flops(n) / pim_peak for n in range(n_max + 1)])
+    observed = getattr(cost, "observations", None)
+    if callable(observed):
+        for n in range(1, n_max + 1):
+            if observed(n):
+                table[n] = cost.pim_expert_ns(n)
+    return out, table
+
+
 def solve_sieve(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, impl: str = "numba",
-                other_gpu_work: bool = True, **_: Any) -> SolveResult:
+                other_gpu_work: bool = True, estimate: str = "implemented", **_: Any) -> SolveResult:
     """Sieve (paper §5) on every GPU; ``other_gpu_work=False`` drops the non-expert GPU ops from
-    T_GPU (an ablation; the paper counts them)."""
+    T_GPU (an ablation; the paper counts them). ``estimate="literal"`` plans on the paper's
+    estimate read literally (:func:`literal_inputs`; the walk crosses plateaus, stopping only
+    when the next move would increase T_total) with the Python reference planner."""
+    if estimate not in ESTIMATES:
+        raise ValueError(f"sieve: estimate must be one of {', '.join(ESTIMATES)}, got {estimate!r}")
     t_wall = time.perf_counter()
     inputs = plan_inputs(dag, instance, cost, other_gpu_work=other_gpu_work)
     table = pim_table(cost, instance, max(1, max_tokens(inputs)))
+    if estimate == "literal":
+        inputs, table = literal_inputs(inputs, cost, instance, len(table) - 1)
+        impl = "literal"
     if impl == "numba":
         from sieveopt.solvers._sieve_numba import make_workspace, warm_up
 
@@ -91,6 +137,6 @@ def solve_sieve(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, impl:
         est = estimate_ns(inp.tokens.tolist(), table.tolist(), inp.params.tolist(), on_gpu.tolist())
         per_gpu.append({"gpu": inp.gpu, "experts": inp.num_experts, "gpu_experts": int(on_gpu.sum()),
                         "pim_experts": int(inp.num_experts - on_gpu.sum()), "decision_ns": dt, **est})
-    meta = {"impl": impl, "per_gpu": per_gpu, "decision_ns_sum": int(sum(times)),
+    meta = {"impl": impl, "estimate": estimate, "per_gpu": per_gpu, "decision_ns_sum": int(sum(times)),
             "decision_ns_per_gpu": times}
     return finish(dag, "sieve", expert_modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)), meta=meta)

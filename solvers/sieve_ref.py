@@ -57,6 +57,21 @@ def prefix_walk(objective: Callable[[int], float], n: int) -> int:
     return k
 
 
+def prefix_walk_until_increase(objective: Callable[[int], float], n: int) -> int:
+    """The paper's other reading of the stop rule ("stop when the next move would increase
+    T_total"): walk while ``objective`` does not increase (plateaus are crossed), then keep the
+    earliest prefix with the lowest value seen."""
+    best, k_best, cur = objective(0), 0, objective(0)
+    for k in range(1, n + 1):
+        value = objective(k)
+        if value > cur:
+            break
+        cur = value
+        if value < best:
+            best, k_best = value, k
+    return k_best
+
+
 def gpu_time_ns(params: Sequence[float], num_gpu_experts: int, gpu_tokens: int) -> float:
     """T_GPU with ``num_gpu_experts`` experts of ``gpu_tokens`` tokens in total on the GPU."""
     k = num_gpu_experts
@@ -68,9 +83,12 @@ def gpu_time_ns(params: Sequence[float], num_gpu_experts: int, gpu_tokens: int) 
     return fixed + (offchip if offchip > comp else comp)
 
 
-def sieve_plan_ref(tokens: Sequence[int], table: Sequence[float], params: Sequence[float]) -> tuple[int, list[int]]:
+def sieve_plan_ref(tokens: Sequence[int], table: Sequence[float], params: Sequence[float], *,
+                   plateau: str = "stop") -> tuple[int, list[int]]:
     """Sieve's greedy for one GPU: returns ``(k, order)``; ``order[:k]`` run on the GPU, the
-    rest on PIM. ``tokens[i]`` indexes ``table`` (PIM ns by token count)."""
+    rest on PIM. ``tokens[i]`` indexes ``table`` (PIM ns by token count). ``plateau="stop"``
+    (default, what the compiled planner does): an equal estimate stops the walk;
+    ``"cross"``: :func:`prefix_walk_until_increase`."""
     if any(int(n) < 0 or int(n) >= len(table) for n in tokens):
         raise ValueError("sieve_plan_ref: a token count is outside the PIM cost table")
     order = order_by_tokens(tokens)
@@ -89,6 +107,10 @@ def sieve_plan_ref(tokens: Sequence[int], table: Sequence[float], params: Sequen
     def t_total(k: int) -> float:
         return max(t_comm, gpu_time_ns(params, k, gpu_tokens[k]), t_attn + pim_left[k])
 
+    if plateau == "cross":
+        return prefix_walk_until_increase(t_total, len(order)), order
+    if plateau != "stop":
+        raise ValueError(f"sieve: plateau must be 'stop' or 'cross', got {plateau!r}")
     return prefix_walk(t_total, len(order)), order
 
 

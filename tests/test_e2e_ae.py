@@ -35,6 +35,23 @@ def test_ae_script_quick(tmp_path, figure, csv_name, min_rows):
         assert all(by[(p, "1")] > by[(p, "0")] for p, _ in by)   # prefill work makes the step longer
 
 
+def test_colocated_prefill_sweep_file_is_the_papers_setting(tmp_path):
+    sys.path.insert(0, str(AE))
+    try:
+        from fig_colocated_prefill import DEFAULT_SWEEP, load_sweep, main
+    finally:
+        sys.path.remove(str(AE))
+    data = load_sweep(DEFAULT_SWEEP)
+    head, segs = data["colocated_prefill"], data["segment"]
+    assert (head["model"], head["gpus"]) == ("qwen3-30b-a3b", 1)
+    assert all(b <= 32 for b in segs[0]["batches"]) and segs[0]["prefill_requests"] == 2
+    assert all(b >= 64 for b in segs[1]["batches"]) and segs[1]["prefill_requests"] == 8
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[colocated_prefill]\nmodel = "qwen3-30b-a3b"\n')
+    assert main(["--sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
 def test_run_all_lists_every_script():
     text = (AE / "run_all.sh").read_text()
     scripts = sorted(p.stem.removeprefix("fig_") for p in AE.glob("fig_*.py"))

@@ -20,7 +20,8 @@ def test_pareto_tiny_run_writes_all_outputs(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     names = sorted(p.name for p in out.iterdir())
     # no temp files left; the tokens-per-joule plot because the system has energy data
-    assert names == ["pareto.csv", "pareto.json", "pareto.pdf", "pareto.png", "pareto_energy.png"]
+    assert names == ["pareto.csv", "pareto.json", "pareto.pdf", "pareto.png", "pareto_compare.csv",
+                     "pareto_compare.json", "pareto_energy.png"]
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert [(r["policy"], r["batch"]) for r in rows] == [("noexp", "1"), ("sieve", "1"), ("noexp", "16"), ("sieve", "16")]
     for r in rows:

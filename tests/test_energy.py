@@ -208,7 +208,7 @@ def test_cli_replay_json_has_energy_block(capsys):
 
     from sieveopt.cli.main import main
 
-    assert main(["replay", "--gpus", "1", "--batch", "8", "--memory", "analytic", "--sched-latency-ns", "0",
+    assert main(["replay", "--gpus", "1", "--batch", "8", "--memory", "analytic", "--scheduler-latency-ns", "0",
                  "--json"]) == 0
     e = json.loads(capsys.readouterr().out)["energy"]
     assert e["available"] and e["counts"].startswith("closed-form")

@@ -27,7 +27,10 @@ is reached in about one iteration per communication phase (AllGather, dispatch, 
 Assumptions: all experts of a GPU are sharded over all its pseudo-channels (tensor
 parallelism), so one GPU's stacks behave as one unit; interference is a rate effect between
 one PIM job and one GPU kernel (at most one of each runs per GPU); GPU compute never
-interferes with memory; ingress order is decided by the switch, not the schedule.
+interferes with memory; ingress order is decided by the switch, not the schedule. Under
+expert-parallel PIM (``pim_parallelism="ep"``, PIMoE) an expert runs on its channel group only
+(``timer.pim_expert_ns_on``) and several group jobs of one GPU run at once; interference is then
+applied to the most recently started one only (an approximation).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from sieveopt.dag import (
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.pim_groups import task_group
 from sieveopt.schedule import Schedule
 from sieveopt.targets import get_target
 from sieveopt.validation.gpu_model import GpuModel
@@ -167,6 +171,8 @@ class ReplayTimers:
     gpu: GpuModel
     memory: MemoryTimer
     scheduler_latency_ns: int | None
+    #: The DAG being replayed (a timer may read its resources, e.g. a PIM channel group).
+    dag: TaskDAG | None = None
 
 
 def gpu_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
@@ -178,7 +184,10 @@ def gpu_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
 def pim_task_time(ctx: ReplayTimers, task: Task, mode: str) -> TaskTime:
     """PIM target: the DRAM/PIM simulator's all-bank job (routed experts and decode attention)."""
     if task.kind == EXPERT:
-        return TaskTime(0.0, ctx.memory.pim_expert_ns(task.tokens), kind=EXPERT, tokens=task.tokens)
+        grp = task_group(ctx.dag, task.tid) if ctx.dag is not None else None
+        # expert-parallel PIM (sieveopt.pim_groups): the job runs on its channel group only
+        ns = ctx.memory.pim_expert_ns(task.tokens) if grp is None else ctx.memory.pim_expert_ns_on(task.tokens, grp[1])
+        return TaskTime(0.0, ns, kind=EXPERT, tokens=task.tokens)
     if task.kind == ATTN:
         return TaskTime(0.0, ctx.memory.pim_attention_ns(task.work), kind=ATTN, tokens=task.tokens)
     raise ValueError(f"replay: no PIM model for task kind {task.kind!r} ({task.name})")
@@ -196,7 +205,7 @@ def task_times(dag: TaskDAG, modes: tuple[str, ...] | list[str], system: SystemS
     registered replay timer hook (:mod:`sieveopt.targets`)."""
     from sieveopt.variability import scale_kernel_time, speed_factors
 
-    ctx = ReplayTimers(GpuModel(system, timer.stream_ns), timer, scheduler_latency_ns)
+    ctx = ReplayTimers(GpuModel(system, timer.stream_ns), timer, scheduler_latency_ns, dag)
     speed = speed_factors(system)           # GEM variability: GPU kernels at each GPU's speed
     out: list[TaskTime | None] = []
     for t in dag.tasks:

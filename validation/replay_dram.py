@@ -156,6 +156,24 @@ class DramTimer:
                                  act_bytes=self.act)))
         return ns * self._pim_scale
 
+    def pim_expert_ns_on(self, tokens: int, channels: int) -> float:
+        """One routed expert bound to ``channels`` of the GPU's pseudo-channels (expert-parallel
+        PIM, :mod:`sieveopt.pim_groups`): the simulator's expert job sharded over that many
+        pseudo-channels (the API's ``channels``, in units of the preset's channels; rounded, at
+        least one) instead of all of them."""
+        C = self.system.hbm_pim.pseudo_channels_per_gpu
+        if tokens <= 0:
+            return 0.0
+        if channels >= C:
+            return self.pim_expert_ns(tokens)
+        ppc = self.cfg.org.pseudo_channels_per_channel
+        ch = max(1, round(channels * self._n_pch / C / ppc))
+        H, Inter, n = self.model.hidden_size, self.model.expert_intermediate_size, int(tokens)
+        ns = self._cached("expert_on", (H, Inter, n, self.bpe, self.act, ch), lambda: float(
+            _api().pim_expert_ns(self.cfg, H, Inter, n, bytes_per_element=self.bpe, act_bytes=self.act,
+                                 channels=ch)))
+        return ns * self._pim_scale
+
     def _attention_shape(self, kv_bytes: float, flops: float = 0.0) -> tuple[int, int, float, int]:
         """(rows, cols, bytes/elem, passes) of PIM decode attention over ``kv_bytes``: one
         all-bank GEMV over the KV rows per query vector sharing them (``passes`` = MACs per

@@ -55,6 +55,10 @@ class AnalyticTimer:
     def pim_expert_ns(self, tokens: int) -> float:
         return self.roof.pim_gemv_ns(self.model.expert_weight_bytes, tokens)
 
+    def pim_expert_ns_on(self, tokens: int, channels: int) -> float:
+        """An expert bound to ``channels`` pseudo-channels (expert-parallel PIM)."""
+        return self.roof.pim_gemv_ns(self.model.expert_weight_bytes, tokens, channels=channels)
+
     def pim_attention_ns(self, work: Work) -> float:
         return self.roof.duration_ns(work, "pim")
 

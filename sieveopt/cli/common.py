@@ -153,6 +153,14 @@ def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
     add_ignore_capacity(p)
 
 
+def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
+    """``--scheduler-latency-ns``: the charge of the scheduler task (same default in every command)."""
+    p.add_argument("--scheduler-latency-ns", default="default", metavar="default|calibrated|N",
+                   help="scheduler task duration per layer: 'default' (documented per-policy table), "
+                        "'calibrated' (this machine's measured median, cached) or N ns; policies declaring an "
+                        "offline or static decision are charged 0 (see sieveopt.solvers.sched_latency)")
+
+
 def add_solver_param(p: argparse.ArgumentParser) -> None:
     """--solver-param KEY=VALUE (repeatable), checked against the policies' declared parameters."""
     p.add_argument("--solver-param", dest="solver_params", action="append", default=[], metavar="KEY=VALUE",

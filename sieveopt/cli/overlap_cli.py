@@ -197,7 +197,10 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system, latency_for) -> 
     r = solve_overlap(prob, args.policy, time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     # The periodic DAG times the scheduler task at 0 (it runs beside the dispatch); a latency is
     # charged only when given, so predicted and replayed periods describe the same pipeline.
-    lat = None if args.sched_latency_ns is None else latency_for(r, args.policy, args.sched_latency_ns)
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
+    lat = latency_for(r, args.policy, spec) if isinstance(spec, int) else None
     rep = replay_periodic(prob, r.schedule, iterations=args.iterations, memory=args.memory,
                           interference=not args.no_interference, scheduler_latency_ns=lat,
                           dram_preset=args.dram_preset)

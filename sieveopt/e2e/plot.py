@@ -19,6 +19,25 @@ def _style(policy: str, i: int) -> tuple[str, str]:
     return STYLE.get(policy, (f"C{i % 10}", "o"))
 
 
+def mark_comparison(ax: Any, marks: dict[str, Any]) -> None:
+    """Draw a pair's comparison points (:func:`sieveopt.e2e.curves.marks_for`): dotted horizontal
+    segments at matched interactivity (b's throughput -> a's), dashed vertical ones at matched
+    throughput, hollow markers at the interpolated points."""
+    color = STYLE.get(marks["a"], ("#444444", "o"))[0]
+    first = True
+    for xb, xa, y in marks["at_interactivity"]:
+        ax.plot([xb, xa], [y, y], linestyle=":", color=color, linewidth=0.9, alpha=0.8,
+                label=f"{marks['a']} vs {marks['b']}: matched interactivity" if first else None)
+        ax.plot([xa], [y], marker="o", markerfacecolor="none", markeredgecolor=color, markersize=6, linestyle="")
+        first = False
+    first = True
+    for yb, ya, x in marks["at_throughput"]:
+        ax.plot([x, x], [yb, ya], linestyle="--", color=color, linewidth=0.7, alpha=0.6,
+                label=f"{marks['a']} vs {marks['b']}: matched throughput" if first else None)
+        ax.plot([x], [ya], marker="s", markerfacecolor="none", markeredgecolor=color, markersize=5, linestyle="")
+        first = False
+
+
 def pareto_axes(ax: Any, rows: Sequence[dict[str, Any]], title: str, *, label_batches: bool = True) -> None:
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     paper = policy_with_role("paper")
@@ -74,13 +93,17 @@ def readable_log_ticks(axis: Any, lo: float, hi: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str) -> tuple[bytes, bytes]:
+def pareto_figure_bytes(rows: Sequence[dict[str, Any]], title: str,
+                        marks: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
+    """The figure as PNG and PDF bytes; ``marks`` adds one pair's curve-comparison points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+    if marks:
+        mark_comparison(ax, marks)
     pareto_axes(ax, rows, title)
     fig.tight_layout()
     out = []

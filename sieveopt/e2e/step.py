@@ -42,7 +42,10 @@ from sieveopt.errors import SieveoptError
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel, make_cost_model
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.models.table import ObservedTables
+from sieveopt.pim_groups import pim_busy_equivalent_ns
 from sieveopt.pipeline import build_dag, run_layer
+from sieveopt.solvers.sched_latency import SchedulerLatency, resolve, with_scheduler_latency
 
 
 def throughput_tok_s_per_gpu(batch: int, step_ns: float, num_gpus: int) -> float:
@@ -65,6 +68,12 @@ class StepSettings:
     prefill: PrefillSpec = field(default_factory=PrefillSpec)
     cost_model: str = "roofline"
     dag_options: DagOptions = field(default_factory=DagOptions)
+    #: Charge of the ``sched`` task per policy: "default", "calibrated" or N ns
+    #: (:mod:`sieveopt.solvers.sched_latency`); it replaces ``dag_options.scheduler_latency_ns``.
+    scheduler_latency: str | int = "default"
+    #: In replayed runs, Sieve's planners read a runtime PIM cost table fed by the replayed PIM
+    #: job times of earlier layers and steps (:class:`sieveopt.models.table.ObservedTables`).
+    observed_table: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +121,8 @@ class StepResult:
     decision_ns_median: float | None
     replay_step_ns: float | None = None
     error: str | None = None
+    scheduler_latency_ns: int = 0
+    scheduler_latency_source: str = ""
     #: cost-model / replayed energy of the MoE layers per step (J; None: no energy data)
     moe_energy_J: float | None = None
     replay_moe_energy_J: float | None = None
@@ -144,6 +155,8 @@ class StepResult:
         r["solver_wall_s"] = self.solver_wall_s
         r["decision_us_median"] = None if self.decision_ns_median is None else self.decision_ns_median / 1e3
         r["replay_step_us"] = None if self.replay_step_ns is None else self.replay_step_ns / 1e3
+        r["sched_charged_ns"] = self.scheduler_latency_ns
+        r["sched_charged_source"] = self.scheduler_latency_source
         r["error"] = self.error or ""
         r["moe_energy_mJ"] = None if self.moe_energy_J is None else self.moe_energy_J * 1e3
         r["moe_tokens_per_J"] = None if not self.moe_energy_J else self.batch / self.moe_energy_J
@@ -186,8 +199,11 @@ def prepare_step(model: ModelSpec, system: SystemSpec, batch: int, settings: Ste
 
 
 def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any] | None = None,
-             replay: ReplayFn | None = None) -> StepResult:
-    """Schedule every sampled layer with ``policy`` and assemble the step time."""
+             replay: ReplayFn | None = None, tables: ObservedTables | None = None) -> StepResult:
+    """Schedule every sampled layer with ``policy`` and assemble the step time.
+
+    With ``tables`` (and ``replay``), a table planner's layers are built on its observed runtime
+    cost table, and each replayed layer's PIM job times are folded into it before the next."""
     p, G = problem, problem.system.num_gpus
     moe = 0.0
     bd = dict.fromkeys(CATEGORIES, 0.0)
@@ -198,8 +214,18 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     attn_modes = set()
     em = _energy_model(p)
     energy, replay_energy = 0.0, 0.0
-    for s in p.samples:
-        run = run_layer(s.instance, policy, dag=s.dag, cost=p.cost, **(solver_params or {}))
+    lat = scheduler_latency_of(p, policy)
+    use_table = (tables is not None and replay is not None and tables.uses_table(policy)
+                 and p.settings.cost_model in ("roofline", "table"))
+    for base in p.samples:
+        s = LayerSample(base.kind, base.weight, base.instance, with_scheduler_latency(base.dag, lat.ns))
+        cost = p.cost
+        if use_table:
+            cost = tables.table(policy)
+            s = LayerSample(s.kind, s.weight, s.instance, build_dag(s.instance, cost, s.dag.options)[0])
+        run = run_layer(s.instance, policy, dag=s.dag, cost=cost, **(solver_params or {}))
+        if run.dag is not s.dag:   # the policy executes on its own DAG (PIMoE: expert-parallel PIM)
+            s = LayerSample(s.kind, s.weight, s.instance, run.dag)
         res = run.result
         statuses.append(res.status)
         wall += run.wall_s
@@ -216,7 +242,7 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
             bd[c] = bd.get(c, 0.0) + s.weight * v
         busy = busy_ns(sch, s.dag)
         for g in range(G):
-            pim_busy[g] += s.weight * busy[("pim", g)]
+            pim_busy[g] += s.weight * pim_busy_equivalent_ns(busy, s.dag, g)
             gpu_busy[g] += s.weight * busy[("gpu", g)]
         attn_modes.add(attention_mode(sch, s.dag))
         if em is not None:
@@ -225,6 +251,8 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
             try:
                 rep = _call_replay(replay, sch, s)
                 replay_moe += s.weight * replayed_makespan_ns(rep)
+                if use_table:
+                    tables.observe(policy, rep, s.dag)
                 if em is not None:
                     replay_energy += s.weight * _replayed_energy_J(rep, s)
             except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
@@ -242,8 +270,15 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         check_ok=ok, violations=nviol, statuses=statuses, solver_wall_s=wall,
         decision_ns_median=float(statistics.median(decisions)) if decisions else None,
         replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error,
+        scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source,
         moe_energy_J=None if em is None else energy,
         replay_moe_energy_J=None if em is None or replay is None or replay_error else replay_energy)
+
+
+def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
+    """The scheduler task's charge for ``policy`` in this step (same rule as ``run``/``replay``)."""
+    return resolve(policy, problem.settings.scheduler_latency,
+                   calibration={"model": problem.model, "system": problem.system, "batch": problem.batch})
 
 
 # -- energy (sieveopt.validation.energy): MoE layers only, dense layers are not modelled --------

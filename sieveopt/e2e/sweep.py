@@ -23,6 +23,8 @@ from sieveopt.e2e.step import StepResult, StepSettings, failed_step, prepare_ste
 from sieveopt.errors import SieveoptError
 from sieveopt.fileio import atomic_write_bytes, atomic_write_text, dumps_json
 from sieveopt.models.specs import ModelSpec, SystemSpec
+from sieveopt.models.table import ObservedTables
+from sieveopt.solvers.sched_latency import describe as _sched_describe
 
 MAX_BATCH = 1 << 16
 
@@ -110,9 +112,12 @@ def compute_step_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     system = from_dict(SystemSpec, config["system_spec"], f"{src}: system")
     settings = from_dict(StepSettings, config["settings"], f"{src}: settings")
     problem = prepare_step(model, system, config["batch"], settings)
+    # Sieve's runtime cost table, fed by the replayed PIM job times of the step's earlier layers
+    # (one table per engine point: points are independent, so it does not carry across batches).
+    tables = ObservedTables(system, model) if config["replay"] and settings.observed_table else None
     try:
         res = run_step(problem, config["policy"], solver_params=dict(config["solver"]),
-                       replay=load_replay() if config["replay"] else None)
+                       replay=load_replay() if config["replay"] else None, tables=tables)
     except SieveoptError:
         raise
     except Exception as exc:  # a broken solver is recorded, not dropped
@@ -166,7 +171,7 @@ def result_rows(spec: StepSweepSpec, results: Sequence[StepResult | dict[str, An
     """CSV/JSON rows of step results (or their rows) with the spec's columns and Pareto flags."""
     rows = []
     for r in results:
-        row = {"model": spec.model.name, "system": spec.system.name, "gpus": spec.system.num_gpus,
+        row = {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name, "gpus": spec.system.num_gpus,
                "prefill": spec.settings.prefill.requests, "prefill_len": spec.settings.prefill.len_tokens,
                "layers_sampled": spec.settings.num_layers, **(r if isinstance(r, dict) else r.row())}
         rows.append(row)
@@ -194,22 +199,26 @@ def sweep_meta(spec: StepSweepSpec, wall_s: float, replay: bool) -> dict[str, An
     from sieveopt import __version__
 
     s = spec.settings
-    return {"model": spec.model.name, "system": spec.system.name, "gpus": spec.system.num_gpus,
-            "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
+    return {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name,
+            "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
+            "scheduler_latency": _sched_describe(s.scheduler_latency),
+            "observed_table": bool(replay and s.observed_table),
             "cpsat_time_limit_s": spec.time_limit_s, "replay": replay, "wall_s": wall_s,
             "versions": {"sieveopt": __version__, "python": platform.python_version(),
                          "numpy": numpy.__version__, "ortools": ortools.__version__}}
 
 
 def write_outputs(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any],
-                  stem: str = "pareto", title: str | None = None) -> dict[str, str]:
-    """CSV, JSON (rows + resolved config), PNG and PDF, each written atomically."""
+                  stem: str = "pareto", title: str | None = None,
+                  marks: dict[str, Any] | None = None) -> dict[str, str]:
+    """CSV, JSON (rows + resolved config), PNG and PDF, each written atomically; ``marks``: one
+    policy pair's curve-comparison points drawn on the plot (:mod:`sieveopt.e2e.curves`)."""
     from sieveopt.e2e.plot import pareto_figure_bytes
 
     out = Path(out_dir)
-    png, pdf = pareto_figure_bytes(rows, title or f"{meta['model']} on {meta['gpus']}x {meta['system']}")
+    png, pdf = pareto_figure_bytes(rows, marks=marks, title=title or f"{meta['model']} ({meta.get('precision', '?')} experts) on {meta['gpus']}x {meta['system']}")
     paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png",
              "pdf": out / f"{stem}.pdf"}
     atomic_write_text(paths["csv"], rows_to_csv(rows))

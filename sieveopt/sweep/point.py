@@ -98,6 +98,14 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     system = from_dict(SystemSpec, config["system_spec"], f"point {config['hash']}: system")
     check_fits(model, system)
     options = from_dict(DagOptions, dict(p["dag"]), f"point {config['hash']}: dag")
+    if "scheduler_latency_ns" not in p["dag"]:
+        # The same modelled scheduler charge as run/replay/pareto/compare (its deterministic
+        # default, :mod:`sieveopt.solvers.sched_latency`) unless [dag] sets one explicitly.
+        from dataclasses import replace
+
+        from sieveopt.solvers.sched_latency import resolve as resolve_latency
+
+        options = replace(options, scheduler_latency_ns=resolve_latency(p["policy"]).ns)
     ctx = p.get("context_len") or DEFAULT_CONTEXT_LEN_TOKENS
     layers = sample_layers(model, system, p["batch"], p["layers"], p["seed"], context_len_tokens=ctx)
     rows: list[dict[str, Any]] = []

@@ -18,7 +18,8 @@ batch = [16, 64]
 policy = ['sieve', 'gpu_only', 'cpsat']
 seed = [0, 1]
 
-[dag]                         # DagOptions fields; a list is an axis (attention_modes: a list of lists)
+[dag]                         # DagOptions fields; a list is an axis (attention_modes: a list of lists);
+                              # without scheduler_latency_ns each policy gets its default charge
 gpu_kernel = ["grouped", "per_expert"]
 
 [set]                         # dotted system overrides; a list is an axis

@@ -39,16 +39,22 @@ class Row:
     rid: int
     slices: list[Slice] = field(default_factory=list)
     instants: list[int] = field(default_factory=list)  # task ids of zero-length tasks
+    #: Index of the resource among its GPU's resources of this kind, and their count (>1 when a
+    #: target layout splits its units, e.g. PIM channel groups).
+    part: int = 0
+    parts: int = 1
 
     @property
     def label(self) -> str:
-        base = track_label(self.kind)
+        base = track_label(self.kind) + (f" {self.part}" if self.parts > 1 else "")
         return base if self.lane == 0 else f"{base} #{self.lane + 1}"
 
     @property
     def order(self) -> int:
-        """Within-GPU display order (also the trace thread id)."""
+        """Within-GPU display order (also the trace thread id, unique per GPU)."""
         k = track_order(self.kind)  # the execution targets' order of resource kinds
+        if self.parts > 1:   # split resources: after the GPU's plain rows, one block per part
+            return 100_000 + (k + 1) * 10_000 + self.part * 10 + min(self.lane, 9)
         return (k + 1) * 100 + self.lane
 
 
@@ -79,11 +85,17 @@ def build_layout(schedule: Any, dag: TaskDAG, *, busy_only: bool = False) -> Lay
     lanes: dict[int, list[Row]] = {r.rid: [] for r in dag.resources}
     lane_end: dict[int, list[int]] = {r.rid: [] for r in dag.resources}
     primary: dict[int, Row] = {}
+    part: dict[int, int] = {}
+    parts: dict[tuple[str, int], int] = {}
+    for r in dag.resources:
+        part[r.rid] = parts.get((r.kind, r.gpu), 0)
+        parts[(r.kind, r.gpu)] = part[r.rid] + 1
 
     def lane_row(rid: int, k: int) -> Row:
         while len(lanes[rid]) <= k:
             res = dag.resources[rid]
-            lanes[rid].append(Row(res.gpu, res.kind, len(lanes[rid]), rid))
+            lanes[rid].append(Row(res.gpu, res.kind, len(lanes[rid]), rid, part=part[rid],
+                                  parts=parts[(res.kind, res.gpu)]))
             lane_end[rid].append(-1)
         return lanes[rid][k]
 

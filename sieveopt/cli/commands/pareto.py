@@ -15,6 +15,7 @@ from sieveopt.cli.common import (
     add_ignore_capacity,
     add_json,
     add_max_memory,
+    add_scheduler_latency_arg,
     context_len_int,
     gpus_int,
     load_problem,
@@ -47,12 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=time_limit_s, default=DEFAULT_CPSAT_TIME_LIMIT_S,
                    help="CP-SAT wall-clock limit per layer in seconds (cpsat only)")
     p.add_argument("--replay", action="store_true", help="also replay every schedule on the cycle-level simulators")
+    p.add_argument("--no-observed-table", action="store_true",
+                   help="with --replay: Sieve's planners keep the roofline PIM table instead of the runtime "
+                        "table fed by the replayed PIM job times of earlier layers/steps")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of routing, layer sampling and context lengths")
     p.add_argument("--context-len", type=context_len_int, default=2048, help="median/mean decode context length (tokens)")
     p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
     p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
-    p.add_argument("--scheduler-latency-ns", type=nonneg_int, default=0, help="scheduler task duration in the DAG")
+    add_scheduler_latency_arg(p)
+    p.add_argument("--compare", default=None, metavar="A,B",
+                   help="policy pair whose curve comparison the plot marks (default: sieve vs its strongest "
+                        "baseline); every pair is in pareto_compare.csv/json")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a system field (repeatable)")
@@ -81,12 +88,18 @@ def spec_from_args(args: argparse.Namespace):
     batches = parse_batches(args.batches)
     policies = [x.strip() for x in str(args.policies).split(",") if x.strip()]
     check_policies(policies)
+    if args.compare is not None:
+        pair = [x.strip() for x in str(args.compare).split(",")]
+        if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(policies):
+            raise SieveoptError(f"--compare {args.compare!r}: expected two different policies A,B from "
+                                f"--policies ({', '.join(policies)})")
     if args.layers < 1:
         raise SieveoptError(f"--layers: must be >= 1, got {args.layers}")
     if not args.time_limit > 0:
         raise SieveoptError(f"--time-limit: must be > 0 seconds, got {args.time_limit}")
-    if args.scheduler_latency_ns < 0:
-        raise SieveoptError("--scheduler-latency-ns: must be >= 0")
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     if args.workers < 1:
         raise SieveoptError(f"--workers: must be >= 1, got {args.workers}")
     COST_MODELS.get(args.cost_model)
@@ -98,19 +111,48 @@ def spec_from_args(args: argparse.Namespace):
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
-                            dag_options=DagOptions(scheduler_latency_ns=args.scheduler_latency_ns))
+                            dag_options=DagOptions(), scheduler_latency=sched_spec,
+                            observed_table=not args.no_observed_table)
     return StepSweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 
 
+def _marked_pair(text: str | None, rows: list, comparisons: list) -> dict | None:
+    from sieveopt.e2e.curves import compare_pair, pick_pair
+
+    if not text:
+        return pick_pair(rows, comparisons)
+    parts = [x.strip() for x in text.split(",")]
+    pols = {r["policy"] for r in rows}
+    if len(parts) != 2 or not set(parts) <= pols or parts[0] == parts[1]:
+        raise SieveoptError(f"--compare {text!r}: expected two different swept policies A,B "
+                            f"(swept: {', '.join(sorted(pols))})")
+    return compare_pair(rows, parts[0], parts[1])
+
+
 def _pareto(args: argparse.Namespace) -> int:
-    from sieveopt.e2e.sweep import result_rows, sweep_meta, timed_sweep, write_outputs
+    from sieveopt.cli.output import atomic_write_text, dumps_json
+    from sieveopt.e2e import curves
+    from sieveopt.e2e.curves import compare_curves, marks_for, summary_rows
+    from sieveopt.e2e.sweep import result_rows, rows_to_csv, sweep_meta, timed_sweep, write_outputs
+
+    def curves_doc() -> str:
+        return " ".join(curves.__doc__.split())
 
     spec = spec_from_args(args)
     results, wall = timed_sweep(spec, args.cache, replay=args.replay, executor=args.executor, workers=args.workers,
                                 address=args.address, progress=not args.json and sys.stderr.isatty())
     rows = result_rows(spec, results)
-    files = write_outputs(args.out, rows, sweep_meta(spec, wall, args.replay))
-    data = {"files": files, "wall_s": wall, "rows": rows}
+    comparisons = compare_curves(rows, spec.policies)
+    pair = _marked_pair(args.compare, rows, comparisons)
+    files = write_outputs(args.out, rows, sweep_meta(spec, wall, args.replay),
+                          marks=marks_for(pair) if pair else None)
+    summary = summary_rows(comparisons)
+    files["compare_csv"] = str(atomic_write_text(Path(args.out) / "pareto_compare.csv", rows_to_csv(summary)))
+    files["compare_json"] = str(atomic_write_text(Path(args.out) / "pareto_compare.json", dumps_json(
+        {"method": curves_doc(), "marked_pair": [pair["a"], pair["b"]] if pair else None,
+         "pairs": comparisons})))
+    data = {"files": files, "wall_s": wall, "rows": rows, "compare": summary,
+            "marked_pair": [pair["a"], pair["b"]] if pair else None}
 
     def render(d: dict) -> None:
         cols = ["policy", "batch", "throughput_tok_s_per_gpu", "interactivity_tok_s_per_user", "step_us",
@@ -119,8 +161,26 @@ def _pareto(args: argparse.Namespace) -> int:
         if any(r["error"] for r in d["rows"]):
             cols.append("error")
         heads = [_SHORT.get(c, c) for c in cols]
-        print_table(f"{spec.model.name} on {spec.system.num_gpus}x {spec.system.name} "
+        print_table(f"{spec.model.name} ({spec.model.expert_precision} experts) on {spec.system.num_gpus}x {spec.system.name} "
                     f"(critical-path us per step; {wall:.1f} s)", heads, [[r[c] for c in cols] for r in d["rows"]])
+        focus = d["marked_pair"][0] if d["marked_pair"] else None
+        crow = [c for c in d["compare"] if focus in (c["a"], c["b"])] if focus else d["compare"]
+
+        def ratio(c: dict, tag: str) -> str:
+            g = c[f"{tag}_geomean"]
+            if g is None:
+                return "-"
+            lo, hi = c[f"{tag}_min"], c[f"{tag}_max"]
+            if c["a"] != focus and focus is not None:   # show focus / other
+                g, lo, hi = 1 / g, 1 / hi, 1 / lo
+            return f"{g:.3f} ({lo:.2f}-{hi:.2f}, n={c[f'{tag}_n']})"
+
+        print_table(f"curve comparison: {focus or 'a'} / other (geomean, min-max, points)",
+                    ["pair", "per batch (= step ratio)", "throughput at matched interactivity",
+                     "interactivity at matched throughput"],
+                    [(f"{focus} vs {c['b'] if c['a'] == focus else c['a']}" if focus else f"{c['a']} vs {c['b']}",
+                      ratio(c, "per_batch"), ratio(c, "thr_at_inter"),
+                      ratio(c, "inter_at_thr")) for c in crow])
         print("wrote " + ", ".join(d["files"].values()))
 
     return emit(args, data, render)

@@ -1,8 +1,9 @@
 """``sieveopt replay``: schedule one layer with a policy and replay it on the simulators.
 
 Prints predicted vs replayed makespan, the cost model's error per task kind, resource
-utilisation, a critical-path summary and the scheduler's decision latency (CP-SAT's solve
-time is shown beside it but kept off the critical path: it is an offline solver).
+utilisation, a critical-path summary and the scheduler's charged latency (from
+:mod:`sieveopt.solvers.sched_latency`; the call's measured decision time is shown beside it;
+policies declaring an offline or static decision are charged 0).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 from sieveopt.cli.common import (
     add_json,
     add_problem_args,
+    add_scheduler_latency_arg,
     add_solver_param,
     add_time_limit,
     cpsat_params,
@@ -33,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory", default="dram", choices=("dram", "analytic"),
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
-    p.add_argument("--sched-latency-ns", type=nonneg_int, default=None,
-                   help="scheduler latency on the critical path (default: the policy's measured decision time)")
+    add_scheduler_latency_arg(p)
+    p.add_argument("--table-warmup", type=nonneg_int, default=3, metavar="STEPS",
+                   help="Sieve planners (sieve, sieve-plus) with the roofline cost model: replay this many "
+                        "earlier decode steps of the layer first and plan on the runtime PIM cost table they "
+                        "fed (EMA of observed PIM job times, roofline for unseen counts); 0 = roofline table")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
     add_time_limit(p, 5.0, "(cpsat)")
     add_solver_param(p)
@@ -45,55 +50,61 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run)
 
 
-def scheduler_latency_for(result, policy: str, given: int | None) -> int:
-    """The latency put on the critical path: a given budget, else the policy's measured decision
-    time; an offline solver (CP-SAT) or an unmeasured one gets 0."""
-    if given is not None:
-        if given < 0:
-            raise SieveoptError(f"--sched-latency-ns must be >= 0, got {given}")
-        return int(given)
-    from sieveopt.solvers import policy_info
-
-    if policy_info(policy).offline or result.decision_ns is None:
-        return 0
-    return int(result.decision_ns)
-
-
 def _run(args: argparse.Namespace) -> int:
+    from sieveopt.dag import DagOptions
+    from sieveopt.pim_groups import group_utilisation
     from sieveopt.pipeline import run_layer
-    from sieveopt.solvers import SOLVERS
+    from sieveopt.solvers import SOLVERS, policy_info
+    from sieveopt.solvers.sched_latency import resolve
     from sieveopt.validation.replay import replay
 
     if args.policy not in SOLVERS.names():
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     if args.overlap != "serial":
-        return replay_overlap_cmd(args, model, system, scheduler_latency_for)
+        return replay_overlap_cmd(args, model, system, _fixed_latency)
     execution_from_args(args, model, system)
     inst = load_instance(args, model, system)
     params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
-    run = run_layer(inst, args.policy, cost_model=args.cost_model, **params)
+    # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
+    # its replay both carry it and identical inputs replay to identical numbers.
+    lat = resolve(args.policy, args.scheduler_latency_ns,
+                  calibration={"model": model, "system": system, "batch": inst.batch})
+    opts = DagOptions(scheduler_latency_ns=lat.ns)
+    if args.table_warmup < 0:
+        raise SieveoptError(f"--table-warmup: must be >= 0, got {args.table_warmup}")
+    cost_model, table_info = args.cost_model, None
+    if args.table_warmup and args.cost_model == "roofline" and policy_info(args.policy).reads_cost_table:
+        cost_model, table_info = _warm_table(args, model, system, inst, opts, params)
+    run = run_layer(inst, args.policy, cost_model=cost_model, options=opts, **params)
     if run.result.schedule is None:
         raise SieveoptError(f"policy {args.policy!r} returned no schedule (status {run.result.status})")
-    lat = scheduler_latency_for(run.result, args.policy, args.sched_latency_ns)
-    rep = replay(run.result.schedule, run.dag, system, instance=inst, scheduler_latency_ns=lat,
+    rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
-    data.update({"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
-                 "moe_layer": inst.moe_layer, "cost_model": args.cost_model, "status": run.result.status,
+    data.update({"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
+                 "moe_layer": inst.moe_layer,
+                 "cost_model": args.cost_model if table_info is None else "table (observed)", "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
+                 "scheduler_latency_source": lat.source,
+                 "observed_table": table_info,
                  "dispatch_end_ns": _dispatch_window(rep, run.dag)})
+    groups = group_utilisation(rep.schedule, run.dag)
+    if groups:   # expert-parallel PIM (pimoe): busy fraction of every channel group
+        data["pim_group_utilisation"] = {str(g): u for g, u in groups.items()}
+        data["pim_group_channels"] = run.dag.meta["pim_group_channels"]
     data["energy"] = _energy(rep, run.dag, system, inst)
 
-    resource_kinds = run.dag.resource_kinds
+    # one resource per GPU and kind (a target's partition, e.g. PIM channel groups, has its own table)
+    resource_kinds = [k for k in run.dag.resource_kinds if f"{k}[0]" in data["utilisation"]]
 
     def render(d: dict) -> None:
-        print_table(f"replay: {d['policy']} on {d['model']}, {d['gpus']} x {d['system']}, B={d['batch']}, "
+        print_table(f"replay: {d['policy']} on {d['model']} ({d['precision']} experts), {d['gpus']} x {d['system']}, B={d['batch']}, "
                     f"MoE layer {d['moe_layer']}",
                     ["predicted us", "replayed us", "error", "sched latency us", "decision us", "solve s",
                      "fixed-point its"],
                     [(f"{d['predicted_makespan_ns'] / 1e3:.2f}", f"{d['replayed_makespan_ns'] / 1e3:.2f}",
-                      f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f}",
+                      f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f} ({d['scheduler_latency_source']})",
                       "-" if d["decision_ns"] is None else f"{d['decision_ns'] / 1e3:.2f}",
                       f"{d['solve_wall_s']:.3f}", f"{d['iterations']}{'' if d['converged'] else ' (!)'}")])
         print_table(f"cost model '{d['cost_model']}' vs replay, per task kind",
@@ -106,13 +117,58 @@ def _run(args: argparse.Namespace) -> int:
         print_table("utilisation of the replayed makespan",
                     ["gpu", *kinds],
                     [(g, *(f"{100 * util.get(f'{k}[{g}]', 0.0):.0f}%" for k in kinds)) for g in range(d["gpus"])])
+        if d.get("pim_group_utilisation"):
+            print_table(f"PIM channel groups (expert-parallel, {len(d['pim_group_channels'])} groups per GPU)",
+                        ["gpu", "min", "median", "max", "groups at min"],
+                        [(g, f"{100 * min(u):.0f}%", f"{100 * sorted(u)[len(u) // 2]:.0f}%", f"{100 * max(u):.0f}%",
+                          sum(1 for x in u if x <= min(u) + 1e-9)) for g, u in d["pim_group_utilisation"].items()])
         cp = d["critical_path_ns_by_kind"]
         print_table(f"critical path: {len(d['critical_path'])} tasks",
                     ["kind", "us on path"], [(k, f"{v / 1e3:.2f}") for k, v in sorted(cp.items(), key=lambda x: -x[1])])
         print("path: " + " -> ".join(d["critical_path"][:12]) + (" ..." if len(d["critical_path"]) > 12 else ""))
+        obs = d.get("observed_table")
+        if obs:
+            errs = ", ".join(f"{100 * h['mean_abs_err']:.1f}%" for h in obs["history"])
+            print(f"runtime PIM cost table: fed by {obs['warmup_steps']} replayed warm-up steps "
+                  f"(table error on each step's PIM jobs before the update: {errs}); --table-warmup 0: roofline")
         _render_energy(d["energy"])
 
     return emit(args, data, render)
+
+
+def _fixed_latency(result, policy: str, spec: str | int) -> int:
+    """``--overlap``: the charge of an explicit ``--scheduler-latency-ns N`` (0 for policies
+    declaring a static or offline decision); the periodic DAG otherwise times the scheduler at 0."""
+    from sieveopt.solvers.sched_latency import resolve
+
+    return resolve(policy, spec).ns
+
+
+def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):
+    """Sieve's runtime table after ``--table-warmup`` earlier decode steps of the same MoE layer
+    (an independent routing trace, seed + 1), each planned on the table so far, replayed, and
+    its PIM job times observed (:class:`sieveopt.models.table.ObservedTables`)."""
+    import numpy as np
+
+    from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
+    from sieveopt.models.table import ObservedTables
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.validation.replay import replay
+    from sieveopt.workload import generate_for_model
+
+    tables = ObservedTables(system, model)
+    table = tables.table(args.policy)
+    trace = generate_for_model(model, inst.batch, args.table_warmup, args.seed + 1, layers=[inst.moe_layer])
+    for step in range(args.table_warmup):
+        w = LayerInstance.from_expert_ids(model, system, trace.expert_ids[step, 0], moe_layer=inst.moe_layer,
+                                          context_lens=np.full(inst.batch, args.context_len or DEFAULT_CONTEXT_LEN_TOKENS),
+                                          meta={"seed": args.seed + 1})
+        dag, _ = build_dag(w, table, opts)
+        run = run_layer(w, args.policy, dag=dag, cost=table, **params)
+        rep = replay(run.result.schedule, run.dag, system, instance=w, dram_preset=args.dram_preset,
+                     memory=args.memory, interference=not args.no_interference)
+        tables.observe(args.policy, rep, run.dag)
+    return table, {"warmup_steps": args.table_warmup, "history": tables.history}
 
 
 def _dispatch_window(rep, dag) -> int:

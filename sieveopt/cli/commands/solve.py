@@ -17,6 +17,7 @@ import numpy as np
 from sieveopt.cli.common import (
     add_json,
     add_problem_args,
+    add_scheduler_latency_arg,
     add_solver_param,
     add_time_limit,
     cpsat_params,
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_time_limit(p, None, "(cpsat; default 10)")
+    add_scheduler_latency_arg(p)
     add_solver_param(p)
     add_overlap_args(p)
     add_view_args(p)
@@ -56,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated policy names")
     c.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_time_limit(c, None, "per layer (cpsat; default 10)")
+    add_scheduler_latency_arg(c)
     add_solver_param(c)
     add_overlap_args(c)
     c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
@@ -126,20 +129,24 @@ def _compact(ids: list[int], limit: int = 12) -> str:
 
 
 def _solve(args: argparse.Namespace) -> int:
+    from sieveopt.dag import DagOptions
     from sieveopt.pipeline import run_layer
     from sieveopt.solvers import SOLVERS
+    from sieveopt.solvers.sched_latency import parse_spec, resolve
 
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     model, system = load_problem(args)
     SOLVERS.get(args.policy)
-    _solver_params(args.policy, args)  # bad --solver-param fails before any work
+    params = _solver_params(args.policy, args)  # bad --solver-param fails before any work
     if args.overlap != "serial":
         return solve_overlap_cmd(args, model, system, _cost(args.cost_model, model, system))
     execution_from_args(args, model, system)  # rejects --microbatches without --overlap microbatch
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
+    lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
     bar = Steps(args, 1, f"{args.policy}: solving one layer")
     bar.advance()
-    run = run_layer(inst, args.policy, cost_model=cost, **_solver_params(args.policy, args))
+    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns), **params)
     bar.close()
     res = run.result
     if res.schedule is None:
@@ -148,7 +155,8 @@ def _solve(args: argparse.Namespace) -> int:
             "batch": inst.batch, "moe_layer": inst.moe_layer, "seed": args.seed, "cost_model": args.cost_model,
             "execution_model": "serial", "status": res.status, "makespan_ns": res.makespan_ns, "objective_ns": res.objective_ns,
             "bound_ns": res.bound_ns, "check_ok": run.check.ok, "violations": list(run.check.violations[:10]),
-            "decision_ns": res.decision_ns, "wall_s": run.wall_s,
+            "decision_ns": res.decision_ns, "wall_s": run.wall_s, "precision": model.expert_precision,
+            "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source,
             "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
     data["gpu_experts"] = sum(r["gpu_experts"] for r in data["per_gpu"])
     data["pim_experts"] = sum(r["pim_experts"] for r in data["per_gpu"])
@@ -182,7 +190,9 @@ def _compare(args: argparse.Namespace) -> int:
         return compare_energy(args)
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.solvers.sched_latency import describe, parse_spec, resolve, with_scheduler_latency
 
+    sched_spec = parse_spec(args.scheduler_latency_ns)
     model, system = load_problem(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     _check_policies(policies)
@@ -203,25 +213,28 @@ def _compare(args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
         for pol in policies:
             bar.advance(f"layer {inst.moe_layer}: {pol}")
-            run = run_layer(inst, pol, dag=dag, cost=cost, **params[pol])
+            lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
+            run = run_layer(inst, pol, dag=with_scheduler_latency(dag, lat.ns), cost=cost, **params[pol])
             r = run.result
             all_ok &= run.check.ok
             row["policies"][pol] = {"makespan_ns": r.makespan_ns, "objective_ns": r.objective_ns,
                                     "bound_ns": r.bound_ns, "status": r.status, "check_ok": run.check.ok,
-                                    "decision_ns": r.decision_ns, "wall_s": run.wall_s}
+                                    "decision_ns": r.decision_ns, "wall_s": run.wall_s,
+                                    "scheduler_latency_ns": lat.ns}
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
     bar.close()
-    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}
 
     def render(d: dict) -> None:
         rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
-        print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
         for bp, b in d["bounds"].items():
             cols = ["layer", *policies, f"{bp} objective", f"{bp} bound"]
