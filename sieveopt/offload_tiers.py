@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sieveopt.targets import MODE_GPU, Target, get_target, register_target
+from sieveopt.targets import MODE_GPU, Target, get_target, register_builtin_target
 
 MODE_GPU_FETCH = "gpu_fetch"
 MODE_CPU = "cpu"
@@ -113,15 +113,15 @@ def _num_dimms(system: Any) -> int:
 def register_offload_tiers() -> None:
     """Register the three TriMoE targets (idempotent)."""
     gpu = get_target(MODE_GPU)
-    register_target(Target(
+    register_builtin_target(Target(
         MODE_GPU_FETCH, "GPU (PCIe fetch)", "#59a14f", owns={"pcie": "PCIe link"},
         holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, expert_category="experts_gpu_fetch",
         doc="TriMoE hot tier: GPU expert whose weights come over PCIe (max of compute, PCIe, host DRAM)"))
-    register_target(Target(
+    register_builtin_target(Target(
         MODE_CPU, "AMX CPU", "#17becf", owns={"cpu": "CPU cores"}, holds=("cpu",), cost=cpu_cost_ns,
         expert_category="experts_cpu",
         doc="TriMoE warm tier: AMX host CPU (max of AMX compute, host DRAM read) + activation round trip"))
-    register_target(Target(
+    register_builtin_target(Target(
         MODE_NDP, "DIMM-NDP", "#e15759", owns={"ndp": "DIMM-NDP units"}, holds=("ndp",), cost=ndp_cost_ns,
         capacity=_num_dimms, expert_category="experts_ndp",
         doc="TriMoE cold tier: one DIMM's NDP engine (max of NDP compute, internal read); capacity = DIMMs"))

@@ -122,9 +122,19 @@ def register_target(target: Target) -> Target:
     return target
 
 
+#: Targets the package itself registers (they cannot be unregistered).
+_BUILTIN_MODES = {MODE_GPU, MODE_PIM, MODE_LINK, MODE_SCHED}
+
+
+def register_builtin_target(target: Target) -> Target:
+    """Register one of the package's own tiers (like :func:`register_target`, but permanent)."""
+    _BUILTIN_MODES.add(target.mode)
+    return register_target(target)
+
+
 def unregister_target(mode: str) -> None:
     """Remove a registered target (tests add temporary tiers)."""
-    if mode in (MODE_GPU, MODE_PIM, MODE_LINK, MODE_SCHED):
+    if mode in _BUILTIN_MODES:
         raise SieveoptError(f"cannot unregister the built-in execution target {mode!r}")
     TARGETS.unregister(mode)
 
