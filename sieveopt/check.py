@@ -27,21 +27,32 @@ class CheckReport:
             raise ScheduleError(f"invalid schedule: {head}{more}")
 
 
+
+def check_task_times(dag: TaskDAG, modes, start_ns, end_ns, violations: list[str],
+                     longest_ns: int | None = None) -> None:
+    """Append to ``violations`` every task whose mode is unknown, that starts before 0, whose
+    length is not its mode's duration, or (with ``longest_ns``) that holds a resource for longer
+    than that (a periodic schedule's superperiod). Shared by :func:`check` and the periodic check."""
+    for t in dag.tasks:
+        m = modes[t.tid]
+        if m not in t.modes:
+            violations.append(f"{t.name}: mode {m!r} not among {list(t.modes)}")
+            continue
+        d = t.modes[m].duration_ns
+        if start_ns[t.tid] < 0:
+            violations.append(f"{t.name}: starts before 0 ({start_ns[t.tid]})")
+        if end_ns[t.tid] - start_ns[t.tid] != d:
+            violations.append(f"{t.name}: lasts {end_ns[t.tid] - start_ns[t.tid]} ns, its {m} duration is {d} ns")
+        if longest_ns is not None and d > longest_ns and t.modes[m].resources:
+            violations.append(f"{t.name}: lasts {d} ns, longer than the superperiod {longest_ns} ns")
+
 def check(schedule: Schedule, dag: TaskDAG) -> CheckReport:
     v: list[str] = []
     n = len(dag.tasks)
     if len(schedule.modes) != n:
         return CheckReport((f"schedule has {len(schedule.modes)} tasks, DAG has {n}",))
     s, e = schedule.start_ns, schedule.end_ns
-    for t in dag.tasks:
-        m = schedule.modes[t.tid]
-        if m not in t.modes:
-            v.append(f"{t.name}: mode {m!r} not among {list(t.modes)}")
-            continue
-        if s[t.tid] < 0:
-            v.append(f"{t.name}: starts before 0 ({s[t.tid]})")
-        if e[t.tid] - s[t.tid] != t.modes[m].duration_ns:
-            v.append(f"{t.name}: lasts {e[t.tid] - s[t.tid]} ns, its {m} duration is {t.modes[m].duration_ns} ns")
+    check_task_times(dag, schedule.modes, s, e, v)
     if v:
         return CheckReport(tuple(v))
     for edge in dag.edges:

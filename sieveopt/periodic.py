@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.check import CheckReport, check
+from sieveopt.check import CheckReport, check, check_task_times
 from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
 from sieveopt.execution_model import ExecutionModel
 from sieveopt.instance import LayerInstance
@@ -185,18 +185,7 @@ def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckRepor
     if lam <= 0:
         return CheckReport((f"superperiod {lam} ns must be positive",))
     s, e = ps.start_ns, ps.end_ns
-    for t in dag.tasks:
-        m = ps.modes[t.tid]
-        if m not in t.modes:
-            v.append(f"{t.name}: mode {m!r} not among {list(t.modes)}")
-            continue
-        d = t.modes[m].duration_ns
-        if s[t.tid] < 0:
-            v.append(f"{t.name}: starts before 0 ({s[t.tid]})")
-        if e[t.tid] - s[t.tid] != d:
-            v.append(f"{t.name}: lasts {e[t.tid] - s[t.tid]} ns, its {m} duration is {d} ns")
-        if d > lam and t.modes[m].resources:
-            v.append(f"{t.name}: lasts {d} ns, longer than the superperiod {lam} ns")
+    check_task_times(dag, ps.modes, s, e, v, longest_ns=lam)
     if v:
         return CheckReport(tuple(v))
     for edge in dag.edges:

@@ -14,8 +14,10 @@ from typing import Any
 
 from sieveopt.errors import SieveoptError
 
-#: Interpreter, numpy, numba, OR-Tools and the catalog, before any problem data.
-BASE_BYTES = 256 * 2**20
+#: Interpreter, numpy, numba, OR-Tools and the catalog, before any problem data, including
+#: numba's first compile of the planners in a fresh environment (cold cache: a B=5e4, 8-GPU
+#: `solve` peaked at 386 MiB in a fresh CI venv on 2026-11-29, 212 MiB with a warm cache).
+BASE_BYTES = 512 * 2**20
 #: Per request and sampled layer: logits and their temporaries (3 float32 [B, E] arrays) plus
 #: the per-token bookkeeping of the instance and the DAG (~1 KiB).
 PER_REQUEST_FIXED_BYTES = 1024

@@ -16,7 +16,8 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
   (the AllGather feeds every GPU's scheduler), so all its tasks end by ``2 lam`` after its first
   start, inside ``3 lam``;
 * redundant cuts: ``lam >= load_r`` of every resource (linear in the mode literals: Sieve's
-  max(T_comm, T_GPU, T_PIM) over every resource), and ``lam >=`` the recurrence bound.
+  max(T_comm, T_GPU, T_PIM) over every resource), ``lam >=`` the recurrence bound, and the
+  chain-load cuts of :mod:`sieveopt.periodic_bounds` (``cuts=False`` drops them).
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
@@ -39,6 +40,7 @@ from sieveopt.periodic import (
     check_periodic,
     recurrence_bound_ns,
 )
+from sieveopt.periodic_bounds import chain_cuts
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
@@ -87,7 +89,8 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
                          workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
                          deterministic: bool = False, load_bound: int | None = None,
-                         resources: bool = True, log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
+                         resources: bool = True, cuts: bool = True, fixed_ns: int | None = None,
+                         log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
     """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
     status, bound_ns (on Lambda), wall_s and the solver's counters.
 
@@ -102,7 +105,13 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     if load_bound is None:
         load_bound = load_bound_ns(problem, time_limit_s=min(5.0, time_limit_s / 4), workers=workers, seed=seed)[0]
     lb = max(rec_lb, load_bound, 1)
-    if hint is not None:
+    if fixed_ns is not None:  # feasibility of one Lambda (see prove_superperiod_bound)
+        if fixed_ns < lb:
+            return None, {"status": INFEASIBLE, "bound_ns": lb, "wall_s": time.perf_counter() - t0,
+                          "static": True}
+        lb, hint = int(fixed_ns), None
+        ub = lb
+    elif hint is not None:
         ub = int(hint.superperiod_ns)
     else:
         ub = int(sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) +
@@ -111,7 +120,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         raise RuntimeError(f"periodic bound {lb} ns above a feasible Lambda {ub} ns (a bug)")
     H = COPIES * ub
     model = cp_model.CpModel()
-    lam = model.new_int_var(lb, ub, "lam")
+    lam: Any = lb if fixed_ns is not None else model.new_int_var(lb, ub, "lam")
     s = [model.new_int_var(0, H, f"s{t}") for t in range(n)]
     e: list[Any] = [None] * n
     lit: list[dict[str, Any]] = [dict() for _ in range(n)]
@@ -168,6 +177,15 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
                     terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
     for ts in terms.values():
         model.add(lam >= sum(ts))
+    # Redundant chain-load cuts (sieveopt.periodic_bounds: a micro-batch's chain with its own
+    # work on one resource serialised between two backbone tasks).
+    ncuts = 0
+    if cuts:
+        for cut in chain_cuts(problem):
+            work = [c.duration_ns * lit[i][m] for i in cut.tasks for m, c in dag.tasks[i].modes.items()
+                    if cut.resource in c.resources and c.duration_ns]
+            model.add(s[cut.b] >= e[cut.a] + cut.offset_ns + sum(work))
+            ncuts += 1
     # Objective.
     spans = []
     if latency_weight > 0:
@@ -181,7 +199,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         nslots = max(1, len(spans))
         scale = 1000
         model.minimize(scale * nslots * lam + int(round(scale * latency_weight)) * sum(spans))
-    else:
+    elif fixed_ns is None:
         model.minimize(lam)
     if hint is not None:
         hs = hint.start_ns - int(hint.start_ns.min())
@@ -206,6 +224,17 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         p.max_time_in_seconds = float(time_limit_s)
     st = solver.solve(model)
     status = _STATUS.get(st, UNKNOWN)
+    if fixed_ns is not None:
+        feas = None
+        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            modes = tuple(next(m for m, lv in lit[t].items()
+                               if (lv if isinstance(lv, int) else solver.boolean_value(lv))) for t in range(n))
+            starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
+            ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
+            feas = PeriodicSchedule(modes, starts, ends, int(fixed_ns), problem.window_layers, "cpsat",
+                                    {"method": "cpsat-periodic-fixed"})
+        return feas, {"status": status, "wall_s": time.perf_counter() - t0, "static": False,
+                      "deterministic_s": solver.deterministic_time}
     sched: PeriodicSchedule | None = None
     bound = lb
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -241,10 +270,50 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             "hint_superperiod_ns": None if hint is None else hint.superperiod_ns,
             "hint_policy": None if hint is None else hint.policy, "from_hint": from_hint,
             "workers": p.num_workers, "seed": seed, "latency_weight": latency_weight,
-            "num_conflicts": solver.num_conflicts, "copies": COPIES}
+            "num_conflicts": solver.num_conflicts, "copies": COPIES, "chain_cuts": ncuts}
     return sched, info
 
 
+
+
+def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSchedule, *, time_limit_s: float,
+                      workers: int = 2, seed: int = 0, tolerance: float = 0.001, deterministic: bool = False,
+                      ) -> tuple[int, PeriodicSchedule, dict[str, Any]]:
+    """Bisection on Lambda with fixed-Lambda CP-SAT feasibility runs (returns bound, best, info).
+
+    With Lambda a constant the copies ``s_i + k Lambda`` are plain offsets and CP-SAT's NoOverlap
+    propagation is far stronger than with a variable Lambda: a feasible probe is a better
+    schedule, an INFEASIBLE probe at Lambda = x certifies ``Lambda* >= x + 1``. That certificate
+    is valid because feasibility is *monotone* in Lambda: map every time ``t = q Lambda + r``
+    (0 <= r < Lambda) of the unrolled schedule to ``q Lambda' + r`` for Lambda' > Lambda. The map
+    never shrinks the distance between two times (``(q2 - q1) Lambda' + r2 - r1 >=
+    (q2 - q1) Lambda + r2 - r1`` when q2 >= q1), so starting every task at the image of its start
+    keeps every precedence and recurrence lag and every pair of disjoint intervals disjoint, and
+    the result repeats every Lambda'. A probe that ends UNKNOWN proves nothing: the certified
+    bound stays, and the next probe moves halfway towards the best known Lambda."""
+    t0 = time.perf_counter()
+    lo = int(lower_ns)            # certified: Lambda* >= lo
+    hi = int(best.superperiod_ns)  # feasible
+    try_lo = lo
+    probes: list[tuple[int, str]] = []
+    spent = 0.0  # deterministic: CP-SAT's deterministic time, so the probes do not depend on the clock
+    while hi - try_lo > max(1, int(tolerance * hi)):
+        left = time_limit_s - (spent if deterministic else time.perf_counter() - t0)
+        if left < 0.5:
+            break
+        mid = (try_lo + hi) // 2
+        ps, info = solve_periodic_cpsat(problem, None, time_limit_s=min(left, max(2.0, time_limit_s / 4)),
+                                        workers=workers, seed=seed, fixed_ns=mid, load_bound=lo,
+                                        deterministic=deterministic)
+        probes.append((mid, info["status"]))
+        spent += info.get("deterministic_s", 0.0)
+        if ps is not None and check_periodic(ps, problem).ok:
+            hi, best = mid, ps
+        elif info["status"] == INFEASIBLE:
+            lo = try_lo = mid + 1
+        else:
+            try_lo = mid
+    return lo, best, {"probes": probes, "wall_s": time.perf_counter() - t0}
 
 
 def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time_limit_s: float = 10.0,
@@ -286,12 +355,24 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
         rs = modulo_list_schedule(problem, relax["modes"], policy="relaxation")
         hint = min([hint, rs], key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
     remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
-    ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining, workers=workers, seed=seed,
-                                    latency_weight=latency_weight, load_bound=lb)
+    probe = latency_weight == 0  # the Lambda-only objective: half the time to fixed-Lambda probes
+    ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining / 2 if probe else remaining,
+                                    workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb)
     info["relaxation_bound_ns"] = relax["bound_ns"]
+    if probe and info["status"] != OPTIMAL:
+        left = max(1.0, time_limit_s - (time.perf_counter() - t0))
+        plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=left,
+                                              workers=workers, seed=seed)
+        info.update(probe_bound_ns=plo, probes=pinfo["probes"], probe_wall_s=pinfo["wall_s"],
+                    main_bound_ns=info["bound_ns"], main_superperiod_ns=ps.superperiod_ns)
+        if pbest is not ps:
+            ps = pbest
+            info["from_hint"] = False
+        info["bound_ns"] = max(int(info["bound_ns"]), plo)
+        info["status"] = OPTIMAL if info["bound_ns"] >= ps.superperiod_ns else FEASIBLE
     ok = _checked(problem, ps)
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
                          ok, None, time.perf_counter() - t0, info)
 
 
-__all__ = ["load_bound_ns", "solve_overlap_cpsat", "solve_periodic_cpsat"]
+__all__ = ["load_bound_ns", "probe_superperiod", "solve_overlap_cpsat", "solve_periodic_cpsat"]

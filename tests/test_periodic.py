@@ -279,3 +279,29 @@ def test_cpsat_latency_weight_runs_and_checks():
     weighted = solve_overlap(prob, "cpsat", time_limit_s=2, latency_weight=1.0)
     assert plain.check_ok and weighted.check_ok
     assert weighted.bound_ns <= plain.period_ns and weighted.meta["latency_weight"] == 1.0
+
+
+def test_cli_viz_gantt_overlap(tmp_path, capsys):
+    out = tmp_path / "g.svg"
+    rc = main(["viz", "gantt", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--overlap", "microbatch",
+               "--microbatches", "2", "--window-layers", "1", "--policy", "sieve", "--out", str(out), "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out.stat().st_size > 0 and "micro-batch 1" in out.read_text()
+    assert d["policies"][0]["check_ok"] and d["execution_model"]["microbatches"] == 2
+    for bad in (["--microbatches", "3"], ["--overlap", "microbatch", "--microbatches", "3"],
+                ["--overlap", "ideal"], ["--overlap", "microbatch", "--replay"]):
+        bad_out = tmp_path / "bad.svg"
+        assert main(["viz", "gantt", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--out",
+                     str(bad_out), *bad]) == 2, bad
+        assert not bad_out.exists()
+
+
+def test_cli_run_overlap(tmp_path, capsys):
+    rc = main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--layers", "1", "--overlap",
+               "microbatch", "--window-layers", "1", "--policies", "sieve,noexp", "--out", str(tmp_path / "o"),
+               "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["summary"]["sieve"]["checks_ok"] == 1 and d["summary"]["noexp"]["median_period_ns"] > 0
+    assert main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--microbatches", "2",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

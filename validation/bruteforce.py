@@ -1,5 +1,5 @@
 """Optimal makespan of a tiny DAG by enumeration, independent of the CP-SAT code (the oracle
-``sieveopt validate`` holds CP-SAT against; same algorithm as ``tests/test_cpsat.py``)."""
+``sieveopt validate`` and ``tests/test_cpsat.py`` hold CP-SAT against)."""
 
 from __future__ import annotations
 

@@ -48,8 +48,10 @@ def _shown(layout: Layout, all_rows: bool, gpus: Sequence[int] | None, resources
 
 
 def _draw(ax: Any, dag: TaskDAG, layout: Layout, crit: set[int], span_ns: int, *, all_rows: bool,
-          labels: bool, gpus: Sequence[int] | None = None, resources: Sequence[str] | None = None) -> set[str]:
-    """Draw one schedule into ``ax``; returns the task kinds drawn."""
+          labels: bool, gpus: Sequence[int] | None = None, resources: Sequence[str] | None = None,
+          color_by: str = "kind") -> set[str]:
+    """Draw one schedule into ``ax``; returns the colour keys drawn (task kinds, or micro-batches
+    with ``color_by="microbatch"``)."""
     from matplotlib.patches import Rectangle
 
     rows = _shown(layout, all_rows, gpus, resources)
@@ -58,11 +60,11 @@ def _draw(ax: Any, dag: TaskDAG, layout: Layout, crit: set[int], span_ns: int, *
     for y, row in enumerate(rows):
         by_kind: dict[str, list[tuple[float, float]]] = {}
         for sl in row.slices:
-            kind = dag.tasks[sl.tid].kind
+            kind = _key(dag, sl.tid, color_by)
             by_kind.setdefault(kind, []).append((sl.start_ns / 1000.0, (sl.end_ns - sl.start_ns) / 1000.0))
         for kind, bars in by_kind.items():
             kinds.add(kind)
-            ax.broken_barh(bars, (y - 0.38, 0.76), facecolors=kind_color(kind), edgecolor="white", linewidth=0.3,
+            ax.broken_barh(bars, (y - 0.38, 0.76), facecolors=_color(kind), edgecolor="white", linewidth=0.3,
                            alpha=1.0 if row.kind != "hbm" and row.kind != "ingress" else 0.55)
         for sl in row.slices:
             x, w = sl.start_ns / 1000.0, (sl.end_ns - sl.start_ns) / 1000.0
@@ -73,7 +75,7 @@ def _draw(ax: Any, dag: TaskDAG, layout: Layout, crit: set[int], span_ns: int, *
                 ax.text(x + w / 2, y, _short(dag, sl.tid), ha="center", va="center", fontsize=6.5,
                         clip_on=True, zorder=4)
         for tid in row.instants:
-            kinds.add(dag.tasks[tid].kind)
+            kinds.add(_key(dag, tid, color_by))
             x = layout.start_ns[tid] / 1000.0
             ax.plot([x, x], [y - 0.4, y + 0.4], color=CRITICAL_COLOR if tid in crit else "#555555",
                     linewidth=1.2, zorder=3)
@@ -89,17 +91,33 @@ def _draw(ax: Any, dag: TaskDAG, layout: Layout, crit: set[int], span_ns: int, *
     return kinds
 
 
+MB_PREFIX = "micro-batch "
+#: Micro-batch colours (``color_by="microbatch"``: a steady-state period of a pipeline).
+MB_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _key(dag: TaskDAG, tid: int, color_by: str) -> str:
+    return f"{MB_PREFIX}{dag.tasks[tid].microbatch}" if color_by == "microbatch" else dag.tasks[tid].kind
+
+
+def _color(key: str) -> str:
+    if key.startswith(MB_PREFIX):
+        return MB_COLORS[int(key[len(MB_PREFIX):]) % len(MB_COLORS)]
+    return kind_color(key)
+
+
 def _legend(fig: Any, kinds: set[str], has_crit: bool) -> None:
     from matplotlib.patches import Patch
 
     from sieveopt.viz.style import KIND_COLOR
 
     order = [k for k in KIND_COLOR if k in kinds] + sorted(kinds - set(KIND_COLOR))
-    handles = [Patch(facecolor=kind_color(k), label=k) for k in order]
+    handles = [Patch(facecolor=_color(k), label=k) for k in order]
     if has_crit:
         handles.append(Patch(facecolor="none", edgecolor=CRITICAL_COLOR, linewidth=1.6, label="critical path"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.86, 0.98), fontsize=8, frameon=False,
-               title="task kind", title_fontsize=8.5)
+               title="micro-batch" if any(k.startswith(MB_PREFIX) for k in kinds) else "task kind",
+               title_fontsize=8.5)
 
 
 def _check_path(path: str | Path) -> Path:
@@ -122,7 +140,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *, all_rows: bool = False,
                   labels: bool = True, title: str | None = None, gpus: Sequence[int] | None = None,
-                  resources: Sequence[str] | None = None) -> Path:
+                  resources: Sequence[str] | None = None, color_by: str = "kind") -> Path:
     """Several ``(label, schedule, dag)`` stacked on one shared time axis; returns the path.
     ``gpus`` / ``resources`` (resource kinds such as "gpu", "pim") select the rows drawn (an
     8-GPU layer has ~100 rows); the time axis and the critical path stay those of the whole
@@ -142,7 +160,8 @@ def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *
     for ax, (label, sched, dag), lay in zip(axes[:, 0], items, layouts, strict=True):
         crit = set(critical_path(sched, dag))
         any_crit |= bool(crit)
-        kinds |= _draw(ax, dag, lay, crit, span, all_rows=all_rows, labels=labels, gpus=gpus, resources=resources)
+        kinds |= _draw(ax, dag, lay, crit, span, all_rows=all_rows, labels=labels, gpus=gpus, resources=resources,
+                       color_by=color_by)
         ax.set_title(f"{label}: makespan {lay.makespan_ns / 1000.0:.2f} µs", fontsize=9.5, loc="left")
     axes[-1, 0].set_xlabel("time (µs)")
     axes[-1, 0].set_xlim(0, span / 1000.0 * 1.01)
@@ -157,10 +176,10 @@ def gantt_compare(items: Sequence[tuple[str, Any, TaskDAG]], path: str | Path, *
 
 def gantt(schedule: Any, dag: TaskDAG, path: str | Path, *, label: str | None = None,
           all_rows: bool = False, labels: bool = True, gpus: Sequence[int] | None = None,
-          resources: Sequence[str] | None = None) -> Path:
+          resources: Sequence[str] | None = None, color_by: str = "kind") -> Path:
     """One schedule's Gantt chart; returns the path written."""
     name = label or getattr(schedule, "policy", "") or "schedule"
     meta = dag.meta
     title = f"{meta.get('model', '')} on {meta.get('system', '')}, {dag.num_gpus} GPU(s), batch {meta.get('batch', '?')}"
     return gantt_compare([(name, schedule, dag)], path, all_rows=all_rows, labels=labels, title=title,
-                         gpus=gpus, resources=resources)
+                         gpus=gpus, resources=resources, color_by=color_by)

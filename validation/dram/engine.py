@@ -517,13 +517,29 @@ def _entry_cmd(e, m):
     return ACT if orow < 0 else PRE
 
 
+@njit(cache=True, inline="always")
+def _channel_uppers(c, m):
+    """Channel / pCH / bus part of each candidate command (ACT PRE RD WR) of every pCH of
+    channel ``c``, into the scratch at O_CNT: once per scheduler call, shared by the scans of
+    the active and the read/write buffer (they are equal within one call)."""
+    ppc = m[P_PPC]
+    p0 = c * ppc
+    up = m[O_CNT]
+    for j in range(ppc):
+        for k in range(4):
+            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
+
+
 @njit(cache=True)
 def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
     """Ramulator's FRFCFS ``get_best_request`` over a buffer: a ready entry beats a not-ready
     one, then the earlier arrival, then the earlier position. Returns (index, cmd, ready,
     earliest cycle over the buffer). ``ordered``: entries are in arrival order (the read /
     write ring buffers), so the first ready entry is the best and the scan stops there (the
-    earliest cycle is then not needed: the caller issues)."""
+    earliest cycle is then not needed: the caller issues). The channel / pCH part of each
+    command's earliest cycle is read from the scratch :func:`_channel_uppers` filled; an
+    entry for the same bank and row as the entry before it needs the same command at the
+    same cycle, so that result is reused (a sequential stream queues runs of such entries)."""
     best = -1
     best_cmd = -1
     best_ready = False
@@ -532,33 +548,54 @@ def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
     fcfs = m[P_FCFS] != 0
     if n == 0:
         return best, best_cmd, best_ready, tmin
-    # channel / pCH / bus part of each candidate command, once per pCH (scratch at O_CNT)
     ppc = m[P_PPC]
     p0 = m[m[O_CHOF] + m[_slot(q0, h, 0, qmax) + F_PCH]] * ppc
     up = m[O_CNT]
-    for j in range(ppc):
-        for k in range(4):
-            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
+    lp = -1
+    lg = -1
+    lb = -1
+    lrow = -1
+    lwr = -1
+    cmd = -1
+    t = INF
     for i in range(n):
         e = _slot(q0, h, i, qmax)
         p = m[e + F_PCH]
-        cmd = _entry_cmd(e, m)
-        if (blocked >> (p - p0)) & 1:
-            t = INF
-        else:
-            k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
-            t = m[up + 4 * (p - p0) + k]
-            t1 = _lower(cmd, p, m[e + F_BG], m[e + F_BANK], m)
-            if t1 > t:
-                t = t1
+        g = m[e + F_BG]
+        b = m[e + F_BANK]
+        row = m[e + F_ROW]
+        wr = m[e + F_WR]
+        if p != lp or g != lg or b != lb or row != lrow or wr != lwr:
+            lwr = wr
+            lp = p
+            lg = g
+            lb = b
+            lrow = row
+            cmd = _entry_cmd(e, m)
+            if (blocked >> (p - p0)) & 1:
+                t = INF
+            else:
+                k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
+                t = m[up + 4 * (p - p0) + k]
+                t1 = _lower(cmd, p, g, b, m)
+                if t1 > t:
+                    t = t1
         ready = t <= now
+        if ordered and not fcfs:  # arrival order: the first ready entry is the best
+            if ready:
+                return i, cmd, True, t
+            if t < tmin:
+                tmin = t
+            continue
         if t < tmin:
             tmin = t
         if (best < 0 or (ready and not best_ready)
                 or (ready == best_ready and m[e + F_ARR] < best_arr)):
             best, best_cmd, best_ready, best_arr = i, cmd, ready, m[e + F_ARR]
-        if fcfs or (ordered and ready):
+        if fcfs:
             break
+    if ordered and not fcfs:
+        return 0, -1, False, tmin  # nothing ready: the caller uses only the earliest cycle
     return best, best_cmd, best_ready, tmin
 
 
@@ -609,6 +646,7 @@ def _sched_ch(c, now, m, pim, log):
     qmax = m[P_QMAX]
     a0 = m[O_AQ] + c * qmax * N_FIELD
     an = m[O_AN] + c
+    _channel_uppers(c, m)
     best, cmd, ready, t = _best_entry(a0, 0, m[an], qmax, blocked, now, m, False)
     if t < tmin:
         tmin = t
@@ -726,6 +764,11 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     req = 0
     attempts = 2 if m[P_SPLIT] != 0 else 1
     chscope = m[P_CHSCOPE] != 0
+    # channel scope on one shared command bus per channel: after a command nothing else can
+    # issue in this cycle, so the controller looks again at now + 1 instead of rescanning its
+    # buffers now only to learn that (an early look changes nothing: a controller that finds
+    # no ready command changes no state and returns the exact earliest cycle)
+    ch_attempts = 1 if (m[P_BUS_PER_CH] != 0 and m[P_SPLIT] == 0) else attempts + 1
     now = m[s0 + S_NOW]
     while True:
         m[s0 + S_ITER] += 1
@@ -827,7 +870,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                         nxt_all = m[nxt0 + q]
                     continue
                 nxt = now + 1
-                for _a in range(attempts + 1):
+                for _a in range(ch_attempts):
                     issued, t = _sched_ch(c, now, m, pim, log)
                     m[s0 + S_SCHED] += 1
                     if not issued:

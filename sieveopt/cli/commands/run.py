@@ -38,6 +38,7 @@ from sieveopt.cli.output import (
     print_table,
 )
 from sieveopt.errors import SieveoptError
+from sieveopt.execution_model import OVERLAPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +64,36 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
     p.add_argument("--workers", type=positive_int, default=1, help="layers solved in parallel (local processes)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
+    p.add_argument("--overlap", default="serial", choices=OVERLAPS,
+                   help="execution model: serial (default: the layer DAG, unchanged), microbatch (steady-state "
+                        "period of M pipelined micro-batches, as `compare --overlap`), ideal (resource-load bound)")
+    p.add_argument("--microbatches", type=int, default=None, help="micro-batches M with --overlap microbatch (default 2)")
+    p.add_argument("--window-layers", type=int, default=None,
+                   help="--overlap microbatch/ideal: consecutive layers of each cyclic window (default 2)")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
+
+
+def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    """``run --overlap microbatch|ideal``: every policy's steady-state period on ``--layers`` cyclic
+    windows (the ``compare --overlap`` report; no results directory is written)."""
+    from sieveopt.cli.overlap_cli import compare_overlap_cmd
+    from sieveopt.models.catalog import load_model
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.study import PAPER_GPUS
+
+    model = load_model(args.model)
+    gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
+    system = load_system_checked(args.system, gpus, args.overrides)
+    ns = argparse.Namespace(**{**vars(args), "workers": 2, "latency_weight": 0.0, "layer": None, "context_len": None,
+                               "cost_model": "roofline", "solver_params": args.solver_params or None})
+    if args.overlap == "serial":  # --microbatches without --overlap: the error names the fix
+        from sieveopt.cli.overlap_cli import execution_from_args
+
+        execution_from_args(ns, model, system)
+    cost = make_cost_model("roofline", system, model)
+    return compare_overlap_cmd(ns, model, system, cost, list(policies))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -81,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
     if args.layers < 1 or args.batch < 1 or args.workers < 1:
         raise SieveoptError("--layers, --batch and --workers must be >= 1")
+    if args.overlap != "serial" or args.microbatches is not None:
+        return _run_overlap(args, policies)
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     check_output_dir(args.out)
     model = load_model(args.model)

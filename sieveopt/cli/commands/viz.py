@@ -4,6 +4,8 @@
 timeline, ``gantt`` a PNG/SVG/PDF chart (several ``--policy`` values share one time axis),
 ``dag`` a DOT/SVG/PNG drawing. ``--replay`` draws the schedule as replayed on the cycle-level
 simulators (``sieveopt.validation.replay``) instead of the solver's own timing.
+``gantt|trace --overlap microbatch --microbatches M`` draw three unrolled iterations of each
+policy's steady-state pipeline (the middle one is a full superperiod), coloured by micro-batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
 from sieveopt.cli.output import Steps, check_output_file, emit, print_table
+from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args
 from sieveopt.errors import SieveoptError
 
 
@@ -42,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="draw only these GPUs' rows, e.g. 0,1 or 0-3 (default: all)")
             q.add_argument("--resources", default=None, metavar="KINDS",
                            help="draw only these resource kinds: gpu, hbm, pim, egress, ingress, sched (e.g. gpu,pim; default: all)")
+        if what != "dag":
+            add_overlap_args(q)
         if what == "dag":
             q.add_argument("--collapse", action="store_true", help="merge tasks of one (GPU, kind, mode) into one node")
             q.add_argument("--show-inactive", action="store_true", help="draw mode-inactive edges dotted")
@@ -74,6 +79,10 @@ def _viz(args: argparse.Namespace) -> int:
     rows_sel = _row_selection(args)
     check_output_file(out)
     model, system = load_problem(args)
+    if getattr(args, "overlap", "serial") != "serial":
+        return _viz_overlap(args, out, policies, model, system, rows_sel)
+    if hasattr(args, "overlap"):
+        execution_from_args(args, model, system)  # rejects --microbatches without --overlap microbatch
     if rows_sel["gpus"] and max(rows_sel["gpus"]) >= system.num_gpus:
         raise SieveoptError(f"--gpus-shown: GPU {max(rows_sel['gpus'])} does not exist on {system.num_gpus} GPU(s) "
                             f"(fix: ids in 0-{system.num_gpus - 1})")
@@ -108,6 +117,55 @@ def _viz(args: argparse.Namespace) -> int:
                     f"{d['critical_path_tasks']} tasks)", ["policy", "makespan us", "checked"], rows)
 
     return emit(args, data, render)
+
+
+def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model: Any, system: Any,
+                 rows_sel: dict[str, Any]) -> int:
+    """``viz gantt|trace --overlap microbatch``: a steady-state period of each policy's pipeline
+    (3 unrolled iterations; the middle one is a full superperiod), coloured by micro-batch."""
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.overlap import sample_problem, solve_overlap
+    from sieveopt.periodic import unroll
+
+    ex = execution_from_args(args, model, system)
+    if not ex.gives_schedule:
+        raise SieveoptError("--overlap ideal is a bound, not a schedule, so there is nothing to draw: "
+                            "use --overlap microbatch")
+    if args.replay:
+        raise SieveoptError("--replay is not drawn with --overlap microbatch: use `sieveopt replay --overlap "
+                            "microbatch` for the replayed steady state, or drop --replay")
+    cost = make_cost_model(args.cost_model, system, model)
+    prob = sample_problem(model, system, args.batch, ex, args.seed, cost, first_layer=args.layer,
+                          context_len_tokens=args.context_len)
+    items, rows = [], []
+    for name in policies:
+        r = solve_overlap(prob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed)
+        big, sched = unroll(prob, r.schedule, 3)
+        items.append((f"{name}, {ex.label}: period {r.period_ns / 1e3:.2f} us", sched, big))
+        rows.append({"policy": name, "period_ns": r.period_ns, "latency_ns": r.latency_ns,
+                     "check_ok": bool(r.check_ok)})
+    if args.viz_what == "trace":
+        from sieveopt.viz import write_trace
+
+        written = write_trace(items[0][1], items[0][2], out)
+    else:
+        from sieveopt.viz.gantt import gantt_compare
+
+        written = gantt_compare(items, out, all_rows=args.all_rows, gpus=rows_sel["gpus"],
+                                resources=rows_sel["resources"], color_by="microbatch",
+                                title=f"{model.name}, {system.num_gpus} GPU(s), B={args.batch}: 3 iterations "
+                                      f"of the steady state (the middle one is a full superperiod)")
+    data = {"out": str(written), "what": args.viz_what, "execution_model": ex.to_dict(),
+            "tasks": len(prob.dag.tasks), "unrolled_iterations": 3, "policies": rows}
+
+    def render(d: dict) -> None:
+        print_table(f"{d['what']} written to {d['out']} ({d['execution_model']['label']}, per layer)",
+                    ["policy", "period us", "latency us", "checked"],
+                    [(p["policy"], f"{p['period_ns'] / 1e3:.2f}", f"{p['latency_ns'] / 1e3:.2f}",
+                      "yes" if p["check_ok"] else "NO") for p in d["policies"]])
+
+    emit(args, data, render)
+    return 0 if all(p["check_ok"] for p in rows) else 1
 
 
 def _row_selection(args: argparse.Namespace) -> dict[str, Any]:
