@@ -112,7 +112,9 @@ def gpu_memory(model: ModelSpec, system: SystemSpec, *, num_gpus: int | None = N
     G = system.num_gpus if num_gpus is None else int(num_gpus)
     pc = param_counts(model)
     wd = model.dense_weight_bytes_per_param
-    experts_here = -(-model.num_routed_experts // G)
+    # Offloading systems keep every routed expert in host memory (TriMoE: "all routed experts
+    # are offloaded to host DIMMs"); the GPU holds only what is replicated and the KV cache.
+    experts_here = 0 if system.offload.routed_experts_in_host else -(-model.num_routed_experts // G)
     return GpuMemory(
         num_gpus=G, batch=batch, context_len_tokens=context_len_tokens,
         routed_experts=float(experts_here * model.expert_weight_bytes * model.num_moe_layers),

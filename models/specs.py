@@ -397,6 +397,82 @@ class GpuVariabilitySpec:
 
 
 @dataclass(frozen=True)
+class PcieSpec:
+    """The GPU's host link (TriMoE's PCIe weight fetch and activation transfers)."""
+
+    bw_GBps: float = 64.0
+    latency_ns: float = 2000.0
+    bandwidth_efficiency: float = 0.85
+
+    def __post_init__(self) -> None:
+        require_finite(self)
+        require_range(self.bw_GBps, "offload.pcie.bw_GBps", gt=0, le=1e6, fix="set GB/s per direction")
+        require_range(self.latency_ns, "offload.pcie.latency_ns", ge=0, le=1e9, fix="set the one-way latency in ns")
+        require_range(self.bandwidth_efficiency, "offload.pcie.bandwidth_efficiency", gt=0, le=1,
+                      fix="sustained / peak, in (0, 1]")
+
+
+@dataclass(frozen=True)
+class HostCpuSpec:
+    """An AMX host CPU socket (TriMoE's warm-expert tier): a roofline of AMX throughput and
+    host memory bandwidth; ``cores`` is the resource one expert job occupies (all of them)."""
+
+    name: str = ""
+    cores: int = 1
+    amx_peak_TFLOPS: float = 1.0
+    compute_efficiency: float = 0.5
+    host_mem_bw_GBps: float = 100.0
+    bandwidth_efficiency: float = 0.8
+    job_overhead_ns: float = 5000.0
+
+    def __post_init__(self) -> None:
+        require_finite(self)
+        require_range(self.cores, "offload.cpu.cores", ge=1, le=MAX_DIM, fix="set the socket's core count")
+        require_range(self.amx_peak_TFLOPS, "offload.cpu.amx_peak_TFLOPS", gt=0, le=1e6, fix="set TFLOP/s")
+        require_range(self.host_mem_bw_GBps, "offload.cpu.host_mem_bw_GBps", gt=0, le=1e6, fix="set GB/s")
+        for n in ("compute_efficiency", "bandwidth_efficiency"):
+            require_range(getattr(self, n), f"offload.cpu.{n}", gt=0, le=1, fix="sustained / peak, in (0, 1]")
+        require_range(self.job_overhead_ns, "offload.cpu.job_overhead_ns", ge=0, le=1e9, fix="set ns per job")
+
+
+@dataclass(frozen=True)
+class DimmNdpSpec:
+    """DIMM-NDP units (TriMoE's cold-expert tier): one NDP engine per DIMM, reading its own
+    ranks at ``dimm_bw_GBps x internal_bw_multiplier`` with ``peak_GFLOPS`` of compute."""
+
+    num_dimms: int = 1
+    dimm_bw_GBps: float = 38.4
+    internal_bw_multiplier: float = 4.0
+    peak_GFLOPS: float = 100.0
+    job_overhead_ns: float = 1000.0
+
+    def __post_init__(self) -> None:
+        require_finite(self)
+        require_range(self.num_dimms, "offload.ndp.num_dimms", ge=1, le=MAX_DIM, fix="set the DIMM-NDP count")
+        require_range(self.dimm_bw_GBps, "offload.ndp.dimm_bw_GBps", gt=0, le=1e6, fix="set GB/s per DIMM")
+        require_range(self.internal_bw_multiplier, "offload.ndp.internal_bw_multiplier", gt=0, le=1e4,
+                      fix="internal (rank-parallel) / external DIMM bandwidth, e.g. 4")
+        require_range(self.peak_GFLOPS, "offload.ndp.peak_GFLOPS", gt=0, le=1e9, fix="set GFLOP/s per DIMM")
+        require_range(self.job_overhead_ns, "offload.ndp.job_overhead_ns", ge=0, le=1e9, fix="set ns per job")
+
+
+@dataclass(frozen=True)
+class OffloadSpec:
+    """Host-side tiers of an offloading system (TriMoE, arXiv 2603.01058); absent = none.
+
+    ``expert_modes`` / ``attention_modes`` are the DAG's default modes on this system (empty =
+    the DagOptions defaults); ``routed_experts_in_host`` moves routed-expert weights out of the
+    GPU capacity check ("all routed experts are offloaded to host DIMMs")."""
+
+    expert_modes: tuple[str, ...] = ()
+    attention_modes: tuple[str, ...] = ()
+    routed_experts_in_host: bool = False
+    pcie: PcieSpec = field(default_factory=PcieSpec)
+    cpu: HostCpuSpec = field(default_factory=HostCpuSpec)
+    ndp: DimmNdpSpec = field(default_factory=DimmNdpSpec)
+
+
+@dataclass(frozen=True)
 class SystemSpec:
     """A multi-GPU system whose HBM stacks are HBM-PIM."""
 
@@ -409,6 +485,8 @@ class SystemSpec:
     source: str = ""
     #: Per-GPU speed factors (GEM variability); the default is identical GPUs.
     variability: GpuVariabilitySpec = field(default_factory=GpuVariabilitySpec)
+    #: Host tiers of an offloading system (TriMoE); the default is none.
+    offload: OffloadSpec = field(default_factory=OffloadSpec)
 
     def __post_init__(self) -> None:
         require_finite(self)

@@ -42,6 +42,7 @@ from sieveopt.targets import (
     MODE_SCHED,
     Target,
     get_target,
+    resource_capacity,
     resource_kinds_for,
     targets_for,
 )
@@ -83,6 +84,13 @@ class DagOptions:
     pim_parallelism: Literal["tp", "ep"] = "tp"
     #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
     pim_channel_groups: int = 0
+
+    @classmethod
+    def for_system(cls, system: SystemSpec) -> DagOptions:
+        """The defaults, with the modes an offloading system declares (``[offload]``) if any."""
+        off = system.offload
+        kw = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes), ("attention_modes", off.attention_modes)) if v}
+        return cls(**kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +267,7 @@ class _Builder:
         for g in range(system.num_gpus):
             for kind in resource_kinds_for((*opts.attention_modes, *opts.expert_modes)):
                 rid = len(self.resources)
-                self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g))
+                self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g, resource_capacity(kind, system)))
                 self.res[(kind, g)] = rid
         self.sharing = opts.hbm_sharing or system.hbm_pim.sharing
         self.layer, self.microbatch, self.tag = 0, 0, ""
@@ -438,7 +446,7 @@ class _Builder:
 
 def build_layer_dag(inst: LayerInstance, cost: CostModel, options: DagOptions | None = None) -> TaskDAG:
     """Build the task DAG of one MoE layer with durations from ``cost``."""
-    opts = options or DagOptions()
+    opts = options or DagOptions.for_system(inst.system)
     b = _Builder(inst.system, cost, opts)
     b.add_layer(inst, opts.layer, opts.microbatch)
     return b.finish(b.last_meta)
@@ -458,7 +466,7 @@ def build_window_dag(layers: Sequence[Sequence[LayerInstance]], cost: CostModel,
     nmb = len(layers[0])
     if any(len(row) != nmb for row in layers):
         raise ValueError("every layer of a window needs the same number of micro-batches")
-    opts = options or DagOptions()
+    opts = options or DagOptions.for_system(layers[0][0].system)
     b = _Builder(layers[0][0].system, cost, opts)
     prev_last: list[dict[int, int]] = [{} for _ in range(nmb)]
     for li, row in enumerate(layers):

@@ -81,7 +81,7 @@ def _tag(layer: int, mb: int) -> str:
 def build_periodic_problem(window: list[list[LayerInstance]], cost: CostModel, execution: ExecutionModel,
                            options: DagOptions | None = None) -> PeriodicProblem:
     """The cyclic window ``window[l][m]`` as a periodic scheduling problem."""
-    opts = options or DagOptions()
+    opts = options or DagOptions.for_system(window[0][0].system)
     dag = build_window_dag(window, cost, opts)
     L, M, G = len(window), len(window[0]), window[0][0].num_gpus
     rec = []

@@ -59,6 +59,8 @@ class Target:
     counter_peak_GBps: Callable[[Any], float | None] | None = None
     #: Created in every DAG (the built-in tiers); others only when DagOptions names them.
     always: bool = False
+    #: Capacity of the resources it owns (system -> units held at once; None = 1), e.g. DIMMs.
+    capacity: Callable[[Any], int] | None = None
     #: Resource layouts of this target, chosen by the ``DagOptions`` field named ``layout_option``:
     #: value -> hook ``(builder, first layer instance) -> layout`` (a callable or ``"module:attr"``;
     #: None = the plain one-resource-per-GPU layout of ``owns``). A layout splits the target's
@@ -120,9 +122,19 @@ def register_target(target: Target) -> Target:
     return target
 
 
+#: Targets the package itself registers (they cannot be unregistered).
+_BUILTIN_MODES = {MODE_GPU, MODE_PIM, MODE_LINK, MODE_SCHED}
+
+
+def register_builtin_target(target: Target) -> Target:
+    """Register one of the package's own tiers (like :func:`register_target`, but permanent)."""
+    _BUILTIN_MODES.add(target.mode)
+    return register_target(target)
+
+
 def unregister_target(mode: str) -> None:
     """Remove a registered target (tests add temporary tiers)."""
-    if mode in (MODE_GPU, MODE_PIM, MODE_LINK, MODE_SCHED):
+    if mode in _BUILTIN_MODES:
         raise SieveoptError(f"cannot unregister the built-in execution target {mode!r}")
     TARGETS.unregister(mode)
 
@@ -146,6 +158,15 @@ def resource_kinds_for(modes: Iterable[str]) -> tuple[str, ...]:
     for t in targets_for(modes):
         out.extend(k for k in t.owns if k not in out)
     return tuple(out)
+
+
+def resource_capacity(resource_kind: str, system: Any) -> int:
+    """Capacity of a per-GPU resource of ``resource_kind`` on ``system`` (its owner's hook, else 1)."""
+    for m in TARGETS.ordered():
+        t = TARGETS.get(m)
+        if resource_kind in t.owns and t.capacity is not None:
+            return int(t.capacity(system))
+    return 1
 
 
 def track_label(resource_kind: str) -> str:
@@ -224,3 +245,6 @@ register_target(Target(
     MODE_SCHED, "scheduler", "#d7d7d7", owns={"sched": "scheduler"}, holds=("sched",),
     replay=f"{_REPLAY}:sched_task_time", always=True,
     doc="The scheduler's own processor (its decision latency)"))
+
+# -- host-side tiers of offloading systems (TriMoE): registered by their own module -------------
+import sieveopt.offload_tiers  # noqa: E402,F401

@@ -65,7 +65,7 @@ def sample_window(model: ModelSpec, system: SystemSpec, batch: int, num_layers: 
 def solve_window(window: list[list[LayerInstance]], policy: str, cost: CostModel,
                  options: DagOptions | None = None, **solver_params: Any) -> tuple[TaskDAG, SolveResult]:
     """Schedule a window with ``policy`` (per-slot planning + joint list scheduling; CP-SAT joint)."""
-    opts = options or DagOptions()
+    opts = options or DagOptions.for_system(window[0][0].system)
     wdag = build_window_dag(window, cost, opts)
     t0 = time.perf_counter()
     if policy_info(policy).joint_window:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sieveopt.errors import SieveoptError
+from sieveopt.offload_tiers import TRIMOE_MODES
 from sieveopt.registry import Registry, lazy
 from sieveopt.solvers.base import SolveResult
 from sieveopt.targets import MODE_GPU, MODE_PIM
@@ -81,6 +82,9 @@ class PolicyInfo:
     #: Rank of its per-slot window schedule among the hint candidates of joint window solvers
     #: (1 first; ties between equal makespans go to the lower rank); 0: not a candidate.
     window_hint: int = 0
+    #: Rank among CP-SAT's warm starts on DAGs where no Sieve heuristic applies (1 first; its
+    #: ``needs_modes`` must be offered); 0: not a warm start. How a new tier gets a good hint.
+    cpsat_hint: int = 0
     #: Scheduler latency charged per layer under ``--scheduler-latency-ns default`` (ns; None:
     #: the unknown-policy figure). Ignored for ``static``/``offline`` decisions, which are
     #: charged 0 (:mod:`sieveopt.solvers.sched_latency`, where the figures are sourced).
@@ -103,6 +107,7 @@ class PolicyInfo:
 
 
 _TWO_SIDED = (MODE_GPU, MODE_PIM)
+_TRIMOE = TRIMOE_MODES
 _CPSAT_PARAMS = {"time_limit_s": float, "workers": int, "seed": int, "time_quantum_ns": int,
                  "deterministic": _bool, "hint": str, "export_path": str, "levers": _csv_set, "log": _bool}
 
@@ -142,6 +147,17 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
                          joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",
                          energy="sieveopt.solvers.cpsat_energy:solve_cpsat_energy")),
+    # TriMoE's offloading tier (modes from sieveopt.offload_tiers; DAG of an [offload] system)
+    "trimoe": ("sieveopt.solvers.trimoe", "solve_trimoe",
+               "TriMoE: hot/warm/cold classes + bottleneck-aware greedy over GPU(+PCIe fetch)/AMX CPU/DIMM-NDP",
+               PolicyInfo("compiled", {"impl": _choice("numba", "ref")}, color="#e377c2", marker="h",
+                          needs_modes=_TRIMOE, cpsat_hint=1)),
+    "gpu-cpu": ("sieveopt.solvers.trimoe", "solve_gpu_cpu", "GPU-CPU offloading: cold experts on the AMX CPU",
+                PolicyInfo("static", color="#bcbd22", marker="<", needs_modes=(_TRIMOE[0], _TRIMOE[1]))),
+    "gpu-ndp": ("sieveopt.solvers.trimoe", "solve_gpu_ndp", "GPU-NDP offloading: non-hot experts on DIMM-NDP",
+                PolicyInfo("static", color="#aec7e8", marker=">", needs_modes=(_TRIMOE[0], _TRIMOE[2]))),
+    "gpu-fetch": ("sieveopt.solvers.trimoe", "solve_gpu_fetch", "GPU only, every expert fetched over PCIe",
+                  PolicyInfo("static", color="#c7c7c7", marker="1", needs_modes=(_TRIMOE[0],))),
 }
 _INFO: dict[str, PolicyInfo] = {}
 
@@ -185,6 +201,12 @@ def policy_with_role(role: str) -> str | None:
 def window_hint_policies() -> tuple[str, ...]:
     """Policies whose per-slot window schedules hint a joint window solver, by declared rank."""
     ranked = [(i.window_hint, n) for n in SOLVERS.ordered() if (i := policy_info(n)).window_hint]
+    return tuple(n for _, n in sorted(ranked))
+
+
+def cpsat_hint_policies() -> tuple[str, ...]:
+    """Policies declaring a CP-SAT warm-start rank, by rank."""
+    ranked = [(i.cpsat_hint, n) for n in SOLVERS.ordered() if (i := policy_info(n)).cpsat_hint]
     return tuple(n for _, n in sorted(ranked))
 
 
@@ -239,6 +261,6 @@ def solve(name: str, dag: Any, instance: Any, cost: Any, **params: Any) -> Solve
     return fn(dag, instance, cost, **params)
 
 
-__all__ = ["SOLVERS", "PolicyInfo", "SolveResult", "check_target_needs", "common_params", "default_policies",
-           "parse_solver_params", "policy_info", "policy_with_role", "register_policy", "solve", "unregister_policy",
-           "window_hint_policies"]
+__all__ = ["SOLVERS", "PolicyInfo", "SolveResult", "check_target_needs", "common_params", "cpsat_hint_policies",
+           "default_policies", "parse_solver_params", "policy_info", "policy_with_role", "register_policy", "solve",
+           "unregister_policy", "window_hint_policies"]

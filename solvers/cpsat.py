@@ -44,6 +44,8 @@ from sieveopt.models.costmodel import MODE_GPU, CostModel
 from sieveopt.schedule import Schedule, modes_from_experts
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_bounds import (
+    choice_energy_cuts,
+    choice_lp_bound,
     class_partition_bound,
     count_bound,
     heads_tails,
@@ -94,6 +96,14 @@ def _hint_candidates(dag: TaskDAG, instance: LayerInstance, cost: CostModel, mul
     if not out and not multi and usable("sieve-plus"):
         r = solve("sieve-plus", dag, instance, cost)
         out.append(r.schedule)
+    if not out:  # other targets: the policies that declare a CP-SAT warm-start rank, if usable
+        from sieveopt.solvers import cpsat_hint_policies
+
+        for name in cpsat_hint_policies():
+            if usable(name) and (r := solve(name, dag, instance, cost)).schedule is not None:
+                out.append(r.schedule)
+                if not multi:
+                    break
     if not out:  # any targets: every multi-mode task at its shortest mode
         out.append(list_schedule(dag, _shortest_modes(dag), policy="shortest-mode"))
     if multi:
@@ -164,6 +174,8 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     ht_ns = heads_tails(dag, d_exact, resource_aware=serial)
     cuts_ns = load_cuts(dag, d_exact, ht_ns)
     lb_ns = static_lower_bound(dag, d_exact, ht_ns, cuts_ns) if "cuts" in levers else ht_ns.critical_path_ns
+    if "cuts" in levers:
+        lb_ns = max(lb_ns, choice_lp_bound(choice_energy_cuts(dag, d_exact, ht_ns)))
     part = partition_bound(dag, d_exact, ht_ns) if ("partition" in levers or "multi_hint" in levers) else None
     if part is not None and "partition" in levers:
         lb_ns = max(lb_ns, part.bound_ns)
@@ -255,6 +267,8 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
                 any_on = model.new_bool_var("")
                 model.add_max_equality(any_on, [lit[t][m] for t, m, _ in c.terms])
                 ct.only_enforce_if(any_on)
+        for c in choice_energy_cuts(dag, dq, ht_q):
+            model.add(c.capacity * M >= c.capacity * c.const + sum(d * lit[t][m] for t, m, d in c.terms))
     # A quantised schedule scaled by q is a feasible ns schedule, so OPT_q >= OPT_ns / q >= lb_ns / q.
     lb_q = -(-lb_ns // q)
     if lb_q > 0:
@@ -267,7 +281,11 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
             for a, b in zip(cls, cls[1:], strict=False):
                 model.add_implication(lit[b][first], lit[a][first])  # mode `first` members come first
                 for m in modes:
-                    model.add(start[b] >= start[a] + dq[a][m]).only_enforce_if([lit[a][m], lit[b][m]])
+                    # serial resources: b after a; a resource of capacity > 1 may run both at once,
+                    # so only their start order is fixed (still valid: the tasks are interchangeable)
+                    serial_m = all(dag.resources[r].capacity == 1 for r in dag.tasks[a].modes[m].resources)
+                    gap = dq[a][m] if serial_m else 0
+                    model.add(start[b] >= start[a] + gap).only_enforce_if([lit[a][m], lit[b][m]])
                 nsym += 1
             if hint_q is not None:
                 hint_q = _canonical_hint(dag, hint_q, cls, first)

@@ -15,6 +15,7 @@ on the optimal makespan (used as redundant cuts in CP-SAT and to certify its bou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,6 +184,74 @@ def load_cuts(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails, max
             mandatory = any(k == len(durations[t]) for t, k in modes_in.items())
             cuts.append(LoadCut(rid, h + q, sub, mandatory))
     return cuts
+
+
+@dataclass(frozen=True)
+class EnergyCut:
+    """``capacity * M >= capacity * const + sum(duration * [task t runs in mode m])``."""
+
+    resource: int
+    capacity: int
+    const: int
+    terms: tuple[tuple[int, str, int], ...]   # (task, mode, duration)
+
+
+def choice_energy_cuts(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails) -> list[EnergyCut]:
+    """Energy cuts over the mode-choice experts of each GPU, valid without any enforcement.
+
+    Every expert task of GPU g runs in *some* mode, so with H (Q) the smallest head (tail) over
+    all its modes, ``M >= H + Q`` and each of its intervals lies in ``[H, M - Q]``: a resource of
+    capacity c can hold at most ``c (M - H - Q)`` of their durations. One cut per resource the
+    experts' modes hold (any target, any capacity); together they give the LP the fractional
+    assignment bound of the three-way (or n-way) choice, which per-resource cuts enforced only
+    when some term is present do not. Experts with exactly the GPU/PIM modes are left to the
+    split bounds (:func:`partition_bound`), so two-sided models are unchanged."""
+    cuts: list[EnergyCut] = []
+    for g in range(dag.num_gpus):
+        ex = [t for t in dag.tasks if t.kind == EXPERT and t.gpu == g and t.has_choice
+              and set(t.modes) != {MODE_GPU, MODE_PIM}]   # two-sided ones: the split bounds below
+        if not ex:
+            continue
+        H = min(ht.head[(t.tid, m)] for t in ex for m in t.modes)
+        Q = min(ht.tail[(t.tid, m)] for t in ex for m in t.modes)
+        terms: dict[int, list[tuple[int, str, int]]] = {}
+        for t in ex:
+            for m, mc in t.modes.items():
+                d = durations[t.tid][m]
+                if d > 0:
+                    for rid in mc.resources:
+                        terms.setdefault(rid, []).append((t.tid, m, d))
+        for rid, ts in terms.items():
+            cuts.append(EnergyCut(rid, dag.resources[rid].capacity, H + Q, tuple(ts)))
+    return cuts
+
+
+def choice_lp_bound(cuts: list[EnergyCut]) -> int:
+    """LP relaxation of the energy cuts (per constant, i.e. per GPU): the fractional n-way
+    assignment bound ``const + min T`` s.t. every resource's share fits ``capacity x T`` and
+    every task's modes sum to 1 (GLOP; rounded down with a safety margin, so still valid)."""
+    from ortools.linear_solver import pywraplp
+
+    best = 0
+    for const in sorted({c.const for c in cuts}):
+        group = [c for c in cuts if c.const == const]
+        lp = pywraplp.Solver.CreateSolver("GLOP")
+        if lp is None:
+            return 0
+        T = lp.NumVar(0, lp.infinity(), "T")
+        x: dict[tuple[int, str], object] = {}
+        for c in group:
+            for t, m, _d in c.terms:
+                if (t, m) not in x:
+                    x[(t, m)] = lp.NumVar(0, 1, "")
+        for t in {t for t, _ in x}:
+            lp.Add(sum(v for (tt, _), v in x.items() if tt == t) == 1)
+        for c in group:
+            lp.Add(sum(d * x[(t, m)] for t, m, d in c.terms) <= c.capacity * T)
+        lp.Minimize(T)
+        if lp.Solve() == pywraplp.Solver.OPTIMAL:
+            best = max(best, const + int(math.floor(T.solution_value() * (1 - 1e-9) - 1)))
+    return best
 
 
 def evaluate_cut(cut: LoadCut, modes: list[str] | tuple[str, ...]) -> int:

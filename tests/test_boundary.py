@@ -220,9 +220,11 @@ def test_models_doc_lists_every_field() -> None:
     named = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", doc))
     missing = [f"{cls.__name__}.{f.name}" for cls in (specs.ModelSpec, specs.AttentionSpec, specs.SystemSpec,
                                                      specs.GpuSpec, specs.HbmPimSpec, specs.DramTimingSpec,
-                                                     specs.PimSpec, specs.InterconnectSpec, RoutingProfile)
+                                                     specs.PimSpec, specs.InterconnectSpec, specs.OffloadSpec,
+                                                     specs.PcieSpec, specs.HostCpuSpec, specs.DimmNdpSpec,
+                                                     RoutingProfile)
                for f in dataclasses.fields(cls) if f.name not in named and f.name not in
-               ("attention", "gpu", "hbm_pim", "interconnect", "timing", "pim")]
+               ("attention", "gpu", "hbm_pim", "interconnect", "timing", "pim", "pcie", "cpu", "ndp")]
     assert not missing, f"add to docs/models.md: {missing}"
 
 

@@ -1,0 +1,135 @@
+"""TriMoE policies on the offloading DAG (modes ``gpu_fetch``/``cpu``/``ndp``, :mod:`sieveopt.offload_tiers`).
+
+* ``trimoe``: the paper's hot/warm/cold classification + bottleneck-aware greedy
+  (:mod:`sieveopt.solvers.trimoe_ref`; ``impl=numba`` runs the compiled twin, whose decision
+  latency is measured per layer and charged like Sieve's).
+* the paper's baselines (trimoe_gem.md §1.1 item 2): ``gpu-cpu`` ("GPU-CPU designs offload cold
+  experts to the CPU": an expert runs on the CPU when the CPU is faster than the GPU including
+  its PCIe fetch, else on the GPU), ``gpu-ndp`` ("GPU-NDP designs offload all non-hot experts
+  to DIMM-NDP": the GPU only when it beats NDP) and ``gpu-fetch`` (GPU-only, every expert's
+  weights fetched over PCIe).
+
+Every policy fixes modes and hands them to the list scheduler (:func:`sieveopt.solvers.sieve.finish`),
+so its schedule is a real schedule of the DAG that ``check()`` verifies.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sieveopt.dag import SHARED, TaskDAG
+from sieveopt.instance import LayerInstance
+from sieveopt.models.costmodel import CostModel
+from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP, ndp_ridge_tokens
+from sieveopt.solvers.base import SolveResult
+from sieveopt.solvers.sieve import finish
+from sieveopt.solvers.trimoe_ref import CLASS_NAMES, trimoe_plan_ref
+from sieveopt.targets import MODE_GPU
+
+_UNIT_MODE = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
+
+
+@dataclass(frozen=True)
+class TrimoeInputs:
+    """One GPU's planner inputs (integer ns from the DAG)."""
+
+    gpu: int
+    experts: np.ndarray     # routed expert ids
+    tokens: np.ndarray
+    t_gpu: np.ndarray       # gpu_fetch durations
+    t_cpu: np.ndarray
+    t_ndp: np.ndarray
+    base_gpu_ns: int        # shared experts on the GPU (they run beside the routed ones)
+    num_dimms: int
+    n_warm: int
+
+
+def _arr(tasks: list, f: Any) -> np.ndarray:
+    return np.array([f(t) for t in tasks], np.int64)
+
+
+def trimoe_inputs(dag: TaskDAG, instance: LayerInstance) -> list[TrimoeInputs]:
+    """Per-GPU inputs of the TriMoE planner, read from the DAG's mode durations."""
+    n_warm = ndp_ridge_tokens(instance.system, instance.model)
+    out = []
+    for g in range(dag.num_gpus):
+        tasks = [t for t in dag.tasks if t.kind == "expert" and t.gpu == g]
+        base = sum(t.modes[MODE_GPU].duration_ns for t in dag.tasks if t.kind == SHARED and t.gpu == g)
+        dimms = dag.resource("ndp", g).capacity
+        out.append(TrimoeInputs(g, _arr(tasks, lambda t: t.expert), _arr(tasks, lambda t: t.tokens),
+                                _arr(tasks, lambda t: t.modes[MODE_GPU_FETCH].duration_ns),
+                                _arr(tasks, lambda t: t.modes[MODE_CPU].duration_ns),
+                                _arr(tasks, lambda t: t.modes[MODE_NDP].duration_ns), int(base), int(dimms), n_warm))
+    return out
+
+
+def plan(inp: TrimoeInputs, impl: str = "numba") -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(unit per expert, class per expert, predicted makespan ns, decision ns) on one GPU."""
+    if impl == "numba":
+        from sieveopt.solvers._trimoe_numba import make_workspace, trimoe_plan, warm_up
+
+        warm_up()
+        n = len(inp.tokens)
+        out, loads = make_workspace(n, inp.num_dimms, int(inp.tokens.max(initial=0)))
+        data = np.stack([inp.t_gpu, inp.t_cpu, inp.t_ndp, inp.tokens]).astype(np.int64)
+        ints = np.array([inp.n_warm, inp.base_gpu_ns, inp.num_dimms], np.int64)
+        t0 = time.perf_counter_ns()
+        m = trimoe_plan(data, ints, out, loads)
+        dt = time.perf_counter_ns() - t0
+        if m < 0:
+            raise RuntimeError("trimoe_plan: workspace too small for the largest token count")
+        return out[0, :n].copy(), out[1, :n].copy(), int(m), dt
+    t0 = time.perf_counter_ns()
+    u, c, m = trimoe_plan_ref(inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
+                              inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
+    dt = time.perf_counter_ns() - t0
+    return np.array(u, np.int64), np.array(c, np.int64), int(m), dt
+
+
+def solve_trimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, impl: str = "numba",
+                 **_: Any) -> SolveResult:
+    """TriMoE's classification + bottleneck-aware greedy on every GPU."""
+    t_wall = time.perf_counter()
+    modes: dict[int, str] = {}
+    classes = {name: 0 for name in CLASS_NAMES}
+    predicted, decision = 0, 0
+    for inp in trimoe_inputs(dag, instance):
+        unit, cls, m, dt = plan(inp, impl)
+        for e, u in zip(inp.experts.tolist(), unit.tolist(), strict=True):
+            modes[e] = _UNIT_MODE[min(u, 2)]
+        for c in cls.tolist():
+            classes[CLASS_NAMES[c]] += 1
+        predicted, decision = max(predicted, m), max(decision, dt)
+    meta = {"impl": impl, "classes": classes, "predicted_expert_phase_ns": predicted,
+            "n_warm_tokens": ndp_ridge_tokens(instance.system, instance.model)}
+    return finish(dag, "trimoe", modes, attention=MODE_GPU, wall_t0=t_wall,
+                  decision_ns=decision if impl == "numba" else None, meta=meta)
+
+
+def _static(dag: TaskDAG, policy: str, choose) -> SolveResult:  # noqa: ANN001
+    t_wall = time.perf_counter()
+    modes = {t.expert: choose(t) for t in dag.tasks if t.kind == "expert"}
+    return finish(dag, policy, modes, attention=MODE_GPU, wall_t0=t_wall, decision_ns=0)
+
+
+def _faster(t: Any, alt: str) -> str:
+    return MODE_GPU_FETCH if t.modes[MODE_GPU_FETCH].duration_ns <= t.modes[alt].duration_ns else alt
+
+
+def solve_gpu_cpu(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
+    """GPU-CPU offloading: cold experts (CPU faster than GPU + fetch) on the CPU, the rest on the GPU."""
+    return _static(dag, "gpu-cpu", lambda t: _faster(t, MODE_CPU))
+
+
+def solve_gpu_ndp(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
+    """GPU-NDP offloading: non-hot experts (NDP faster than GPU + fetch) on DIMM-NDP."""
+    return _static(dag, "gpu-ndp", lambda t: _faster(t, MODE_NDP))
+
+
+def solve_gpu_fetch(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
+    """GPU only, every routed expert fetched over PCIe."""
+    return _static(dag, "gpu-fetch", lambda t: MODE_GPU_FETCH)
