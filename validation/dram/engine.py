@@ -470,21 +470,7 @@ def _sched(p, now, m, pim, log):
             m[st + ST_RDLAT] += done - m[e + F_ARR]
         if done > m[st + ST_LAST_DATA]:
             m[st + ST_LAST_DATA] = done
-        # remove entry ``pick`` from the ring, moving the shorter side (order is kept)
-        if pick < n - 1 - pick:
-            for i in range(pick, 0, -1):
-                d = _slot(q0, h, i, qmax)
-                s_ = _slot(q0, h, i - 1, qmax)
-                for f in range(N_FIELD):
-                    m[d + f] = m[s_ + f]
-            m[qh] = h + 1 if h + 1 < qmax else 0
-        else:
-            for i in range(pick, n - 1):
-                d = _slot(q0, h, i, qmax)
-                s_ = _slot(q0, h, i + 1, qmax)
-                for f in range(N_FIELD):
-                    m[d + f] = m[s_ + f]
-        m[qn + w] = n - 1
+        _ring_remove(q0, qh, qn + w, pick, qmax, m)  # order kept
         m[m[O_S] + S_QUEUED] -= 1
     return True, now + 1
 
