@@ -70,6 +70,15 @@ def check(schedule: Schedule, dag: TaskDAG) -> CheckReport:
             ev = events.setdefault(rid, [])
             ev.append((int(s[t.tid]), 1, t.tid))
             ev.append((int(e[t.tid]), -1, t.tid))
+    check_resource_events(dag, events, v)
+    return CheckReport(tuple(v))
+
+
+def check_resource_events(dag: TaskDAG, events: dict[int, list[tuple[int, int, int]]],
+                          violations: list[str], where: str = "") -> None:
+    """Sweep each resource's (time, +1 start / -1 end, task) events and append every point where
+    more tasks hold it than its capacity; ``where`` qualifies the time (e.g. "(mod 500)").
+    Shared by :func:`check` and the periodic check."""
     for rid, ev in events.items():
         ev.sort(key=lambda x: (x[0], x[1]))  # ends (-1) before starts (+1) at equal times
         cap, load, active = dag.resources[rid].capacity, 0, set()
@@ -78,11 +87,11 @@ def check(schedule: Schedule, dag: TaskDAG) -> CheckReport:
             if delta > 0:
                 if load > cap:
                     others = ", ".join(dag.tasks[o].name for o in sorted(active)[:3])
-                    v.append(f"resource {dag.resources[rid].name}: {dag.tasks[tid].name} at {time} overlaps {others}")
+                    violations.append(f"resource {dag.resources[rid].name}: {dag.tasks[tid].name} at {time}"
+                                      f"{where} overlaps {others}")
                 active.add(tid)
             else:
                 active.discard(tid)
-    return CheckReport(tuple(v))
 
 
 def assert_valid(schedule: Schedule, dag: TaskDAG) -> None:

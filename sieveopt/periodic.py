@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.check import CheckReport, check, check_task_times
+from sieveopt.check import CheckReport, check, check_resource_events, check_task_times
 from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
 from sieveopt.execution_model import ExecutionModel
 from sieveopt.instance import LayerInstance
@@ -208,19 +208,7 @@ def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckRepor
             for p0, p1 in parts:
                 ev.append((p0, 1, t.tid))
                 ev.append((p1, -1, t.tid))
-    for rid, ev in events.items():
-        ev.sort(key=lambda x: (x[0], x[1]))
-        cap, load, active = dag.resources[rid].capacity, 0, set()
-        for time, delta, tid in ev:
-            load += delta
-            if delta > 0:
-                if load > cap:
-                    others = ", ".join(dag.tasks[o].name for o in sorted(active)[:3])
-                    v.append(f"resource {dag.resources[rid].name}: {dag.tasks[tid].name} at {time} (mod "
-                             f"{lam}) overlaps {others}")
-                active.add(tid)
-            else:
-                active.discard(tid)
+    check_resource_events(dag, events, v, where=f" (mod {lam})")
     return CheckReport(tuple(v))
 
 
