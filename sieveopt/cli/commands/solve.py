@@ -234,7 +234,7 @@ def _compare(args: argparse.Namespace) -> int:
     def render(d: dict) -> None:
         rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
-        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers: makespan (us)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution, {d['cost_model']} cost model: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
         for bp, b in d["bounds"].items():
             cols = ["layer", *policies, f"{bp} objective", f"{bp} bound"]
