@@ -444,14 +444,7 @@ def _sched(p, now, m, pim, log):
     g = m[e + F_BG]
     b = m[e + F_BANK]
     st = m[O_STATS] + p * N_STAT
-    if m[e + F_STAT] == 0:
-        m[e + F_STAT] = 1
-        if pick_cmd == ACT:
-            m[st + ST_MISSES] += 1
-        elif pick_cmd == PRE:
-            m[st + ST_CONFLICTS] += 1
-        else:
-            m[st + ST_HITS] += 1
+    _classify_request(e, st, pick_cmd, m)
     is_col = pick_cmd == RD or pick_cmd == RDA or pick_cmd == WR or pick_cmd == WRA
     if is_col:  # leaves the queue (bookkeeping before _issue, which may close the bank)
         bi = g * bpg + b
@@ -586,6 +579,19 @@ def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
 
 
 @njit(cache=True)
+def _classify_request(e, st, cmd, m):
+    """On a request's first command, count it once as a row miss (ACT), conflict (PRE) or hit."""
+    if m[e + F_STAT] == 0:
+        m[e + F_STAT] = 1
+        if cmd == ACT:
+            m[st + ST_MISSES] += 1
+        elif cmd == PRE:
+            m[st + ST_CONFLICTS] += 1
+        else:
+            m[st + ST_HITS] += 1
+
+
+@njit(cache=True)
 def _ring_remove(q0, qh, qn, pick, qmax, m):
     """Remove entry ``pick`` of a ring-buffer queue, moving the shorter side (order kept)."""
     h = m[qh]
@@ -669,14 +675,7 @@ def _sched_ch(c, now, m, pim, log):
     g = m[e + F_BG]
     b = m[e + F_BANK]
     st = m[O_STATS] + p * N_STAT
-    if m[e + F_STAT] == 0:
-        m[e + F_STAT] = 1
-        if cmd == ACT:
-            m[st + ST_MISSES] += 1
-        elif cmd == PRE:
-            m[st + ST_CONFLICTS] += 1
-        else:
-            m[st + ST_HITS] += 1
+    _classify_request(e, st, cmd, m)
     _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     if cmd == RD or cmd == WR:
         if cmd == WR:
