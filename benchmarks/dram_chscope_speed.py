@@ -29,30 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-PRESET = "ramulator2_hbm3_2gbps"
-
-
-def make_trace(kind: str, n: int, channels: int = 1, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Byte addresses and write flags (same generator as the Ramulator parity traces)."""
-    cap = channels * 2 * 16 * 8192 * 1024
-    rng = np.random.default_rng(seed)
-    wr = np.zeros(n, dtype=np.int64)
-    if kind == "seq":
-        a = np.arange(n) * 32
-    elif kind == "random":
-        a = rng.integers(0, cap // 32, n) * 32
-    elif kind == "random_rw":
-        a = rng.integers(0, cap // 32, n) * 32
-        wr = (rng.random(n) < 0.3).astype(np.int64)
-    else:
-        raise ValueError(f"unknown trace kind {kind!r}: use seq, random or random_rw")
-    return a.astype(np.int64), wr
-
-
-def write_trace(path: Path, a: np.ndarray, wr: np.ndarray) -> None:
-    with path.open("w") as fh:
-        fh.write("".join(("ST 0x%x\n" if w else "LD 0x%x\n") % x
-                         for x, w in zip(a.tolist(), wr.tolist(), strict=True)))
+# The traces and preset of the Ramulator parity fixtures: one generator for both.
+from sieveopt.validation.dram.ramulator_parity import PRESET, make_trace, write_trace
 
 
 def cli_run(path: Path) -> tuple[float, dict]:
@@ -110,7 +88,7 @@ def main() -> None:
         for _, cls in classes:  # numba cache load / compile outside the timings
             simulate(cls, cfg, warm, np.zeros_like(warm))
         for kind in args.kinds.split(","):
-            a, wr = make_trace(kind, n)
+            a, wr = make_trace(kind, n, 1)
             row: dict = {"trace": kind, "requests": n}
             if not args.no_cli:
                 p = Path(d) / f"{kind}.trace"
