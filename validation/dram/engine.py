@@ -454,15 +454,7 @@ def _sched(p, now, m, pim, log):
             m[m[O_BMASK] + p * 2 + w] &= ~(1 << bi)
     _issue(pick_cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     if is_col:
-        if is_wr:
-            done = now + m[P_NCWL] + m[P_NBL]
-            m[st + ST_WRITES] += 1
-        else:
-            done = now + m[P_NCL] + m[P_NBL]
-            m[st + ST_READS] += 1
-            m[st + ST_RDLAT] += done - m[e + F_ARR]
-        if done > m[st + ST_LAST_DATA]:
-            m[st + ST_LAST_DATA] = done
+        _count_column(is_wr, e, st, now, m)
         _ring_remove(q0, qh, qn + w, pick, qmax, m)  # order kept
         m[m[O_S] + S_QUEUED] -= 1
     return True, now + 1
@@ -592,6 +584,21 @@ def _classify_request(e, st, cmd, m):
 
 
 @njit(cache=True)
+def _count_column(is_wr, e, st, now, m):
+    """Statistics of a request served by its column command at ``now``: reads/writes, read
+    latency and the end of the last data burst."""
+    if is_wr:
+        done = now + m[P_NCWL] + m[P_NBL]
+        m[st + ST_WRITES] += 1
+    else:
+        done = now + m[P_NCL] + m[P_NBL]
+        m[st + ST_READS] += 1
+        m[st + ST_RDLAT] += done - m[e + F_ARR]
+    if done > m[st + ST_LAST_DATA]:
+        m[st + ST_LAST_DATA] = done
+
+
+@njit(cache=True)
 def _ring_remove(q0, qh, qn, pick, qmax, m):
     """Remove entry ``pick`` of a ring-buffer queue, moving the shorter side (order kept)."""
     h = m[qh]
@@ -678,15 +685,7 @@ def _sched_ch(c, now, m, pim, log):
     _classify_request(e, st, cmd, m)
     _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     if cmd == RD or cmd == WR:
-        if cmd == WR:
-            done = now + m[P_NCWL] + m[P_NBL]
-            m[st + ST_WRITES] += 1
-        else:
-            done = now + m[P_NCL] + m[P_NBL]
-            m[st + ST_READS] += 1
-            m[st + ST_RDLAT] += done - m[e + F_ARR]
-        if done > m[st + ST_LAST_DATA]:
-            m[st + ST_LAST_DATA] = done
+        _count_column(cmd == WR, e, st, now, m)
         m[m[O_S] + S_QUEUED] -= 1
         if from_active:
             for i in range(best, m[an] - 1):
