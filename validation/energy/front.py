@@ -7,7 +7,7 @@ CP-SAT's minimum cost-model energy under makespan limits ``T* x factor``
 Each policy's (makespan, energy) is placed beside it, and its distance to the front is measured
 at its *own* makespan: CP-SAT's least energy with ``makespan <= the policy's makespan`` on the
 DAG the policy executes (PIMoE's expert-parallel DAG for ``pimoe``), hinted by the policy's
-schedule (so never worse than it). ``gap`` = policy energy / that optimum - 1 and ``gap_vs_bound``
+schedule and the front's schedules that fit (so never worse than it). ``gap`` = policy energy / that optimum - 1 and ``gap_vs_bound``
 = policy energy / its certified bound - 1 (an upper bound on the true gap).
 
 Execution model: serialized layer (one batch through one layer DAG); cost model: the DAG's
@@ -49,14 +49,26 @@ def layer_front(inst: Any, em: Any, *, policies: tuple[str, ...] = POLICIES,
             raise AssertionError(f"cpsat-energy schedule fails check() at limit {limit_ns} ns")
         return {"limit_ns": int(limit_ns), "status": r.status, "makespan_ns": r.makespan_ns,
                 "energy_J": r.meta["energy_J"], "bound_J": r.meta["bound_J"], "gap": r.meta["gap"],
-                "wall_s": r.wall_s}
+                "wall_s": r.wall_s, "schedule": r.schedule}
 
-    front = [{"factor": f, **solve(dag, int(cp.makespan_ns * f), same_dag)} for f in factors]
+    # Limits in increasing order, each point hinted by the earlier ones' schedules too (feasible
+    # under a looser limit): the front is non-increasing even where CP-SAT stops at FEASIBLE.
+    front: list[dict[str, Any]] = []
+    found = []
+    for f in sorted(factors):
+        pt = {"factor": f, **solve(dag, int(cp.makespan_ns * f), [*same_dag, *found])}
+        found.append(pt.pop("schedule"))
+        front.append(pt)
+    _tighten_bounds(front)
     pts: dict[str, Any] = {}
     for p, run in runs.items():
         s = run.result.schedule
         e = schedule_energy_J(run.dag, s, em)
-        own = solve(run.dag, s.makespan_ns, [s] if run.dag is not dag else same_dag)
+        own = solve(run.dag, s.makespan_ns, [s] if run.dag is not dag else [*same_dag, *found])
+        own.pop("schedule")
+        if run.dag is dag:   # E*(m) >= E*(L) >= bound(L) for every front limit L >= m
+            own["bound_J"] = max([own["bound_J"] or 0.0,
+                                  *(f["bound_J"] or 0.0 for f in front if f["limit_ns"] >= s.makespan_ns)]) or None
         pts[p] = {"makespan_ns": int(s.makespan_ns), "energy_J": e, "check_ok": bool(run.check.ok),
                   "own_dag": run.dag is not dag, "front_at_makespan": own,
                   "gap": None if not own["energy_J"] else e / own["energy_J"] - 1.0,
@@ -65,3 +77,16 @@ def layer_front(inst: Any, em: Any, *, policies: tuple[str, ...] = POLICIES,
             "tstar_status": cp.status, "tstar_bound_ns": cp.bound_ns,
             "tstar_energy_J": schedule_energy_J(dag, cp.schedule, em), "front": front, "policies": pts,
             "wall_s": time.perf_counter() - t0}
+
+
+def _tighten_bounds(front: list[dict[str, Any]]) -> None:
+    """The least energy is non-increasing in the limit, so a looser limit's certified bound is a
+    bound at every tighter one: each point keeps the largest bound at or beyond its limit, and
+    its ``gap`` is recomputed against it."""
+    best = None
+    for pt in sorted(front, key=lambda p: -p["limit_ns"]):
+        if pt["bound_J"] is not None:
+            best = pt["bound_J"] if best is None else max(best, pt["bound_J"])
+        if best is not None and pt["energy_J"] is not None:
+            pt["bound_J"] = min(best, pt["energy_J"])
+            pt["gap"] = pt["energy_J"] / pt["bound_J"] - 1.0 if pt["bound_J"] else None
