@@ -117,3 +117,32 @@ def test_cli_replay_json_has_step_energy(capsys):
     assert st["outside_moe"]["time_ns"]["replayed_by_part"]["dense"] > 0
     assert set(st["error_pct"]) == set(st["within_tolerance"]) == {*COMPONENTS, "total"}
     assert st["J_per_token"] == pytest.approx(st["replayed_total_J"] / 8)
+
+
+def test_study_rows_carry_the_whole_step_energy():
+    from sieveopt.instance import sample_layers
+    from sieveopt.study import energy_summary, run_study
+
+    model, system = load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 1)
+    rows, _ = run_study(sample_layers(model, system, 8, 1, 0), ("sieve",), replay=True)
+    (r,) = rows
+    st = r.step_energy
+    assert st["predicted_J"] > model.num_moe_layers * r.energy_J * 0.999
+    assert st["replayed_J"] > model.num_moe_layers * r.replay_energy_J * 0.999
+    assert st["error_pct"] == pytest.approx(100 * (st["predicted_J"] - st["replayed_J"]) / st["replayed_J"])
+    (s,) = energy_summary(rows, ("sieve",), 8)
+    assert s["replay_step_J_per_token"] == pytest.approx(st["replayed_J"] / 8)
+    assert s["energy_mJ"] == pytest.approx(r.energy_J * 1e3)
+
+
+def test_cli_run_says_energy_unavailable(tmp_path, capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    assert main(["run", "--system", "duplex-logic-pim", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8",
+                 "--layers", "1", "--policies", "sieve", "--no-replay", "--ignore-capacity",
+                 "--out", str(tmp_path / "o"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["energy"]["available"] is False and "no energy file" in d["energy"]["reason"]
+    assert all(r["energy_J"] is None for r in d["rows"])
