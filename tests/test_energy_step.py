@@ -146,3 +146,16 @@ def test_cli_run_says_energy_unavailable(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["energy"]["available"] is False and "no energy file" in d["energy"]["reason"]
     assert all(r["energy_J"] is None for r in d["rows"])
+
+
+def test_cli_pareto_says_energy_unavailable(tmp_path, capsys):
+    import json
+
+    from sieveopt.cli.main import main
+
+    assert main(["pareto", "--system", "duplex-logic-pim", "--model", "qwen3-30b-a3b", "--gpus", "1",
+                 "--batches", "8", "--layers", "1", "--policies", "sieve", "--ignore-capacity",
+                 "--out", str(tmp_path / "o"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["energy"]["available"] is False and "no energy file" in d["energy"]["reason"]
+    assert all(r["step_energy_mJ"] is None and r["tokens_per_J"] is None for r in d["rows"])
