@@ -51,6 +51,7 @@ def _args(argv=None):
     p.add_argument("--time-limit", type=float, default=2.0, help="CP-SAT deterministic time per solve (s)")
     p.add_argument("--configs", default=None, help="model:gpus:b1/b2,... (default: the paper's three, B=16/64/256)")
     p.add_argument("--static-W", type=float, default=None, help="override the GPU static power (an open value)")
+    p.add_argument("--factors", default=None, help="limits as multiples of T*, comma-separated (default 1,1.05,1.1,1.25,1.5,2)")
     a = p.parse_args(argv)
     a.out, a.t0 = Path(a.out), time.perf_counter()
     return a
@@ -85,7 +86,8 @@ def run(a) -> list[dict[str, Any]]:
     from sieveopt.models.catalog import load_model, load_system
     from sieveopt.validation.energy.front import LIMIT_FACTORS, layer_front
 
-    factors = (1.0, 1.25) if a.quick else LIMIT_FACTORS
+    factors = (tuple(float(x) for x in a.factors.split(",")) if a.factors
+               else (1.0, 1.25) if a.quick else LIMIT_FACTORS)
     out = []
     for name, gpus, batch in _configs(a):
         model, system = load_model(name), load_system(SYSTEM, gpus)
