@@ -192,8 +192,7 @@ def _render_energy(e: dict) -> None:
     def f(x, fmt="{:.4g}"):
         return "-" if x is None else fmt.format(x)
 
-    print_table("energy (medians): per MoE layer, and per generated token of the whole step (every MoE layer "
-                "like the sampled one + embedding, LM head, dense layers replayed)",
+    print_table("energy, medians (whole step: every MoE layer like the sampled one + the rest, replayed)",
                 ["policy", "layer mJ", "replayed mJ", "step J/token", "replayed J/token", "step error",
                  "out of tolerance"],
                 [(s["policy"], f(s["energy_mJ"]), f(s["replay_energy_mJ"]), f(s["step_J_per_token"]),
