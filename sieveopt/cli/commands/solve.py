@@ -146,7 +146,7 @@ def _solve(args: argparse.Namespace) -> int:
     lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
     bar = Steps(args, 1, f"{args.policy}: solving one layer")
     bar.advance()
-    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns), **params)
+    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions.for_system(system, scheduler_latency_ns=lat.ns), **params)
     bar.close()
     res = run.result
     if res.schedule is None:
