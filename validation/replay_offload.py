@@ -47,6 +47,14 @@ PCIE_PAYLOAD_BYTES = 256
 PCIE_TLP_OVERHEAD_BYTES = 26
 PCIE_ENCODING = 128.0 / 130.0
 
+#: Stated agreement of one replayed NDP job with the NDP cost hook (|predicted - replayed| /
+#: replayed), tested in tests/test_ndp_replay.py. Compute-bound jobs (tokens >= the NDP ridge)
+#: agree to < 0.5 % (the same closed-form compute on both sides). Read-bound jobs replay slower
+#: than the hook's ``W / (dimm_bw x internal_bw_multiplier)``: all-bank refresh (tRFC1 / tREFI =
+#: 295 / 3900 ns = 7.6 % of every rank's time) and, with 4 ranks per sub-channel, the shared CA
+#: bus (two-cycle RD and ACT: 4 ranks x 2 of every 8 cycles) - about -10.6 % on DDR5-4800.
+NDP_COST_TOLERANCE = 0.12
+
 
 @dataclass(frozen=True, eq=False)
 class HostTimes:
