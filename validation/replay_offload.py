@@ -97,6 +97,12 @@ class HostTimes:
 _HOSTS: dict[int, tuple[Any, HostTimes]] = {}
 
 
+def clear_cache() -> None:
+    """Forget every simulated host time (for cold measurements; the DRAM API's own caches are
+    cleared by :func:`sieveopt.validation.replay_dram.clear_cache`)."""
+    _HOSTS.clear()
+
+
 def host_times(system: Any) -> HostTimes:
     """The simulated host of ``system`` (one per system object)."""
     hit = _HOSTS.get(id(system))
