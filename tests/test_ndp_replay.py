@@ -165,3 +165,19 @@ def test_replay_without_a_dimm_preset_names_the_field() -> None:
     run = run_layer(inst, "trimoe")
     with pytest.raises(SieveoptError, match="offload.ndp.dram_preset"):
         replay(run.result.schedule, run.dag, system, instance=inst)
+
+
+def test_offload_mode_names_appear_only_in_their_own_modules() -> None:
+    """Issue 16's integration rule: the three tiers reach the rest of the tool through the target
+    registry; no other module names them (registry entries, the TriMoE policies and TriMoE's own
+    modules: file names with trimoe / offload / relayout in them)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    own = re.compile(r"trimoe|offload|relayout")
+    pat = re.compile(r"""["'](gpu_fetch|ndp)["']""")
+    offenders = [str(p.relative_to(root)) for d in ("sieveopt", "solvers", "models", "validation")
+                 for p in (root / d).rglob("*.py")
+                 if not own.search(p.name) and pat.search(p.read_text())]
+    assert offenders == []
