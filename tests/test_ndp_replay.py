@@ -181,3 +181,24 @@ def test_offload_mode_names_appear_only_in_their_own_modules() -> None:
                  for p in (root / d).rglob("*.py")
                  if not own.search(p.name) and pat.search(p.read_text())]
     assert offenders == []
+
+
+def test_ndp_stream_command_log_obeys_every_ddr5_timing_rule() -> None:
+    """The 4-rank NDP view's command log (shared CA bus, two-cycle ACT/RD, refresh per rank) passes
+    the independent checker, and the CA bus is what limits it: its reads never exceed one per
+    two cycles per sub-channel."""
+    from sieveopt.validation.dram.checker import check_log
+    from sieveopt.validation.dram.sim import CommandLog, DramSim
+    from sieveopt.validation.dram.timing import CMD
+
+    cfg = ndp.ndp_config(api.load_dram_preset("ddr5_4800_rdimm"), ranks=4)
+    log = CommandLog()
+    sim = DramSim(cfg, channels=1, observer=log, frontend_requests_per_cycle=0)
+    r = api.stream_requests(cfg, 4096)
+    sim.feed(r["pch"], r["bg"], r["bank"], r["row"], r["col"], r["wr"])
+    st = sim.finish()
+    rec = log.records
+    assert check_log(cfg, rec) == []
+    assert st.reads == 4 * 4096 and st.commands.get("REF", 0) > 0
+    rd = np.sort(rec["cycle"][rec["cmd"] == CMD["RD"]])
+    assert np.diff(rd).min() >= 2
