@@ -33,5 +33,6 @@ def test_study_rows_are_checked_replayed_and_the_ablations_hold(tmp_path):
     summary = m.summarise(rows)
     assert {s["policy"] for s in summary} == pols
     assert all(s["tokens_per_s_replayed"] > 0 for s in summary)
+    assert all(0 < r["util_gpu_compute"] <= r["util_gpu"] for r in rows if r["policy"] != "gpu-cpu" or r["experts_gpu_fetch"])
     m.plots(summary, tmp_path)
     assert (tmp_path / "trimoe_throughput.png").stat().st_size > 0
