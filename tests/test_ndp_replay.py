@@ -71,19 +71,19 @@ def test_replayed_ndp_job_agrees_with_the_cost_model_within_the_stated_tolerance
     system, m = load_system(SYSTEM), load_model(model)
     cost = RooflineCostModel(system, m)
     ht = host_times(system)
+    from types import SimpleNamespace
+
+    from sieveopt.validation.gpu_model import GpuModel
     from sieveopt.validation.replay import ReplayTimers, make_timer
     from sieveopt.validation.replay_offload import ndp_task_time
 
     timer = make_timer(system, m)
-    ctx = ReplayTimers(None, timer, None)  # type: ignore[arg-type]
+    ctx = ReplayTimers(GpuModel(system, timer.stream_ns), timer, None)
     ridge = ndp_ridge_tokens(system, m)
     for n in (1, 2, ridge, ridge + 1, 4 * ridge):
         work = expert_work(m, n)
-
-        class _T:  # the task fields a timer reads
-            kind, tokens = "expert", n
-        _T.work = work
-        tt = ndp_task_time(ctx, _T, MODE_NDP)
+        task = SimpleNamespace(kind="expert", tokens=n, work=work)   # the fields a timer reads
+        tt = ndp_task_time(ctx, task, MODE_NDP)
         replayed = tt.overhead_ns + tt.body_ns
         predicted = ndp_cost_ns(cost, work)
         err = (predicted - replayed) / replayed
