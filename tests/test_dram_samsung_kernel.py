@@ -18,22 +18,49 @@ SAM = "samsung_hbm2_pim"
 
 def test_kernel_command_stream_matches_pimsimulator_counts():
     # 4096 x 4096 FP16 over 64 pCHs (4 stacks): 64 output rows per pCH, 512 KB per pCH,
-    # 32 KB = 32 DRAM rows per bank, 64 MACs per row (32 x 32 B per bank pair member)
+    # 32 KB = 32 DRAM rows per bank. Samsung's layout puts input tile k in the even (k even)
+    # or odd bank of each pair, so an activation serves one bank's row: 32 MACs, 64
+    # activations (PIMSimulator's trace of channel 0: 2048 MAC reads, 64 weight-row ACTs
+    # plus 3 reopened after refreshes, 256 GRF_A writes)
     cfg = load_dram_preset(SAM, stacks=4, refresh=False)
     lay = gemv_layout(cfg, 4096, 4096)
     assert lay.tile_gwr == (8,) * 32          # 4096 / 128 tiles of 128 FP16 = 8 x 32 B
-    assert lay.dram_rows == 32 and lay.macs == (64,) * 32
-    assert (lay.prologue, lay.epilogue) == (5, 11)
+    assert lay.dram_rows == 32 and lay.macs == (32,) * 64 and lay.total_macs == 2048
+    assert (lay.prologue, lay.epilogue) == (6, 11)
     prog = pim_program(cfg, [(4096, 4096)], 1)
     cmd = prog.cmd
-    assert (cmd == CMD["GWR"]).sum() == 32 * 8 + 16
-    # one tile per weight row: each upload opens and closes the register row
+    assert (cmd == CMD["GWR"]).sum() == 32 * 8 + 6 + 11
+    assert (cmd == CMD["MAC"]).sum() == 2048
+    # the register row (odd banks) costs its own ACTAB/PREAB next to an odd tile only: the
+    # 16 odd tiles' uploads; the even tiles' uploads hide it behind the even banks' MACs
     reg = prog.row == cfg.org.rows - 1
-    assert (cmd[reg] == CMD["ACTAB"]).sum() == 32 and (cmd[reg] == CMD["PREAB"]).sum() == 32
-    assert (cmd[~reg] == CMD["ACTAB"]).sum() == 32
+    assert (cmd[reg] == CMD["ACTAB"]).sum() == 16 and (cmd[reg] == CMD["PREAB"]).sum() == 16
+    assert (cmd[~reg] == CMD["ACTAB"]).sum() == 64 and (cmd[~reg] == CMD["PREAB"]).sum() == 64
+    # execution order: even tiles (rows 0..31 of the even banks, 2 rows per tile), then odd
+    mac_rows = prog.row[cmd == CMD["MAC"]]
+    assert mac_rows[:1024].tolist() == mac_rows[1024:].tolist() == np.repeat(np.arange(32), 32).tolist()
     # a tile's 8 uploads precede its 64 MACs
     first_mac = int(np.flatnonzero(cmd == CMD["MAC"])[0])
-    assert (cmd[:first_mac] == CMD["GWR"]).sum() == 5 + 8
+    assert (cmd[:first_mac] == CMD["GWR"]).sum() == 6 + 8
+
+
+def test_tile_periods_equal_pimsimulator_trace():
+    """With PIMSimulator's own timings, the cycles from one tile's first MAC to the next are
+    those of PIMSimulator's command trace of channel 0 (tests/fixtures/dram/pimsimulator/):
+    341 between even tiles (62 MACs 4 apart, one row switch of 31, upload 62 = read-to-write
+    15 + 7 writes 4 apart + write-to-read 19) and 388 next to odd ones (register-row round
+    trip 109). Refresh is off here (PIMSimulator's refresh lands elsewhere)."""
+    cfg = load_dram_preset("pimsimulator_hbm2_pim", stacks=4, refresh=False)
+    log = CommandLog()
+    DramSim(cfg, channels=1, pim=pim_program(cfg, [(4096, 4096)], 1), observer=log).finish()
+    rec = log.records[log.records["pch"] == 0]
+    c = rec["cmd"]
+    starts = rec["cycle"][1:][(c[1:] == CMD["MAC"]) & (c[:-1] != CMD["MAC"])
+                             & ~((c[:-1] == CMD["ACTAB"]) & (np.roll(c, 1)[:-1] == CMD["PREAB"])
+                                 & (np.roll(c, 2)[:-1] == CMD["MAC"]))]
+    gaps = np.diff(starts).tolist()
+    assert len(gaps) == 31 and gaps == [341] * 15 + [388] * 16
+    assert check_log(cfg, log.records, sharing="exclusive") == []
 
 
 def test_kernel_runs_clean_and_costs_more_than_one_upload():
@@ -44,6 +71,7 @@ def test_kernel_runs_clean_and_costs_more_than_one_upload():
     st = sim.finish()
     assert st.pim_end_cycle > 0 and check_log(cfg, log.records, sharing="exclusive") == []
     plain = load_dram_preset(SAM, stacks=4, **{"pim.input_tile_elements": 0,
+                                               "pim.tile_bank_parity": False,
                                                "pim.kernel_prologue_writes": 0,
                                                "pim.kernel_epilogue_writes": 0})
     tiled = load_dram_preset(SAM, stacks=4)
