@@ -44,25 +44,6 @@ def test_kernel_command_stream_matches_pimsimulator_counts():
     assert (cmd[:first_mac] == CMD["GWR"]).sum() == 6 + 8
 
 
-def test_tile_periods_equal_pimsimulator_trace():
-    """With PIMSimulator's own timings, the cycles from one tile's first MAC to the next are
-    those of PIMSimulator's command trace of channel 0 (tests/fixtures/dram/pimsimulator/):
-    341 between even tiles (62 MACs 4 apart, one row switch of 31, upload 62 = read-to-write
-    15 + 7 writes 4 apart + write-to-read 19) and 388 next to odd ones (register-row round
-    trip 109). Refresh is off here (PIMSimulator's refresh lands elsewhere)."""
-    cfg = load_dram_preset("pimsimulator_hbm2_pim", stacks=4, refresh=False)
-    log = CommandLog()
-    DramSim(cfg, channels=1, pim=pim_program(cfg, [(4096, 4096)], 1), observer=log).finish()
-    rec = log.records[log.records["pch"] == 0]
-    c = rec["cmd"]
-    starts = rec["cycle"][1:][(c[1:] == CMD["MAC"]) & (c[:-1] != CMD["MAC"])
-                             & ~((c[:-1] == CMD["ACTAB"]) & (np.roll(c, 1)[:-1] == CMD["PREAB"])
-                                 & (np.roll(c, 2)[:-1] == CMD["MAC"]))]
-    gaps = np.diff(starts).tolist()
-    assert len(gaps) == 31 and gaps == [341] * 15 + [388] * 16
-    assert check_log(cfg, log.records, sharing="exclusive") == []
-
-
 def test_kernel_runs_clean_and_costs_more_than_one_upload():
     cfg = load_dram_preset(SAM, refresh=False)
     prog = pim_program(cfg, [(512, 1024)], 2)

@@ -28,6 +28,7 @@ activations, cost model: none -- simulated cycles):
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def load_fixture(path: Path = FIXTURE) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+@lru_cache(maxsize=16)
 def pim_gemv_cycles(preset: str, rows: int = 4096, cols: int = 4096, *, refresh: bool = True) -> int:
     """Cycles of sieveopt's PIM GEMV kernel on ``preset`` over 4 stacks (64 pCHs)."""
     from sieveopt.validation.dram.api import load_dram_preset
@@ -54,6 +56,7 @@ def pim_gemv_cycles(preset: str, rows: int = 4096, cols: int = 4096, *, refresh:
     return int(DramSim(cfg, channels=1, pim=prog).finish().cycles)
 
 
+@lru_cache(maxsize=16)
 def nopim_gemv_cycles(preset: str, rows: int = 4096, cols: int = 4096, *, refresh: bool = True) -> int:
     """Cycles of PIMSimulator's no-PIM GEMV data movement on ``preset`` (module docstring)."""
     from sieveopt.validation.dram.api import load_dram_preset
