@@ -6,7 +6,9 @@ derived by hand from PIMSimulator's executeGemv / computeGemv; every log passes 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from sieveopt.errors import SpecError
 from sieveopt.validation.dram.api import load_dram_preset, pim_gemv_ns
 from sieveopt.validation.dram.checker import check_log
 from sieveopt.validation.dram.pim import gemv_layout, pim_program
@@ -59,3 +61,31 @@ def test_kernel_runs_clean_and_costs_more_than_one_upload():
     t_plain, t_tiled = pim_gemv_ns(plain, 4096, 4096, 1), pim_gemv_ns(tiled, 4096, 4096, 1)
     # 32 register-row round trips (PRE + ACT + write recovery) per GEMV: >= 10 % slower
     assert t_tiled > 1.10 * t_plain
+
+
+def test_parity_layout_tiles_that_end_mid_row():
+    """256 x 384 on one stack (16 pCH): 16 output rows per pCH, 768 B per bank = 24 accesses
+    per bank, 48 MACs per pCH over 3 input tiles of 128 = 16 MACs per tile. Tiles 0 and 2 read
+    the even banks (columns 0-15, then 16-31 of the same row: tile 2 starts mid-row), tile 1
+    the odd banks (columns 0-15)."""
+    cfg = load_dram_preset(SAM, refresh=False)
+    lay = gemv_layout(cfg, 256, 384)
+    assert lay.tile_gwr == (8, 8, 8) and lay.total_macs == 48
+    assert lay.macs == (16, 16, 16)           # one activation per tile (tiles 0, 2, then 1)
+    prog = pim_program(cfg, [(256, 384)], 1)
+    mac = prog.cmd == CMD["MAC"]
+    assert prog.col[mac].tolist() == [*range(16), *range(16, 32), *range(16)]
+    # every tile starts with a fresh activation of its bank's row; the odd tile's upload is the
+    # register-row round trip (it follows an even tile but must close the register row first)
+    reg = prog.row == cfg.org.rows - 1
+    assert (prog.cmd[~reg] == CMD["ACTAB"]).sum() == 3 and (prog.cmd[reg] == CMD["ACTAB"]).sum() == 1
+    log = CommandLog()
+    DramSim(cfg, channels=1, pim=prog, observer=log).finish()
+    assert check_log(cfg, log.records, sharing="exclusive") == []
+
+
+def test_parity_needs_bank_pairs_and_tiles():
+    with pytest.raises(SpecError, match="tile_bank_parity"):
+        load_dram_preset(SAM, **{"pim.input_tile_elements": 0})
+    with pytest.raises(SpecError, match="tile_bank_parity"):
+        load_dram_preset(SAM, **{"pim.banks_per_pu": 1})
