@@ -89,3 +89,14 @@ def test_parity_needs_bank_pairs_and_tiles():
         load_dram_preset(SAM, **{"pim.input_tile_elements": 0})
     with pytest.raises(SpecError, match="tile_bank_parity"):
         load_dram_preset(SAM, **{"pim.banks_per_pu": 1})
+
+
+def test_parity_actab_energy_opens_half_the_banks():
+    from sieveopt.validation.energy.idd import command_energy
+    from sieveopt.validation.energy.spec import dram_energy_spec
+
+    spec = dram_energy_spec(SAM)
+    pair = command_energy(load_dram_preset(SAM), spec)
+    whole = command_energy(load_dram_preset(SAM, **{"pim.tile_bank_parity": False}), spec)
+    assert pair.actab_pJ == pytest.approx(8 * (pair.act_pJ + pair.pre_pJ))
+    assert whole.actab_pJ == pytest.approx(2 * pair.actab_pJ)
