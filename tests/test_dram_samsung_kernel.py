@@ -72,6 +72,7 @@ def test_parity_layout_tiles_that_end_mid_row():
     lay = gemv_layout(cfg, 256, 384)
     assert lay.tile_gwr == (8, 8, 8) and lay.total_macs == 48
     assert lay.macs == (16, 16, 16)           # one activation per tile (tiles 0, 2, then 1)
+    assert lay.dram_rows == 1                 # the even banks' 32 MACs fill one row
     prog = pim_program(cfg, [(256, 384)], 1)
     mac = prog.cmd == CMD["MAC"]
     assert prog.col[mac].tolist() == [*range(16), *range(16, 32), *range(16)]

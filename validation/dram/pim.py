@@ -49,8 +49,8 @@ class GemvLayout:
     rows_per_pch: int
     bytes_per_bank: int
     partials: int           # results read back per pCH
-    dram_rows: int          # ACTAB/PREAB pairs
-    macs: tuple[int, ...]   # MAC commands per DRAM row
+    dram_rows: int          # DRAM rows per bank the weights use (= ACTAB/PREAB pairs unless tiled)
+    macs: tuple[int, ...]   # MAC commands per weight-row activation, in issue order
     gwr: int
     rdres: int
     mac_bytes: float = 0.0  # weight bytes per PU per MAC (below pu_bytes when compute-bound)
@@ -107,8 +107,14 @@ def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float 
         # Samsung's layout: each bank of a pair holds every other input tile in consecutive
         # columns, so an activation opens a row of one bank (row_macs MACs); the MAC sequence
         # is the per-activation split of the even tiles' MACs, then of the odd tiles'
-        macs = [m for ms in _parity_activations(sum(macs), len(tile_gwr),
-                                                _row_macs(cfg, mac_bytes)) for m in ms]
+        row_macs = _row_macs(cfg, mac_bytes)
+        per = _tile_macs(sum(macs), len(tile_gwr))
+        # rows a bank of the busier parity uses (an odd tile count gives the even banks more)
+        dram_rows = max(math.ceil(sum(per[p::2]) / row_macs) for p in (0, 1))
+        if dram_rows > org.rows - 1:   # the last row is the register row
+            raise SpecError(cfg.name, "gemv", f"{dram_rows} DRAM rows per bank exceed {org.rows - 1}",
+                            "shard over more channels or shrink the matrix")
+        macs = [m for ms in _parity_activations(sum(macs), len(tile_gwr), row_macs) for m in ms]
     return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres,
                       mac_bytes, tile_gwr, pim.kernel_prologue_writes, pim.kernel_epilogue_writes)
 
