@@ -80,3 +80,24 @@ def test_energy_fields_recorded_as_zero():
     """The issue's remark that PIMSimulator's energy fields are always zero holds: recorded
     with the reason (never accumulated in its source, IDD values 0 in the shipped ini)."""
     assert FX["energy_fields"]["all_zero"] is True and "never incremented" in FX["energy_fields"]["why"]
+
+
+def test_pimsimulator_preset_carries_the_ini_timings():
+    """pimsimulator_hbm2_pim's timing fields are PIMSimulator's ini values, through DRAMSim2's
+    formulas where they differ from sieveopt's table (the preset's header)."""
+    ini = FX["device_ini"]
+    t = load_dram_preset("pimsimulator_hbm2_pim").timing
+    bl2 = ini["BL"] // 2
+    assert ini["tCK"] * 1000 == t.tCK_ps and bl2 == t.nBL
+    same = {"nRCDRD": "tRCDRD", "nRCDWR": "tRCDWR", "nRP": "tRP", "nRAS": "tRAS", "nRC": "tRC",
+            "nWR": "tWR", "nCCDS": "tCCDS", "nCCDL": "tCCDL", "nRRDS": "tRRDS", "nRRDL": "tRRDL",
+            "nFAW": "tXAW", "nWTRS": "tWTRS", "nWTRL": "tWTRL", "nRTW": "tRTRS", "nREFI": "tREFI",
+            "nRFC": "tRFC", "nCL": "RL", "nCWL": "WL"}
+    assert {k: getattr(t, k) for k in same} == {k: ini[v] for k, v in same.items()}
+    assert ini["XAW"] == 4 and ini["AL"] == 0
+    # DRAMSim2 READ_TO_PRE_DELAY = AL + BL/2 + max(tRTPL, tCCDL) - tCCDL, from the read
+    assert t.nRTP == ini["AL"] + bl2 + max(ini["tRTPL"], ini["tCCDL"]) - ini["tCCDL"]
+    org = load_dram_preset("pimsimulator_hbm2_pim").org
+    assert (org.bank_groups, org.banks, org.rows) == (ini["NUM_BANK_GROUPS"], ini["NUM_BANKS"], ini["NUM_ROWS"])
+    # NUM_COLS counts device-width columns: NUM_COLS / BL bursts of 32 B per row
+    assert org.page_bytes == ini["NUM_COLS"] // ini["BL"] * org.access_bytes
