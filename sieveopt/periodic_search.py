@@ -238,18 +238,52 @@ def slot_start_ns(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
 
 #: Slot spacings tried by :func:`phase_order_schedule`, as fractions of busiest load / (L M).
 PHASE_FRACTIONS = (0.95, 1.0, 1.05)
+#: Timelines tried: ``solo`` (slot j's tasks at ``j P`` + their solo times) and ``stretched``
+#: (slot j's pre-expert tasks spread over [j P, (j+1) P), its experts and what follows them over
+#: [(j+1) P, (j+2) P): a micro-batch's dense chain fills one phase, its experts the next).
+PHASE_STYLES = ("solo", "stretched")
+
+
+def _phase_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray, within: np.ndarray,
+                P: float, style: str) -> np.ndarray:
+    dag = problem.dag
+    M = problem.microbatches
+    key = np.zeros(len(dag.tasks), dtype=np.int64)
+    slots: dict[tuple[int, int], list[int]] = {}
+    for t in dag.tasks:
+        slots.setdefault((t.layer, t.microbatch), []).append(t.tid)
+    for (li, m), ids in slots.items():
+        j = li * M + m
+        if style == "solo":
+            for i in ids:
+                key[i] = int(j * P) + int(within[i])
+            continue
+        experts = [int(within[i]) for i in ids if dag.tasks[i].kind == "expert"]
+        t_e = min(experts) if experts else max(int(within[i]) for i in ids)
+        t_end = max(int(within[i] + d[i]) for i in ids)
+        for i in ids:
+            w = int(within[i])
+            key[i] = int(j * P + w * P / max(t_e, 1)) if w < t_e else \
+                int((j + 1) * P + (w - t_e) * P / max(t_end - t_e, 1))
+    # Precedence-consistent: a successor never keys before its predecessor ends (so no resource
+    # order contradicts an edge of the iteration).
+    for t in dag.topo_order:
+        for e in dag.succs[t]:
+            if dag.edge_active(e, modes):
+                key[e.dst] = max(key[e.dst], key[t] + d[t] + e.lag_ns)
+    return key
 
 
 def phase_order_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
-                         fractions: Sequence[float] = PHASE_FRACTIONS,
+                         fractions: Sequence[float] = PHASE_FRACTIONS, styles: Sequence[str] = PHASE_STYLES,
                          policy: str = "phase-order") -> PeriodicSchedule | None:
-    """Staggered-slot orders at their shortest superperiod (best over ``fractions``).
+    """Staggered-slot orders at their shortest superperiod (best over ``fractions`` x ``styles``).
 
     Slot j = l M + m (layer l, micro-batch m) is released at ``j P`` with ``P = f * busiest load
-    / (L M)``, its tasks at their times in the slot's own list schedule. With M = 2 this makes the
-    micro-batches alternate: one runs its dense chain (QKV, O-proj, router, shared) on the GPUs
-    while the other's experts run, and vice versa. The resource orders of that timeline (which
-    may overlap; only the order is kept) are timed exactly by :func:`shortest_superperiod`."""
+    / (L M)`` (:data:`PHASE_STYLES` say where its tasks go). With M = 2 the micro-batches
+    alternate: one runs its dense chain (QKV, O-proj, router, shared) on the GPUs while the
+    other's experts run, and vice versa. Only the resource orders of that timeline are kept
+    (tasks may overlap in it); :func:`shortest_superperiod` times them exactly."""
     if any(r.capacity != 1 for r in problem.dag.resources):
         return None
     dag = problem.dag
@@ -259,17 +293,18 @@ def phase_order_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
     busiest = int(resource_loads_ns(dag, modes).max(initial=0))
     within = slot_start_ns(problem, modes)
     best: PeriodicSchedule | None = None
-    for f in fractions:
-        P = f * busiest / (L * M)
-        key = np.array([int((t.layer * M + t.microbatch) * P) for t in dag.tasks], dtype=np.int64) + within
-        lam = max(1, int(L * M * P))
-        timeline = PeriodicSchedule(modes, key, key + d, lam, L, policy)
-        ps = shortest_superperiod(problem, modes, orders_from_periodic(problem, timeline), rank=key, policy=policy,
-                                  meta={"method": "phase-order", "slot_spacing_fraction": f})
-        if ps is not None and (best is None or ps.superperiod_ns < best.superperiod_ns):
-            best = ps
+    for style in styles:
+        for f in fractions:
+            P = f * busiest / (L * M)
+            key = _phase_keys(problem, modes, d, within, P, style)
+            timeline = PeriodicSchedule(modes, key, key + d, max(1, int(L * M * P)), L, policy)
+            ps = shortest_superperiod(problem, modes, orders_from_periodic(problem, timeline), rank=key,
+                                      policy=policy, meta={"method": "phase-order", "phase_style": style,
+                                                           "slot_spacing_fraction": f})
+            if ps is not None and (best is None or ps.superperiod_ns < best.superperiod_ns):
+                best = ps
     return best
 
 
-__all__ = ["PHASE_FRACTIONS", "compact", "local_search", "orders_from_periodic", "phase_order_schedule",
+__all__ = ["PHASE_FRACTIONS", "PHASE_STYLES", "compact", "local_search", "orders_from_periodic", "phase_order_schedule",
            "shortest_superperiod", "slot_start_ns"]
