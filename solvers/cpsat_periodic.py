@@ -391,7 +391,8 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
         info["bound_ns"] = max(int(info["bound_ns"]), plo)
         info["status"] = OPTIMAL if info["bound_ns"] >= ps.superperiod_ns else FEASIBLE
     before = int(ps.superperiod_ns)
-    ps = compact(problem, ps)  # never longer: the same orders at their shortest superperiod
+    if latency_weight == 0:  # Lambda-only objective: the same orders at their shortest superperiod
+        ps = compact(problem, ps)
     info.update(hint_modulo_list_ns=hint_mls_ns, hint_phase_order_ns=hint_phase_ns, hint_local_search_ns=int(hint.superperiod_ns),
                 compacted_from_ns=before)
     if int(info["bound_ns"]) >= ps.superperiod_ns:
