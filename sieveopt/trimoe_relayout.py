@@ -207,8 +207,8 @@ def run_layer(counts: np.ndarray, history: int, c: TierCosts, *, policy: str, ev
             new_cache = choose_cache(pred, slots)
             cands = {"cache": (new_cache, home), "rebalance": (cached, rebalance(pt, cached, home, c, max_moves))}
             cands["both"] = (new_cache, rebalance(pt, new_cache, home, c, max_moves))
-            rows = scen if scen.shape[0] <= 4 else scen[-4:]
-            rows = [_rounded(r, max_tokens) for r in rows]
+            pick = np.unique(np.linspace(0, scen.shape[0] - 1, min(scen.shape[0], 16)).round().astype(int))
+            rows = [_rounded(r, max_tokens) for r in scen[pick]]   # up to 16 scenarios, evenly spaced
 
             def predicted(cache_m: np.ndarray, home_m: np.ndarray, rows: list = rows) -> float:
                 return float(np.mean([step_time(r, cache_m, home_m, c, base_gpu_ns) for r in rows]))
