@@ -313,7 +313,8 @@ def configuration_bound(dag: TaskDAG, durations: list[dict[str, int]], ht: Heads
         if ok:
             per[g.const] = g.const + lo
             continue
-        while hi - lo > tol_ns and (t_end is None or time.perf_counter() < t_end):
+        tol = max(tol_ns, lo // 2000)             # 0.05 % of the window is close enough to stop
+        while hi - lo > tol and (t_end is None or time.perf_counter() < t_end):
             mid = (lo + hi) // 2                  # invariant: lo infeasible, hi feasible
             ok, c = g.lp_feasible(mid, cells, max_rounds)
             ncols += c
@@ -380,18 +381,20 @@ def pattern_search(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails
     At a fixed T: integer counts per (class, mode) on unary resources (load <= T on each), and
     integer counts of every pattern of each capacity c > 1 resource (enumerated; at most c of
     them), CP-SAT deciding. The search probes just above the bound (widening when undecided),
-    then bisects. Each test gets ``time_limit_s / 8``; with ``deterministic`` that is CP-SAT's
-    deterministic time and the wall clock is never read (at most ``max_tests`` tests per GPU), so
+    then bisects. Each test gets half of the time left (at least 0.5 s); with ``deterministic``
+    it gets ``time_limit_s / 4`` of CP-SAT's deterministic time and the wall clock is never read (at most ``max_tests`` tests per GPU), so
     results are reproducible. None when some GPU has more than ``max_patterns`` patterns."""
     t_end = math.inf if deterministic else time.perf_counter() + time_limit_s
-    per_test = max(0.5, time_limit_s / 8)
+    per_test = max(0.5, time_limit_s / 4)      # deterministic time per test
     modes: dict[int, str] = {}
     place: dict[int, tuple[int, int]] = {}
     window: dict[int, int] = {}
     bound, tests = lo_ns, 0
     for g in _groups(dag, durations, ht, energy):
         def test(T: int, g: _Group = g) -> tuple[str, dict | None]:
-            left = per_test if deterministic else min(t_end - time.perf_counter(), per_test)
+            # wall clock: half of what is left (the first probes matter most), at least 0.5 s
+            left = per_test if deterministic else min(t_end - time.perf_counter(),
+                                                      max(0.5, (t_end - time.perf_counter()) / 2))
             if left <= 0.05:
                 return "unknown", None
             return g.ip_test(T, left, seed, deterministic, max_patterns)
