@@ -141,6 +141,8 @@ class _Group:
         self.members = {cl[0]: cl for cl in task_classes(dag, durations, ht, tasks)}
         self.rep = {k: len(v) for k, v in self.members.items()}
         self.km = [(k, m) for k in sorted(self.rep) for m in dag.tasks[k].modes]
+        #: patterns priced out at earlier windows, per resource (reseed the LP at the next T)
+        self.pool: dict[int, dict[tuple, int]] = {}
 
     def usable(self, T: int) -> list[tuple[int, str]]:
         """(class, mode) whose own chain ``head - H + duration + tail - Q`` fits the window T."""
@@ -194,6 +196,14 @@ class _Group:
             for i in range(len(on[r])):
                 add_column(r, [int(j == i) for j in range(len(on[r]))])
                 cols += 1
+            idx = {km: i for i, km in enumerate(on[r])}
+            for pat, load in self.pool.get(r, {}).items():   # earlier windows' patterns that fit T
+                if load <= T and all(km in idx for km, _ in pat):
+                    a = [0] * len(on[r])
+                    for km, cnt in pat:
+                        a[idx[km]] = cnt
+                    add_column(r, a)
+                    cols += 1
         for _ in range(max_rounds):
             if lp.Solve() != pywraplp.Solver.OPTIMAL or lp.Objective().Value() <= 1e-7:
                 return True, cols                 # covered (or numerical trouble: claim nothing)
@@ -212,6 +222,8 @@ class _Group:
                     new.append((r, a))
             for r, a in new:
                 add_column(r, a)
+                pat = tuple((km, cnt) for km, cnt in zip(on[r], a, strict=True) if cnt)
+                self.pool.setdefault(r, {})[pat] = sum(self.dur[k][m] * cnt for (k, m), cnt in pat)
             cols += len(new)
             if not new:   # phase-1 optimum positive and no improving column: LP infeasible at T
                 return lp.Objective().Value() <= 1e-6 * max(1, len(self.rep)), cols
