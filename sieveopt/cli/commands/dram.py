@@ -54,6 +54,13 @@ def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sieveopt.cli.main import gc_paused
+
+    with gc_paused():  # numba's start-up objects; the run itself makes no reference cycles
+        return _run_trace(args)
+
+
+def _run_trace(args: argparse.Namespace) -> int:
     from sieveopt.fileio import check_input_file
     from sieveopt.validation.dram.trace import simulate_trace
 
