@@ -156,14 +156,11 @@ class ControllerSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN/inf never reach the simulator
-        require((self.queue_scope == "channel") == (self.arbitration == "oldest_ready"),
-                "arbitration", f"arbitration {self.arbitration!r} with queue_scope "
-                f"{self.queue_scope!r} is not modelled",
-                "use queue_scope='channel' with arbitration='oldest_ready', or "
-                "queue_scope='pseudo_channel' with arbitration='rotate'")
-        if self.queue_scope == "channel":
-            require(self.row_policy == "open", "row_policy", "queue_scope='channel' models "
-                    "the open-row policy only", "use row_policy='open'")
+        if (self.queue_scope, self.arbitration) != ("pseudo_channel", "rotate"):
+            require(self.row_policy == "open", "row_policy", f"queue_scope={self.queue_scope!r} "
+                    f"with arbitration={self.arbitration!r} models the open-row policy only",
+                    "use row_policy='open' (or queue_scope='pseudo_channel' with "
+                    "arbitration='rotate')")
         require(1 <= self.read_queue <= 4096, "read_queue", "must be in 1..4096", "fix the depth")
         require(1 <= self.write_queue <= 4096, "write_queue", "must be in 1..4096", "fix the depth")
         require(0 <= self.write_low_watermark < self.write_high_watermark <= self.write_queue,
