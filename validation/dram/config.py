@@ -138,15 +138,19 @@ class ControllerSpec:
     request_bytes: int = 32
     frontend_requests_per_cycle: int = 1
     #: where read/write buffers, write-drain watermarks and the read/write mode live:
-    #: "pseudo_channel" (one controller per pCH) or "channel" (one controller per channel, its
-    #: buffers shared by the pCHs, one command per cycle per channel -- Ramulator 2.0's
-    #: GenericDRAMController with an HBM device)
+    #: "pseudo_channel" (per pCH) or "channel" (one read and one write buffer per channel,
+    #: shared by its pCHs, one read/write mode -- Ramulator 2.0's GenericDRAMController with an
+    #: HBM device). Independent of ``arbitration``; every pair but pseudo_channel + rotate
+    #: makes one decision per channel (one command per cycle on a per-channel bus).
     queue_scope: Literal["pseudo_channel", "channel"] = "pseudo_channel"
-    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS per pCH: row hits first,
-    #: then oldest; pCH controllers sharing a command bus take turns) or "oldest_ready"
-    #: (Ramulator 2.0's FRFCFS over the channel: requests whose ACT issued first, then the
-    #: oldest request whose next command is ready; a PRE that would close an activated
-    #: request's row is held back). "oldest_ready" goes with queue_scope = "channel".
+    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS: the oldest ready row
+    #: hit, else the oldest ready ACT/PRE, no PRE while the bank has queued hits; with
+    #: pseudo_channel scope the pCH controllers sharing a command bus take turns) or
+    #: "oldest_ready" (Ramulator 2.0's controller: read forwarding from the write buffer,
+    #: requests whose ACT issued move to an active buffer served first, then the oldest
+    #: request whose next command is ready, across the channel's buffers; a PRE that would
+    #: close an activated request's row is held back). Every pair with queue_scope is valid;
+    #: all but pseudo_channel + rotate need row_policy = "open" and no PIM program.
     arbitration: Literal["rotate", "oldest_ready"] = "rotate"
     #: what ``cycles`` reports: "last_data" (end of the last data burst / PIM result; every
     #: request complete) or "last_accepted" (the cycle the last request entered a queue,

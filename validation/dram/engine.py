@@ -160,24 +160,34 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
     hi = m[O_HIST]
     hp = m[O_HPOS]
     nx = m[O_NXT]
+    # the command's node at each level (channel, pCH, bank group, bank), once per issue
+    i0 = _inst(0, p, g, b, m)
+    i1 = _inst(1, p, g, b, m)
+    i2 = _inst(2, p, g, b, m)
+    i3 = _inst(3, p, g, b, m)
     if wmax > 1 and m[m[O_WINC] + cmd] != 0:  # only commands some windowed row looks back at
         top = 4 if _is_bank(cmd) else 2
         for lv in range(top):
-            ic = _inst(lv, p, g, b, m) * N_CMD + cmd
+            ic = (i0 if lv == 0 else (i1 if lv == 1 else (i2 if lv == 2 else i3))) * N_CMD + cmd
             m[hi + ic * wmax + m[hp + ic]] = now
             m[hp + ic] = m[hp + ic] + 1 if m[hp + ic] + 1 < wmax else 0
+    pvl = m[O_PVL]
+    pvw = m[O_PVW]
+    pvlat = m[O_PVLAT]
+    pvf = m[O_PVF]
     for k in range(m[m[O_PVS] + cmd], m[m[O_PVS] + cmd + 1]):
-        inst = _inst(m[m[O_PVL] + k], p, g, b, m)
-        w = m[m[O_PVW] + k]
+        lv = m[pvl + k]
+        inst = i0 if lv == 0 else (i1 if lv == 1 else (i2 if lv == 2 else i3))
+        w = m[pvw + k]
         if w == 1:
-            t = now + m[m[O_PVLAT] + k]
+            t = now + m[pvlat + k]
         else:
             ic = inst * N_CMD + cmd
             t = m[hi + ic * wmax + (m[hp + ic] - w + wmax) % wmax]
             if t <= NEG // 2:
                 continue
-            t += m[m[O_PVLAT] + k]
-        j = nx + inst * N_CMD + m[m[O_PVF] + k]
+            t += m[pvlat + k]
+        j = nx + inst * N_CMD + m[pvf + k]
         if t > m[j]:
             m[j] = t
     # command bus: [row side, column side]. Split buses: a command holds its own side for its
