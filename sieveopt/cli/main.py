@@ -60,7 +60,15 @@ def gc_paused():
             gc.enable()
 
 
+#: True while ``main`` runs as the process's command (console script / ``python -m``), not
+#: called from Python with an argument list: a command may then trade process-wide state for
+#: start-up time (see ``sieveopt.cli.commands.dram``).
+WHOLE_PROCESS = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    global WHOLE_PROCESS
+    WHOLE_PROCESS = argv is None
     with gc_paused():
         parser = build_parser(sys.argv[1:] if argv is None else list(argv))
     try:
