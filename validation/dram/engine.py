@@ -540,7 +540,7 @@ def _owner(p, m):
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _buf_insert(own, p, g, b, row, col, w, now, m):
     """Queue a request in buffer (owner, direction): a free slot, the tail of its bank's
     list, the bank counts and bitmask. Returns the entry's address."""
@@ -583,7 +583,7 @@ def _buf_insert(own, p, g, b, row, col, w, now, m):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _buf_remove(e, own, m):
     """Take entry ``e`` out of its buffer: unlink it from its bank's list, update the counts
     (a hit of the open row also leaves the hit count) and free its slot. The slot's fields
@@ -631,7 +631,7 @@ def _first_of_kind(base, s_, orow, hit, m):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _best_entry(a0, n, blocked, now, m):
     """Ramulator's FRFCFS ``get_best_request`` over the active buffer (``n`` entries from
     ``a0``): a ready entry beats a not-ready one, then the earlier arrival, then the earlier
@@ -805,6 +805,11 @@ def _sched_buf(c, now, m, pim, log):
         ob = m[O_OPEN] + p * nb
         bq = m[O_BQ] + (p * 2 + w) * nb * 2
         bl = m[O_BL] + (p * 2 + w) * nb * 2
+        # this pCH's bank-group and bank nodes in the ready table (what _lower reads)
+        n_ch = m[P_NCH]
+        n_pch = n_ch * ppc
+        bgn = m[O_NXT] + (n_ch + n_pch + p * m[P_BG]) * N_CMD
+        bkn = m[O_NXT] + (n_ch + n_pch + n_pch * m[P_BG] + p * nb) * N_CMD
         if fcfs:  # the owner's oldest entry only (its pCHs' bank-list heads)
             if chs and j > 0:
                 continue
@@ -855,9 +860,7 @@ def _sched_buf(c, now, m, pim, log):
             if nh > 0:
                 t = u_col
                 if t <= now:
-                    t1 = _lower(col_cmd, p, g, b, m)
-                    if t1 > t:
-                        t = t1
+                    t = max(t, max(m[bgn + g * N_CMD + col_cmd], m[bkn + bi * N_CMD + col_cmd]))
                 if t > now:
                     if t < tmin:
                         tmin = t
@@ -878,9 +881,7 @@ def _sched_buf(c, now, m, pim, log):
                 else:
                     continue
                 if t <= now:
-                    t1 = _lower(k, p, g, b, m)
-                    if t1 > t:
-                        t = t1
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
                 if t > now:
                     if t < tmin:
                         tmin = t
