@@ -67,19 +67,25 @@ MemorySystem:
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[dict, str]:
-    """Run ``cmd`` to exit: wall seconds, user+system CPU seconds and peak RSS (MiB) of the
-    process (``os.wait4``), and its stdout."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode()
+    """Run ``cmd`` to exit: wall seconds, user+system CPU seconds (``os.wait4``) and peak RSS
+    (MiB, from ``/usr/bin/time``: a forked child's own ru_maxrss counts the parent's pages),
+    and its stdout."""
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.TemporaryDirectory() as d:
+        rss_file = Path(d) / "rss"
+        full = [str(gnu_time), "-f", "%M", "-o", str(rss_file), *cmd] if gnu_time.exists() else cmd
+        t0 = time.perf_counter()
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, env=env)
+            _, status, ru = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read().decode()
+        rss = (int(rss_file.read_text().split()[-1]) if rss_file.exists() else ru.ru_maxrss) / 1024
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{text[-2000:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_MiB": ru.ru_maxrss / 1024}, text
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_MiB": rss}, text
 
 
 def cli_run(path: Path) -> tuple[dict, dict]:
