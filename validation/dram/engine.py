@@ -42,8 +42,8 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
  P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
  O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
  O_LAT, O_QH, O_WINC, O_BMASK, P_CHSCOPE, O_BOCC, O_AQ, O_AN, P_ORDY, P_BUFCTL, O_BL, O_FREE,
- O_NFREE, O_END) = range(60)
-N_HEADER = 60
+ O_NFREE, O_BGOF, O_END) = range(61)
+N_HEADER = 61
 MAX_BANKS = 63  # per-queue bitmask of the banks with queued entries fits an int64
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
@@ -526,9 +526,19 @@ def _channel_uppers(c, m):
     ppc = m[P_PPC]
     p0 = c * ppc
     up = m[O_CNT]
+    nx = m[O_NXT]
+    chn = nx + c * N_CMD
+    per_ch = m[P_BUS_PER_CH] != 0
     for j in range(ppc):
-        for k in range(4):
-            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
+        p = p0 + j
+        pn = nx + (m[P_NCH] + p) * N_CMD
+        bus = m[O_BUS] + (c if per_ch else p) * 2
+        br = m[bus]       # row side: ACT, PRE
+        bc = m[bus + 1]   # column side: RD, WR
+        m[up + 4 * j] = max(max(m[chn + ACT], m[pn + ACT]), br)
+        m[up + 4 * j + 1] = max(max(m[chn + PRE], m[pn + PRE]), br)
+        m[up + 4 * j + 2] = max(max(m[chn + RD], m[pn + RD]), bc)
+        m[up + 4 * j + 3] = max(max(m[chn + WR], m[pn + WR]), bc)
 
 
 @njit(cache=True, inline="always")
@@ -787,7 +797,6 @@ def _sched_buf(c, now, m, pim, log):
         elif nwr <= m[P_WLO] and nrd > 0:
             m[dr] = 0
     nb = m[P_BG] * m[P_BPG]
-    bpg = m[P_BPG]
     pick = -1       # oldest_ready: oldest ready entry; rotate: oldest ready ACT / PRE
     pick_seq = INF
     pick_cmd = -1
@@ -809,6 +818,7 @@ def _sched_buf(c, now, m, pim, log):
         n_ch = m[P_NCH]
         n_pch = n_ch * ppc
         bgn = m[O_NXT] + (n_ch + n_pch + p * m[P_BG]) * N_CMD
+        bgof = m[O_BGOF]
         bkn = m[O_NXT] + (n_ch + n_pch + n_pch * m[P_BG] + p * nb) * N_CMD
         if fcfs:  # the owner's oldest entry only (its pCHs' bank-list heads)
             if chs and j > 0:
@@ -854,8 +864,7 @@ def _sched_buf(c, now, m, pim, log):
             mask &= mask - 1
             ne = m[bq + 2 * bi]
             nh = m[bq + 2 * bi + 1]
-            g = bi // bpg
-            b = bi - g * bpg
+            g = m[bgof + bi]  # bi // bpg without a division per bank
             orow = m[ob + bi]
             if nh > 0:
                 t = u_col
@@ -1057,7 +1066,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             return NEED_MORE, req
         # ---- controllers (rotating priority inside a channel for a shared command bus)
         nxt_all = INF
-        rot = now % ppc
+        rot = 0 if bufctl else now % ppc
         for c in range(n_ch):
             if bufctl:  # one decision per channel, woken through its first pCH's slot
                 q = c * ppc

@@ -179,7 +179,8 @@ class DramSim:
             (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
             (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2),
             (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch),
-            (E.O_BL, n_pch * 2 * banks * 2), (E.O_FREE, n_pch * 2 * qmax), (E.O_NFREE, n_pch * 2)]
+            (E.O_BL, n_pch * 2 * banks * 2), (E.O_FREE, n_pch * 2 * qmax), (E.O_NFREE, n_pch * 2),
+            (E.O_BGOF, banks)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -217,6 +218,7 @@ class DramSim:
         views[E.O_BL][:] = -1  # empty bank lists
         views[E.O_FREE].reshape(n_pch * 2, qmax)[:] = np.arange(qmax - 1, -1, -1)  # slot 0 first
         views[E.O_NFREE][:] = qmax
+        views[E.O_BGOF][:] = np.arange(banks) // org.banks_per_group  # bank -> its bank group
         views[E.O_BOCC][:] = bus_occupancy(cfg.timing_params)
         m[E.P_LOG] = 1 if observer is not None else 0
         views[E.O_PVS][:] = self.pv_start
