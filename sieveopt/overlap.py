@@ -10,6 +10,11 @@ entry declares ``periodic`` (CP-SAT: :func:`sieveopt.solvers.cpsat_periodic.solv
 solves the periodic problem jointly, hinted with the best of the
 heuristics' periodic schedules and of the load-optimal modes.
 
+The scheduler task of every slot (``sched[g]``, beside the dispatch) lasts the policy's charged
+decision latency, as in the serial layer DAG (:mod:`sieveopt.solvers.sched_latency`):
+:func:`charged_problem` gives each policy its own copy of the iteration. Hints made on a copy
+with another charge are re-timed onto the exact solver's (:func:`sieveopt.periodic.retime`).
+
 Under ``ideal`` every policy's time per layer is the busiest resource's load under its modes
 (Sieve's max(T_comm, T_GPU, T_PIM) with every task counted) divided by L: a bound, not a
 schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model).
@@ -17,6 +22,7 @@ schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from sieveopt.periodic import (
     check_unrolled,
     modulo_list_schedule,
     resource_loads_ns,
+    retime,
 )
 from sieveopt.solvers import policy_info
 from sieveopt.solvers.base import HEURISTIC
@@ -73,6 +80,42 @@ class OverlapResult:
                 "latency_ns": self.latency_ns, "bound_ns": self.bound_ns, "gap": self.gap, "status": self.status,
                 "check_ok": self.check_ok, "decision_ns": self.decision_ns, "wall_s": self.wall_s,
                 "meta": self.meta}
+
+
+def charge_scheduler(problem: PeriodicProblem, ns: int) -> PeriodicProblem:
+    """``problem`` with every ``sched`` task lasting ``ns``, in the iteration and in every DAG
+    rebuilt from its options (per-slot planning, unrolling, replay)."""
+    from sieveopt.solvers.sched_latency import with_scheduler_latency
+
+    dag = with_scheduler_latency(problem.dag, int(ns))
+    if dag is problem.dag and problem.options.scheduler_latency_ns == int(ns):
+        return problem
+    return dataclasses.replace(problem, dag=dag,
+                               options=dataclasses.replace(problem.options, scheduler_latency_ns=int(ns)))
+
+
+def charged_problem(problem: PeriodicProblem, policy: str, spec: str | int | None = "default", *,
+                    calibration: dict[str, Any] | None = None) -> tuple[PeriodicProblem, Any]:
+    """(``problem`` charged ``policy``'s scheduler latency, the :class:`SchedulerLatency`): the
+    same rule as the serial commands (``spec``: ``default``, ``calibrated`` or ns; static and
+    offline policies are charged 0). ``calibrated`` measures on one micro-batch's routing (what
+    each slot's planner sees): ``calibration`` gives model and system, the batch is B / M."""
+    from sieveopt.solvers.sched_latency import resolve
+
+    cal = None
+    if calibration is not None:
+        cal = {**calibration, "batch": max(1, int(calibration["batch"]) // problem.microbatches)}
+    lat = resolve(policy, spec, calibration=cal)
+    return charge_scheduler(problem, lat.ns), lat
+
+
+def _as_hint(problem: PeriodicProblem, r: OverlapResult) -> OverlapResult:
+    """``r`` with its schedule re-timed onto ``problem`` (another scheduler charge), or without a
+    schedule when it is not valid there."""
+    if r.schedule is None:
+        return r
+    ps = retime(problem, r.schedule)
+    return r if ps is r.schedule else dataclasses.replace(r, schedule=ps)
 
 
 def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tuple[str, ...], int]:
@@ -117,18 +160,21 @@ def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float 
     if hook:  # an exact solver of the periodic problem declares its own entry point
         mod, _, attr = hook.partition(":")
         solver = getattr(importlib.import_module(mod), attr)
+        hints = None if hints is None else {p: _as_hint(problem, r) for p, r in hints.items()}
         return solver(problem, policy, time_limit_s=time_limit_s, workers=workers, seed=seed,
                       latency_weight=latency_weight, hints=hints)
     modes, decision = plan_modes(problem, policy)
     loads = resource_loads_ns(dag, modes)
+    charge = int(problem.options.scheduler_latency_ns)
     if ex.overlap == "ideal":
         return OverlapResult(policy, ex, None, float(loads.max()) / L, None, None, BOUND, None, decision or None,
-                             time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name})
+                             time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name,
+                                                        "scheduler_latency_ns": charge})
     ps = modulo_list_schedule(problem, modes, policy=policy)
     ok = _checked(problem, ps)
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), None, HEURISTIC, ok, decision or None,
                          time.perf_counter() - t0,
-                         {"ideal_period_ns": float(loads.max()) / L, **ps.meta})
+                         {"ideal_period_ns": float(loads.max()) / L, "scheduler_latency_ns": charge, **ps.meta})
 
 
 def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: int, cost: CostModel, *,
@@ -145,4 +191,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OverlapResult", "plan_modes", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OverlapResult", "charge_scheduler", "charged_problem", "plan_modes", "sample_problem", "solve_overlap"]
