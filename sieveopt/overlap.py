@@ -50,6 +50,8 @@ from sieveopt.solvers.base import HEURISTIC
 HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
 #: Iterations a periodic schedule is unrolled into for the ordinary ``check()``.
 UNROLL_CHECK_ITERATIONS = 3
+#: Solver parameters :func:`solve_overlap` takes (sweep points and pareto pass only these).
+OVERLAP_SOLVER_PARAMS = ("time_limit_s", "workers", "seed", "latency_weight")
 BOUND = "BOUND"
 
 
@@ -191,4 +193,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OverlapResult", "charge_scheduler", "charged_problem", "plan_modes", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "charge_scheduler", "charged_problem", "plan_modes", "sample_problem", "solve_overlap"]

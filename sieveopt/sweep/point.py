@@ -158,10 +158,6 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     return {"hash": config["hash"], "layers": rows, "summary": summarise(rows)}, files
 
 
-#: Solver parameters the periodic path takes (:func:`sieveopt.overlap.solve_overlap`).
-OVERLAP_SOLVER_PARAMS = ("time_limit_s", "workers", "seed", "latency_weight")
-
-
 def _compute_overlap(config: dict[str, Any], model: Any, system: Any, options: Any,
                      context_len: int) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A point under ``microbatch``/``ideal``: ``layers`` cyclic windows (seeds seed, seed+1, ...,
@@ -169,7 +165,12 @@ def _compute_overlap(config: dict[str, Any], model: Any, system: Any, options: A
     row per window with the period (time per layer of the whole batch), latency and bound."""
     from sieveopt.errors import SieveoptError
     from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.overlap import charged_problem, sample_problem, solve_overlap
+    from sieveopt.overlap import (
+        OVERLAP_SOLVER_PARAMS,
+        charged_problem,
+        sample_problem,
+        solve_overlap,
+    )
 
     p = config["point"]
     ex = _check_execution(p, config["model_spec"], config["system_spec"])
