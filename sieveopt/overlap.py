@@ -129,18 +129,31 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     decision = 0
     from sieveopt.solvers import policy_info
 
-    if "microbatches" in policy_info(policy).params:  # it plans for the pipeline's period
+    declared = policy_info(policy).params
+    if "microbatches" in declared:  # it plans for the pipeline's period
         params = {"microbatches": problem.microbatches, **params}
+    if "overlap" in declared:  # it plans for the execution model's time per layer
+        params = {"overlap": problem.execution.overlap, **params}
+    # A policy declaring ``carry`` is told the per-(resource kind, GPU) load its earlier slots of
+    # the window put there (run-time information: its own earlier decisions).
+    carried: dict[tuple[str, int], float] = {}
+    slots = 0
     for li, row in enumerate(problem.window):
         for m, inst in enumerate(row):
             opts = DagOptions(**{**problem.options.__dict__, "layer": li, "microbatch": m})
             ldag = build_layer_dag(inst, problem.cost, opts)
-            res = solve(policy, ldag, inst, problem.cost, **params)
+            extra = {"prior_load_ns": dict(carried), "prior_slots": slots} if "carry" in declared else {}
+            res = solve(policy, ldag, inst, problem.cost, **params, **extra)
             if res.schedule is None:
                 raise SieveoptError(f"{policy} found no plan for layer {li} micro-batch {m}")
             decision = max(decision, res.decision_ns or 0)
             for t in ldag.tasks:
                 modes[dag.by_name[t.name]] = res.schedule.modes[t.tid]
+                c = t.modes[res.schedule.modes[t.tid]]
+                for rid in c.resources:
+                    r = ldag.resources[rid]
+                    carried[(r.kind, r.gpu)] = carried.get((r.kind, r.gpu), 0.0) + c.duration_ns
+            slots += 1
     return tuple(modes), decision
 
 

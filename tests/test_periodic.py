@@ -353,3 +353,31 @@ def test_cli_run_overlap(tmp_path, capsys):
     assert main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--microbatches", "2",
                  "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_sieve_pipe_plans_for_its_execution_model(small):
+    """serial: sieve-plus's decision; ideal: the load only; carried load shifts the split."""
+    from sieveopt.dag import build_layer_dag
+    from sieveopt.overlap import plan_modes
+    from sieveopt.solvers import solve
+    from sieveopt.solvers.sieve_pipe import plan_split
+
+    inst = small.window[0][0]
+    dag = build_layer_dag(inst, small.cost)
+    a, b = solve("sieve-pipe", dag, inst, small.cost), solve("sieve-plus", dag, inst, small.cost)
+    assert a.schedule.modes == b.schedule.modes and a.makespan_ns == b.makespan_ns
+    assert a.policy == a.schedule.policy == "sieve-pipe"
+    with pytest.raises(ValueError, match="overlap"):
+        solve("sieve-pipe", dag, inst, small.cost, overlap="pipelined")
+    terms = {"other": 10, "attn_pim": 5, "launch": 1, "pre": 20, "reduce": 2}
+    tokens, gpu_ns, pim_ns = np.array([8, 4, 2, 1]), np.full(4, 10.0), np.array([40.0, 20.0, 10.0, 5.0])
+    base, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False)
+    # A GPU already loaded by earlier slots keeps more experts on PIM, and vice versa.
+    busy_gpu, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False, (200.0, 200.0, 0.0), 1)
+    busy_pim, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False, (0.0, 0.0, 200.0), 1)
+    assert busy_gpu.sum() < base.sum() < busy_pim.sum()
+    # plan_modes tells the planner the window's earlier slots (and only a policy that declares it)
+    modes, _ = plan_modes(small, "sieve-pipe")
+    ideal = build_periodic_problem(small.window, small.cost, make_execution_model("ideal", 2, window_layers=2))
+    loads = {c: resource_loads_ns(ideal.dag, plan_modes(ideal, "sieve-pipe", carry=c)[0]).max() for c in (0, 1)}
+    assert len(modes) == len(small.dag.tasks) and loads[True] > 0 and loads[False] > 0
