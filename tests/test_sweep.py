@@ -235,6 +235,8 @@ def test_cli_sweep_dry_run_and_bad_file(tmp_path, capsys):
 def test_example_sweep_file_is_valid():
     spec = load_sweep(Path(__file__).parent.parent / "docs" / "examples" / "sweep_small.toml")
     assert len(resolve_all(spec)) == len(expand(spec)) == 16
+    ov = load_sweep(Path(__file__).parent.parent / "docs" / "examples" / "sweep_overlap.toml")
+    assert len(resolve_all(ov)) == 2 * 3 * (1 + 2 + 2)  # batches x policies x (serial + 2 M x 2 models)
 
 
 OVERLAP = """
