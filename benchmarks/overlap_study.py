@@ -37,7 +37,9 @@ they do not depend on the policy): per GPU ``B / (N_moe * T_layer) / G`` tokens/
 
 Output (``--out``, default ``benchmarks/results``): ``overlap_study.json`` (every point, written
 after each one: a re-run skips finished points), ``overlap_study.md`` (the tables),
-``overlap_study_gantt.png`` and ``overlap_study_trace.json`` (a steady-state period).
+``overlap_study_gantt.png`` and ``overlap_study_trace.json`` (a steady-state period);
+``--uncharged``: ``overlap_study_uncharged.json`` (sieve, sieve-plus, sieve-pipe at scheduler
+charge 0 on every point, their algorithmic gap to CP-SAT).
 """
 
 from __future__ import annotations
@@ -232,13 +234,31 @@ def run(args: argparse.Namespace) -> list[dict]:
         have.add(key(p))
         atomic_write_text(path, json.dumps({"meta": meta(args), "points": rows}, indent=1))
         print(f"{key(p)}: {p['wall_s']:.0f} s", file=sys.stderr, flush=True)
-    if args.uncharged:
-        for p in rows:
-            if "policies" in p and "uncharged_ns" not in p:
-                t0 = time.perf_counter()
-                p["uncharged_ns"] = uncharged_point(p, args.window_layers)
-                atomic_write_text(path, json.dumps({"meta": meta(args), "points": rows}, indent=1))
-                print(f"{key(p)} uncharged: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def run_uncharged(args: argparse.Namespace) -> None:
+    """The uncharged pass over the finished points (its own file, so it can run beside the main one)."""
+    out = Path(args.out)
+    rows = json.loads((out / "overlap_study.json").read_text())["points"]
+    upath = out / "overlap_study_uncharged.json"
+    done = json.loads(upath.read_text()) if upath.exists() else {}
+    for p in rows:
+        if "policies" in p and key(p) not in done:
+            t0 = time.perf_counter()
+            done[key(p)] = uncharged_point(p, args.window_layers)
+            atomic_write_text(upath, json.dumps(done, indent=1))
+            print(f"{key(p)} uncharged: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def load_rows(out: Path) -> list[dict]:
+    rows = json.loads((out / "overlap_study.json").read_text())["points"]
+    upath = out / "overlap_study_uncharged.json"
+    if upath.exists():
+        unc = json.loads(upath.read_text())
+        for r in rows:
+            if key(r) in unc:
+                r["uncharged_ns"] = unc[key(r)]
     return rows
 
 
@@ -395,12 +415,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uncharged", action="store_true",
                     help=f"also run {', '.join(UNCHARGED)} with scheduler charge 0 (their gap to CP-SAT without it)")
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--uncharged-only", action="store_true", help="only the uncharged pass over finished points")
     ap.add_argument("--redraw", action="store_true", help="tables (and figure) from the JSON, no runs")
     ap.add_argument("--no-figure", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = json.loads((out / "overlap_study.json").read_text())["points"] if args.redraw else run(args)
+    if args.uncharged_only:
+        run_uncharged(args)
+        return 0
+    if not args.redraw:
+        run(args)
+        if args.uncharged:
+            run_uncharged(args)
+    rows = load_rows(out)
     md = to_markdown(rows)
     atomic_write_text(out / "overlap_study.md", md)
     print(md)
