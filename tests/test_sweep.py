@@ -300,3 +300,13 @@ def test_overlap_points_run_on_the_engine_and_bad_m_exits_2(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "grid.microbatches 3 does not divide" in err and not (tmp_path / "o2" / "points").exists()
+
+
+def test_overlap_sweep_rejects_serial_only_solver_params_up_front(tmp_path):
+    from sieveopt.sweep.validate import validate_sweep
+
+    spec = _spec(tmp_path, OVERLAP.replace('policy = ["sieve", "noexp"]', 'policy = ["sieve", "cpsat"]')
+                 + "[solver.cpsat]\ntime_limit_s = 1.0\ndeterministic = true\n")
+    with pytest.raises(SpecError) as exc:
+        validate_sweep(spec, resolve_all(spec))
+    assert exc.value.field == "solver.cpsat.deterministic" and "overlap" in exc.value.fix

@@ -195,7 +195,8 @@ def _compute_overlap(config: dict[str, Any], model: Any, system: Any, options: A
                      "violations": 0 if r.check_ok is not False else 1, "status": r.status,
                      "objective_ns": r.period_ns, "bound_ns": r.bound_ns, "gap": r.gap, "decision_ns": r.decision_ns,
                      "solve_wall_s": r.wall_s, "tasks": len(prob.dag.tasks), "scheduler_latency_ns": lat.ns,
-                     "experts_gpu": modes.count("gpu"), "experts_pim": modes.count("pim"), "energy_J": None})
+                     "experts_gpu": modes.count("gpu") if r.schedule else None,
+                     "experts_pim": modes.count("pim") if r.schedule else None, "energy_J": None})
         if i == 0 and r.schedule is not None and (config["outputs"].get("trace") or config["outputs"].get("gantt")):
             from sieveopt.periodic import unroll
 
