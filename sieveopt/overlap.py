@@ -10,6 +10,11 @@ entry declares ``periodic`` (CP-SAT: :func:`sieveopt.solvers.cpsat_periodic.solv
 solves the periodic problem jointly, hinted with the best of the
 heuristics' periodic schedules and of the load-optimal modes.
 
+The scheduler task of every slot (``sched[g]``, beside the dispatch) lasts the policy's charged
+decision latency, as in the serial layer DAG (:mod:`sieveopt.solvers.sched_latency`):
+:func:`charged_problem` gives each policy its own copy of the iteration. Hints made on a copy
+with another charge are re-timed onto the exact solver's (:func:`sieveopt.periodic.retime`).
+
 Under ``ideal`` every policy's time per layer is the busiest resource's load under its modes
 (Sieve's max(T_comm, T_GPU, T_PIM) with every task counted) divided by L: a bound, not a
 schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model).
@@ -17,6 +22,7 @@ schedule; ``cpsat`` reports the minimum over all modes (CP-SAT on the load model
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from sieveopt.periodic import (
     check_unrolled,
     modulo_list_schedule,
     resource_loads_ns,
+    retime,
 )
 from sieveopt.solvers import policy_info
 from sieveopt.solvers.base import HEURISTIC
@@ -43,6 +50,8 @@ from sieveopt.solvers.base import HEURISTIC
 HINT_POLICIES = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "noexp", "allexp", "pimoe")
 #: Iterations a periodic schedule is unrolled into for the ordinary ``check()``.
 UNROLL_CHECK_ITERATIONS = 3
+#: Solver parameters :func:`solve_overlap` takes (sweep points and pareto pass only these).
+OVERLAP_SOLVER_PARAMS = ("time_limit_s", "workers", "seed", "latency_weight")
 BOUND = "BOUND"
 
 
@@ -75,6 +84,42 @@ class OverlapResult:
                 "meta": self.meta}
 
 
+def charge_scheduler(problem: PeriodicProblem, ns: int) -> PeriodicProblem:
+    """``problem`` with every ``sched`` task lasting ``ns``, in the iteration and in every DAG
+    rebuilt from its options (per-slot planning, unrolling, replay)."""
+    from sieveopt.solvers.sched_latency import with_scheduler_latency
+
+    dag = with_scheduler_latency(problem.dag, int(ns))
+    if dag is problem.dag and problem.options.scheduler_latency_ns == int(ns):
+        return problem
+    return dataclasses.replace(problem, dag=dag,
+                               options=dataclasses.replace(problem.options, scheduler_latency_ns=int(ns)))
+
+
+def charged_problem(problem: PeriodicProblem, policy: str, spec: str | int | None = "default", *,
+                    calibration: dict[str, Any] | None = None) -> tuple[PeriodicProblem, Any]:
+    """(``problem`` charged ``policy``'s scheduler latency, the :class:`SchedulerLatency`): the
+    same rule as the serial commands (``spec``: ``default``, ``calibrated`` or ns; static and
+    offline policies are charged 0). ``calibrated`` measures on one micro-batch's routing (what
+    each slot's planner sees): ``calibration`` gives model and system, the batch is B / M."""
+    from sieveopt.solvers.sched_latency import resolve
+
+    cal = None
+    if calibration is not None:
+        cal = {**calibration, "batch": max(1, int(calibration["batch"]) // problem.microbatches)}
+    lat = resolve(policy, spec, calibration=cal)
+    return charge_scheduler(problem, lat.ns), lat
+
+
+def _as_hint(problem: PeriodicProblem, r: OverlapResult) -> OverlapResult:
+    """``r`` with its schedule re-timed onto ``problem`` (another scheduler charge), or without a
+    schedule when it is not valid there."""
+    if r.schedule is None:
+        return r
+    ps = retime(problem, r.schedule)
+    return r if ps is r.schedule else dataclasses.replace(r, schedule=ps)
+
+
 def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tuple[str, ...], int]:
     """Per-slot planning with ``policy`` mapped onto the iteration: (modes, max decision ns)."""
     from sieveopt.solvers import solve
@@ -84,18 +129,31 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     decision = 0
     from sieveopt.solvers import policy_info
 
-    if "microbatches" in policy_info(policy).params:  # it plans for the pipeline's period
+    declared = policy_info(policy).params
+    if "microbatches" in declared:  # it plans for the pipeline's period
         params = {"microbatches": problem.microbatches, **params}
+    if "overlap" in declared:  # it plans for the execution model's time per layer
+        params = {"overlap": problem.execution.overlap, **params}
+    # A policy declaring ``carry`` is told the per-(resource kind, GPU) load its earlier slots of
+    # the window put there (run-time information: its own earlier decisions).
+    carried: dict[tuple[str, int], float] = {}
+    slots = 0
     for li, row in enumerate(problem.window):
         for m, inst in enumerate(row):
             opts = DagOptions(**{**problem.options.__dict__, "layer": li, "microbatch": m})
             ldag = build_layer_dag(inst, problem.cost, opts)
-            res = solve(policy, ldag, inst, problem.cost, **params)
+            extra = {"prior_load_ns": dict(carried), "prior_slots": slots} if "carry" in declared else {}
+            res = solve(policy, ldag, inst, problem.cost, **params, **extra)
             if res.schedule is None:
                 raise SieveoptError(f"{policy} found no plan for layer {li} micro-batch {m}")
             decision = max(decision, res.decision_ns or 0)
             for t in ldag.tasks:
                 modes[dag.by_name[t.name]] = res.schedule.modes[t.tid]
+                c = t.modes[res.schedule.modes[t.tid]]
+                for rid in c.resources:
+                    r = ldag.resources[rid]
+                    carried[(r.kind, r.gpu)] = carried.get((r.kind, r.gpu), 0.0) + c.duration_ns
+            slots += 1
     return tuple(modes), decision
 
 
@@ -117,18 +175,21 @@ def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float 
     if hook:  # an exact solver of the periodic problem declares its own entry point
         mod, _, attr = hook.partition(":")
         solver = getattr(importlib.import_module(mod), attr)
+        hints = None if hints is None else {p: _as_hint(problem, r) for p, r in hints.items()}
         return solver(problem, policy, time_limit_s=time_limit_s, workers=workers, seed=seed,
                       latency_weight=latency_weight, hints=hints)
     modes, decision = plan_modes(problem, policy)
     loads = resource_loads_ns(dag, modes)
+    charge = int(problem.options.scheduler_latency_ns)
     if ex.overlap == "ideal":
         return OverlapResult(policy, ex, None, float(loads.max()) / L, None, None, BOUND, None, decision or None,
-                             time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name})
+                             time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name,
+                                                        "scheduler_latency_ns": charge})
     ps = modulo_list_schedule(problem, modes, policy=policy)
     ok = _checked(problem, ps)
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), None, HEURISTIC, ok, decision or None,
                          time.perf_counter() - t0,
-                         {"ideal_period_ns": float(loads.max()) / L, **ps.meta})
+                         {"ideal_period_ns": float(loads.max()) / L, "scheduler_latency_ns": charge, **ps.meta})
 
 
 def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: int, cost: CostModel, *,
@@ -145,4 +206,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OverlapResult", "plan_modes", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "charge_scheduler", "charged_problem", "plan_modes", "sample_problem", "solve_overlap"]

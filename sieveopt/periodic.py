@@ -231,6 +231,22 @@ def unroll(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: int) -> t
     return big, sched
 
 
+def retime(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule | None:
+    """``ps``'s modes and starts with ``problem``'s durations (e.g. the same iteration with another
+    scheduler charge): the same superperiod, and valid whenever no duration grew, since shorter
+    tasks never break a precedence, recurrence or capacity. None when the result fails
+    :func:`check_periodic` (a duration grew, or another iteration)."""
+    dag = problem.dag
+    if len(ps.modes) != len(dag.tasks) or any(ps.modes[t.tid] not in t.modes for t in dag.tasks):
+        return None
+    d = np.array([t.modes[ps.modes[t.tid]].duration_ns for t in dag.tasks], dtype=np.int64)
+    if np.array_equal(ps.end_ns - ps.start_ns, d):
+        return ps
+    out = PeriodicSchedule(ps.modes, ps.start_ns.copy(), ps.start_ns + d, ps.superperiod_ns, ps.window_layers,
+                           ps.policy, {**ps.meta, "retimed": True})
+    return out if check_periodic(out, problem).ok else None
+
+
 def check_unrolled(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: int = 4) -> CheckReport:
     big, sched = unroll(problem, ps, iterations)
     return check(sched, big)
@@ -409,5 +425,5 @@ def runtime_steady_state_ns(problem: PeriodicProblem, modes: Sequence[str], iter
 
 
 __all__ = ["FUSION_NOTE", "PeriodicProblem", "PeriodicSchedule", "build_periodic_problem", "check_periodic",
-           "check_unrolled", "modulo_list_schedule", "recurrence_bound_ns", "resource_loads_ns",
+           "check_unrolled", "modulo_list_schedule", "recurrence_bound_ns", "resource_loads_ns", "retime",
            "runtime_steady_state_ns", "unroll"]

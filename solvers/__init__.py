@@ -141,8 +141,11 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                               default=True, color="#2ca02c", marker="P", needs_modes=_TWO_SIDED,
                               window_hint=2, scheduler_latency_ns=1500, reads_cost_table=True)),
     "sieve-pipe": ("sieveopt.solvers.sieve_pipe", "solve_sieve_pipe",
-                   "Sieve's sweep, objective of an M-micro-batch pipeline (period: M x load vs one micro-batch's chain)",
-                   PolicyInfo("compiled", {"microbatches": int}, color="#17becf", marker="p", needs_modes=_TWO_SIDED)),
+                   "Plans for the execution model it runs under: serial -> sieve-plus's decision; microbatch -> "
+                   "Sieve's sweep with the pipeline's period (M x load vs one micro-batch's chain); ideal -> load",
+                   PolicyInfo("compiled", {"microbatches": int, "overlap": _choice("serial", "microbatch", "ideal"),
+                                              "carry": _bool},
+                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1500)),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
                          joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",

@@ -12,10 +12,31 @@ minimises
     chain(k) = qkv + attention + oproj + router + T_comm + max(GPU experts(k), PIM experts(k)) + reduce
 
 with every duration taken from the layer DAG (the cost model the schedule is timed with);
-``T_HBM`` adds PIM jobs to the GPU's HBM load when HBM sharing is ``exclusive``. Under the
-serial model (M = 1) the chain term dominates and it behaves like a makespan estimate.
+``T_HBM`` adds PIM jobs to the GPU's HBM load when HBM sharing is ``exclusive``.
 ``decision_ns`` is the slowest GPU's compiled sweep (every GPU plans in parallel), timed like
 ``sieve``'s planner call (inputs extracted from the DAG beforehand, as for Sieve).
+
+The planner is told the execution model it runs under (``overlap``, as a serving GPU knows
+whether it pipelines micro-batches) and plans for that model's time per layer:
+
+* ``serial``: the layer's makespan, which a load estimate does not capture (the serialized
+  phases leave resources idle): sieve-plus's decision (:mod:`sieveopt.solvers.sieve_plus`,
+  move-based local search on the list schedule's estimate, declared 1.5 us per layer).
+* ``microbatch``: the pipeline objective above.
+* ``ideal``: the busiest resource's load, Sieve's own ``max(T_comm, T_GPU, T_PIM)`` (papers.md
+  §1.5), which is that model's time per layer: the chain term is dropped.
+
+Its declared scheduler charge is the larger of its two compiled planners' (1.5 us).
+
+**Carried load** (``carry``, default on; microbatch and ideal): the time per layer of both
+models is set by every resource's load summed over the window's slots, not slot by slot, and
+with whole experts a split balanced slot by slot leaves each slot a fraction of an expert off
+balance, in the same direction. A GPU knows the loads its earlier decisions put on its own
+GPU, HBM and PIM (run-time information: it made them), so each slot is planned on the load
+carried from the earlier slots of the window (:func:`sieveopt.overlap.plan_modes` passes
+``prior_load_ns`` and ``prior_slots``): the load term becomes ``M * max_r (carried_r +
+load_r(k)) / (slots so far + 1)``, the projected per-layer load of the window. One more add per
+resource in the sweep; the decision latency is unchanged.
 """
 
 from __future__ import annotations
@@ -60,10 +81,12 @@ def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
 @njit(cache=True)
 def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.ndarray,
            on_gpu: np.ndarray) -> int:  # pragma: no cover (compiled)
-    """The hottest-first sweep; scal = (other, attn_pim, launch, pre + T_comm + reduce, M, exclusive)."""
+    """The hottest-first sweep; scal = (other, attn_pim, launch, pre + T_comm + reduce, M, exclusive,
+    carried GPU, carried HBM, carried PIM, slots the load is averaged over)."""
     order = np.argsort(-tokens, kind="mergesort")
     n = len(tokens)
     other, attn, launch, chain0, M, excl = scal[0], scal[1], scal[2], scal[3], scal[4], scal[5]
+    c_gpu, c_hbm, c_pim, slots = scal[6], scal[7], scal[8], scal[9]
     psum = 0.0
     for i in range(n):
         psum += pim_ns[i]
@@ -78,7 +101,7 @@ def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.
         t_gpu = other + lg
         t_pim = attn + psum
         t_hbm = t_gpu + t_pim if excl > 0 else t_gpu
-        load = max(t_gpu, max(t_hbm, t_pim))
+        load = max(c_gpu + t_gpu, max(c_hbm + t_hbm, c_pim + t_pim)) / slots
         obj = max(M * load, chain0 + max(lg, psum))
         if obj < best:
             best, best_k = obj, k
@@ -90,10 +113,13 @@ def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.
 
 
 def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
-               microbatches: int, exclusive: bool) -> tuple[np.ndarray, int]:
-    """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep."""
+               microbatches: int, exclusive: bool, carried: tuple[float, float, float] = (0.0, 0.0, 0.0),
+               prior_slots: int = 0) -> tuple[np.ndarray, int]:
+    """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep;
+    ``carried``: (GPU, HBM, PIM) load of ``prior_slots`` earlier slots."""
     scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
-                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0])
+                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0,
+                     *carried, prior_slots + 1.0])
     on_gpu = np.zeros(len(tokens), dtype=np.bool_)
     tok = np.ascontiguousarray(tokens, dtype=np.int64)
     g = np.ascontiguousarray(gpu_ns, dtype=np.float64)
@@ -109,9 +135,25 @@ def warm_up() -> None:
                {"other": 0, "attn_pim": 0, "launch": 0, "pre": 0, "reduce": 0}, 0.0, 2, False)
 
 
+PLAN_OVERLAPS = ("serial", "microbatch", "ideal")
+
+
 def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, microbatches: int = 1,
+                     overlap: str = "serial", carry: bool = True,
+                     prior_load_ns: dict[tuple[str, int], float] | None = None, prior_slots: int = 0,
                      **_: Any) -> SolveResult:
-    """Plan every GPU for an M-micro-batch pipeline (M = 1: the serial layer)."""
+    """Plan every GPU for the time per layer of ``overlap`` (see the module docstring)."""
+    if overlap not in PLAN_OVERLAPS:
+        raise ValueError(f"sieve-pipe overlap {overlap!r}: expected one of {', '.join(PLAN_OVERLAPS)}")
+    if overlap == "serial":
+        from dataclasses import replace
+
+        from sieveopt.solvers.sieve_plus import solve_sieve_plus
+
+        r = solve_sieve_plus(dag, instance, cost)
+        sched = replace(r.schedule, policy="sieve-pipe")
+        return replace(r, policy="sieve-pipe", schedule=sched,
+                       meta={**r.meta, "plan": "sieve-plus (serial execution: the layer's makespan)"})
     t_wall = time.perf_counter()
     inputs = plan_inputs(dag, instance, cost)
     exclusive = dag.meta.get("hbm_sharing") == "exclusive"
@@ -120,10 +162,16 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
     warm_up()
     for inp in inputs:
         terms = _gpu_terms(dag, inp.gpu)
-        on_gpu, dt = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, float(inp.params[P_T_COMM]),
-                                max(1, int(microbatches)), exclusive)
+        if overlap == "ideal":  # the busiest resource only: no chain term
+            terms = {**terms, "pre": 0, "reduce": 0}
+        t_comm = 0.0 if overlap == "ideal" else float(inp.params[P_T_COMM])
+        prior = prior_load_ns if carry and prior_load_ns else {}
+        carried = tuple(float(prior.get((k, inp.gpu), 0.0)) for k in ("gpu", "hbm", "pim"))
+        on_gpu, dt = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, t_comm,
+                                max(1, int(microbatches)), exclusive, carried, prior_slots if prior else 0)
         times.append(dt)
         for e, f in zip(inp.experts.tolist(), on_gpu.tolist(), strict=True):
             expert_modes[e] = MODE_GPU if f else MODE_PIM
-    meta = {"microbatches": microbatches, "decision_ns_per_gpu": times}
+    meta = {"microbatches": microbatches, "overlap": overlap, "carried_slots": prior_slots if carry else 0,
+            "decision_ns_per_gpu": times}
     return finish(dag, "sieve-pipe", expert_modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)), meta=meta)

@@ -186,6 +186,54 @@ def test_cli_compare_microbatch_json(capsys):
         assert s["median_period_ns"] > 0 and s["median_latency_ns"] > 0
         assert s["median_gap_to_cpsat_best"] >= -1e-9
     assert d["summary"]["cpsat"]["median_cpsat_bound_ns"] <= d["summary"]["cpsat"]["median_period_ns"]
+    # Every policy reports CP-SAT's bound, and is charged its scheduler latency like serial compare.
+    for p in ("sieve", "sieve-plus", "duplex"):
+        s = d["summary"][p]
+        assert s["median_cpsat_bound_ns"] == d["summary"]["cpsat"]["median_cpsat_bound_ns"]
+        assert s["median_gap_to_cpsat_bound"] >= s["median_gap_to_cpsat_best"] - 1e-9
+        assert s["scheduler_latency_ns"] > 0 and s["scheduler_latency_source"] == "default"
+    assert d["summary"]["cpsat"]["scheduler_latency_ns"] == 0
+    assert d["summary"]["sieve-plus"]["scheduler_latency_ns"] == 1500
+    assert d["scheduler_latency"]
+
+
+def test_compare_overlap_charges_the_scheduler(capsys):
+    """--scheduler-latency-ns N lengthens every slot's sched task: a charged period is never
+    shorter than the uncharged one (the uncharged schedule re-timed is the lower envelope), and
+    a huge charge shows up in the period."""
+    base = ["compare", "--model", "gpt-oss-120b", "--gpus", "2", "--batch", "16", "--layers", "1",
+            "--overlap", "microbatch", "--microbatches", "2", "--policies", "sieve,noexp", "--json"]
+    periods = {}
+    for ns in (0, 200_000):
+        assert main([*base, "--scheduler-latency-ns", str(ns)]) == 0
+        d = json.loads(capsys.readouterr().out)
+        periods[ns] = {p: s["median_period_ns"] for p, s in d["summary"].items()}
+        assert d["summary"]["noexp"]["scheduler_latency_ns"] == 0  # a static decision is charged nothing
+        assert d["summary"]["sieve"]["scheduler_latency_ns"] == ns
+    assert periods[200_000]["sieve"] >= 200_000  # the slot's chain holds the charge
+    assert periods[200_000]["noexp"] == periods[0]["noexp"]
+
+
+def test_charged_problem_and_retimed_hints(small):
+    from sieveopt.overlap import charge_scheduler
+    from sieveopt.periodic import retime
+
+    charged = charge_scheduler(small, 5_000)
+    assert charged.options.scheduler_latency_ns == 5_000
+    assert all(t.modes["sched"].duration_ns == 5_000 for t in charged.dag.tasks if t.kind.value == "sched")
+    r = solve_overlap(charged, "sieve")
+    assert r.check_ok and r.meta["scheduler_latency_ns"] == 5_000
+    assert check_unrolled(charged, r.schedule, 3).ok  # unrolling rebuilds the DAG with the charge
+    # Re-timed onto the uncharged iteration, the schedule stays valid at the same superperiod...
+    back = retime(small, r.schedule)
+    assert back is not None and back.superperiod_ns == r.schedule.superperiod_ns
+    assert check_periodic(back, small).ok
+    # ... but an uncharged schedule does not fit the charged iteration as it is.
+    r0 = solve_overlap(small, "sieve")
+    assert retime(charged, r0.schedule) is None or check_periodic(retime(charged, r0.schedule), charged).ok
+    # The exact solver accepts hints made under another charge (re-timed, never worse than them).
+    c = solve_overlap(small, "cpsat", time_limit_s=2, hints={"sieve": r})
+    assert c.check_ok and c.period_ns <= back.period_ns
 
 
 def test_cli_solve_microbatch_and_errors(capsys):
@@ -305,3 +353,31 @@ def test_cli_run_overlap(tmp_path, capsys):
     assert main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--microbatches", "2",
                  "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_sieve_pipe_plans_for_its_execution_model(small):
+    """serial: sieve-plus's decision; ideal: the load only; carried load shifts the split."""
+    from sieveopt.dag import build_layer_dag
+    from sieveopt.overlap import plan_modes
+    from sieveopt.solvers import solve
+    from sieveopt.solvers.sieve_pipe import plan_split
+
+    inst = small.window[0][0]
+    dag = build_layer_dag(inst, small.cost)
+    a, b = solve("sieve-pipe", dag, inst, small.cost), solve("sieve-plus", dag, inst, small.cost)
+    assert a.schedule.modes == b.schedule.modes and a.makespan_ns == b.makespan_ns
+    assert a.policy == a.schedule.policy == "sieve-pipe"
+    with pytest.raises(ValueError, match="overlap"):
+        solve("sieve-pipe", dag, inst, small.cost, overlap="pipelined")
+    terms = {"other": 10, "attn_pim": 5, "launch": 1, "pre": 20, "reduce": 2}
+    tokens, gpu_ns, pim_ns = np.array([8, 4, 2, 1]), np.full(4, 10.0), np.array([40.0, 20.0, 10.0, 5.0])
+    base, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False)
+    # A GPU already loaded by earlier slots keeps more experts on PIM, and vice versa.
+    busy_gpu, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False, (200.0, 200.0, 0.0), 1)
+    busy_pim, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 64, False, (0.0, 0.0, 200.0), 1)
+    assert busy_gpu.sum() < base.sum() < busy_pim.sum()
+    # plan_modes tells the planner the window's earlier slots (and only a policy that declares it)
+    modes, _ = plan_modes(small, "sieve-pipe")
+    ideal = build_periodic_problem(small.window, small.cost, make_execution_model("ideal", 2, window_layers=2))
+    loads = {c: resource_loads_ns(ideal.dag, plan_modes(ideal, "sieve-pipe", carry=c)[0]).max() for c in (0, 1)}
+    assert len(modes) == len(small.dag.tasks) and loads[True] > 0 and loads[False] > 0

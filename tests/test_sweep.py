@@ -235,3 +235,78 @@ def test_cli_sweep_dry_run_and_bad_file(tmp_path, capsys):
 def test_example_sweep_file_is_valid():
     spec = load_sweep(Path(__file__).parent.parent / "docs" / "examples" / "sweep_small.toml")
     assert len(resolve_all(spec)) == len(expand(spec)) == 16
+    ov = load_sweep(Path(__file__).parent.parent / "docs" / "examples" / "sweep_overlap.toml")
+    assert len(resolve_all(ov)) == 2 * 3 * (1 + 2 + 2)  # batches x policies x (serial + 2 M x 2 models)
+
+
+OVERLAP = """
+[sweep]
+name = "ov"
+layers = 1
+window_layers = 1
+[grid]
+model = "gpt-oss-120b"
+gpus = 2
+batch = 16
+policy = ["sieve", "noexp"]
+overlap = ["serial", "microbatch", "ideal"]
+microbatches = [2, 4]
+"""
+
+
+def test_overlap_axes_expand_collapse_serial_and_keep_serial_hashes(tmp_path):
+    spec = _spec(tmp_path, OVERLAP)
+    pts = expand(spec)
+    ex = {(p["policy"], p.get("overlap", "serial"), p.get("microbatches")) for p in pts}
+    assert ("sieve", "serial", None) in ex and ("sieve", "microbatch", 4) in ex and ("noexp", "ideal", 2) in ex
+    configs = resolve_all(spec)
+    assert len(configs) == 2 * (1 + 2 + 2)  # serial x M collapses to one point per policy
+    serial = [c for c in configs if "overlap" not in c["point"]]
+    plain = resolve_all(_spec(tmp_path, OVERLAP.replace('overlap = ["serial", "microbatch", "ideal"]\n'
+                                                        "microbatches = [2, 4]\n", ""), "plain.toml"))
+    assert sorted(c["hash"] for c in serial) == sorted(c["hash"] for c in plain)
+
+
+@pytest.mark.parametrize("grid, field", [
+    ('overlap = "pipelined"', "grid.overlap"),
+    ('overlap = "serial"\nmicrobatches = 2', "grid.microbatches"),
+    ('overlap = "microbatch"\nmicrobatches = [1, 2]', "grid.microbatches"),
+    ('overlap = "microbatch"\nmicrobatches = 0', "grid.microbatches"),
+])
+def test_overlap_axis_errors_name_the_key(tmp_path, grid, field):
+    with pytest.raises(SpecError) as exc:
+        _spec(tmp_path, SMALL + grid + "\n")
+    assert exc.value.field == field and exc.value.fix
+
+
+def test_overlap_points_run_on_the_engine_and_bad_m_exits_2(tmp_path, capsys):
+    from sieveopt.cli.main import main
+
+    text = OVERLAP.replace('policy = ["sieve", "noexp"]', 'policy = "sieve"').replace(
+        'overlap = ["serial", "microbatch", "ideal"]', 'overlap = ["serial", "microbatch"]').replace(
+        "microbatches = [2, 4]", "microbatches = 2")
+    rep = run_sweep(_spec(tmp_path, text), tmp_path / "o", workers=1, progress=False)
+    assert rep.done == 2 and rep.failed == 0
+    by = {p["execution_model"]: p for p in rep.points}
+    assert set(by) == {"serial", "microbatch(M=2,L=1,fusion=none)"}
+    assert all(p["all_checks_ok"] and p["mean_time_per_layer_ns"] > 0 for p in rep.points)
+    rows = list(csv.DictReader((tmp_path / "o" / "results.csv").open()))
+    mb = [r for r in rows if r["overlap"] == "microbatch"]
+    assert len(mb) == 1 and float(mb[0]["period_ns"]) == float(mb[0]["time_per_layer_ns"]) > 0
+    assert int(mb[0]["scheduler_latency_ns"]) == 1000  # sieve's default charge, as in compare
+    # M = 3 does not divide the 8 requests per GPU: exit 2, naming the field, before any point runs.
+    sweep = tmp_path / "bad.toml"
+    sweep.write_text(text.replace("microbatches = 2", "microbatches = 3"))
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "grid.microbatches 3 does not divide" in err and not (tmp_path / "o2" / "points").exists()
+
+
+def test_overlap_sweep_rejects_serial_only_solver_params_up_front(tmp_path):
+    from sieveopt.sweep.validate import validate_sweep
+
+    spec = _spec(tmp_path, OVERLAP.replace('policy = ["sieve", "noexp"]', 'policy = ["sieve", "cpsat"]')
+                 + "[solver.cpsat]\ntime_limit_s = 1.0\ndeterministic = true\n")
+    with pytest.raises(SpecError) as exc:
+        validate_sweep(spec, resolve_all(spec))
+    assert exc.value.field == "solver.cpsat.deterministic" and "overlap" in exc.value.fix

@@ -67,13 +67,16 @@ def _head(model, system, args, ex: ExecutionModel) -> dict[str, Any]:
 
 
 def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
-    from sieveopt.overlap import solve_overlap
+    from sieveopt.overlap import charged_problem, solve_overlap
+    from sieveopt.solvers.sched_latency import parse_spec
 
     ex = execution_from_args(args, model, system)
     if not ex.gives_schedule:
         raise SieveoptError("--overlap ideal is a bound, not a schedule: use `sieveopt compare --overlap ideal` "
                             "for each policy's ideal-overlap time, or --overlap microbatch for a schedule")
-    prob = _problem(args, model, system, ex, cost, args.seed)
+    prob, charge = charged_problem(_problem(args, model, system, ex, cost, args.seed), args.policy,
+                                   parse_spec(getattr(args, "scheduler_latency_ns", None)),
+                                   calibration={"model": model, "system": system, "batch": args.batch})
     r = solve_overlap(prob, args.policy, time_limit_s=_time_limit(args), workers=args.workers, seed=args.seed,
                       latency_weight=args.latency_weight)
     ps = r.schedule
@@ -91,6 +94,7 @@ def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
 
             views["gantt"] = str(gantt(sched, big, args.gantt, label=f"{args.policy}, {ex.label}"))
     data = {**_head(model, system, args, ex), "policy": args.policy, "views": views,
+            "scheduler_latency_ns": charge.ns, "scheduler_latency_source": charge.source,
             "moe_layers": [row[0].moe_layer for row in prob.window], "tasks": len(prob.dag.tasks),
             **{k: v for k, v in r.to_dict().items() if k not in ("meta", "policy", "execution_model")},
             "superperiod_ns": ps.superperiod_ns, "utilisation": {k: v for k, v in ps.utilisation(prob.dag).items()
@@ -115,51 +119,66 @@ def _q(xs: list[float], q: float) -> float | None:
 
 
 def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies: list[str]) -> int:
-    from sieveopt.overlap import solve_overlap
+    """Every policy on ``--layers`` cyclic windows, each charged its scheduler latency (as the
+    serial ``compare``): period, latency, gap to CP-SAT's best and CP-SAT's bound per policy."""
+    from sieveopt.overlap import charged_problem, solve_overlap
+    from sieveopt.solvers.sched_latency import describe, parse_spec
 
     ex = execution_from_args(args, model, system)
+    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
+    calibration = {"model": model, "system": system, "batch": args.batch}
     windows = []
     all_ok = True
     for i in range(args.layers):
-        prob = _problem(args, model, system, ex, cost, args.seed + i)
-        row: dict[str, Any] = {"seed": args.seed + i, "moe_layers": [r[0].moe_layer for r in prob.window],
+        base = _problem(args, model, system, ex, cost, args.seed + i)
+        row: dict[str, Any] = {"seed": args.seed + i, "moe_layers": [r[0].moe_layer for r in base.window],
                                "policies": {}}
         done: dict[str, Any] = {}
         order = sorted(policies, key=lambda p: policy_info(p).offline)  # exact solvers last: hinted
         for pol in order:
+            prob, lat = charged_problem(base, pol, spec, calibration=calibration)
             r = solve_overlap(prob, pol, time_limit_s=_time_limit(args), workers=args.workers,
                               seed=args.seed, latency_weight=args.latency_weight, hints=done)
             done[pol] = r
             all_ok &= r.check_ok is not False
-            row["policies"][pol] = {k: v for k, v in r.to_dict().items() if k not in ("meta", "policy",
-                                                                                     "execution_model")}
+            row["policies"][pol] = {**{k: v for k, v in r.to_dict().items() if k not in ("meta", "policy",
+                                                                                       "execution_model")},
+                                    "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source}
         windows.append(row)
     summary: dict[str, Any] = {}
     ref = policy_with_role("reference")
     ref = ref if ref in policies else None
+    if ref:
+        for w in windows:
+            best, bound = w["policies"][ref]["period_ns"], w["policies"][ref]["bound_ns"]
+            for v in w["policies"].values():
+                v["gap_to_cpsat_best"] = v["period_ns"] / best - 1.0
+                v["gap_to_cpsat_bound"] = None if not bound else v["period_ns"] / bound - 1.0
     for p in policies:
         per = [w["policies"][p] for w in windows]
         s = {"median_period_ns": _q([x["period_ns"] for x in per], 50),
              "median_latency_ns": _q([x["latency_ns"] for x in per if x["latency_ns"] is not None], 50),
              "median_decision_ns": _q([x["decision_ns"] for x in per if x["decision_ns"] is not None], 50),
+             "scheduler_latency_ns": per[0]["scheduler_latency_ns"],
+             "scheduler_latency_source": per[0]["scheduler_latency_source"],
              "checks_ok": sum(1 for x in per if x["check_ok"] is not False)}
         if ref:
-            gaps = [w["policies"][p]["period_ns"] / w["policies"][ref]["period_ns"] - 1.0 for w in windows]
-            vsb = [w["policies"][p]["period_ns"] / w["policies"][ref]["bound_ns"] - 1.0 for w in windows
-                   if w["policies"][ref]["bound_ns"]]
+            gaps = [x["gap_to_cpsat_best"] for x in per]
+            vsb = [x["gap_to_cpsat_bound"] for x in per if x["gap_to_cpsat_bound"] is not None]
             s.update({"median_gap_to_cpsat_best": _q(gaps, 50), "max_gap_to_cpsat_best": max(gaps),
-                      "median_gap_to_cpsat_bound": _q(vsb, 50)})
+                      "median_gap_to_cpsat_bound": _q(vsb, 50),
+                      "median_cpsat_bound_ns": _q([w["policies"][ref]["bound_ns"] for w in windows
+                                                   if w["policies"][ref]["bound_ns"]], 50)})
             if p == ref:
-                s["median_cpsat_bound_ns"] = _q([x["bound_ns"] for x in per], 50)
-                s["max_cpsat_certified_gap"] = max(x["gap"] for x in per if x["gap"] is not None)
+                s["max_cpsat_certified_gap"] = max((x["gap"] for x in per if x["gap"] is not None), default=None)
         summary[p] = s
-    data = {**_head(model, system, args, ex), "windows": len(windows), "policies": policies,
-            "summary": summary, "per_window": windows, "all_checks_ok": all_ok}
+    data = {**_head(model, system, args, ex), "scheduler_latency": describe(spec), "windows": len(windows),
+            "policies": policies, "summary": summary, "per_window": windows, "all_checks_ok": all_ok}
 
     def render(d: dict) -> None:
         unit = "ideal-overlap time" if ex.overlap == "ideal" else "steady-state period"
         cols = ["policy", "median period us", "median latency us", "gap to cpsat best", "gap to cpsat bound",
-                "checks ok", "decision us"]
+                "checks ok", "decision us", "sched charge us"]
         rows = []
         for p, s in d["summary"].items():
             g = s.get("median_gap_to_cpsat_best")
@@ -168,10 +187,11 @@ def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies:
                          "-" if s["median_latency_ns"] is None else f"{s['median_latency_ns'] / 1e3:.2f}",
                          "-" if g is None else f"{100 * g:+.2f}%", "-" if b is None else f"{100 * b:+.2f}%",
                          s["checks_ok"], "-" if s["median_decision_ns"] is None else
-                         f"{s['median_decision_ns'] / 1e3:.2f}"))
+                         f"{s['median_decision_ns'] / 1e3:.2f}",
+                         f"{s['scheduler_latency_ns'] / 1e3:.2f} ({s['scheduler_latency_source']})"))
         print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
                     f"{d['execution_model']['label']}: {unit} per layer", cols, rows)
-        if ref is not None:
+        if ref is not None and d["summary"][ref]["median_cpsat_bound_ns"] is not None:
             s = d["summary"][ref]
             print(f"{ref}: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
                   f"max certified gap {100 * s['max_cpsat_certified_gap']:.2f}%")
@@ -180,10 +200,11 @@ def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies:
     return 0 if all_ok else 1
 
 
-def replay_overlap_cmd(args: argparse.Namespace, model, system, latency_for) -> int:
+def replay_overlap_cmd(args: argparse.Namespace, model, system) -> int:
     """``replay --overlap microbatch``: the policy's periodic schedule unrolled and replayed."""
     from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.overlap import solve_overlap
+    from sieveopt.overlap import charged_problem, solve_overlap
+    from sieveopt.solvers.sched_latency import parse_spec
     from sieveopt.validation.replay_periodic import replay_periodic
 
     ex = execution_from_args(args, model, system)
@@ -193,18 +214,18 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system, latency_for) -> 
     if args.iterations < 4:
         raise SieveoptError(f"--iterations must be >= 4 (first and last are fill and drain), got {args.iterations}")
     cost = make_cost_model(args.cost_model, system, model)
-    prob = _problem(args, model, system, ex, cost, args.seed)
+    # The slots' scheduler tasks carry the policy's charge (as in `compare --overlap`), and the
+    # replay charges the same, so predicted and replayed periods describe the same pipeline.
+    prob, charge = charged_problem(_problem(args, model, system, ex, cost, args.seed), args.policy,
+                                   parse_spec(getattr(args, "scheduler_latency_ns", None)),
+                                   calibration={"model": model, "system": system, "batch": args.batch})
     r = solve_overlap(prob, args.policy, time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
-    # The periodic DAG times the scheduler task at 0 (it runs beside the dispatch); a latency is
-    # charged only when given, so predicted and replayed periods describe the same pipeline.
-    from sieveopt.solvers.sched_latency import parse_spec
-
-    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
-    lat = latency_for(r, args.policy, spec) if isinstance(spec, int) else None
+    lat = charge.ns
     rep = replay_periodic(prob, r.schedule, iterations=args.iterations, memory=args.memory,
                           interference=not args.no_interference, scheduler_latency_ns=lat,
                           dram_preset=args.dram_preset)
-    data = {**_head(model, system, args, ex), "policy": args.policy, "check_ok": r.check_ok, **rep}
+    data = {**_head(model, system, args, ex), "policy": args.policy, "check_ok": r.check_ok,
+            "scheduler_latency_source": charge.source, **rep}
 
     def render(d: dict) -> None:
         print_table(f"replay of the steady state: {d['policy']} under {d['execution_model']}",

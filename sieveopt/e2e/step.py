@@ -74,6 +74,12 @@ class StepSettings:
     #: In replayed runs, Sieve's planners read a runtime PIM cost table fed by the replayed PIM
     #: job times of earlier layers and steps (:class:`sieveopt.models.table.ObservedTables`).
     observed_table: bool = True
+    #: Execution model of the MoE layers (:mod:`sieveopt.execution_model`): "serial" (the layer
+    #: DAG), "microbatch" (steady-state period of M pipelined micro-batches) or "ideal" (resource-
+    #: load bound); see :mod:`sieveopt.e2e.overlap_step`. 0: the execution model's default.
+    overlap: str = "serial"
+    microbatches: int = 0
+    window_layers: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +135,10 @@ class StepResult:
     replay_moe_energy_J: float | None = None
     #: cost-model energy of the rest of the step: dense layers, LM head, embedding (J)
     fixed_energy_J: float | None = None
+    #: execution model label of the MoE layers, and a token's mean layer entry-to-exit time
+    #: (serial: the layer's makespan; microbatch: the micro-batch's layer latency)
+    execution_model: str = "serial"
+    layer_latency_ns: float | None = None
     #: the rest of the step replayed (validation/replay_fixed.py): its time (ns) and energy (J)
     replay_fixed_ns: float | None = None
     replay_fixed_energy_J: float | None = None
@@ -156,12 +166,13 @@ class StepResult:
     def row(self) -> dict[str, Any]:
         """Flat CSV/JSON row."""
         r: dict[str, Any] = {
-            "policy": self.policy, "batch": self.batch,
+            "policy": self.policy, "batch": self.batch, "execution_model": self.execution_model,
             "throughput_tok_s_per_gpu": self.throughput_tok_s_per_gpu,
             "interactivity_tok_s_per_user": self.interactivity_tok_s_per_user,
             "step_us": self.step_ns / 1e3, "moe_layers_us": self.moe_layers_ns / 1e3,
             "dense_layers_us": self.dense_layers_ns / 1e3, "lm_head_us": self.lm_head_ns / 1e3,
             "embed_us": self.embed_ns / 1e3, "prefill_attn_us": self.prefill_attn_ns / 1e3,
+            "layer_latency_us": None if self.layer_latency_ns is None else self.layer_latency_ns / 1e3,
         }
         for c in CATEGORIES:
             r[f"cp_{c}_us"] = self.breakdown_ns.get(c, 0.0) / 1e3
@@ -230,7 +241,13 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     """Schedule every sampled layer with ``policy`` and assemble the step time.
 
     With ``tables`` (and ``replay``), a table planner's layers are built on its observed runtime
-    cost table, and each replayed layer's PIM job times are folded into it before the next."""
+    cost table, and each replayed layer's PIM job times are folded into it before the next.
+    Under an overlapped execution model (``settings.overlap``) the layers are steady-state
+    periods instead (:func:`sieveopt.e2e.overlap_step.run_overlap_step`)."""
+    if problem.settings.overlap != "serial":
+        from sieveopt.e2e.overlap_step import run_overlap_step
+
+        return run_overlap_step(problem, policy, solver_params=solver_params, replay=replay, tables=tables)
     p, G = problem, problem.system.num_gpus
     moe = 0.0
     bd = dict.fromkeys(CATEGORIES, 0.0)
@@ -324,7 +341,8 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
         fixed_energy_J=None if fixed_c is None else sum(fixed_c.values()),
         replay_fixed_ns=fixed_rep.replayed_total_ns if rep_ok and fixed_rep is not None else None,
         replay_fixed_energy_J=sum(fixed_rep_c.values()) if rep_ok and fixed_rep_c is not None else None,
-        energy_block=block)
+        energy_block=block,
+        layer_latency_ns=moe / max(sum(x.weight for x in p.samples), 1e-9))
 
 
 # -- energy (sieveopt.validation.energy) ---------------------------------------------------------

@@ -202,6 +202,8 @@ def sweep_meta(spec: StepSweepSpec, wall_s: float, replay: bool) -> dict[str, An
     return {"model": spec.model.name, "precision": spec.model.expert_precision, "system": spec.system.name,
             "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
+            "execution_model": {"overlap": s.overlap, "microbatches": s.microbatches or None,
+                                "window_layers": s.window_layers or None},
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
             "scheduler_latency": _sched_describe(s.scheduler_latency),
             "observed_table": bool(replay and s.observed_table),

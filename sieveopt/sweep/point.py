@@ -55,10 +55,37 @@ def resolve(point: dict[str, Any], spec_cache: dict[tuple, Any] | None = None) -
     skey = ("system", point["system"], point["gpus"], json.dumps(point["set"], sort_keys=True))
     if skey not in cache:
         cache[skey] = to_dict(load_system(point["system"], point["gpus"], dict(point["set"])))
+    if point.get("overlap", "serial") != "serial":
+        _check_execution(point, cache[mkey], cache[skey])
     body = {"point": {k: v for k, v in point.items() if k not in OUTPUT_ONLY},
             "model_spec": cache[mkey], "system_spec": cache[skey], "sieveopt_version": __version__}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {"hash": digest, **body, "outputs": {k: bool(point.get(k)) for k in OUTPUT_ONLY}}
+
+
+#: CLI option -> sweep-file field, for execution-model errors raised while resolving a point.
+_SWEEP_FIELDS = {"--microbatches": "grid.microbatches", "--batch": "grid.batch", "--overlap": "grid.overlap",
+                 "--window-layers": "sweep.window_layers"}
+
+
+def _check_execution(point: dict[str, Any], model_spec: dict[str, Any], system_spec: dict[str, Any]) -> Any:
+    """The point's :class:`~sieveopt.execution_model.ExecutionModel`; an impossible one (M not
+    dividing the requests per GPU, a window longer than the model) fails before any point runs,
+    naming the sweep-file field."""
+    from sieveopt.errors import SieveoptError
+    from sieveopt.execution_model import make_execution_model
+
+    gpus = int(system_spec.get("num_gpus") or point["gpus"] or 1)
+    try:
+        return make_execution_model(point["overlap"], point.get("microbatches"), window_layers=point.get("window_layers"),
+                                    batch=point["batch"], num_gpus=gpus,
+                                    num_moe_layers=model_spec.get("num_moe_layers"))
+    except SieveoptError as exc:
+        msg = str(exc)
+        for opt, fld in _SWEEP_FIELDS.items():
+            msg = msg.replace(opt, fld)
+        raise SieveoptError(f"grid point (model={point['model']}, gpus={gpus}, batch={point['batch']}, "
+                            f"overlap={point['overlap']}, microbatches={point.get('microbatches')}): {msg}") from None
 
 
 def compute_point(config: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +134,8 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
 
         options = replace(options, scheduler_latency_ns=resolve_latency(p["policy"]).ns)
     ctx = p.get("context_len") or DEFAULT_CONTEXT_LEN_TOKENS
+    if p.get("overlap", "serial") != "serial":
+        return _compute_overlap(config, model, system, options, ctx)
     layers = sample_layers(model, system, p["batch"], p["layers"], p["seed"], context_len_tokens=ctx)
     rows: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
@@ -119,12 +148,60 @@ def _compute(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
         rows.append({"layer_index": i, "moe_layer": int(inst.moe_layer), "step": int(inst.step),
                      "makespan_ns": res.makespan_ns, "check_ok": run.check.ok,
                      "violations": len(run.check.violations), "status": res.status,
+                     "execution_model": "serial", "time_per_layer_ns": res.makespan_ns,
                      "objective_ns": res.objective_ns, "bound_ns": res.bound_ns, "gap": res.gap,
                      "decision_ns": res.decision_ns, "solve_wall_s": run.wall_s, "tasks": len(run.dag.tasks),
                      "experts_gpu": em.count("gpu"), "experts_pim": em.count("pim"),
                      "energy_J": None if energy is None or sched is None else energy(run.dag, sched)})
         if i == 0 and sched is not None and (config["outputs"].get("trace") or config["outputs"].get("gantt")):
             files.update(_pictures(config, sched, run.dag, system))
+    return {"hash": config["hash"], "layers": rows, "summary": summarise(rows)}, files
+
+
+def _compute_overlap(config: dict[str, Any], model: Any, system: Any, options: Any,
+                     context_len: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A point under ``microbatch``/``ideal``: ``layers`` cyclic windows (seeds seed, seed+1, ...,
+    as ``compare --overlap``), each solved with the policy charged its scheduler latency; one
+    row per window with the period (time per layer of the whole batch), latency and bound."""
+    from sieveopt.errors import SieveoptError
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.overlap import (
+        OVERLAP_SOLVER_PARAMS,
+        charged_problem,
+        sample_problem,
+        solve_overlap,
+    )
+
+    p = config["point"]
+    ex = _check_execution(p, config["model_spec"], config["system_spec"])
+    bad = sorted(set(p["solver"]) - set(OVERLAP_SOLVER_PARAMS))
+    if bad:
+        raise SieveoptError(f"solver.{p['policy']}.{bad[0]} is not used with overlap {ex.overlap}: the periodic "
+                            f"path takes {', '.join(OVERLAP_SOLVER_PARAMS)}; drop it for these points")
+    cost = make_cost_model(p["cost_model"], system, model)
+    spec = options.scheduler_latency_ns if "scheduler_latency_ns" in p["dag"] else "default"
+    rows: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    for i in range(p["layers"]):
+        base = sample_problem(model, system, p["batch"], ex, p["seed"] + i, cost, context_len_tokens=context_len,
+                              options=options)
+        prob, lat = charged_problem(base, p["policy"], spec)
+        r = solve_overlap(prob, p["policy"], **{"seed": p["seed"], **p["solver"]})
+        modes = [m for t, m in zip(prob.dag.tasks, r.schedule.modes if r.schedule else (), strict=False)
+                 if t.kind.value == "expert"]
+        rows.append({"layer_index": i, "moe_layer": int(prob.window[0][0].moe_layer), "step": 0,
+                     "execution_model": ex.label, "time_per_layer_ns": r.period_ns, "period_ns": r.period_ns,
+                     "latency_ns": r.latency_ns, "makespan_ns": None, "check_ok": r.check_ok is not False,
+                     "violations": 0 if r.check_ok is not False else 1, "status": r.status,
+                     "objective_ns": r.period_ns, "bound_ns": r.bound_ns, "gap": r.gap, "decision_ns": r.decision_ns,
+                     "solve_wall_s": r.wall_s, "tasks": len(prob.dag.tasks), "scheduler_latency_ns": lat.ns,
+                     "experts_gpu": modes.count("gpu") if r.schedule else None,
+                     "experts_pim": modes.count("pim") if r.schedule else None, "energy_J": None})
+        if i == 0 and r.schedule is not None and (config["outputs"].get("trace") or config["outputs"].get("gantt")):
+            from sieveopt.periodic import unroll
+
+            big, sched = unroll(prob, r.schedule, 3)  # the middle iteration is a full steady-state superperiod
+            files.update(_pictures(config, sched, big, system))
     return {"hash": config["hash"], "layers": rows, "summary": summarise(rows)}, files
 
 
@@ -155,10 +232,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return [r[k] for r in rows if r.get(k) is not None]
 
     mk = vals("makespan_ns")
+    tpl = vals("time_per_layer_ns")
     dec = vals("decision_ns")
     gaps = vals("gap")
     return {"layers": len(rows), "mean_makespan_ns": sum(mk) / len(mk) if mk else None,
             "max_makespan_ns": max(mk) if mk else None, "total_makespan_ns": sum(mk) if mk else None,
+            "mean_time_per_layer_ns": sum(tpl) / len(tpl) if tpl else None,
             "all_checks_ok": all(r["check_ok"] for r in rows),
             "mean_decision_ns": sum(dec) / len(dec) if dec else None,
             "max_gap": max(gaps) if gaps else None,

@@ -123,11 +123,23 @@ def point_summaries(store: SweepStore, configs: list[dict[str, Any]]) -> list[di
         s = (m or {}).get("summary", {})
         out.append({"hash": cfg["hash"], "model": p["model"], "system": p["system"], "gpus": p["gpus"],
                     "batch": p["batch"], "policy": p["policy"], "seed": p["seed"],
+                    "execution_model": _execution_label(p),
                     "status": "ok" if m else ("error" if e else "pending"),
                     "mean_makespan_ns": s.get("mean_makespan_ns"), "all_checks_ok": s.get("all_checks_ok"),
+                    "mean_time_per_layer_ns": s.get("mean_time_per_layer_ns", s.get("mean_makespan_ns")),
                     "mean_decision_ns": s.get("mean_decision_ns"), "wall_s": (m or {}).get("wall_s"),
                     "error": f"{e['type']}: {e['message']}" if e else None})
     return out
+
+
+def _execution_label(point: dict[str, Any]) -> str:
+    """The point's execution model as the tables print it (serial points carry no overlap keys)."""
+    if point.get("overlap", "serial") == "serial":
+        return "serial"
+    from sieveopt.execution_model import make_execution_model
+
+    return make_execution_model(point["overlap"], point.get("microbatches"),
+                                window_layers=point.get("window_layers")).label
 
 
 class _Progress:

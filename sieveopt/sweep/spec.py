@@ -9,6 +9,7 @@ cost_model = "roofline"
 context_len = 4096            # tokens per request (optional)
 trace = false                 # write trace.json.gz (first layer) per point
 gantt = false                 # write gantt.png (first layer) per point
+window_layers = 2             # overlap microbatch/ideal: consecutive layers of each cyclic window
 
 [grid]                        # each value: a scalar or a list (an axis)
 model = ["qwen3-30b-a3b", "gpt-oss-120b"]
@@ -17,6 +18,8 @@ gpus = [1, 4]
 batch = [16, 64]
 policy = ['sieve', 'gpu_only', 'cpsat']
 seed = [0, 1]
+overlap = ["serial", "microbatch"]   # execution model (default "serial"; also "ideal")
+microbatches = [2, 4]         # M with overlap microbatch/ideal (serial points ignore it)
 
 [dag]                         # DagOptions fields; a list is an axis (attention_modes: a list of lists);
                               # without scheduler_latency_ns each policy gets its default charge
@@ -41,9 +44,13 @@ from typing import Any
 from sieveopt.errors import SpecError
 
 SWEEP_KEYS = {"name": str, "description": str, "layers": int, "cost_model": str, "context_len": int,
-              "trace": bool, "gantt": bool}
-GRID_KEYS = ("model", "system", "gpus", "batch", "policy", "seed")
-GRID_DEFAULTS: dict[str, list[Any]] = {"system": ["sieve-b200-hbm3e-pim"], "gpus": [None], "seed": [0]}
+              "trace": bool, "gantt": bool, "window_layers": int}
+GRID_KEYS = ("model", "system", "gpus", "batch", "policy", "seed", "overlap", "microbatches")
+GRID_DEFAULTS: dict[str, list[Any]] = {"system": ["sieve-b200-hbm3e-pim"], "gpus": [None], "seed": [0],
+                                       "overlap": ["serial"], "microbatches": [None]}
+#: Point keys of the execution model; a serial point carries none of them (so serial points keep
+#: the hashes they had before execution models existed, and serial x M collapses to one point).
+OVERLAP_KEYS = ("overlap", "microbatches", "window_layers")
 TOP_KEYS = ("sweep", "grid", "dag", "set", "solver")
 
 
@@ -64,6 +71,8 @@ class SweepSpec:
     solver: dict[str, dict[str, list[Any]]]
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Layers of each cyclic window of an overlapped point (None: the execution model's default).
+    window_layers: int | None = None
 
 
 def _axis(value: Any) -> list[Any]:
@@ -124,6 +133,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
             if not isinstance(v, str):
                 raise SpecError(source, f"grid.{k}", f"expected names, got {v!r}", f'e.g. {k} = ["..."]')
     _positive_ints(source, "grid.gpus", axes["gpus"], allow_none=True)
+    _check_overlap_axes(source, axes, sweep.get("window_layers"))
     _positive_ints(source, "grid.batch", axes["batch"])
     for s in axes["seed"]:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
@@ -158,8 +168,26 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
 
     spec = SweepSpec(source, sweep.get("name", Path(source).stem), layers, cost_model, sweep.get("context_len"),
                      sweep.get("trace", False), sweep.get("gantt", False), axes, dag_axes, override_axes,
-                     solver_axes, sweep.get("description", ""), data)
+                     solver_axes, sweep.get("description", ""), data, sweep.get("window_layers"))
     return spec
+
+
+def _check_overlap_axes(source: str, axes: dict[str, list[Any]], window_layers: int | None) -> None:
+    from sieveopt.execution_model import OVERLAPS
+
+    for v in axes["overlap"]:
+        if v not in OVERLAPS:
+            raise SpecError(source, "grid.overlap", f"unknown execution model {v!r}",
+                            f"use one of: {', '.join(OVERLAPS)}")
+    _positive_ints(source, "grid.microbatches", axes["microbatches"], allow_none=True)
+    if set(axes["overlap"]) == {"serial"} and any(m not in (None, 1) for m in axes["microbatches"]):
+        raise SpecError(source, "grid.microbatches", "micro-batches need an overlapped execution model",
+                        'add overlap = ["microbatch"] (or "ideal") under [grid], or drop microbatches')
+    if "microbatch" in axes["overlap"] and 1 in axes["microbatches"]:
+        raise SpecError(source, "grid.microbatches", "overlap microbatch needs microbatches >= 2 "
+                        "(one micro-batch is overlap serial)", "e.g. microbatches = [2, 4]")
+    if window_layers is not None and window_layers < 1:
+        raise SpecError(source, "sweep.window_layers", f"must be >= 1, got {window_layers}", "e.g. window_layers = 2")
 
 
 def _example(tp: type) -> str:
@@ -193,6 +221,10 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every point of the grid as a plain dict (deterministic order)."""
     points: list[dict[str, Any]] = []
     for g in _product(spec.grid):
+        if g["overlap"] == "serial":
+            g = {k: v for k, v in g.items() if k not in OVERLAP_KEYS}
+        else:
+            g = {**g, "window_layers": spec.window_layers}
         for d in _product(spec.dag):
             for o in _product(spec.overrides):
                 for s in _product(spec.solver.get(g["policy"], {})):

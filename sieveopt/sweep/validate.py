@@ -89,6 +89,15 @@ def validate_sweep(spec: Any, configs: list[dict[str, Any]], *, max_memory_gib: 
                         "e.g. context_len = 4096")
     for policy, params in spec.solver.items():
         check_solver_params(src, policy, params)
+    if set(spec.grid.get("overlap", ["serial"])) - {"serial"}:
+        from sieveopt.overlap import OVERLAP_SOLVER_PARAMS
+
+        for policy, params in spec.solver.items():
+            bad = sorted(set(params) - set(OVERLAP_SOLVER_PARAMS))
+            if bad:
+                raise SpecError(src, f"solver.{policy}.{bad[0]}", "not used under an overlapped execution model "
+                                f"(the periodic path takes {', '.join(OVERLAP_SOLVER_PARAMS)})",
+                                'drop it, or run it in a separate sweep with overlap = "serial"')
     seen: set[tuple] = set()
     for cfg in configs:
         p = cfg["point"]

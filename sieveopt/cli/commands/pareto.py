@@ -57,6 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
     add_scheduler_latency_arg(p)
+    from sieveopt.execution_model import OVERLAPS
+
+    p.add_argument("--overlap", default="serial", choices=OVERLAPS,
+                   help="execution model of the MoE layers: serial (layer DAG), microbatch (steady-state period "
+                        "of M pipelined micro-batches), ideal (resource-load bound, not a schedule)")
+    p.add_argument("--microbatches", type=int, default=None,
+                   help="micro-batches M with --overlap microbatch/ideal (default 2); must divide every "
+                        "batch's requests per GPU")
+    p.add_argument("--window-layers", type=int, default=None,
+                   help="--overlap microbatch/ideal: consecutive layers of each sampled cyclic window (default 2)")
     p.add_argument("--compare", default=None, metavar="A,B",
                    help="policy pair whose curve comparison the plot marks (default: sieve vs its strongest "
                         "baseline); every pair is in pareto_compare.csv/json")
@@ -108,12 +118,45 @@ def spec_from_args(args: argparse.Namespace):
         check_output_dir(Path(args.cache))
     args.batch = max(batches)  # capacity (KV cache) and memory checks at the largest batch
     model, system = load_problem(args)
-    settings = StepSettings(num_layers=args.layers, seed=args.seed,
+    overlap = _step_overlap(args, model, system, batches)
+    settings = StepSettings(num_layers=args.layers, seed=args.seed, **overlap,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
                             dag_options=DagOptions.for_system(system), scheduler_latency=sched_spec,
                             observed_table=not args.no_observed_table)
     return StepSweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
+
+
+def _step_overlap(args: argparse.Namespace, model, system, batches: list[int]) -> dict:
+    """StepSettings fields of ``--overlap``; every batch checked up front (exit 2 naming the fix)."""
+    from sieveopt.e2e.overlap_step import step_execution
+    from sieveopt.execution_model import make_execution_model
+
+    if args.overlap == "serial":
+        make_execution_model("serial", args.microbatches)  # --microbatches without --overlap: names the fix
+        return {}
+    if args.prefill:
+        raise SieveoptError(f"--prefill with --overlap {args.overlap} is not modelled: drop --prefill or use "
+                            "--overlap serial")
+    out = {"overlap": args.overlap, "microbatches": args.microbatches or 0, "window_layers": args.window_layers or 0}
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(**out)
+    bad = []
+    for b in batches:
+        try:
+            step_execution(settings, b, system.num_gpus, model.num_moe_layers)
+        except SieveoptError as exc:
+            if "does not divide" not in str(exc):
+                raise
+            bad.append(b)
+    if bad:
+        m = args.microbatches or 2
+        ok = [b for b in batches if b not in bad]
+        raise SieveoptError(f"--microbatches {m} does not divide the requests per GPU of --batches "
+                            f"{','.join(map(str, bad))} on {system.num_gpus} GPU(s): use batches that are multiples "
+                            f"of {m * system.num_gpus}" + (f" (e.g. --batches {','.join(map(str, ok))})" if ok else ""))
+    return out
 
 
 def _marked_pair(text: str | None, rows: list, comparisons: list) -> dict | None:
@@ -161,8 +204,9 @@ def _pareto(args: argparse.Namespace) -> int:
         if any(r["error"] for r in d["rows"]):
             cols.append("error")
         heads = [_SHORT.get(c, c) for c in cols]
-        print_table(f"{spec.model.name} ({spec.model.expert_precision} experts) on {spec.system.num_gpus}x {spec.system.name} "
-                    f"(critical-path us per step; {wall:.1f} s)", heads, [[r[c] for c in cols] for r in d["rows"]])
+        ex = d["rows"][0]["execution_model"] if d["rows"] else args.overlap
+        print_table(f"{spec.model.name} ({spec.model.expert_precision} experts) on {spec.system.num_gpus}x {spec.system.name}, "
+                    f"{ex} execution (critical-path us per step; {wall:.1f} s)", heads, [[r[c] for c in cols] for r in d["rows"]])
         focus = d["marked_pair"][0] if d["marked_pair"] else None
         crow = [c for c in d["compare"] if focus in (c["a"], c["b"])] if focus else d["compare"]
 

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
     model, system = load_problem(args)
     if args.overlap != "serial":
-        return replay_overlap_cmd(args, model, system, _fixed_latency)
+        return replay_overlap_cmd(args, model, system)
     execution_from_args(args, model, system)
     inst = load_instance(args, model, system)
     params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
@@ -134,14 +134,6 @@ def _run(args: argparse.Namespace) -> int:
         _render_energy(d["energy"])
 
     return emit(args, data, render)
-
-
-def _fixed_latency(result, policy: str, spec: str | int) -> int:
-    """``--overlap``: the charge of an explicit ``--scheduler-latency-ns N`` (0 for policies
-    declaring a static or offline decision); the periodic DAG otherwise times the scheduler at 0."""
-    from sieveopt.solvers.sched_latency import resolve
-
-    return resolve(policy, spec).ns
 
 
 def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):

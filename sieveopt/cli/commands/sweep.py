@@ -65,7 +65,7 @@ def _render(d: dict) -> None:
         return "-" if v is None else f"{v / 1000:.2f}"
 
     rows = [(p["hash"][:10], p["model"], p["system"], p["gpus"] or "-", p["batch"], p["policy"], p["seed"],
-             us(p["mean_makespan_ns"]), {True: "yes", False: "NO", None: "-"}[p["all_checks_ok"]],
+             p["execution_model"], us(p["mean_time_per_layer_ns"]), {True: "yes", False: "NO", None: "-"}[p["all_checks_ok"]],
              us(p["mean_decision_ns"]), "-" if p["wall_s"] is None else f"{p['wall_s']:.2f}",
              p["status"] if not p["error"] else f"error: {p['error'][:60]}")
            for p in d["points"]]
@@ -73,7 +73,8 @@ def _render(d: dict) -> None:
              f"{d['failed']} failed" + (" (INTERRUPTED: re-run to resume)" if d["interrupted"] else "")
              + f", {d['wall_s']:.1f} s")
     shown = rows[:MAX_TABLE_ROWS]
-    print_table(title, ["point", "model", "system", "gpus", "batch", "policy", "seed", "makespan us",
+    print_table(title, ["point", "model", "system", "gpus", "batch", "policy", "seed", "execution model",
+                        "time/layer us",
                         "checked", "decision us", "wall s", "status"], shown)
     if len(rows) > len(shown):
         print(f"... {len(rows) - len(shown)} more points in {d['outputs'].get('csv')}")

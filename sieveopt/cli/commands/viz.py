@@ -124,8 +124,9 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
     """``viz gantt|trace --overlap microbatch``: a steady-state period of each policy's pipeline
     (3 unrolled iterations; the middle one is a full superperiod), coloured by micro-batch."""
     from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.overlap import sample_problem, solve_overlap
+    from sieveopt.overlap import charged_problem, sample_problem, solve_overlap
     from sieveopt.periodic import unroll
+    from sieveopt.solvers.sched_latency import parse_spec
 
     ex = execution_from_args(args, model, system)
     if not ex.gives_schedule:
@@ -138,9 +139,11 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
     prob = sample_problem(model, system, args.batch, ex, args.seed, cost, first_layer=args.layer,
                           context_len_tokens=args.context_len)
     items, rows = [], []
+    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
     for name in policies:
-        r = solve_overlap(prob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed)
-        big, sched = unroll(prob, r.schedule, 3)
+        pprob, _ = charged_problem(prob, name, spec)  # each slot's scheduler task: the policy's charge
+        r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed)
+        big, sched = unroll(pprob, r.schedule, 3)
         items.append((f"{name}, {ex.label}: period {r.period_ns / 1e3:.2f} us", sched, big))
         rows.append({"policy": name, "period_ns": r.period_ns, "latency_ns": r.latency_ns,
                      "check_ok": bool(r.check_ok)})
