@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from sieveopt.periodic import (
     PeriodicSchedule,
     check_periodic,
     recurrence_bound_ns,
+    resource_loads_ns,
 )
 from sieveopt.periodic_bounds import chain_cuts
 from sieveopt.periodic_search import compact, local_search, phase_order_schedule
@@ -50,12 +52,16 @@ COPIES = 3
 
 
 def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2,
-                  seed: int = 0) -> tuple[int, int, tuple[str, ...] | None]:
+                  seed: int = 0, hint_modes: Sequence[Sequence[str]] = ()) -> tuple[int, int, tuple[str, ...] | None]:
     """Ideal-overlap optimum: min over modes of the busiest resource's load (CP-SAT, small model).
 
     Returns (lower bound, best value found, its modes); the bound is a valid lower bound on
-    Lambda of any periodic schedule (and the ``ideal`` execution model's answer)."""
+    Lambda of any periodic schedule (and the ``ideal`` execution model's answer). ``hint_modes``
+    (e.g. the heuristics' decisions) seed the search and cap the answer: the result is never
+    worse than the best of them, even when CP-SAT finds nothing in its time."""
     dag = problem.dag
+    seeds = [(int(resource_loads_ns(dag, m).max()), tuple(m)) for m in hint_modes]
+    best_seed = min(seeds) if seeds else None
     model = cp_model.CpModel()
     hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + 1
     z = model.new_int_var(0, hi, "z")
@@ -75,16 +81,26 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     for ts in terms.values():
         model.add(z >= sum(ts))
     model.minimize(z)
+    if best_seed is not None:
+        model.add(z <= best_seed[0])
+        model.add_hint(z, best_seed[0])
+        for t in dag.tasks:
+            for m, lv in lit[t.tid].items():
+                if not isinstance(lv, int):
+                    model.add_hint(lv, best_seed[1][t.tid] == m)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, workers)
     solver.parameters.random_seed = seed
     solver.parameters.max_time_in_seconds = time_limit_s
     st = solver.solve(model)
+    lb = int(math.ceil(solver.best_objective_bound - 1e-9))
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return int(math.ceil(solver.best_objective_bound - 1e-9)), hi, None
+        if best_seed is not None:  # nothing found in time: the best seed stands
+            return min(lb, best_seed[0]), best_seed[0], best_seed[1]
+        return lb, hi, None
     modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
                   for t in range(len(dag.tasks)))
-    return int(math.ceil(solver.best_objective_bound - 1e-9)), int(solver.objective_value), modes
+    return lb, int(solver.objective_value), modes
 
 
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
@@ -339,8 +355,12 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     L = problem.window_layers
     dag = problem.dag
     t0 = time.perf_counter()
-    lb, best_load, load_modes = load_bound_ns(problem, time_limit_s=min(5.0, max(1.0, time_limit_s / 4)),
-                                              workers=workers, seed=seed)
+    from sieveopt.overlap import plan_modes
+    seed_modes = [plan_modes(problem, p)[0] for p in HINT_POLICIES]
+    # ``ideal`` is the load model alone: it gets the whole time limit.
+    load_limit_s = time_limit_s if ex.overlap == "ideal" else min(5.0, max(1.0, time_limit_s / 4))
+    lb, best_load, load_modes = load_bound_ns(problem, time_limit_s=load_limit_s, workers=workers, seed=seed,
+                                              hint_modes=seed_modes)
     if ex.overlap == "ideal":
         return OverlapResult(policy, ex, None, best_load / L, None, lb / L,
                              OPTIMAL if lb == best_load else FEASIBLE, None, None, time.perf_counter() - t0,

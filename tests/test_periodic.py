@@ -150,6 +150,23 @@ def test_ideal_is_a_bound_under_every_policy(small):
         assert ms.period_ns >= r.period_ns
 
 
+def test_ideal_cpsat_never_worse_than_the_heuristics_even_without_time(small):
+    """The load model is seeded with every heuristic's modes: with no time to search it still
+    answers the best of them (last round it answered the trivial upper bound with bound 0)."""
+    from sieveopt.overlap import plan_modes
+    from sieveopt.solvers.cpsat_periodic import load_bound_ns
+
+    ideal = build_periodic_problem(small.window, small.cost, make_execution_model("ideal", 2, window_layers=2))
+    seeds = [plan_modes(ideal, p)[0] for p in POLICIES]
+    best_seed = min(int(resource_loads_ns(ideal.dag, m).max()) for m in seeds)
+    for limit_s in (1e-6, 2.0):
+        lb, best, modes = load_bound_ns(ideal, time_limit_s=limit_s, workers=1, hint_modes=seeds)
+        assert modes is not None and lb <= best <= best_seed
+        assert int(resource_loads_ns(ideal.dag, modes).max()) == best
+    r = solve_overlap(ideal, "cpsat", time_limit_s=2)
+    assert r.period_ns <= best_seed / ideal.window_layers and r.bound_ns <= r.period_ns
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), gpus=st.sampled_from([1, 2]), M=st.sampled_from([2, 3]),
        L=st.sampled_from([1, 2]))
