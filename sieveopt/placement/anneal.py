@@ -50,9 +50,10 @@ def _true_objective(L):  # noqa: ANN001, ANN202 (numba)
 
 
 @njit(cache=True, nogil=True)
-def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, state):  # noqa: ANN001, ANN202, PLR0913
+def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, state, near, p_near):  # noqa: ANN001, ANN202, PLR0913
     """``iters`` annealing steps at smoothing ``beta`` with the temperature going temp0 -> temp1
-    (geometric); updates ``a``, ``cnt`` and ``L`` in place. ``state``: the RNG seed in, out."""
+    (geometric); updates ``a``, ``cnt`` and ``L`` in place. ``state``: the RNG seed in, out.
+    ``near[i]``: items with cost vectors closest to item i's (swap partners with ``p_near``)."""
     np.random.seed(state[0])
     T, _, G = cost.shape
     ref = np.empty(T)
@@ -80,8 +81,13 @@ def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, sta
                 continue
             j = -1
         else:                                              # swap i <-> j
-            j = used[np.random.randint(nu)]
+            if np.random.random() < p_near:
+                j = near[i, np.random.randint(near.shape[1])]
+            else:
+                j = used[np.random.randint(nu)]
             h = a[j]
+            if h < 0:
+                continue
             if h == g or (twin[i] >= 0 and a[twin[i]] == h) or (twin[j] >= 0 and a[twin[j]] == g):
                 continue
         delta = 0.0
@@ -121,14 +127,19 @@ def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, sta
 def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: int,
            seed: int = 0, phases: int = 20, temp: tuple[float, float] = (6e-4, 2e-6),
            beta: tuple[float, float] = (2e-2, 1.3e-3),
-           time_limit_s: float | None = None) -> tuple[np.ndarray, float, int]:
+           time_limit_s: float | None = None, near_k: int = 16,
+           p_near: float = 0.5) -> tuple[np.ndarray, float, int]:
     """Anneal ``assign`` (item -> GPU, -1 = unused; ``cost[T, items, G]``) for ``iters`` steps in
     ``phases`` phases; returns (best assignment, its objective ``mean_t max_g``, phases run).
 
     ``temp`` and ``beta`` (start, end) are fractions of the start's objective, so the schedule
     does not depend on the cost unit (defaults tuned on the DeepSeek-V3 window: 0.1 -> 0.0003 us
     and 3 -> 0.2 us at ~159 us). ``twin[i]``: the other replica item of item i's expert (-1 when
-    none). ``time_limit_s``: stop after the phase in which it is reached."""
+    none). ``time_limit_s``: stop after the phase in which it is reached. Swaps pick with
+    probability ``p_near`` a partner among the ``near_k`` items with the closest mean cost vectors
+    (small perturbations stay acceptable at low temperature; on the DeepSeek-V3 window, 5 M
+    steps: 157.9-158.3 us over three runs against 158.1-158.3 us without, within the spread
+    between seeds), otherwise any item."""
     t0 = time.perf_counter()
     c = np.ascontiguousarray(cost, dtype=np.float64)
     a = np.asarray(assign, dtype=np.int64).copy()
@@ -142,6 +153,13 @@ def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         return best, best_val, 0
     cnt = np.bincount(a[used], minlength=G).astype(np.int64)
     state = np.array([int(seed) % (2**31 - 1)], dtype=np.int64)
+    V = c[:, used, :].mean(axis=2).T                         # [used, T] GPU-mean cost vectors
+    k = min(int(near_k), used.size - 1)
+    near = np.zeros((c.shape[1], max(k, 1)), dtype=np.int64)
+    if k > 0:
+        D = ((V[:, None, :] - V[None, :, :]) ** 2).sum(axis=2)
+        np.fill_diagonal(D, np.inf)
+        near[used] = used[np.argsort(D, axis=1, kind="stable")[:, :k]]
     per = max(1, int(iters) // max(1, phases))
     done = 0
     for p in range(phases):
@@ -149,7 +167,7 @@ def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         t_hi = temp[0] * (temp[1] / temp[0]) ** f0
         t_lo = temp[0] * (temp[1] / temp[0]) ** f1
         b = beta[0] * (beta[1] / beta[0]) ** (p / max(1, phases - 1))
-        _phase(c, a, cnt, L, used, tw, int(capacity), per, t_hi * start, t_lo * start, b * start, state)
+        _phase(c, a, cnt, L, used, tw, int(capacity), per, t_hi * start, t_lo * start, b * start, state, near, float(p_near) if k > 0 else 0.0)
         L = _loads(c, a)                           # refresh: no drift from incremental updates
         v = float(_true_objective(L))
         done += 1
