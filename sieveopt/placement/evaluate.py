@@ -206,6 +206,8 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                                       "hint_objective_ns": res.hint_objective_ns,
                                       "given_hint_objective_ns": res.meta["given_hint_objective_ns"],
                                       "jensen_bound_ns": res.meta["jensen_bound_ns"],
+                                      "lp_bound_ns": res.meta["lp_bound_ns"],
+                                      "anneal_phases": res.meta["anneal_phases"],
                                       "objective": cfg.exact_objective, "steps": res.meta["steps"],
                                       "move_ns": res.meta["move_ns"]})
                 else:
