@@ -200,7 +200,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
     most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality).
     ``polish_s``: seconds of annealing + polish (:func:`~sieveopt.placement.anneal.anneal`) on
-    the best hint before CP-SAT (objective ``mean`` without movement; default and cap: 60 % of
+    the best hint before CP-SAT (objective ``mean`` without movement; default and cap: 80 % of
     the time left after the bounds; 0 = off). ``anneal_iters``: annealing steps (default
     :data:`ANNEAL_ITERS_PER_ITEM` per placed item; the result depends on it, not on the clock,
     unless the time cap cuts the schedule short). ``jensen_share``: share of the time limit for
@@ -308,7 +308,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         for a_, b_ in it.pair.values():
             twin[a_], twin[b_] = b_, a_
         left = limit - (time.perf_counter() - t0)
-        budget_s = 0.6 * left if polish_s is None else min(polish_s, 0.6 * left)
+        budget_s = 0.8 * left if polish_s is None else min(polish_s, 0.8 * left)
         t_ls = time.perf_counter()
         iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
         pa, _, anneal_phases = anneal(cost, hint_assign, cap, twin, iters=iters, seed=sd, time_limit_s=budget_s)
