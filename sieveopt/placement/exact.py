@@ -193,7 +193,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
-                jensen_share: float = 0.1) -> ExactResult:
+                jensen_share: float = 0.1, space: str = "model") -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
@@ -204,7 +204,12 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     the time left after the bounds; 0 = off). ``anneal_iters``: annealing steps (default
     :data:`ANNEAL_ITERS_PER_ITEM` per placed item; the result depends on it, not on the clock,
     unless the time cap cuts the schedule short). ``jensen_share``: share of the time limit for
-    the Jensen bound model."""
+    the Jensen bound model. ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
+    published space: "each expert sits on exactly one GPU, with experts per GPU = total experts /
+    number of GPUs", trimoe_gem.md §2.4; ceil(E/G) slots per GPU, no replicas). Why offer it: with
+    the model's space the optimiser gives fast GPUs fewer, GPU-side experts and slow GPUs more,
+    small ones, which the serial surrogate rewards and Sieve's overlapped execution does not
+    (docs/results.md, "Expert placement"); with equal counts the dag layer time matches GEM's."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -216,6 +221,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     L = np.rint(np.atleast_2d(np.asarray(loads, dtype=float))).astype(np.int64)
     T, E = L.shape
     G, cap = prob.num_gpus, prob.capacity
+    if space not in ("model", "gem"):
+        raise ValueError(f"space must be 'model' or 'gem', got {space!r}")
+    if space == "gem":                       # GEM: one copy per expert, E/G experts per GPU
+        cap, replicate = min(cap, -(-E // G)), 0
     budget = min(prob.redundant if replicate is None else replicate, max(0, cap * G - E), E)
     cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
     it = _items(L, np.sort(cand))
@@ -348,6 +357,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                        meta={"items": int(n), "steps": int(T), "objective": objective_kind,
                              "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
                              "lp_bound_ns": float(lp_lb), "anneal_phases": int(anneal_phases),
+                             "space": space, "slots_per_gpu": int(cap),
                              "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
                              "time_limit_s": limit,
                              "given_hint_objective_ns": given_hint_obj,   # best hint before the polish
