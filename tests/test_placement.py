@@ -355,3 +355,24 @@ def test_anneal_valid_seeded_never_worse():
     brute = _brute_mean(small, G, 2)
     s, vs, _ = anneal(small, np.array([0, 0, 1, 1, 2, 2]), 2, np.full(6, -1), iters=20_000, seed=0)
     assert vs == pytest.approx(brute, rel=1e-9)
+
+
+def test_exact_gem_space_equal_counts_and_bounds():
+    """``space="gem"``: E/G experts per GPU, no replicas; its optimum and bounds match the brute
+    force over that space (and it is never below the model space's optimum)."""
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 2),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.7)))
+    sur = Surrogate(model, system, 64)
+    loads = np.random.default_rng(3).integers(0, 40, size=(4, 6))
+    prob = PlacementProblem(6, 2, 5, 2, sur, time_limit_s=20, workers=2)
+    res = solve_exact(loads, prob, space="gem")
+    assert res.status == "OPTIMAL" and res.placement.slots_per_gpu().tolist() == [3, 3]
+    assert res.placement.num_slots == 6 and res.meta["replica_candidates"] == 0
+    cost = sur.item_costs(loads)
+    brute = _brute_mean(cost, 2, 3)
+    assert res.objective_ns == pytest.approx(brute, rel=1e-6)
+    assert res.meta["lp_bound_ns"] <= brute + 6 and res.bound_ns <= brute + 6
+    assert brute >= solve_exact(loads, prob).objective_ns - 1e-6
+    with pytest.raises(ValueError, match="space"):
+        solve_exact(loads, prob, space="nope")
