@@ -445,6 +445,9 @@ class DimmNdpSpec:
     internal_bw_multiplier: float = 4.0
     peak_GFLOPS: float = 100.0
     job_overhead_ns: float = 1000.0
+    #: DIMM preset replay simulates NDP jobs and host reads on ("" = none: no cycle-level
+    #: replay of the host tiers); checked against the numbers above on load (models/host_dram.py)
+    dram_preset: str = ""
 
     def __post_init__(self) -> None:
         require_finite(self)
@@ -470,6 +473,12 @@ class OffloadSpec:
     pcie: PcieSpec = field(default_factory=PcieSpec)
     cpu: HostCpuSpec = field(default_factory=HostCpuSpec)
     ndp: DimmNdpSpec = field(default_factory=DimmNdpSpec)
+
+    def __post_init__(self) -> None:
+        if self.ndp.dram_preset:      # the DIMM preset and the spec's bandwidths must agree (fail on load)
+            from sieveopt.models.host_dram import resolve_host_dram
+
+            resolve_host_dram(self)
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,12 @@ class DagOptions:
     pim_channel_groups: int = 0
 
     @classmethod
-    def for_system(cls, system: SystemSpec) -> DagOptions:
-        """The defaults, with the modes an offloading system declares (``[offload]``) if any."""
+    def for_system(cls, system: SystemSpec, **overrides: Any) -> DagOptions:
+        """The defaults, with the modes an offloading system declares (``[offload]``) if any,
+        then ``overrides`` (what a command sets, e.g. ``scheduler_latency_ns``)."""
         off = system.offload
         kw = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes), ("attention_modes", off.attention_modes)) if v}
-        return cls(**kw)
+        return cls(**{**kw, **overrides})
 
 
 @dataclass(frozen=True, slots=True)

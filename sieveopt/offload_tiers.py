@@ -18,8 +18,10 @@ Three registry entries (:mod:`sieveopt.targets`), nothing else in the tree names
 Simplifications (docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
 NDP job durations (they do not hold the PCIe link); host-memory contention between CPU reads,
 PCIe fetches and NDP (T_contention) is not modelled; an NDP job may run on any free DIMM (no
-per-DIMM weight placement). None of the three has a replay timer yet (replay fails naming the
-target).
+per-DIMM weight placement). Replay timers (``sieveopt.validation.replay_offload``): the GPU
+model on HBM + the interconnect simulator's PCIe link + the DDR5 simulator's host read for
+``gpu_fetch``; the DDR5 host read (AMX compute closed-form) for ``cpu``; the DDR5 simulator's
+rank-level NDP read for ``ndp`` (the system's ``offload.ndp.dram_preset``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import math
 from typing import Any
 
 from sieveopt.targets import MODE_GPU, Target, get_target, register_builtin_target
+
+_REPLAY = "sieveopt.validation.replay_offload"
 
 MODE_GPU_FETCH = "gpu_fetch"
 MODE_CPU = "cpu"
@@ -115,15 +119,16 @@ def register_offload_tiers() -> None:
     gpu = get_target(MODE_GPU)
     register_builtin_target(Target(
         MODE_GPU_FETCH, "GPU (PCIe fetch)", "#59a14f", owns={"pcie": "PCIe link"},
-        holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, expert_category="experts_gpu_fetch",
+        holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, replay=f"{_REPLAY}:gpu_fetch_task_time",
+        expert_category="experts_gpu_fetch",
         doc="TriMoE hot tier: GPU expert whose weights come over PCIe (max of compute, PCIe, host DRAM)"))
     register_builtin_target(Target(
         MODE_CPU, "AMX CPU", "#17becf", owns={"cpu": "CPU cores"}, holds=("cpu",), cost=cpu_cost_ns,
-        expert_category="experts_cpu",
+        replay=f"{_REPLAY}:cpu_task_time", expert_category="experts_cpu",
         doc="TriMoE warm tier: AMX host CPU (max of AMX compute, host DRAM read) + activation round trip"))
     register_builtin_target(Target(
         MODE_NDP, "DIMM-NDP", "#e15759", owns={"ndp": "DIMM-NDP units"}, holds=("ndp",), cost=ndp_cost_ns,
-        capacity=_num_dimms, expert_category="experts_ndp",
+        replay=f"{_REPLAY}:ndp_task_time", capacity=_num_dimms, expert_category="experts_ndp",
         doc="TriMoE cold tier: one DIMM's NDP engine (max of NDP compute, internal read); capacity = DIMMs"))
 
 

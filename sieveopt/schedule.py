@@ -49,13 +49,14 @@ class Schedule:
         return out
 
     def utilisation(self, dag: TaskDAG) -> dict[str, float]:
-        """Busy fraction of the makespan per resource name."""
+        """Busy fraction of the makespan per resource name (of all its units: a resource of
+        capacity c, e.g. c DIMM-NDP units, is fully busy when c tasks run all the time)."""
         span = max(1, self.makespan_ns)
         busy = {r.rid: 0 for r in dag.resources}
         for t in dag.tasks:
             for rid in t.modes[self.modes[t.tid]].resources:
                 busy[rid] += int(self.end_ns[t.tid] - self.start_ns[t.tid])
-        return {dag.resources[rid].name: b / span for rid, b in busy.items()}
+        return {dag.resources[rid].name: b / (span * max(1, dag.resources[rid].capacity)) for rid, b in busy.items()}
 
     def to_dict(self, dag: TaskDAG | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {"policy": self.policy, "makespan_ns": self.makespan_ns, "meta": self.meta,

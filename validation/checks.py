@@ -16,6 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 PRESETS = ("sieve_b200_hbm3e_pim", "hbm3_5200", "samsung_hbm2_pim")
+#: presets whose timing and command log are checked (the HBM ones plus TriMoE's host DIMM; energy
+#: data exists for PRESETS only)
+TIMING_PRESETS = (*PRESETS, "ddr5_4800_rdimm")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def dram_timing() -> list[Row]:
     from sieveopt.validation.dram.sim import DramSim, simulate_accesses
 
     rows = []
-    for p in PRESETS:
+    for p in TIMING_PRESETS:
         cfg = load_dram_preset(p, refresh=False)
         t = cfg.timing
         z = np.zeros(1, dtype=np.int64)
@@ -85,7 +88,7 @@ def dram_checker() -> list[Row]:
     from sieveopt.validation.dram.timing import CMD
 
     rows = []
-    for p in PRESETS:
+    for p in TIMING_PRESETS:
         cfg = load_dram_preset(p)
         log = CommandLog()
         sim = DramSim(cfg, channels=1, observer=log)
@@ -106,7 +109,7 @@ def dram_checker() -> list[Row]:
     bad["cycle"][i] = bad["cycle"][act] + 1
     bad = bad[np.argsort(bad["cycle"], kind="stable")]
     found = any("ACT->RD" in e for e in check_log(cfg, bad))
-    rows.append(_row("dram command log", f"{PRESETS[-1]}: planted tRCD violation", "detected (1)",
+    rows.append(_row("dram command log", f"{p}: planted tRCD violation", "detected (1)",
                      1, int(found), 0.0))
     return rows
 
@@ -269,9 +272,41 @@ def external_parity() -> list[Row]:
     return rows
 
 
+# -- offloading host tiers (TriMoE, issue 16) -----------------------------------------------------
+def host_tiers() -> list[Row]:
+    """DDR5 rank-level NDP reads against the refresh-limited data-bus peak, and replayed NDP jobs
+    against the NDP cost hook (read-bound within the stated tolerance, compute-bound exactly)."""
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.models.roofline import RooflineCostModel
+    from sieveopt.models.work import expert_work
+    from sieveopt.offload_tiers import ndp_cost_ns, ndp_ridge_tokens
+    from sieveopt.validation.dram import api, ndp
+    from sieveopt.validation.replay_offload import NDP_COST_TOLERANCE, host_times
+
+    rows = []
+    cfg = api.load_dram_preset("ddr5_4800_rdimm")
+    t = cfg.timing
+    nbytes = 16 << 20
+    peak = ndp.internal_peak_GBps(cfg) * (1.0 - t.nRFC / t.nREFI)
+    rows.append(_row("host tiers", "ddr5_4800_rdimm: 2-rank NDP stream of 16 MiB (GB/s)",
+                     "pin peak x (1 - tRFC/tREFI) (hand)", peak, nbytes / ndp.ndp_read_ns(cfg, nbytes), 2.0))
+    system, model = load_system("trimoe-h100-xeon-ndp"), load_model("deepseek-v2")
+    cost, ht = RooflineCostModel(system, model), host_times(system)
+    n = system.offload.ndp
+    ridge = ndp_ridge_tokens(system, model)
+    for tokens, tol, what in ((1, 100 * NDP_COST_TOLERANCE, "read-bound"), (4 * ridge, 0.5, "compute-bound")):
+        w = expert_work(model, tokens)
+        replayed = (n.job_overhead_ns + max(w.flops / n.peak_GFLOPS, ht.ndp_read_ns(int(w.weight_bytes)))
+                    + ht.round_trip_ns(w.act_bytes))
+        rows.append(_row("host tiers", f"DeepSeek-V2 NDP job, {tokens} token(s), {what} (ns)",
+                         "replayed on DDR5 + PCIe simulators", replayed, ndp_cost_ns(cost, w), tol))
+    return rows
+
+
 CHECKS: dict[str, Callable[[], list[Row]]] = {
     "dram": dram_timing, "checker": dram_checker, "pim": pim_counts, "interconnect": interconnect,
     "cpsat": cpsat_bruteforce, "cpsat_energy": cpsat_energy_bruteforce, "energy": energy, "parity": external_parity,
+    "host_tiers": host_tiers,
 }
 
 

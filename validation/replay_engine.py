@@ -5,7 +5,9 @@ release to arrival (from the last interconnect simulation), it plays the layer f
 
 * a compute task starts when all its active predecessors are done (``end + lag``; a message
   predecessor counts at its simulated arrival, which already includes the wire latency), it is
-  next in the schedule's order on every resource it holds, and those resources are free;
+  next in the schedule's order on every resource it holds, and each of those resources has a
+  free unit (capacity 1 for most; a target may declare more, e.g. one NDP unit per DIMM: tasks
+  then *start* in the schedule's order and up to ``capacity`` run at once);
 * a task progresses at rate 1 (alone-ns per ns) except under **interference**: while a PIM
   job and a memory-streaming GPU kernel body run at once on the same GPU's stacks (sharing
   ``dual_row_buffer`` or ``partitioned``; ``exclusive`` serialises them through the ``hbm``
@@ -87,7 +89,8 @@ class _Loop:
         # per-resource order restricted to compute tasks (messages: the interconnect's business)
         self.ords = {rid: [t for t in tids if not is_msg[t]] for rid, tids in order.items()}
         self.pos = {rid: 0 for rid in self.ords}
-        self.busy = {rid: False for rid in self.ords}
+        self.inuse = dict.fromkeys(self.ords, 0)        # running tasks per resource
+        self.cap = {rid: int(dag.resources[rid].capacity) for rid in self.ords}
         self.succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
         self.npred = np.zeros(n, dtype=np.int64)
         for e in dag.edges:
@@ -132,29 +135,29 @@ class _Loop:
 
     def start_startable(self) -> None:
         """1. Start every startable candidate (repeat: zero-length tasks finish at once)."""
-        ords, pos, busy, now = self.ords, self.pos, self.busy, self.now
+        ords, pos, inuse, cap, now = self.ords, self.pos, self.inuse, self.cap, self.now
         progressed = True
         while progressed:
             progressed = False
-            heads = sorted({ords[r][pos[r]] for r in ords if not busy[r] and pos[r] < len(ords[r])})
+            heads = sorted({ords[r][pos[r]] for r in ords if inuse[r] < cap[r] and pos[r] < len(ords[r])})
             for tid in heads:
                 if tid not in self.candidates or self.ready_at[tid] > now:
                     continue
                 rs = self.res_of[tid]
-                if any(busy[r] or ords[r][pos[r]] != tid for r in rs):
+                if any(inuse[r] >= cap[r] or pos[r] >= len(ords[r]) or ords[r][pos[r]] != tid for r in rs):
                     continue
                 self.candidates.discard(tid)
                 tt = self.times[tid]
                 self.start[tid] = now
                 self.alone[tid] = tt.overhead_ns + tt.body_ns
+                for r in rs:             # the next task in order may start once a unit is free
+                    pos[r] += 1
                 if self.alone[tid] <= _EPS:
-                    for r in rs:
-                        pos[r] += 1
                     self.finish(tid, now)
                     self.done += 1
                 else:
                     for r in rs:
-                        busy[r] = True
+                        inuse[r] += 1
                     self.running[tid] = [tt.overhead_ns, tt.body_ns]
                     g = self.tasks[tid].gpu
                     role = replay_role(self.modes[tid])
@@ -237,7 +240,6 @@ class _Loop:
             if self.gpu_of_gpu.get(g) == tid:
                 del self.gpu_of_gpu[g]
             for r in self.res_of[tid]:
-                self.busy[r] = False
-                self.pos[r] += 1
+                self.inuse[r] -= 1
             self.finish(tid, now)
             self.done += 1

@@ -31,7 +31,7 @@ def _dag(args: argparse.Namespace) -> int:
     check_output_file(out)
     model, system = load_problem(args)
     inst = load_instance(args, model, system)
-    dag = build_layer_dag(inst, make_cost_model(args.cost_model, system, model), DagOptions(gpu_kernel=args.gpu_kernel))
+    dag = build_layer_dag(inst, make_cost_model(args.cost_model, system, model), DagOptions.for_system(system, gpu_kernel=args.gpu_kernel))
     atomic_write_text(out, dag_to_dot(dag) if out.suffix == ".dot" else dag_to_json(dag))
     kinds: dict[str, int] = {}
     for t in dag.tasks:

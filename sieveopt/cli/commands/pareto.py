@@ -111,7 +111,7 @@ def spec_from_args(args: argparse.Namespace):
     settings = StepSettings(num_layers=args.layers, seed=args.seed,
                             context=ContextDist(args.context_dist, args.context_len),
                             prefill=PrefillSpec(args.prefill, args.prefill_len), cost_model=args.cost_model,
-                            dag_options=DagOptions(), scheduler_latency=sched_spec,
+                            dag_options=DagOptions.for_system(system), scheduler_latency=sched_spec,
                             observed_table=not args.no_observed_table)
     return StepSweepSpec(model, system, tuple(batches), tuple(policies), settings, args.time_limit)
 

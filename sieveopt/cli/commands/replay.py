@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     # its replay both carry it and identical inputs replay to identical numbers.
     lat = resolve(args.policy, args.scheduler_latency_ns,
                   calibration={"model": model, "system": system, "batch": inst.batch})
-    opts = DagOptions(scheduler_latency_ns=lat.ns)
+    opts = DagOptions.for_system(system, scheduler_latency_ns=lat.ns)
     if args.table_warmup < 0:
         raise SieveoptError(f"--table-warmup: must be >= 0, got {args.table_warmup}")
     cost_model, table_info = args.cost_model, None

@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scheduler_latency_arg(c)
     add_solver_param(c)
     add_overlap_args(c)
+    c.add_argument("--replay", action="store_true",
+                   help="also replay every schedule on the cycle-level simulators (replayed makespan and "
+                        "cost-model error per policy)")
     c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
                    help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
     c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
@@ -146,7 +149,7 @@ def _solve(args: argparse.Namespace) -> int:
     lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
     bar = Steps(args, 1, f"{args.policy}: solving one layer")
     bar.advance()
-    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions(scheduler_latency_ns=lat.ns), **params)
+    run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions.for_system(system, scheduler_latency_ns=lat.ns), **params)
     bar.close()
     res = run.result
     if res.schedule is None:
@@ -201,12 +204,20 @@ def _compare(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
     if args.overlap != "serial":
+        if args.replay:
+            raise SieveoptError("--replay: compare replays serial layers only (fix: drop --replay, or use "
+                                "`sieveopt replay --overlap microbatch` for a replayed steady state)")
         return compare_overlap_cmd(args, model, system, cost, policies)
     execution_from_args(args, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
     insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
+    timer = None
+    if args.replay:
+        from sieveopt.validation.replay import make_timer, replay
+
+        timer = make_timer(system, model)
     bar = Steps(args, len(insts) * len(policies), "comparing")
     for inst in insts:
         dag, cost = build_dag(inst, cost)
@@ -221,12 +232,19 @@ def _compare(args: argparse.Namespace) -> int:
                                     "bound_ns": r.bound_ns, "status": r.status, "check_ok": run.check.ok,
                                     "decision_ns": r.decision_ns, "wall_s": run.wall_s,
                                     "scheduler_latency_ns": lat.ns}
+            if timer is not None and r.schedule is not None:
+                rep = replay(r.schedule, run.dag, system, instance=inst, timer=timer)
+                row["policies"][pol].update(
+                    replayed_makespan_ns=rep.makespan_ns, replay_error_pct=rep.makespan_error_pct,
+                    replay_kind_error={k: v.to_dict() for k, v in rep.kind_error.items()},
+                    replayed_utilisation=rep.utilisation)
         spans = [v["makespan_ns"] for v in row["policies"].values() if v["makespan_ns"] is not None]
         row["best_ns"] = min(spans) if spans else None
         layers.append(row)
     bar.close()
     data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "replayed": bool(args.replay),
             "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
             "per_layer": layers, "all_checks_ok": all_ok}
@@ -236,6 +254,11 @@ def _compare(args: argparse.Namespace) -> int:
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
         print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution, {d['cost_model']} cost model: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
+        if any("median_replayed_ns" in s for s in d["summary"].values()):
+            print_table("replayed on the cycle-level simulators (same decisions): makespan (us)",
+                        ["policy", "median replayed", "median error (predicted - replayed) / replayed"],
+                        [(p, _us(s.get("median_replayed_ns")), "-" if s.get("median_replay_error_pct") is None
+                          else f"{s['median_replay_error_pct']:+.1f}%") for p, s in d["summary"].items()])
         for bp, b in d["bounds"].items():
             cols = ["layer", *policies, f"{bp} objective", f"{bp} bound"]
             lrows = [(f"{r['moe_layer']}/{r['step']}", *[r["policies"][p]["makespan_ns"] for p in policies],
@@ -257,7 +280,10 @@ def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dic
         ratios = [r["policies"][p]["makespan_ns"] / r["best_ns"] for r in layers
                   if r["policies"][p]["makespan_ns"] is not None and r["best_ns"]]
         dec = [r["policies"][p]["decision_ns"] for r in layers if r["policies"][p]["decision_ns"] is not None]
-        out[p] = {"median_ns": _q(spans, 50), "p95_ns": _q(spans, 95),
+        rep = [r["policies"][p]["replayed_makespan_ns"] for r in layers if "replayed_makespan_ns" in r["policies"][p]]
+        err = [r["policies"][p]["replay_error_pct"] for r in layers if "replay_error_pct" in r["policies"][p]]
+        extra = {"median_replayed_ns": _q(rep, 50), "median_replay_error_pct": _q(err, 50)} if rep else {}
+        out[p] = {**extra, "median_ns": _q(spans, 50), "p95_ns": _q(spans, 95),
                   "median_ratio_to_best": _q(ratios, 50),
                   "wins": sum(1 for r in layers if r["policies"][p]["makespan_ns"] == r["best_ns"]),
                   "checks_ok": sum(1 for r in layers if r["policies"][p]["check_ok"]),

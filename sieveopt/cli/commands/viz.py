@@ -87,7 +87,7 @@ def _viz(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--gpus-shown: GPU {max(rows_sel['gpus'])} does not exist on {system.num_gpus} GPU(s) "
                             f"(fix: ids in 0-{system.num_gpus - 1})")
     inst = load_instance(args, model, system)
-    dag, cost = build_dag(inst, args.cost_model, DagOptions(gpu_kernel=args.gpu_kernel))
+    dag, cost = build_dag(inst, args.cost_model, DagOptions.for_system(inst.system, gpu_kernel=args.gpu_kernel))
     runs = []
     bar = Steps(args, len(policies) * (2 if args.replay else 1), "viz")
     for name in policies:

@@ -1,0 +1,257 @@
+"""TriMoE's offloading tier (issue 16): policies, utilisation, ablation, replayed vs predicted.
+
+System ``trimoe-h100-xeon-ndp`` (one H100, AMX Xeon 8470, 16 DDR5-4800 DIMM-NDPs; OPEN values as
+in its TOML), models DeepSeek-V2, Qwen3-235B-A22B and GLM-4.5-Air (BF16 experts), decode batches
+64..512. Execution model: **serial** (one MoE layer's DAG, no micro-batch overlap); cost model:
+**roofline** (the targets' cost hooks, :mod:`sieveopt.offload_tiers`); no scheduler latency
+charged (0 ns for every policy, so the policies are compared on their decisions alone). For each
+sampled layer (seed 0) every policy's schedule is list-scheduled (predicted) and replayed on the
+simulators (the H100's HBM on the DRAM simulator, PCIe on the interconnect simulator, host reads
+and rank-level NDP jobs on the DDR5 simulator; :mod:`sieveopt.validation.replay_offload`).
+
+Policies: ``trimoe`` (hot/warm/cold + bottleneck-aware greedy), the paper's baselines
+``gpu-cpu``, ``gpu-ndp``, ``gpu-fetch``, ``cpsat`` (2 s wall limit, warm-started from trimoe) and
+two ablations of trimoe's planner (``trimoe-nocpu``: the same planner with the CPU unit's times
+set above any makespan, so it is never chosen; ``trimoe-norefine``: the greedy pass without the
+bottleneck moves). Throughput = B / (median layer makespan x MoE layers): MoE layers only (their
+attention included), dense layers, embeddings and the LM head left out.
+
+Outputs (``--out``, default ae/out/trimoe): ``trimoe.csv`` (one row per model, batch, layer,
+policy), ``trimoe_summary.md``, figures ``trimoe_throughput.png`` (tokens/s by policy over B),
+``trimoe_util.png`` (replayed GPU/PCIe/CPU/NDP busy fractions), ``trimoe_replay.png`` (replayed
+vs predicted).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+from _common import done, parse_args, pyplot, save_figure, write_csv
+
+from sieveopt.check import check
+from sieveopt.dag import DagOptions, build_layer_dag
+from sieveopt.instance import sample_layers
+from sieveopt.models.catalog import load_model, load_system
+from sieveopt.models.roofline import RooflineCostModel
+from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP
+from sieveopt.pipeline import run_layer
+from sieveopt.solvers.sieve import finish
+from sieveopt.solvers.trimoe import trimoe_inputs
+from sieveopt.solvers.trimoe_ref import (
+    KIND_CPU,
+    KIND_GPU,
+    KIND_NDP,
+    _dur,
+    classify_ref,
+    trimoe_plan_ref,
+)
+from sieveopt.targets import MODE_GPU
+from sieveopt.validation.gpu_model import GpuModel
+from sieveopt.validation.replay import make_timer, replay
+
+SYSTEM = "trimoe-h100-xeon-ndp"
+MODELS = ("deepseek-v2", "qwen3-235b-a22b", "glm-4.5-air")
+POLICIES = ("trimoe", "gpu-cpu", "gpu-ndp", "gpu-fetch", "cpsat")
+ABLATIONS = ("trimoe-nocpu", "trimoe-norefine")
+CPSAT_LIMIT_S = 2.0
+_UNIT_MODE = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
+
+
+def _greedy_pass(inp) -> list[int]:
+    """TriMoE's initial greedy pass alone (trimoe_ref steps 1-2, no bottleneck moves): the
+    refinement-off ablation. Same order, unit choice and tie rule as ``trimoe_plan_ref``."""
+    t_gpu, t_cpu, t_ndp, tok = (inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist())
+    cls = classify_ref(t_gpu, t_cpu, tok, inp.n_warm)
+    loads = [int(inp.base_gpu_ns), 0] + [0] * inp.num_dimms
+    unit = [-1] * len(tok)
+    for i in sorted(range(len(tok)), key=lambda j: (-tok[j], j)):
+        k = 2 + min(range(inp.num_dimms), key=lambda d: (loads[2 + d], d))
+        best = None
+        for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, k)):
+            f = loads[u] + _dur(kind, i, t_gpu, t_cpu, t_ndp)
+            key = (f, 0 if kind == cls[i] else 1 + kind)
+            if best is None or key < best[0]:
+                best = (key, u)
+        unit[i] = best[1]
+        loads[best[1]] = best[0][0]
+    return unit
+
+
+def ablation(name: str, dag, inst):
+    """A trimoe ablation's schedule (list-scheduled like every policy)."""
+    t0 = time.perf_counter()
+    modes: dict[int, str] = {}
+    for inp in trimoe_inputs(dag, inst):
+        if name == "trimoe-nocpu":          # CPU tier off: its times above any makespan
+            big = inp.t_cpu.copy()
+            big[:] = 1 << 50
+            unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
+                                         inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
+        else:
+            unit = _greedy_pass(inp)
+        for e, u in zip(inp.experts.tolist(), unit, strict=True):
+            modes[e] = _UNIT_MODE[min(u, 2)]
+    return finish(dag, name, modes, attention=MODE_GPU, wall_t0=t0, decision_ns=0)
+
+
+def _util(rep, dag, gpu_model, g: int = 0) -> dict[str, float]:
+    """Replayed busy fractions of the GPU stream, PCIe, CPU and NDP units, and the GPU's compute
+    fraction (its tasks' FLOP time in the replay's GPU model / the replayed makespan: the GPU
+    stream is "busy" while a fetch job waits for PCIe)."""
+    u = rep.utilisation
+    out = {k: round(u.get(f"{k}[{g}]", 0.0), 4) for k in ("gpu", "pcie", "cpu", "ndp")}
+    gpu_rid = dag.resource("gpu", g).rid
+    flops_ns = sum(gpu_model.kernel(t.work).compute_ns for t in dag.tasks
+                   if t.work is not None and gpu_rid in t.modes[rep.schedule.modes[t.tid]].resources)
+    out["gpu_compute"] = round(flops_ns / max(1, rep.makespan_ns), 4)
+    return out
+
+
+def run(models, batches, layers: int, seed: int) -> list[dict[str, Any]]:
+    rows = []
+    for name in models:
+        model, system = load_model(name), load_system(SYSTEM)
+        timer = make_timer(system, model)
+        gpu_model = GpuModel(system, timer.stream_ns)
+        cost = RooflineCostModel(system, model)
+        for batch in batches:
+            for inst in sample_layers(model, system, batch, layers, seed):
+                dag = build_layer_dag(inst, cost, DagOptions.for_system(system, scheduler_latency_ns=0))
+                for pol in (*POLICIES, *ABLATIONS):
+                    t0 = time.perf_counter()
+                    if pol in ABLATIONS:
+                        res = ablation(pol, dag, inst)
+                        ok = check(res.schedule, dag).ok
+                    else:
+                        params = {"time_limit_s": CPSAT_LIMIT_S} if pol == "cpsat" else {}
+                        lr = run_layer(inst, pol, dag=dag, cost=cost, **params)
+                        res, ok = lr.result, lr.check.ok
+                    wall = time.perf_counter() - t0
+                    rep = replay(res.schedule, dag, system, instance=inst, timer=timer, scheduler_latency_ns=0)
+                    modes = [res.schedule.modes[t.tid] for t in dag.tasks if t.kind == "expert"]
+                    rows.append({
+                        "model": name, "precision": model.expert_precision, "batch": batch,
+                        "moe_layer": inst.moe_layer, "policy": pol, "execution_model": "serial",
+                        "cost_model": "roofline", "predicted_ns": res.makespan_ns, "replayed_ns": rep.makespan_ns,
+                        "replay_error_pct": round(rep.makespan_error_pct, 3),
+                        "bound_ns": res.bound_ns, "status": res.status, "check_ok": ok, "solve_wall_s": round(wall, 4),
+                        "experts_gpu_fetch": modes.count(MODE_GPU_FETCH), "experts_cpu": modes.count(MODE_CPU),
+                        "experts_ndp": modes.count(MODE_NDP), "moe_layers": model.num_moe_layers,
+                        **{f"util_{k}": v for k, v in _util(rep, dag, gpu_model).items()},
+                    })
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median over layers per (model, batch, policy), with throughput and gaps."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["batch"], r["policy"])].append(r)
+    out = []
+    for (m, b, p), rs in groups.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("predicted_ns", "replayed_ns", "replay_error_pct",
+                                                                 "util_gpu", "util_pcie", "util_cpu", "util_ndp",
+                                                                 "util_gpu_compute")}
+        L = rs[0]["moe_layers"]
+        out.append({"model": m, "batch": b, "policy": p, "layers": len(rs), **med,
+                    "tokens_per_s_predicted": b / (med["predicted_ns"] * 1e-9 * L),
+                    "tokens_per_s_replayed": b / (med["replayed_ns"] * 1e-9 * L)})
+    best = {}
+    for s in out:
+        if s["policy"] == "cpsat":
+            best[(s["model"], s["batch"])] = s["predicted_ns"]
+    for s in out:
+        ref = best.get((s["model"], s["batch"]))
+        s["gap_to_cpsat_pct"] = None if not ref else 100.0 * (s["predicted_ns"] / ref - 1.0)
+    return out
+
+
+def _md(summary: list[dict[str, Any]]) -> str:
+    lines = ["| model | B | policy | layer us (pred.) | layer us (replayed) | error | tok/s (replayed) | gap to cpsat | "
+             "GPU | GPU compute | PCIe | CPU | NDP |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in sorted(summary, key=lambda s: (s["model"], s["batch"], (*POLICIES, *ABLATIONS).index(s["policy"]))):
+        gap = "-" if s["gap_to_cpsat_pct"] is None else f"{s['gap_to_cpsat_pct']:+.1f}%"
+        lines.append(f"| {s['model']} | {s['batch']} | {s['policy']} | {s['predicted_ns'] / 1e3:.0f} | "
+                     f"{s['replayed_ns'] / 1e3:.0f} | {s['replay_error_pct']:+.1f}% | {s['tokens_per_s_replayed']:.0f} | {gap} | "
+                     + " | ".join(f"{100 * s[f'util_{k}']:.1f}%" for k in ("gpu", "gpu_compute", "pcie", "cpu", "ndp")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(summary: list[dict[str, Any]], out) -> None:
+    plt = pyplot()
+    models = sorted({s["model"] for s in summary})
+    pols = [p for p in (*POLICIES, *ABLATIONS) if any(s["policy"] == p for s in summary)]
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, m in zip(axes[0], models, strict=True):
+        for p in pols:
+            pts = sorted((s["batch"], s["tokens_per_s_replayed"]) for s in summary if s["model"] == m and s["policy"] == p)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=p,
+                    linestyle="--" if p in ABLATIONS else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("decode batch B")
+        ax.set_ylabel("MoE-layer tokens/s (replayed)")
+        ax.set_title(f"{m} (BF16)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("trimoe-h100-xeon-ndp: serial execution, roofline cost model, replayed on the simulators")
+    fig.tight_layout()
+    save_figure(fig, out / "trimoe_throughput")
+
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    kinds = ("gpu", "pcie", "cpu", "ndp")
+    bmax = max(s["batch"] for s in summary)
+    for ax, m in zip(axes[0], models, strict=True):
+        rows = [s for s in summary if s["model"] == m and s["batch"] == bmax]
+        rows.sort(key=lambda s: pols.index(s["policy"]))
+        x = range(len(rows))
+        w = 0.2
+        for j, k in enumerate(kinds):
+            ax.bar([i + (j - 1.5) * w for i in x], [100 * s[f"util_{k}"] for s in rows], width=w, label=k.upper())
+        ax.set_xticks(list(x), [s["policy"] for s in rows], rotation=40, ha="right", fontsize=7)
+        ax.set_ylabel("busy % of the replayed layer")
+        ax.set_title(f"{m}, B={bmax}")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out / "trimoe_util")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for p in pols:
+        pts = [(s["predicted_ns"] / 1e3, s["replayed_ns"] / 1e3) for s in summary if s["policy"] == p]
+        ax.scatter([a for a, _ in pts], [b for _, b in pts], label=p, s=14)
+    lo = min(min(s["predicted_ns"], s["replayed_ns"]) for s in summary) / 1e3
+    hi = max(max(s["predicted_ns"], s["replayed_ns"]) for s in summary) / 1e3
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted layer us (roofline cost model)")
+    ax.set_ylabel("replayed layer us (simulators)")
+    ax.legend(fontsize=7)
+    ax.set_title("replayed vs predicted (median over layers)")
+    fig.tight_layout()
+    save_figure(fig, out / "trimoe_replay")
+
+
+def main(argv=None) -> int:
+    args = parse_args("trimoe", __doc__, argv)
+    models = ("glm-4.5-air",) if args.quick else MODELS
+    batches = (64,) if args.quick else (64, 128, 256, 512)
+    layers = 1 if args.quick else 3
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = run(models, batches, layers, args.seed)
+    summary = summarise(rows)
+    write_csv(args.out / "trimoe.csv", rows)
+    write_csv(args.out / "trimoe_summary.csv", summary)
+    from sieveopt.fileio import atomic_write_text
+
+    atomic_write_text(args.out / "trimoe_summary.md", _md(summary))
+    plots(summary, args.out)
+    done(args, "trimoe")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
