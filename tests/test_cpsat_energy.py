@@ -70,11 +70,12 @@ def test_cli_compare_energy_needs_a_limit(capsys):
 def test_cli_validate_energy_rows(capsys):
     rc = main(["validate", "--only", "energy", "--only", "parity", "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14 + 12   # + 12 Ramulator 2.0 fixture cases
+    # + 12 Ramulator 2.0 and 4 PIMSimulator fixture cases
+    assert rc == 0 and d["failed"] == 0 and d["passed"] == 14 + 12 + 4
     ram = [r for r in d["rows"] if r["check"].startswith("Ramulator")]
     assert len(ram) == 12 and all(r["passed"] and r["expected"] > 0 for r in ram)
     pim = [r for r in d["rows"] if "PIMSimulator" in r["check"]]
-    assert len(pim) == 1 and pim[0]["passed"] is None and "fixture" in pim[0]["note"]
+    assert len(pim) == 4 and all(r["passed"] and r["expected"] > 0 for r in pim)
 
 
 def test_time_price_weighted_sum_matches_brute_force():

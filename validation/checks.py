@@ -243,7 +243,8 @@ def energy() -> list[Row]:
 # -- other simulators ---------------------------------------------------------------------------
 def external_parity() -> list[Row]:
     """Cycle parity against Ramulator 2.0 fixtures (cycles it printed, with their command and config in
-    tests/fixtures/dram/ramulator2/README.md), and why the PIMSimulator row cannot run."""
+    tests/fixtures/dram/ramulator2/README.md) and against Samsung PIMSimulator's GEMV with and
+    without PIM (tests/fixtures/dram/pimsimulator/README.md)."""
     from sieveopt.validation.dram.ramulator_parity import (
         FIXTURE,
         PRESET,
@@ -264,11 +265,22 @@ def external_parity() -> list[Row]:
                              f"stored Ramulator 2.0 memory_system_cycles ({PRESET})",
                              case["ramulator_cycles"], sieveopt_cycles(kind, n, ch),
                              100.0 * case["tolerance"]))
-    rows.append(Row("parity", "PIM GEMV vs Samsung PIMSimulator", "stored PIMSimulator outputs", None,
-                    None, 0.0, None, "no PIMSimulator output fixture is stored: producing one needs "
-                    "Samsung's PIMSimulator (SAITPublic/PIMSimulator) built and run on its GEMV test, "
-                    "which no machine of this project has done; the kernel is modelled from its source "
-                    "(docs/design-notes/dram.md) but its cycles are unchecked"))
+    from sieveopt.validation.dram import pimsimulator_parity as ps
+
+    pfx = ps.load_fixture()
+    if pfx is None:
+        rows.append(Row("parity", "PIM GEMV vs Samsung PIMSimulator", "stored PIMSimulator outputs",
+                        None, None, 0.0, None, f"fixture {ps.FIXTURE} is absent (a tree without tests/)"))
+    else:
+        g, commit = pfx["gemv"], pfx["commit"][:7]
+        what = {"pim_gemv": "GEMV on PIM", "nopim_gemv": "GEMV data movement without PIM"}
+        for case in pfx["cases"]:
+            kind, preset = case["kind"], case["preset"]
+            rows.append(_row("parity", f"PIMSimulator {commit}: {g['rows']}x{g['cols']} FP16 "
+                             f"{what[kind]}, {g['pseudo_channels']} pCH (cycles)",
+                             f"stored PIMSimulator cycles ({preset})", case["reference_cycles"],
+                             ps.sieveopt_cycles(kind, preset), 100.0 * case["tolerance"]))
+    return rows
     return rows
 
 

@@ -216,6 +216,14 @@ class PimSpec:
     #: all-bank mode, so every tile upload closes the weight row, opens the register row,
     #: writes, and reopens the weight row); False = a separate global buffer (NeuPIMs)
     upload_via_row: bool = False
+    #: Samsung's GEMV layout (PIMSimulator preloadGemv / executeGemv): input tile k's weights sit
+    #: in the even (k even) or odd (k odd) bank of each PU's pair, in consecutive columns, and
+    #: the kernel runs every even tile, then every odd one. An all-bank activation then opens
+    #: one bank of each pair, so it serves a row of one bank (``page_bytes / mac_bytes`` MACs),
+    #: not of both; and the register row (upload_via_row) sits in the odd banks, so only an
+    #: upload that follows an odd tile has to close its weight row first. Needs banks_per_pu
+    #: = 2 and input_tile_elements > 0.
+    tile_bank_parity: bool = False
 
     def mac_bytes(self, bytes_per_element: float) -> float:
         """Weight bytes one MAC command consumes per PU (compute limit applied)."""
@@ -236,6 +244,10 @@ class PimSpec:
                 "e.g. 128 (Samsung GRF_A) or 0 (whole vector)")
         require(self.kernel_prologue_writes >= 0 and self.kernel_epilogue_writes >= 0,
                 "kernel_prologue_writes", "must be >= 0", "count the writes per GEMV")
+        if self.tile_bank_parity:
+            require(self.banks_per_pu == 2 and self.input_tile_elements > 0, "tile_bank_parity",
+                    "needs banks_per_pu = 2 and input_tile_elements > 0",
+                    "set both (Samsung: 2 and 128) or tile_bank_parity = false")
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,8 @@ class GemvLayout:
     rows_per_pch: int
     bytes_per_bank: int
     partials: int           # results read back per pCH
-    dram_rows: int          # ACTAB/PREAB pairs
-    macs: tuple[int, ...]   # MAC commands per DRAM row
+    dram_rows: int          # DRAM rows per bank the weights use (= ACTAB/PREAB pairs unless tiled)
+    macs: tuple[int, ...]   # MAC commands per weight-row activation, in issue order
     gwr: int
     rdres: int
     mac_bytes: float = 0.0  # weight bytes per PU per MAC (below pu_bytes when compute-bound)
@@ -103,14 +103,106 @@ def gemv_layout(cfg: DramConfig, rows: int, cols: int, bytes_per_element: float 
         gwr = math.ceil(cols * act_bytes / org.access_bytes)
         tile_gwr = (gwr,)
     gwr += pim.kernel_prologue_writes + pim.kernel_epilogue_writes
+    if pim.tile_bank_parity:
+        # Samsung's layout: each bank of a pair holds every other input tile in consecutive
+        # columns, so an activation opens a row of one bank (row_macs MACs); the MAC sequence
+        # is the per-activation split of the even tiles' MACs, then of the odd tiles'
+        row_macs = _row_macs(cfg, mac_bytes)
+        per = _tile_macs(sum(macs), len(tile_gwr))
+        # rows a bank of the busier parity uses (an odd tile count gives the even banks more)
+        dram_rows = max(math.ceil(sum(per[p::2]) / row_macs) for p in (0, 1))
+        if dram_rows > org.rows - 1:   # the last row is the register row
+            raise SpecError(cfg.name, "gemv", f"{dram_rows} DRAM rows per bank exceed {org.rows - 1}",
+                            "shard over more channels or shrink the matrix")
+        macs = [m for ms in _parity_activations(sum(macs), len(tile_gwr), row_macs) for m in ms]
     return GemvLayout(rows_pch, bytes_bank, partials, dram_rows, tuple(macs), gwr, rdres,
                       mac_bytes, tile_gwr, pim.kernel_prologue_writes, pim.kernel_epilogue_writes)
+
+
+def _row_macs(cfg: DramConfig, mac_bytes: float) -> int:
+    """MAC commands one bank's DRAM row feeds a PU (its page, ``mac_bytes`` per MAC)."""
+    return math.ceil(cfg.org.page_bytes / mac_bytes - 1e-9)
+
+
+def _tile_macs(total: int, n_tiles: int) -> list[int]:
+    """MACs of each input tile: the flat MAC sequence cut into equal contiguous runs."""
+    return [(k + 1) * total // n_tiles - k * total // n_tiles for k in range(n_tiles)]
+
+
+def _parity_activations(total: int, n_tiles: int, row_macs: int) -> list[list[int]]:
+    """Per tile in execution order (even tiles, then odd ones), the MACs of each activation
+    it makes: a tile continues its parity's bank columns where the previous tile of that
+    parity stopped, and every tile starts with a fresh activation (the weight row is closed
+    at each tile boundary: PIMSimulator's controller precharges a row no queued request
+    needs, and the barrier after the upload hides the tile's MACs until it is done)."""
+    per = _tile_macs(total, n_tiles)
+    used = [0, 0]
+    out = []
+    for k in [*range(0, n_tiles, 2), *range(1, n_tiles, 2)]:
+        p, left, acts = k % 2, per[k], []
+        while left > 0:
+            n = min(left, row_macs - used[p] % row_macs)
+            acts.append(n)
+            used[p] += n
+            left -= n
+        out.append(acts)
+    return out
+
+
+def _append_gemv_parity(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayout,
+                        row_base: int) -> None:
+    """Samsung's GEMV with even/odd tile banks (``pim.tile_bank_parity``): per tile in
+    execution order, close the open weight row, upload the tile through the register row in
+    the odd banks, then the tile's MACs, reopening the next row of its bank when one is used
+    up. Between two even tiles the register row costs nothing on the in-order stream: the odd
+    banks are idle, PIMSimulator opens the register row while the even bank still streams and
+    closes it while the next even tile streams. Next to an odd tile (after it: its weight row
+    holds the odd banks; before it: the register row must close before the odd weight row
+    opens) the upload is the full round trip ACTAB register row, writes, PREAB. The first
+    tile's upload finds the register row open (the CRF programming opened it)."""
+    row_macs = _row_macs(cfg, lay.mac_bytes)
+    reg_row = cfg.org.rows - 1
+    n_t = len(lay.tile_gwr)
+    order = [*range(0, n_t, 2), *range(1, n_t, 2)]
+    acts = _parity_activations(lay.total_macs, n_t, row_macs)
+    used = [0, 0]          # MACs placed so far in the even / odd banks' columns
+    prev = -1              # parity of the previous tile
+    open_row = -1          # weight row open in the previous tile's banks
+    for k, tile_acts in zip(order, acts, strict=True):
+        p = k % 2
+        if open_row >= 0:
+            out.append((CMD["PREAB"], open_row, -1))
+        via_row = cfg.pim.upload_via_row and prev >= 0 and (prev == 1 or p == 1)
+        if via_row:
+            out.append((CMD["ACTAB"], reg_row, -1))
+        for i in range(lay.tile_gwr[k]):
+            out.append((CMD["GWR"], -1, i))
+        if via_row:
+            out.append((CMD["PREAB"], reg_row, -1))
+        for j, n in enumerate(tile_acts):
+            if j:
+                out.append((CMD["PREAB"], open_row, -1))
+            open_row = row_base + used[p] // row_macs
+            out.append((CMD["ACTAB"], open_row, -1))
+            for _ in range(n):
+                out.append((CMD["MAC"], open_row, used[p] % row_macs))
+                used[p] += 1
+        prev = p
+    if open_row >= 0:
+        out.append((CMD["PREAB"], open_row, -1))
 
 
 def _append_gemv(out: list[tuple[int, int, int]], cfg: DramConfig, lay: GemvLayout,
                  row_base: int) -> None:
     for i in range(lay.prologue):
         out.append((CMD["GWR"], -1, i))
+    if cfg.pim.tile_bank_parity:
+        _append_gemv_parity(out, cfg, lay, row_base)
+        for i in range(lay.epilogue):
+            out.append((CMD["GWR"], -1, i))
+        for i in range(lay.rdres):
+            out.append((CMD["RDRES"], -1, i))
+        return
     cols = cfg.org.columns
     if len(lay.tile_gwr) <= 1:  # whole vector first (today's kernel, bit-identical order)
         for i in range(lay.tile_gwr[0] if lay.tile_gwr else 0):

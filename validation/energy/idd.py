@@ -49,7 +49,7 @@ class CommandEnergy:
     precharge_standby_mW: float
     io_pJ_per_bit: float
     access_bits: int
-    actab_pJ: float            # all-bank ACT + PREAB, one pair
+    actab_pJ: float            # all-bank ACT + PREAB, one pair (banks it opens)
     mac_read_pJ_per_bit: float
     alu_pJ_per_op: float
     pus_per_pch: int
@@ -69,6 +69,9 @@ def command_energy(cfg: DramConfig, spec: EnergySpec) -> CommandEnergy:
     pre = vdd * (i0 - i2n) * (trc - tras)
     burst = t.nBL * tck
     banks = cfg.org.banks
+    # an all-bank ACT opens every bank, except in Samsung's even/odd tile layout
+    # (pim.tile_bank_parity), where it opens one bank of each pair
+    ab_banks = banks // 2 if cfg.pim.tile_bank_parity else banks
     return CommandEnergy(
         act_pJ=act, pre_pJ=pre,
         rd_pJ=vdd * (spec["currents.idd4r"] - i3n) * burst,
@@ -76,7 +79,7 @@ def command_energy(cfg: DramConfig, spec: EnergySpec) -> CommandEnergy:
         ref_pJ=vdd * (spec["currents.idd5b"] - i3n) * t.nRFC * tck,
         active_standby_mW=vdd * i3n, precharge_standby_mW=vdd * i2n,
         io_pJ_per_bit=spec["io.pJ_per_bit"], access_bits=8 * cfg.org.access_bytes,
-        actab_pJ=banks * (act + pre),
+        actab_pJ=ab_banks * (act + pre),
         mac_read_pJ_per_bit=spec["pim.mac_read_pJ_per_bit"],
         alu_pJ_per_op=spec["pim.alu_pJ_per_op"],
         pus_per_pch=banks // cfg.pim.banks_per_pu)

@@ -115,20 +115,25 @@ def _energy_rows(e: dict[str, Any] | None) -> list[tuple[str, Any]]:
 
 def _gemv(args: argparse.Namespace) -> int:
     from sieveopt.validation.dram.api import pim_gemv_ns
-    from sieveopt.validation.dram.pim import gemv_layout
+    from sieveopt.validation.dram.pim import gemv_layout, pim_program
+    from sieveopt.validation.dram.timing import CMD
 
     cfg = _config(args)
     ns = pim_gemv_ns(cfg, args.rows, args.cols, args.tokens,
                      bytes_per_element=args.bytes_per_element, act_bytes=args.act_bytes)
     lay = gemv_layout(cfg, args.rows, args.cols, args.bytes_per_element, act_bytes=args.act_bytes)
+    prog = pim_program(cfg, [(args.rows, args.cols)], 1, bytes_per_element=args.bytes_per_element,
+                       act_bytes=args.act_bytes)
     weight_bytes = args.rows * args.cols * args.bytes_per_element
     data = {"config": cfg.name, "rows": args.rows, "cols": args.cols, "tokens": args.tokens,
             "time_ns": ns, "weight_bytes": weight_bytes,
             "effective_GBps": weight_bytes * args.tokens / ns if ns else 0.0,
             "pim_peak_GBps": cfg.pim_bw_GBps_per_pch() * cfg.org.pseudo_channels,
             "mac_bytes_per_pu": lay.mac_bytes,
-            "per_pch_per_token": {"gwr": lay.gwr, "actab": lay.dram_rows,
-                                  "mac": lay.total_macs, "rdres": lay.rdres}}
+            # counted on the program the simulator runs (register-row and per-bank-parity
+            # activations included), one token, one pCH
+            "per_pch_per_token": {c.lower(): int((prog.cmd == CMD[c]).sum())
+                                  for c in ("GWR", "ACTAB", "MAC", "RDRES")}}
     if getattr(args, "energy", None):
         data["energy"] = _gemv_energy(args, cfg)
     return emit(args, data, lambda d: print_table(
