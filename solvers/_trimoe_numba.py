@@ -5,9 +5,15 @@
 keep numba's dispatch cost down. ``data`` int64[4, E] = rows t_gpu, t_cpu, t_ndp (ns), tokens;
 ``ints`` = [n_warm, base_gpu_ns, num_dimms]; ``out`` int64[2, >= E] receives the unit
 (0 GPU, 1 CPU, 2+d NDP engine d) and the class (0 hot, 1 warm, 2 cold); ``loads`` is
-an int64 workspace of length >= 2 + num_dimms + experts + max tokens + 2 (loads, the sort
-order, the counting-sort buckets). Returns the predicted makespan, or -1 when the workspace is
-too small for the largest token count.
+an int64 workspace of length >= 2 + num_dimms + 2 P + experts + max tokens + 2 (loads, a
+tournament tree over the P >= num_dimms engine slots, the sort order, the counting-sort
+buckets). Returns the predicted makespan, or -1 when the workspace is too small.
+
+Speed (identical decisions): the greedy pass asks "which NDP engine is least loaded (lowest
+index on ties)?" once per expert; a tournament tree answers at its root and is repaired along
+one leaf-to-root path (log2 P steps) when the chosen engine's load grows, instead of a scan of
+all D engines per expert. Its comparison (strictly smaller load wins, the left -- lower-index --
+child on ties) selects the same engine as the reference's ``min`` over ``(load, index)``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,16 @@ def _dur(kind, i, t_gpu, t_cpu, t_ndp):  # noqa: ANN001, ANN202
     if kind == 1:
         return t_cpu[i]
     return t_ndp[i]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _winner(a, b, loads):  # noqa: ANN001, ANN202
+    """Tournament match: the engine with the smaller load, ``a`` (the lower index) on ties; -1 = empty."""
+    if b < 0:
+        return a
+    if a < 0:
+        return b
+    return b if loads[b] < loads[a] else a
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -42,15 +58,23 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
     loads[0] = base_gpu
     for u in range(1, U):
         loads[u] = 0
-    # stable descending counting sort of expert indices by tokens (buckets after `order`)
-    order = loads[U:U + n]
-    cnt = loads[U + n:]
+    P = 1
+    while P < D:
+        P *= 2
     tmax = 0
     for j in range(n):
         if tokens[j] > tmax:
             tmax = tokens[j]
-    if tmax + 2 > cnt.shape[0]:
+    if U + 2 * P + n + tmax + 2 > loads.shape[0]:
         return -1
+    tree = loads[U:U + 2 * P]               # node i: the winning engine (unit id) of its leaves
+    for j in range(P):
+        tree[P + j] = 2 + j if j < D else -1
+    for i in range(P - 1, 0, -1):
+        tree[i] = _winner(tree[2 * i], tree[2 * i + 1], loads)
+    # stable descending counting sort of expert indices by tokens (buckets after `order`)
+    order = loads[U + 2 * P:U + 2 * P + n]
+    cnt = loads[U + 2 * P + n:]
     for v in range(tmax + 2):
         cnt[v] = 0
     for j in range(n):
@@ -63,10 +87,7 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
         cnt[k] += 1
     for j in range(n):
         i = order[j]
-        k = 2
-        for d in range(3, U):
-            if loads[d] < loads[k]:
-                k = d
+        k = tree[1]                          # least-loaded NDP engine, lowest index on ties
         best_f = loads[0] + t_gpu[i]
         best_r = 0 if cls[i] == 0 else 1
         best_u = 0
@@ -80,6 +101,11 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
             best_f, best_r, best_u = f, r, k
         unit[i] = best_u
         loads[best_u] = best_f
+        if best_u >= 2:                      # repair the engine's path to the root
+            x = (P + best_u - 2) >> 1
+            while x >= 1:
+                tree[x] = _winner(tree[2 * x], tree[2 * x + 1], loads)
+                x >>= 1
     for _ in range(2 * n):
         # bottleneck (first argmax) and the three largest loads (ties: lower unit first)
         t0 = -1
@@ -137,7 +163,10 @@ def make_workspace(max_experts: int, num_dimms: int, max_tokens: int) -> tuple[n
     """(out, loads) int64 buffers for up to ``max_experts`` experts with at most ``max_tokens``
     tokens each and ``num_dimms`` DIMMs."""
     e = max(1, max_experts)
-    return np.zeros((2, e), np.int64), np.zeros(2 + num_dimms + e + max_tokens + 2, np.int64)
+    p = 1
+    while p < num_dimms:
+        p *= 2
+    return np.zeros((2, e), np.int64), np.zeros(2 + num_dimms + 2 * p + e + max_tokens + 2, np.int64)
 
 
 _WARM = False

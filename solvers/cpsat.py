@@ -20,7 +20,13 @@ Levers (switchable through ``levers=``, all on by default; see docs/design-notes
 * ``symmetry``: interchangeable experts (same GPU, durations, predecessors and successors) are
   ordered: GPU-mode members first, then same-mode members in start order;
 * ``multi_hint``: hint with the best of several heuristics (sieve, sieve-plus, the partition
-  split, all-GPU) instead of one.
+  split, all-GPU) instead of one;
+* ``assign``: for experts with more than the two GPU/PIM modes (e.g. TriMoE's three tiers), the
+  two-stage approach of :mod:`.cpsat_assign`: the configuration-LP bound of the n-way assignment
+  (machines of capacity > 1 resources as bins), then the assignment relaxation solved exactly by
+  pattern IPs (a proven bound and an assignment), whose schedule becomes a hint candidate. It
+  takes at most 80 % of the time limit (on these DAGs the schedule model rarely improves on its
+  hint; the stage is what closes the gap).
 
 The returned schedule is re-timed in exact ns from CP-SAT's modes and per-resource order
 (:func:`.cpsat_retime.retime`) and always passes ``check``; it is never worse than the hint.
@@ -55,7 +61,7 @@ from sieveopt.solvers.cpsat_bounds import (
 )
 from sieveopt.solvers.cpsat_retime import retime
 
-ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint", "serial", "release"})
+ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint", "serial", "release", "assign"})
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
@@ -198,6 +204,11 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         hint_sched = min(cands, key=lambda s: s.makespan_ns) if cands else None
     elif hint not in (None, "none"):
         raise ValueError(f"hint: expected 'auto', 'sieve', 'none', a Schedule or a SolveResult, got {hint!r}")
+    assign_meta: dict[str, Any] = {}
+    declared = hint_sched   # the heuristic hint (reported as hint_*; the assignment hint may beat it)
+    if "assign" in levers and "cuts" in levers:
+        lb_ns, hint_sched = _assignment_stage(dag, d_exact, ht_ns, lb_ns, hint_sched, t_start, time_limit_s,
+                                              deterministic, seed, assign_meta)
     if hint_sched is not None and lb_ns > hint_sched.makespan_ns:
         raise RuntimeError(f"cpsat: static lower bound {lb_ns} ns exceeds a feasible makespan "
                            f"{hint_sched.makespan_ns} ns (a bug in the redundant cuts; disable levers)")
@@ -357,8 +368,8 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         status = FEASIBLE  # horizon capped at a feasible hint cannot be infeasible; defensive
     meta = {
         "time_quantum_ns": q, "workers": p.num_workers, "seed": seed, "deterministic": deterministic,
-        "levers": sorted(levers), "hint_makespan_ns": None if hint_sched is None else hint_sched.makespan_ns,
-        "hint_policy": None if hint_sched is None else hint_sched.policy,
+        "levers": sorted(levers), "hint_makespan_ns": None if declared is None else declared.makespan_ns,
+        "hint_policy": None if declared is None else declared.policy,
         "static_lb_ns": lb_ns, "partition_lb_ns": None if part is None else part.bound_ns,
         "release_lb_ns": release_lb_ns,
         "build_s": build_s, "solver_status": solver.status_name(st), "symmetry_pairs": nsym,
@@ -366,9 +377,47 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         "quantisation_error_ns": None if obj_q is None or schedule is None else obj_q * q - objective,
         "num_booleans": sum(len(x) for x in lit if x and not isinstance(next(iter(x.values())), int)),
         "num_conflicts": solver.num_conflicts, "num_branches": solver.num_branches,
+        **assign_meta,
     }
     traj_pts = tuple((t, o, max(b * q if q == 1 else 0, lb_ns)) for t, o, b in traj.points)
     return SolveResult("cpsat", schedule, status, objective, bound_ns, wall, None, traj_pts, meta)
+
+
+def _assignment_stage(dag: TaskDAG, d_exact: list[dict[str, int]], ht_ns: Any, lb_ns: int,
+                      hint_sched: Schedule | None, t_start: float, time_limit_s: float, deterministic: bool,
+                      seed: int, meta: dict[str, Any]) -> tuple[int, Schedule | None]:
+    """Stage one of the two-stage approach (``assign`` lever): a stronger bound and a better hint
+    from the n-way assignment relaxation (:mod:`.cpsat_assign`); no-op without n-way experts."""
+    from sieveopt.solvers.cpsat_assign import (
+        assignment_schedule,
+        configuration_bound,
+        pattern_search,
+    )
+
+    energy = choice_energy_cuts(dag, d_exact, ht_ns)
+    if not energy or hint_sched is None or lb_ns >= hint_sched.makespan_ns:
+        return lb_ns, hint_sched
+    budget = 0.8 * float(time_limit_s)   # the schedule model rarely improves these hints (trimoe.md)
+    t0 = time.perf_counter()
+    cb = configuration_bound(dag, d_exact, ht_ns, energy, lb_ns, hint_sched.makespan_ns,
+                             time_limit_s=None if deterministic else 0.4 * budget)
+    if cb is None:
+        return lb_ns, hint_sched
+    lb_ns = max(lb_ns, cb.bound_ns)
+    meta["configuration_lb_ns"] = cb.bound_ns
+    left = budget if deterministic else max(0.5, budget - (time.perf_counter() - t0))
+    ps = pattern_search(dag, d_exact, ht_ns, energy, lb_ns, hint_sched.makespan_ns, time_limit_s=left, seed=seed,
+                        deterministic=deterministic)
+    if ps is None:
+        return lb_ns, hint_sched
+    lb_ns = max(lb_ns, ps.bound_ns)
+    meta.update(assignment_lb_ns=ps.bound_ns, assignment_tests=ps.tests)
+    if ps.modes:
+        cand = assignment_schedule(dag, ps)
+        meta["assignment_makespan_ns"] = cand.makespan_ns
+        if cand.makespan_ns < hint_sched.makespan_ns:
+            hint_sched = cand
+    return lb_ns, hint_sched
 
 
 def _canonical_hint(dag: TaskDAG, hint: Schedule, cls: list[int], first: str) -> Schedule:
