@@ -11,7 +11,7 @@ if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); fi
 mkdir -p "$HERE/out"
 LOG="$HERE/out/run_all${QUICK:+_quick}.log"
 : > "$LOG"
-for fig in characterization memory_bound pareto pim_util pim_channels table_convergence gap latency_budget mixed_prefill colocated_prefill replay exec_models trimoe; do
+for fig in characterization memory_bound pareto pim_util pim_channels table_convergence gap latency_budget mixed_prefill colocated_prefill replay exec_models trimoe energy_front; do
   t0=$(date +%s.%N)
   "$PY" "$HERE/fig_${fig}.py" "${QUICK[@]}" 2>&1 | tee -a "$LOG"
   t1=$(date +%s.%N)

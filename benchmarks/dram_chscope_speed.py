@@ -5,14 +5,18 @@ Writes seeded 2 M-request LoadStoreTrace files (the generator of the Ramulator p
 32 B-aligned over one channel, seed 1; ``random_rw`` adds 30 % stores) and
 
 1. times ``sieveopt dram run --trace T --config ramulator2_hbm3_2gbps --channels 1 --json``
-   from process start to exit (median of --repeat), with the run's own ``parse_s`` /
-   ``simulate_s`` split;
+   from process start to exit (median of --repeat; wall, user+system CPU and peak RSS of
+   the process from ``wait4``), with the run's own ``parse_s`` / ``simulate_s`` split; with
+   ``--ramulator BIN`` Ramulator 2.0 runs the same file (the config of
+   ``tests/fixtures/dram/ramulator2/README.md``) alternately with sieveopt, so both see the
+   same machine load, and the ratio of the medians is printed;
 2. with ``--before REV``, runs the engine of git revision REV (its ``engine.py`` + ``sim.py``
    copied to a temporary package) and this tree's engine in one process on the same request
    arrays, interleaved, and checks that every statistic is identical (ratio measured side by
    side, so machine load affects both alike).
 
     .venv/bin/python benchmarks/dram_chscope_speed.py --repeat 3 [--before 22fac16] [--n 2e6]
+        [--ramulator /path/to/ramulator2/build/ramulator2]
 """
 
 from __future__ import annotations
@@ -32,13 +36,76 @@ import numpy as np
 # The traces and preset of the Ramulator parity fixtures: one generator for both.
 from sieveopt.validation.dram.ramulator_parity import PRESET, make_trace, write_trace
 
+RAMULATOR_CFG = """Frontend:
+  impl: LoadStoreTrace
+  clock_ratio: 1
+  path: {trace}
+MemorySystem:
+  impl: GenericDRAM
+  clock_ratio: 1
+  DRAM:
+    impl: HBM3
+    org:
+      preset: HBM3_2Gb
+      channel: 1
+      channel_width: 128
+    timing:
+      preset: HBM3_2Gbps
+      nREFI: 100000000
+  Controller:
+    impl: Generic
+    Scheduler:
+      impl: FRFCFS
+    RefreshManager:
+      impl: AllBank
+    RowPolicy:
+      impl: OpenRowPolicy
+    plugins:
+  AddrMapper:
+    impl: RoBaRaCoCh
+"""
 
-def cli_run(path: Path) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "sieveopt", "dram", "run", "--trace", str(path),
-                        "--config", PRESET, "--channels", "1", "--json"],
-                       check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0, json.loads(r.stdout)
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[dict, str]:
+    """Run ``cmd`` to exit: wall seconds, user+system CPU seconds (``os.wait4``) and peak RSS
+    (MiB, from ``/usr/bin/time``: a forked child's own ru_maxrss counts the parent's pages),
+    and its stdout."""
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.TemporaryDirectory() as d:
+        rss_file = Path(d) / "rss"
+        full = [str(gnu_time), "-f", "%M", "-o", str(rss_file), *cmd] if gnu_time.exists() else cmd
+        t0 = time.perf_counter()
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, env=env)
+            _, status, ru = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read().decode()
+        rss = (int(rss_file.read_text().split()[-1]) if rss_file.exists() else ru.ru_maxrss) / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{text[-2000:]}")
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_MiB": rss}, text
+
+
+def cli_run(path: Path) -> tuple[dict, dict]:
+    m, text = timed([str(Path(sys.executable).with_name("sieveopt")), "dram", "run", "--trace",
+                     str(path), "--config", PRESET, "--channels", "1", "--json"])
+    return m, json.loads(text)
+
+
+def ramulator_run(binary: Path, trace: Path, work: Path) -> tuple[dict, int]:
+    cfg = work / f"{trace.stem}.yaml"
+    cfg.write_text(RAMULATOR_CFG.format(trace=trace))
+    env = dict(os.environ, LD_LIBRARY_PATH=str(binary.resolve().parents[1]))
+    m, text = timed([str(binary), "-f", str(cfg)], env)
+    cycles = [int(line.split(":")[1]) for line in text.splitlines()
+              if "memory_system_cycles" in line]
+    return m, cycles[0]
+
+
+def med(rows: list[dict], key: str) -> float:
+    return float(np.median([r[key] for r in rows]))
 
 
 def old_engine(rev: str, root: Path):
@@ -72,6 +139,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="seq,random")
     ap.add_argument("--before", default=None, help="git revision to compare side by side")
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI runs")
+    ap.add_argument("--ramulator", type=Path, default=None,
+                    help="Ramulator 2.0 binary: run it on the same files, alternating")
     args = ap.parse_args()
     n = int(args.n)
     from sieveopt.validation.dram.api import load_dram_preset
@@ -93,15 +162,27 @@ def main() -> None:
             if not args.no_cli:
                 p = Path(d) / f"{kind}.trace"
                 write_trace(p, a, wr)
-                walls, parses, sims = [], [], []
-                for _ in range(args.repeat):
-                    w, out = cli_run(p)
-                    walls.append(w)
+                runs, rams, parses, sims = [], [], [], []
+                for _ in range(args.repeat):  # sieveopt and Ramulator alternate
+                    ms, out = cli_run(p)
+                    runs.append(ms)
                     parses.append(out["parse_s"])
                     sims.append(out["simulate_s"])
                     row["cycles"] = out["cycles"]
-                row.update(process_wall_s=float(np.median(walls)), parse_s=float(np.median(parses)),
-                           simulate_s=float(np.median(sims)))
+                    if args.ramulator:
+                        mr, row["ramulator_cycles"] = ramulator_run(args.ramulator, p, Path(d))
+                        rams.append(mr)
+                row.update(process_wall_s=med(runs, "wall_s"), process_cpu_s=med(runs, "cpu_s"),
+                           rss_MiB=max(r["rss_MiB"] for r in runs),
+                           parse_s=float(np.median(parses)), simulate_s=float(np.median(sims)))
+                if rams:
+                    row.update(ramulator_wall_s=med(rams, "wall_s"),
+                               ramulator_cpu_s=med(rams, "cpu_s"),
+                               ramulator_rss_MiB=max(r["rss_MiB"] for r in rams),
+                               wall_ratio=med(runs, "wall_s") / med(rams, "wall_s"),
+                               cpu_ratio=med(runs, "cpu_s") / med(rams, "cpu_s"),
+                               walls=[round(r["wall_s"], 2) for r in runs],
+                               ramulator_walls=[round(r["wall_s"], 2) for r in rams])
             if args.before:
                 times: dict[str, list[float]] = {k: [] for k, _ in classes}
                 stats = {}

@@ -3,8 +3,8 @@
 For each configuration and sampled layer: CP-SAT's minimum makespan T* (the makespan objective,
 ``solvers/cpsat.py``), then CP-SAT's minimum energy under the limits T* x (1.00, 1.05, 1.10,
 1.25, 1.5, 2.0) (``solvers/cpsat_energy.py``; status and certified bound per point): the front.
-Every policy's (makespan, energy) is printed beside it with its energy gap to the front point
-at its own makespan (the least front energy whose limit admits it). Execution model: serialized
+Every policy's (makespan, energy) is printed beside it with its energy gap to CP-SAT's least
+energy within its own makespan (:func:`sieveopt.validation.energy.front.layer_front`). Execution model: serialized
 layer; cost model: roofline; energy model: ``validation/energy/layer.py`` (predicted side).
 Writes a Markdown table (stdout) and, with ``--out``, a PNG per configuration.
 
@@ -14,17 +14,18 @@ Writes a Markdown table (stdout) and, with ``--out``, a PNG per configuration.
 from __future__ import annotations
 
 import argparse
-import time
 
-LIMIT_FACTORS = (1.0, 1.05, 1.10, 1.25, 1.5, 2.0)
+from sieveopt.validation.energy.front import LIMIT_FACTORS
+
 POLICIES = ("sieve", "duplex", "noexp", "allexp", "gpu_only")
 
 
 def run(config: str, layers: int, time_limit: float, seed: int, static_w: float | None = None) -> list[dict]:
+    """One :func:`sieveopt.validation.energy.front.layer_front` per sampled layer (the one
+    definition of the front; ``ae/fig_energy_front.py`` is the per-model study on it)."""
     from sieveopt.instance import sample_layers
     from sieveopt.models.catalog import load_model, load_system
-    from sieveopt.pipeline import build_dag, run_layer
-    from sieveopt.solvers.cpsat_energy import schedule_energy_J, solve_cpsat_energy
+    from sieveopt.validation.energy.front import layer_front
     from sieveopt.validation.energy.layer import energy_model_for
 
     name, gpus, batch = config.split(":")
@@ -40,32 +41,15 @@ def run(config: str, layers: int, time_limit: float, seed: int, static_w: float 
         em.sys_spec = dataclasses.replace(em.sys_spec, values=vals)
     out = []
     for inst in sample_layers(model, system, int(batch), layers, seed):
-        dag, cost = build_dag(inst)
-        pols = {p: run_layer(inst, p, dag=dag, cost=cost).result.schedule for p in POLICIES}
-        t0 = time.perf_counter()
-        cp = run_layer(inst, "cpsat", dag=dag, cost=cost, time_limit_s=time_limit, deterministic=True,
-                       workers=1, seed=seed).result
-        front = []
-        for f in LIMIT_FACTORS:
-            lim = int(cp.makespan_ns * f)
-            r = solve_cpsat_energy(dag, em, latency_limit_ns=lim, time_limit_s=time_limit,
-                                   hints=[cp.schedule, *pols.values()])
-            front.append({"factor": f, "limit_ns": lim, "status": r.status, "makespan_ns": r.makespan_ns,
-                          "energy_J": r.meta["energy_J"], "bound_J": r.meta["bound_J"]})
-        pts = {p: (s.makespan_ns, schedule_energy_J(dag, s, em)) for p, s in pols.items()}
-        out.append({"config": config, "moe_layer": inst.moe_layer, "tstar_ns": cp.makespan_ns,
-                    "tstar_status": cp.status, "front": front, "policies": pts,
-                    "wall_s": time.perf_counter() - t0})
+        r = layer_front(inst, em, policies=POLICIES, factors=LIMIT_FACTORS, time_limit_s=time_limit, seed=seed)
+        r["config"] = config
+        r["policies"] = {p: (v["makespan_ns"], v["energy_J"], v["gap"]) for p, v in r["policies"].items()}
+        out.append(r)
     return out
 
 
 def _f(x: float | None, scale: float, digits: int) -> str:
     return "-" if x is None else f"{x * scale:.{digits}f}"
-
-
-def _gap(front: list[dict], makespan: int, energy: float) -> float | None:
-    ok = [p["energy_J"] for p in front if p["energy_J"] is not None and p["limit_ns"] >= makespan]
-    return energy / min(ok) - 1.0 if ok else None
 
 
 def main() -> None:
@@ -87,8 +71,7 @@ def main() -> None:
                 print(f"| {p['factor']:.2f} T* | {p['status']} | {_f(p['makespan_ns'], 1e-3, 2)} | "
                       f"{_f(p['energy_J'], 1e3, 3)} | {_f(p['bound_J'], 1e3, 3)} |")
             print("\n| policy | makespan us | energy mJ | energy gap to the front |\n|---|---|---|---|")
-            for p, (ms, e) in r["policies"].items():
-                g = _gap(r["front"], ms, e)
+            for p, (ms, e, g) in r["policies"].items():
                 print(f"| {p} | {ms / 1e3:.2f} | {e * 1e3:.3f} | {_f(g, 100, 2)}{'' if g is None else '%'} |")
             if a.out:
                 _plot(r, a.out)
@@ -106,7 +89,7 @@ def _plot(r: dict, out: str) -> None:
     fr = [p for p in r["front"] if p["energy_J"] is not None]
     ax.step([p["makespan_ns"] / 1e3 for p in fr], [p["energy_J"] * 1e3 for p in fr], where="post",
             color="k", label="CP-SAT min energy under a limit")
-    for p, (ms, e) in r["policies"].items():
+    for p, (ms, e, _) in r["policies"].items():
         ax.plot(ms / 1e3, e * 1e3, "o", label=p)
     ax.set_xlabel("makespan (us, cost model)")
     ax.set_ylabel("energy per layer (mJ, cost model)")

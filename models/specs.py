@@ -281,8 +281,9 @@ class PimSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)
-        require_range(self.internal_bw_multiplier, "internal_bw_multiplier", gt=0, le=1e4,
-                      fix="internal PIM bandwidth / external bandwidth, e.g. 12")
+        require_range(self.internal_bw_multiplier, "internal_bw_multiplier", ge=1e-3, le=1e4,
+                      fix="internal PIM bandwidth / external bandwidth, e.g. 12 (below 0.001 the "
+                          "PIM units would be slower than any DRAM command stream)")
         require_range(self.ops_per_byte, "ops_per_byte", gt=0, le=1e6, fix="e.g. 1.0")
         for name in ("job_overhead_ns", "per_token_overhead_ns"):
             require_range(getattr(self, name), name, ge=0, le=1e9, fix="use 0 to ignore, or an overhead in ns")

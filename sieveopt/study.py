@@ -52,6 +52,9 @@ class StudyRow:
     #: cost-model / replayed energy of the layer (J; None: the system has no energy data)
     energy_J: float | None = None
     replay_energy_J: float | None = None
+    #: the whole decode step with every MoE layer like this one (validation/energy/step.py):
+    #: predicted / replayed J, total error (%) and whether every component is within tolerance
+    step_energy: dict[str, Any] | None = None
 
 
 def _solver_params(policy: str, time_limit_s: float, seed: int) -> dict[str, Any]:
@@ -97,10 +100,12 @@ def run_study(layers: list[LayerInstance], policies: tuple[str, ...], *, time_li
                 # modelled charge is already the DAG's sched duration, so the replay keeps it.
                 rep = replay_fn(res.schedule, run.dag, inst.system, instance=inst, **(replay_kwargs or {}))
                 row.replay_makespan_ns = int(rep.makespan_ns)
-                if energy is not None:
-                    row.replay_energy_J = energy[1](rep, dag, inst.system, inst)["replayed_total_J"]
+                if energy is not None:   # on the DAG the policy executed (PIMoE: its channel groups)
+                    blk = energy[1](rep, run.dag, inst.system, inst)
+                    row.replay_energy_J = blk["replayed_total_J"]
+                    row.step_energy = _step_energy(blk, rep, run, inst)
             if energy is not None and res.schedule is not None:
-                row.energy_J = energy[0](dag, res.schedule)
+                row.energy_J = energy[0](run.dag, res.schedule)
             rows.append(row)
             if keep_runs:
                 per_layer[policy] = run
@@ -120,6 +125,41 @@ def _energy_fns(inst: LayerInstance):
     if em.unavailable:
         return None
     return (lambda dag, sched: schedule_energy_J(dag, sched, em)), replay_energy_block
+
+
+def _step_energy(layer_block: dict[str, Any], rep: Any, run: LayerRun, inst: LayerInstance) -> dict[str, Any]:
+    """Digest of :func:`sieveopt.validation.energy.step.replay_step_block` for a study row."""
+    from sieveopt.validation.energy.step import replay_step_block
+
+    st = replay_step_block(layer_block, rep, run.dag, inst.system, inst, run.cost)
+    return {"predicted_J": st["predicted_total_J"], "replayed_J": st["replayed_total_J"],
+            "error_pct": st["error_pct"]["total"],
+            "outside_moe_error_pct": st["outside_moe"]["error_pct"]["total"],
+            "not_within": sorted(k for k, v in st["within_tolerance"].items() if not v)}
+
+
+def energy_summary(rows: list[StudyRow], policies: tuple[str, ...], batch: int) -> list[dict[str, Any]]:
+    """Per policy: median cost-model and replayed energy per MoE layer (mJ) and of the whole
+    decode step per generated token (J; every MoE layer like the sampled one + the replayed
+    rest of the step), the step's median error and the components out of tolerance."""
+    out = []
+    for p in policies:
+        mine = [r for r in rows if r.policy == p]
+        if not mine:
+            continue
+
+        def med(xs: list[float | None]) -> float | None:
+            xs = [x for x in xs if x is not None]
+            return statistics.median(xs) if xs else None
+
+        st = [r.step_energy for r in mine if r.step_energy]
+        out.append({"policy": p, "energy_mJ": med([r.energy_J and r.energy_J * 1e3 for r in mine]),
+                    "replay_energy_mJ": med([r.replay_energy_J and r.replay_energy_J * 1e3 for r in mine]),
+                    "step_J_per_token": med([s["predicted_J"] / batch for s in st]),
+                    "replay_step_J_per_token": med([s["replayed_J"] / batch for s in st]),
+                    "step_error_pct": med([s["error_pct"] for s in st]),
+                    "not_within": sorted({k for s in st for k in s["not_within"]})})
+    return out
 
 
 def summarize(rows: list[StudyRow], policies: tuple[str, ...]) -> list[dict[str, Any]]:

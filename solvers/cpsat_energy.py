@@ -5,9 +5,10 @@ Energy model (:class:`~sieveopt.validation.energy.layer.LayerEnergyModel`, predi
 ``E = sum_t E_t(mode_t) + P x makespan`` where ``E_t`` is a task's mode-dependent energy (its
 DRAM/PIM commands, GPU FLOPs, NVLink bits, plus the open-row background power for its own
 duration) and ``P`` the power no decision changes (GPU static, precharge standby, refresh).
-That is linear in the mode literals and the makespan, so CP-SAT optimises it exactly: same
-intervals, resources and precedence as :mod:`.cpsat` (one optional interval per (task, mode),
-NoOverlap / Cumulative per resource), objective ``sum lit x E + P x M``, ``M <= limit``.
+That is linear in the mode literals and the makespan, so CP-SAT optimises it exactly: the
+interval model of :mod:`.cpsat` (:func:`._interval_model.build_interval_model`: one optional
+interval per (task, mode), NoOverlap / Cumulative per resource, precedence) in exact ns with the
+limit as horizon, objective ``sum lit x E + P x M``.
 
 Coefficients are integer pJ (rounded): the reported bound subtracts the worst rounding,
 0.5 pJ per task and per ns of the limit, so it is a valid bound on the float model. The
@@ -23,6 +24,7 @@ from ortools.sat.python import cp_model
 
 from sieveopt.dag import TaskDAG
 from sieveopt.schedule import Schedule
+from sieveopt.solvers._interval_model import build_interval_model
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_retime import retime
 
@@ -75,56 +77,17 @@ def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_lim
     feasible = [h for h in (hints or []) if h is not None and h.makespan_ns <= limit]
     hint = min(feasible, key=objective_j) if feasible else None
 
-    model = cp_model.CpModel()
-    M = model.new_int_var(0, limit, "makespan")
-    start = [model.new_int_var(0, limit, f"s{t}") for t in range(n)]
-    end: list[Any] = [None] * n
-    lit: list[dict[str, Any]] = [dict() for _ in range(n)]
-    by_res: dict[int, list[Any]] = {}
+    # the interval model of solvers/cpsat.py (solvers/_interval_model.py), in exact ns, horizon = limit
+    im = build_interval_model(dag, [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks],
+                              [e.lag_ns for e in dag.edges], limit)
+    model, M, start, lit = im.model, im.makespan, im.start, im.lit
     const_pj = 0.0
     terms = []
     for t in dag.tasks:
-        tid = t.tid
         if t.has_choice:
-            for m in t.modes:
-                lit[tid][m] = model.new_bool_var(f"x{tid}_{m}")
-                terms.append((round(e_pj[tid][m]), lit[tid][m]))
-            model.add_exactly_one(lit[tid].values())
-            end[tid] = model.new_int_var(0, limit, f"e{tid}")
-            model.add(end[tid] == start[tid] + sum(c.duration_ns * lit[tid][m] for m, c in t.modes.items()))
-            for m, mc in t.modes.items():
-                if mc.duration_ns > 0:
-                    iv = model.new_optional_fixed_size_interval_var(start[tid], mc.duration_ns,
-                                                                    lit[tid][m], f"i{tid}_{m}")
-                    for rid in mc.resources:
-                        by_res.setdefault(rid, []).append(iv)
+            terms += [(round(e_pj[t.tid][m]), lit[t.tid][m]) for m in t.modes]
         else:
-            (m, mc), = t.modes.items()
-            lit[tid][m] = 1
-            const_pj += e_pj[tid][m]
-            end[tid] = start[tid] + mc.duration_ns
-            model.add(end[tid] <= limit)
-            if mc.duration_ns > 0:
-                iv = model.new_fixed_size_interval_var(start[tid], mc.duration_ns, f"i{tid}")
-                for rid in mc.resources:
-                    by_res.setdefault(rid, []).append(iv)
-    for rid, ivs in by_res.items():
-        cap = dag.resources[rid].capacity
-        if cap == 1:
-            if len(ivs) > 1:
-                model.add_no_overlap(ivs)
-        else:
-            model.add_cumulative(ivs, [1] * len(ivs), cap)
-    for e in dag.edges:
-        lv = 1 if e.if_mode is None else lit[e.if_mode[0]].get(e.if_mode[1])
-        if lv is None:
-            continue
-        c = model.add(start[e.dst] >= end[e.src] + e.lag_ns)
-        if not isinstance(lv, int):
-            c.only_enforce_if(lv)
-    for t in range(n):
-        if all(e.if_mode is not None for e in dag.succs[t]):
-            model.add(M >= end[t])
+            const_pj += e_pj[t.tid][next(iter(t.modes))]
     p_int = round(p_pj_ns)
     model.minimize(sum(c * v for c, v in terms) + p_int * M)
     if hint is not None:

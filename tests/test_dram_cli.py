@@ -36,3 +36,28 @@ def test_dram_errors_exit_2(tmp_path, capsys):
     assert main(["dram", "run", "--trace", str(bad), "--config", "no_such"]) == 2
     assert main(["dram", "gemv", "--config", "hbm3_5200", "--rows", "8", "--cols", "8"]) == 2
     assert "no PIM" in capsys.readouterr().err
+
+
+def test_dram_run_process_equals_in_process(capsys):
+    """``sieveopt dram run`` as its own process (numba's target started without scipy's
+    BLAS probe, cyclic GC paused, only the dram command module imported) prints the same
+    statistics as the same command called in-process, and imports no end-to-end modules."""
+    import subprocess
+    import sys
+
+    args = ["dram", "run", "--trace", str(FIX / "small_loadstore.trace"), "--config",
+            "ramulator2_hbm3_2gbps", "--json"]
+    assert main(args) == 0
+    inproc = json.loads(capsys.readouterr().out)
+    code = ("import sys, json; from sieveopt.cli.main import main; rc = main(); "
+            "print(json.dumps({'rc': rc, 'e2e': 'sieveopt.e2e' in sys.modules, "
+            "'blas_probe': 'scipy.linalg' in sys.modules}), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       check=True)
+    proc = json.loads(r.stdout)
+    flags = json.loads(r.stderr.strip().splitlines()[-1])
+    assert flags == {"rc": 0, "e2e": False, "blas_probe": False}
+    for d in (inproc, proc):
+        for k in ("wall_s", "parse_s", "simulate_s"):
+            d.pop(k)
+    assert proc == inproc and proc["reads"] + proc["writes"] == 400

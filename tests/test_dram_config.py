@@ -42,7 +42,8 @@ def test_base_inheritance_and_overrides():
     ({"nCCDS": 0}, "nCCDS"),
     ({"nACTBUS": 0}, "nACTBUS"),
     ({"nRTPS": -2}, "nRTPS"),
-    ({"queue_scope": "channel"}, "arbitration"),
+    ({"queue_scope": "channel", "row_policy": "closed"}, "row_policy"),  # knobs independent,
+    ({"arbitration": "oldest_ready", "row_policy": "closed"}, "row_policy"),  # open row only
     ({"timing_rows": ["bank: ACT -> XYZ = 2"]}, "timing_rows"),
     ({"timing_rows": ["bank: ACT -> RD = nFOO"]}, "timing_rows"),
     ({"timing_rows": ["bank: ACT -> RD = 2 @0"]}, "timing_rows"),

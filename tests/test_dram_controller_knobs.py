@@ -162,3 +162,117 @@ def test_preset_timing_rows_extend_the_table():
     _, rec_p = _run(plain, z, z, z, z, col=[0, 1, 2, 3])
     assert any("RD->RD at bank" in e for e in check_log(ext, rec_p))
     assert len(ext.table) == len(plain.table) + 1
+
+
+# ---- the two knobs are independent: channel + rotate, pseudo_channel + oldest_ready --------
+CH_ROTATE = {"queue_scope": "channel", "arbitration": "rotate"}
+PCH_OLDEST = {"queue_scope": "pseudo_channel", "arbitration": "oldest_ready"}
+
+
+def test_channel_rotate_shares_the_write_mode_and_serves_hits_first():
+    """queue_scope = channel with arbitration = rotate: the channel's one read/write mode
+    (the write-mode oracle above: write ACT at 36 after the last RD at 35, WRs 43/47, end 53)
+    and FR-FCFS hits first (the one-bank oracle above: A's six hits at 7..27, PRE 30, ACT B
+    37, RD 44, end 55), i.e. the queue-scope result of the first and the arbitration result
+    of the second."""
+    cfg = load_dram_preset(RAM, completion="last_data", **CH_ROTATE)
+    pch = [0] * 8 + [1] * 2
+    z = [0] * 10
+    st, rec = _run(cfg, pch, z, z, z, wr=[0] * 8 + [1] * 2, col=list(range(8)) + [0, 1])
+    assert _times(rec, "RD") == [7 + 4 * k for k in range(8)]
+    assert _times(rec, "ACT") == [0, 36] and _times(rec, "WR") == [43, 47]
+    assert st.cycles == 53
+    z = [0] * 7
+    st, rec = _run(cfg, z, z, z, [0, 0, 0, 0, 0, 1, 0])
+    assert _times(rec, "RD") == [7, 11, 15, 19, 23, 27, 44]
+    assert _times(rec, "PRE") == [30] and _times(rec, "ACT") == [0, 37] and st.cycles == 55
+
+
+def test_channel_rotate_keeps_an_activated_request_queued():
+    """read_queue = 1, r0 (pCH0 row 0), r1 (pCH0 row 0), r2 (pCH1). Rotate has no active
+    buffer: r0 holds the channel's one slot until its RD at 7, r1 enters at 8 (the frontend
+    retries the cycle after a slot frees) and reads at 11 (r0's RD + nBL), r2 enters at 12:
+    ACT 12, RD 19 -- the same cycles as oldest_ready, where r1 enters at 1 but still reads at
+    11."""
+    kw = dict(completion="last_data", read_queue=1, write_queue=2, write_high_watermark=2,
+              write_low_watermark=1, **CH_ROTATE)
+    st, rec = _run(load_dram_preset(RAM, **kw), [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0])
+    assert _times(rec, "ACT") == [0, 12] and _times(rec, "RD") == [7, 11, 19]
+
+
+def test_pseudo_channel_oldest_ready_has_a_mode_per_pch_and_serves_oldest_ready():
+    """queue_scope = pseudo_channel with arbitration = oldest_ready. Write-mode case: pCH1's
+    buffer holds only writes, so pCH1 is in write mode while pCH0 reads: ACT pCH0 at 0 (r0 is
+    the oldest ready request), ACT pCH1 at 2 (after the 2-cycle ACT), WRs at 2 + nRCDWR = 9
+    and 13 (nBL apart), interleaved on the shared command bus with pCH0's RDs 7 + 4k; end
+    RD 35 + nCL + nBL = 46. One-bank case (a single pCH): Ramulator's ready-first-then-oldest
+    order of the oldest-ready oracle above (PRE 18 and 43, ACT 0/25/50, end 68)."""
+    cfg = load_dram_preset(RAM, completion="last_data", **PCH_OLDEST)
+    pch = [0] * 8 + [1] * 2
+    z = [0] * 10
+    st, rec = _run(cfg, pch, z, z, z, wr=[0] * 8 + [1] * 2, col=list(range(8)) + [0, 1])
+    assert _times(rec, "RD") == [7 + 4 * k for k in range(8)]
+    assert _times(rec, "ACT") == [0, 2] and _times(rec, "WR") == [9, 13]
+    assert st.cycles == 46
+    z = [0] * 7
+    st, rec = _run(cfg, z, z, z, [0, 0, 0, 0, 0, 1, 0])
+    assert _times(rec, "RD") == [7, 11, 15, 32, 36, 40, 57]
+    assert _times(rec, "PRE") == [18, 43] and _times(rec, "ACT") == [0, 25, 50]
+    assert st.cycles == 68
+
+
+def test_pseudo_channel_oldest_ready_queue_depth_is_per_pch():
+    """read_queue = 1, r0 (pCH0 row 0), r1 (pCH0 row 0), r2 (pCH1), unlimited frontend.
+    r0's ACT at 0 moves it to the active buffer and frees pCH0's slot, so r1 and r2 (pCH1's
+    own buffer) enter at 1; ACT pCH1 at 2 (2-cycle ACT), RD r0 7, r2 2 + 7 = 9, r1 (hit) 7 +
+    nBL = 11. Differs from both neighbours: channel + oldest_ready ACT 0/12, RD 7/11/19;
+    pseudo_channel + rotate ACT 0/8, RD 7/11/15."""
+    kw = dict(completion="last_data", read_queue=1, write_queue=2, write_high_watermark=2,
+              write_low_watermark=1, **PCH_OLDEST)
+    st, rec = _run(load_dram_preset(RAM, **kw), [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0])
+    assert _times(rec, "ACT") == [0, 2] and _times(rec, "RD") == [7, 9, 11]
+    assert st.cycles == 22
+
+
+@pytest.mark.parametrize("knobs,forwarded", [(CH_ROTATE, False), (PCH_OLDEST, True),
+                                             ({}, True), (ROTATE, False)])
+def test_read_forwarding_belongs_to_oldest_ready(knobs, forwarded):
+    """A write then a read of the same address: oldest_ready (Ramulator's controller) serves
+    the read from the write buffer (no RD command, still counted as a read); rotate reads
+    DRAM."""
+    cfg = load_dram_preset(RAM, completion="last_data", **knobs)
+    st, rec = _run(cfg, [0, 0], [1, 1], [2, 2], [3, 3], wr=[1, 0], col=[4, 4])
+    assert st.reads == 1 and st.writes == 1
+    assert len(_times(rec, "RD")) == (0 if forwarded else 1)
+    assert len(_times(rec, "WR")) == 1
+
+
+@pytest.mark.parametrize("scope", ["pseudo_channel", "channel"])
+@pytest.mark.parametrize("arb", ["rotate", "oldest_ready"])
+def test_every_knob_combination_runs_random_traffic(scope, arb):
+    """All four combinations accept a random read/write mix on 2 channels, every command
+    log passes the checker, and every request completes."""
+    cfg = load_dram_preset(RAM, completion="last_data", queue_scope=scope, arbitration=arb,
+                           channels_per_stack=2)
+    rng = np.random.default_rng(7)
+    n = 600
+    st, rec = _run(cfg, rng.integers(0, 4, n), rng.integers(0, 4, n), rng.integers(0, 4, n),
+                   rng.integers(0, 4, n), wr=(rng.random(n) < 0.3).astype(int),
+                   col=rng.integers(0, 32, n))
+    assert st.reads + st.writes == n
+
+
+def test_knob_combinations_reject_what_is_not_modelled():
+    """Closed-row policy and PIM programs need the per-pCH FR-FCFS controllers; the error
+    names the field."""
+    from sieveopt.errors import SpecError
+    from sieveopt.validation.dram.sim import PimProgram
+
+    with pytest.raises(SpecError, match="row_policy"):
+        load_dram_preset(RAM, **PCH_OLDEST, row_policy="closed")
+    with pytest.raises(SpecError, match="row_policy"):
+        load_dram_preset(RAM, **CH_ROTATE, row_policy="closed")
+    pim_cfg = load_dram_preset("samsung_hbm2_pim", **PCH_OLDEST)
+    one = np.zeros(1, dtype=np.int64)
+    with pytest.raises(SpecError, match="controller.arbitration"):
+        DramSim(pim_cfg, pim=PimProgram(one + CMD["MAC"], one, one, one))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib
 import pkgutil
 import sys
@@ -12,8 +14,21 @@ from sieveopt.errors import SieveoptError
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser with every command module under ``sieveopt.cli.commands`` registered."""
+def _command_module(argv: list[str], names: set[str]) -> str | None:
+    """The command module ``argv`` selects: its first word when a module of that name exists
+    (``sieveopt dram run ...`` -> ``dram``), else ``None`` (help, an option first, or a command
+    registered under another module's name such as ``show``)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or any(a.startswith("-") for a in argv[:argv.index(first)]):
+        return None
+    return first if first in names else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Parser with the command modules under ``sieveopt.cli.commands`` registered: only the
+    one ``argv`` selects when it names one (start-up cost: every module imports its own
+    dependencies, e.g. the end-to-end policies, which ``sieveopt dram run`` does not need),
+    else all of them."""
     from sieveopt import __version__
     from sieveopt.cli import commands
 
@@ -23,14 +38,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sieveopt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    only = _command_module(argv, set(names)) if argv is not None else None
+    for name in [only] if only else names:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(sub)
     return parser
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Cyclic garbage collection off for the block (restored after). Importing numba, scipy
+    and the command modules allocates ~10^6 long-lived objects; the collector's passes over
+    them cost ~0.25 s CPU per start-up and free nothing. For short commands (``dram run``)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+#: True while ``main`` runs as the process's command (console script / ``python -m``), not
+#: called from Python with an argument list: a command may then trade process-wide state for
+#: start-up time (see ``sieveopt.cli.commands.dram``).
+WHOLE_PROCESS = False
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    global WHOLE_PROCESS
+    WHOLE_PROCESS = argv is None
+    with gc_paused():
+        parser = build_parser(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a bad option (exit 2, message printed) or --help/--version (0)

@@ -129,6 +129,11 @@ class StepResult:
     replay_moe_energy_J: float | None = None
     #: cost-model energy of the rest of the step: dense layers, LM head, embedding (J)
     fixed_energy_J: float | None = None
+    #: the rest of the step replayed (validation/replay_fixed.py): its time (ns) and energy (J)
+    replay_fixed_ns: float | None = None
+    replay_fixed_energy_J: float | None = None
+    #: whole-step energy by component, predicted vs replayed (validation/energy/step.py), or None
+    energy_block: dict[str, Any] | None = None
 
     @property
     def step_energy_J(self) -> float | None:
@@ -136,9 +141,9 @@ class StepResult:
 
     @property
     def replay_step_energy_J(self) -> float | None:
-        if self.replay_moe_energy_J is None or self.fixed_energy_J is None:
+        if self.replay_moe_energy_J is None or self.replay_fixed_energy_J is None:
             return None
-        return self.replay_moe_energy_J + self.fixed_energy_J
+        return self.replay_moe_energy_J + self.replay_fixed_energy_J
 
     @property
     def throughput_tok_s_per_gpu(self) -> float:
@@ -168,6 +173,7 @@ class StepResult:
         r["solver_wall_s"] = self.solver_wall_s
         r["decision_us_median"] = None if self.decision_ns_median is None else self.decision_ns_median / 1e3
         r["replay_step_us"] = None if self.replay_step_ns is None else self.replay_step_ns / 1e3
+        r["replay_fixed_us"] = None if self.replay_fixed_ns is None else self.replay_fixed_ns / 1e3
         r["sched_charged_ns"] = self.scheduler_latency_ns
         r["sched_charged_source"] = self.scheduler_latency_source
         r["error"] = self.error or ""
@@ -179,6 +185,10 @@ class StepResult:
         r["step_energy_mJ"] = None if e is None else e * 1e3
         r["tokens_per_J"] = None if not e else self.batch / e
         r["replay_tokens_per_J"] = None if not re_ else self.batch / re_
+        b = self.energy_block
+        r["step_energy_error_pct"] = None if b is None else b["error_pct"]["total"]
+        r["step_energy_within_tolerance"] = (None if b is None else "yes" if all(b["within_tolerance"].values())
+                                             else "NO: " + " ".join(k for k, v in b["within_tolerance"].items() if not v))
         return r
 
 
@@ -230,7 +240,9 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     replay_error: str | None = None
     attn_modes = set()
     em = _energy_model(p)
-    energy, replay_energy = 0.0, 0.0
+    energy_c: dict[str, float] = {}
+    replay_energy_c: dict[str, float] = {}
+    last_rep = None
     lat = scheduler_latency_of(p, policy)
     use_table = (tables is not None and replay is not None and tables.uses_table(policy)
                  and p.settings.cost_model in ("roofline", "table"))
@@ -263,15 +275,16 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
             gpu_busy[g] += s.weight * busy[("gpu", g)]
         attn_modes.add(attention_mode(sch, s.dag))
         if em is not None:
-            energy += s.weight * _layer_energy_J(em, sch, s)
+            _accumulate(energy_c, s.weight, _layer_energy_J(em, sch, s))
         if replay is not None and replay_error is None:
             try:
                 rep = _call_replay(replay, sch, s)
                 replay_moe += s.weight * replayed_makespan_ns(rep)
+                last_rep = rep
                 if use_table:
                     tables.observe(policy, rep, s.dag)
                 if em is not None:
-                    replay_energy += s.weight * _replayed_energy_J(rep, s)
+                    _accumulate(replay_energy_c, s.weight, _replayed_energy_J(rep, s))
             except Exception as exc:  # the schedule's own numbers stay valid; record why replay failed
                 replay_error = f"replay: {type(exc).__name__}: {exc}"
     mode = offload_mode(attn_modes)
@@ -280,45 +293,79 @@ def run_step(problem: StepProblem, policy: str, *, solver_params: dict[str, Any]
     dense = sum(extras.dense_layer_ns(p.model, p.cost, first.tokens_per_gpu, first.kv_tokens_per_gpu, i, mode)
                 for i in range(n_dense))
     fixed = dense + p.lm_head_ns + p.embed_ns + p.prefill_attn_ns
-    fixed_energy = None if em is None else _fixed_energy_J(em, p, mode, fixed)
+    items = fixed_items_of(p, mode)
+    fixed_c = None if em is None else _fixed_energy(em, p, items, fixed, simulated=False)
+    fixed_rep, fixed_rep_c = None, None
+    if replay is not None and replay_error is None and last_rep is not None and hasattr(last_rep, "meta"):
+        try:   # the rest of the step on the same simulators (validation/replay_fixed.py)
+            fixed_rep, fixed_rep_c = _replay_fixed(p, items, last_rep, em)
+        except Exception as exc:  # noqa: BLE001  (recorded, like a failed layer replay)
+            replay_error = f"replay (outside the MoE layers): {type(exc).__name__}: {exc}"
+    block = None
+    if em is not None and fixed_rep_c is not None and replay_energy_c and replay_error is None:
+        from sieveopt.validation.energy.step import step_energy_block
+
+        block = step_energy_block(energy_c, replay_energy_c, fixed_c, fixed_rep_c, batch=p.batch,
+                                  fixed_ns={"predicted": fixed, "replayed": fixed_rep.replayed_total_ns,
+                                            "replayed_by_part": fixed_rep.replayed_ns,
+                                            "predicted_by_part": fixed_rep.predicted_ns,
+                                            "not_simulated_items": fixed_rep.not_simulated})
+    rep_ok = replay is not None and not replay_error
     return StepResult(
         policy=policy, batch=p.batch, num_gpus=G, step_ns=moe + fixed, moe_layers_ns=moe, dense_layers_ns=dense,
         lm_head_ns=p.lm_head_ns, embed_ns=p.embed_ns, prefill_attn_ns=p.prefill_attn_ns, breakdown_ns=bd,
         pim_busy_frac=(pim_busy / max(moe, 1e-9)).tolist(), gpu_busy_frac=(gpu_busy / max(moe, 1e-9)).tolist(),
         check_ok=ok, violations=nviol, statuses=statuses, solver_wall_s=wall,
         decision_ns_median=float(statistics.median(decisions)) if decisions else None,
-        replay_step_ns=None if replay is None or replay_error else replay_moe + fixed, error=replay_error,
-        scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source,
-        moe_energy_J=None if em is None else energy,
-        replay_moe_energy_J=None if em is None or replay is None or replay_error else replay_energy,
-        fixed_energy_J=fixed_energy)
+        replay_step_ns=(replay_moe + fixed_rep.replayed_total_ns) if rep_ok and fixed_rep is not None else None,
+        error=replay_error, scheduler_latency_ns=lat.ns, scheduler_latency_source=lat.source,
+        moe_energy_J=None if em is None else sum(energy_c.values()),
+        replay_moe_energy_J=sum(replay_energy_c.values()) if em is not None and rep_ok and replay_energy_c else None,
+        fixed_energy_J=None if fixed_c is None else sum(fixed_c.values()),
+        replay_fixed_ns=fixed_rep.replayed_total_ns if rep_ok and fixed_rep is not None else None,
+        replay_fixed_energy_J=sum(fixed_rep_c.values()) if rep_ok and fixed_rep_c is not None else None,
+        energy_block=block)
 
 
 # -- energy (sieveopt.validation.energy) ---------------------------------------------------------
-def _fixed_energy_J(em, p: StepProblem, attention_mode: str, fixed_ns: float) -> float:
-    """Cost-model energy of the step outside the MoE layers: every GPU's dense-layer work
-    (:func:`extras.dense_layer_works`), LM head and embedding (commands, FLOPs and bits, as a DAG
-    task's), plus, over the ``fixed_ns`` those take (serial, memory-bound weight streams), every
-    GPU's static power and its stacks' open-row background and refresh. Prefill attention of
-    dense layers pays only that time-driven part (its FLOPs are not counted). Execution model:
-    serialized step; a dense layer's attention on a target other than GPU/PIM is charged as GPU."""
-    from sieveopt.models import work as W
-    from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
-
-    model, first = p.model, p.samples[0].instance
+def fixed_items_of(p: StepProblem, attention_mode: str) -> list[extras.FixedItem]:
+    """The step's kernels outside the MoE layers (:func:`extras.fixed_items`): decode tokens and
+    context of the first sampled layer's instance (every layer sees the same batch), head tokens,
+    dense-layer prefill prompts."""
+    first = p.samples[0].instance
     head = p.head_tokens if p.head_tokens is not None else np.asarray(first.tokens_per_gpu)
-    pj = 0.0
-    for g, n in enumerate(head):
-        if int(n) > 0:
-            works = [W.embed_work(model, int(n))] + ([W.lm_head_work(model, int(n))] if model.vocab_size else [])
-            pj += sum(sum(em.work_energy_pJ(w, MODE_GPU, g).values()) for w in works)
-    for g, (n, ctx) in enumerate(zip(first.tokens_per_gpu, first.kv_tokens_per_gpu, strict=True)):
-        if int(n) == 0:
-            continue
-        for i in range(model.num_layers - model.num_moe_layers):
-            for w, mode in extras.dense_layer_works(model, i, int(n), ctx, attention_mode):
-                pj += sum(em.work_energy_pJ(w, mode if mode == MODE_PIM else MODE_GPU, g).values())
-    return (pj + em.busy_pJ_per_ns(p.system.num_gpus) * fixed_ns) * 1e-12
+    pre = p.settings.prefill
+    return extras.fixed_items(p.model, first.tokens_per_gpu, first.kv_tokens_per_gpu, head, attention_mode,
+                              pre.len_tokens if pre.tokens else 0, first.meta.get("prefill_requests_per_gpu"))
+
+
+def _fixed_energy(em, p: StepProblem, items: list[extras.FixedItem], fixed_ns: float, *,
+                  simulated: bool) -> dict[str, float]:
+    """Energy (J by component) of the step outside the MoE layers
+    (:func:`sieveopt.validation.energy.step.fixed_energy_J`): every item priced like a DAG task,
+    plus every GPU's static power, open-row background and refresh over ``fixed_ns`` (serial,
+    memory-bound streams). Execution model: serialized step; a dense layer's attention on a
+    target other than GPU/PIM is priced as GPU."""
+    from sieveopt.validation.energy.step import fixed_energy_J
+
+    return fixed_energy_J(em, items, fixed_ns, p.system.num_gpus, simulated=simulated)
+
+
+def _replay_fixed(p: StepProblem, items: list[extras.FixedItem], rep, em):
+    """Replay of the step outside the MoE layers on the simulators ``rep`` ran on, and its energy
+    (None without energy data)."""
+    from sieveopt.validation.replay_fixed import replay_fixed, timer_like
+
+    timer = timer_like(rep, p.system, p.model)
+    fr = replay_fixed(items, p.system, timer, p.cost)
+    energy = None if em is None else _fixed_energy(em, p, items, fr.replayed_total_ns,
+                                                   simulated=rep.meta.get("dram") is not None)
+    return fr, energy
+
+
+def _accumulate(acc: dict[str, float], weight: float, comps: dict[str, float]) -> None:
+    for k, v in comps.items():
+        acc[k] = acc.get(k, 0.0) + weight * v
 
 
 def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
@@ -338,18 +385,18 @@ def _energy_model(p: StepProblem):
     return None if em.unavailable else em
 
 
-def _layer_energy_J(em, schedule, sample: LayerSample) -> float:
-    from sieveopt.solvers.cpsat_energy import schedule_energy_J
+def _layer_energy_J(em, schedule, sample: LayerSample) -> dict[str, float]:
+    """Cost-model energy of a layer's schedule by component (sums to ``schedule_energy_J``)."""
+    return em.energy(sample.dag, schedule.modes, schedule.start_ns, schedule.end_ns, schedule.makespan_ns,
+                     simulated=False, residency="sum")
 
-    return schedule_energy_J(sample.dag, schedule, em)
 
-
-def _replayed_energy_J(rep, sample: LayerSample) -> float:
-    from sieveopt.validation.energy.layer import replay_energy_block
+def _replayed_energy_J(rep, sample: LayerSample) -> dict[str, float]:
+    from sieveopt.validation.energy.layer import COMPONENTS, replay_energy_block
 
     if not hasattr(rep, "meta"):
-        return float("nan")
-    return replay_energy_block(rep, sample.dag, sample.instance.system, sample.instance)["replayed_total_J"]
+        return dict.fromkeys(COMPONENTS, float("nan"))
+    return replay_energy_block(rep, sample.dag, sample.instance.system, sample.instance)["replayed_J"]
 
 
 def _call_replay(replay: ReplayFn, schedule, sample: LayerSample):

@@ -138,15 +138,19 @@ class ControllerSpec:
     request_bytes: int = 32
     frontend_requests_per_cycle: int = 1
     #: where read/write buffers, write-drain watermarks and the read/write mode live:
-    #: "pseudo_channel" (one controller per pCH) or "channel" (one controller per channel, its
-    #: buffers shared by the pCHs, one command per cycle per channel -- Ramulator 2.0's
-    #: GenericDRAMController with an HBM device)
+    #: "pseudo_channel" (per pCH) or "channel" (one read and one write buffer per channel,
+    #: shared by its pCHs, one read/write mode -- Ramulator 2.0's GenericDRAMController with an
+    #: HBM device). Independent of ``arbitration``; every pair but pseudo_channel + rotate
+    #: makes one decision per channel (one command per cycle on a per-channel bus).
     queue_scope: Literal["pseudo_channel", "channel"] = "pseudo_channel"
-    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS per pCH: row hits first,
-    #: then oldest; pCH controllers sharing a command bus take turns) or "oldest_ready"
-    #: (Ramulator 2.0's FRFCFS over the channel: requests whose ACT issued first, then the
-    #: oldest request whose next command is ready; a PRE that would close an activated
-    #: request's row is held back). "oldest_ready" goes with queue_scope = "channel".
+    #: how the next command is chosen: "rotate" (sieveopt's FR-FCFS: the oldest ready row
+    #: hit, else the oldest ready ACT/PRE, no PRE while the bank has queued hits; with
+    #: pseudo_channel scope the pCH controllers sharing a command bus take turns) or
+    #: "oldest_ready" (Ramulator 2.0's controller: read forwarding from the write buffer,
+    #: requests whose ACT issued move to an active buffer served first, then the oldest
+    #: request whose next command is ready, across the channel's buffers; a PRE that would
+    #: close an activated request's row is held back). Every pair with queue_scope is valid;
+    #: all but pseudo_channel + rotate need row_policy = "open" and no PIM program.
     arbitration: Literal["rotate", "oldest_ready"] = "rotate"
     #: what ``cycles`` reports: "last_data" (end of the last data burst / PIM result; every
     #: request complete) or "last_accepted" (the cycle the last request entered a queue,
@@ -156,14 +160,11 @@ class ControllerSpec:
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN/inf never reach the simulator
-        require((self.queue_scope == "channel") == (self.arbitration == "oldest_ready"),
-                "arbitration", f"arbitration {self.arbitration!r} with queue_scope "
-                f"{self.queue_scope!r} is not modelled",
-                "use queue_scope='channel' with arbitration='oldest_ready', or "
-                "queue_scope='pseudo_channel' with arbitration='rotate'")
-        if self.queue_scope == "channel":
-            require(self.row_policy == "open", "row_policy", "queue_scope='channel' models "
-                    "the open-row policy only", "use row_policy='open'")
+        if (self.queue_scope, self.arbitration) != ("pseudo_channel", "rotate"):
+            require(self.row_policy == "open", "row_policy", f"queue_scope={self.queue_scope!r} "
+                    f"with arbitration={self.arbitration!r} models the open-row policy only",
+                    "use row_policy='open' (or queue_scope='pseudo_channel' with "
+                    "arbitration='rotate')")
         require(1 <= self.read_queue <= 4096, "read_queue", "must be in 1..4096", "fix the depth")
         require(1 <= self.write_queue <= 4096, "write_queue", "must be in 1..4096", "fix the depth")
         require(0 <= self.write_low_watermark < self.write_high_watermark <= self.write_queue,

@@ -41,19 +41,21 @@ ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR"
  P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
  P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
  O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
- O_LAT, O_QH, O_WINC, O_BMASK, P_CHSCOPE, O_BOCC, O_AQ, O_AN, O_END) = range(55)
-N_HEADER = 55
+ O_LAT, O_QH, O_WINC, O_BMASK, P_CHSCOPE, O_BOCC, O_AQ, O_AN, P_ORDY, P_BUFCTL, O_BL, O_FREE,
+ O_NFREE, O_BGOF, O_END) = range(61)
+N_HEADER = 61
 MAX_BANKS = 63  # per-queue bitmask of the banks with queued entries fits an int64
 PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
 
 # scalar state (at O_S)
 (S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
- S_PIMT, S_ITER, S_SCHED, S_LAST_ACC, S_FREED) = range(14)
-N_SCALAR = 14
+ S_PIMT, S_ITER, S_SCHED, S_LAST_ACC, S_FREED, S_SEQ) = range(15)
+N_SCALAR = 15
 
-# queue entry fields
-F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT, F_PCH, F_WR = range(8)
-N_FIELD = 8
+# queue entry fields (F_SEQ, F_NX, F_PV: buffer controller only -- insertion number, next /
+# previous slot of the same bank's list in arrival order, -1 at the ends)
+F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT, F_PCH, F_WR, F_SEQ, F_NX, F_PV = range(11)
+N_FIELD = 11
 
 # per-pCH statistics
 (ST_READS, ST_WRITES, ST_HITS, ST_MISSES, ST_CONFLICTS, ST_RDLAT, ST_LAST_DATA, ST_PIM_END,
@@ -158,24 +160,34 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
     hi = m[O_HIST]
     hp = m[O_HPOS]
     nx = m[O_NXT]
+    # the command's node at each level (channel, pCH, bank group, bank), once per issue
+    i0 = _inst(0, p, g, b, m)
+    i1 = _inst(1, p, g, b, m)
+    i2 = _inst(2, p, g, b, m)
+    i3 = _inst(3, p, g, b, m)
     if wmax > 1 and m[m[O_WINC] + cmd] != 0:  # only commands some windowed row looks back at
         top = 4 if _is_bank(cmd) else 2
         for lv in range(top):
-            ic = _inst(lv, p, g, b, m) * N_CMD + cmd
+            ic = (i0 if lv == 0 else (i1 if lv == 1 else (i2 if lv == 2 else i3))) * N_CMD + cmd
             m[hi + ic * wmax + m[hp + ic]] = now
             m[hp + ic] = m[hp + ic] + 1 if m[hp + ic] + 1 < wmax else 0
+    pvl = m[O_PVL]
+    pvw = m[O_PVW]
+    pvlat = m[O_PVLAT]
+    pvf = m[O_PVF]
     for k in range(m[m[O_PVS] + cmd], m[m[O_PVS] + cmd + 1]):
-        inst = _inst(m[m[O_PVL] + k], p, g, b, m)
-        w = m[m[O_PVW] + k]
+        lv = m[pvl + k]
+        inst = i0 if lv == 0 else (i1 if lv == 1 else (i2 if lv == 2 else i3))
+        w = m[pvw + k]
         if w == 1:
-            t = now + m[m[O_PVLAT] + k]
+            t = now + m[pvlat + k]
         else:
             ic = inst * N_CMD + cmd
             t = m[hi + ic * wmax + (m[hp + ic] - w + wmax) % wmax]
             if t <= NEG // 2:
                 continue
-            t += m[m[O_PVLAT] + k]
-        j = nx + inst * N_CMD + m[m[O_PVF] + k]
+            t += m[pvlat + k]
+        j = nx + inst * N_CMD + m[pvf + k]
         if t > m[j]:
             m[j] = t
     # command bus: [row side, column side]. Split buses: a command holds its own side for its
@@ -202,13 +214,23 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
         m[ob + bi] = row
         qmax = m[P_QMAX]
         for w in range(2):  # queued entries that now hit the opened row
-            q0 = m[O_QS] + ((p * 2 + w) * qmax) * N_FIELD
-            h = m[m[O_QH] + p * 2 + w]
             hits = 0
-            for i in range(m[m[O_QN] + p * 2 + w]):
-                e = _slot(q0, h, i, qmax)
-                if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
-                    hits += 1
+            if m[P_BUFCTL] != 0:  # the bank's list in its owner's buffer
+                own = p - p % m[P_PPC] if m[P_CHSCOPE] != 0 else p
+                base = m[O_QS] + (own * 2 + w) * qmax * N_FIELD
+                s_ = m[m[O_BL] + ((p * 2 + w) * nb + bi) * 2]
+                while s_ >= 0:
+                    e = base + s_ * N_FIELD
+                    if m[e + F_ROW] == row:
+                        hits += 1
+                    s_ = m[e + F_NX]
+            else:
+                q0 = m[O_QS] + ((p * 2 + w) * qmax) * N_FIELD
+                h = m[m[O_QH] + p * 2 + w]
+                for i in range(m[m[O_QN] + p * 2 + w]):
+                    e = _slot(q0, h, i, qmax)
+                    if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
+                        hits += 1
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = hits
     elif cmd == PRE or cmd == RDA or cmd == WRA:
         m[ob + bi] = -1
@@ -474,7 +496,15 @@ def _entry_bound(p, g, b, row, w, m):
     return _earliest(ACT if orow < 0 else PRE, p, g, b, m)
 
 
-# ---------------------------------------------------------------- channel-scope controller
+# ---------------------------------------------------------------- buffer controller
+# Every (queue_scope, arbitration) but ("pseudo_channel", "rotate"): one decision per channel
+# over its read/write buffers. A buffer is a pool of ``qmax`` slots (free-slot stack) and, per
+# (pCH, direction, bank), a list of its entries in arrival order (head/tail at O_BL, links in
+# F_NX / F_PV) with the counts [entries, row hits] at O_BQ and the bank bitmask at O_BMASK.
+# Every entry of a bank that hits its open row needs the same column command at the same
+# cycle, every other entry the same ACT or PRE, so a scheduler call looks at each bank with
+# queued entries once (two commands) instead of at every entry; the oldest entry of a kind
+# is the first of that kind in the bank's list (``F_SEQ``: insertion number = arrival order).
 _KIND_CMD = (ACT, PRE, RD, WR)
 
 @njit(cache=True, inline="always")
@@ -491,26 +521,133 @@ def _entry_cmd(e, m):
 @njit(cache=True, inline="always")
 def _channel_uppers(c, m):
     """Channel / pCH / bus part of each candidate command (ACT PRE RD WR) of every pCH of
-    channel ``c``, into the scratch at O_CNT: once per scheduler call, shared by the scans of
-    the active and the read/write buffer (they are equal within one call)."""
+    channel ``c``, into the scratch at O_CNT: once per scheduler call, shared by the active
+    buffer and the read/write buffers (they are equal within one call)."""
     ppc = m[P_PPC]
     p0 = c * ppc
     up = m[O_CNT]
+    nx = m[O_NXT]
+    chn = nx + c * N_CMD
+    per_ch = m[P_BUS_PER_CH] != 0
     for j in range(ppc):
-        for k in range(4):
-            m[up + 4 * j + k] = _upper(_KIND_CMD[k], p0 + j, m)
+        p = p0 + j
+        pn = nx + (m[P_NCH] + p) * N_CMD
+        bus = m[O_BUS] + (c if per_ch else p) * 2
+        br = m[bus]       # row side: ACT, PRE
+        bc = m[bus + 1]   # column side: RD, WR
+        m[up + 4 * j] = max(max(m[chn + ACT], m[pn + ACT]), br)
+        m[up + 4 * j + 1] = max(max(m[chn + PRE], m[pn + PRE]), br)
+        m[up + 4 * j + 2] = max(max(m[chn + RD], m[pn + RD]), bc)
+        m[up + 4 * j + 3] = max(max(m[chn + WR], m[pn + WR]), bc)
 
 
-@njit(cache=True)
-def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
-    """Ramulator's FRFCFS ``get_best_request`` over a buffer: a ready entry beats a not-ready
-    one, then the earlier arrival, then the earlier position. Returns (index, cmd, ready,
-    earliest cycle over the buffer). ``ordered``: entries are in arrival order (the read /
-    write ring buffers), so the first ready entry is the best and the scan stops there (the
-    earliest cycle is then not needed: the caller issues). The channel / pCH part of each
-    command's earliest cycle is read from the scratch :func:`_channel_uppers` filled; an
-    entry for the same bank and row as the entry before it needs the same command at the
-    same cycle, so that result is reused (a sequential stream queues runs of such entries)."""
+@njit(cache=True, inline="always")
+def _owner(p, m):
+    """The buffer owner of pCH ``p``: its channel's first pCH (queue_scope = "channel") or
+    ``p`` itself; buffers, counts and the read/write mode are indexed by the owner."""
+    if m[P_CHSCOPE] != 0:
+        return p - p % m[P_PPC]
+    return p
+
+
+@njit(cache=True, inline="always")
+def _buf_insert(own, p, g, b, row, col, w, now, m):
+    """Queue a request in buffer (owner, direction): a free slot, the tail of its bank's
+    list, the bank counts and bitmask. Returns the entry's address."""
+    qmax = m[P_QMAX]
+    qi = own * 2 + w
+    m[m[O_QN] + qi] += 1
+    nf = m[O_NFREE] + qi
+    m[nf] -= 1
+    slot = m[m[O_FREE] + qi * qmax + m[nf]]
+    base = m[O_QS] + qi * qmax * N_FIELD
+    e = base + slot * N_FIELD
+    m[e + F_BG] = g
+    m[e + F_BANK] = b
+    m[e + F_ROW] = row
+    m[e + F_COL] = col
+    m[e + F_ARR] = now
+    m[e + F_STAT] = 0
+    m[e + F_PCH] = p
+    m[e + F_WR] = w
+    s0 = m[O_S]
+    m[e + F_SEQ] = m[s0 + S_SEQ]
+    m[s0 + S_SEQ] += 1
+    nb = m[P_BG] * m[P_BPG]
+    bi = g * m[P_BPG] + b
+    li = m[O_BL] + ((p * 2 + w) * nb + bi) * 2
+    tail = m[li + 1]
+    m[e + F_NX] = -1
+    m[e + F_PV] = tail
+    if tail >= 0:
+        m[base + tail * N_FIELD + F_NX] = slot
+    else:
+        m[li] = slot
+    m[li + 1] = slot
+    bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+    if m[bq] == 0:
+        m[m[O_BMASK] + p * 2 + w] |= 1 << bi
+    m[bq] += 1
+    if m[m[O_OPEN] + p * nb + bi] == row:
+        m[bq + 1] += 1
+    return e
+
+
+@njit(cache=True, inline="always")
+def _buf_remove(e, own, m):
+    """Take entry ``e`` out of its buffer: unlink it from its bank's list, update the counts
+    (a hit of the open row also leaves the hit count) and free its slot. The slot's fields
+    stay readable until the next insertion."""
+    qmax = m[P_QMAX]
+    p = m[e + F_PCH]
+    w = m[e + F_WR]
+    qi = own * 2 + w
+    base = m[O_QS] + qi * qmax * N_FIELD
+    slot = (e - base) // N_FIELD
+    nb = m[P_BG] * m[P_BPG]
+    bi = m[e + F_BG] * m[P_BPG] + m[e + F_BANK]
+    li = m[O_BL] + ((p * 2 + w) * nb + bi) * 2
+    nx = m[e + F_NX]
+    pv = m[e + F_PV]
+    if pv >= 0:
+        m[base + pv * N_FIELD + F_NX] = nx
+    else:
+        m[li] = nx
+    if nx >= 0:
+        m[base + nx * N_FIELD + F_PV] = pv
+    else:
+        m[li + 1] = pv
+    bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+    m[bq] -= 1
+    if m[m[O_OPEN] + p * nb + bi] == m[e + F_ROW]:
+        m[bq + 1] -= 1
+    if m[bq] == 0:
+        m[m[O_BMASK] + p * 2 + w] &= ~(1 << bi)
+    m[m[O_QN] + qi] -= 1
+    nf = m[O_NFREE] + qi
+    m[m[O_FREE] + qi * qmax + m[nf]] = slot
+    m[nf] += 1
+
+
+@njit(cache=True, inline="always")
+def _first_of_kind(base, s_, orow, hit, m):
+    """First entry (address) of a bank list starting at slot ``s_`` that hits the open row
+    ``orow`` (``hit``) or does not; -1 if none."""
+    while s_ >= 0:
+        e = base + s_ * N_FIELD
+        if (m[e + F_ROW] == orow) == hit:
+            return e
+        s_ = m[e + F_NX]
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _best_entry(a0, n, blocked, now, m):
+    """Ramulator's FRFCFS ``get_best_request`` over the active buffer (``n`` entries from
+    ``a0``): a ready entry beats a not-ready one, then the earlier arrival, then the earlier
+    position. Returns (index, cmd, ready, earliest cycle over the buffer). The channel / pCH
+    part of each command's earliest cycle is read from the scratch :func:`_channel_uppers`
+    filled."""
     best = -1
     best_cmd = -1
     best_ready = False
@@ -520,44 +657,21 @@ def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
     if n == 0:
         return best, best_cmd, best_ready, tmin
     ppc = m[P_PPC]
-    p0 = m[m[O_CHOF] + m[_slot(q0, h, 0, qmax) + F_PCH]] * ppc
+    p0 = m[m[O_CHOF] + m[a0 + F_PCH]] * ppc
     up = m[O_CNT]
-    lp = -1
-    lg = -1
-    lb = -1
-    lrow = -1
-    lwr = -1
-    cmd = -1
-    t = INF
     for i in range(n):
-        e = _slot(q0, h, i, qmax)
+        e = a0 + i * N_FIELD
         p = m[e + F_PCH]
-        g = m[e + F_BG]
-        b = m[e + F_BANK]
-        row = m[e + F_ROW]
-        wr = m[e + F_WR]
-        if p != lp or g != lg or b != lb or row != lrow or wr != lwr:
-            lwr = wr
-            lp = p
-            lg = g
-            lb = b
-            lrow = row
-            cmd = _entry_cmd(e, m)
-            if (blocked >> (p - p0)) & 1:
-                t = INF
-            else:
-                k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
-                t = m[up + 4 * (p - p0) + k]
-                t1 = _lower(cmd, p, g, b, m)
-                if t1 > t:
-                    t = t1
+        cmd = _entry_cmd(e, m)
+        if (blocked >> (p - p0)) & 1:
+            t = INF
+        else:
+            k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
+            t = m[up + 4 * (p - p0) + k]
+            t1 = _lower(cmd, p, m[e + F_BG], m[e + F_BANK], m)
+            if t1 > t:
+                t = t1
         ready = t <= now
-        if ordered and not fcfs:  # arrival order: the first ready entry is the best
-            if ready:
-                return i, cmd, True, t
-            if t < tmin:
-                tmin = t
-            continue
         if t < tmin:
             tmin = t
         if (best < 0 or (ready and not best_ready)
@@ -565,8 +679,6 @@ def _best_entry(q0, h, n, qmax, blocked, now, m, ordered):
             best, best_cmd, best_ready, best_arr = i, cmd, ready, m[e + F_ARR]
         if fcfs:
             break
-    if ordered and not fcfs:
-        return 0, -1, False, tmin  # nothing ready: the caller uses only the earliest cycle
     return best, best_cmd, best_ready, tmin
 
 
@@ -620,15 +732,20 @@ def _ring_remove(q0, qh, qn, pick, qmax, m):
 
 
 @njit(cache=True)
-def _sched_ch(c, now, m, pim, log):
-    """One command for channel ``c`` under queue_scope = "channel" / arbitration =
-    "oldest_ready", following Ramulator 2.0's GenericDRAMController::schedule_request: (1) the
-    best entry of the *active* buffer (requests whose ACT issued) if it is ready; else (2) the
-    best entry of the read or write buffer (one write mode per channel, watermarks as
-    Ramulator's set_write_mode), ready-first then oldest; (3) a PRE that would close the bank
-    of an active-buffer request is held back. After an ACT the request moves to the active
-    buffer (the read/write buffer slot is freed); a column command completes it.
-    Returns (issued, next_cycle)."""
+def _sched_buf(c, now, m, pim, log):
+    """One command for channel ``c`` from its buffers (every queue_scope / arbitration pair
+    but pseudo_channel + rotate). ``oldest_ready`` follows Ramulator 2.0's
+    GenericDRAMController::schedule_request: (1) the best entry of the *active* buffer
+    (requests whose ACT issued) if it is ready; else (2) over the read or write buffer(s)
+    (the mode of each buffer owner, as Ramulator's set_write_mode), the oldest entry whose
+    next command is ready; (3) a PRE that would close the bank of an active request is held
+    back; after an ACT the request moves to the active buffer (its slot is freed).
+    ``rotate`` is sieveopt's FR-FCFS over the same buffers: the oldest ready row hit, else the
+    oldest ready ACT / PRE, and no PRE for a bank with queued hits; an activated request stays
+    queued. With queue_scope = "pseudo_channel" each pCH has its own buffers and mode, and one
+    decision per channel picks among all of them (the oldest ready across pCHs).
+    Returns (issued, next_cycle): next_cycle is a lower bound of the earliest cycle at which
+    a command could issue (exact unless a whole pCH is skipped on its channel / bus part)."""
     ppc = m[P_PPC]
     q = c * ppc
     tmin = INF
@@ -643,87 +760,196 @@ def _sched_ch(c, now, m, pim, log):
             if blk:
                 blocked |= 1 << j
     qmax = m[P_QMAX]
+    ordy = m[P_ORDY] != 0
+    chs = m[P_CHSCOPE] != 0
+    fcfs = m[P_FCFS] != 0
     a0 = m[O_AQ] + c * qmax * N_FIELD
     an = m[O_AN] + c
     _channel_uppers(c, m)
-    best, cmd, ready, t = _best_entry(a0, 0, m[an], qmax, blocked, now, m, False)
-    if t < tmin:
-        tmin = t
-    from_active = True
-    if not ready:
-        from_active = False
-        qn = m[O_QN] + q * 2
+    up = m[O_CNT]
+    if ordy and m[an] > 0:
+        best, cmd, ready, t = _best_entry(a0, m[an], blocked, now, m)
+        if t < tmin:
+            tmin = t
+        if ready:
+            e = a0 + best * N_FIELD
+            p = m[e + F_PCH]
+            st = m[O_STATS] + p * N_STAT
+            _classify_request(e, st, cmd, m)
+            _issue(cmd, p, m[e + F_BG], m[e + F_BANK], m[e + F_ROW], m[e + F_COL], now, m, log)
+            if cmd == RD or cmd == WR:
+                _count_column(cmd == WR, e, st, now, m)
+                m[m[O_S] + S_QUEUED] -= 1
+                for i in range(best, m[an] - 1):
+                    for f in range(N_FIELD):
+                        m[a0 + i * N_FIELD + f] = m[a0 + (i + 1) * N_FIELD + f]
+                m[an] -= 1
+            return True, now + 1
+    # read / write mode of each buffer owner (Ramulator's set_write_mode)
+    for j in range(1 if chs else ppc):
+        qn = m[O_QN] + (q + j) * 2
         nrd = m[qn]
         nwr = m[qn + 1]
-        dr = m[O_DRAIN] + q
+        dr = m[O_DRAIN] + q + j
         if m[dr] == 0:
             if nwr >= m[P_WHI] or nrd == 0:
                 m[dr] = 1
         elif nwr <= m[P_WLO] and nrd > 0:
             m[dr] = 0
-        w = m[dr]
-        q0 = m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD
-        best, cmd, ready, t = _best_entry(q0, m[m[O_QH] + q * 2 + w], m[qn + w], qmax, blocked,
-                                          now, m, True)
-        if t < tmin:
-            tmin = t
-        if not ready:
-            return False, tmin
-        e = _slot(q0, m[m[O_QH] + q * 2 + w], best, qmax)
-        if cmd == PRE:  # do not close a row an activated request is waiting for
-            for i in range(m[an]):
-                ea = a0 + i * N_FIELD
-                if (m[ea + F_PCH] == m[e + F_PCH] and m[ea + F_BG] == m[e + F_BG]
-                        and m[ea + F_BANK] == m[e + F_BANK]):
-                    return False, now + 1
-    else:
-        e = a0 + best * N_FIELD
+    nb = m[P_BG] * m[P_BPG]
+    pick = -1       # oldest_ready: oldest ready entry; rotate: oldest ready ACT / PRE
+    pick_seq = INF
+    pick_cmd = -1
+    hit = -1        # rotate: oldest ready row hit
+    hit_seq = INF
+    hit_cmd = -1
+    for j in range(ppc):
+        p = q + j
+        own = q if chs else p
+        w = m[m[O_DRAIN] + own]
+        mask = m[m[O_BMASK] + p * 2 + w]
+        if mask == 0:
+            continue
+        base = m[O_QS] + (own * 2 + w) * qmax * N_FIELD
+        ob = m[O_OPEN] + p * nb
+        bq = m[O_BQ] + (p * 2 + w) * nb * 2
+        bl = m[O_BL] + (p * 2 + w) * nb * 2
+        # this pCH's bank-group and bank nodes in the ready table (what _lower reads)
+        n_ch = m[P_NCH]
+        n_pch = n_ch * ppc
+        bgn = m[O_NXT] + (n_ch + n_pch + p * m[P_BG]) * N_CMD
+        bgof = m[O_BGOF]
+        bkn = m[O_NXT] + (n_ch + n_pch + n_pch * m[P_BG] + p * nb) * N_CMD
+        if fcfs:  # the owner's oldest entry only (its pCHs' bank-list heads)
+            if chs and j > 0:
+                continue
+            e = -1
+            for jj in range(ppc if chs else 1):
+                pp = p + jj
+                mk = m[m[O_BMASK] + pp * 2 + w]
+                bll = m[O_BL] + (pp * 2 + w) * nb * 2
+                while mk != 0:
+                    bi = trailing_zeros(mk)
+                    mk &= mk - 1
+                    e1 = base + m[bll + 2 * bi] * N_FIELD
+                    if e < 0 or m[e1 + F_SEQ] < m[e + F_SEQ]:
+                        e = e1
+            if e < 0:
+                continue
+            pe = m[e + F_PCH]
+            cmd = _entry_cmd(e, m)
+            if (blocked >> (pe - q)) & 1:
+                continue
+            k = 0 if cmd == ACT else (1 if cmd == PRE else (2 if cmd == RD else 3))
+            t = max(m[up + 4 * (pe - q) + k], _lower(cmd, pe, m[e + F_BG], m[e + F_BANK], m))
+            if t > now:
+                tmin = min(tmin, t)
+            elif m[e + F_SEQ] < pick_seq:
+                pick, pick_seq, pick_cmd = e, m[e + F_SEQ], cmd
+            continue
+        if (blocked >> j) & 1:
+            continue
+        col_cmd = WR if w != 0 else RD
+        u_col = m[up + 4 * j + (3 if w != 0 else 2)]
+        u_act = m[up + 4 * j]
+        u_pre = m[up + 4 * j + 1]
+        if u_col > now and u_act > now and u_pre > now:
+            # nothing of this pCH can issue before its channel / bus part allows: a lower
+            # bound (the controller looks again then; a call that issues nothing changes
+            # nothing), instead of every bank's exact cycle
+            tmin = min(tmin, min(u_col, min(u_act, u_pre)))
+            continue
+        while mask != 0:
+            bi = trailing_zeros(mask)
+            mask &= mask - 1
+            ne = m[bq + 2 * bi]
+            nh = m[bq + 2 * bi + 1]
+            g = m[bgof + bi]  # bi // bpg without a division per bank
+            orow = m[ob + bi]
+            if nh > 0:
+                t = u_col
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + col_cmd], m[bkn + bi * N_CMD + col_cmd]))
+                if t > now:
+                    if t < tmin:
+                        tmin = t
+                else:
+                    e = _first_of_kind(base, m[bl + 2 * bi], orow, True, m)
+                    if ordy:
+                        if m[e + F_SEQ] < pick_seq:
+                            pick, pick_seq, pick_cmd = e, m[e + F_SEQ], col_cmd
+                    elif m[e + F_SEQ] < hit_seq:
+                        hit, hit_seq, hit_cmd = e, m[e + F_SEQ], col_cmd
+            if ne > nh:
+                if orow < 0:
+                    k = ACT
+                    t = u_act
+                elif nh == 0 or ordy:  # FR-FCFS keeps a row open while it has queued hits
+                    k = PRE
+                    t = u_pre
+                else:
+                    continue
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
+                if t > now:
+                    if t < tmin:
+                        tmin = t
+                else:
+                    e = _first_of_kind(base, m[bl + 2 * bi], orow, False, m)
+                    if m[e + F_SEQ] < pick_seq:
+                        pick, pick_seq, pick_cmd = e, m[e + F_SEQ], k
+    if hit >= 0:
+        pick, pick_cmd = hit, hit_cmd
+    if pick < 0:
+        return False, tmin
+    e = pick
+    cmd = pick_cmd
     p = m[e + F_PCH]
     g = m[e + F_BG]
     b = m[e + F_BANK]
+    if ordy and cmd == PRE:  # do not close a row an activated request is waiting for
+        for i in range(m[an]):
+            ea = a0 + i * N_FIELD
+            if m[ea + F_PCH] == p and m[ea + F_BG] == g and m[ea + F_BANK] == b:
+                return False, now + 1
+    own = q if chs else p
     st = m[O_STATS] + p * N_STAT
     _classify_request(e, st, cmd, m)
-    _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     if cmd == RD or cmd == WR:
+        _buf_remove(e, own, m)  # before _issue: the row stays open, the hit leaves its count
+        _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
         _count_column(cmd == WR, e, st, now, m)
         m[m[O_S] + S_QUEUED] -= 1
-        if from_active:
-            for i in range(best, m[an] - 1):
-                for f in range(N_FIELD):
-                    m[a0 + i * N_FIELD + f] = m[a0 + (i + 1) * N_FIELD + f]
-            m[an] -= 1
-        else:
-            w = m[m[O_DRAIN] + q]
-            _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
-                         m[O_QN] + q * 2 + w, best, qmax, m)
-            m[m[O_S] + S_FREED] = 1
-    elif cmd == ACT and not from_active and m[an] < qmax:
+        m[m[O_S] + S_FREED] = 1
+    elif cmd == ACT and ordy and m[an] < qmax:
         ea = a0 + m[an] * N_FIELD
         for f in range(N_FIELD):
             m[ea + f] = m[e + f]
         m[an] += 1
-        w = m[m[O_DRAIN] + q]
-        _ring_remove(m[O_QS] + ((q * 2 + w) * qmax) * N_FIELD, m[O_QH] + q * 2 + w,
-                     m[O_QN] + q * 2 + w, best, qmax, m)
+        _buf_remove(e, own, m)  # before _issue, whose hit recount must not see it
+        _issue(cmd, p, g, b, m[ea + F_ROW], m[ea + F_COL], now, m, log)
         m[m[O_S] + S_FREED] = 1
+    else:
+        _issue(cmd, p, g, b, m[e + F_ROW], m[e + F_COL], now, m, log)
     return True, now + 1
 
 
 @njit(cache=True)
-def _forward(q, p, g, b, row, col, now, m):
-    """Ramulator's read forwarding: a read of an address with a write waiting in the channel's
-    write buffer is served at once (counted as a read, no DRAM command)."""
-    qmax = m[P_QMAX]
-    q0 = m[O_QS] + ((q * 2 + 1) * qmax) * N_FIELD
-    h = m[m[O_QH] + q * 2 + 1]
-    for i in range(m[m[O_QN] + q * 2 + 1]):
-        e = _slot(q0, h, i, qmax)
-        if (m[e + F_PCH] == p and m[e + F_COL] == col and m[e + F_ROW] == row
-                and m[e + F_BANK] == b and m[e + F_BG] == g):
+def _forward(own, p, g, b, row, col, now, m):
+    """Ramulator's read forwarding: a read of an address with a write waiting in its write
+    buffer is served at once (counted as a read, no DRAM command)."""
+    nb = m[P_BG] * m[P_BPG]
+    bi = g * m[P_BPG] + b
+    base = m[O_QS] + (own * 2 + 1) * m[P_QMAX] * N_FIELD
+    s_ = m[m[O_BL] + ((p * 2 + 1) * nb + bi) * 2]
+    while s_ >= 0:
+        e = base + s_ * N_FIELD
+        if m[e + F_COL] == col and m[e + F_ROW] == row:
             m[m[O_STATS] + p * N_STAT + ST_READS] += 1
             m[m[O_S] + S_INJ_COUNT] += 1
             m[m[O_S] + S_LAST_ACC] = now
             return True
+        s_ = m[e + F_NX]
     return False
 
 
@@ -748,10 +974,12 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
     req = 0
     attempts = 2 if m[P_SPLIT] != 0 else 1
     chscope = m[P_CHSCOPE] != 0
-    # channel scope on one shared command bus per channel: after a command nothing else can
-    # issue in this cycle, so the controller looks again at now + 1 instead of rescanning its
-    # buffers now only to learn that (an early look changes nothing: a controller that finds
-    # no ready command changes no state and returns the exact earliest cycle)
+    bufctl = m[P_BUFCTL] != 0
+    ordy = m[P_ORDY] != 0
+    # buffer controller on one shared command bus per channel: after a command nothing else
+    # can issue in this cycle, so the controller looks again at now + 1 instead of rescanning
+    # its buffers now only to learn that (an early look changes nothing: a controller that
+    # finds no ready command changes no state and returns a lower bound of the earliest cycle)
     ch_attempts = 1 if (m[P_BUS_PER_CH] != 0 and m[P_SPLIT] == 0) else attempts + 1
     now = m[s0 + S_NOW]
     while True:
@@ -768,39 +996,32 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
         while req < n_req and (ipc == 0 or m[s0 + S_INJ_COUNT] < ipc):
             p = r_pch[req]
             w = r_wr[req]
-            if chscope:
-                q = p - p % ppc
-                if w == 0 and _forward(q, p, r_bg[req], r_bank[req], r_row[req], r_col[req],
-                                       now, m):
+            if bufctl:
+                q = p - p % ppc  # the channel controller's wake-up slot
+                own = q if chscope else p
+                if (ordy and w == 0 and m[m[O_QN] + own * 2 + 1] > 0
+                        and _forward(own, p, r_bg[req], r_bank[req], r_row[req], r_col[req],
+                                     now, m)):
                     req += 1
                     continue
-                qn = m[O_QN] + q * 2 + w
-                k = m[qn]
+                k = m[m[O_QN] + own * 2 + w]
                 if k >= (m[P_QW] if w != 0 else m[P_QR]):
                     stalled = True
                     break
-                m[qn] = k + 1
-                e = _slot(m[O_QS] + (q * 2 + w) * m[P_QMAX] * N_FIELD, m[m[O_QH] + q * 2 + w],
-                          k, m[P_QMAX])
-                m[e + F_BG] = r_bg[req]
-                m[e + F_BANK] = r_bank[req]
-                m[e + F_ROW] = r_row[req]
-                m[e + F_COL] = r_col[req]
-                m[e + F_ARR] = now
-                m[e + F_STAT] = 0
-                m[e + F_PCH] = p
-                m[e + F_WR] = w
+                e = _buf_insert(own, p, r_bg[req], r_bank[req], r_row[req], r_col[req], w,
+                                now, m)
                 m[s0 + S_QUEUED] += 1
                 m[s0 + S_INJ_COUNT] += 1
                 m[s0 + S_LAST_ACC] = now
                 if m[nxt0 + q] > now:
                     # wake the channel controller at the new entry's earliest command unless
-                    # the arrival may flip the channel's read/write mode (then at once)
-                    mode = m[m[O_DRAIN] + q]
+                    # the arrival may flip its buffer's read/write mode (then at once)
+                    mode = m[m[O_DRAIN] + own]
                     t = now
-                    if w == mode and not (w == 0 and m[m[O_QN] + q * 2] == 1):
+                    if w == mode and not (w == 0 and m[m[O_QN] + own * 2] == 1):
                         t = max(now, _earliest(_entry_cmd(e, m), p, r_bg[req], r_bank[req], m))
-                    elif w == 1 and mode == 0 and k + 1 < m[P_WHI] and m[m[O_QN] + q * 2] > 0:
+                    elif (w == 1 and mode == 0 and k + 1 < m[P_WHI]
+                          and m[m[O_QN] + own * 2] > 0):
                         t = INF  # a write waiting behind read mode changes nothing yet
                     if t < m[nxt0 + q]:
                         m[nxt0 + q] = t
@@ -845,9 +1066,9 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
             return NEED_MORE, req
         # ---- controllers (rotating priority inside a channel for a shared command bus)
         nxt_all = INF
-        rot = now % ppc
+        rot = 0 if bufctl else now % ppc
         for c in range(n_ch):
-            if chscope:  # one controller per channel, woken through its first pCH's slot
+            if bufctl:  # one decision per channel, woken through its first pCH's slot
                 q = c * ppc
                 if m[nxt0 + q] > now:
                     if m[nxt0 + q] < nxt_all:
@@ -855,7 +1076,7 @@ def run_engine(m, r_pch, r_bg, r_bank, r_row, r_col, r_wr, final, pim, log):
                     continue
                 nxt = now + 1
                 for _a in range(ch_attempts):
-                    issued, t = _sched_ch(c, now, m, pim, log)
+                    issued, t = _sched_buf(c, now, m, pim, log)
                     m[s0 + S_SCHED] += 1
                     if not issued:
                         nxt = t

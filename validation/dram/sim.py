@@ -133,9 +133,13 @@ class DramSim:
                             "use a PIM preset or set pim.enabled = true")
         pim_mode = E.PIM_NONE if len(pim) == 0 else (
             E.PIM_EXCLUSIVE if sharing == "exclusive" else E.PIM_DUAL)
-        if ctl.queue_scope == "channel" and len(pim):
-            raise SpecError(cfg.name, "controller.queue_scope", "PIM programs need per "
-                            "pseudo-channel controllers", "use queue_scope='pseudo_channel'")
+        bufctl = not (ctl.queue_scope == "pseudo_channel" and ctl.arbitration == "rotate")
+        if bufctl and len(pim):
+            field = "controller.queue_scope" if ctl.queue_scope == "channel" else \
+                "controller.arbitration"
+            raise SpecError(cfg.name, field, "PIM programs need the per pseudo-channel "
+                            "FR-FCFS controllers", "use queue_scope='pseudo_channel' with "
+                            "arbitration='rotate'")
         table = compile_table(cfg.timing_params, sharing, cfg.table)
         self.table = table
         # rows whose following command can never issue in this run cost time on every issue
@@ -174,7 +178,9 @@ class DramSim:
             (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, max(3 * banks, 4 * org.pseudo_channels_per_channel)),
             (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
             (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2),
-            (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch)]
+            (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch),
+            (E.O_BL, n_pch * 2 * banks * 2), (E.O_FREE, n_pch * 2 * qmax), (E.O_NFREE, n_pch * 2),
+            (E.O_BGOF, banks)]
         total = E.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
@@ -207,6 +213,12 @@ class DramSim:
         m[E.P_PIM_STRICT] = 1 if cfg.pim.priority == "strict" else 0
         m[E.P_WMAX] = wmax
         m[E.P_CHSCOPE] = 1 if ctl.queue_scope == "channel" else 0
+        m[E.P_ORDY] = 1 if ctl.arbitration == "oldest_ready" else 0
+        m[E.P_BUFCTL] = 1 if bufctl else 0
+        views[E.O_BL][:] = -1  # empty bank lists
+        views[E.O_FREE].reshape(n_pch * 2, qmax)[:] = np.arange(qmax - 1, -1, -1)  # slot 0 first
+        views[E.O_NFREE][:] = qmax
+        views[E.O_BGOF][:] = np.arange(banks) // org.banks_per_group  # bank -> its bank group
         views[E.O_BOCC][:] = bus_occupancy(cfg.timing_params)
         m[E.P_LOG] = 1 if observer is not None else 0
         views[E.O_PVS][:] = self.pv_start

@@ -196,16 +196,26 @@ class LayerEnergyModel:
                 counts_out[k] = counts_out.get(k, 0.0) + float(v)
         return pj
 
-    def work_energy_pJ(self, work, mode: str = MODE_GPU, gpu: int = 0) -> dict[str, float]:
-        """Mode-dependent energy (pJ by component, predicted counts) of work outside the MoE
-        layer DAG (LM head, embedding, dense-layer projections / attention / FFN): the same
-        definition as a DAG task's (:meth:`task_energy_pJ`)."""
-        return self.task_energy_pJ(_WorkTask(work.kind, work, work.tokens, gpu), mode, simulated=False)
+    def work_energy_pJ(self, work, mode: str = MODE_GPU, gpu: int = 0, *, simulated: bool = False) -> dict[str, float]:
+        """Mode-dependent energy (pJ by component) of work outside the MoE layer DAG (LM head,
+        embedding, dense-layer projections / attention / FFN): the same definition as a DAG
+        task's (:meth:`task_energy_pJ`); ``simulated``: a GPU stream's ACTs at the simulated rate
+        (replay) instead of bytes / page (prediction)."""
+        return self.task_energy_pJ(_WorkTask(work.kind, work, work.tokens, gpu), mode, simulated=simulated)
 
     def busy_pJ_per_ns(self, num_gpus: int) -> float:
         """Power of ``num_gpus`` GPUs whose stacks all serve a task: :meth:`constant_pJ_per_ns`
         plus the open-row power (the time-driven energy of serial GPU work outside the DAG)."""
         return self.constant_pJ_per_ns(num_gpus) + num_gpus * self.open_row_pJ_per_ns()
+
+    def busy_components_pJ(self, num_gpus: int, ns: float) -> dict[str, float]:
+        """:meth:`busy_pJ_per_ns` x ``ns`` split by component: GPU static power, the stacks'
+        background with every pseudo-channel open (IDD3N) and refresh."""
+        ce, cfg = self.ce, self.cfg
+        pch_ns = num_gpus * cfg.org.pseudo_channels * ns
+        return {"gpu_static": num_gpus * self.sys_spec["gpu.static_W"] * 1e3 * ns,
+                "dram_background": ce.active_standby_mW * pch_ns,
+                "dram_refresh": pch_ns / (cfg.timing.nREFI * cfg.tCK_ns) * ce.ref_pJ}
 
     @staticmethod
     def uses_dram(t, mode: str) -> bool:

@@ -54,6 +54,37 @@ def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sieveopt.cli import main
+
+    with main.gc_paused():  # numba's start-up objects; the run itself makes no reference cycles
+        if main.WHOLE_PROCESS:
+            _numba_target_without_blas()
+        return _run_trace(args)
+
+
+def _numba_target_without_blas() -> None:
+    """Initialise numba's CPU target with ``scipy.linalg`` hidden. numba probes
+    ``scipy.linalg.cython_blas`` once per process when its target starts (numba.np.arraymath,
+    ``_HAVE_BLAS``), and importing scipy.linalg costs ~0.4 s CPU here (scipy's array-API layer
+    clones numpy, importing numpy.f2py and numpy.testing) -- a third of ``dram run``'s
+    start-up. The trace parser and the DRAM engine use no BLAS. Only for a ``sieveopt dram
+    run`` process (nothing runs in it afterwards): numba's BLAS-backed functions (np.dot,
+    np.linalg in jitted code) are then unavailable in that process; scipy.linalg itself stays
+    importable. A no-op when numba's target or scipy.linalg is already loaded."""
+    import sys
+
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    finally:
+        del sys.modules["scipy.linalg"]
+
+
+def _run_trace(args: argparse.Namespace) -> int:
     from sieveopt.fileio import check_input_file
     from sieveopt.validation.dram.trace import simulate_trace
 

@@ -152,7 +152,7 @@ def _pareto(args: argparse.Namespace) -> int:
         {"method": curves_doc(), "marked_pair": [pair["a"], pair["b"]] if pair else None,
          "pairs": comparisons})))
     data = {"files": files, "wall_s": wall, "rows": rows, "compare": summary,
-            "marked_pair": [pair["a"], pair["b"]] if pair else None}
+            "marked_pair": [pair["a"], pair["b"]] if pair else None, "energy": _energy_note(spec)}
 
     def render(d: dict) -> None:
         cols = ["policy", "batch", "throughput_tok_s_per_gpu", "interactivity_tok_s_per_user", "step_us",
@@ -181,6 +181,18 @@ def _pareto(args: argparse.Namespace) -> int:
                     [(f"{focus} vs {c['b'] if c['a'] == focus else c['a']}" if focus else f"{c['a']} vs {c['b']}",
                       ratio(c, "per_batch"), ratio(c, "thr_at_inter"),
                       ratio(c, "inter_at_thr")) for c in crow])
+        if not d["energy"]["available"]:
+            print(d["energy"]["reason"])
         print("wrote " + ", ".join(d["files"].values()))
 
     return emit(args, data, render)
+
+
+def _energy_note(spec) -> dict:
+    """Whether the energy columns have values; without energy data they are empty (never zero) and why."""
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    em = energy_model_for(spec.system, spec.model)
+    if em.unavailable:
+        return {"available": False, "reason": f"energy unavailable (energy columns left empty): {em.unavailable}"}
+    return {"available": True}

@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     if groups:   # expert-parallel PIM (pimoe): busy fraction of every channel group
         data["pim_group_utilisation"] = {str(g): u for g, u in groups.items()}
         data["pim_group_channels"] = run.dag.meta["pim_group_channels"]
-    data["energy"] = _energy(rep, run.dag, system, inst)
+    data["energy"] = _energy(rep, run.dag, system, inst, run.cost)
 
     # one resource per GPU and kind (a target's partition, e.g. PIM channel groups, has its own table)
     resource_kinds = [k for k in run.dag.resource_kinds if f"{k}[0]" in data["utilisation"]]
@@ -180,10 +180,14 @@ def _dispatch_window(rep, dag) -> int:
 
 
 # -- energy (validation/energy/layer.py): a separate hook so other replay changes merge cleanly --
-def _energy(rep, dag, system, inst) -> dict:
+def _energy(rep, dag, system, inst, cost) -> dict:
     from sieveopt.validation.energy.layer import replay_energy_block
+    from sieveopt.validation.energy.step import replay_step_block
 
-    return replay_energy_block(rep, dag, system, inst)
+    e = replay_energy_block(rep, dag, system, inst)
+    if e.get("available"):   # the whole decode step: every MoE layer like this one + the rest, replayed
+        e["step"] = replay_step_block(e, rep, dag, system, inst, cost)
+    return e
 
 
 def _render_energy(e: dict) -> None:
@@ -203,3 +207,16 @@ def _render_energy(e: dict) -> None:
         print(f"energy per generated token: {e['J_per_token']:.4g} J replayed "
               f"({e['predicted_J_per_token']:.4g} J predicted; {e['J_per_token_layer'] * 1e3:.4g} mJ "
               f"per token per MoE layer); {len(e['open_values'])} open energy values")
+    st = e.get("step")
+    if st:
+        rows = [(k, f"{st['predicted_J'][k] * 1e3:.4g}", f"{st['replayed_J'][k] * 1e3:.4g}",
+                 "-" if st["error_pct"][k] is None else f"{st['error_pct'][k]:+.1f}%",
+                 f"{st['tolerance_pct'][k]:.0f}%", "yes" if st["within_tolerance"][k] else "NO")
+                for k in st["replayed_J"]]
+        rows.append(("total", f"{st['predicted_total_J'] * 1e3:.4g}", f"{st['replayed_total_J'] * 1e3:.4g}",
+                     f"{st['error_pct']['total']:+.1f}%", f"{st['tolerance_pct']['total']:.0f}%",
+                     "yes" if st["within_tolerance"]["total"] else "NO"))
+        t = st["outside_moe"]["time_ns"]
+        print_table(f"energy per decode step (mJ): every MoE layer like this one + embedding, LM head, dense layers "
+                    f"replayed ({t['predicted'] / 1e3:.1f} us predicted, {t['replayed'] / 1e3:.1f} us replayed)",
+                    ["component", "predicted mJ", "replayed mJ", "error", "tolerance", "within"], rows)

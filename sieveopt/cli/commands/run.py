@@ -134,13 +134,15 @@ def _run(args: argparse.Namespace) -> int:
             "cost_model": "roofline (predicted makespans)",
             "replay": None if args.no_replay else "cycle-level DRAM/PIM + NVLink simulators",
             "summary": summary,
+            "energy": _energy_summary(rows, policies, model, system, args.batch),
             "rows": [r.__dict__ for r in rows]}
     atomic_write_text(out / "results.json", dumps_json(data))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0].__dict__ if k != "extra"])
+    nested = ("extra", "step_energy")   # dicts: results.json only
+    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0].__dict__ if k not in nested])
     w.writeheader()
     for r in rows:
-        w.writerow({k: v for k, v in r.__dict__.items() if k != "extra"})
+        w.writerow({k: v for k, v in r.__dict__.items() if k not in nested})
     atomic_write_text(out / "results.csv", buf.getvalue())
     data["gantt"] = str(atomic_write_bytes(out / "gantt.png", gantt)) if gantt is not None else None
 
@@ -158,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
                       pct(s["gap_vs_cpsat_bound"]), pct(s["replay_gap_vs_cpsat"]), us(s["decision_us"]),
                       f"{s['charged_sched_us']:.2f} ({s['charged_sched_source']})",
                       "yes" if s["all_checked"] else "NO", s["status"]) for s in d["summary"]])
+        _render_energy(d["energy"])
         print(f"execution model: {d['execution_model']}; cost model: {d['cost_model']}"
               + (f"; replayed on the {d['replay']}" if d["replay"] else "") + ".")
         print("decision us: the policy's measured planning time this run (max over GPUs, shown only). "
@@ -167,3 +170,31 @@ def _run(args: argparse.Namespace) -> int:
               (f"; Gantt: {d['gantt']}" if d["gantt"] else ""))
 
     return emit(args, data, render)
+
+
+# -- energy (validation/energy): per MoE layer and per generated token of the whole step ------------
+def _energy_summary(rows, policies, model, system, batch) -> dict:
+    from sieveopt.study import energy_summary
+    from sieveopt.validation.energy.layer import energy_model_for
+
+    em = energy_model_for(system, model)
+    if em.unavailable:   # never zeros: say why
+        return {"available": False, "reason": f"energy unavailable: {em.unavailable}"}
+    return {"available": True, "energy_model": "IDD method + GPU/NVLink per-op energies (validation/energy)",
+            "per_policy": energy_summary(rows, policies, batch)}
+
+
+def _render_energy(e: dict) -> None:
+    if not e.get("available"):
+        print(e["reason"])
+        return
+
+    def f(x, fmt="{:.4g}"):
+        return "-" if x is None else fmt.format(x)
+
+    print_table("energy, medians (whole step: every MoE layer like the sampled one + the rest, replayed)",
+                ["policy", "layer mJ", "replayed mJ", "step J/token", "replayed J/token", "step error",
+                 "out of tolerance"],
+                [(s["policy"], f(s["energy_mJ"]), f(s["replay_energy_mJ"]), f(s["step_J_per_token"]),
+                  f(s["replay_step_J_per_token"]), f(s["step_error_pct"], "{:+.1f}%"),
+                  ", ".join(s["not_within"]) or "-") for s in e["per_policy"]])
