@@ -103,3 +103,12 @@ def test_characterize_and_place_on_chaos_trace(capsys: pytest.CaptureFixture[str
     assert len(json.loads(capsys.readouterr().out)["policies"]) == 2
     assert main(base + ["--steps", "3"]) == 2
     assert "'steps'" in capsys.readouterr().err
+
+
+def test_place_exact_gem_space(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(SMALL + ["--policies", "gem,exact", "--exact-space", "gem", "--time-limit", "5", "--workers", "2",
+                         "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    run = d["policies"][1]["exact"]["runs"][0]
+    assert run["space"] == "gem" and run["bound_ns"] <= run["objective_ns"] + 1e-6
+    assert run["objective_ns"] <= run["given_hint_objective_ns"] + 1e-6       # never worse than GEM's hint

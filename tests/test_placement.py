@@ -266,6 +266,7 @@ def test_exact_bound_never_above_brute_force_optimum(speeds):
         assert res.objective_ns == pytest.approx(brute, rel=1e-6)   # symmetry breaking keeps the optimum
         assert res.bound_ns <= brute + E                              # integer-cost rounding slack
         assert res.meta["jensen_bound_ns"] <= brute + E
+        assert res.meta["lp_bound_ns"] <= brute + E
 
 
 def test_polish_never_worse_keeps_capacity_and_twins():
@@ -287,18 +288,91 @@ def test_polish_never_worse_keeps_capacity_and_twins():
     assert vb >= _brute_mean(full, G, 2) - 1e-9
 
 
-def test_iterated_polish_seeded_and_not_worse_than_polish():
-    from sieveopt.placement.local_search import iterated_polish, polish
+def _brute_items(cost: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]], G: int, cap: int,
+                 budget: int) -> float:
+    """Brute-force optimum of the exact model's item space (replica choice included)."""
+    best = np.inf
+    pe = sorted(pair)
+    for ys in itertools.product((0, 1), repeat=len(pe)):
+        if sum(ys) > budget:
+            continue
+        rep = {e for e, y in zip(pe, ys, strict=True) if y}
+        active = [int(single[e]) for e in range(single.size) if e not in rep]
+        active += [i for e in rep for i in pair[e]]
+        for gs in itertools.product(range(G), repeat=len(active)):
+            a = np.full(cost.shape[1], -1)
+            a[active] = gs
+            if np.bincount(a[a >= 0], minlength=G).max() > cap:
+                continue
+            if any(a[pair[e][0]] == a[pair[e][1]] for e in rep):
+                continue
+            best = min(best, objective(cost, a))
+    return best
 
-    rng = np.random.default_rng(7)
-    T, n, G, cap = 8, 16, 4, 5
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lp_bound_never_above_brute_force_optimum(seed):
+    """The HiGHS LP relaxation bound is valid (below the exhaustive optimum of the item space,
+    with and without replica candidates) and at least the Jensen relaxation's value."""
+    from sieveopt.placement.exact import _items
+    from sieveopt.placement.lp_bound import lp_bound
+
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 3),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.8, 0.9)))
+    sur = Surrogate(model, system, 64)
+    rng = np.random.default_rng(seed)
+    loads = rng.integers(0, 48, size=(5, 5))
+    G, cap = 3, 3
+    for cand in (np.array([], dtype=np.int64), np.array([int(np.argmax(loads.mean(axis=0)))])):
+        it = _items(loads, cand)
+        c = np.rint(sur.item_costs(it.tokens))
+        budget = cand.size
+        lb = lp_bound(c.astype(np.int64), it.single, it.pair, cap, budget)
+        brute = _brute_items(c, it.single, it.pair, G, cap, budget)
+        assert 0 < lb <= brute + 1e-6
+        if not cand.size:   # a relaxation of Jensen's: every item at its cheapest GPU, spread evenly
+            assert lb >= c.mean(axis=0).min(axis=1).sum() / G * (1 - 1e-5)
+
+
+def test_anneal_valid_seeded_never_worse():
+    from sieveopt.placement.anneal import anneal
+
+    rng = np.random.default_rng(11)
+    T, n, G, cap = 8, 14, 3, 6
     cost = rng.uniform(0, 10, size=(T, n, G))
-    start = np.arange(n) % G
+    start = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 1, -1])
     twin = np.full(n, -1)
-    twin[0], twin[1] = 1, 0
-    one, v1, _ = polish(cost, start, cap, twin)
-    a, v, kicks = iterated_polish(cost, start, cap, twin, seed=3, max_kicks=10, time_limit_s=60)
-    b, vb, _ = iterated_polish(cost, start, cap, twin, seed=3, max_kicks=10, time_limit_s=60)
-    assert kicks == 10 and np.array_equal(a, b) and v == vb              # seeded: reproducible
-    assert v <= v1 + 1e-9 and v == pytest.approx(objective(cost, a))
-    assert a[0] != a[1] and np.bincount(a, minlength=G).max() <= cap
+    twin[11], twin[12] = 12, 11                        # one expert's two replicas
+    a, v, phases = anneal(cost, start, cap, twin, iters=40_000, seed=4)
+    b, vb, _ = anneal(cost, start, cap, twin, iters=40_000, seed=4)
+    assert np.array_equal(a, b) and v == vb and phases == 20            # seeded: reproducible
+    assert v <= objective(cost, start) + 1e-9 and v == pytest.approx(objective(cost, a))
+    assert np.bincount(a[a >= 0], minlength=G).max() <= cap and a[11] != a[12] and a[13] == -1
+    assert sorted(np.flatnonzero(a >= 0)) == sorted(np.flatnonzero(start >= 0))
+    # on a tiny window it reaches the exhaustive optimum, never below it
+    small = cost[:, :6, :]
+    brute = _brute_mean(small, G, 2)
+    s, vs, _ = anneal(small, np.array([0, 0, 1, 1, 2, 2]), 2, np.full(6, -1), iters=20_000, seed=0)
+    assert vs == pytest.approx(brute, rel=1e-9)
+
+
+def test_exact_gem_space_equal_counts_and_bounds():
+    """``space="gem"``: E/G experts per GPU, no replicas; its optimum and bounds match the brute
+    force over that space (and it is never below the model space's optimum)."""
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 2),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.7)))
+    sur = Surrogate(model, system, 64)
+    loads = np.random.default_rng(3).integers(0, 40, size=(4, 6))
+    prob = PlacementProblem(6, 2, 5, 2, sur, time_limit_s=20, workers=2)
+    res = solve_exact(loads, prob, space="gem")
+    assert res.status == "OPTIMAL" and res.placement.slots_per_gpu().tolist() == [3, 3]
+    assert res.placement.num_slots == 6 and res.meta["replica_candidates"] == 0
+    cost = sur.item_costs(loads)
+    brute = _brute_mean(cost, 2, 3)
+    assert res.objective_ns == pytest.approx(brute, rel=1e-6)
+    assert res.meta["lp_bound_ns"] <= brute + 6 and res.bound_ns <= brute + 6
+    assert brute >= _brute_mean(cost, 2, 5) - 1e-6                  # a subset of the model's space
+    with pytest.raises(ValueError, match="space"):
+        solve_exact(loads, prob, space="nope")

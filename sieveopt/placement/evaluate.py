@@ -48,6 +48,8 @@ class EvalConfig:
     #: exact optimiser: charge the movement from the current placement, amortised over the
     #: re-placement period (weight 1/K per step); staying put is always a candidate
     charge_movement: bool = True
+    #: exact optimiser's placement space: "model" (HBM capacity, replicas) or "gem" (E/G per GPU)
+    exact_space: str = "model"
 
 
 @dataclass(eq=False)
@@ -198,7 +200,7 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                 if cfg.policy == "exact":
                     prev = current.get(li)
                     mw = 1.0 / K if (cfg.charge_movement and K > 0 and prev is not None) else 0.0
-                    res = exact_with_report(scen, prob, objective_kind=cfg.exact_objective,
+                    res = exact_with_report(scen, prob, objective_kind=cfg.exact_objective, space=cfg.exact_space,
                                             previous=prev if mw else None, move_weight=mw)
                     p = res.placement
                     run.exact.append({"status": res.status, "objective_ns": res.objective_ns,
@@ -206,6 +208,8 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                                       "hint_objective_ns": res.hint_objective_ns,
                                       "given_hint_objective_ns": res.meta["given_hint_objective_ns"],
                                       "jensen_bound_ns": res.meta["jensen_bound_ns"],
+                                      "lp_bound_ns": res.meta["lp_bound_ns"],
+                                      "anneal_phases": res.meta["anneal_phases"], "space": cfg.exact_space,
                                       "objective": cfg.exact_objective, "steps": res.meta["steps"],
                                       "move_ns": res.meta["move_ns"]})
                 else:
@@ -239,7 +243,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
                      context_len: int = 2048, gap_limit: float = 0.0,
-                     per_step: bool = False) -> dict[str, Any]:
+                     per_step: bool = False, exact_space: str = "model") -> dict[str, Any]:
     """Every placement policy on the same trace; the dict the CLI prints (``--json``)."""
     from sieveopt.placement.core import check_capacity, slots_per_gpu
     from sieveopt.placement.surrogate import Surrogate
@@ -281,7 +285,8 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                             system.interconnect.bw_per_direction_GBps, time_limit_s, workers, seed, gap_limit)
     out = []
     for pol in policies:
-        cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective)
+        cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective,
+                         exact_space=exact_space)
         out.append(run_policy(trace, idx, model, system, prob, cfg, steps, context_len=context_len)
                    .summary(model.num_moe_layers, per_step=per_step))
     sf = speed_factors(system)

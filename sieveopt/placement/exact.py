@@ -21,17 +21,21 @@ value-at-risk of the step time at level ``alpha`` (mean of the worst (1-alpha) s
 steps; Rockafellar-Uryasev, linear): a quantile-like target. ``objective="balance"`` minimises
 the straggler of the *expected* loads, max_g mean_t L[t, g] (what load balancers like EPLB aim at).
 
-Bound: the LP bound of the per-step model balances every step perfectly with fractional
-assignments and stays far below the optimum; Jensen's inequality (mean_t max_g >= max_g
-mean_t) makes the "balance" model's certified bound a bound of the "mean" model too, so it is
-solved first (a quarter of the time limit) and its bound is added as a cut. GEM's paper calls
+Bounds (objective "mean"): the model's LP relaxation, solved exactly by HiGHS
+(:mod:`sieveopt.placement.lp_bound`: one fractional placement for the whole window, every step
+its straggler); Jensen's inequality (mean_t max_g >= max_g mean_t), which makes the "balance"
+model's certified bound a bound of the "mean" model too (solved first with ``jensen_share`` of
+the time limit: on small windows its integrality makes it the stronger one); and CP-SAT's own.
+The best of them is added as a cut and reported. None sees the per-step imbalance a fixed
+integral placement cannot avoid (design note, "Measured difficulty"). GEM's paper calls
 the space combinatorial and searches it heuristically (trimoe_gem.md §2.4); this model gives a
 certified bound and gap on the same surrogate objective, so heuristics can be measured against
 it. The best given hint seeds the search and the result is never worse than that hint.
 
-Before CP-SAT, the best hint is improved by iterated local search (moves and swaps over the
-whole item space, seeded kicks; :mod:`sieveopt.placement.local_search`): on the 32-step
-DeepSeek-V3 window CP-SAT alone never improved GEM's hint, the local search does (~1 %). GPUs
+Before CP-SAT, the best hint is improved by simulated annealing (moves and swaps over the whole
+item space, log-sum-exp smoothing; :mod:`sieveopt.placement.anneal`) and a best-improvement
+polish (:mod:`sieveopt.placement.local_search`): on the 32-step DeepSeek-V3 window CP-SAT alone
+never improved GEM's hint, the annealing does (~2 %). GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
@@ -44,9 +48,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sieveopt.placement.anneal import anneal
 from sieveopt.placement.core import Placement
-from sieveopt.placement.local_search import iterated_polish
+from sieveopt.placement.local_search import polish
+from sieveopt.placement.lp_bound import lp_bound
 from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
+
+#: Annealing steps per placed item (5.1 M for DeepSeek-V3's 256 experts: ~6 s on one idle core;
+#: more steps did not help on the 32-step window, docs/design-notes/placement.md).
+ANNEAL_ITERS_PER_ITEM = 20_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,15 +192,24 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 alpha: float = 0.9, previous: Placement | None = None, move_weight: float = 0.0,
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None, gap_limit: float | None = None,
-                polish_s: float | None = None) -> ExactResult:
+                polish_s: float | None = None, anneal_iters: int | None = None,
+                jensen_share: float = 0.1, space: str = "model") -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
     slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
     most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality).
-    ``polish_s``: seconds of iterated local search (:func:`~sieveopt.placement.local_search.
-    iterated_polish`) on the best hint before CP-SAT (objective ``mean`` without movement;
-    default and cap: 60 % of the time left after the Jensen bound; 0 = off)."""
+    ``polish_s``: seconds of annealing + polish (:func:`~sieveopt.placement.anneal.anneal`) on
+    the best hint before CP-SAT (objective ``mean`` without movement; default and cap: 80 % of
+    the time left after the bounds; 0 = off). ``anneal_iters``: annealing steps (default
+    :data:`ANNEAL_ITERS_PER_ITEM` per placed item; the result depends on it, not on the clock,
+    unless the time cap cuts the schedule short). ``jensen_share``: share of the time limit for
+    the Jensen bound model. ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
+    published space: "each expert sits on exactly one GPU, with experts per GPU = total experts /
+    number of GPUs", trimoe_gem.md §2.4; ceil(E/G) slots per GPU, no replicas). Why offer it: with
+    the model's space the optimiser gives fast GPUs fewer, GPU-side experts and slow GPUs more,
+    small ones, which the serial surrogate rewards and Sieve's overlapped execution does not
+    (docs/results.md, "Expert placement"); with equal counts the dag layer time matches GEM's."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -202,6 +221,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     L = np.rint(np.atleast_2d(np.asarray(loads, dtype=float))).astype(np.int64)
     T, E = L.shape
     G, cap = prob.num_gpus, prob.capacity
+    if space not in ("model", "gem"):
+        raise ValueError(f"space must be 'model' or 'gem', got {space!r}")
+    if space == "gem":                       # GEM: one copy per expert, E/G experts per GPU
+        cap, replicate = min(cap, -(-E // G)), 0
     budget = min(prob.redundant if replicate is None else replicate, max(0, cap * G - E), E)
     cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
     it = _items(L, np.sort(cand))
@@ -209,7 +232,9 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     cost = prob.surrogate.item_costs(it.tokens)                    # [T, items, G] float ns
     c = np.rint(cost).astype(np.int64)
 
-    jensen_lb, jensen_assign = 0.0, None
+    jensen_lb, jensen_assign, lp_lb = 0.0, None, 0.0
+    if objective_kind == "mean":
+        lp_lb = lp_bound(c, it.single, it.pair, cap, budget)
     if objective_kind == "mean" and T > 1:
         jm, jx, _ = _model(it, G, cap, budget)
         cb = c.sum(axis=0)
@@ -217,7 +242,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         for g in range(G):
             jm.Add(sum(int(cb[i, g]) * jx[i][g] for i in range(n)) <= jz)
         jm.Minimize(jz)
-        js = _solver(0.25 * limit, nw, sd)
+        js = _solver(jensen_share * limit, nw, sd)
         js.parameters.relative_gap_limit = 2e-4      # a bound, not a placement: stop once tight
         if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             jensen_lb = js.BestObjectiveBound() / T
@@ -244,8 +269,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 nz = np.flatnonzero(c[t, :, g])
                 m.Add(sum(int(c[t, i, g]) * x[int(i)][g] for i in nz) <= z[t])
         if objective_kind == "mean":
-            if jensen_lb > 0:
-                m.Add(sum(z) >= int(np.floor(jensen_lb * T)))
+            if max(jensen_lb, lp_lb) > 0:
+                m.Add(sum(z) >= int(np.floor(max(jensen_lb, lp_lb) * T)))
             obj_terms, scale = sum(z), T
         else:
             k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
@@ -285,15 +310,18 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         v = total_of(a)
         if v < hint_obj:
             hint_assign, hint_obj = a, v
-    polish_kicks = 0
+    anneal_phases = 0
     given_hint_obj = float(hint_obj) if np.isfinite(hint_obj) else None
     if hint_assign is not None and objective_kind == "mean" and not move_scale and (polish_s is None or polish_s > 0):
         twin = np.full(n, -1, dtype=np.int64)
         for a_, b_ in it.pair.values():
             twin[a_], twin[b_] = b_, a_
         left = limit - (time.perf_counter() - t0)
-        budget_s = 0.6 * left if polish_s is None else min(polish_s, 0.6 * left)
-        pa, _, polish_kicks = iterated_polish(cost, hint_assign, cap, twin, seed=sd, time_limit_s=budget_s)
+        budget_s = 0.8 * left if polish_s is None else min(polish_s, 0.8 * left)
+        t_ls = time.perf_counter()
+        iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
+        pa, _, anneal_phases = anneal(cost, hint_assign, cap, twin, iters=iters, seed=sd, time_limit_s=budget_s)
+        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, budget_s - (time.perf_counter() - t_ls)))
         pv = total_of(pa)
         if pv < hint_obj:
             hint_assign, hint_obj = pa, pv
@@ -311,8 +339,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
     else:
         assign, bound, status = hint_assign, 0.0, f"HINT ({status})"
-    if objective_kind == "mean":             # movement >= 0, so the Jensen bound holds with it too
-        bound = max(bound, jensen_lb)
+    if objective_kind == "mean":             # movement >= 0, so both bounds hold with it too
+        bound = max(bound, jensen_lb, lp_lb)
     val = np.inf if assign is None else total_of(assign)
     if hint_assign is not None and hint_obj < val:          # never worse than the hint
         assign, val, status = hint_assign, hint_obj, "HINT"
@@ -328,8 +356,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                        time.perf_counter() - t0, float(hint_obj),
                        meta={"items": int(n), "steps": int(T), "objective": objective_kind,
                              "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
+                             "lp_bound_ns": float(lp_lb), "anneal_phases": int(anneal_phases),
+                             "space": space, "slots_per_gpu": int(cap),
                              "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
-                             "time_limit_s": limit, "polish_kicks": int(polish_kicks),
+                             "time_limit_s": limit,
                              "given_hint_objective_ns": given_hint_obj,   # best hint before the polish
                              "identical_gpu_classes": [list(map(int, k)) for k in classes]})
 

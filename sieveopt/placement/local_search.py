@@ -9,7 +9,10 @@ optimum, after ``max_rounds`` or ``time_limit_s``. Why: CP-SAT's search never im
 hint on the 32-step DeepSeek-V3 window (docs/results.md); GEM's own search only swaps off the
 straggler GPU at a fixed expert count per GPU, while the exact model lets fast GPUs hold more
 experts (up to the HBM capacity), so one search over the model's whole space starts the
-solver from a better incumbent. Deterministic (ties broken by the lowest item, then GPU index).
+solver from a better incumbent. The exact optimiser runs it after the annealing
+(:mod:`~sieveopt.placement.anneal`), which replaced the iterated version of this search (seeded
+kicks + re-polish: 159.4-159.8 us on the window against the annealing's 157.9-158.5 us).
+Deterministic (ties broken by the lowest item, then GPU index).
 """
 
 from __future__ import annotations
@@ -81,36 +84,3 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         cur = float(L.max(axis=1).mean())
         rounds += 1
     return a, cur, rounds
-
-
-def iterated_polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray, *,
-                    seed: int = 0, time_limit_s: float = 20.0, max_kicks: int = 200,
-                    kick_swaps: int = 8, patience: int = 30) -> tuple[np.ndarray, float, int]:
-    """Iterated local search: :func:`polish`, then repeatedly kick the best assignment with
-    ``kick_swaps`` random swaps (seeded; replicas stay apart) and polish again, keeping the
-    best, until ``patience`` kicks in a row bring nothing. Returns (assignment, objective, kicks). Why: one polish stops at a local
-    optimum 0.1 % below GEM on the DeepSeek-V3 window; kicks reach ~1 % below
-    (docs/design-notes/placement.md). Never worse than ``assign``."""
-    t0 = time.perf_counter()
-    twin = np.asarray(twin, dtype=np.int64)
-    best, val, _ = polish(cost, assign, capacity, twin, time_limit_s=time_limit_s)
-    rng = np.random.default_rng(seed)
-    used = np.flatnonzero(best >= 0)
-    kicks = idle = 0
-    while kicks < max_kicks and idle < patience and used.size > 1:
-        left = time_limit_s - (time.perf_counter() - t0)
-        if left <= 0:
-            break
-        b = best.copy()
-        for _ in range(kick_swaps):
-            i, j = rng.choice(used, 2, replace=False)
-            b[i], b[j] = b[j], b[i]
-            bad = [k for k in (i, j) if twin[k] >= 0 and b[twin[k]] == b[k]]
-            if bad:                                   # a replica met its twin: undo
-                b[i], b[j] = b[j], b[i]
-        b, v, _ = polish(cost, b, capacity, twin, time_limit_s=left)
-        kicks += 1
-        idle += 1
-        if v < val - 1e-9:
-            best, val, idle = b, v, 0
-    return best, val, kicks
