@@ -48,6 +48,7 @@ from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import MODE_GPU, CostModel
 from sieveopt.schedule import Schedule, modes_from_experts
+from sieveopt.solvers._interval_model import build_interval_model
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_bounds import (
     choice_energy_cuts,
@@ -221,53 +222,8 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         horizon = hint_q.makespan_ns
     else:
         horizon = sum(max(d.values()) for d in dq) + sum(lagq) + 1
-    model = cp_model.CpModel()
-    M = model.new_int_var(0, horizon, "makespan")
-    start = [model.new_int_var(0, horizon, f"s{t}") for t in range(n)]
-    end: list[Any] = [None] * n
-    lit: list[dict[str, Any]] = [dict() for _ in range(n)]
-    by_res: dict[int, list[Any]] = {}
-    for t in dag.tasks:
-        tid = t.tid
-        if t.has_choice:
-            for m in t.modes:
-                lit[tid][m] = model.new_bool_var(f"x{tid}_{m}")
-            model.add_exactly_one(lit[tid].values())
-            end[tid] = model.new_int_var(0, horizon, f"e{tid}")
-            model.add(end[tid] == start[tid] + sum(dq[tid][m] * lit[tid][m] for m in t.modes))
-            for m, mc in t.modes.items():
-                if dq[tid][m] <= 0:
-                    continue
-                iv = model.new_optional_fixed_size_interval_var(start[tid], dq[tid][m], lit[tid][m], f"i{tid}_{m}")
-                for rid in mc.resources:
-                    by_res.setdefault(rid, []).append(iv)
-        else:
-            (m, mc), = t.modes.items()
-            lit[tid][m] = 1
-            end[tid] = start[tid] + dq[tid][m]
-            model.add(start[tid] + dq[tid][m] <= horizon)
-            if dq[tid][m] > 0:
-                iv = model.new_fixed_size_interval_var(start[tid], dq[tid][m], f"i{tid}")
-                for rid in mc.resources:
-                    by_res.setdefault(rid, []).append(iv)
-    for rid, ivs in by_res.items():
-        cap = dag.resources[rid].capacity
-        if len(ivs) < 2 and cap == 1:
-            continue
-        if cap == 1:
-            model.add_no_overlap(ivs)
-        else:
-            model.add_cumulative(ivs, [1] * len(ivs), cap)
-    for i, e in enumerate(dag.edges):
-        lv = 1 if e.if_mode is None else lit[e.if_mode[0]].get(e.if_mode[1])
-        if lv is None:
-            continue  # conditioned on a mode the task does not have: never active
-        c = model.add(start[e.dst] >= end[e.src] + lagq[i])
-        if not isinstance(lv, int):
-            c.only_enforce_if(lv)
-    for t in range(n):
-        if all(e.if_mode is not None for e in dag.succs[t]):  # a sink under some mode choice
-            model.add(M >= end[t])
+    im = build_interval_model(dag, dq, lagq, horizon)  # the shared core (solvers/_interval_model.py)
+    model, M, start, end, lit = im.model, im.makespan, im.start, im.end, im.lit
 
     # Levers.
     if "cuts" in levers:
