@@ -7,7 +7,6 @@ must give back exactly its superperiod (never less: that would beat a proven opt
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sieveopt.overlap import HINT_POLICIES, solve_overlap
 from sieveopt.periodic import check_periodic, check_unrolled, resource_loads_ns
@@ -19,25 +18,17 @@ from sieveopt.periodic_search import (
     phase_order_schedule,
     shortest_superperiod,
 )
-from sieveopt.solvers.base import OPTIMAL
-from sieveopt.solvers.cpsat_periodic import load_bound_ns, solve_periodic_cpsat
+from sieveopt.solvers.cpsat_periodic import load_bound_ns
+from tests import test_periodic_bounds
 from tests.test_periodic import _random_problem
-from tests.test_periodic_bounds import TINY, _best_hint, _real
+from tests.test_periodic_bounds import _real
+
+#: CP-SAT's proven optima of the tiny instances (one fixture, defined beside the bounds tests).
+tiny_optima = test_periodic_bounds.tiny_optima
 
 
 def _valid(prob, ps) -> bool:
     return check_periodic(ps, prob).ok and check_unrolled(prob, ps, 3).ok
-
-
-@pytest.fixture(scope="module")
-def tiny_optima():
-    out = []
-    for args in TINY:
-        prob = _random_problem(*args)
-        ps, info = solve_periodic_cpsat(prob, _best_hint(prob), time_limit_s=20, cuts=False, deterministic=True)
-        assert info["status"] == OPTIMAL, args
-        out.append((prob, ps))
-    return out
 
 
 def test_optimum_orders_give_back_the_optimum(tiny_optima):
