@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-AE = Path(__file__).resolve().parent.parent / "ae"
+from tests.ae_modules import load_ae_module
 
 
 def _mod():
-    sys.path.insert(0, str(AE))
-    try:
-        import fig_exec_models
-    finally:
-        sys.path.remove(str(AE))
-    return fig_exec_models
+    return load_ae_module("fig_exec_models")
 
 
 @pytest.mark.slow

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-AE = Path(__file__).resolve().parent.parent / "ae"
+from tests.ae_modules import load_ae_module
 
 
 def _mod():
-    sys.path.insert(0, str(AE))
-    try:
-        import fig_trimoe
-    finally:
-        sys.path.remove(str(AE))
-    return fig_trimoe
+    return load_ae_module("fig_trimoe")
 
 
 def test_study_rows_are_checked_replayed_and_the_ablations_hold(tmp_path):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-AE = Path(__file__).resolve().parent.parent / "ae"
+from tests.ae_modules import AE, load_ae_module
 
 
 @pytest.mark.slow
@@ -36,11 +35,8 @@ def test_ae_script_quick(tmp_path, figure, csv_name, min_rows):
 
 
 def test_colocated_prefill_sweep_file_is_the_papers_setting(tmp_path):
-    sys.path.insert(0, str(AE))
-    try:
-        from fig_colocated_prefill import DEFAULT_SWEEP, load_sweep, main
-    finally:
-        sys.path.remove(str(AE))
+    fig = load_ae_module("fig_colocated_prefill")
+    DEFAULT_SWEEP, load_sweep, main = fig.DEFAULT_SWEEP, fig.load_sweep, fig.main
     data = load_sweep(DEFAULT_SWEEP)
     head, segs = data["colocated_prefill"], data["segment"]
     assert (head["model"], head["gpus"]) == ("qwen3-30b-a3b", 1)
