@@ -153,6 +153,13 @@ def gpu_fetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     return TaskTime(0.0, body, kind=task.kind, tokens=task.tokens)
 
 
+def _host_job(task: Any, overhead_ns: float, compute_ns: float, read_ns: float, ht: Any) -> TaskTime:
+    """A host-side expert job (CPU or NDP): overhead + max(compute, weight read) + the
+    activations' PCIe round trip."""
+    body = max(compute_ns, read_ns) + ht.round_trip_ns(task.work.act_bytes)
+    return TaskTime(float(overhead_ns), body, kind=task.kind, tokens=task.tokens)
+
+
 def cpu_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     """AMX CPU: overhead + max(AMX compute (closed form), striped host read) + activation round trip."""
     a = _analytic(ctx, task, mode)
@@ -161,9 +168,8 @@ def cpu_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     system = _system(ctx)
     c = system.offload.cpu
     ht = host_times(system)
-    compute = task.work.flops / (c.amx_peak_TFLOPS * 1e3 * c.compute_efficiency)
-    body = max(compute, ht.host_read_ns(int(task.work.weight_bytes))) + ht.round_trip_ns(task.work.act_bytes)
-    return TaskTime(float(c.job_overhead_ns), body, kind=task.kind, tokens=task.tokens)
+    return _host_job(task, c.job_overhead_ns, task.work.flops / (c.amx_peak_TFLOPS * 1e3 * c.compute_efficiency),
+                     ht.host_read_ns(int(task.work.weight_bytes)), ht)
 
 
 def ndp_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
@@ -174,6 +180,5 @@ def ndp_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     system = _system(ctx)
     n = system.offload.ndp
     ht = host_times(system)
-    compute = task.work.flops / n.peak_GFLOPS
-    body = max(compute, ht.ndp_read_ns(int(task.work.weight_bytes))) + ht.round_trip_ns(task.work.act_bytes)
-    return TaskTime(float(n.job_overhead_ns), body, kind=task.kind, tokens=task.tokens)
+    return _host_job(task, n.job_overhead_ns, task.work.flops / n.peak_GFLOPS,
+                     ht.ndp_read_ns(int(task.work.weight_bytes)), ht)

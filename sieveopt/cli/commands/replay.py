@@ -182,17 +182,23 @@ def _energy(rep, dag, system, inst, cost) -> dict:
     return e
 
 
+def _energy_rows(e: dict) -> list[tuple[str, ...]]:
+    """Table rows (component, predicted mJ, replayed mJ, error, tolerance, within) of an energy
+    block (the layer's or the step's: both carry the same fields), the total last."""
+    def row(name: str, pred_J: float, rep_J: float, k: str) -> tuple[str, ...]:
+        err = e["error_pct"][k]
+        return (name, f"{pred_J * 1e3:.4g}", f"{rep_J * 1e3:.4g}", "-" if err is None else f"{err:+.1f}%",
+                f"{e['tolerance_pct'][k]:.0f}%", "yes" if e["within_tolerance"][k] else "NO")
+    rows = [row(k, e["predicted_J"][k], e["replayed_J"][k], k) for k in e["replayed_J"]]
+    rows.append(row("total", e["predicted_total_J"], e["replayed_total_J"], "total"))
+    return rows
+
+
 def _render_energy(e: dict) -> None:
     if not e.get("available"):
         print(e.get("reason", "energy unavailable"))
         return
-    rows = [(k, f"{e['predicted_J'][k] * 1e3:.4g}", f"{e['replayed_J'][k] * 1e3:.4g}",
-             "-" if e["error_pct"][k] is None else f"{e['error_pct'][k]:+.1f}%",
-             f"{e['tolerance_pct'][k]:.0f}%", "yes" if e["within_tolerance"][k] else "NO")
-            for k in e["replayed_J"]]
-    rows.append(("total", f"{e['predicted_total_J'] * 1e3:.4g}", f"{e['replayed_total_J'] * 1e3:.4g}",
-                 f"{e['error_pct']['total']:+.1f}%", f"{e['tolerance_pct']['total']:.0f}%",
-                 "yes" if e["within_tolerance"]["total"] else "NO"))
+    rows = _energy_rows(e)
     print_table(f"energy per layer (mJ), DRAM preset {e['dram_preset']}, counts {e['counts']}",
                 ["component", "predicted mJ", "replayed mJ", "error", "tolerance", "within"], rows)
     if e.get("J_per_token") is not None:
@@ -201,13 +207,7 @@ def _render_energy(e: dict) -> None:
               f"per token per MoE layer); {len(e['open_values'])} open energy values")
     st = e.get("step")
     if st:
-        rows = [(k, f"{st['predicted_J'][k] * 1e3:.4g}", f"{st['replayed_J'][k] * 1e3:.4g}",
-                 "-" if st["error_pct"][k] is None else f"{st['error_pct'][k]:+.1f}%",
-                 f"{st['tolerance_pct'][k]:.0f}%", "yes" if st["within_tolerance"][k] else "NO")
-                for k in st["replayed_J"]]
-        rows.append(("total", f"{st['predicted_total_J'] * 1e3:.4g}", f"{st['replayed_total_J'] * 1e3:.4g}",
-                     f"{st['error_pct']['total']:+.1f}%", f"{st['tolerance_pct']['total']:.0f}%",
-                     "yes" if st["within_tolerance"]["total"] else "NO"))
+        rows = _energy_rows(st)
         t = st["outside_moe"]["time_ns"]
         print_table(f"energy per decode step (mJ): every MoE layer like this one + embedding, LM head, dense layers "
                     f"replayed ({t['predicted'] / 1e3:.1f} us predicted, {t['replayed'] / 1e3:.1f} us replayed)",
