@@ -4,8 +4,9 @@ steady-state period (time per layer for the whole batch), per-micro-batch latenc
 Heuristics plan with the information a GPU has at run time: every (layer, micro-batch) slot is
 planned on its own layer DAG, from that slot's routing only (as in serving, where the router's
 output of one micro-batch is all the scheduler sees), exactly like
-:func:`sieveopt.window.solve_window`. The chosen modes are then packed into a periodic schedule
-by modulo list scheduling (:func:`sieveopt.periodic.modulo_list_schedule`). A policy whose registry
+:func:`sieveopt.window.solve_window`. The chosen modes are then executed by the pipeline runtime
+(:func:`pipeline_schedule`: modulo list scheduling or staggered-slot orders, whichever is shorter,
+the same for every policy). A policy whose registry
 entry declares ``periodic`` (CP-SAT: :func:`sieveopt.solvers.cpsat_periodic.solve_overlap_cpsat`)
 solves the periodic problem jointly, hinted with the best of the
 heuristics' periodic schedules and of the load-optimal modes.
@@ -107,7 +108,7 @@ def charged_problem(problem: PeriodicProblem, policy: str, spec: str | int | Non
     cal = None
     if calibration is not None:
         cal = {**calibration, "batch": max(1, int(calibration["batch"]) // problem.microbatches)}
-    lat = resolve(policy, spec, calibration=cal)
+    lat = resolve(policy, spec, calibration=cal, overlap=problem.execution.overlap)
     return charge_scheduler(problem, lat.ns), lat
 
 
@@ -157,6 +158,32 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     return tuple(modes), decision
 
 
+def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, policy: str = "") -> PeriodicSchedule:
+    """How the pipeline runtime executes a heuristic's modes: the shorter superperiod (then the
+    shorter micro-batch latency) of two issue orders, each computed from the modes alone (no
+    search over modes, the same for every policy):
+
+    * modulo list scheduling (:func:`sieveopt.periodic.modulo_list_schedule`): each resource
+      serves tasks in the window's list-schedule order, micro-batches released 0, 1/4 or 1/2
+      period apart;
+    * staggered slots (:func:`sieveopt.periodic_search.phase_order_schedule`), the two-micro-batch
+      overlap of DeepSeek-style decode: slot j = l M + m released j phases apart, so one
+      micro-batch's dense chain (QKV, O-proj, router) runs while another's experts run; its
+      resource orders executed as soon as possible (exact timing of fixed cyclic orders).
+
+    Modulo list scheduling alone tends to run the micro-batches in lock-step on multi-GPU
+    configurations (Qwen3.5 x8, B = 64, M = 2: sieve-pipe's load-optimal modes 129.9 us per
+    layer, staggered 103.1 us; docs/design-notes/overlap.md)."""
+    from sieveopt.periodic_search import phase_order_schedule
+
+    ps = modulo_list_schedule(problem, modes, policy=policy)
+    ph = phase_order_schedule(problem, modes, policy=policy)
+    if ph is not None and (ph.superperiod_ns, ph.latency_ns(problem.dag)) < (ps.superperiod_ns,
+                                                                             ps.latency_ns(problem.dag)):
+        return ph
+    return ps
+
+
 def _checked(problem: PeriodicProblem, ps: PeriodicSchedule) -> bool:
     return check_periodic(ps, problem).ok and check_unrolled(problem, ps, UNROLL_CHECK_ITERATIONS).ok
 
@@ -185,7 +212,7 @@ def solve_overlap(problem: PeriodicProblem, policy: str, *, time_limit_s: float 
         return OverlapResult(policy, ex, None, float(loads.max()) / L, None, None, BOUND, None, decision or None,
                              time.perf_counter() - t0, {"busiest_resource": dag.resources[int(loads.argmax())].name,
                                                         "scheduler_latency_ns": charge})
-    ps = modulo_list_schedule(problem, modes, policy=policy)
+    ps = pipeline_schedule(problem, modes, policy=policy)
     ok = _checked(problem, ps)
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), None, HEURISTIC, ok, decision or None,
                          time.perf_counter() - t0,
@@ -206,4 +233,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "charge_scheduler", "charged_problem", "plan_modes", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "charge_scheduler", "charged_problem", "pipeline_schedule", "plan_modes", "sample_problem", "solve_overlap"]

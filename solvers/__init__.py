@@ -89,6 +89,10 @@ class PolicyInfo:
     #: the unknown-policy figure). Ignored for ``static``/``offline`` decisions, which are
     #: charged 0 (:mod:`sieveopt.solvers.sched_latency`, where the figures are sourced).
     scheduler_latency_ns: int | None = None
+    #: Per execution model (``serial``, ``microbatch``, ``ideal``), a figure that replaces
+    #: ``scheduler_latency_ns`` there: a policy that plans with another compiled planner under
+    #: that model (sieve-pipe) declares that planner's figure.
+    scheduler_latency_by_overlap: Mapping[str, int] = field(default_factory=dict)
     #: ``DagOptions`` fields the policy executes under (its decision and its execution then use
     #: the same model; ``run_layer`` rebuilds a single-layer DAG that differs), e.g. PIMoE's
     #: ``{"pim_parallelism": "ep"}`` (expert-parallel PIM channel groups, papers.md §1.7).
@@ -145,7 +149,8 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                    "Sieve's sweep with the pipeline's period (M x load vs one micro-batch's chain); ideal -> load",
                    PolicyInfo("compiled", {"microbatches": int, "overlap": _choice("serial", "microbatch", "ideal"),
                                               "carry": _bool},
-                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1500)),
+                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1500,
+                              scheduler_latency_by_overlap={"microbatch": 1000, "ideal": 1000})),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
                          joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",

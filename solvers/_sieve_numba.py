@@ -35,15 +35,16 @@ from sieveopt.solvers.plan_inputs import (
 )
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def sieve_plan(tokens, table, params, ws, order):  # noqa: ANN001, ANN201 (numba signature)
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def sort_desc(tokens, limit, ws, order):  # noqa: ANN001, ANN201 (numba signature)
+    """Counting sort of ``tokens`` by count, descending and stable, into ``order`` (allocates
+    nothing: ``ws[n]`` is the bucket of count n, ``ws`` int32 [>= limit + 1]); the largest count,
+    or -1 when a count is outside ``[0, limit)``. Shared by Sieve's and sieve-pipe's planners."""
     E = tokens.shape[0]
-    n_table = table.shape[0]
-    # 1. counting sort by token count, descending, stable (ws[n] = bucket of count n).
     max_n = 0
     for i in range(E):
         n = tokens[i]
-        if n < 0 or n >= n_table:
+        if n < 0 or n >= limit:
             return -1
         if n > max_n:
             max_n = n
@@ -60,6 +61,15 @@ def sieve_plan(tokens, table, params, ws, order):  # noqa: ANN001, ANN201 (numba
         n = tokens[i]
         order[ws[n]] = i
         ws[n] += 1
+    return max_n
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def sieve_plan(tokens, table, params, ws, order):  # noqa: ANN001, ANN201 (numba signature)
+    E = tokens.shape[0]
+    # 1. counting sort by token count, descending, stable.
+    if sort_desc(tokens, table.shape[0], ws, order) < 0:
+        return -1
     # 2. all on PIM; move the hottest remaining expert while max(T) strictly decreases.
     t_comm = params[P_T_COMM]
     t_attn = params[P_T_ATTN]

@@ -29,7 +29,12 @@ machine (BENCHMARKS.md §1, 150 layers x every GPU, one core), rounded to 1000 n
 same sort-and-walk shape as Sieve (one sort by token count, one linear scan, papers.md §3 "a
 single parametrized greedy covers them"), so a compiled implementation would cost what Sieve
 costs: 1000 ns; their in-tree code is reference Python, whose wall time is not what a serving
-system would pay. A policy that declares no figure (a plugin) is charged
+system would pay. A policy that runs another compiled planner under an overlapped execution
+model declares that planner's figure per model (``PolicyInfo.scheduler_latency_by_overlap``;
+:func:`resolve` takes the model as ``overlap``): sieve-pipe plans with sieve-plus's kernel under
+``serial`` (1500 ns) and with its own sweep under ``microbatch``/``ideal``, measured side by side
+with Sieve's planner at 1.0-1.2x its median on a pinned core (``benchmarks/pipe_latency.py``,
+BENCHMARKS.md §16b): 1000 ns. A policy that declares no figure (a plugin) is charged
 :data:`UNKNOWN_POLICY_NS`, the Sieve planner's figure.
 """
 
@@ -87,8 +92,10 @@ def parse_spec(text: str | int | None) -> str | int:
     return n
 
 
-def resolve(policy: str, spec: str | int | None = "default", *, calibration: dict[str, Any] | None = None) -> SchedulerLatency:
-    """The latency charged to ``policy`` under ``spec`` (see the module docstring).
+def resolve(policy: str, spec: str | int | None = "default", *, calibration: dict[str, Any] | None = None,
+            overlap: str = "serial") -> SchedulerLatency:
+    """The latency charged to ``policy`` under ``spec`` (see the module docstring) when it plans
+    for execution model ``overlap`` (a policy may declare another figure per model).
 
     ``calibration`` (for ``"calibrated"``): keyword arguments of :func:`calibrate` (model,
     system, batch); required for that source."""
@@ -101,27 +108,32 @@ def resolve(policy: str, spec: str | int | None = "default", *, calibration: dic
     if isinstance(spec, int):
         return SchedulerLatency(policy, spec, "fixed")
     if spec == "default":
-        return SchedulerLatency(policy, default_ns(policy), "default")
+        return SchedulerLatency(policy, default_ns(policy, overlap), "default")
     if calibration is None:
         raise SieveoptError("scheduler latency 'calibrated' needs the problem (model, system, batch) to calibrate on")
-    return SchedulerLatency(policy, calibrate(policy, **calibration), "calibrated")
+    return SchedulerLatency(policy, calibrate(policy, **calibration, overlap=overlap), "calibrated")
 
 
-def default_ns(policy: str) -> int:
-    """The deterministic default charge ``policy`` declares (0 for static/offline decisions)."""
+def default_ns(policy: str, overlap: str = "serial") -> int:
+    """The deterministic default charge ``policy`` declares for execution model ``overlap`` (0 for
+    static/offline decisions)."""
     from sieveopt.solvers import policy_info
 
     info = policy_info(policy)
     if info.decision in UNCHARGED_DECISIONS:
         return 0
+    if overlap in info.scheduler_latency_by_overlap:
+        return int(info.scheduler_latency_by_overlap[overlap])
     return UNKNOWN_POLICY_NS if info.scheduler_latency_ns is None else int(info.scheduler_latency_ns)
 
 
-def default_table() -> dict[str, int]:
-    """Registered policy -> its default charge, for those charged at run time (registration order)."""
+def default_table(overlap: str = "serial") -> dict[str, int]:
+    """Registered policy -> its default charge under ``overlap``, for those charged at run time
+    (registration order)."""
     from sieveopt.solvers import SOLVERS, policy_info
 
-    return {p: default_ns(p) for p in SOLVERS.ordered() if policy_info(p).decision not in UNCHARGED_DECISIONS}
+    return {p: default_ns(p, overlap) for p in SOLVERS.ordered()
+            if policy_info(p).decision not in UNCHARGED_DECISIONS}
 
 
 # -- applying a charge to a DAG --------------------------------------------------------------------
@@ -165,16 +177,20 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 
 def calibrate(policy: str, model: Any, system: Any, batch: int, *, layers: int = 6, repeats: int = 15,
-              seed: int = 0, refresh: bool = False) -> int:
+              seed: int = 0, refresh: bool = False, overlap: str = "serial") -> int:
     """Median decision latency (ns) of ``policy`` over ``layers`` sampled layers x ``repeats``
     calls through the solver API (``SolveResult.decision_ns``: the per-GPU plan time, max over
-    GPUs), cached per (machine, policy, model, system, GPUs, batch)."""
+    GPUs), cached per (machine, policy, model, system, GPUs, batch); a policy that plans per
+    execution model (declares ``overlap``) is timed planning for ``overlap`` (cached per model
+    too)."""
     from sieveopt.cli.output import atomic_write_text
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag
-    from sieveopt.solvers import solve
+    from sieveopt.solvers import policy_info, solve
 
-    key = "|".join((machine_key(), policy, model.name, system.name, str(system.num_gpus), str(batch)))
+    params = {"overlap": overlap} if "overlap" in policy_info(policy).params else {}
+    key = "|".join((machine_key(), policy, model.name, system.name, str(system.num_gpus), str(batch),
+                    *((overlap,) if params and overlap != "serial" else ())))
     path = cache_path()
     cache = _load_cache(path)
     if not refresh and isinstance(cache.get(key), int):
@@ -182,9 +198,9 @@ def calibrate(policy: str, model: Any, system: Any, batch: int, *, layers: int =
     samples = []
     for inst in sample_layers(model, system, batch, layers, seed):
         dag, cost = build_dag(inst)
-        solve(policy, dag, inst, cost)          # warm-up (JIT, caches)
+        solve(policy, dag, inst, cost, **params)          # warm-up (JIT, caches)
         for _ in range(repeats):
-            d = solve(policy, dag, inst, cost).decision_ns
+            d = solve(policy, dag, inst, cost, **params).decision_ns
             if d is not None:
                 samples.append(int(d))
     ns = int(statistics.median(samples)) if samples else 0
@@ -194,6 +210,12 @@ def calibrate(policy: str, model: Any, system: Any, batch: int, *, layers: int =
     return ns
 
 
+def _policy_info(policy: str) -> Any:
+    from sieveopt.solvers import policy_info
+
+    return policy_info(policy)
+
+
 def describe(spec: str | int | None) -> str:
     """One line for tables and result files."""
     spec = parse_spec(spec)
@@ -201,5 +223,8 @@ def describe(spec: str | int | None) -> str:
         return f"scheduler latency: fixed {spec} ns per layer for run-time planners (static and offline: 0)"
     if spec == "default":
         tab = ", ".join(f"{p} {v} ns" for p, v in default_table().items())
-        return f"scheduler latency: deterministic default ({tab}; static and offline: 0)"
+        per = "; ".join(f"{p} under {o} {v} ns" for p in default_table() for o, v in
+                        sorted(_policy_info(p).scheduler_latency_by_overlap.items()))
+        return (f"scheduler latency: deterministic default ({tab}{'; ' + per if per else ''}; "
+                "static and offline: 0)")
     return "scheduler latency: calibrated median per policy on this machine (cached; static and offline: 0)"

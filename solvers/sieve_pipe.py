@@ -26,7 +26,10 @@ whether it pipelines micro-batches) and plans for that model's time per layer:
 * ``ideal``: the busiest resource's load, Sieve's own ``max(T_comm, T_GPU, T_PIM)`` (papers.md
   §1.5), which is that model's time per layer: the chain term is dropped.
 
-Its declared scheduler charge is the larger of its two compiled planners' (1.5 us).
+Its declared scheduler charge is that of the planner it runs (``PolicyInfo.scheduler_latency_by_overlap``):
+sieve-plus's 1.5 us under ``serial``; under ``microbatch``/``ideal`` its sweep, 1.0 us (Sieve's
+figure: the sweep sorts and allocates like Sieve's planner and measured 1.0-1.2x Sieve's median
+side by side on one pinned core, ``benchmarks/pipe_latency.py``, BENCHMARKS.md §16b).
 
 **Carried load** (``carry``, default on; microbatch and ideal): the time per layer of both
 models is set by every resource's load summed over the window's slots, not slot by slot, and
@@ -50,6 +53,7 @@ from numba import njit
 from sieveopt.dag import ATTN, LAUNCH, OPROJ, QKV, REDUCE, ROUTER, SHARED, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
+from sieveopt.solvers._sieve_numba import sort_desc
 from sieveopt.solvers.base import SolveResult
 from sieveopt.solvers.plan_inputs import P_T_COMM, plan_inputs
 from sieveopt.solvers.sieve import finish
@@ -78,25 +82,30 @@ def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
     return {"other": other, "pre": pre + attn_pim, "launch": launch, "attn_pim": attn_pim, "reduce": reduce_}
 
 
-@njit(cache=True)
-def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.ndarray,
-           on_gpu: np.ndarray) -> int:  # pragma: no cover (compiled)
-    """The hottest-first sweep; scal = (other, attn_pim, launch, pre + T_comm + reduce, M, exclusive,
-    carried GPU, carried HBM, carried PIM, slots the load is averaged over)."""
-    order = np.argsort(-tokens, kind="mergesort")
-    n = len(tokens)
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sweep(tokens: np.ndarray, dur: np.ndarray, scal: np.ndarray, ws: np.ndarray,
+           order: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """The hottest-first sweep: the best k (``order[:k]`` run on the GPU), or -1 when a token count
+    is outside ``ws``. ``dur`` float64 [2, E]: GPU and PIM ns of each expert; scal = (other,
+    attn_pim, launch, pre + T_comm + reduce, M, exclusive, carried GPU, carried HBM, carried PIM,
+    slots the load is averaged over). Sorts like Sieve's planner (counting sort into the caller's
+    ``ws``/``order``, descending, stable) and, like it, allocates nothing and takes five
+    arguments (numba's dispatch cost grows with their number)."""
+    n = tokens.shape[0]
+    if sort_desc(tokens, ws.shape[0] - 1, ws, order) < 0:
+        return -1
     other, attn, launch, chain0, M, excl = scal[0], scal[1], scal[2], scal[3], scal[4], scal[5]
     c_gpu, c_hbm, c_pim, slots = scal[6], scal[7], scal[8], scal[9]
     psum = 0.0
     for i in range(n):
-        psum += pim_ns[i]
+        psum += dur[1, i]
     gsum = 0.0
     best, best_k = 1e300, 0
     for k in range(n + 1):
         if k > 0:
             e = order[k - 1]
-            gsum += gpu_ns[e]
-            psum -= pim_ns[e]
+            gsum += dur[0, e]
+            psum -= dur[1, e]
         lg = gsum + (launch if k > 0 else 0.0)
         t_gpu = other + lg
         t_pim = attn + psum
@@ -105,11 +114,24 @@ def _sweep(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, scal: np.
         obj = max(M * load, chain0 + max(lg, psum))
         if obj < best:
             best, best_k = obj, k
-    for i in range(n):
-        on_gpu[i] = False
-    for k in range(best_k):
-        on_gpu[order[k]] = True
     return best_k
+
+
+SplitArgs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def split_args(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
+               microbatches: int, exclusive: bool, carried: tuple[float, float, float] = (0.0, 0.0, 0.0),
+               prior_slots: int = 0) -> SplitArgs:
+    """The compiled sweep's arguments (prepared before the timed call, as for Sieve's planner:
+    a serving GPU keeps the workspace and output arrays allocated)."""
+    scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
+                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0,
+                     *carried, prior_slots + 1.0])
+    tok = np.ascontiguousarray(tokens, dtype=np.int32)
+    dur = np.ascontiguousarray(np.stack([np.asarray(gpu_ns, dtype=np.float64), np.asarray(pim_ns, dtype=np.float64)]))
+    ws = np.zeros(int(tok.max(initial=0)) + 2, dtype=np.int32)
+    return tok, dur, scal, ws, np.zeros(max(1, len(tok)), dtype=np.int32)
 
 
 def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
@@ -117,16 +139,15 @@ def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms
                prior_slots: int = 0) -> tuple[np.ndarray, int]:
     """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep;
     ``carried``: (GPU, HBM, PIM) load of ``prior_slots`` earlier slots."""
-    scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
-                     terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0,
-                     *carried, prior_slots + 1.0])
-    on_gpu = np.zeros(len(tokens), dtype=np.bool_)
-    tok = np.ascontiguousarray(tokens, dtype=np.int64)
-    g = np.ascontiguousarray(gpu_ns, dtype=np.float64)
-    p = np.ascontiguousarray(pim_ns, dtype=np.float64)
+    args = split_args(tokens, gpu_ns, pim_ns, terms, t_comm, microbatches, exclusive, carried, prior_slots)
     t0 = time.perf_counter_ns()
-    _sweep(tok, g, p, scal, on_gpu)
-    return on_gpu, time.perf_counter_ns() - t0
+    k = _sweep(*args)
+    dt = time.perf_counter_ns() - t0
+    if k < 0:
+        raise ValueError("sieve-pipe: a token count is outside the workspace")
+    on_gpu = np.zeros(len(args[0]), dtype=np.bool_)
+    on_gpu[args[4][:k]] = True
+    return on_gpu, dt
 
 
 def warm_up() -> None:

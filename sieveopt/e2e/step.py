@@ -387,9 +387,11 @@ def _accumulate(acc: dict[str, float], weight: float, comps: dict[str, float]) -
 
 
 def scheduler_latency_of(problem: StepProblem, policy: str) -> SchedulerLatency:
-    """The scheduler task's charge for ``policy`` in this step (same rule as ``run``/``replay``)."""
+    """The scheduler task's charge for ``policy`` in this step (same rule as ``run``/``replay``,
+    for the step's execution model)."""
     return resolve(policy, problem.settings.scheduler_latency,
-                   calibration={"model": problem.model, "system": problem.system, "batch": problem.batch})
+                   calibration={"model": problem.model, "system": problem.system, "batch": problem.batch},
+                   overlap=problem.settings.overlap)
 
 
 def _energy_model(p: StepProblem):
