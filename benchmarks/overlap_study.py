@@ -183,6 +183,73 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
     return {pol: solve_overlap(prob, pol).period_ns for pol in UNCHARGED}
 
 
+def successor_point(p: dict, L: int) -> dict[str, float]:
+    """:data:`SUCCESSOR` charged its declared figure for the point's execution model and
+    uncharged, and Sieve charged, on the point's window (a re-run of the successor alone: the
+    pass that measures a change to it without re-running CP-SAT)."""
+    from sieveopt.execution_model import make_execution_model
+    from sieveopt.overlap import charge_scheduler, sample_problem, solve_overlap
+    from sieveopt.pipeline import build_dag, run_layer
+    from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
+
+    name, g = p["config"].split(":")
+    model, system, cost = _setup(name, int(g))
+    runs = {f"{SUCCESSOR}": (SUCCESSOR, None), f"{SUCCESSOR}@0": (SUCCESSOR, 0), "sieve": ("sieve", None)}
+    out: dict[str, float] = {}
+    if p["model"] == "serial":
+        insts = full_batch_window(model, system, p["batch"], L)
+        for k, (pol, ns) in runs.items():
+            ns = resolve(pol).ns if ns is None else ns
+            out[k] = float(np.mean([run_layer(i, pol, dag=with_scheduler_latency(build_dag(i, cost)[0], ns),
+                                              cost=cost).result.makespan_ns for i in insts]))
+            out[f"{k}:charge_ns"] = ns
+        return out
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=int(g))
+    base = sample_problem(model, system, p["batch"], ex, 0, cost)
+    for k, (pol, ns) in runs.items():
+        ns = resolve(pol, overlap=p["model"]).ns if ns is None else ns
+        r = solve_overlap(charge_scheduler(base, ns), pol)
+        out[k] = r.period_ns
+        out[f"{k}:charge_ns"] = ns
+        out[f"{k}:decision_ns"] = r.decision_ns
+    return out
+
+
+def run_successor(args: argparse.Namespace) -> None:
+    """The successor pass over the finished points (``overlap_study_successor.json``)."""
+    out = Path(args.out)
+    rows = json.loads((out / "overlap_study.json").read_text())["points"]
+    spath = out / "overlap_study_successor.json"
+    done = json.loads(spath.read_text()) if spath.exists() else {}
+    for p in rows:
+        if "policies" in p and key(p) not in done:
+            t0 = time.perf_counter()
+            done[key(p)] = successor_point(p, args.window_layers)
+            atomic_write_text(spath, json.dumps(done, indent=1))
+            print(f"{key(p)} successor: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def successor_markdown(rows: list[dict], done: dict) -> str:
+    """Medians of the successor pass: gap to the best known time per layer of each point."""
+    groups: dict[str, list[dict[str, float]]] = {}
+    for r in rows:
+        d = done.get(key(r))
+        if d is None:
+            continue
+        ref = min(reference_ns(r), *(v for k, v in d.items() if ":" not in k))
+        tag = r["model"] + (f" M={r['M']}" if r["model"] != "serial" else "")
+        groups.setdefault(tag, []).append({k: d[k] / ref - 1 for k in d if ":" not in k} | {"point": key(r)})
+    cols = (SUCCESSOR, f"{SUCCESSOR}@0", "sieve")
+    lines = [f"| execution model | points | {SUCCESSOR} charged median / max | uncharged median / max | "
+             "sieve charged median / max | worst point (charged) |", "|---|---|---|---|---|---|"]
+    for tag, sel in groups.items():
+        cells = [f"{100 * statistics.median([x[c] for x in sel]):+.2f}% / {100 * max(x[c] for x in sel):+.1f}%"
+                 for c in cols]
+        worst = max(sel, key=lambda x: x[SUCCESSOR])["point"]
+        lines.append(f"| {tag} | {len(sel)} | " + " | ".join(cells) + f" | {worst} |")
+    return "\n".join(lines) + "\n"
+
+
 def plan(configs: list[str], batches: list[int]) -> list[dict]:
     """Every (configuration, B, execution model) point; ``skip`` says why one cannot exist."""
     pts = []
@@ -427,12 +494,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--uncharged-only", action="store_true", help="only the uncharged pass over finished points")
     ap.add_argument("--redraw", action="store_true", help="tables (and figure) from the JSON, no runs")
+    ap.add_argument("--successor", action="store_true",
+                    help=f"only re-run {SUCCESSOR} (charged, uncharged) and sieve over the finished points; "
+                         "gap to the best known time per layer of each point")
     ap.add_argument("--no-figure", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.uncharged_only:
         run_uncharged(args)
+        return 0
+    if args.successor:
+        run_successor(args)
+        md = successor_markdown(load_rows(out), json.loads((out / "overlap_study_successor.json").read_text()))
+        atomic_write_text(out / "overlap_study_successor.md", md)
+        print(md)
         return 0
     if not args.redraw:
         run(args)

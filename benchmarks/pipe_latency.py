@@ -83,7 +83,8 @@ def _inputs(model: str, gpus: int, batch: int, execution: str, microbatches: int
                 terms, t_comm = {**terms, "pre": 0, "reduce": 0}, 0.0
             # a slot after the first: the window's earlier slot left a load of the same size
             carried = (float(terms["other"]), float(terms["other"]), float(terms["attn_pim"] + inp.pim_ns.sum()))
-            args = split_args(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, t_comm, microbatches, exclusive, carried, 1)
+            args = split_args(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, t_comm, microbatches, exclusive, carried, 1,
+                              execution == "microbatch")
             tok, dur, scal, wsp, orderp = args
             pipe_calls.append(lambda tok=tok, d=dur, s=scal, ws=wsp, order=orderp: _sweep(tok, d, s, ws, order))
     return sieve_calls, pipe_calls

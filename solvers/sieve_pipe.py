@@ -40,6 +40,16 @@ carried from the earlier slots of the window (:func:`sieveopt.overlap.plan_modes
 ``prior_load_ns`` and ``prior_slots``): the load term becomes ``M * max_r (carried_r +
 load_r(k)) / (slots so far + 1)``, the projected per-layer load of the window. One more add per
 resource in the sweep; the decision latency is unchanged.
+
+**Hedge** (``hedge``, default on; microbatch only): under ``ideal`` the window's summed load *is*
+the time per layer, but a pipeline also needs each slot's own phases to fit (one micro-batch's
+expert phase overlaps another's dense chain), so a slot tipped far off balance to even out the
+window costs period. Under ``microbatch`` the load term is ``max(projected window load, this
+slot's own load)``: the carry still moves a slot towards the resource the window under-uses, but
+never beyond the window's projected load. Measured on the study's 29 microbatch points
+(charged 1 us, ``benchmarks/overlap_study.py --successor``): the carry alone lost 3-12 % to Sieve's
+modes on GPT-OSS x4 M = 3, 4 and Qwen3.5 x8 B = 64 M = 2 (e.g. 72.8 vs 65.0 us at B = 60 M = 3);
+hedged it matches or beats Sieve there (docs/design-notes/overlap.md, "Round 4").
 """
 
 from __future__ import annotations
@@ -88,14 +98,14 @@ def _sweep(tokens: np.ndarray, dur: np.ndarray, scal: np.ndarray, ws: np.ndarray
     """The hottest-first sweep: the best k (``order[:k]`` run on the GPU), or -1 when a token count
     is outside ``ws``. ``dur`` float64 [2, E]: GPU and PIM ns of each expert; scal = (other,
     attn_pim, launch, pre + T_comm + reduce, M, exclusive, carried GPU, carried HBM, carried PIM,
-    slots the load is averaged over). Sorts like Sieve's planner (counting sort into the caller's
+    slots the load is averaged over, hedge). Sorts like Sieve's planner (counting sort into the caller's
     ``ws``/``order``, descending, stable) and, like it, allocates nothing and takes five
     arguments (numba's dispatch cost grows with their number)."""
     n = tokens.shape[0]
     if sort_desc(tokens, ws.shape[0] - 1, ws, order) < 0:
         return -1
     other, attn, launch, chain0, M, excl = scal[0], scal[1], scal[2], scal[3], scal[4], scal[5]
-    c_gpu, c_hbm, c_pim, slots = scal[6], scal[7], scal[8], scal[9]
+    c_gpu, c_hbm, c_pim, slots, hedge = scal[6], scal[7], scal[8], scal[9], scal[10]
     psum = 0.0
     for i in range(n):
         psum += dur[1, i]
@@ -111,6 +121,8 @@ def _sweep(tokens: np.ndarray, dur: np.ndarray, scal: np.ndarray, ws: np.ndarray
         t_pim = attn + psum
         t_hbm = t_gpu + t_pim if excl > 0 else t_gpu
         load = max(c_gpu + t_gpu, max(c_hbm + t_hbm, c_pim + t_pim)) / slots
+        if hedge > 0:  # this slot's own load never above the projected window's
+            load = max(load, max(t_gpu, max(t_hbm, t_pim)))
         obj = max(M * load, chain0 + max(lg, psum))
         if obj < best:
             best, best_k = obj, k
@@ -122,12 +134,12 @@ SplitArgs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def split_args(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
                microbatches: int, exclusive: bool, carried: tuple[float, float, float] = (0.0, 0.0, 0.0),
-               prior_slots: int = 0) -> SplitArgs:
+               prior_slots: int = 0, hedge: bool = False) -> SplitArgs:
     """The compiled sweep's arguments (prepared before the timed call, as for Sieve's planner:
     a serving GPU keeps the workspace and output arrays allocated)."""
     scal = np.array([terms["other"], terms["attn_pim"], terms["launch"],
                      terms["pre"] + t_comm + terms["reduce"], microbatches, 1.0 if exclusive else 0.0,
-                     *carried, prior_slots + 1.0])
+                     *carried, prior_slots + 1.0, 1.0 if hedge else 0.0])
     tok = np.ascontiguousarray(tokens, dtype=np.int32)
     dur = np.ascontiguousarray(np.stack([np.asarray(gpu_ns, dtype=np.float64), np.asarray(pim_ns, dtype=np.float64)]))
     ws = np.zeros(int(tok.max(initial=0)) + 2, dtype=np.int32)
@@ -136,10 +148,10 @@ def split_args(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms
 
 def plan_split(tokens: np.ndarray, gpu_ns: np.ndarray, pim_ns: np.ndarray, terms: dict[str, int], t_comm: float,
                microbatches: int, exclusive: bool, carried: tuple[float, float, float] = (0.0, 0.0, 0.0),
-               prior_slots: int = 0) -> tuple[np.ndarray, int]:
+               prior_slots: int = 0, hedge: bool = False) -> tuple[np.ndarray, int]:
     """(bool [E_g] "runs on the GPU" flags, planning ns): the best k of the hottest-first sweep;
     ``carried``: (GPU, HBM, PIM) load of ``prior_slots`` earlier slots."""
-    args = split_args(tokens, gpu_ns, pim_ns, terms, t_comm, microbatches, exclusive, carried, prior_slots)
+    args = split_args(tokens, gpu_ns, pim_ns, terms, t_comm, microbatches, exclusive, carried, prior_slots, hedge)
     t0 = time.perf_counter_ns()
     k = _sweep(*args)
     dt = time.perf_counter_ns() - t0
@@ -160,7 +172,7 @@ PLAN_OVERLAPS = ("serial", "microbatch", "ideal")
 
 
 def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, microbatches: int = 1,
-                     overlap: str = "serial", carry: bool = True,
+                     overlap: str = "serial", carry: bool = True, hedge: bool = True,
                      prior_load_ns: dict[tuple[str, int], float] | None = None, prior_slots: int = 0,
                      **_: Any) -> SolveResult:
     """Plan every GPU for the time per layer of ``overlap`` (see the module docstring)."""
@@ -189,10 +201,12 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
         prior = prior_load_ns if carry and prior_load_ns else {}
         carried = tuple(float(prior.get((k, inp.gpu), 0.0)) for k in ("gpu", "hbm", "pim"))
         on_gpu, dt = plan_split(inp.tokens, inp.gpu_ns, inp.pim_ns, terms, t_comm,
-                                max(1, int(microbatches)), exclusive, carried, prior_slots if prior else 0)
+                                max(1, int(microbatches)), exclusive, carried, prior_slots if prior else 0,
+                                hedge and overlap == "microbatch")
         times.append(dt)
         for e, f in zip(inp.experts.tolist(), on_gpu.tolist(), strict=True):
             expert_modes[e] = MODE_GPU if f else MODE_PIM
     meta = {"microbatches": microbatches, "overlap": overlap, "carried_slots": prior_slots if carry else 0,
+            "hedge": bool(hedge and overlap == "microbatch"),
             "decision_ns_per_gpu": times}
     return finish(dag, "sieve-pipe", expert_modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)), meta=meta)

@@ -1,0 +1,153 @@
+"""sieve-pipe's compiled sweep, its hedge, its per-execution-model charge, and the pipeline
+runtime every heuristic's modes are executed by (issue 11, round 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sieveopt.execution_model import make_execution_model
+from sieveopt.models.catalog import load_system
+from sieveopt.models.costmodel import make_cost_model
+from sieveopt.overlap import (
+    HINT_POLICIES,
+    charged_problem,
+    pipeline_schedule,
+    plan_modes,
+    solve_overlap,
+)
+from sieveopt.periodic import (
+    build_periodic_problem,
+    check_periodic,
+    check_unrolled,
+    modulo_list_schedule,
+)
+from sieveopt.solvers.sched_latency import default_ns, describe, resolve
+from sieveopt.solvers.sieve_pipe import _sweep, plan_split, split_args
+from sieveopt.testing import random_instance, tiny_model
+
+TERMS = ("other", "attn_pim", "launch", "pre", "reduce")
+
+
+def _reference_k(tokens, gpu_ns, pim_ns, terms, t_comm, M, excl, carried, prior_slots, hedge) -> int:
+    """The sweep's objective written out in plain Python: the first k minimising it."""
+    order = sorted(range(len(tokens)), key=lambda i: -int(tokens[i]))   # stable, descending
+    slots = prior_slots + 1
+    best, best_k = None, 0
+    for k in range(len(tokens) + 1):
+        lg = sum(gpu_ns[order[i]] for i in range(k)) + (terms["launch"] if k else 0.0)
+        ps = sum(pim_ns[order[i]] for i in range(k, len(tokens)))
+        t_gpu, t_pim = terms["other"] + lg, terms["attn_pim"] + ps
+        t_hbm = t_gpu + t_pim if excl else t_gpu
+        load = max(carried[0] + t_gpu, carried[1] + t_hbm, carried[2] + t_pim) / slots
+        if hedge:
+            load = max(load, t_gpu, t_hbm, t_pim)
+        obj = max(M * load, terms["pre"] + t_comm + terms["reduce"] + max(lg, ps))
+        if best is None or obj < best:
+            best, best_k = obj, k
+    return best_k
+
+
+def test_sweep_matches_its_objective_and_sorts_like_sieve():
+    from sieveopt.solvers._sieve_numba import make_workspace, sort_desc
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        tokens = rng.integers(0, 30, n)
+        gpu_ns = rng.uniform(1, 80, n)
+        pim_ns = rng.uniform(1, 50, n) * (tokens + 1)
+        terms = {k: float(rng.uniform(0, 200)) for k in TERMS}
+        carried = tuple(rng.uniform(0, 400, 3)) if rng.random() < 0.7 else (0.0, 0.0, 0.0)
+        prior, M, excl, hedge = int(rng.integers(0, 4)), int(rng.integers(1, 5)), bool(rng.random() < 0.3), bool(rng.random() < 0.5)
+        t_comm = float(rng.uniform(0, 40))
+        args = split_args(tokens, gpu_ns, pim_ns, terms, t_comm, M, excl, carried, prior, hedge)
+        k = _sweep(*args)
+        assert k == _reference_k(tokens, gpu_ns, pim_ns, terms, t_comm, M, excl, carried, prior, hedge)
+        order = args[4][:n].tolist()
+        assert order == np.argsort(-tokens, kind="stable").tolist()
+        ws, sieve_order = make_workspace(n, int(tokens.max()) + 1)
+        sort_desc(tokens.astype(np.int32), int(tokens.max()) + 1, ws, sieve_order)
+        assert sieve_order[:n].tolist() == order
+        on_gpu, dt = plan_split(tokens, gpu_ns, pim_ns, terms, t_comm, M, excl, carried, prior, hedge)
+        assert sorted(np.flatnonzero(on_gpu).tolist()) == sorted(order[:k]) and dt >= 0
+
+
+def test_hedge_keeps_a_slot_off_the_far_side():
+    """A window already GPU-heavy: the carry alone sends this slot's experts to PIM until the
+    window balances; hedged, the slot's own load never exceeds the projected window load."""
+    terms = {"other": 10, "attn_pim": 5, "launch": 1, "pre": 0, "reduce": 0}
+    tokens, gpu_ns, pim_ns = np.array([8, 4, 2, 1]), np.full(4, 10.0), np.array([40.0, 20.0, 10.0, 5.0])
+    base, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 2, False)
+    carry, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 2, False, (60.0, 60.0, 0.0), 1)
+    hedged, _ = plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 2, False, (60.0, 60.0, 0.0), 1, True)
+    assert carry.sum() < hedged.sum() <= base.sum()
+    # With no carried load the hedge changes nothing (the first slot of a window).
+    assert (plan_split(tokens, gpu_ns, pim_ns, terms, 0.0, 2, False, hedge=True)[0] == base).all()
+
+
+def _problem(seed: int, gpus: int, M: int, L: int = 2, per_mb: int = 4):
+    rng = np.random.default_rng(seed)
+    model = tiny_model(num_experts=8, top_k=2, shared=seed % 2)
+    system = load_system("sieve-b200-hbm3e-pim", gpus)
+    cost = make_cost_model("roofline", system, model)
+    window = [[random_instance(rng, model, system, per_mb * gpus) for _ in range(M)] for _ in range(L)]
+    return build_periodic_problem(window, cost, make_execution_model("microbatch", M, window_layers=L))
+
+
+def test_sieve_pipe_hedges_only_under_microbatch():
+    prob = _problem(2, 2, 2)
+    from sieveopt.dag import build_layer_dag
+    from sieveopt.solvers import solve
+
+    inst = prob.window[0][0]
+    dag = build_layer_dag(inst, prob.cost)
+    for overlap, hedged in (("microbatch", True), ("ideal", False)):
+        r = solve("sieve-pipe", dag, inst, prob.cost, overlap=overlap, microbatches=2)
+        assert r.meta["hedge"] is hedged
+    modes = {h: plan_modes(prob, "sieve-pipe", hedge=h)[0] for h in (False, True)}
+    assert all(len(m) == len(prob.dag.tasks) for m in modes.values())
+
+
+def test_declared_charge_per_execution_model():
+    # serial: sieve-plus's kernel and figure; microbatch/ideal: its sweep, Sieve's figure
+    assert default_ns("sieve-pipe") == default_ns("sieve-pipe", "serial") == default_ns("sieve-plus") == 1500
+    assert default_ns("sieve-pipe", "microbatch") == default_ns("sieve-pipe", "ideal") == default_ns("sieve") == 1000
+    assert resolve("sieve-pipe", overlap="microbatch").ns == 1000 and resolve("sieve-pipe").ns == 1500
+    assert resolve("sieve-pipe", 700, overlap="microbatch").ns == 700      # a fixed figure still wins
+    assert resolve("sieve", overlap="microbatch").ns == default_ns("sieve")  # no override: the same figure
+    assert resolve("cpsat", overlap="microbatch").ns == 0
+    assert "sieve-pipe under microbatch 1000 ns" in describe("default")
+    prob, lat = charged_problem(_problem(3, 2, 2), "sieve-pipe")
+    sched = [t for t in prob.dag.tasks if t.kind == "sched"]
+    assert lat.ns == 1000 and sched and all(c.duration_ns == 1000 for t in sched for c in t.modes.values())
+
+
+@pytest.mark.parametrize("seed,gpus,M,L", [(0, 1, 2, 2), (1, 2, 2, 1), (2, 2, 3, 2), (3, 4, 2, 2), (4, 1, 4, 1)])
+def test_pipeline_runtime_never_worse_than_modulo_list_and_checks(seed, gpus, M, L):
+    prob = _problem(seed, gpus, M, L, per_mb=2)
+    for policy in ("sieve", "sieve-pipe", "duplex"):
+        modes, _ = plan_modes(prob, policy)
+        ml = modulo_list_schedule(prob, modes, policy=policy)
+        ps = pipeline_schedule(prob, modes, policy=policy)
+        assert ps.superperiod_ns <= ml.superperiod_ns and ps.modes == tuple(modes)
+        assert check_periodic(ps, prob).ok and check_unrolled(prob, ps, 4).ok
+
+
+def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
+    """GPT-OSS-120B x4, B = 16, M = 2 (the study's window): the runtime's staggered slots are
+    shorter than modulo list scheduling for the same modes, and every heuristic's schedule checks."""
+    from sieveopt.models.catalog import load_model
+    from sieveopt.overlap import sample_problem
+
+    model, system = load_model("gpt-oss-120b"), load_system("sieve-b200-hbm3e-pim", 4)
+    cost = make_cost_model("roofline", system, model)
+    ex = make_execution_model("microbatch", 2, window_layers=2, batch=16, num_gpus=4)
+    prob, _ = charged_problem(sample_problem(model, system, 16, ex, 0, cost), "sieve-pipe")
+    modes, _ = plan_modes(prob, "sieve-pipe")
+    ps = pipeline_schedule(prob, modes, policy="sieve-pipe")
+    assert ps.meta["method"] == "cycle-ratio" and ps.meta.get("phase_style")
+    assert ps.superperiod_ns < modulo_list_schedule(prob, modes).superperiod_ns
+    for policy in HINT_POLICIES:
+        r = solve_overlap(prob, policy)
+        assert r.check_ok and r.period_ns > 0
