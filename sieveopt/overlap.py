@@ -97,13 +97,29 @@ def charge_scheduler(problem: PeriodicProblem, ns: int) -> PeriodicProblem:
                                options=dataclasses.replace(problem.options, scheduler_latency_ns=int(ns)))
 
 
+def policy_problem(problem: PeriodicProblem, policy: str) -> PeriodicProblem:
+    """``problem`` rebuilt with the ``DagOptions`` ``policy`` declares (``PolicyInfo.dag_options``,
+    e.g. PIMoE's expert-parallel PIM channel groups, :mod:`sieveopt.pim_groups`) when they
+    differ, so its per-slot decisions and the pipeline it runs in use its own layout, as
+    :func:`sieveopt.pipeline.policy_dag` does for one layer (the same window, execution model,
+    cost model and other options; the scheduler charge is kept)."""
+    want = policy_info(policy).dag_options
+    if not want or all(getattr(problem.options, k) == v for k, v in want.items()):
+        return problem
+    return build_periodic_problem(problem.window, problem.cost, problem.execution,
+                                  dataclasses.replace(problem.options, **want))
+
+
 def charged_problem(problem: PeriodicProblem, policy: str, spec: str | int | None = "default", *,
                     calibration: dict[str, Any] | None = None) -> tuple[PeriodicProblem, Any]:
-    """(``problem`` charged ``policy``'s scheduler latency, the :class:`SchedulerLatency`): the
-    same rule as the serial commands (``spec``: ``default``, ``calibrated`` or ns; static and
-    offline policies are charged 0). ``calibrated`` measures on one micro-batch's routing (what
-    each slot's planner sees): ``calibration`` gives model and system, the batch is B / M."""
+    """(``problem`` as ``policy`` runs it: on its declared layout (:func:`policy_problem`) and
+    charged its scheduler latency, the :class:`SchedulerLatency`): the same rule as the serial
+    commands (``spec``: ``default``, ``calibrated`` or ns; static and offline policies are charged
+    0). ``calibrated`` measures on one micro-batch's routing (what each slot's planner sees):
+    ``calibration`` gives model and system, the batch is B / M."""
     from sieveopt.solvers.sched_latency import resolve
+
+    problem = policy_problem(problem, policy)
 
     cal = None
     if calibration is not None:
@@ -240,4 +256,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "RUNTIME_PHASE_FRACTIONS", "charge_scheduler", "charged_problem", "pipeline_schedule", "plan_modes", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "RUNTIME_PHASE_FRACTIONS", "charge_scheduler", "charged_problem", "pipeline_schedule", "plan_modes", "policy_problem", "sample_problem", "solve_overlap"]

@@ -151,3 +151,31 @@ def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
     for policy in HINT_POLICIES:
         r = solve_overlap(prob, policy)
         assert r.check_ok and r.period_ns > 0
+
+
+def test_pimoe_runs_on_its_channel_group_layout_under_overlap():
+    """PIMoE declares expert-parallel PIM channel groups (``dag_options``); under microbatch and
+    ideal its slots are planned and its pipeline scheduled on that layout, like one layer."""
+    from sieveopt.pim_groups import RES_PIM_GROUP
+    from sieveopt.validation.replay_periodic import replay_periodic
+
+    base = _problem(5, 2, 2)
+    prob, _ = charged_problem(base, "pimoe")
+    assert prob.options.pim_parallelism == "ep" and base.options.pim_parallelism == "tp"
+    assert any(r.kind == RES_PIM_GROUP for r in prob.dag.resources)
+    assert charged_problem(base, "sieve")[0].dag.resources == charged_problem(base, "sieve")[0].dag.resources
+    assert not any(r.kind == RES_PIM_GROUP for r in charged_problem(base, "sieve")[0].dag.resources)
+    r = solve_overlap(prob, "pimoe")
+    assert r.check_ok and r.schedule is not None
+    used = {prob.dag.resources[rid].kind for t in prob.dag.tasks if r.schedule.modes[t.tid] == "pim" and t.kind == "expert"
+            for rid in t.modes["pim"].resources}
+    assert RES_PIM_GROUP in used
+    rep = replay_periodic(prob, r.schedule, iterations=4, memory="analytic", interference=False)
+    assert rep["converged"] and rep["replayed_period_ns"] > 0
+    ideal = _problem(5, 2, 2)
+    ideal = build_periodic_problem(ideal.window, ideal.cost, make_execution_model("ideal", 2, window_layers=2))
+    ri = solve_overlap(charged_problem(ideal, "pimoe")[0], "pimoe")
+    assert ri.status == "BOUND" and ri.period_ns > 0
+    # CP-SAT (standard layout) takes PIMoE's schedule as a hint only where it is valid there
+    cp = solve_overlap(charged_problem(base, "cpsat")[0], "cpsat", time_limit_s=2, hints={"pimoe": r})
+    assert cp.check_ok

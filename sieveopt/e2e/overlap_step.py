@@ -68,7 +68,12 @@ def run_overlap_step(problem: Any, policy: str, *, solver_params: dict[str, Any]
     execution model (see the module docstring); ``replay``: replay each window's steady state
     on the simulators (:func:`sieveopt.validation.replay_periodic.replay_periodic`)."""
     from sieveopt.e2e.step import StepResult, scheduler_latency_of
-    from sieveopt.overlap import OVERLAP_SOLVER_PARAMS, charge_scheduler, solve_overlap
+    from sieveopt.overlap import (
+        OVERLAP_SOLVER_PARAMS,
+        charge_scheduler,
+        policy_problem,
+        solve_overlap,
+    )
     from sieveopt.periodic import build_periodic_problem, resource_loads_ns
 
     p, G = problem, problem.system.num_gpus
@@ -85,7 +90,8 @@ def run_overlap_step(problem: Any, policy: str, *, solver_params: dict[str, Any]
     attn_modes: set[str] = set()
     for s in p.samples:
         window = step_window(p, s.instance.moe_layer, ex)
-        prob = charge_scheduler(build_periodic_problem(window, p.cost, ex, p.settings.dag_options), lat.ns)
+        prob = charge_scheduler(policy_problem(build_periodic_problem(window, p.cost, ex, p.settings.dag_options),
+                                               policy), lat.ns)
         r = solve_overlap(prob, policy, **params)
         statuses.append(r.status)
         wall += r.wall_s
