@@ -47,9 +47,10 @@ expert phase overlaps another's dense chain), so a slot tipped far off balance t
 window costs period. Under ``microbatch`` the load term is ``max(projected window load, this
 slot's own load)``: the carry still moves a slot towards the resource the window under-uses, but
 never beyond the window's projected load. Measured on the study's 29 microbatch points
-(charged 1 us, ``benchmarks/overlap_study.py --successor``): the carry alone lost 3-12 % to Sieve's
-modes on GPT-OSS x4 M = 3, 4 and Qwen3.5 x8 B = 64 M = 2 (e.g. 72.8 vs 65.0 us at B = 60 M = 3);
-hedged it matches or beats Sieve there (docs/design-notes/overlap.md, "Round 4").
+(charged 1 us, ``benchmarks/overlap_study.py --successor``): the carry alone lost up to 12 % to
+Sieve's modes on GPT-OSS x4 M = 3, 4 and 3 % on Qwen3.5 x8 B = 64 M = 2 (e.g. 72.8 vs 65.0 us at
+B' = 60, M = 3); hedged it equals Sieve's period on 24 points, beats it on one and is 0.2-2.5 %
+above on four (docs/design-notes/overlap.md, "Round 4").
 """
 
 from __future__ import annotations
