@@ -10,7 +10,6 @@ from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_system
 from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import (
-    HINT_POLICIES,
     charged_problem,
     pipeline_schedule,
     plan_modes,
@@ -136,7 +135,7 @@ def test_pipeline_runtime_never_worse_than_modulo_list_and_checks(seed, gpus, M,
 
 def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
     """GPT-OSS-120B x4, B = 16, M = 2 (the study's window): the runtime's staggered slots are
-    shorter than modulo list scheduling for the same modes, and every heuristic's schedule checks."""
+    shorter than modulo list scheduling for the same modes, and the schedules check."""
     from sieveopt.models.catalog import load_model
     from sieveopt.overlap import sample_problem
 
@@ -148,9 +147,8 @@ def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
     ps = pipeline_schedule(prob, modes, policy="sieve-pipe")
     assert ps.meta["method"] == "cycle-ratio" and ps.meta.get("phase_style")
     assert ps.superperiod_ns < modulo_list_schedule(prob, modes).superperiod_ns
-    for policy in HINT_POLICIES:
-        r = solve_overlap(prob, policy)
-        assert r.check_ok and r.period_ns > 0
+    r = solve_overlap(prob, "sieve-pipe")
+    assert r.check_ok and r.period_ns == ps.period_ns
 
 
 def test_pimoe_runs_on_its_channel_group_layout_under_overlap():
