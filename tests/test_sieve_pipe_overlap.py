@@ -177,3 +177,18 @@ def test_pimoe_runs_on_its_channel_group_layout_under_overlap():
     # CP-SAT (standard layout) takes PIMoE's schedule as a hint only where it is valid there
     cp = solve_overlap(charged_problem(base, "cpsat")[0], "cpsat", time_limit_s=2, hints={"pimoe": r})
     assert cp.check_ok
+
+
+def test_calibrated_charge_times_the_planner_of_the_execution_model(tmp_path, monkeypatch):
+    import json
+
+    from sieveopt.models.catalog import load_model
+    from sieveopt.solvers.sched_latency import cache_path
+
+    monkeypatch.setenv("SIEVEOPT_CACHE_DIR", str(tmp_path))
+    cal = {"model": load_model("qwen3-30b-a3b"), "system": load_system("sieve-b200-hbm3e-pim", 1), "batch": 8}
+    mb = resolve("sieve-pipe", "calibrated", calibration=cal, overlap="microbatch")
+    serial = resolve("sieve-pipe", "calibrated", calibration=cal)
+    assert mb.source == serial.source == "calibrated" and mb.ns > 0 and serial.ns > 0
+    keys = list(json.loads(cache_path().read_text()))
+    assert len(keys) == 2 and sum(k.endswith("|microbatch") for k in keys) == 1
