@@ -57,6 +57,9 @@ from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
 #: Annealing steps per placed item (2 M for DeepSeek-V3's 256 experts: ~6 s on one idle core
 #: with the overlap surrogate's 32 levels; docs/design-notes/placement.md).
 ANNEAL_ITERS_PER_ITEM = 8_000
+#: Models with at most this many (step, GPU, level, item) terms keep every level row; larger
+#: ones keep the incumbent's maximal levels and their neighbours (a relaxation: see solve_exact).
+FULL_LEVEL_TERMS = 200_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,10 +285,13 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     # neighbours (any subset of the level rows is a relaxation; the LP adds violated ones)
     ref = hint_assign if hint_assign is not None else np.where(it.expert == np.arange(n), np.arange(n) % G, -1)
     on = np.zeros((T, G, K), dtype=bool)
-    kmax = level_loads(c, ref).argmax(axis=2)                     # [T, G]
-    for d in (-1, 0, 1):
+    if T * G * K * n <= FULL_LEVEL_TERMS:                           # small: every level row
+        on[:] = True
+    else:
+        kmax = level_loads(c, ref).argmax(axis=2)                 # [T, G]
         tt, gg = np.indices((T, G))
-        on[tt, gg, np.clip(kmax + d, 0, K - 1)] = True
+        for d in (-1, 0, 1):
+            on[tt, gg, np.clip(kmax + d, 0, K - 1)] = True
 
     # 2. bounds (objective "mean"): the LP relaxation (level rows as cuts) and Jensen's
     jensen_lb, jensen_assign, lp_lb, lp_meta = 0.0, None, 0.0, {}
