@@ -210,17 +210,19 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
     slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
     most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality).
-    ``polish_s``: seconds of annealing + polish (:func:`~sieveopt.placement.anneal.anneal`) on
-    the best hint before CP-SAT (objective ``mean`` without movement; default and cap: 80 % of
-    the time left after the bounds; 0 = off). ``anneal_iters``: annealing steps (default
-    :data:`ANNEAL_ITERS_PER_ITEM` per placed item; the result depends on it, not on the clock,
-    unless the time cap cuts the schedule short). ``jensen_share``: share of the time limit for
-    the Jensen bound model. ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
+    ``polish_s``: a wall-clock cap on annealing + polish (:func:`~sieveopt.placement.anneal.anneal`)
+    of the best hint, which runs first (objective ``mean`` without movement; default: no cap on
+    the annealing, whose result then depends on its seed and step count only, and
+    ``anneal_share`` of the time limit for the polish; 0 = off). ``anneal_iters``: annealing
+    steps (default :data:`ANNEAL_ITERS_PER_ITEM` per placed item). The bounds and CP-SAT get the
+    time left (CP-SAT at least 0.1 s), so on a loaded machine the call can exceed the limit.
+    ``jensen_share``: share of the time limit for the Jensen bound model.
+    ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
     published space: "each expert sits on exactly one GPU, with experts per GPU = total experts /
     number of GPUs", trimoe_gem.md §2.4; ceil(E/G) slots per GPU, no replicas). Why offer it: with
-    the model's space the optimiser gives fast GPUs fewer, GPU-side experts and slow GPUs more,
-    small ones, which the serial surrogate rewards and Sieve's overlapped execution does not
-    (docs/results.md, "Expert placement"); with equal counts the dag layer time matches GEM's."""
+    the model's space and the *serial* surrogate the optimiser gave fast GPUs fewer, GPU-side
+    experts and slow GPUs more, small ones, which Sieve's overlapped execution does not reward
+    (docs/results.md, "Expert placement"; the overlap surrogate removed that effect)."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -271,12 +273,14 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         for a_, b_ in it.pair.values():
             twin[a_], twin[b_] = b_, a_
         left = limit - (time.perf_counter() - t0)
-        budget_s = anneal_share * left if polish_s is None else min(polish_s, 0.8 * left)
-        t_ls = time.perf_counter()
         iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
+        # seeded and step-counted: no wall-clock cut unless polish_s asks for one
+        cap_s = None if polish_s is None else min(polish_s, 0.8 * left)
+        t_ls = time.perf_counter()
         pa, _, anneal_phases = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd,
-                                      time_limit_s=budget_s)
-        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, budget_s - (time.perf_counter() - t_ls)))
+                                      time_limit_s=cap_s)
+        ls_s = anneal_share * left if cap_s is None else cap_s
+        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, ls_s - (time.perf_counter() - t_ls)))
         pv = total_of(pa)
         if pv < hint_obj:
             hint_assign, hint_obj = pa, pv
@@ -284,19 +288,26 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     # levels in the models: those that are a GPU's maximum at the incumbent, and their
     # neighbours (any subset of the level rows is a relaxation; the LP adds violated ones)
     ref = hint_assign if hint_assign is not None else np.where(it.expert == np.arange(n), np.arange(n) % G, -1)
-    on = np.zeros((T, G, K), dtype=bool)
-    if T * G * K * n <= FULL_LEVEL_TERMS:                           # small: every level row
-        on[:] = True
-    else:
-        kmax = level_loads(c, ref).argmax(axis=2)                 # [T, G]
+    kmax = level_loads(c, ref).argmax(axis=2)                     # [T, G]
+
+    def near_levels(width: int) -> np.ndarray:
+        on = np.zeros((T, G, K), dtype=bool)
+        if T * G * K * n <= FULL_LEVEL_TERMS:                       # small: every level row
+            on[:] = True
+            return on
         tt, gg = np.indices((T, G))
-        for d in (-1, 0, 1):
+        for d in range(-width, width + 1):
             on[tt, gg, np.clip(kmax + d, 0, K - 1)] = True
+        return on
+
+    # the LP starts from +-3 levels (2 cut rounds on the DeepSeek-V3 window, 14 s of CPU; +-1:
+    # 5 rounds, 18 s); the CP-SAT model keeps +-1
+    on = near_levels(1)
 
     # 2. bounds (objective "mean"): the LP relaxation (level rows as cuts) and Jensen's
     jensen_lb, jensen_assign, lp_lb, lp_meta = 0.0, None, 0.0, {}
     if objective_kind == "mean":
-        lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=on, meta=lp_meta)
+        lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=near_levels(3), meta=lp_meta)
     stage_s["lp_bound"] = time.perf_counter() - t0 - sum(stage_s.values())
     if objective_kind == "mean" and T > 1:
         jm, jx, _ = _model(it, G, cap, budget)
