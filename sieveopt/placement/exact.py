@@ -32,10 +32,16 @@ the space combinatorial and searches it heuristically (trimoe_gem.md §2.4); thi
 certified bound and gap on the same surrogate objective, so heuristics can be measured against
 it. The best given hint seeds the search and the result is never worse than that hint.
 
-Before CP-SAT, the best hint is improved by simulated annealing (moves and swaps over the whole
-item space, log-sum-exp smoothing; :mod:`sieveopt.placement.anneal`) and a best-improvement
+With the overlap-aware surrogate a GPU's work is ``max_k sum_i c[t, i, g, k] x[i, g]`` over
+the surrogate's levels k (one level for the serial surrogate), so the straggler rows become
+one per (step, GPU, level): the model stays a MILP. Order of work: (1) the best hint is
+improved by simulated annealing (moves and swaps over the whole item space, log-sum-exp
+smoothing, seeded and step-counted; :mod:`sieveopt.placement.anneal`) and a best-improvement
 polish (:mod:`sieveopt.placement.local_search`): on the 32-step DeepSeek-V3 window CP-SAT alone
-never improved GEM's hint, the annealing does (~2 %). GPUs
+never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2) the bounds,
+the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
+the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
+solutions are scored on every level; small models keep every level). GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
