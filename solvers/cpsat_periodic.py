@@ -21,7 +21,8 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
-the static bounds. The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
+the static bounds. :func:`slot_bound_ns` is a separate bound: the slot relaxation of
+:func:`sieveopt.periodic_bounds.slot_bounds` over the modes alone (no start times). The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
 worse than the hint.
 """
 
@@ -162,16 +163,17 @@ def add_slot_cuts(model: cp_model.CpModel, problem: PeriodicProblem, lit: list[d
 
 
 def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2, seed: int = 0,
-                  hint_modes: Sequence[str] | None = None, upper_ns: int | None = None) -> tuple[int, dict[str, Any]]:
-    """Lower bound on Lambda: the minimum over modes of the superperiod the load cuts, the
-    recurrence bound and the slot constraints allow (a relaxation of the periodic
-    problem: every periodic schedule satisfies all of them, so CP-SAT's objective bound on it is
-    a valid bound). Returns (bound, info); ``upper_ns`` (a known feasible Lambda) caps it."""
+                  hint_modes: Sequence[str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Lower bound on Lambda: the minimum over modes of the superperiod that the load cuts, the
+    recurrence bound and the slot constraints allow. Every periodic schedule satisfies all of
+    them (a relaxation), so CP-SAT's objective bound on this small model (mode Booleans and one
+    variable per slot arc, no start times) is a valid bound. Returns (bound, info); info holds
+    the status, the relaxation's best value and its modes."""
     t0 = time.perf_counter()
     dag = problem.dag
     sb = slot_bounds(problem)
-    hi = int(upper_ns) if upper_ns is not None else \
-        sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + sum(e.lag_ns for e in dag.edges) + 1
+    # any schedule fits in one superperiod of every task and lag in sequence
+    hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + sum(e.lag_ns for e in dag.edges) + 1
     model = cp_model.CpModel()
     lam = model.new_int_var(max(1, recurrence_bound_ns(problem)), hi, "lam")
     lit = _mode_literals(model, dag)
@@ -188,7 +190,7 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     solver.parameters.random_seed = seed
     solver.parameters.max_time_in_seconds = time_limit_s
     st = solver.solve(model)
-    if st == cp_model.INFEASIBLE:  # only possible with upper_ns below the relaxation's optimum
+    if st == cp_model.INFEASIBLE:
         raise RuntimeError(f"slot relaxation infeasible below {hi} ns: a feasible Lambda is cut (a bug)")
     lb = int(math.ceil(solver.best_objective_bound - 1e-9))
     info = {"status": _STATUS.get(st, UNKNOWN), "bound_ns": lb, "wall_s": time.perf_counter() - t0,
@@ -512,4 +514,5 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                          ok, None, time.perf_counter() - t0, info)
 
 
-__all__ = ["load_bound_ns", "local_search_budget", "probe_superperiod", "solve_overlap_cpsat", "solve_periodic_cpsat"]
+__all__ = ["add_slot_cuts", "load_bound_ns", "local_search_budget", "probe_superperiod", "slot_bound_ns", "solve_overlap_cpsat",
+           "solve_periodic_cpsat"]
