@@ -1,5 +1,9 @@
-"""Chain-load cuts: valid inequalities that combine a micro-batch's critical path with the load
-its own tasks put on one resource (issue 11, "bounds that make the load bound tight").
+"""Lower-bound machinery of the periodic problem (issue 11, "bounds that make the load bound
+tight"): chain-load cuts (below), the slot relaxation (:func:`slot_bounds`: every slot
+synchronises all GPUs) and the stretch map behind the fixed-Lambda probes.
+
+Chain-load cuts: valid inequalities that combine a micro-batch's critical path with the load
+its own tasks put on one resource.
 
 The load bound (``Lambda >= load_r``) counts every micro-batch's work on a resource but no
 precedence; the recurrence bound counts one micro-batch's longest path but lets the tasks that
