@@ -11,7 +11,7 @@ import pytest
 from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import HINT_POLICIES, sample_problem, solve_overlap
+from sieveopt.overlap import HINT_POLICIES, charged_problem, sample_problem, solve_overlap
 from sieveopt.periodic import check_periodic, check_unrolled
 from sieveopt.periodic_bounds import chain_cuts, cut_slack_ns, slot_bounds, slot_slacks_ns, stretch
 from sieveopt.solvers.base import INFEASIBLE, OPTIMAL
@@ -111,7 +111,18 @@ def _gpt_oss(batch: int, layers: int):
     return sample_problem(model, system, batch, ex, 0, cost)
 
 
-@pytest.mark.parametrize("prob_of", [lambda: _real(8), lambda: _gpt_oss(16, 2)], ids=["qwen3-30b-1gpu", "gpt-oss-4gpu"])
+def _three_microbatches_charged():
+    """Qwen3-30B, 1 GPU, B = 48, M = 3, L = 1, with sieve's 1 us scheduler charge (sched tasks
+    that take time on their own resource)."""
+    model = load_model("qwen3-30b-a3b")
+    system = load_system("sieve-b200-hbm3e-pim", 1)
+    cost = make_cost_model("roofline", system, model)
+    ex = make_execution_model("microbatch", 3, window_layers=1, batch=48, num_gpus=1)
+    return charged_problem(sample_problem(model, system, 48, ex, 0, cost), "sieve")[0]
+
+
+@pytest.mark.parametrize("prob_of", [lambda: _real(8), lambda: _gpt_oss(16, 2), _three_microbatches_charged],
+                         ids=["qwen3-30b-1gpu", "gpt-oss-4gpu", "qwen3-30b-M3-charged"])
 def test_slot_constraints_hold_on_every_schedule(prob_of):
     """Every heuristic's (valid) periodic schedule meets every slot constraint with its own arcs:
     sync-to-sync and window terms, gaps, cycles, overlap."""
