@@ -84,13 +84,20 @@ class DagOptions:
     pim_parallelism: Literal["tp", "ep"] = "tp"
     #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
     pim_channel_groups: int = 0
+    #: Host memory of the offload tiers (the ``cpu`` and ``gpu_fetch`` targets' layouts,
+    #: :mod:`sieveopt.offload_tiers`): "independent" (each reads at its own full rate) or
+    #: "shared" (a CPU job and a PCIe fetch overlap only if their bandwidths fit together).
+    host_memory: Literal["independent", "shared"] = "independent"
 
     @classmethod
     def for_system(cls, system: SystemSpec, **overrides: Any) -> DagOptions:
         """The defaults, with the modes an offloading system declares (``[offload]``) if any,
         then ``overrides`` (what a command sets, e.g. ``scheduler_latency_ns``)."""
         off = system.offload
-        kw = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes), ("attention_modes", off.attention_modes)) if v}
+        kw: dict[str, Any] = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes),
+                                                        ("attention_modes", off.attention_modes)) if v}
+        if off.host_memory != "independent":
+            kw["host_memory"] = off.host_memory
         return cls(**{**kw, **overrides})
 
 

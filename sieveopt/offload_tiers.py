@@ -15,9 +15,11 @@ Three registry entries (:mod:`sieveopt.targets`), nothing else in the tree names
   against the DIMM's internal (rank-parallel) bandwidth, plus the activation round trip. It holds
   ``ndp``, a resource of capacity ``num_dimms`` (D jobs run at once, one per DIMM).
 
-Simplifications (docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
-NDP job durations (they do not hold the PCIe link); host-memory contention between CPU reads,
-PCIe fetches and NDP (T_contention) is not modelled; an NDP job may run on any free DIMM (no
+Host memory bandwidth shared by CPU jobs and PCIe fetches: ``DagOptions.host_memory = "shared"``,
+the two targets' layouts (:mod:`sieveopt.offload_host_memory`). Simplifications
+(docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
+NDP job durations (they do not hold the PCIe link); the per-DIMM contention of NDP with host reads
+(T_contention^d) is not modelled; an NDP job may run on any free DIMM (no
 per-DIMM weight placement). Replay timers (``sieveopt.validation.replay_offload``): the GPU
 model on HBM + the interconnect simulator's PCIe link + the DDR5 simulator's host read for
 ``gpu_fetch``; the DDR5 host read (AMX compute closed-form) for ``cpu``; the DDR5 simulator's
@@ -32,6 +34,7 @@ from typing import Any
 from sieveopt.targets import MODE_GPU, Target, get_target, register_builtin_target
 
 _REPLAY = "sieveopt.validation.replay_offload"
+_HOSTMEM = "sieveopt.offload_host_memory:HostMemoryView"
 
 MODE_GPU_FETCH = "gpu_fetch"
 MODE_CPU = "cpu"
@@ -121,10 +124,13 @@ def register_offload_tiers() -> None:
         MODE_GPU_FETCH, "GPU (PCIe fetch)", "#59a14f", owns={"pcie": "PCIe link"},
         holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, replay=f"{_REPLAY}:gpu_fetch_task_time",
         expert_category="experts_gpu_fetch",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_fetch"},
         doc="TriMoE hot tier: GPU expert whose weights come over PCIe (max of compute, PCIe, host DRAM)"))
     register_builtin_target(Target(
         MODE_CPU, "AMX CPU", "#17becf", owns={"cpu": "CPU cores"}, holds=("cpu",), cost=cpu_cost_ns,
         replay=f"{_REPLAY}:cpu_task_time", expert_category="experts_cpu",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_cpu"},
+        part_owns={"hostmem": "host memory (CPU vs PCIe fetch)"},
         doc="TriMoE warm tier: AMX host CPU (max of AMX compute, host DRAM read) + activation round trip"))
     register_builtin_target(Target(
         MODE_NDP, "DIMM-NDP", "#e15759", owns={"ndp": "DIMM-NDP units"}, holds=("ndp",), cost=ndp_cost_ns,
