@@ -38,16 +38,10 @@ from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP
 from sieveopt.pipeline import run_layer
+from sieveopt.solvers import solve
 from sieveopt.solvers.sieve import finish
 from sieveopt.solvers.trimoe import trimoe_inputs
-from sieveopt.solvers.trimoe_ref import (
-    KIND_CPU,
-    KIND_GPU,
-    KIND_NDP,
-    _dur,
-    classify_ref,
-    trimoe_plan_ref,
-)
+from sieveopt.solvers.trimoe_ref import trimoe_plan_ref
 from sieveopt.targets import MODE_GPU
 from sieveopt.validation.gpu_model import GpuModel
 from sieveopt.validation.replay import make_timer, replay
@@ -60,38 +54,18 @@ CPSAT_LIMIT_S = 2.0
 _UNIT_MODE = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
 
 
-def _greedy_pass(inp) -> list[int]:
-    """TriMoE's initial greedy pass alone (trimoe_ref steps 1-2, no bottleneck moves): the
-    refinement-off ablation. Same order, unit choice and tie rule as ``trimoe_plan_ref``."""
-    t_gpu, t_cpu, t_ndp, tok = (inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist())
-    cls = classify_ref(t_gpu, t_cpu, tok, inp.n_warm)
-    loads = [int(inp.base_gpu_ns), 0] + [0] * inp.num_dimms
-    unit = [-1] * len(tok)
-    for i in sorted(range(len(tok)), key=lambda j: (-tok[j], j)):
-        k = 2 + min(range(inp.num_dimms), key=lambda d: (loads[2 + d], d))
-        best = None
-        for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, k)):
-            f = loads[u] + _dur(kind, i, t_gpu, t_cpu, t_ndp)
-            key = (f, 0 if kind == cls[i] else 1 + kind)
-            if best is None or key < best[0]:
-                best = (key, u)
-        unit[i] = best[1]
-        loads[best[1]] = best[0][0]
-    return unit
-
-
-def ablation(name: str, dag, inst):
-    """A trimoe ablation's schedule (list-scheduled like every policy)."""
+def ablation(name: str, dag, inst, cost):
+    """A trimoe ablation's schedule (list-scheduled like every policy). Refinement off is the
+    planner's own switch (``trimoe`` with ``refine=False``)."""
+    if name == "trimoe-norefine":
+        return solve("trimoe", dag, inst, cost, impl="ref", refine=False)
     t0 = time.perf_counter()
     modes: dict[int, str] = {}
     for inp in trimoe_inputs(dag, inst):
-        if name == "trimoe-nocpu":          # CPU tier off: its times above any makespan
-            big = inp.t_cpu.copy()
-            big[:] = 1 << 50
-            unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
-                                         inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
-        else:
-            unit = _greedy_pass(inp)
+        big = inp.t_cpu.copy()               # CPU tier off: its times above any makespan
+        big[:] = 1 << 50
+        unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
+                                     inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
         for e, u in zip(inp.experts.tolist(), unit, strict=True):
             modes[e] = _UNIT_MODE[min(u, 2)]
     return finish(dag, name, modes, attention=MODE_GPU, wall_t0=t0, decision_ns=0)
@@ -123,7 +97,7 @@ def run(models, batches, layers: int, seed: int) -> list[dict[str, Any]]:
                 for pol in (*POLICIES, *ABLATIONS):
                     t0 = time.perf_counter()
                     if pol in ABLATIONS:
-                        res = ablation(pol, dag, inst)
+                        res = ablation(pol, dag, inst, cost)
                         ok = check(res.schedule, dag).ok
                     else:
                         params = {"time_limit_s": CPSAT_LIMIT_S} if pol == "cpsat" else {}

@@ -67,8 +67,9 @@ def trimoe_inputs(dag: TaskDAG, instance: LayerInstance) -> list[TrimoeInputs]:
     return out
 
 
-def plan(inp: TrimoeInputs, impl: str = "numba") -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(unit per expert, class per expert, predicted makespan ns, decision ns) on one GPU."""
+def plan(inp: TrimoeInputs, impl: str = "numba", refine: bool = True) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(unit per expert, class per expert, predicted makespan ns, decision ns) on one GPU;
+    ``refine=False`` stops after the greedy pass (no bottleneck moves)."""
     if impl == "numba":
         from sieveopt.solvers._trimoe_numba import make_workspace, trimoe_plan, warm_up
 
@@ -76,7 +77,7 @@ def plan(inp: TrimoeInputs, impl: str = "numba") -> tuple[np.ndarray, np.ndarray
         n = len(inp.tokens)
         out, loads = make_workspace(n, inp.num_dimms, int(inp.tokens.max(initial=0)))
         data = np.stack([inp.t_gpu, inp.t_cpu, inp.t_ndp, inp.tokens]).astype(np.int64)
-        ints = np.array([inp.n_warm, inp.base_gpu_ns, inp.num_dimms], np.int64)
+        ints = np.array([inp.n_warm, inp.base_gpu_ns, inp.num_dimms, int(refine)], np.int64)
         t0 = time.perf_counter_ns()
         m = trimoe_plan(data, ints, out, loads)
         dt = time.perf_counter_ns() - t0
@@ -85,26 +86,27 @@ def plan(inp: TrimoeInputs, impl: str = "numba") -> tuple[np.ndarray, np.ndarray
         return out[0, :n].copy(), out[1, :n].copy(), int(m), dt
     t0 = time.perf_counter_ns()
     u, c, m = trimoe_plan_ref(inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
-                              inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
+                              inp.n_warm, inp.base_gpu_ns, inp.num_dimms, refine)
     dt = time.perf_counter_ns() - t0
     return np.array(u, np.int64), np.array(c, np.int64), int(m), dt
 
 
 def solve_trimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, impl: str = "numba",
-                 **_: Any) -> SolveResult:
-    """TriMoE's classification + bottleneck-aware greedy on every GPU."""
+                 refine: bool = True, **_: Any) -> SolveResult:
+    """TriMoE's classification + bottleneck-aware greedy on every GPU (``refine=False``: the
+    greedy pass without the bottleneck moves, the refinement-off ablation)."""
     t_wall = time.perf_counter()
     modes: dict[int, str] = {}
     classes = {name: 0 for name in CLASS_NAMES}
     predicted, decision = 0, 0
     for inp in trimoe_inputs(dag, instance):
-        unit, cls, m, dt = plan(inp, impl)
+        unit, cls, m, dt = plan(inp, impl, refine)
         for e, u in zip(inp.experts.tolist(), unit.tolist(), strict=True):
             modes[e] = _UNIT_MODE[min(u, 2)]
         for c in cls.tolist():
             classes[CLASS_NAMES[c]] += 1
         predicted, decision = max(predicted, m), max(decision, dt)
-    meta = {"impl": impl, "classes": classes, "predicted_expert_phase_ns": predicted,
+    meta = {"impl": impl, "refine": bool(refine), "classes": classes, "predicted_expert_phase_ns": predicted,
             "n_warm_tokens": ndp_ridge_tokens(instance.system, instance.model)}
     return finish(dag, "trimoe", modes, attention=MODE_GPU, wall_t0=t_wall,
                   decision_ns=decision if impl == "numba" else None, meta=meta)
