@@ -39,6 +39,7 @@ _HOSTMEM = "sieveopt.offload_host_memory:HostMemoryView"
 MODE_GPU_FETCH = "gpu_fetch"
 MODE_CPU = "cpu"
 MODE_NDP = "ndp"
+MODE_PREFETCH = "gpu_prefetch"
 #: The three TriMoE tiers, in the paper's hot -> warm -> cold order.
 TRIMOE_MODES = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
 
@@ -80,6 +81,16 @@ def gpu_fetch_cost_ns(cost_model: Any, work: Any) -> float:
         return gpu
     return (system.offload.pcie.latency_ns
             + max(gpu, pcie_ns(system, work.weight_bytes), host_dram_read_ns(system, work.weight_bytes)))
+
+
+def prefetch_cost_ns(cost_model: Any, work: Any) -> float:
+    """Next-layer weight prefetch: the GPU miss's transfer without its kernel, PCIe latency +
+    max(PCIe transfer, host DRAM read) of the expert's weights."""
+    system = _system(cost_model)
+    if work.weight_bytes <= 0:
+        return 0.0
+    return system.offload.pcie.latency_ns + max(pcie_ns(system, work.weight_bytes),
+                                                 host_dram_read_ns(system, work.weight_bytes))
 
 
 def cpu_cost_ns(cost_model: Any, work: Any) -> float:
@@ -125,7 +136,13 @@ def register_offload_tiers() -> None:
         holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, replay=f"{_REPLAY}:gpu_fetch_task_time",
         expert_category="experts_gpu_fetch",
         layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_fetch"},
+        resident_mode=MODE_GPU, prefetch_mode=MODE_PREFETCH,
         doc="TriMoE hot tier: GPU expert whose weights come over PCIe (max of compute, PCIe, host DRAM)"))
+    register_builtin_target(Target(
+        MODE_PREFETCH, "PCIe prefetch", "#b07aa1", holds=("pcie",), cost=prefetch_cost_ns,
+        replay=f"{_REPLAY}:prefetch_task_time",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_fetch"},
+        doc="Next-layer expert weights host -> HBM over PCIe (DagOptions.prefetch_experts): holds the link only"))
     register_builtin_target(Target(
         MODE_CPU, "AMX CPU", "#17becf", owns={"cpu": "CPU cores"}, holds=("cpu",), cost=cpu_cost_ns,
         replay=f"{_REPLAY}:cpu_task_time", expert_category="experts_cpu",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.dag import SHARED, TaskDAG
+from sieveopt.dag import PREFETCH, SHARED, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel
 from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP, ndp_ridge_tokens
@@ -40,7 +40,7 @@ class TrimoeInputs:
     gpu: int
     experts: np.ndarray     # routed expert ids
     tokens: np.ndarray
-    t_gpu: np.ndarray       # gpu_fetch durations
+    t_gpu: np.ndarray       # GPU durations (gpu_fetch, or gpu for an HBM-resident expert)
     t_cpu: np.ndarray
     t_ndp: np.ndarray
     base_gpu_ns: int        # shared experts on the GPU (they run beside the routed ones)
@@ -52,6 +52,12 @@ def _arr(tasks: list, f: Any) -> np.ndarray:
     return np.array([f(t) for t in tasks], np.int64)
 
 
+def gpu_mode(task: Any) -> str:
+    """The task's GPU mode: ``gpu`` when its weights are resident in HBM ("GPU hit:
+    f_calc_gpu(L)", trimoe_gem.md §1.3 item 3; ``DagOptions.resident_experts``), else the fetch."""
+    return MODE_GPU if MODE_GPU in task.modes else MODE_GPU_FETCH
+
+
 def trimoe_inputs(dag: TaskDAG, instance: LayerInstance) -> list[TrimoeInputs]:
     """Per-GPU inputs of the TriMoE planner, read from the DAG's mode durations."""
     n_warm = ndp_ridge_tokens(instance.system, instance.model)
@@ -59,9 +65,12 @@ def trimoe_inputs(dag: TaskDAG, instance: LayerInstance) -> list[TrimoeInputs]:
     for g in range(dag.num_gpus):
         tasks = [t for t in dag.tasks if t.kind == "expert" and t.gpu == g]
         base = sum(t.modes[MODE_GPU].duration_ns for t in dag.tasks if t.kind == SHARED and t.gpu == g)
+        # Next-layer prefetches hold the PCIe link every GPU miss needs: the GPU unit starts with
+        # them (the paper runs prefetch in the background, outside its objective [I]).
+        base += sum(c.duration_ns for t in dag.tasks if t.kind == PREFETCH and t.gpu == g for c in t.modes.values())
         dimms = dag.resource("ndp", g).capacity
         out.append(TrimoeInputs(g, _arr(tasks, lambda t: t.expert), _arr(tasks, lambda t: t.tokens),
-                                _arr(tasks, lambda t: t.modes[MODE_GPU_FETCH].duration_ns),
+                                _arr(tasks, lambda t: t.modes[gpu_mode(t)].duration_ns),
                                 _arr(tasks, lambda t: t.modes[MODE_CPU].duration_ns),
                                 _arr(tasks, lambda t: t.modes[MODE_NDP].duration_ns), int(base), int(dimms), n_warm))
     return out
@@ -102,7 +111,7 @@ def solve_trimoe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, impl
     for inp in trimoe_inputs(dag, instance):
         unit, cls, m, dt = plan(inp, impl, refine)
         for e, u in zip(inp.experts.tolist(), unit.tolist(), strict=True):
-            modes[e] = _UNIT_MODE[min(u, 2)]
+            modes[e] = gpu_mode(dag.tasks[dag.expert_task[e]]) if u == 0 else _UNIT_MODE[min(u, 2)]
         for c in cls.tolist():
             classes[CLASS_NAMES[c]] += 1
         predicted, decision = max(predicted, m), max(decision, dt)
@@ -119,7 +128,8 @@ def _static(dag: TaskDAG, policy: str, choose) -> SolveResult:  # noqa: ANN001
 
 
 def _faster(t: Any, alt: str) -> str:
-    return MODE_GPU_FETCH if t.modes[MODE_GPU_FETCH].duration_ns <= t.modes[alt].duration_ns else alt
+    g = gpu_mode(t)
+    return g if t.modes[g].duration_ns <= t.modes[alt].duration_ns else alt
 
 
 def solve_gpu_cpu(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
@@ -133,5 +143,5 @@ def solve_gpu_ndp(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: A
 
 
 def solve_gpu_fetch(dag: TaskDAG, instance: LayerInstance, cost: CostModel, **_: Any) -> SolveResult:
-    """GPU only, every routed expert fetched over PCIe."""
-    return _static(dag, "gpu-fetch", lambda t: MODE_GPU_FETCH)
+    """GPU only, every routed expert fetched over PCIe (or read from HBM when resident)."""
+    return _static(dag, "gpu-fetch", gpu_mode)
