@@ -81,7 +81,8 @@ def ablation(name: str, dag, inst, cost):
         big = inp.t_cpu.copy()               # CPU tier off: its times above any makespan
         big[:] = 1 << 50
         unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
-                                     inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
+                                     inp.n_warm, inp.base_gpu_ns, inp.num_dimms,
+                                     homes=None if inp.homes is None else inp.homes.tolist())
         for e, u in zip(inp.experts.tolist(), unit, strict=True):
             modes[e] = _UNIT_MODE[min(u, 2)]
     return finish(dag, name, modes, attention=MODE_GPU, wall_t0=t0, decision_ns=0)

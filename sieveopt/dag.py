@@ -96,6 +96,10 @@ class DagOptions:
     #: ``prefetch[g.j]`` on each GPU, from the layer's start until before its ``reduce``).
     resident_experts: tuple[int, ...] = ()
     prefetch_experts: int = 0
+    #: NDP placement of the ``ndp`` target (:mod:`sieveopt.offload_dimms`): "any" free DIMM, or
+    #: each expert on its "home" DIMM (``dimm_homes[e]``; empty = ``e mod DIMMs``).
+    ndp_placement: Literal["any", "home"] = "any"
+    dimm_homes: tuple[int, ...] = ()
 
     @classmethod
     def for_system(cls, system: SystemSpec, **overrides: Any) -> DagOptions:

@@ -19,8 +19,8 @@ Host memory bandwidth shared by CPU jobs and PCIe fetches: ``DagOptions.host_mem
 the two targets' layouts (:mod:`sieveopt.offload_host_memory`). Simplifications
 (docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
 NDP job durations (they do not hold the PCIe link); the per-DIMM contention of NDP with host reads
-(T_contention^d) is not modelled; an NDP job may run on any free DIMM (no
-per-DIMM weight placement). Replay timers (``sieveopt.validation.replay_offload``): the GPU
+(T_contention^d) is not modelled; an NDP job runs on any free DIMM unless
+``DagOptions.ndp_placement = "home"`` (:mod:`sieveopt.offload_dimms`). Replay timers (``sieveopt.validation.replay_offload``): the GPU
 model on HBM + the interconnect simulator's PCIe link + the DDR5 simulator's host read for
 ``gpu_fetch``; the DDR5 host read (AMX compute closed-form) for ``cpu``; the DDR5 simulator's
 rank-level NDP read for ``ndp`` (the system's ``offload.ndp.dram_preset``).
@@ -152,6 +152,8 @@ def register_offload_tiers() -> None:
     register_builtin_target(Target(
         MODE_NDP, "DIMM-NDP", "#e15759", owns={"ndp": "DIMM-NDP units"}, holds=("ndp",), cost=ndp_cost_ns,
         replay=f"{_REPLAY}:ndp_task_time", capacity=_num_dimms, expert_category="experts_ndp",
+        layout_option="ndp_placement", layouts={"any": None, "home": "sieveopt.offload_dimms:DimmHomes.for_builder"},
+        part_owns={"ndp_dimm": "DIMM-NDP (one DIMM)"},
         doc="TriMoE cold tier: one DIMM's NDP engine (max of NDP compute, internal read); capacity = DIMMs"))
 
 

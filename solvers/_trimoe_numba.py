@@ -2,7 +2,8 @@
 
 ``trimoe_plan(data, ints, out, loads) -> makespan`` makes exactly the reference's decisions
 (same integer arithmetic, same order and tie-breaking) and allocates nothing; four arguments
-keep numba's dispatch cost down. ``data`` int64[4, E] = rows t_gpu, t_cpu, t_ndp (ns), tokens;
+keep numba's dispatch cost down. ``data`` int64[4 or 5, E] = rows t_gpu, t_cpu, t_ndp (ns), tokens and optionally each expert's
+home DIMM (-1: any engine);
 ``ints`` = [n_warm, base_gpu_ns, num_dimms, refine (1 = bottleneck moves, 0 = the greedy pass
 alone)]; ``out`` int64[2, >= E] receives the unit
 (0 GPU, 1 CPU, 2+d NDP engine d) and the class (0 hot, 1 warm, 2 cold); ``loads`` is
@@ -45,6 +46,8 @@ def _winner(a, b, loads):  # noqa: ANN001, ANN202
 @njit(cache=True, nogil=True, boundscheck=False)
 def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
     t_gpu, t_cpu, t_ndp, tokens = data[0], data[1], data[2], data[3]
+    homes = data[4] if data.shape[0] > 4 else data[3, :0]
+    has_homes = homes.shape[0] > 0
     unit, cls = out[0], out[1]
     n = tokens.shape[0]
     n_warm, base_gpu, D, refine = ints[0], ints[1], ints[2], ints[3]
@@ -89,6 +92,8 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
     for j in range(n):
         i = order[j]
         k = tree[1]                          # least-loaded NDP engine, lowest index on ties
+        if has_homes and homes[i] >= 0:
+            k = 2 + homes[i]                 # its home DIMM only
         best_f = loads[0] + t_gpu[i]
         best_r = 0 if cls[i] == 0 else 1
         best_u = 0
@@ -133,6 +138,8 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
                 continue
             for kind in range(3):
                 u = kind if kind < 2 else ndp_min
+                if kind == 2 and has_homes and homes[i] >= 0:
+                    u = 2 + homes[i]
                 if u == b or u < 0:
                     continue
                 if t0 != b and t0 != u:

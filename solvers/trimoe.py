@@ -24,6 +24,7 @@ import numpy as np
 from sieveopt.dag import PREFETCH, SHARED, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel
+from sieveopt.offload_dimms import task_home
 from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP, ndp_ridge_tokens
 from sieveopt.solvers.base import SolveResult
 from sieveopt.solvers.sieve import finish
@@ -46,6 +47,7 @@ class TrimoeInputs:
     base_gpu_ns: int        # shared experts on the GPU (they run beside the routed ones)
     num_dimms: int
     n_warm: int
+    homes: np.ndarray | None = None   # home DIMM per expert (ndp_placement "home"), None = any engine
 
 
 def _arr(tasks: list, f: Any) -> np.ndarray:
@@ -72,7 +74,9 @@ def trimoe_inputs(dag: TaskDAG, instance: LayerInstance) -> list[TrimoeInputs]:
         out.append(TrimoeInputs(g, _arr(tasks, lambda t: t.expert), _arr(tasks, lambda t: t.tokens),
                                 _arr(tasks, lambda t: t.modes[gpu_mode(t)].duration_ns),
                                 _arr(tasks, lambda t: t.modes[MODE_CPU].duration_ns),
-                                _arr(tasks, lambda t: t.modes[MODE_NDP].duration_ns), int(base), int(dimms), n_warm))
+                                _arr(tasks, lambda t: t.modes[MODE_NDP].duration_ns), int(base), int(dimms), n_warm,
+                                homes if (homes := _arr(tasks, lambda t: task_home(dag, t, MODE_NDP))).size
+                                and homes.min() >= 0 else None))
     return out
 
 
@@ -85,7 +89,8 @@ def plan(inp: TrimoeInputs, impl: str = "numba", refine: bool = True) -> tuple[n
         warm_up()
         n = len(inp.tokens)
         out, loads = make_workspace(n, inp.num_dimms, int(inp.tokens.max(initial=0)))
-        data = np.stack([inp.t_gpu, inp.t_cpu, inp.t_ndp, inp.tokens]).astype(np.int64)
+        rows = [inp.t_gpu, inp.t_cpu, inp.t_ndp, inp.tokens] + ([inp.homes] if inp.homes is not None else [])
+        data = np.stack(rows).astype(np.int64)
         ints = np.array([inp.n_warm, inp.base_gpu_ns, inp.num_dimms, int(refine)], np.int64)
         t0 = time.perf_counter_ns()
         m = trimoe_plan(data, ints, out, loads)
@@ -95,7 +100,8 @@ def plan(inp: TrimoeInputs, impl: str = "numba", refine: bool = True) -> tuple[n
         return out[0, :n].copy(), out[1, :n].copy(), int(m), dt
     t0 = time.perf_counter_ns()
     u, c, m = trimoe_plan_ref(inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
-                              inp.n_warm, inp.base_gpu_ns, inp.num_dimms, refine)
+                              inp.n_warm, inp.base_gpu_ns, inp.num_dimms, refine,
+                              None if inp.homes is None else inp.homes.tolist())
     dt = time.perf_counter_ns() - t0
     return np.array(u, np.int64), np.array(c, np.int64), int(m), dt
 

@@ -44,15 +44,19 @@ def _dur(kind: int, i: int, t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: S
 
 
 def trimoe_plan_ref(t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: Sequence[int], tokens: Sequence[int],
-                    n_warm: int, base_gpu_ns: int, num_dimms: int, refine: bool = True) -> tuple[list[int], list[int], int]:
+                    n_warm: int, base_gpu_ns: int, num_dimms: int, refine: bool = True,
+                    homes: Sequence[int] | None = None) -> tuple[list[int], list[int], int]:
     """(unit per expert, class per expert, predicted makespan ns); unit 0 GPU, 1 CPU, 2+d NDP d.
-    ``refine=False``: the greedy pass alone (steps 1-2)."""
+    ``refine=False``: the greedy pass alone (steps 1-2). ``homes[i] >= 0``: expert i's NDP job
+    runs only on that DIMM ("NDP can run an expert only on the DIMM that stores it", §1.4 item 3;
+    ``DagOptions.ndp_placement = "home"``); otherwise on the least-loaded engine."""
     n = len(tokens)
     cls = classify_ref(t_gpu, t_cpu, tokens, n_warm)
     loads = [int(base_gpu_ns), 0] + [0] * num_dimms
     unit = [-1] * n
+    home = list(homes) if homes is not None else [-1] * n
     for i in sorted(range(n), key=lambda j: (-tokens[j], j)):
-        k = 2 + min(range(num_dimms), key=lambda d: (loads[2 + d], d))
+        k = 2 + home[i] if home[i] >= 0 else 2 + min(range(num_dimms), key=lambda d: (loads[2 + d], d))
         best_f, best_r, best_u = 0, 0, -1
         for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, k)):
             f = loads[u] + _dur(kind, i, t_gpu, t_cpu, t_ndp)
@@ -71,7 +75,7 @@ def trimoe_plan_ref(t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: Sequence[
         for i in range(n):
             if unit[i] != b:
                 continue
-            for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, ndp_min)):
+            for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, 2 + home[i] if home[i] >= 0 else ndp_min)):
                 if u == b or u < 0:
                     continue
                 other = next((loads[x] for x in top if x != b and x != u), 0)
