@@ -110,6 +110,8 @@ class DagOptions:
                                                         ("attention_modes", off.attention_modes)) if v}
         if off.host_memory != "independent":
             kw["host_memory"] = off.host_memory
+        if off.ndp_placement != "any":
+            kw["ndp_placement"] = off.ndp_placement
         return cls(**{**kw, **overrides})
 
 

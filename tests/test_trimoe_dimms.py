@@ -45,6 +45,8 @@ def test_each_ndp_job_holds_its_home_dimm() -> None:
     assert all(task_home(custom, t, MODE_NDP) == homes[t.expert] for t in custom.tasks if t.kind == "expert")
     with pytest.raises(ValueError, match="dimm_homes"):
         _dags(dimm_homes=(0, 1))
+    system = load_system(SYSTEM, overrides={"offload.ndp_placement": "home"})
+    assert DagOptions.for_system(system).ndp_placement == "home"
 
 
 def test_planner_twins_agree_with_homes() -> None:
