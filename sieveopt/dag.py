@@ -9,6 +9,7 @@ Per GPU g (data-parallel attention, expert parallelism, experts sharded over all
     sched[h], dispatch[*->h] -> expert[e on h] (gpu | pim) -> combine[h->g] -> reduce[g]
     shared[g] (prefetched after oproj, or after sched) -> reduce[g]
     grouped GEMM: launch[h] (after every dispatch into h) -> expert[e] only if e runs on the GPU
+    prefetch[g.j] (next layer's expert weights, DagOptions.prefetch_experts) -> reduce[g]
 
 Resources per GPU: ``gpu`` stream, ``hbm`` external bus, ``pim`` units, NVLink ``egress`` and
 ``ingress`` ports, ``sched`` (the scheduler's own processor). GPU kernels hold gpu+hbm; PIM jobs
