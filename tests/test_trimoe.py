@@ -187,3 +187,16 @@ def test_bad_offload_value_names_the_field(capsys) -> None:
                "--set", "offload.ndp.num_dimms=0", "--policies", "trimoe", "--json"])
     assert rc == 2
     assert "offload.ndp.num_dimms" in capsys.readouterr().err
+
+
+def test_solve_cli_reports_experts_by_tier(capsys) -> None:
+    """`sieveopt solve` on the offloading system: no GPU/PIM split estimate, experts per tier."""
+    from sieveopt.cli.main import main
+
+    rc = main(["solve", "--system", SYSTEM, "--model", "glm-4.5-air", "--gpus", "1", "--batch", "32",
+               "--policy", "trimoe", "--solver-param", "refine=false", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["check_ok"] and data["per_gpu"] == [] and data["gpu_experts"] == data["pim_experts"] == 0
+    assert set(data["experts_by_mode"]) <= {MODE_GPU_FETCH, MODE_CPU, MODE_NDP}
+    assert sum(data["experts_by_mode"].values()) > 0

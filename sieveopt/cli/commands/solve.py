@@ -96,10 +96,16 @@ def _check_policies(names: list[str]) -> None:
 
 
 def _per_gpu(run) -> list[dict[str, Any]]:
-    """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split."""
+    """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split; empty
+    when the DAG's experts are not GPU/PIM two-sided (e.g. an offloading system's tiers: the
+    split estimate does not apply; ``experts_by_mode`` reports them)."""
+    from sieveopt.dag import EXPERT
     from sieveopt.solvers.plan_inputs import max_tokens, pim_table, plan_inputs
     from sieveopt.solvers.sieve_ref import estimate_ns
+    from sieveopt.targets import MODE_GPU, MODE_PIM
 
+    if not all({MODE_GPU, MODE_PIM} <= set(t.modes) for t in run.dag.tasks if t.kind == EXPERT):
+        return []
     modes = run.result.schedule.expert_modes(run.dag)
     inputs = plan_inputs(run.dag, run.instance, run.cost)
     table = pim_table(run.cost, run.instance, max(1, max_tokens(inputs))).tolist()
@@ -161,20 +167,24 @@ def _solve(args: argparse.Namespace) -> int:
             "decision_ns": res.decision_ns, "wall_s": run.wall_s, "precision": model.expert_precision,
             "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source,
             "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
-    data["gpu_experts"] = sum(r["gpu_experts"] for r in data["per_gpu"])
-    data["pim_experts"] = sum(r["pim_experts"] for r in data["per_gpu"])
+    by_mode = list(res.schedule.expert_modes(run.dag).values())
+    data["experts_by_mode"] = {m: by_mode.count(m) for m in dict.fromkeys(by_mode)}
+    data["gpu_experts"] = by_mode.count("gpu")
+    data["pim_experts"] = by_mode.count("pim")
 
     def render(d: dict) -> None:
         head = [(k, d[k]) for k in ("policy", "model", "system", "gpus", "batch", "moe_layer", "status",
                                      "makespan_ns", "bound_ns", "check_ok", "decision_ns", "gpu_experts",
                                      "pim_experts")]
+        head.append(("experts by mode", ", ".join(f"{m} {n}" for m, n in d["experts_by_mode"].items())))
         print_table(f"{d['policy']} on one layer", ["field", "value"], head)
         rows = [(r["gpu"], f"{r['gpu_experts']}/{r['experts']}", _compact(r["gpu_expert_ids"]),
                  _us(r["t_comm_ns"]), _us(r["t_gpu_ns"]), _us(r["t_pim_ns"]), f"{r['util_gpu']:.2f}", f"{r['util_hbm']:.2f}",
                  f"{r['util_pim']:.2f}") for r in d["per_gpu"]]
-        print_table("per GPU (Sieve's estimate of this split in us; utilisation of the makespan)",
-                    ["gpu", "on GPU", "GPU experts", "T_comm", "T_GPU", "T_PIM", "util gpu", "util hbm", "util pim"],
-                    rows)
+        if rows:
+            print_table("per GPU (Sieve's estimate of this split in us; utilisation of the makespan)",
+                        ["gpu", "on GPU", "GPU experts", "T_comm", "T_GPU", "T_PIM", "util gpu", "util hbm",
+                         "util pim"], rows)
         if d["violations"]:
             print("check violations:", *d["violations"], sep="\n  ")
 
