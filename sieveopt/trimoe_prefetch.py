@@ -56,6 +56,18 @@ def predicted_hot(history: np.ndarray, count: int, predictor: str = "ema") -> tu
     return tuple(int(e) for e in order[:count] if pred[e] > 0)
 
 
+def check_prefetch_system(system: Any, count: int) -> None:
+    """``--prefetch N`` (N > 0) needs an expert tier that caches weights in HBM (a target with a
+    ``prefetch_mode``, e.g. TriMoE's ``gpu_fetch``); on any other system it would change nothing."""
+    from sieveopt.dag import DagOptions
+    from sieveopt.targets import get_target
+
+    if count and not any(get_target(m).prefetch_mode for m in DagOptions.for_system(system).expert_modes):
+        raise SpecError("--prefetch", "prefetch_experts",
+                        f"system {system.name} has no expert tier that fetches weights into HBM",
+                        "drop --prefetch, or use a system with a GPU fetch tier (e.g. trimoe-h100-xeon-ndp)")
+
+
 def prefetch_options(system: Any, model: Any, batch: int, history: np.ndarray, count: int,
                      **overrides: Any) -> Any:
     """The DAG options of one layer with ``count`` prefetched experts (resident from the
@@ -76,7 +88,8 @@ def prefetch_options(system: Any, model: Any, batch: int, history: np.ndarray, c
 
 
 def sample_with_history(model: Any, system: Any, batch: int, num_layers: int, seed: int,
-                        history: int = PREFETCH_HISTORY_STEPS) -> list[tuple[Any, np.ndarray]]:
+                        history: int = PREFETCH_HISTORY_STEPS,
+                        context_len_tokens: int | None = None) -> list[tuple[Any, np.ndarray]]:
     """``num_layers`` sampled MoE layers, each at decode step ``history`` of the calibrated
     generator, with its ``[history, E]`` token counts of the steps before (the predictor's input)."""
     from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS, LayerInstance
@@ -93,7 +106,7 @@ def sample_with_history(model: Any, system: Any, batch: int, num_layers: int, se
     for i, layer in enumerate(layers):
         inst = LayerInstance.from_expert_ids(
             model, system, trace.expert_ids[history, i], moe_layer=int(layer), step=history,
-            context_lens=np.full(batch, DEFAULT_CONTEXT_LEN_TOKENS),
+            context_lens=np.full(batch, context_len_tokens or DEFAULT_CONTEXT_LEN_TOKENS),
             meta={"seed": seed, "source": "generator", "history_steps": history})
         out.append((inst, counts[:history, i, :]))
     return out

@@ -132,3 +132,38 @@ def test_replay_times_the_prefetch_like_a_fetch() -> None:
     for tid in pre:
         err = (rep.predicted_duration_ns[tid] - rep.replayed_duration_ns[tid]) / rep.replayed_duration_ns[tid]
         assert abs(err) < 0.08                 # the fetch's +5 % (PCIe efficiency vs TLP overheads)
+
+
+def test_compare_cli_prefetch_builds_the_prefetch_dag(capsys) -> None:
+    """`compare --prefetch P` runs every sampled layer on the DAG with P prefetched experts (the
+    one prefetch_options builds from the layer's routing history) and says so in the JSON."""
+    import json
+
+    from sieveopt.cli.main import main
+
+    assert main(["compare", "--system", SYSTEM, "--model", "deepseek-v2", "--gpus", "1", "--batch", "64",
+                 "--policies", "trimoe,gpu-cpu", "--layers", "1", "--prefetch", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["prefetch_experts"] == 2 and data["all_checks_ok"]
+    inst, cost, _hist, _opts, dag = _layer(P=2)
+    row = data["per_layer"][0]
+    assert (row["moe_layer"], row["tasks"]) == (inst.moe_layer, len(dag.tasks))
+    assert sum(t.kind == PREFETCH for t in dag.tasks) == 2
+    from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
+
+    charged = with_scheduler_latency(dag, resolve("trimoe", "default").ns)  # compare charges the decision
+    assert row["policies"]["trimoe"]["makespan_ns"] == solve("trimoe", charged, inst, cost).makespan_ns
+
+
+@pytest.mark.parametrize("extra, field", [
+    (["--system", "sieve-b200-hbm3e-pim", "--ignore-capacity", "--prefetch", "2"], "--prefetch"),
+    (["--system", SYSTEM, "--prefetch", "100000"], "prefetch_experts"),
+    (["--system", SYSTEM, "--prefetch", "2", "--overlap", "microbatch", "--microbatches", "2"], "--prefetch"),
+])
+def test_compare_cli_bad_prefetch_exits_2(extra, field, capsys) -> None:
+    from sieveopt.cli.main import main
+
+    rc = main(["compare", "--model", "deepseek-v2", "--gpus", "1", "--batch", "64", "--policies", "trimoe",
+               "--layers", "1", *extra])
+    assert rc == 2
+    assert field in capsys.readouterr().err

@@ -24,6 +24,7 @@ from sieveopt.cli.common import (
     float_in,
     load_instance,
     load_problem,
+    nonneg_int,
     positive_int,
     solver_params_for,
 )
@@ -64,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--replay", action="store_true",
                    help="also replay every schedule on the cycle-level simulators (replayed makespan and "
                         "cost-model error per policy)")
+    c.add_argument("--prefetch", type=nonneg_int, default=0, metavar="P",
+                   help="systems with a GPU fetch tier (TriMoE): fetch the next layer's P EMA-predicted hot "
+                        "experts into HBM during each layer (sieveopt.trimoe_prefetch; serial execution)")
     c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
                    help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
     c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
@@ -214,13 +218,30 @@ def _compare(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
     if args.overlap != "serial":
+        if args.prefetch:
+            raise SieveoptError("--prefetch: compare models next-layer prefetch in serial layers only "
+                                "(fix: drop --prefetch, or drop --overlap)")
         if args.replay:
             raise SieveoptError("--replay: compare replays serial layers only (fix: drop --replay, or use "
                                 "`sieveopt replay --overlap microbatch` for a replayed steady state)")
         return compare_overlap_cmd(args, model, system, cost, policies)
     execution_from_args(args, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
-    insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
+    options: dict[int, Any] = {}  # per sampled layer: its DAG options (prefetch), else the system's
+    if args.prefetch:
+        from sieveopt.trimoe_prefetch import (
+            check_prefetch_system,
+            prefetch_options,
+            sample_with_history,
+        )
+
+        check_prefetch_system(system, args.prefetch)
+        pairs = sample_with_history(model, system, args.batch, args.layers, args.seed,
+                                    context_len_tokens=args.context_len)
+        insts = [inst for inst, _ in pairs]
+        options = {i: prefetch_options(system, model, args.batch, hist, args.prefetch) for i, (_, hist) in enumerate(pairs)}
+    else:
+        insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
     timer = None
@@ -229,9 +250,9 @@ def _compare(args: argparse.Namespace) -> int:
 
         timer = make_timer(system, model)
     bar = Steps(args, len(insts) * len(policies), "comparing")
-    for inst in insts:
-        dag, cost = build_dag(inst, cost)
-        row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
+    for i, inst in enumerate(insts):
+        dag, cost = build_dag(inst, cost, options.get(i))
+        row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "tasks": len(dag.tasks), "policies": {}}
         for pol in policies:
             bar.advance(f"layer {inst.moe_layer}: {pol}")
             lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
@@ -254,6 +275,7 @@ def _compare(args: argparse.Namespace) -> int:
     bar.close()
     data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "prefetch_experts": args.prefetch,
             "replayed": bool(args.replay),
             "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
@@ -262,7 +284,7 @@ def _compare(args: argparse.Namespace) -> int:
     def render(d: dict) -> None:
         rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
-        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution, {d['cost_model']} cost model: makespan (us)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution{_prefetch_label(d)}, {d['cost_model']} cost model: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
         if any("median_replayed_ns" in s for s in d["summary"].values()):
             print_table("replayed on the cycle-level simulators (same decisions): makespan (us)",
@@ -281,6 +303,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     emit(args, data, render)
     return 0 if all_ok else 1
+
+
+def _prefetch_label(d: dict) -> str:
+    return f", next-layer prefetch of {d['prefetch_experts']} experts" if d.get("prefetch_experts") else ""
 
 
 def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
