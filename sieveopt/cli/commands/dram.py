@@ -55,9 +55,11 @@ def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.cli import main
+    from sieveopt.validation.dram.native import kernels
 
     with main.gc_paused():  # numba's start-up objects; the run itself makes no reference cycles
-        if main.WHOLE_PROCESS:
+        # the ahead-of-time kernels need no numba at all; the JIT fallback starts numba's target
+        if main.WHOLE_PROCESS and kernels().backend == "jit":
             _numba_target_without_blas()
         return _run_trace(args)
 
