@@ -938,7 +938,56 @@ def _sched_buf(c, now, m, pim, log):
             # nothing), instead of every bank's exact cycle
             tmin = min(tmin, min(u_col, min(u_act, u_pre)))
             continue
-        while mask != 0:
+        if ordy:
+            # the oldest ready entry of a bank is its list head when the head's command is
+            # ready (no later entry of the bank is older), else the first entry of the other
+            # kind (hit / not hit) when that one's command is ready. A bank whose head is
+            # younger than the pick so far cannot hold the answer and is skipped (something
+            # then issues, so the wake-up bound ``tmin`` it would lower is not needed).
+            while mask != 0:
+                bi = trailing_zeros(mask)
+                mask &= mask - 1
+                e = base + m[bl + 2 * bi] * N_FIELD
+                seq = m[e + F_SEQ]
+                if seq >= pick_seq:
+                    continue
+                orow = m[ob + bi]
+                g = m[bgof + bi]  # bi // bpg without a division per bank
+                hit_head = m[e + F_ROW] == orow
+                if hit_head:
+                    k = col_cmd
+                    t = u_col
+                elif orow < 0:
+                    k = ACT
+                    t = u_act
+                else:
+                    k = PRE
+                    t = u_pre
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
+                if t <= now:
+                    pick, pick_seq, pick_cmd = e, seq, k
+                    continue
+                if t < tmin:
+                    tmin = t
+                nh = m[bq + 2 * bi + 1]
+                if nh == 0 or nh == m[bq + 2 * bi]:  # one kind only
+                    continue
+                # the other kind: a head hit leaves the row's conflicts (PRE), a head
+                # conflict leaves the open row's hits (column command)
+                k = PRE if hit_head else col_cmd
+                t = u_pre if hit_head else u_col
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
+                if t > now:
+                    if t < tmin:
+                        tmin = t
+                else:
+                    e = _first_of_kind(base, m[e + F_NX], orow, not hit_head, m)
+                    if m[e + F_SEQ] < pick_seq:
+                        pick, pick_seq, pick_cmd = e, m[e + F_SEQ], k
+            continue
+        while mask != 0:  # rotate: oldest ready hit, else oldest ready ACT / PRE
             bi = trailing_zeros(mask)
             mask &= mask - 1
             ne = m[bq + 2 * bi]
@@ -954,16 +1003,13 @@ def _sched_buf(c, now, m, pim, log):
                         tmin = t
                 else:
                     e = _first_of_kind(base, m[bl + 2 * bi], orow, True, m)
-                    if ordy:
-                        if m[e + F_SEQ] < pick_seq:
-                            pick, pick_seq, pick_cmd = e, m[e + F_SEQ], col_cmd
-                    elif m[e + F_SEQ] < hit_seq:
+                    if m[e + F_SEQ] < hit_seq:
                         hit, hit_seq, hit_cmd = e, m[e + F_SEQ], col_cmd
             if ne > nh:
                 if orow < 0:
                     k = ACT
                     t = u_act
-                elif nh == 0 or ordy:  # FR-FCFS keeps a row open while it has queued hits
+                elif nh == 0:  # FR-FCFS keeps a row open while it has queued hits
                     k = PRE
                     t = u_pre
                 else:
