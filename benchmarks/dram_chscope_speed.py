@@ -14,7 +14,8 @@ Writes seeded 2 M-request LoadStoreTrace files (the generator of the Ramulator p
    tar -x -C DIR``; its numba cache warmed once) in the same rotation, through this
    environment's editable install re-pointed at DIR (start-up before / after, side by side);
 2. with ``--before REV``, runs the engine of git revision REV (its ``engine.py`` + ``sim.py``
-   copied to a temporary package) and this tree's engine in one process on the same request
+   (+ ``layout.py``) copied to a temporary package, numba JIT) and this tree's engine
+   (``SIEVEOPT_DRAM_NATIVE=0`` for JIT against JIT) in one process on the same request
    arrays, interleaved, and checks that every statistic is identical (ratio measured side by
    side, so machine load affects both alike).
 
@@ -129,16 +130,30 @@ def med(rows: list[dict], key: str) -> float:
 
 
 def old_engine(rev: str, root: Path):
-    """DramSim of git revision ``rev`` (engine.py + sim.py in a temporary package)."""
+    """DramSim of git revision ``rev`` (its engine.py, sim.py and, where it has them,
+    layout.py in a temporary package; its engine through numba's JIT)."""
     repo = Path(__file__).resolve().parents[1]
     pkg = root / "dram_before"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    for f in ("engine.py", "sim.py"):
-        src = subprocess.run(["git", "show", f"{rev}:validation/dram/{f}"], cwd=repo, check=True,
-                             capture_output=True, text=True).stdout
-        src = src.replace("from sieveopt.validation.dram import engine as E",
-                          "from dram_before import engine as E")
+    (pkg / "jit.py").write_text("from types import SimpleNamespace\n\n\ndef kernels():\n"
+                                "    from dram_before.engine import run_engine\n"
+                                "    return SimpleNamespace(run_engine=run_engine)\n")
+    for f in ("engine.py", "sim.py", "layout.py"):
+        proc = subprocess.run(["git", "show", f"{rev}:validation/dram/{f}"], cwd=repo,
+                              capture_output=True, text=True)
+        if proc.returncode != 0 and f == "layout.py":
+            continue  # revisions before the layout module
+        proc.check_returncode()
+        src = proc.stdout
+        for a, b in (("from sieveopt.validation.dram import engine as E",
+                      "from dram_before import engine as E"),
+                     ("from sieveopt.validation.dram import layout as L",
+                      "from dram_before import layout as L"),
+                     ("from sieveopt.validation.dram.layout import", "from dram_before.layout import"),
+                     ("from sieveopt.validation.dram.native import kernels",
+                      "from dram_before.jit import kernels")):
+            src = src.replace(a, b)
         (pkg / f).write_text(src)
     sys.path.insert(0, str(root))
     return importlib.import_module("dram_before.sim").DramSim

@@ -61,6 +61,7 @@ from sieveopt.validation.dram.layout import (
     O_FREE,
     O_HIST,
     O_HPOS,
+    O_KMASK,
     O_LAT,
     O_NEXT,
     O_NFREE,
@@ -232,6 +233,26 @@ def _earliest(cmd, p, g, b, m):
     return t
 
 
+@njit(cache=True, inline="always")
+def _kind_bits(p, w, bi, m):
+    """Buffer controller: bank ``bi``'s bits in the masks of (pCH ``p``, direction ``w``) of
+    banks with queued row hits (column command), with other entries in a closed bank (ACT)
+    and with other entries in an open bank (PRE), from its counts at O_BQ and its open row.
+    Called wherever those change, so a scheduler call visits only the banks whose command
+    kind its channel / pseudo-channel / bus part lets issue now."""
+    if m[P_BUFCTL] == 0:
+        return
+    nb = m[P_BG] * m[P_BPG]
+    bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+    km = m[O_KMASK] + (p * 2 + w) * 3
+    bit = 1 << bi
+    miss = m[bq] > m[bq + 1]
+    is_open = m[m[O_OPEN] + p * nb + bi] >= 0
+    m[km] = m[km] | bit if m[bq + 1] > 0 else m[km] & ~bit
+    m[km + 1] = m[km + 1] | bit if miss and not is_open else m[km + 1] & ~bit
+    m[km + 2] = m[km + 2] | bit if miss and is_open else m[km + 2] & ~bit
+
+
 @njit(cache=True)
 def _issue(cmd, p, g, b, row, col, now, m, log):
     """Issue ``cmd``: apply its table rows forward, update bank state, bus, counters, log."""
@@ -311,15 +332,18 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
                     if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
                         hits += 1
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = hits
+            _kind_bits(p, w, bi, m)
     elif cmd == PRE or cmd == RDA or cmd == WRA:
         m[ob + bi] = -1
         for w in range(2):
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = 0
+            _kind_bits(p, w, bi, m)
     elif cmd == PREA:
         for i in range(nb):
             m[ob + i] = -1
             for w in range(2):
                 m[m[O_BQ] + ((p * 2 + w) * nb + i) * 2 + 1] = 0
+                _kind_bits(p, w, i, m)
     elif cmd == ACTAB:
         m[m[O_PIMROW] + p] = row
     elif cmd == PREAB:
@@ -669,6 +693,7 @@ def _buf_insert(own, p, g, b, row, col, w, now, m):
     m[bq] += 1
     if m[m[O_OPEN] + p * nb + bi] == row:
         m[bq + 1] += 1
+    _kind_bits(p, w, bi, m)
     return e
 
 
@@ -702,6 +727,7 @@ def _buf_remove(e, own, m):
         m[bq + 1] -= 1
     if m[bq] == 0:
         m[m[O_BMASK] + p * 2 + w] &= ~(1 << bi)
+    _kind_bits(p, w, bi, m)
     m[m[O_QN] + qi] -= 1
     nf = m[O_NFREE] + qi
     m[m[O_FREE] + qi * qmax + m[nf]] = slot
@@ -939,6 +965,16 @@ def _sched_buf(c, now, m, pim, log):
             tmin = min(tmin, min(u_col, min(u_act, u_pre)))
             continue
         if ordy:
+            # only banks with a command of a kind the channel / pCH / bus part allows now;
+            # the others' earliest cycles are at least that part (a lower bound, as above)
+            km = m[O_KMASK] + (p * 2 + w) * 3
+            mask = 0
+            for kk in range(3):
+                u = u_col if kk == 0 else (u_act if kk == 1 else u_pre)
+                if u <= now:
+                    mask |= m[km + kk]
+                elif m[km + kk] != 0 and u < tmin:
+                    tmin = u
             # the oldest ready entry of a bank is its list head when the head's command is
             # ready (no later entry of the bank is older), else the first entry of the other
             # kind (hit / not hit) when that one's command is ready. A bank whose head is

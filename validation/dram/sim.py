@@ -181,7 +181,7 @@ class DramSim:
             (L.O_QH, n_pch * 2), (L.O_WINC, N_CMD), (L.O_BMASK, n_pch * 2),
             (L.O_BOCC, N_CMD), (L.O_AQ, n_ch * qmax * L.N_FIELD), (L.O_AN, n_ch),
             (L.O_BL, n_pch * 2 * banks * 2), (L.O_FREE, n_pch * 2 * qmax), (L.O_NFREE, n_pch * 2),
-            (L.O_BGOF, banks)]
+            (L.O_BGOF, banks), (L.O_KMASK, n_pch * 2 * 3)]
         total = L.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
