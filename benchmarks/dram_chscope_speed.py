@@ -159,12 +159,13 @@ def old_engine(rev: str, root: Path):
     return importlib.import_module("dram_before.sim").DramSim
 
 
-def simulate(sim_cls, cfg, a, wr) -> tuple[float, object]:
-    t0 = time.perf_counter()
+def simulate(sim_cls, cfg, a, wr) -> tuple[float, float, object]:
+    """Wall and CPU seconds of one engine run (mapping + engine) and its statistics."""
+    t0, c0 = time.perf_counter(), time.process_time()
     s = sim_cls(cfg, channels=1)
     s.feed_addresses(a, wr)
     st = s.finish()
-    return time.perf_counter() - t0, st
+    return time.perf_counter() - t0, time.process_time() - c0, st
 
 
 def main() -> None:
@@ -235,18 +236,23 @@ def main() -> None:
                            cpus=[round(r["cpu_s"], 2) for r in runs])
             if args.before:
                 times: dict[str, list[float]] = {k: [] for k, _ in classes}
+                cpus: dict[str, list[float]] = {k: [] for k, _ in classes}
                 stats = {}
                 for _ in range(args.repeat):
                     for k, cls in classes:
-                        t, stats[k] = simulate(cls, cfg, a, wr)
+                        t, c, stats[k] = simulate(cls, cfg, a, wr)
                         times[k].append(t)
+                        cpus[k].append(c)
                 if repr(stats["before"]) != repr(stats["after"]):
                     raise SystemExit(f"{kind}: statistics differ before/after:\n{stats['before']}\n"
                                      f"{stats['after']}")
                 row.update(cycles=stats["after"].cycles,
                            engine_before_s=float(np.median(times["before"])),
                            engine_after_s=float(np.median(times["after"])))
+                row.update(engine_before_cpu_s=float(np.median(cpus["before"])),
+                           engine_after_cpu_s=float(np.median(cpus["after"])))
                 row["speedup"] = row["engine_before_s"] / row["engine_after_s"]
+                row["cpu_speedup"] = row["engine_before_cpu_s"] / row["engine_after_cpu_s"]
             row["loadavg"] = [round(x, 2) for x in os.getloadavg()]
             rows.append(row)
             print(json.dumps(row), flush=True)
