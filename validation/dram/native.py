@@ -22,6 +22,7 @@ the host CPU, so an edit rebuilds it and a stale module is never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -155,6 +156,8 @@ def build(name: str) -> Path | None:
             out = tmp / fname
             if proc.returncode == 0 and out.is_file():
                 os.replace(out, d / fname)  # atomic: a concurrent build writes the same file
+                if d == _HERE / "__pycache__":  # this tree's own folder: drop stale versions
+                    _prune(d, name)
                 return d / fname
             reason = (proc.stderr or proc.stdout)[-4000:] or f"exit status {proc.returncode}"
         finally:
@@ -165,6 +168,16 @@ def build(name: str) -> Path | None:
             pass
         return None
     return None
+
+
+def _prune(d: Path, keep: str) -> None:
+    """Remove modules (and failure notes) of earlier source versions for this interpreter."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for f in d.glob("_dram_native_*"):
+        stale = f.name.endswith((suffix, ".failed")) and not f.name.startswith(keep)
+        if stale and f.is_file():
+            with contextlib.suppress(OSError):
+                f.unlink()
 
 
 def _compile(name: str, out_dir: str) -> None:
