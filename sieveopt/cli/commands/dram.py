@@ -33,14 +33,16 @@ def key_ok(item: str) -> bool:
 
 
 def _config(args: argparse.Namespace):
-    from sieveopt.validation.dram.api import load_dram_preset
+    # the config module alone (not the DRAM API, which imports the PIM kernel generator):
+    # `dram run` start-up; load_dram_preset(name, **sets) is this call
+    from sieveopt.validation.dram.config import load_dram_config
 
     sets = _parse_sets(args.set)
     if not sets:
-        return load_dram_preset(args.config)
-    load_dram_preset(args.config)  # the preset alone (its own errors name the file)
+        return load_dram_config(args.config)
+    load_dram_config(args.config)  # the preset alone (its own errors name the file)
     try:
-        return load_dram_preset(args.config, **sets)
+        return load_dram_config(args.config, sets)
     except SpecError as exc:  # blame the option, not the preset file
         raise SpecError(f"--set (on {exc.source})", exc.field, exc.problem,
                         (exc.fix + "; " if exc.fix else "") + "check the --set KEY=VALUE option") from None
