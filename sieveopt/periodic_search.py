@@ -25,6 +25,7 @@ bug and raises). Deterministic: budgets count evaluations, never the clock.
 
 from __future__ import annotations
 
+import bisect
 import time
 import weakref
 from collections.abc import Sequence
@@ -62,7 +63,16 @@ def _longest_paths(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, h: 
     """Longest paths from a virtual source (0 to every node) with arc weights ``w - h * lam``;
     False when a positive cycle exists (Lambda infeasible). A cycle is detected as soon as the
     parent pointers close one (checked every pass, O(nodes)), not after ``nv`` passes."""
-    parent = np.full(nv, -1, dtype=np.int64)
+    return _longest_paths_parent(nv, src, dst, w, h, lam, dist, np.full(nv, -1, dtype=np.int64))
+
+
+@numba.njit(cache=True)
+def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, h: np.ndarray, lam: int,
+                          dist: np.ndarray, parent: np.ndarray) -> bool:
+    """:func:`_longest_paths` that leaves its parent pointers in ``parent`` (a positive cycle
+    among them when it returns False)."""
+    for i in range(nv):
+        parent[i] = -1
     stamp = np.empty(nv, dtype=np.int64)
     for i in range(nv):
         dist[i] = 0
@@ -188,6 +198,11 @@ def shortest_superperiod(problem: PeriodicProblem, modes: Sequence[str], orders:
 def orders_from_periodic(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, Order]:
     """The cyclic order of every capacity-1 resource in a periodic schedule (copy k of task i at
     ``s_i + k Lambda``; each resource's copies inside [0, Lambda) sorted by start)."""
+    return {rid: [(i, kk) for _, i, kk in v] for rid, v in _occupancy(problem, ps).items()}
+
+
+def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, list[tuple[int, int, int]]]:
+    """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`."""
     st, lam = _static(problem), int(ps.superperiod_ns)
     mi = st.mode_idx(ps.modes)
     d = st.dur[np.arange(len(mi)), mi]
@@ -198,7 +213,30 @@ def orders_from_periodic(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict
     for t in np.flatnonzero(d > 0).tolist():
         for rid in st.res[t][mi[t]]:
             occ.setdefault(rid, []).append((int(pos[t]), t, int(k[t])))
-    return {rid: [(i, kk) for _, i, kk in sorted(v)] for rid, v in occ.items()}
+    return {rid: sorted(v) for rid, v in occ.items()}
+
+
+def _moved_orders(problem: PeriodicProblem, occ: dict[int, list[tuple[int, int, int]]], orders: dict[int, Order],
+                  modes: Sequence[str], lam: int, t: int, mode: str, s: int) -> dict[int, Order]:
+    """``orders`` after task t moves to start s in ``mode`` (only its resources' lists change):
+    the same as :func:`orders_from_periodic` of the moved schedule."""
+    st = _static(problem)
+    out = dict(orders)
+    old_k, new_k = st.mode_index[t][modes[t]], st.mode_index[t][mode]
+    changed: dict[int, list[tuple[int, int, int]]] = {}
+    if st.dur[t, old_k] > 0:
+        for rid in st.res[t][old_k]:
+            changed[rid] = [x for x in occ[rid] if x[1] != t]
+    if st.dur[t, new_k] > 0:
+        k = -(s // lam)
+        for rid in st.res[t][new_k]:
+            lst = changed.get(rid)
+            if lst is None:
+                lst = changed[rid] = [x for x in occ.get(rid, []) if x[1] != t]
+            bisect.insort(lst, (s + k * lam, t, k))
+    for rid, lst in changed.items():
+        out[rid] = [(i, kk) for _, i, kk in lst]
+    return out
 
 
 def compact(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule:
@@ -219,6 +257,27 @@ def _feasible_at(problem: PeriodicProblem, modes: Sequence[str], orders: dict[in
     return bool(_longest_paths(len(problem.dag.tasks), src, dst, w, h, int(lam), dist))
 
 
+def _critical_tasks(problem: PeriodicProblem, ps: PeriodicSchedule) -> list[int]:
+    """Tasks on a cycle that makes ``Lambda - 1`` infeasible in ``ps``'s own orders (in cycle
+    order; empty when none is found): the moves that can shorten the superperiod must break it."""
+    orders = orders_from_periodic(problem, ps)
+    src, dst, w, h = _arcs(problem, ps.modes, orders, np.asarray(ps.start_ns, dtype=np.int64))
+    n = len(problem.dag.tasks)
+    parent = np.full(n, -1, dtype=np.int64)
+    if _longest_paths_parent(n, src, dst, w, h, int(ps.superperiod_ns) - 1, np.zeros(n, dtype=np.int64), parent):
+        return []
+    seen: dict[int, int] = {}
+    for i in range(n):  # walk parents until a node repeats: it lies on the cycle
+        v, path = i, []
+        while v >= 0 and v not in seen:
+            seen[v] = i
+            path.append(v)
+            v = int(parent[v])
+        if v >= 0 and seen[v] == i:
+            return path[path.index(v):][::-1]
+    return []
+
+
 def _tight_pairs(problem: PeriodicProblem, ps: PeriodicSchedule) -> list[tuple[int, int]]:
     """(i, j): j follows i on some resource with no slack (j starts as i ends, modulo Lambda)."""
     lam = int(ps.superperiod_ns)
@@ -234,51 +293,94 @@ def _tight_pairs(problem: PeriodicProblem, ps: PeriodicSchedule) -> list[tuple[i
 
 
 def local_search(problem: PeriodicProblem, ps: PeriodicSchedule, *, max_evaluations: int = 300,
-                 deadline: float | None = None) -> PeriodicSchedule:
-    """First-improvement descent over (a) moving a task just before its tight predecessor on a
-    resource and (b) switching the mode of a task on a tight pair, each judged by the shortest
-    superperiod of the resulting orders (cyclic orders read from the moved start times).
+                 deadline: float | None = None, seed: int = 0) -> PeriodicSchedule:
+    """Iterated descent over (a) moving a task just before its tight predecessor on a resource
+    (or just after its tight successor) and (b) switching the mode of a task, each judged by the
+    shortest superperiod of the resulting orders (cyclic orders read from the moved start
+    times). Moves on the cycle that binds at ``Lambda - 1`` (:func:`_critical_tasks`) are tried
+    first. At a local optimum a *kick* (a few random moves on the binding cycle, taken whatever
+    they cost, seeded) restarts the descent; the best schedule seen is returned.
     Deterministic with ``deadline=None``: a fixed budget of ``max_evaluations`` feasibility
     tests; ``deadline`` (a ``time.perf_counter()`` value) also stops it, for callers that share
     a wall-clock budget (never longer than its input either way)."""
     if any(r.capacity != 1 for r in problem.dag.resources):
         return ps
+    rng = np.random.default_rng(seed)
+    state = {"evals": 0, "timed_out": False}
+    best = cur = _descend(problem, compact(problem, ps), max_evaluations, deadline, state)
+    kicks = 0
+    while state["evals"] < max_evaluations and not state["timed_out"]:
+        kicked = _kick(problem, cur, rng, state)
+        if kicked is None:
+            break
+        kicks += 1
+        cur = _descend(problem, kicked, max_evaluations, deadline, state)
+        if cur.superperiod_ns < best.superperiod_ns:
+            best = cur
+        elif cur.superperiod_ns > best.superperiod_ns:
+            cur = best
+    return PeriodicSchedule(best.modes, best.start_ns, best.end_ns, best.superperiod_ns, best.window_layers,
+                            best.policy, dict(best.meta, local_search_evaluations=state["evals"],
+                                              local_search_kicks=kicks, local_search_timed_out=state["timed_out"]))
+
+
+def _candidates(problem: PeriodicProblem, best: PeriodicSchedule) -> list[tuple[int, str, int]]:
+    """Moves (task, mode, new start): mode switches of tasks on the binding cycle, then order
+    swaps of tight pairs (pairs on the cycle first) and mode switches of their tasks."""
     dag = problem.dag
-    best = compact(problem, ps)
-    evals = 0
+    cands: list[tuple[int, str, int]] = []
+    seen: set = set()
+    crit = _critical_tasks(problem, best)
+    on_cycle = set(crit)
+    nxt = {a: b for a, b in zip(crit, crit[1:] + crit[:1], strict=True)}
+    pairs = _tight_pairs(problem, best)
+    pairs.sort(key=lambda p: (nxt.get(p[0]) != p[1], p[0] not in on_cycle and p[1] not in on_cycle))
+    for t in crit:
+        for mode in dag.tasks[t].modes:
+            if mode != best.modes[t]:
+                seen.add((t, mode))
+                cands.append((t, mode, int(best.start_ns[t])))
+    for i, j in pairs:
+        for t, mode, s in ((j, best.modes[j], int(best.start_ns[i]) - 1),
+                           (i, best.modes[i], int(best.start_ns[j]) + 1)):
+            if (t, mode, s) not in seen:
+                seen.add((t, mode, s))
+                cands.append((t, mode, s))
+        for t in (i, j):
+            for mode in dag.tasks[t].modes:
+                if mode != best.modes[t] and (t, mode) not in seen:
+                    seen.add((t, mode))
+                    cands.append((t, mode, int(best.start_ns[t])))
+    return cands
+
+
+def _apply(problem: PeriodicProblem, best: PeriodicSchedule, occ: dict, base: dict[int, Order],
+           move: tuple[int, str, int]) -> tuple[list[str], np.ndarray, dict[int, Order]]:
+    t, mode, s = move
+    lam = int(best.superperiod_ns)
+    orders = _moved_orders(problem, occ, base, best.modes, lam, t, mode, s)
+    modes = list(best.modes)
+    modes[t] = mode
+    start = best.start_ns.copy()
+    start[t] = s
+    return modes, start, orders
+
+
+def _descend(problem: PeriodicProblem, best: PeriodicSchedule, max_evaluations: int, deadline: float | None,
+             state: dict) -> PeriodicSchedule:
+    """First-improvement descent (see :func:`local_search`); ``state`` counts evaluations."""
     improved = True
-    timed_out = False
-    while improved and evals < max_evaluations and not timed_out:
+    while improved:
         improved = False
         lam = int(best.superperiod_ns)
-        cands: list[tuple[int, str, int]] = []  # (task, mode, new start)
-        seen = set()
-        for i, j in _tight_pairs(problem, best):
-            for t, mode, s in ((j, best.modes[j], int(best.start_ns[i]) - 1),
-                               (i, best.modes[i], int(best.start_ns[j]) + 1)):
-                key = (t, mode, s)
-                if key not in seen:
-                    seen.add(key)
-                    cands.append(key)
-            for t in (i, j):
-                for mode in dag.tasks[t].modes:
-                    if mode != best.modes[t] and (t, mode) not in seen:
-                        seen.add((t, mode))
-                        cands.append((t, mode, int(best.start_ns[t])))
-        for t, mode, s in cands:
-            if evals >= max_evaluations or (deadline is not None and time.perf_counter() >= deadline):
-                timed_out = evals < max_evaluations
-                break
-            modes = list(best.modes)
-            modes[t] = mode
-            start = best.start_ns.copy()
-            start[t] = s
-            d = dag.tasks[t].modes[mode].duration_ns
-            end = best.end_ns.copy()
-            end[t] = s + d
-            trial = PeriodicSchedule(tuple(modes), start, end, lam, best.window_layers, best.policy, best.meta)
-            orders = orders_from_periodic(problem, trial)
-            evals += 1
+        occ = _occupancy(problem, best)
+        base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
+        for move in _candidates(problem, best):
+            if state["evals"] >= max_evaluations or (deadline is not None and time.perf_counter() >= deadline):
+                state["timed_out"] = state["evals"] < max_evaluations
+                return best
+            modes, start, orders = _apply(problem, best, occ, base, move)
+            state["evals"] += 1
             if not _feasible_at(problem, modes, orders, lam - 1, start):
                 continue
             new = shortest_superperiod(problem, modes, orders, upper_ns=lam - 1, rank=start, policy=best.policy,
@@ -287,9 +389,34 @@ def local_search(problem: PeriodicProblem, ps: PeriodicSchedule, *, max_evaluati
                 best = new
                 improved = True
                 break
-    return PeriodicSchedule(best.modes, best.start_ns, best.end_ns, best.superperiod_ns, best.window_layers,
-                            best.policy, dict(best.meta, local_search_evaluations=evals,
-                                              local_search_timed_out=timed_out))
+    return best
+
+
+#: Random moves of one kick of :func:`local_search`, and how much longer it may make Lambda.
+KICK_MOVES = 3
+KICK_SLACK = 0.03
+
+
+def _kick(problem: PeriodicProblem, cur: PeriodicSchedule, rng: np.random.Generator,
+          state: dict) -> PeriodicSchedule | None:
+    """``cur`` after up to :data:`KICK_MOVES` random candidate moves (each kept when the result
+    exists within ``(1 + KICK_SLACK) Lambda``), at its shortest superperiod."""
+    out = cur
+    for _ in range(KICK_MOVES):
+        cands = _candidates(problem, out)[:40]
+        if not cands:
+            break
+        move = cands[int(rng.integers(len(cands)))]
+        occ = _occupancy(problem, out)
+        base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
+        modes, start, orders = _apply(problem, out, occ, base, move)
+        state["evals"] += 1
+        new = shortest_superperiod(problem, modes, orders, rank=start, policy=out.policy,
+                                   upper_ns=int(out.superperiod_ns * (1 + KICK_SLACK)) + 1,
+                                   meta=dict(out.meta, local_search=True))
+        if new is not None and new.superperiod_ns <= cur.superperiod_ns * (1 + KICK_SLACK):
+            out = new
+    return None if out is cur else out
 
 
 def slot_start_ns(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
