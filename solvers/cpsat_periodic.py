@@ -326,7 +326,8 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
         mid = (try_lo + hi) // 2
         ps, info = solve_periodic_cpsat(problem, None, time_limit_s=min(left, max(2.0, time_limit_s / 4)),
                                         workers=workers, seed=seed, fixed_ns=mid, load_bound=lo,
-                                        deterministic=deterministic)
+                                        deterministic=deterministic,
+                                        deadline=None if deterministic else t0 + time_limit_s)
         probes.append((mid, info["status"]))
         spent += info.get("deterministic_s", 0.0)
         if ps is not None and check_periodic(ps, problem).ok:
@@ -340,7 +341,7 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
 
 #: Share of the wall-clock budget left after the bounds that goes to the incumbent search
 #: (:func:`sieveopt.periodic_search.search_incumbent`); CP-SAT and the probes get the rest.
-SEARCH_SHARE = 0.4
+SEARCH_SHARE = 0.6
 
 
 def local_search_budget(num_tasks: int) -> int:
@@ -395,7 +396,8 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     # Incumbent search (periodic_search): staggered constructions of the phase-balanced modes
     # and of every candidate's modes, staggered-slot orders, the descent from the best; a share
     # of what is left of the wall-clock budget, the rest to CP-SAT and the probes.
-    deadline = t0 + time_limit_s
+    # the final compaction and unrolled check run after the deadline's share (about 1 ms a task)
+    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks))
     now = time.perf_counter()
     hint, search = search_incumbent(problem, cands, deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
                                     max_evaluations=local_search_budget(len(dag.tasks)),
@@ -409,7 +411,8 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     info["relaxation_bound_ns"] = relax["bound_ns"]
     info["incumbent_search"] = search
     left = deadline - time.perf_counter()
-    if probe and info["status"] != OPTIMAL and left >= 0.5:
+    # a probe builds a model like the main one: no probe when its build would overrun the budget
+    if probe and info["status"] != OPTIMAL and left >= 0.5 + 2 * info.get("build_s", 0.0):
         plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=left,
                                               workers=workers, seed=seed)
         info.update(probe_bound_ns=plo, probes=pinfo["probes"], probe_wall_s=pinfo["wall_s"],
