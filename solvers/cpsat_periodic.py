@@ -395,16 +395,19 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     lb = max(lb, relax["bound_ns"])
     if relax.get("modes") is not None:
         cands.append(modulo_list_schedule(problem, relax["modes"], policy="relaxation"))
+    elapsed = {"bounds_and_candidates": time.perf_counter() - t0}
     # Incumbent search (periodic_search): staggered constructions of the phase-balanced modes
     # and of every candidate's modes, staggered-slot orders, the descent from the best; a share
     # of what is left of the wall-clock budget, the rest to CP-SAT and the probes.
-    # the final compaction and unrolled check run after the deadline's share (about 1 ms a task)
-    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks))
+    # reserve: the final compaction and unrolled check (about 1 ms a task) and 2 % for the
+    # overruns of a loaded machine (solver stops, thread start-up)
+    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks) + 0.02 * time_limit_s)
     now = time.perf_counter()
     hint, search = search_incumbent(problem, cands, deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
                                     max_evaluations=local_search_budget(len(dag.tasks)),
                                     phase_model_s=min(5.0, max(0.5, time_limit_s / 12)), workers=workers, seed=seed)
     hint_phase_ns = int(search["before_descent_ns"])
+    elapsed["search"] = time.perf_counter() - t0
     probe = latency_weight == 0  # the Lambda-only objective: half the time to fixed-Lambda probes
     remaining = max(0.5, deadline - time.perf_counter())
     ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining / 2 if probe else remaining,
@@ -412,6 +415,7 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                                     deadline=deadline)
     info["relaxation_bound_ns"] = relax["bound_ns"]
     info["incumbent_search"] = search
+    elapsed["cpsat"] = time.perf_counter() - t0
     left = deadline - time.perf_counter()
     # a probe builds a model like the main one: no probe when its build would overrun the budget
     if probe and info["status"] != OPTIMAL and left >= 0.5 + 2 * info.get("build_s", 0.0):
@@ -431,7 +435,10 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                 compacted_from_ns=before)
     if int(info["bound_ns"]) >= ps.superperiod_ns:
         info["status"] = OPTIMAL
+    elapsed["probes"] = time.perf_counter() - t0
     ok = _checked(problem, ps)
+    elapsed["checked"] = time.perf_counter() - t0
+    info["elapsed_s"] = elapsed  # since the call started, at the end of each step
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
                          ok, None, time.perf_counter() - t0, info)
 

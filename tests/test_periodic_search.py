@@ -183,3 +183,13 @@ def test_staggered_phase_balanced_reaches_the_load_bound_on_one_gpu():
     st = staggered_schedule(prob, modes)
     assert st is not None and _valid(prob, st)
     assert lb <= st.superperiod_ns <= 1.02 * lb
+
+
+def test_staggered_construction_valid_for_other_window_shapes():
+    """M = 3, 4 and L = 1, 3 windows (the phase map is written for any L M): valid or None."""
+    for seed, gpus, per_mb, M, L in ((11, 2, 3, 3, 1), (12, 1, 4, 4, 1), (13, 2, 2, 2, 3), (14, 1, 2, 2, 1)):
+        prob = _random_problem(seed, gpus, per_mb, M, L)
+        modes = solve_overlap(prob, "sieve").schedule.modes
+        st = staggered_schedule(prob, modes)
+        assert st is not None and _valid(prob, st), (seed, M, L)
+        assert st.superperiod_ns >= int(resource_loads_ns(prob.dag, modes).max())
