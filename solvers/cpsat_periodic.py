@@ -341,7 +341,7 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
 
 #: Share of the wall-clock budget left after the bounds that goes to the incumbent search
 #: (:func:`sieveopt.periodic_search.search_incumbent`); CP-SAT and the probes get the rest.
-SEARCH_SHARE = 0.6
+SEARCH_SHARE = 0.75
 
 
 def local_search_budget(num_tasks: int) -> int:
