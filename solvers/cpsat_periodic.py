@@ -21,7 +21,8 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
-the static bounds. The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
+the static bounds. :func:`slot_bound_ns` is a separate bound: the slot relaxation of
+:func:`sieveopt.periodic_bounds.slot_bounds` over the modes alone (no start times). The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
 worse than the hint.
 """
 
@@ -42,13 +43,38 @@ from sieveopt.periodic import (
     recurrence_bound_ns,
     resource_loads_ns,
 )
-from sieveopt.periodic_bounds import chain_cuts
+from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
 from sieveopt.periodic_search import compact, search_incumbent
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
 COPIES = 3
+
+
+def _mode_literals(model: cp_model.CpModel, dag: Any) -> list[dict[str, Any]]:
+    """Per task, mode -> Boolean (exactly one) or the constant 1 of a single-mode task."""
+    lit: list[dict[str, Any]] = []
+    for t in dag.tasks:
+        if t.has_choice:
+            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
+            model.add_exactly_one(d.values())
+        else:
+            d = {next(iter(t.modes)): 1}
+        lit.append(d)
+    return lit
+
+
+def _add_load_cuts(model: cp_model.CpModel, dag: Any, lit: list[dict[str, Any]], lam: Any) -> None:
+    """``lam >= load_r`` of every resource, linear in the mode literals (Sieve's max() over all)."""
+    terms: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        for m, c in t.modes.items():
+            for rid in c.resources:
+                if c.duration_ns:
+                    terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
+    for ts in terms.values():
+        model.add(lam >= sum(ts))
 
 
 def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2,
@@ -65,21 +91,8 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     model = cp_model.CpModel()
     hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + 1
     z = model.new_int_var(0, hi, "z")
-    lit: list[dict[str, Any]] = []
-    for t in dag.tasks:
-        if t.has_choice:
-            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
-            model.add_exactly_one(d.values())
-        else:
-            d = {next(iter(t.modes)): 1}
-        lit.append(d)
-    terms: dict[int, list[Any]] = {}
-    for t in dag.tasks:
-        for m, c in t.modes.items():
-            for rid in c.resources:
-                terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
-    for ts in terms.values():
-        model.add(z >= sum(ts))
+    lit = _mode_literals(model, dag)
+    _add_load_cuts(model, dag, lit, z)
     model.minimize(z)
     if best_seed is not None:
         model.add(z <= best_seed[0])
@@ -101,6 +114,92 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
                   for t in range(len(dag.tasks)))
     return lb, int(solver.objective_value), modes
+
+
+def add_slot_cuts(model: cp_model.CpModel, problem: PeriodicProblem, lit: list[dict[str, Any]], lam: Any, hi: int,
+                  sb: SlotBounds | None = None) -> int:
+    """Add the slot relaxation (:func:`sieveopt.periodic_bounds.slot_bounds`: sync-to-sync and
+    window terms, cycles, overlap) over the mode literals ``lit`` and the superperiod ``lam``;
+    returns the number of constraints. Each D/W variable is bounded below by its terms only, so
+    the true values of any periodic schedule satisfy everything (proofs in ``slot_bounds``)."""
+    sb = slot_bounds(problem) if sb is None else sb
+    dag = problem.dag
+    var: dict[tuple[Any, ...], Any] = {}
+    count = 0
+
+    def v(key: tuple[Any, ...]) -> Any:
+        if key not in var:
+            var[key] = model.new_int_var(0, hi, "_".join(map(str, key)))
+        return var[key]
+
+    for term in sb.terms:
+        expr = [c.duration_ns * lit[i][m] for i in term.tasks for m, c in dag.tasks[i].modes.items()
+                if term.resource in c.resources and c.duration_ns]
+        for y, dy, lits in term.gates:
+            on = [lit[i][m] for i, m in lits if m in lit[i]]
+            if any(isinstance(lv, int) and lv for lv in on):
+                expr.append(dy)
+                continue
+            z = model.new_bool_var(f"gate{y}_{term.resource}")
+            for lv in on:
+                if not isinstance(lv, int):
+                    model.add_implication(lv, z)
+            expr.append(dy * z)
+        model.add(v(term.var) >= term.offset_ns + sum(expr))
+        count += 1
+    for (li, mb, g), (off, extras) in sb.gaps.items():
+        model.add(v(("D", li, mb)) >= v(("W", li, mb, g)) + off + sum(x * lit[i][m] for i, m, x in extras))
+        count += 1
+    for slots in sb.cycles:
+        model.add(lam >= sum(v(("D", *j)) for j in slots))
+        count += 1
+    for (g, r), tasks in sb.dense.items():
+        load = [c.duration_ns * lit[i][m] for i in tasks for m, c in dag.tasks[i].modes.items()
+                if r in c.resources and c.duration_ns]
+        wins = [v(("W", li, mb, g)) for (li, mb, gg) in sb.gaps if gg == g]
+        model.add(sb.microbatches * lam >= sum(load) + sum(wins))
+        count += 1
+    return count
+
+
+def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2, seed: int = 0,
+                  hint_modes: Sequence[str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Lower bound on Lambda: the minimum over modes of the superperiod that the load cuts, the
+    recurrence bound and the slot constraints allow. Every periodic schedule satisfies all of
+    them (a relaxation), so CP-SAT's objective bound on this small model (mode Booleans and one
+    variable per slot arc, no start times) is a valid bound. Returns (bound, info); info holds
+    the status, the relaxation's best value and its modes."""
+    t0 = time.perf_counter()
+    dag = problem.dag
+    sb = slot_bounds(problem)
+    # any schedule fits in one superperiod of every task and lag in sequence
+    hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + sum(e.lag_ns for e in dag.edges) + 1
+    model = cp_model.CpModel()
+    lam = model.new_int_var(max(1, recurrence_bound_ns(problem)), hi, "lam")
+    lit = _mode_literals(model, dag)
+    _add_load_cuts(model, dag, lit, lam)
+    ncuts = add_slot_cuts(model, problem, lit, lam, COPIES * hi, sb)
+    model.minimize(lam)
+    if hint_modes is not None:
+        for t in dag.tasks:
+            for m, lv in lit[t.tid].items():
+                if not isinstance(lv, int):
+                    model.add_hint(lv, hint_modes[t.tid] == m)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    solver.parameters.max_time_in_seconds = time_limit_s
+    st = solver.solve(model)
+    if st == cp_model.INFEASIBLE:
+        raise RuntimeError(f"slot relaxation infeasible below {hi} ns: a feasible Lambda is cut (a bug)")
+    lb = int(math.ceil(solver.best_objective_bound - 1e-9))
+    info = {"status": _STATUS.get(st, UNKNOWN), "bound_ns": lb, "wall_s": time.perf_counter() - t0,
+            "cuts": ncuts, "value_ns": None, "modes": None}
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        info["value_ns"] = int(solver.objective_value)
+        info["modes"] = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                              for t in range(len(dag.tasks)))
+    return lb, info
 
 
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
@@ -188,14 +287,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     for r in problem.recurrences:
         model.add(s[r.dst] + lam >= e[r.src] + r.lag_ns)
     # Redundant load cuts (the ideal-overlap bound, per resource).
-    terms: dict[int, list[Any]] = {}
-    for t in dag.tasks:
-        for m, c in t.modes.items():
-            for rid in c.resources:
-                if c.duration_ns:
-                    terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
-    for ts in terms.values():
-        model.add(lam >= sum(ts))
+    _add_load_cuts(model, dag, lit, lam)
     # Redundant chain-load cuts (sieveopt.periodic_bounds: a micro-batch's chain with its own
     # work on one resource serialised between two backbone tasks).
     ncuts = 0
@@ -443,4 +535,5 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                          ok, None, time.perf_counter() - t0, info)
 
 
-__all__ = ["load_bound_ns", "local_search_budget", "probe_superperiod", "solve_overlap_cpsat", "solve_periodic_cpsat"]
+__all__ = ["add_slot_cuts", "load_bound_ns", "local_search_budget", "probe_superperiod", "slot_bound_ns", "solve_overlap_cpsat",
+           "solve_periodic_cpsat"]
