@@ -44,7 +44,7 @@ from sieveopt.periodic import (
     resource_loads_ns,
 )
 from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
-from sieveopt.periodic_search import compact, local_search, phase_order_schedule
+from sieveopt.periodic_search import compact, search_incumbent
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
@@ -206,14 +206,16 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
                          workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
                          deterministic: bool = False, load_bound: int | None = None,
                          resources: bool = True, cuts: bool = True, fixed_ns: int | None = None,
-                         log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
+                         log: bool = False, deadline: float | None = None,
+                         ) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
     """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
     status, bound_ns (on Lambda), wall_s and the solver's counters.
 
     ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
     *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
     It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
-    relaxation's best modes (a good start for modulo list scheduling)."""
+    relaxation's best modes (a good start for modulo list scheduling). ``deadline`` (a
+    ``time.perf_counter()`` value) caps the solve so that building the model counts too."""
     t0 = time.perf_counter()
     dag = problem.dag
     n = len(dag.tasks)
@@ -330,7 +332,10 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             p.interleave_search = True
         p.max_deterministic_time = float(time_limit_s)
     else:
-        p.max_time_in_seconds = float(time_limit_s)
+        limit = float(time_limit_s)
+        if deadline is not None:
+            limit = max(0.1, min(limit, deadline - time.perf_counter()))
+        p.max_time_in_seconds = limit
     st = solver.solve(model)
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
@@ -413,7 +418,8 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
         mid = (try_lo + hi) // 2
         ps, info = solve_periodic_cpsat(problem, None, time_limit_s=min(left, max(2.0, time_limit_s / 4)),
                                         workers=workers, seed=seed, fixed_ns=mid, load_bound=lo,
-                                        deterministic=deterministic)
+                                        deterministic=deterministic,
+                                        deadline=None if deterministic else t0 + time_limit_s)
         probes.append((mid, info["status"]))
         spent += info.get("deterministic_s", 0.0)
         if ps is not None and check_periodic(ps, problem).ok:
@@ -425,11 +431,18 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
     return lo, best, {"probes": probes, "wall_s": time.perf_counter() - t0}
 
 
+#: Share of the wall-clock budget left after the bounds that goes to the incumbent search
+#: (:func:`sieveopt.periodic_search.search_incumbent`); CP-SAT and the probes get the rest.
+SEARCH_SHARE = 0.75
+
+
 def local_search_budget(num_tasks: int) -> int:
-    """Evaluations of :func:`sieveopt.periodic_search.local_search` on the best hint:
-    ``min(1500, 2.5e8 / tasks^2)`` (one evaluation costs about O(tasks x edges); 1500 on the
-    paper's one- and four-GPU iterations, about 100 / 50 on Qwen3.5's 1570 / 2214 tasks)."""
-    return max(20, min(1500, int(2.5e8 / max(1, num_tasks) ** 2)))
+    """Cap on the evaluations of the descent race (:func:`sieveopt.periodic_search.search_incumbent`):
+    ``min(100000, 2e10 / tasks^2)`` (one evaluation costs about O(tasks + edges) plus a few
+    Bellman-Ford passes: 3.8 ms on GPT-OSS's 378 tasks, 18 ms on Qwen3.5's 2214). Under
+    :func:`solve_overlap_cpsat` the wall-clock deadline normally ends the descent first; the cap
+    only bounds runs without one."""
+    return max(200, min(100_000, int(2e10 / max(1, num_tasks) ** 2)))
 
 
 def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time_limit_s: float = 10.0,
@@ -474,25 +487,30 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     lb = max(lb, relax["bound_ns"])
     if relax.get("modes") is not None:
         cands.append(modulo_list_schedule(problem, relax["modes"], policy="relaxation"))
-    # Staggered-slot orders of every distinct mode set, timed exactly (periodic_search).
-    seen: set[tuple[str, ...]] = set()
-    for c in list(cands):
-        if c.modes not in seen:
-            seen.add(c.modes)
-            ph = phase_order_schedule(problem, c.modes, policy=c.policy)
-            if ph is not None:
-                cands.append(ph)
-    hint = min(cands, key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
-    # Descend over orders/modes from the best: a fixed evaluation budget (no clock).
-    hint_phase_ns = int(hint.superperiod_ns)
-    hint = local_search(problem, hint, max_evaluations=local_search_budget(len(dag.tasks)))
-    remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    elapsed = {"bounds_and_candidates": time.perf_counter() - t0}
+    # Incumbent search (periodic_search): staggered constructions of the phase-balanced modes
+    # and of every candidate's modes, staggered-slot orders, the descent from the best; a share
+    # of what is left of the wall-clock budget, the rest to CP-SAT and the probes.
+    # reserve: the final compaction and unrolled check (about 1 ms a task) and 2 % for the
+    # overruns of a loaded machine (solver stops, thread start-up)
+    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks) + 0.02 * time_limit_s)
+    now = time.perf_counter()
+    hint, search = search_incumbent(problem, cands, deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
+                                    max_evaluations=local_search_budget(len(dag.tasks)),
+                                    phase_model_s=min(5.0, max(0.5, time_limit_s / 12)), workers=workers, seed=seed)
+    hint_phase_ns = int(search["before_descent_ns"])
+    elapsed["search"] = time.perf_counter() - t0
     probe = latency_weight == 0  # the Lambda-only objective: half the time to fixed-Lambda probes
+    remaining = max(0.5, deadline - time.perf_counter())
     ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining / 2 if probe else remaining,
-                                    workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb)
+                                    workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb,
+                                    deadline=deadline)
     info["relaxation_bound_ns"] = relax["bound_ns"]
-    if probe and info["status"] != OPTIMAL:
-        left = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    info["incumbent_search"] = search
+    elapsed["cpsat"] = time.perf_counter() - t0
+    left = deadline - time.perf_counter()
+    # a probe builds a model like the main one: no probe when its build would overrun the budget
+    if probe and info["status"] != OPTIMAL and left >= 0.5 + 2 * info.get("build_s", 0.0):
         plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=left,
                                               workers=workers, seed=seed)
         info.update(probe_bound_ns=plo, probes=pinfo["probes"], probe_wall_s=pinfo["wall_s"],
@@ -509,7 +527,10 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                 compacted_from_ns=before)
     if int(info["bound_ns"]) >= ps.superperiod_ns:
         info["status"] = OPTIMAL
+    elapsed["probes"] = time.perf_counter() - t0
     ok = _checked(problem, ps)
+    elapsed["checked"] = time.perf_counter() - t0
+    info["elapsed_s"] = elapsed  # since the call started, at the end of each step
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
                          ok, None, time.perf_counter() - t0, info)
 
