@@ -4,20 +4,29 @@ System ``trimoe-h100-xeon-ndp`` (one H100, AMX Xeon 8470, 16 DDR5-4800 DIMM-NDPs
 in its TOML), models DeepSeek-V2, Qwen3-235B-A22B and GLM-4.5-Air (BF16 experts), decode batches
 64..512. Execution model: **serial** (one MoE layer's DAG, no micro-batch overlap); cost model:
 **roofline** (the targets' cost hooks, :mod:`sieveopt.offload_tiers`); no scheduler latency
-charged (0 ns for every policy, so the policies are compared on their decisions alone). For each
-sampled layer (seed 0) every policy's schedule is list-scheduled (predicted) and replayed on the
+charged (0 ns for every policy, so the policies are compared on their decisions alone). Each
+sampled layer (seed 0) is drawn at decode step 8 of the routing generator, the 8 steps before it
+being the prefetch predictor's history (:func:`sieveopt.trimoe_prefetch.sample_with_history`).
+Every policy's schedule is list-scheduled (predicted) and replayed on the
 simulators (the H100's HBM on the DRAM simulator, PCIe on the interconnect simulator, host reads
 and rank-level NDP jobs on the DDR5 simulator; :mod:`sieveopt.validation.replay_offload`).
 
 Policies: ``trimoe`` (hot/warm/cold + bottleneck-aware greedy), the paper's baselines
 ``gpu-cpu``, ``gpu-ndp``, ``gpu-fetch``, ``cpsat`` (2 s wall limit, warm-started from trimoe) and
 two ablations of trimoe's planner (``trimoe-nocpu``: the same planner with the CPU unit's times
-set above any makespan, so it is never chosen; ``trimoe-norefine``: the greedy pass without the
-bottleneck moves). Throughput = B / (median layer makespan x MoE layers): MoE layers only (their
+set above any makespan, so it is never chosen; ``trimoe-norefine``: the planner's ``refine=False``,
+the greedy pass without the bottleneck moves). Variants of the same layer, each with ``trimoe``
+and ``cpsat`` (rows ``<policy>+<variant>``; gaps against the variant's own cpsat): ``prefetch``
+(the 2 EMA-predicted experts of this layer are HBM-resident, 2 of the next layer's are fetched
+over PCIe during this one: :mod:`sieveopt.trimoe_prefetch`; left out where the HBM cannot hold
+4 expert buffers) and ``hostmem`` (CPU jobs and PCIe fetches share the host memory bandwidth:
+:mod:`sieveopt.offload_host_memory`). The relayout-off ablation runs on its own evaluator
+(``trimoe_relayout.csv``, :func:`relayout_rows`: static layout vs the EMA relayout over a
+drifting trace, B = 64). Throughput = B / (median layer makespan x MoE layers): MoE layers only (their
 attention included), dense layers, embeddings and the LM head left out.
 
 Outputs (``--out``, default ae/out/trimoe): ``trimoe.csv`` (one row per model, batch, layer,
-policy), ``trimoe_summary.md``, figures ``trimoe_throughput.png`` (tokens/s by policy over B),
+policy), ``trimoe_summary.md`` (with the relayout table), ``trimoe_relayout.csv``, figures ``trimoe_throughput.png`` (tokens/s by policy over B),
 ``trimoe_util.png`` (replayed GPU/PCIe/CPU/NDP busy fractions), ``trimoe_replay.png`` (replayed
 vs predicted).
 """
@@ -33,22 +42,16 @@ from _common import done, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.check import check
 from sieveopt.dag import DagOptions, build_layer_dag
-from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.roofline import RooflineCostModel
 from sieveopt.offload_tiers import MODE_CPU, MODE_GPU_FETCH, MODE_NDP
 from sieveopt.pipeline import run_layer
+from sieveopt.solvers import solve
 from sieveopt.solvers.sieve import finish
 from sieveopt.solvers.trimoe import trimoe_inputs
-from sieveopt.solvers.trimoe_ref import (
-    KIND_CPU,
-    KIND_GPU,
-    KIND_NDP,
-    _dur,
-    classify_ref,
-    trimoe_plan_ref,
-)
+from sieveopt.solvers.trimoe_ref import trimoe_plan_ref
 from sieveopt.targets import MODE_GPU
+from sieveopt.trimoe_prefetch import prefetch_buffers, prefetch_options, sample_with_history
 from sieveopt.validation.gpu_model import GpuModel
 from sieveopt.validation.replay import make_timer, replay
 
@@ -56,42 +59,30 @@ SYSTEM = "trimoe-h100-xeon-ndp"
 MODELS = ("deepseek-v2", "qwen3-235b-a22b", "glm-4.5-air")
 POLICIES = ("trimoe", "gpu-cpu", "gpu-ndp", "gpu-fetch", "cpsat")
 ABLATIONS = ("trimoe-nocpu", "trimoe-norefine")
+#: DAG variants of the same layer, each run with trimoe and cpsat: next-layer prefetch of
+#: ``PREFETCH_EXPERTS`` EMA-predicted experts (sieveopt.trimoe_prefetch), and host memory shared by
+#: CPU jobs and PCIe fetches (sieveopt.offload_host_memory).
+PREFETCH_EXPERTS = 2
+VARIANTS = ("prefetch", "hostmem")
+VARIANT_ROWS = tuple(f"{p}+{v}" for v in VARIANTS for p in ("trimoe", "cpsat"))
 CPSAT_LIMIT_S = 2.0
+RELAYOUT_HISTORY = 32
 _UNIT_MODE = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
 
 
-def _greedy_pass(inp) -> list[int]:
-    """TriMoE's initial greedy pass alone (trimoe_ref steps 1-2, no bottleneck moves): the
-    refinement-off ablation. Same order, unit choice and tie rule as ``trimoe_plan_ref``."""
-    t_gpu, t_cpu, t_ndp, tok = (inp.t_gpu.tolist(), inp.t_cpu.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist())
-    cls = classify_ref(t_gpu, t_cpu, tok, inp.n_warm)
-    loads = [int(inp.base_gpu_ns), 0] + [0] * inp.num_dimms
-    unit = [-1] * len(tok)
-    for i in sorted(range(len(tok)), key=lambda j: (-tok[j], j)):
-        k = 2 + min(range(inp.num_dimms), key=lambda d: (loads[2 + d], d))
-        best = None
-        for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, k)):
-            f = loads[u] + _dur(kind, i, t_gpu, t_cpu, t_ndp)
-            key = (f, 0 if kind == cls[i] else 1 + kind)
-            if best is None or key < best[0]:
-                best = (key, u)
-        unit[i] = best[1]
-        loads[best[1]] = best[0][0]
-    return unit
-
-
-def ablation(name: str, dag, inst):
-    """A trimoe ablation's schedule (list-scheduled like every policy)."""
+def ablation(name: str, dag, inst, cost):
+    """A trimoe ablation's schedule (list-scheduled like every policy). Refinement off is the
+    planner's own switch (``trimoe`` with ``refine=False``)."""
+    if name == "trimoe-norefine":
+        return solve("trimoe", dag, inst, cost, impl="ref", refine=False)
     t0 = time.perf_counter()
     modes: dict[int, str] = {}
     for inp in trimoe_inputs(dag, inst):
-        if name == "trimoe-nocpu":          # CPU tier off: its times above any makespan
-            big = inp.t_cpu.copy()
-            big[:] = 1 << 50
-            unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
-                                         inp.n_warm, inp.base_gpu_ns, inp.num_dimms)
-        else:
-            unit = _greedy_pass(inp)
+        big = inp.t_cpu.copy()               # CPU tier off: its times above any makespan
+        big[:] = 1 << 50
+        unit, _, _ = trimoe_plan_ref(inp.t_gpu.tolist(), big.tolist(), inp.t_ndp.tolist(), inp.tokens.tolist(),
+                                     inp.n_warm, inp.base_gpu_ns, inp.num_dimms,
+                                     homes=None if inp.homes is None else inp.homes.tolist())
         for e, u in zip(inp.experts.tolist(), unit, strict=True):
             modes[e] = _UNIT_MODE[min(u, 2)]
     return finish(dag, name, modes, attention=MODE_GPU, wall_t0=t0, decision_ns=0)
@@ -110,6 +101,19 @@ def _util(rep, dag, gpu_model, g: int = 0) -> dict[str, float]:
     return out
 
 
+def _variant_dags(inst, hist, cost, batch: int) -> dict[str, Any]:
+    """The layer's DAG per variant ("" = the preset's; prefetch rows are left out when the HBM
+    cannot hold 2 x PREFETCH_EXPERTS expert buffers at this batch)."""
+    system, model = inst.system, inst.model
+    dags = {"": build_layer_dag(inst, cost, DagOptions.for_system(system, scheduler_latency_ns=0))}
+    if 2 * PREFETCH_EXPERTS <= prefetch_buffers(model, system, batch):
+        dags["prefetch"] = build_layer_dag(inst, cost, prefetch_options(system, model, batch, hist, PREFETCH_EXPERTS,
+                                                                        scheduler_latency_ns=0))
+    dags["hostmem"] = build_layer_dag(inst, cost, DagOptions.for_system(system, scheduler_latency_ns=0,
+                                                                        host_memory="shared"))
+    return dags
+
+
 def run(models, batches, layers: int, seed: int) -> list[dict[str, Any]]:
     rows = []
     for name in models:
@@ -118,12 +122,15 @@ def run(models, batches, layers: int, seed: int) -> list[dict[str, Any]]:
         gpu_model = GpuModel(system, timer.stream_ns)
         cost = RooflineCostModel(system, model)
         for batch in batches:
-            for inst in sample_layers(model, system, batch, layers, seed):
-                dag = build_layer_dag(inst, cost, DagOptions.for_system(system, scheduler_latency_ns=0))
-                for pol in (*POLICIES, *ABLATIONS):
+            for inst, hist in sample_with_history(model, system, batch, layers, seed):
+                dags = _variant_dags(inst, hist, cost, batch)
+                runs = [(p, "") for p in (*POLICIES, *ABLATIONS)]
+                runs += [(p, v) for v in VARIANTS if v in dags for p in ("trimoe", "cpsat")]
+                for pol, variant in runs:
+                    dag = dags[variant]
                     t0 = time.perf_counter()
                     if pol in ABLATIONS:
-                        res = ablation(pol, dag, inst)
+                        res = ablation(pol, dag, inst, cost)
                         ok = check(res.schedule, dag).ok
                     else:
                         params = {"time_limit_s": CPSAT_LIMIT_S} if pol == "cpsat" else {}
@@ -134,15 +141,46 @@ def run(models, batches, layers: int, seed: int) -> list[dict[str, Any]]:
                     modes = [res.schedule.modes[t.tid] for t in dag.tasks if t.kind == "expert"]
                     rows.append({
                         "model": name, "precision": model.expert_precision, "batch": batch,
-                        "moe_layer": inst.moe_layer, "policy": pol, "execution_model": "serial",
+                        "moe_layer": inst.moe_layer, "policy": f"{pol}+{variant}" if variant else pol,
+                        "execution_model": "serial",
                         "cost_model": "roofline", "predicted_ns": res.makespan_ns, "replayed_ns": rep.makespan_ns,
                         "replay_error_pct": round(rep.makespan_error_pct, 3),
                         "bound_ns": res.bound_ns, "status": res.status, "check_ok": ok, "solve_wall_s": round(wall, 4),
-                        "experts_gpu_fetch": modes.count(MODE_GPU_FETCH), "experts_cpu": modes.count(MODE_CPU),
+                        "experts_gpu_fetch": modes.count(MODE_GPU_FETCH), "experts_gpu_hit": modes.count(MODE_GPU),
+                        "prefetched": dag.options.prefetch_experts, "experts_cpu": modes.count(MODE_CPU),
                         "experts_ndp": modes.count(MODE_NDP), "moe_layers": model.num_moe_layers,
                         **{f"util_{k}": v for k, v in _util(rep, dag, gpu_model).items()},
                     })
     return rows
+
+
+def relayout_rows(models, batch: int, steps: int, seed: int) -> list[dict[str, Any]]:
+    """The relayout-off ablation: ``static`` (relayout off: the layout decided from the history,
+    kept) vs ``relayout-ema`` (TriMoE's EMA predictor) over a drifting generator trace, two MoE
+    layers, as ``sieveopt trimoe relayout`` (execution model: TriMoE's unit-load sum, expert phase
+    only; movement charged serially on its step)."""
+    import numpy as np
+
+    from sieveopt.placement.evaluate import drifting_trace
+    from sieveopt.trimoe_relayout import compare_relayout
+
+    out = []
+    for name in models:
+        model, system = load_model(name), load_system(SYSTEM)
+        rng = np.random.default_rng(seed)
+        sample = sorted(int(x) for x in rng.choice(model.num_moe_layers, 2, replace=False))
+        trace = drifting_trace(model, batch, RELAYOUT_HISTORY + steps, seed, sample, 4)
+        data = compare_relayout(model, system, trace=trace, history=RELAYOUT_HISTORY, every=16,
+                                predictors=["ema"], cache_experts=None, max_moves=16, batch=batch, layers=[0, 1])
+        for p in data["policies"]:
+            out.append({"model": name, "batch": batch, "steps": data["steps"],
+                        "policy": "relayout-off" if p["policy"] == "static" else p["policy"],
+                        "execution_model": data["execution_model"], "cost_model": data["cost_model"],
+                        "precision": data["precision"], "layer_mean_us": p["layer_mean_ns"] / 1e3,
+                        "layer_mean_with_move_us": p["layer_mean_with_move_ns"] / 1e3,
+                        "relayouts": p["relayouts"], "moved_GB": p["moved_bytes"] / 1e9,
+                        "speedup_vs_relayout_off": p["speedup_vs_static"]})
+    return out
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,10 +199,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "tokens_per_s_replayed": b / (med["replayed_ns"] * 1e-9 * L)})
     best = {}
     for s in out:
-        if s["policy"] == "cpsat":
-            best[(s["model"], s["batch"])] = s["predicted_ns"]
+        pol, _, variant = s["policy"].partition("+")
+        if pol == "cpsat":
+            best[(s["model"], s["batch"], variant)] = s["predicted_ns"]
     for s in out:
-        ref = best.get((s["model"], s["batch"]))
+        ref = best.get((s["model"], s["batch"], s["policy"].partition("+")[2]))
         s["gap_to_cpsat_pct"] = None if not ref else 100.0 * (s["predicted_ns"] / ref - 1.0)
     return out
 
@@ -172,7 +211,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _md(summary: list[dict[str, Any]]) -> str:
     lines = ["| model | B | policy | layer us (pred.) | layer us (replayed) | error | tok/s (replayed) | gap to cpsat | "
              "GPU | GPU compute | PCIe | CPU | NDP |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for s in sorted(summary, key=lambda s: (s["model"], s["batch"], (*POLICIES, *ABLATIONS).index(s["policy"]))):
+    for s in sorted(summary, key=lambda s: (s["model"], s["batch"], (*POLICIES, *ABLATIONS, *VARIANT_ROWS).index(s["policy"]))):
         gap = "-" if s["gap_to_cpsat_pct"] is None else f"{s['gap_to_cpsat_pct']:+.1f}%"
         lines.append(f"| {s['model']} | {s['batch']} | {s['policy']} | {s['predicted_ns'] / 1e3:.0f} | "
                      f"{s['replayed_ns'] / 1e3:.0f} | {s['replay_error_pct']:+.1f}% | {s['tokens_per_s_replayed']:.0f} | {gap} | "
@@ -180,16 +219,26 @@ def _md(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _relayout_md(rows: list[dict[str, Any]]) -> str:
+    lines = ["| model | B | steps | policy | expert phase us | with movement us | relayouts | moved GB | "
+             "speed-up vs relayout off |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['batch']} | {r['steps']} | {r['policy']} | {r['layer_mean_us']:.0f} | "
+                     f"{r['layer_mean_with_move_us']:.0f} | {r['relayouts']} | {r['moved_GB']:.2f} | "
+                     f"{r['speedup_vs_relayout_off']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def plots(summary: list[dict[str, Any]], out) -> None:
     plt = pyplot()
     models = sorted({s["model"] for s in summary})
-    pols = [p for p in (*POLICIES, *ABLATIONS) if any(s["policy"] == p for s in summary)]
+    pols = [p for p in (*POLICIES, *ABLATIONS, *VARIANT_ROWS) if any(s["policy"] == p for s in summary)]
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
     for ax, m in zip(axes[0], models, strict=True):
         for p in pols:
             pts = sorted((s["batch"], s["tokens_per_s_replayed"]) for s in summary if s["model"] == m and s["policy"] == p)
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=p,
-                    linestyle="--" if p in ABLATIONS else "-")
+                    linestyle="--" if p in ABLATIONS else ":" if p in VARIANT_ROWS else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("decode batch B")
@@ -245,9 +294,11 @@ def main(argv=None) -> int:
     summary = summarise(rows)
     write_csv(args.out / "trimoe.csv", rows)
     write_csv(args.out / "trimoe_summary.csv", summary)
+    relayout = relayout_rows(models, 64, 32 if args.quick else 128, args.seed)
+    write_csv(args.out / "trimoe_relayout.csv", relayout)
     from sieveopt.fileio import atomic_write_text
 
-    atomic_write_text(args.out / "trimoe_summary.md", _md(summary))
+    atomic_write_text(args.out / "trimoe_summary.md", _md(summary) + "\n" + _relayout_md(relayout))
     plots(summary, args.out)
     done(args, "trimoe")
     return 0

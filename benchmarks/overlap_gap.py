@@ -28,6 +28,7 @@ from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import HINT_POLICIES, sample_problem, solve_overlap
 from sieveopt.pipeline import run_layer
+from sieveopt.solvers import cpsat_periodic  # noqa: F401  (imported once here, not inside CP-SAT's timed call)
 
 SYSTEM = "sieve-b200-hbm3e-pim"
 CONFIGS = ["qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8"]
@@ -56,6 +57,8 @@ def run_one(model_name: str, gpus: int, batch: int, M: int, L: int, time_limit: 
                                 "from_hint": c.meta["from_hint"], "hint_policy": c.meta["hint_policy"],
                                 "load_bound_ns": c.meta["load_bound_ns"] / L,
                                 "relaxation_bound_ns": c.meta["relaxation_bound_ns"] / L,
+                                "incumbent_search": c.meta.get("incumbent_search"),
+                                "elapsed_s": c.meta.get("elapsed_s"),
                                 "wall_s": time.perf_counter() - t0}
     if serial:
         # Serial: the full batch of each of the window's layers (same routing, micro-batches joined).

@@ -15,6 +15,10 @@ from sieveopt.tomlspec import INF_OK, require, require_finite, require_range
 AttentionLayerKind = Literal["full", "linear", "sliding"]
 HbmSharing = Literal["exclusive", "dual_row_buffer", "partitioned"]
 VariabilityKind = Literal["none", "fixed", "uniform", "lognormal", "profile"]
+#: Host memory of an offloading system: CPU reads and PCIe fetches each at full bandwidth
+#: ("independent") or sharing the host's achievable bandwidth ("shared", sieveopt.offload_tiers).
+HostMemory = Literal["independent", "shared"]
+NdpPlacement = Literal["any", "home"]
 
 #: Largest system the toolkit models (one NVSwitch domain is 72-576 GPUs; the DAG has
 #: O(GPUs^2) all-to-all messages, so a larger count is a typo, not a system).
@@ -471,6 +475,12 @@ class OffloadSpec:
     expert_modes: tuple[str, ...] = ()
     attention_modes: tuple[str, ...] = ()
     routed_experts_in_host: bool = False
+    #: The DAG's default ``DagOptions.host_memory`` on this system ("shared": CPU expert jobs and
+    #: PCIe weight fetches draw on one host memory bandwidth, :mod:`sieveopt.offload_tiers`).
+    host_memory: HostMemory = "independent"
+    #: The DAG's default ``DagOptions.ndp_placement``: NDP jobs on "any" free DIMM, or each on its
+    #: expert's "home" DIMM (expert e on DIMM e mod D; :mod:`sieveopt.offload_dimms`).
+    ndp_placement: NdpPlacement = "any"
     pcie: PcieSpec = field(default_factory=PcieSpec)
     cpu: HostCpuSpec = field(default_factory=HostCpuSpec)
     ndp: DimmNdpSpec = field(default_factory=DimmNdpSpec)

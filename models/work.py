@@ -42,6 +42,7 @@ class TaskKind(StrEnum):
     SHARED = "shared"
     COMBINE = "combine"
     REDUCE = "reduce"
+    PREFETCH = "prefetch"          # a routed expert's weights copied ahead of use (next layer)
     # work outside the MoE layer DAG (end-to-end step)
     LM_HEAD = "lm_head"
     EMBED = "embed"
@@ -154,6 +155,11 @@ def expert_work(model: ModelSpec, n: int, *, launches: int = 1) -> Work:
     """One routed expert on ``n`` tokens (``launches=0`` inside a grouped GEMM)."""
     return Work(TaskKind.EXPERT, n, model.expert_flops(n), model.expert_weight_bytes,
                 2 * n * model.hidden_size * model.activation_bytes, launches=launches)
+
+
+def prefetch_work(model: ModelSpec) -> Work:
+    """One routed expert's weights copied into HBM ahead of use (no compute)."""
+    return Work(TaskKind.PREFETCH, 0, 0.0, model.expert_weight_bytes)
 
 
 def shared_expert_work(model: ModelSpec, n: int) -> Work:

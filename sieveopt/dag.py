@@ -9,6 +9,7 @@ Per GPU g (data-parallel attention, expert parallelism, experts sharded over all
     sched[h], dispatch[*->h] -> expert[e on h] (gpu | pim) -> combine[h->g] -> reduce[g]
     shared[g] (prefetched after oproj, or after sched) -> reduce[g]
     grouped GEMM: launch[h] (after every dispatch into h) -> expert[e] only if e runs on the GPU
+    prefetch[g.j] (next layer's expert weights, DagOptions.prefetch_experts) -> reduce[g]
 
 Resources per GPU: ``gpu`` stream, ``hbm`` external bus, ``pim`` units, NVLink ``egress`` and
 ``ingress`` ports, ``sched`` (the scheduler's own processor). GPU kernels hold gpu+hbm; PIM jobs
@@ -52,6 +53,7 @@ from sieveopt.variability import gpu_kernel_ns, speed_factors
 QKV, ATTN, PREFILL_ATTN, OPROJ, ROUTER = TaskKind.QKV, TaskKind.ATTN, TaskKind.PREFILL_ATTN, TaskKind.OPROJ, TaskKind.ROUTER
 ALLGATHER, SCHED, DISPATCH, LAUNCH = TaskKind.ALLGATHER, TaskKind.SCHED, TaskKind.DISPATCH, TaskKind.LAUNCH
 EXPERT, SHARED, COMBINE, REDUCE = TaskKind.EXPERT, TaskKind.SHARED, TaskKind.COMBINE, TaskKind.REDUCE
+PREFETCH = TaskKind.PREFETCH
 MESSAGE_KINDS = W.MESSAGE_KINDS
 
 # Resource kinds of the built-in targets (a registered target may add its own: see
@@ -84,13 +86,33 @@ class DagOptions:
     pim_parallelism: Literal["tp", "ep"] = "tp"
     #: Channel groups per GPU under "ep" (0: one per expert the GPU holds, at most one per pCH).
     pim_channel_groups: int = 0
+    #: Host memory of the offload tiers (the ``cpu`` and ``gpu_fetch`` targets' layouts,
+    #: :mod:`sieveopt.offload_tiers`): "independent" (each reads at its own full rate) or
+    #: "shared" (a CPU job and a PCIe fetch overlap only if their bandwidths fit together).
+    host_memory: Literal["independent", "shared"] = "independent"
+    #: Expert weight caching of targets that fetch weights per use (``Target.resident_mode`` /
+    #: ``prefetch_mode``, e.g. TriMoE's ``gpu_fetch``): routed experts of this layer whose weights
+    #: are already in HBM (prefetched during the previous layer; they may also run in the resident
+    #: mode), and how many of the next layer's experts this layer prefetches (copy tasks
+    #: ``prefetch[g.j]`` on each GPU, from the layer's start until before its ``reduce``).
+    resident_experts: tuple[int, ...] = ()
+    prefetch_experts: int = 0
+    #: NDP placement of the ``ndp`` target (:mod:`sieveopt.offload_dimms`): "any" free DIMM, or
+    #: each expert on its "home" DIMM (``dimm_homes[e]``; empty = ``e mod DIMMs``).
+    ndp_placement: Literal["any", "home"] = "any"
+    dimm_homes: tuple[int, ...] = ()
 
     @classmethod
     def for_system(cls, system: SystemSpec, **overrides: Any) -> DagOptions:
         """The defaults, with the modes an offloading system declares (``[offload]``) if any,
         then ``overrides`` (what a command sets, e.g. ``scheduler_latency_ns``)."""
         off = system.offload
-        kw = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes), ("attention_modes", off.attention_modes)) if v}
+        kw: dict[str, Any] = {k: tuple(v) for k, v in (("expert_modes", off.expert_modes),
+                                                        ("attention_modes", off.attention_modes)) if v}
+        if off.host_memory != "independent":
+            kw["host_memory"] = off.host_memory
+        if off.ndp_placement != "any":
+            kw["ndp_placement"] = off.ndp_placement
         return cls(**{**kw, **overrides})
 
 
@@ -265,8 +287,16 @@ class _Builder:
         self.res: dict[tuple[str, int], int] = {}
         for mode in (*opts.attention_modes, *opts.expert_modes):
             get_target(mode)  # an unknown mode fails here, naming the registered targets
+        if opts.prefetch_experts < 0:
+            raise ValueError(f"DagOptions.prefetch_experts: must be >= 0, got {opts.prefetch_experts}")
+        #: (expert mode, resident mode, prefetch mode) of every target that caches weights, when
+        #: this DAG has resident experts or prefetches (DagOptions.resident_experts / prefetch_experts)
+        self.caching = [(m, t.resident_mode, t.prefetch_mode) for m in opts.expert_modes
+                        if (t := get_target(m)).resident_mode and (opts.resident_experts or opts.prefetch_experts)]
+        extra = tuple(x for _m, r, p in self.caching for x in (r, p) if x)
+        all_modes = (*opts.attention_modes, *opts.expert_modes, *extra)
         for g in range(system.num_gpus):
-            for kind in resource_kinds_for((*opts.attention_modes, *opts.expert_modes)):
+            for kind in resource_kinds_for(all_modes):
                 rid = len(self.resources)
                 self.resources.append(Resource(rid, f"{kind}[{g}]", kind, g, resource_capacity(kind, system)))
                 self.res[(kind, g)] = rid
@@ -279,7 +309,7 @@ class _Builder:
         # pim_parallelism="ep"): mode -> hook, instantiated on the first layer (mode -> layout).
         self._layout_hooks: dict[str, Any] = {}
         self.layouts: dict[str, Any] = {}
-        for t in targets_for((*opts.attention_modes, *opts.expert_modes)):
+        for t in targets_for(all_modes):
             if t.layout_option:
                 hook = t.layout_hook(getattr(opts, t.layout_option))
                 if hook is not None:
@@ -328,6 +358,7 @@ class _Builder:
         if inst.system.num_gpus != self.system.num_gpus:
             raise ValueError("every layer of a window must use the same system")
         self.inst, self.layer, self.microbatch = inst, layer, microbatch
+        self.prefetch_of: dict[int, list[int]] = {}
         for mode, hook in self._layout_hooks.items():
             if mode not in self.layouts:
                 self.layouts[mode] = hook(self, inst)
@@ -388,6 +419,8 @@ class _Builder:
 
         grouped = opts.gpu_kernel == "grouped"
         expert_tokens = inst.expert_tokens
+        resident = set(opts.resident_experts)
+        resident_modes = tuple(dict.fromkeys(r for _m, r, _p in self.caching if r))
         experts_of: dict[int, list[int]] = {g: [] for g in range(G)}
         for g in range(G):
             if grouped:
@@ -400,13 +433,16 @@ class _Builder:
             for e in inst.experts_on(g):
                 e = int(e)
                 w = W.expert_work(model, int(expert_tokens[e]), launches=0 if grouped else 1)
-                t = self.add(f"expert[{e}]", EXPERT, g, w, opts.expert_modes, expert=e)
+                modes = opts.expert_modes
+                if e in resident:
+                    modes = (*modes, *(r for r in resident_modes if r not in modes))
+                t = self.add(f"expert[{e}]", EXPERT, g, w, modes, expert=e)
                 experts_of[g].append(t)
                 self.edge(sched[g], t)
                 for i in np.flatnonzero(inst.counts[:, e]):
                     if int(i) != g:
                         self.edge(dispatch[(int(i), g)], t, lat)
-                if grouped and MODE_GPU in opts.expert_modes:
+                if grouped and MODE_GPU in modes:
                     self.edge(launch[g], t, 0, (t, MODE_GPU))
 
         for g in range(G):
@@ -416,6 +452,14 @@ class _Builder:
                 self.edge(oproj[g] if opts.shared_expert_prefetch else sched[g], shared[g])
             reduce_[g] = self.add(f"reduce[{g}]", REDUCE, g, W.reduce_work(model, n), (MODE_GPU,))
             self.edge(router[g], reduce_[g])
+            # The next layer's weights, overlapping this whole layer (from its start: in a window,
+            # after the previous layer's reduce, so at most 2 x prefetch_experts buffers are live).
+            self.prefetch_of[g] = []
+            for _m, _r, pmode in self.caching:
+                for j in range(opts.prefetch_experts if pmode else 0):
+                    p = self.add(f"prefetch[{g}.{j}]", PREFETCH, g, W.prefetch_work(model), (pmode,))
+                    self.edge(p, reduce_[g])
+                    self.prefetch_of[g].append(p)
             if g in shared:
                 self.edge(shared[g], reduce_[g])
 
@@ -475,6 +519,8 @@ def build_window_dag(layers: Sequence[Sequence[LayerInstance]], cost: CostModel,
             first, last = b.add_layer(inst, li, m)
             for g, t in prev_last[m].items():
                 b.edge(t, first[g])
+                for p in b.prefetch_of.get(g, ()):
+                    b.edge(t, p)
             prev_last[m] = last
     meta = dict(b.last_meta)
     meta.update({"window_layers": len(layers), "microbatches": nmb,

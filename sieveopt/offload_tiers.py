@@ -15,10 +15,12 @@ Three registry entries (:mod:`sieveopt.targets`), nothing else in the tree names
   against the DIMM's internal (rank-parallel) bandwidth, plus the activation round trip. It holds
   ``ndp``, a resource of capacity ``num_dimms`` (D jobs run at once, one per DIMM).
 
-Simplifications (docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
-NDP job durations (they do not hold the PCIe link); host-memory contention between CPU reads,
-PCIe fetches and NDP (T_contention) is not modelled; an NDP job may run on any free DIMM (no
-per-DIMM weight placement). Replay timers (``sieveopt.validation.replay_offload``): the GPU
+Host memory bandwidth shared by CPU jobs and PCIe fetches: ``DagOptions.host_memory = "shared"``,
+the two targets' layouts (:mod:`sieveopt.offload_host_memory`). Simplifications
+(docs/design-notes/trimoe.md): activation transfers are charged inside the CPU and
+NDP job durations (they do not hold the PCIe link); the per-DIMM contention of NDP with host reads
+(T_contention^d) is not modelled; an NDP job runs on any free DIMM unless
+``DagOptions.ndp_placement = "home"`` (:mod:`sieveopt.offload_dimms`). Replay timers (``sieveopt.validation.replay_offload``): the GPU
 model on HBM + the interconnect simulator's PCIe link + the DDR5 simulator's host read for
 ``gpu_fetch``; the DDR5 host read (AMX compute closed-form) for ``cpu``; the DDR5 simulator's
 rank-level NDP read for ``ndp`` (the system's ``offload.ndp.dram_preset``).
@@ -32,10 +34,12 @@ from typing import Any
 from sieveopt.targets import MODE_GPU, Target, get_target, register_builtin_target
 
 _REPLAY = "sieveopt.validation.replay_offload"
+_HOSTMEM = "sieveopt.offload_host_memory:HostMemoryView"
 
 MODE_GPU_FETCH = "gpu_fetch"
 MODE_CPU = "cpu"
 MODE_NDP = "ndp"
+MODE_PREFETCH = "gpu_prefetch"
 #: The three TriMoE tiers, in the paper's hot -> warm -> cold order.
 TRIMOE_MODES = (MODE_GPU_FETCH, MODE_CPU, MODE_NDP)
 
@@ -77,6 +81,16 @@ def gpu_fetch_cost_ns(cost_model: Any, work: Any) -> float:
         return gpu
     return (system.offload.pcie.latency_ns
             + max(gpu, pcie_ns(system, work.weight_bytes), host_dram_read_ns(system, work.weight_bytes)))
+
+
+def prefetch_cost_ns(cost_model: Any, work: Any) -> float:
+    """Next-layer weight prefetch: the GPU miss's transfer without its kernel, PCIe latency +
+    max(PCIe transfer, host DRAM read) of the expert's weights."""
+    system = _system(cost_model)
+    if work.weight_bytes <= 0:
+        return 0.0
+    return system.offload.pcie.latency_ns + max(pcie_ns(system, work.weight_bytes),
+                                                 host_dram_read_ns(system, work.weight_bytes))
 
 
 def cpu_cost_ns(cost_model: Any, work: Any) -> float:
@@ -121,14 +135,25 @@ def register_offload_tiers() -> None:
         MODE_GPU_FETCH, "GPU (PCIe fetch)", "#59a14f", owns={"pcie": "PCIe link"},
         holds=(*gpu.holds, "pcie"), cost=gpu_fetch_cost_ns, replay=f"{_REPLAY}:gpu_fetch_task_time",
         expert_category="experts_gpu_fetch",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_fetch"},
+        resident_mode=MODE_GPU, prefetch_mode=MODE_PREFETCH,
         doc="TriMoE hot tier: GPU expert whose weights come over PCIe (max of compute, PCIe, host DRAM)"))
+    register_builtin_target(Target(
+        MODE_PREFETCH, "PCIe prefetch", "#b07aa1", holds=("pcie",), cost=prefetch_cost_ns,
+        replay=f"{_REPLAY}:prefetch_task_time",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_fetch"},
+        doc="Next-layer expert weights host -> HBM over PCIe (DagOptions.prefetch_experts): holds the link only"))
     register_builtin_target(Target(
         MODE_CPU, "AMX CPU", "#17becf", owns={"cpu": "CPU cores"}, holds=("cpu",), cost=cpu_cost_ns,
         replay=f"{_REPLAY}:cpu_task_time", expert_category="experts_cpu",
+        layout_option="host_memory", layouts={"independent": None, "shared": f"{_HOSTMEM}.for_cpu"},
+        part_owns={"hostmem": "host memory (CPU vs PCIe fetch)"},
         doc="TriMoE warm tier: AMX host CPU (max of AMX compute, host DRAM read) + activation round trip"))
     register_builtin_target(Target(
         MODE_NDP, "DIMM-NDP", "#e15759", owns={"ndp": "DIMM-NDP units"}, holds=("ndp",), cost=ndp_cost_ns,
         replay=f"{_REPLAY}:ndp_task_time", capacity=_num_dimms, expert_category="experts_ndp",
+        layout_option="ndp_placement", layouts={"any": None, "home": "sieveopt.offload_dimms:DimmHomes.for_builder"},
+        part_owns={"ndp_dimm": "DIMM-NDP (one DIMM)"},
         doc="TriMoE cold tier: one DIMM's NDP engine (max of NDP compute, internal read); capacity = DIMMs"))
 
 

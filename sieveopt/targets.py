@@ -72,6 +72,12 @@ class Target:
     layout_option: str = ""
     layouts: Mapping[str, Callable[..., Any] | str | None] = field(default_factory=dict)
     part_owns: Mapping[str, str] = field(default_factory=dict)
+    #: Weight caching of a target whose routed experts fetch their weights per use (e.g. a GPU
+    #: behind PCIe): the mode an expert may also take when its weights are already resident
+    #: (``DagOptions.resident_experts``), and the single-mode target of the copy tasks that bring
+    #: the next layer's weights in (``DagOptions.prefetch_experts``); "" = no caching.
+    resident_mode: str = ""
+    prefetch_mode: str = ""
     doc: str = ""
 
     def duration_ns(self, cost_model: Any, work: Any) -> float:

@@ -158,7 +158,7 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
     # TriMoE's offloading tier (modes from sieveopt.offload_tiers; DAG of an [offload] system)
     "trimoe": ("sieveopt.solvers.trimoe", "solve_trimoe",
                "TriMoE: hot/warm/cold classes + bottleneck-aware greedy over GPU(+PCIe fetch)/AMX CPU/DIMM-NDP",
-               PolicyInfo("compiled", {"impl": _choice("numba", "ref")}, color="#e377c2", marker="h",
+               PolicyInfo("compiled", {"impl": _choice("numba", "ref"), "refine": _bool}, color="#e377c2", marker="h",
                           needs_modes=_TRIMOE, cpsat_hint=1)),
     "gpu-cpu": ("sieveopt.solvers.trimoe", "solve_gpu_cpu", "GPU-CPU offloading: cold experts on the AMX CPU",
                 PolicyInfo("static", color="#bcbd22", marker="<", needs_modes=(_TRIMOE[0], _TRIMOE[1]))),

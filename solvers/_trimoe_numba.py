@@ -2,8 +2,10 @@
 
 ``trimoe_plan(data, ints, out, loads) -> makespan`` makes exactly the reference's decisions
 (same integer arithmetic, same order and tie-breaking) and allocates nothing; four arguments
-keep numba's dispatch cost down. ``data`` int64[4, E] = rows t_gpu, t_cpu, t_ndp (ns), tokens;
-``ints`` = [n_warm, base_gpu_ns, num_dimms]; ``out`` int64[2, >= E] receives the unit
+keep numba's dispatch cost down. ``data`` int64[4 or 5, E] = rows t_gpu, t_cpu, t_ndp (ns), tokens and optionally each expert's
+home DIMM (-1: any engine);
+``ints`` = [n_warm, base_gpu_ns, num_dimms, refine (1 = bottleneck moves, 0 = the greedy pass
+alone)]; ``out`` int64[2, >= E] receives the unit
 (0 GPU, 1 CPU, 2+d NDP engine d) and the class (0 hot, 1 warm, 2 cold); ``loads`` is
 an int64 workspace of length >= 2 + num_dimms + 2 P + experts + max tokens + 2 (loads, a
 tournament tree over the P >= num_dimms engine slots, the sort order, the counting-sort
@@ -44,9 +46,11 @@ def _winner(a, b, loads):  # noqa: ANN001, ANN202
 @njit(cache=True, nogil=True, boundscheck=False)
 def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
     t_gpu, t_cpu, t_ndp, tokens = data[0], data[1], data[2], data[3]
+    homes = data[4] if data.shape[0] > 4 else data[3, :0]
+    has_homes = homes.shape[0] > 0
     unit, cls = out[0], out[1]
     n = tokens.shape[0]
-    n_warm, base_gpu, D = ints[0], ints[1], ints[2]
+    n_warm, base_gpu, D, refine = ints[0], ints[1], ints[2], ints[3]
     U = 2 + D
     for i in range(n):
         if t_gpu[i] <= t_cpu[i]:
@@ -88,6 +92,8 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
     for j in range(n):
         i = order[j]
         k = tree[1]                          # least-loaded NDP engine, lowest index on ties
+        if has_homes and homes[i] >= 0:
+            k = 2 + homes[i]                 # its home DIMM only
         best_f = loads[0] + t_gpu[i]
         best_r = 0 if cls[i] == 0 else 1
         best_u = 0
@@ -106,7 +112,7 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
             while x >= 1:
                 tree[x] = _winner(tree[2 * x], tree[2 * x + 1], loads)
                 x >>= 1
-    for _ in range(2 * n):
+    for _ in range(2 * n if refine != 0 else 0):
         # bottleneck (first argmax) and the three largest loads (ties: lower unit first)
         t0 = -1
         t1 = -1
@@ -132,6 +138,8 @@ def trimoe_plan(data, ints, out, loads):  # noqa: ANN001, ANN201, C901
                 continue
             for kind in range(3):
                 u = kind if kind < 2 else ndp_min
+                if kind == 2 and has_homes and homes[i] >= 0:
+                    u = 2 + homes[i]
                 if u == b or u < 0:
                     continue
                 if t0 != b and t0 != u:
@@ -179,5 +187,5 @@ def warm_up() -> None:
         return
     a = np.array([5, 3, 9], np.int64)
     out, loads = make_workspace(3, 2, 9)
-    trimoe_plan(np.stack([a, a + 1, a + 2, a]), np.array([2, 0, 2], np.int64), out, loads)
+    trimoe_plan(np.stack([a, a + 1, a + 2, a]), np.array([2, 0, 2, 1], np.int64), out, loads)
     _WARM = True

@@ -21,7 +21,8 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
-the static bounds. The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
+the static bounds. :func:`slot_bound_ns` is a separate bound: the slot relaxation of
+:func:`sieveopt.periodic_bounds.slot_bounds` over the modes alone (no start times). The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
 worse than the hint.
 """
 
@@ -42,13 +43,38 @@ from sieveopt.periodic import (
     recurrence_bound_ns,
     resource_loads_ns,
 )
-from sieveopt.periodic_bounds import chain_cuts
-from sieveopt.periodic_search import compact, local_search, phase_order_schedule
+from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
+from sieveopt.periodic_search import compact, search_incumbent
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
 COPIES = 3
+
+
+def _mode_literals(model: cp_model.CpModel, dag: Any) -> list[dict[str, Any]]:
+    """Per task, mode -> Boolean (exactly one) or the constant 1 of a single-mode task."""
+    lit: list[dict[str, Any]] = []
+    for t in dag.tasks:
+        if t.has_choice:
+            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
+            model.add_exactly_one(d.values())
+        else:
+            d = {next(iter(t.modes)): 1}
+        lit.append(d)
+    return lit
+
+
+def _add_load_cuts(model: cp_model.CpModel, dag: Any, lit: list[dict[str, Any]], lam: Any) -> None:
+    """``lam >= load_r`` of every resource, linear in the mode literals (Sieve's max() over all)."""
+    terms: dict[int, list[Any]] = {}
+    for t in dag.tasks:
+        for m, c in t.modes.items():
+            for rid in c.resources:
+                if c.duration_ns:
+                    terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
+    for ts in terms.values():
+        model.add(lam >= sum(ts))
 
 
 def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2,
@@ -65,21 +91,8 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     model = cp_model.CpModel()
     hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + 1
     z = model.new_int_var(0, hi, "z")
-    lit: list[dict[str, Any]] = []
-    for t in dag.tasks:
-        if t.has_choice:
-            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
-            model.add_exactly_one(d.values())
-        else:
-            d = {next(iter(t.modes)): 1}
-        lit.append(d)
-    terms: dict[int, list[Any]] = {}
-    for t in dag.tasks:
-        for m, c in t.modes.items():
-            for rid in c.resources:
-                terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
-    for ts in terms.values():
-        model.add(z >= sum(ts))
+    lit = _mode_literals(model, dag)
+    _add_load_cuts(model, dag, lit, z)
     model.minimize(z)
     if best_seed is not None:
         model.add(z <= best_seed[0])
@@ -103,18 +116,106 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     return lb, int(solver.objective_value), modes
 
 
+def add_slot_cuts(model: cp_model.CpModel, problem: PeriodicProblem, lit: list[dict[str, Any]], lam: Any, hi: int,
+                  sb: SlotBounds | None = None) -> int:
+    """Add the slot relaxation (:func:`sieveopt.periodic_bounds.slot_bounds`: sync-to-sync and
+    window terms, cycles, overlap) over the mode literals ``lit`` and the superperiod ``lam``;
+    returns the number of constraints. Each D/W variable is bounded below by its terms only, so
+    the true values of any periodic schedule satisfy everything (proofs in ``slot_bounds``)."""
+    sb = slot_bounds(problem) if sb is None else sb
+    dag = problem.dag
+    var: dict[tuple[Any, ...], Any] = {}
+    count = 0
+
+    def v(key: tuple[Any, ...]) -> Any:
+        if key not in var:
+            var[key] = model.new_int_var(0, hi, "_".join(map(str, key)))
+        return var[key]
+
+    for term in sb.terms:
+        expr = [c.duration_ns * lit[i][m] for i in term.tasks for m, c in dag.tasks[i].modes.items()
+                if term.resource in c.resources and c.duration_ns]
+        for y, dy, lits in term.gates:
+            on = [lit[i][m] for i, m in lits if m in lit[i]]
+            if any(isinstance(lv, int) and lv for lv in on):
+                expr.append(dy)
+                continue
+            z = model.new_bool_var(f"gate{y}_{term.resource}")
+            for lv in on:
+                if not isinstance(lv, int):
+                    model.add_implication(lv, z)
+            expr.append(dy * z)
+        model.add(v(term.var) >= term.offset_ns + sum(expr))
+        count += 1
+    for (li, mb, g), (off, extras) in sb.gaps.items():
+        model.add(v(("D", li, mb)) >= v(("W", li, mb, g)) + off + sum(x * lit[i][m] for i, m, x in extras))
+        count += 1
+    for slots in sb.cycles:
+        model.add(lam >= sum(v(("D", *j)) for j in slots))
+        count += 1
+    for (g, r), tasks in sb.dense.items():
+        load = [c.duration_ns * lit[i][m] for i in tasks for m, c in dag.tasks[i].modes.items()
+                if r in c.resources and c.duration_ns]
+        wins = [v(("W", li, mb, g)) for (li, mb, gg) in sb.gaps if gg == g]
+        model.add(sb.microbatches * lam >= sum(load) + sum(wins))
+        count += 1
+    return count
+
+
+def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2, seed: int = 0,
+                  hint_modes: Sequence[str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Lower bound on Lambda: the minimum over modes of the superperiod that the load cuts, the
+    recurrence bound and the slot constraints allow. Every periodic schedule satisfies all of
+    them (a relaxation), so CP-SAT's objective bound on this small model (mode Booleans and one
+    variable per slot arc, no start times) is a valid bound. Returns (bound, info); info holds
+    the status, the relaxation's best value and its modes."""
+    t0 = time.perf_counter()
+    dag = problem.dag
+    sb = slot_bounds(problem)
+    # any schedule fits in one superperiod of every task and lag in sequence
+    hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + sum(e.lag_ns for e in dag.edges) + 1
+    model = cp_model.CpModel()
+    lam = model.new_int_var(max(1, recurrence_bound_ns(problem)), hi, "lam")
+    lit = _mode_literals(model, dag)
+    _add_load_cuts(model, dag, lit, lam)
+    ncuts = add_slot_cuts(model, problem, lit, lam, COPIES * hi, sb)
+    model.minimize(lam)
+    if hint_modes is not None:
+        for t in dag.tasks:
+            for m, lv in lit[t.tid].items():
+                if not isinstance(lv, int):
+                    model.add_hint(lv, hint_modes[t.tid] == m)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    solver.parameters.max_time_in_seconds = time_limit_s
+    st = solver.solve(model)
+    if st == cp_model.INFEASIBLE:
+        raise RuntimeError(f"slot relaxation infeasible below {hi} ns: a feasible Lambda is cut (a bug)")
+    lb = int(math.ceil(solver.best_objective_bound - 1e-9))
+    info = {"status": _STATUS.get(st, UNKNOWN), "bound_ns": lb, "wall_s": time.perf_counter() - t0,
+            "cuts": ncuts, "value_ns": None, "modes": None}
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        info["value_ns"] = int(solver.objective_value)
+        info["modes"] = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                              for t in range(len(dag.tasks)))
+    return lb, info
+
+
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
                          workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
                          deterministic: bool = False, load_bound: int | None = None,
                          resources: bool = True, cuts: bool = True, fixed_ns: int | None = None,
-                         log: bool = False) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
+                         log: bool = False, deadline: float | None = None,
+                         ) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
     """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
     status, bound_ns (on Lambda), wall_s and the solver's counters.
 
     ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
     *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
     It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
-    relaxation's best modes (a good start for modulo list scheduling)."""
+    relaxation's best modes (a good start for modulo list scheduling). ``deadline`` (a
+    ``time.perf_counter()`` value) caps the solve so that building the model counts too."""
     t0 = time.perf_counter()
     dag = problem.dag
     n = len(dag.tasks)
@@ -186,14 +287,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     for r in problem.recurrences:
         model.add(s[r.dst] + lam >= e[r.src] + r.lag_ns)
     # Redundant load cuts (the ideal-overlap bound, per resource).
-    terms: dict[int, list[Any]] = {}
-    for t in dag.tasks:
-        for m, c in t.modes.items():
-            for rid in c.resources:
-                if c.duration_ns:
-                    terms.setdefault(rid, []).append(c.duration_ns * lit[t.tid][m])
-    for ts in terms.values():
-        model.add(lam >= sum(ts))
+    _add_load_cuts(model, dag, lit, lam)
     # Redundant chain-load cuts (sieveopt.periodic_bounds: a micro-batch's chain with its own
     # work on one resource serialised between two backbone tasks).
     ncuts = 0
@@ -238,7 +332,10 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             p.interleave_search = True
         p.max_deterministic_time = float(time_limit_s)
     else:
-        p.max_time_in_seconds = float(time_limit_s)
+        limit = float(time_limit_s)
+        if deadline is not None:
+            limit = max(0.1, min(limit, deadline - time.perf_counter()))
+        p.max_time_in_seconds = limit
     st = solver.solve(model)
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
@@ -321,7 +418,8 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
         mid = (try_lo + hi) // 2
         ps, info = solve_periodic_cpsat(problem, None, time_limit_s=min(left, max(2.0, time_limit_s / 4)),
                                         workers=workers, seed=seed, fixed_ns=mid, load_bound=lo,
-                                        deterministic=deterministic)
+                                        deterministic=deterministic,
+                                        deadline=None if deterministic else t0 + time_limit_s)
         probes.append((mid, info["status"]))
         spent += info.get("deterministic_s", 0.0)
         if ps is not None and check_periodic(ps, problem).ok:
@@ -333,11 +431,18 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
     return lo, best, {"probes": probes, "wall_s": time.perf_counter() - t0}
 
 
+#: Share of the wall-clock budget left after the bounds that goes to the incumbent search
+#: (:func:`sieveopt.periodic_search.search_incumbent`); CP-SAT and the probes get the rest.
+SEARCH_SHARE = 0.75
+
+
 def local_search_budget(num_tasks: int) -> int:
-    """Evaluations of :func:`sieveopt.periodic_search.local_search` on the best hint:
-    ``min(1500, 2.5e8 / tasks^2)`` (one evaluation costs about O(tasks x edges); 1500 on the
-    paper's one- and four-GPU iterations, about 100 / 50 on Qwen3.5's 1570 / 2214 tasks)."""
-    return max(20, min(1500, int(2.5e8 / max(1, num_tasks) ** 2)))
+    """Cap on the evaluations of the descent race (:func:`sieveopt.periodic_search.search_incumbent`):
+    ``min(100000, 2e10 / tasks^2)`` (one evaluation costs about O(tasks + edges) plus a few
+    Bellman-Ford passes: 3.8 ms on GPT-OSS's 378 tasks, 18 ms on Qwen3.5's 2214). Under
+    :func:`solve_overlap_cpsat` the wall-clock deadline normally ends the descent first; the cap
+    only bounds runs without one."""
+    return max(200, min(100_000, int(2e10 / max(1, num_tasks) ** 2)))
 
 
 def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time_limit_s: float = 10.0,
@@ -382,25 +487,30 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     lb = max(lb, relax["bound_ns"])
     if relax.get("modes") is not None:
         cands.append(modulo_list_schedule(problem, relax["modes"], policy="relaxation"))
-    # Staggered-slot orders of every distinct mode set, timed exactly (periodic_search).
-    seen: set[tuple[str, ...]] = set()
-    for c in list(cands):
-        if c.modes not in seen:
-            seen.add(c.modes)
-            ph = phase_order_schedule(problem, c.modes, policy=c.policy)
-            if ph is not None:
-                cands.append(ph)
-    hint = min(cands, key=lambda s: (s.superperiod_ns, s.latency_ns(dag)))
-    # Descend over orders/modes from the best: a fixed evaluation budget (no clock).
-    hint_phase_ns = int(hint.superperiod_ns)
-    hint = local_search(problem, hint, max_evaluations=local_search_budget(len(dag.tasks)))
-    remaining = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    elapsed = {"bounds_and_candidates": time.perf_counter() - t0}
+    # Incumbent search (periodic_search): staggered constructions of the phase-balanced modes
+    # and of every candidate's modes, staggered-slot orders, the descent from the best; a share
+    # of what is left of the wall-clock budget, the rest to CP-SAT and the probes.
+    # reserve: the final compaction and unrolled check (about 1 ms a task) and 2 % for the
+    # overruns of a loaded machine (solver stops, thread start-up)
+    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks) + 0.02 * time_limit_s)
+    now = time.perf_counter()
+    hint, search = search_incumbent(problem, cands, deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
+                                    max_evaluations=local_search_budget(len(dag.tasks)),
+                                    phase_model_s=min(5.0, max(0.5, time_limit_s / 12)), workers=workers, seed=seed)
+    hint_phase_ns = int(search["before_descent_ns"])
+    elapsed["search"] = time.perf_counter() - t0
     probe = latency_weight == 0  # the Lambda-only objective: half the time to fixed-Lambda probes
+    remaining = max(0.5, deadline - time.perf_counter())
     ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining / 2 if probe else remaining,
-                                    workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb)
+                                    workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb,
+                                    deadline=deadline)
     info["relaxation_bound_ns"] = relax["bound_ns"]
-    if probe and info["status"] != OPTIMAL:
-        left = max(1.0, time_limit_s - (time.perf_counter() - t0))
+    info["incumbent_search"] = search
+    elapsed["cpsat"] = time.perf_counter() - t0
+    left = deadline - time.perf_counter()
+    # a probe builds a model like the main one: no probe when its build would overrun the budget
+    if probe and info["status"] != OPTIMAL and left >= 0.5 + 2 * info.get("build_s", 0.0):
         plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=left,
                                               workers=workers, seed=seed)
         info.update(probe_bound_ns=plo, probes=pinfo["probes"], probe_wall_s=pinfo["wall_s"],
@@ -417,9 +527,13 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                 compacted_from_ns=before)
     if int(info["bound_ns"]) >= ps.superperiod_ns:
         info["status"] = OPTIMAL
+    elapsed["probes"] = time.perf_counter() - t0
     ok = _checked(problem, ps)
+    elapsed["checked"] = time.perf_counter() - t0
+    info["elapsed_s"] = elapsed  # since the call started, at the end of each step
     return OverlapResult(policy, ex, ps, ps.period_ns, ps.latency_ns(dag), info["bound_ns"] / L, info["status"],
                          ok, None, time.perf_counter() - t0, info)
 
 
-__all__ = ["load_bound_ns", "local_search_budget", "probe_superperiod", "solve_overlap_cpsat", "solve_periodic_cpsat"]
+__all__ = ["add_slot_cuts", "load_bound_ns", "local_search_budget", "probe_superperiod", "slot_bound_ns", "solve_overlap_cpsat",
+           "solve_periodic_cpsat"]

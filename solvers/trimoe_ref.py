@@ -17,7 +17,8 @@ so the planner optimises exactly what the schedule will charge.
    [S]): take the most loaded unit (first on ties); among moves of one of its experts to the
    GPU, the CPU or the least-loaded other NDP engine, apply the one with the lowest resulting
    makespan if it is strictly lower (first found on ties, experts by index, targets GPU, CPU,
-   NDP); stop when none helps or after ``2 x experts`` moves (our cap [I]).
+   NDP); stop when none helps or after ``2 x experts`` moves (our cap [I]). ``refine=False``
+   skips this step (the study's refinement-off ablation).
 
 Objective: max(GPU sum + ``base_gpu_ns``, CPU sum, max over NDP engines of its sum) (§1.3 item 5,
 without the contention term). :mod:`sieveopt.solvers._trimoe_numba` is the compiled twin
@@ -43,14 +44,19 @@ def _dur(kind: int, i: int, t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: S
 
 
 def trimoe_plan_ref(t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: Sequence[int], tokens: Sequence[int],
-                    n_warm: int, base_gpu_ns: int, num_dimms: int) -> tuple[list[int], list[int], int]:
-    """(unit per expert, class per expert, predicted makespan ns); unit 0 GPU, 1 CPU, 2+d NDP d."""
+                    n_warm: int, base_gpu_ns: int, num_dimms: int, refine: bool = True,
+                    homes: Sequence[int] | None = None) -> tuple[list[int], list[int], int]:
+    """(unit per expert, class per expert, predicted makespan ns); unit 0 GPU, 1 CPU, 2+d NDP d.
+    ``refine=False``: the greedy pass alone (steps 1-2). ``homes[i] >= 0``: expert i's NDP job
+    runs only on that DIMM ("NDP can run an expert only on the DIMM that stores it", §1.4 item 3;
+    ``DagOptions.ndp_placement = "home"``); otherwise on the least-loaded engine."""
     n = len(tokens)
     cls = classify_ref(t_gpu, t_cpu, tokens, n_warm)
     loads = [int(base_gpu_ns), 0] + [0] * num_dimms
     unit = [-1] * n
+    home = list(homes) if homes is not None else [-1] * n
     for i in sorted(range(n), key=lambda j: (-tokens[j], j)):
-        k = 2 + min(range(num_dimms), key=lambda d: (loads[2 + d], d))
+        k = 2 + home[i] if home[i] >= 0 else 2 + min(range(num_dimms), key=lambda d: (loads[2 + d], d))
         best_f, best_r, best_u = 0, 0, -1
         for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, k)):
             f = loads[u] + _dur(kind, i, t_gpu, t_cpu, t_ndp)
@@ -60,7 +66,7 @@ def trimoe_plan_ref(t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: Sequence[
         unit[i] = best_u
         loads[best_u] = best_f
     U = len(loads)
-    for _ in range(2 * n):
+    for _ in range(2 * n if refine else 0):
         b = max(range(U), key=lambda u: (loads[u], -u))
         top = sorted(range(U), key=lambda u: (-loads[u], u))[:3]
         ndp_min = 2 + min((d for d in range(num_dimms) if 2 + d != b), key=lambda d: (loads[2 + d], d), default=-3)
@@ -69,7 +75,7 @@ def trimoe_plan_ref(t_gpu: Sequence[int], t_cpu: Sequence[int], t_ndp: Sequence[
         for i in range(n):
             if unit[i] != b:
                 continue
-            for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, ndp_min)):
+            for kind, u in ((KIND_GPU, 0), (KIND_CPU, 1), (KIND_NDP, 2 + home[i] if home[i] >= 0 else ndp_min)):
                 if u == b or u < 0:
                     continue
                 other = next((loads[x] for x in top if x != b and x != u), 0)

@@ -202,3 +202,48 @@ def test_ndp_stream_command_log_obeys_every_ddr5_timing_rule() -> None:
     assert st.reads == 4 * 4096 and st.commands.get("REF", 0) > 0
     rd = np.sort(rec["cycle"][rec["cmd"] == CMD["RD"]])
     assert np.diff(rd).min() >= 2
+
+
+#: DDR5-4800B / 16 Gb x8 values in ns as the public sources quote them (preset header:
+#: Micron-based gem5 configs, a real module's SPD base block, Ramulator 2.0), and nCK floors
+_DDR5_MIN_NS = {"nRCDRD": (16.0, 0), "nRP": (16.0, 0), "nRAS": (32.0, 0), "nRC": (48.0, 0),
+                "nWR": (30.0, 0), "nRTP": (7.5, 12), "nCCDL": (5.0, 8), "nRRDL": (5.0, 8),
+                "nFAW": (13.333, 32), "nWTRS": (2.5, 4), "nWTRL": (10.0, 16), "nRFC": (295.0, 0)}
+
+
+def test_ddr5_preset_cycles_are_the_sources_ns_at_the_2400_MHz_clock() -> None:
+    """Each ns parameter is max(nCK floor, ns x 2.4 rounded up) (tREFI, a maximum, rounded down),
+    which equals JESD79-5's rounding algorithm (Ramulator's JEDEC_rounding_DDR5) at tCK 416 ps."""
+    t = api.load_dram_preset("ddr5_4800_rdimm").timing
+    for field, (ns, floor_nck) in _DDR5_MIN_NS.items():
+        want = max(floor_nck, -(-round(ns * 2400) // 1000))          # ceil of ns x 2.4, exact integers
+        jedec = max(floor_nck, int(ns * 1000 * 997 // t.tCK_ps) // 1000 + 1)
+        assert getattr(t, field) == want == jedec, field
+    assert t.nREFI == 3900 * 24 // 10 and t.nCL == 40 and t.nCWL == t.nCL - 2 and t.nRCDWR == t.nRCDRD
+    assert (t.nCCDS, t.nRRDS, t.nBL, t.nACTBUS) == (8, 8, 8, 2)
+    o = api.load_dram_preset("ddr5_4800_rdimm").org       # 32 GB 2Rx8 of 16 Gb x8 dies
+    assert o.rows * o.page_bytes * o.banks * o.pseudo_channels_per_channel * o.channels_per_stack == 32 << 30
+
+
+def test_ddr5_writes_to_one_bank_group_are_spaced_by_tccd_l_wr2() -> None:
+    """The preset's timing row gives WR -> WR in one bank group max(16 nCK, 10 ns) = 24 cycles
+    (not the read tCCD_L = 12), and writes to alternating bank groups stay at tCCD_S = 8."""
+    from sieveopt.validation.dram.checker import check_log
+    from sieveopt.validation.dram.sim import CommandLog, DramSim
+    from sieveopt.validation.dram.timing import CMD
+
+    cfg = api.load_dram_preset("ddr5_4800_rdimm")
+    gaps = {}
+    for name, bg in (("same", np.zeros(64, dtype=np.int64)), ("alt", np.arange(64, dtype=np.int64) % 2)):
+        log = CommandLog()
+        sim = DramSim(cfg, channels=1, observer=log, frontend_requests_per_cycle=0)
+        z = np.zeros(64, dtype=np.int64)
+        sim.feed(z, bg, z, z, np.arange(64, dtype=np.int64) // 2 if name == "alt" else np.arange(64),
+                 np.ones(64, dtype=np.int64))
+        sim.finish()
+        rec = log.records
+        assert check_log(cfg, rec) == []
+        wr = np.sort(rec["cycle"][rec["cmd"] == CMD["WR"]])
+        assert len(wr) == 64
+        gaps[name] = int(np.diff(wr).min())
+    assert gaps["same"] == 24 and gaps["alt"] == cfg.timing.nCCDS

@@ -112,3 +112,16 @@ def test_place_exact_gem_space(capsys: pytest.CaptureFixture[str]) -> None:
     run = d["policies"][1]["exact"]["runs"][0]
     assert run["space"] == "gem" and run["bound_ns"] <= run["objective_ns"] + 1e-6
     assert run["objective_ns"] <= run["given_hint_objective_ns"] + 1e-6       # never worse than GEM's hint
+
+
+def test_place_surrogate_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--surrogate``: the overlap-aware objective is the default, the serial one selectable; the
+    overlapped work of a placement is never above its serial work."""
+    out = {}
+    for kind in ("overlap", "serial"):
+        assert main(SMALL + ["--policies", "gem", "--surrogate", kind, "--json"]) == 0
+        out[kind] = json.loads(capsys.readouterr().out)
+    assert "overlap" in out["overlap"]["surrogate"] and "serial" in out["serial"]["surrogate"]
+    assert (out["overlap"]["policies"][0]["layer_mean_ns"]
+            <= out["serial"]["policies"][0]["layer_mean_ns"] + 1e-6)
+    assert main(SMALL + ["--policies", "gem", "--surrogate", "nope"]) == 2

@@ -110,7 +110,7 @@ def test_exact_matches_brute_force_and_beats_hint():
     hint = Placement(np.arange(E), np.arange(E) % 2, E, 2, 4, "rr")
     res = solve_exact(loads, prob, hints=[hint])
     assert res.status == "OPTIMAL" and res.gap <= 1e-6
-    cost = sur.item_costs(loads)
+    cost = sur.level_costs(loads)
     brute = min(objective(cost, np.array(a)) for a in itertools.product(range(2), repeat=E)
                 if max(np.bincount(a, minlength=2)) <= 4)
     assert res.objective_ns == pytest.approx(brute, rel=1e-6)
@@ -132,7 +132,7 @@ def test_exact_speed_aware_not_worse_than_blind():
                              time_limit_s=20, workers=2)
     ra, rb = solve_exact(loads, aware), solve_exact(loads, blind)
     assert ra.status == rb.status == "OPTIMAL"
-    cost = aware.surrogate.item_costs(loads)
+    cost = aware.surrogate.level_costs(loads)
     assert ra.objective_ns <= objective(cost, rb.placement.slot_gpu) + 1e-9
     # the slow GPU gets less GPU-side (hot) work than the fast one
     hot = loads.mean(axis=0) > 100
@@ -221,7 +221,7 @@ def test_exact_with_movement_never_worse_than_staying():
     prob = PlacementProblem(4, 2, 3, 0, sur, expert_bytes=1e8, link_GBps=100.0, time_limit_s=20, workers=2)
     prev = Placement(np.arange(4), np.array([0, 0, 1, 1]), 4, 2, 3)
     res = solve_exact(loads, prob, previous=prev, move_weight=0.5)
-    stay = objective(sur.item_costs(loads), prev.slot_gpu)
+    stay = objective(sur.level_costs(loads), prev.slot_gpu)
     assert res.objective_ns + res.meta["move_ns"] <= stay + 1e-6
     heavy = solve_exact(loads, prob, previous=prev, move_weight=1e6)   # moving costs more than anything
     assert np.array_equal(heavy.placement.slot_gpu, prev.slot_gpu)
@@ -256,7 +256,7 @@ def test_exact_bound_never_above_brute_force_optimum(speeds):
     E, G, cap = 6, 3, 3
     for seed in range(3):
         loads = np.random.default_rng(seed).integers(0, 48, size=(4, E))
-        cost = sur.item_costs(loads)
+        cost = sur.level_costs(loads)
         brute = _brute_mean(cost, G, cap)
         prob = PlacementProblem(E, G, cap, 0, sur, time_limit_s=20, workers=2)
         res = solve_exact(loads, prob)
@@ -326,13 +326,22 @@ def test_lp_bound_never_above_brute_force_optimum(seed):
     G, cap = 3, 3
     for cand in (np.array([], dtype=np.int64), np.array([int(np.argmax(loads.mean(axis=0)))])):
         it = _items(loads, cand)
-        c = np.rint(sur.item_costs(it.tokens))
         budget = cand.size
-        lb = lp_bound(c.astype(np.int64), it.single, it.pair, cap, budget)
-        brute = _brute_items(c, it.single, it.pair, G, cap, budget)
-        assert 0 < lb <= brute + 1e-6
-        if not cand.size:   # a relaxation of Jensen's: every item at its cheapest GPU, spread evenly
-            assert lb >= c.mean(axis=0).min(axis=1).sum() / G * (1 - 1e-5)
+        for c in (np.rint(sur.level_costs(it.tokens)), np.rint(sur.item_costs(it.tokens))):   # overlap, serial
+            lb = lp_bound(c.astype(np.int64), it.single, it.pair, cap, budget)
+            brute = _brute_items(c, it.single, it.pair, G, cap, budget)
+            assert 0 < lb <= brute + 1e-6
+            if not cand.size:   # a relaxation of Jensen's: every item at its cheapest GPU, spread evenly
+                c4 = c if c.ndim == 4 else c[..., None]
+                assert lb >= c4.mean(axis=0).min(axis=1).sum(axis=0).max() / G * (1 - 1e-5)
+        # level rows as cuts: starting from one level per (step, GPU) reaches the same LP value
+        c = np.rint(sur.level_costs(it.tokens)).astype(np.int64)
+        meta: dict = {}
+        one = np.zeros((c.shape[0], G, c.shape[3]), dtype=bool)
+        one[:, :, 0] = True
+        assert lp_bound(c, it.single, it.pair, cap, budget, levels=one, meta=meta) == pytest.approx(
+            lp_bound(c, it.single, it.pair, cap, budget), rel=1e-6)
+        assert meta["violated"] == 0 and meta["rounds"] >= 2
 
 
 def test_anneal_valid_seeded_never_worse():
@@ -369,7 +378,7 @@ def test_exact_gem_space_equal_counts_and_bounds():
     res = solve_exact(loads, prob, space="gem")
     assert res.status == "OPTIMAL" and res.placement.slots_per_gpu().tolist() == [3, 3]
     assert res.placement.num_slots == 6 and res.meta["replica_candidates"] == 0
-    cost = sur.item_costs(loads)
+    cost = sur.level_costs(loads)
     brute = _brute_mean(cost, 2, 3)
     assert res.objective_ns == pytest.approx(brute, rel=1e-6)
     assert res.meta["lp_bound_ns"] <= brute + 6 and res.bound_ns <= brute + 6

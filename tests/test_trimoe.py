@@ -81,13 +81,16 @@ def _random_case(rng: np.random.Generator):
     return tg, tc, tn, tokens, int(rng.integers(1, 8)), int(rng.integers(0, 200)), int(rng.integers(1, 17))
 
 
-def test_compiled_planner_makes_the_reference_decisions() -> None:
+@pytest.mark.parametrize("refine", [True, False])
+def test_compiled_planner_makes_the_reference_decisions(refine: bool) -> None:
     rng = np.random.default_rng(7)
     for _ in range(300):
         tg, tc, tn, tok, n_warm, base, D = _random_case(rng)
-        u_ref, c_ref, m_ref = trimoe_plan_ref(tg.tolist(), tc.tolist(), tn.tolist(), tok.tolist(), n_warm, base, D)
+        u_ref, c_ref, m_ref = trimoe_plan_ref(tg.tolist(), tc.tolist(), tn.tolist(), tok.tolist(), n_warm, base, D,
+                                              refine)
         out, loads = make_workspace(len(tok), D, int(tok.max()))
-        m = trimoe_plan(np.stack([tg, tc, tn, tok]).astype(np.int64), np.array([n_warm, base, D], np.int64), out, loads)
+        m = trimoe_plan(np.stack([tg, tc, tn, tok]).astype(np.int64), np.array([n_warm, base, D, int(refine)], np.int64),
+                        out, loads)
         assert m == m_ref
         assert out[0, :len(tok)].tolist() == u_ref and out[1, :len(tok)].tolist() == c_ref
         # The prediction is the max unit load of the returned assignment.
@@ -104,6 +107,8 @@ def test_refinement_never_worsens_the_greedy() -> None:
         # A one-unit sanity: with D DIMMs the predicted makespan is at least the average load
         # of the cheapest assignment and at most putting each expert on its own fastest unit serially.
         _, _, m = trimoe_plan_ref(tg.tolist(), tc.tolist(), tn.tolist(), tok.tolist(), n_warm, base, D)
+        _, _, m_greedy = trimoe_plan_ref(tg.tolist(), tc.tolist(), tn.tolist(), tok.tolist(), n_warm, base, D, False)
+        assert m <= m_greedy
         best_each = np.minimum(np.minimum(tg, tc), tn)
         assert m >= max(base, (base + best_each.sum()) / (2 + D))
         assert m <= base + best_each.sum() + max(tg.sum(), tc.sum(), tn.sum())
@@ -121,6 +126,9 @@ def test_policies_give_checked_schedules_and_trimoe_wins(model: str) -> None:
     ref = solve("trimoe", dag, inst, cost, impl="ref")
     num = solve("trimoe", dag, inst, cost)
     assert ref.schedule.modes == num.schedule.modes
+    greedy = [solve("trimoe", dag, inst, cost, impl=impl, refine=False) for impl in ("ref", "numba")]
+    assert greedy[0].schedule.modes == greedy[1].schedule.modes and check(greedy[1].schedule, dag).ok
+    assert greedy[0].meta["predicted_expert_phase_ns"] >= ref.meta["predicted_expert_phase_ns"]
     assert num.decision_ns is not None and num.decision_ns > 0
     assert sum(num.meta["classes"].values()) == len(dag.expert_task)
 
@@ -179,3 +187,16 @@ def test_bad_offload_value_names_the_field(capsys) -> None:
                "--set", "offload.ndp.num_dimms=0", "--policies", "trimoe", "--json"])
     assert rc == 2
     assert "offload.ndp.num_dimms" in capsys.readouterr().err
+
+
+def test_solve_cli_reports_experts_by_tier(capsys) -> None:
+    """`sieveopt solve` on the offloading system: no GPU/PIM split estimate, experts per tier."""
+    from sieveopt.cli.main import main
+
+    rc = main(["solve", "--system", SYSTEM, "--model", "glm-4.5-air", "--gpus", "1", "--batch", "32",
+               "--policy", "trimoe", "--solver-param", "refine=false", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["check_ok"] and data["per_gpu"] == [] and data["gpu_experts"] == data["pim_experts"] == 0
+    assert set(data["experts_by_mode"]) <= {MODE_GPU_FETCH, MODE_CPU, MODE_NDP}
+    assert sum(data["experts_by_mode"].values()) > 0

@@ -153,6 +153,20 @@ def gpu_fetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     return TaskTime(0.0, body, kind=task.kind, tokens=task.tokens)
 
 
+def prefetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
+    """Next-layer weight prefetch: max(PCIe transfer, latency + striped host read) of W."""
+    a = _analytic(ctx, task, mode)
+    if a is not None:
+        return a
+    system = _system(ctx)
+    w = task.work.weight_bytes
+    if w <= 0:
+        return TaskTime(0.0, 0.0, kind=task.kind)
+    ht = host_times(system)
+    body = max(ht.pcie_ns(int(w)), float(system.offload.pcie.latency_ns) + ht.host_read_ns(int(w)))
+    return TaskTime(0.0, body, kind=task.kind, tokens=task.tokens)
+
+
 def _host_job(task: Any, overhead_ns: float, compute_ns: float, read_ns: float, ht: Any) -> TaskTime:
     """A host-side expert job (CPU or NDP): overhead + max(compute, weight read) + the
     activations' PCIe round trip."""

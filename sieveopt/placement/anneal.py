@@ -3,8 +3,12 @@
 Placing experts so that *every* step of a window is balanced is a multi-way, multi-dimensional
 number-partitioning problem (one dimension per step): each GPU's load vector over the window is
 the sum of its experts' cost vectors, and the objective ``mean_t max_g L[t, g]`` charges every
-step's straggler. Best-improvement moves and swaps (:mod:`~sieveopt.placement.local_search`)
-stop at local optima ~1 % above GEM's hint on the 32-step DeepSeek-V3 window; CP-SAT did not
+step's straggler. With the overlap-aware surrogate (:mod:`~sieveopt.placement.surrogate`) a GPU's
+work is itself a maximum over K levels, ``L[t, g] = max_k sum_i cost[t, i, g, k]``: the search
+keeps the level sums and finds the maximum of a proposal by hill-climbing from the current level
+(the level values are a concave function sampled at increasing lambda, hence unimodal), so a
+proposal costs a few level evaluations per step, not K. Best-improvement moves and swaps
+(:mod:`~sieveopt.placement.local_search`) stop at local optima ~1 % above GEM's hint on the 32-step DeepSeek-V3 window; CP-SAT did not
 improve any hint there (docs/design-notes/placement.md). Annealing does (1.1 % below the
 iterated polish on that window, same CPU time).
 
@@ -29,14 +33,17 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _loads(cost, a):  # noqa: ANN001, ANN202 (numba)
-    T, n, G = cost.shape
-    L = np.zeros((T, G))
+def _loads(tok, tab, a):  # noqa: ANN001, ANN202 (numba)
+    """Level loads ``[T, G, K]`` of assignment ``a`` (item i at step t costs ``tab[g, tok[t, i], k]``)."""
+    T, n = tok.shape
+    G, _, K = tab.shape
+    L = np.zeros((T, G, K))
     for i in range(n):
         g = a[i]
         if g >= 0:
             for t in range(T):
-                L[t, g] += cost[t, i, g]
+                for k in range(K):
+                    L[t, g, k] += tab[g, tok[t, i], k]
     return L
 
 
@@ -49,30 +56,59 @@ def _true_objective(L):  # noqa: ANN001, ANN202 (numba)
     return s / T
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _climb(L, tab, t, g, rem, add, k0):  # noqa: ANN001, ANN202, PLR0913 (numba)
+    """GPU g's work at step t without a slot of ``rem`` tokens and with one of ``add`` tokens
+    (table row 0 costs nothing: "none"): the max over levels of the updated level loads, found
+    by hill-climbing from level ``k0`` (the level values are a concave function sampled at
+    increasing lambda, so unimodal)."""
+    K = L.shape[2]
+    k = k0
+    best = L[t, g, k] - tab[g, rem, k] + tab[g, add, k]
+    up = False
+    while k + 1 < K:
+        v = L[t, g, k + 1] - tab[g, rem, k + 1] + tab[g, add, k + 1]
+        if v <= best:
+            break
+        best, k, up = v, k + 1, True
+    if not up:
+        while k > 0:
+            v = L[t, g, k - 1] - tab[g, rem, k - 1] + tab[g, add, k - 1]
+            if v <= best:
+                break
+            best, k = v, k - 1
+    return best
+
+
 @njit(cache=True, nogil=True)
-def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, state, near, p_near):  # noqa: ANN001, ANN202, PLR0913
+def _phase(tok, tab, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, state, near, p_near):  # noqa: ANN001, ANN202, PLR0913
     """``iters`` annealing steps at smoothing ``beta`` with the temperature going temp0 -> temp1
     (geometric); updates ``a``, ``cnt`` and ``L`` in place. ``state``: the RNG seed in, out.
     ``near[i]``: items with cost vectors closest to item i's (swap partners with ``p_near``)."""
     np.random.seed(state[0])
-    T, _, G = cost.shape
+    T = tok.shape[0]
+    G, _, K = tab.shape
+    V = np.empty((T, G))                                   # GPU work: max over levels
+    kk = np.zeros((T, G), dtype=np.int64)                  # its level
+    for t in range(T):
+        for q in range(G):
+            kk[t, q] = np.argmax(L[t, q])
+            V[t, q] = L[t, q, kk[t, q]]
     ref = np.empty(T)
     X = np.empty((T, G))
     S = np.empty(T)
     e_g = np.empty(T)
     e_h = np.empty(T)
-    n_g = np.empty(T)
-    n_h = np.empty(T)
     for t in range(T):
-        ref[t] = L[t].max()
+        ref[t] = V[t].max()
         S[t] = 0.0
         for q in range(G):
-            X[t, q] = np.exp((L[t, q] - ref[t]) / beta)
+            X[t, q] = np.exp((V[t, q] - ref[t]) / beta)
             S[t] += X[t, q]
     nu = used.shape[0]
     ratio = temp1 / temp0
-    for k in range(iters):
-        temp = temp0 * ratio ** (k / iters)
+    for it in range(iters):
+        temp = temp0 * ratio ** (it / iters)
         i = used[np.random.randint(nu)]
         g = a[i]
         if np.random.random() < 0.3:                       # move i -> h
@@ -92,13 +128,10 @@ def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, sta
                 continue
         delta = 0.0
         for t in range(T):
-            vg = L[t, g] - cost[t, i, g]
-            vh = L[t, h] + cost[t, i, h]
-            if j >= 0:
-                vg += cost[t, j, g]
-                vh -= cost[t, j, h]
-            n_g[t] = vg
-            n_h[t] = vh
+            ni = tok[t, i]
+            nj = tok[t, j] if j >= 0 else 0                # a move: h only gains i, g loses i
+            vg = _climb(L, tab, t, g, ni, nj, kk[t, g])
+            vh = _climb(L, tab, t, h, nj, ni, kk[t, h])
             eg = np.exp((vg - ref[t]) / beta)
             eh = np.exp((vh - ref[t]) / beta)
             e_g[t] = eg
@@ -107,10 +140,17 @@ def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, sta
         delta *= beta / T
         if delta <= 0.0 or np.random.random() < np.exp(-delta / temp):
             for t in range(T):
+                ni = tok[t, i]
+                nj = tok[t, j] if j >= 0 else 0
+                for k in range(K):
+                    L[t, g, k] += tab[g, nj, k] - tab[g, ni, k]
+                    L[t, h, k] += tab[h, ni, k] - tab[h, nj, k]
+                kg = np.argmax(L[t, g])
+                kh = np.argmax(L[t, h])
+                kk[t, g], kk[t, h] = kg, kh
+                V[t, g], V[t, h] = L[t, g, kg], L[t, h, kh]
                 X[t, g] = e_g[t]
                 X[t, h] = e_h[t]
-                L[t, g] = n_g[t]
-                L[t, h] = n_h[t]
                 s = 0.0                                    # re-summed: no cancellation drift
                 for q in range(G):
                     s += X[t, q]
@@ -124,12 +164,47 @@ def _phase(cost, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, sta
     state[0] = np.random.randint(2**31 - 1)
 
 
-def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: int,
+def as_levels(cost: np.ndarray) -> np.ndarray:
+    """``cost[T, items, G]`` (one level, additive loads) or ``[T, items, G, K]`` -> 4-D float64."""
+    c = np.asarray(cost, dtype=np.float64)
+    return np.ascontiguousarray(c[..., None] if c.ndim == 3 else c)
+
+
+def as_table(cost) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """Item costs as ``(tok[T, items], tab[G, N, K])`` with ``cost[t, i, g, k] = tab[g, tok[t, i], k]``
+    and ``tab[:, 0] = 0`` (row 0 stands for "no item").
+
+    ``cost`` is such a pair already (the exact optimiser passes the items' token counts and the
+    surrogate's level table: a few hundred KiB that stay in cache, where the dense 4-D array of
+    a 32-step window is ~17 MiB) or a dense 3-D/4-D array (one table row per (step, item))."""
+    if isinstance(cost, tuple):
+        tok, tab = cost
+        tab = np.ascontiguousarray(tab, dtype=np.float64)
+        if np.any(tab[:, 0] != 0):
+            raise ValueError("anneal: table row 0 (no tokens) must cost nothing")
+        return np.ascontiguousarray(tok, dtype=np.int64), tab
+    c = as_levels(cost)
+    T, n, G, K = c.shape
+    tab = np.zeros((G, T * n + 1, K))
+    tab[:, 1:] = c.transpose(2, 0, 1, 3).reshape(G, T * n, K)
+    return 1 + np.arange(T * n, dtype=np.int64).reshape(T, n), tab
+
+
+def dense(cost) -> np.ndarray:  # noqa: ANN001
+    """Dense ``[T, items, G, K]`` costs of a pair or array (see :func:`as_table`)."""
+    if isinstance(cost, tuple):
+        tok, tab = cost
+        return np.ascontiguousarray(np.asarray(tab, dtype=np.float64)[:, tok].transpose(1, 2, 0, 3))
+    return as_levels(cost)
+
+
+def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: int,
            seed: int = 0, phases: int = 20, temp: tuple[float, float] = (6e-4, 2e-6),
            beta: tuple[float, float] = (2e-2, 1.3e-3),
            time_limit_s: float | None = None, near_k: int = 16,
            p_near: float = 0.5) -> tuple[np.ndarray, float, int]:
-    """Anneal ``assign`` (item -> GPU, -1 = unused; ``cost[T, items, G]``) for ``iters`` steps in
+    """Anneal ``assign`` (item -> GPU, -1 = unused; ``cost[T, items, G]``, level costs
+    ``[T, items, G, K]`` or a ``(tokens, table)`` pair, :func:`as_table`) for ``iters`` steps in
     ``phases`` phases; returns (best assignment, its objective ``mean_t max_g``, phases run).
 
     ``temp`` and ``beta`` (start, end) are fractions of the start's objective, so the schedule
@@ -141,21 +216,21 @@ def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
     steps: 157.9-158.3 us over three runs against 158.1-158.3 us without, within the spread
     between seeds), otherwise any item."""
     t0 = time.perf_counter()
-    c = np.ascontiguousarray(cost, dtype=np.float64)
+    tok, tab = as_table(cost)
     a = np.asarray(assign, dtype=np.int64).copy()
     tw = np.asarray(twin, dtype=np.int64)
-    G = c.shape[2]
+    G = tab.shape[0]
     used = np.flatnonzero(a >= 0).astype(np.int64)
-    L = _loads(c, a)
+    L = _loads(tok, tab, a)
     start = best_val = float(_true_objective(L))
     best = a.copy()
     if used.size < 2 or G < 2 or iters <= 0 or start <= 0:
         return best, best_val, 0
     cnt = np.bincount(a[used], minlength=G).astype(np.int64)
     state = np.array([int(seed) % (2**31 - 1)], dtype=np.int64)
-    V = c[:, used, :].mean(axis=2).T                         # [used, T] GPU-mean cost vectors
+    V = tab[:, tok[:, used]].mean(axis=(0, 3)).T             # [used, T] GPU-mean cost vectors
     k = min(int(near_k), used.size - 1)
-    near = np.zeros((c.shape[1], max(k, 1)), dtype=np.int64)
+    near = np.zeros((tok.shape[1], max(k, 1)), dtype=np.int64)
     if k > 0:
         D = ((V[:, None, :] - V[None, :, :]) ** 2).sum(axis=2)
         np.fill_diagonal(D, np.inf)
@@ -167,8 +242,8 @@ def anneal(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         t_hi = temp[0] * (temp[1] / temp[0]) ** f0
         t_lo = temp[0] * (temp[1] / temp[0]) ** f1
         b = beta[0] * (beta[1] / beta[0]) ** (p / max(1, phases - 1))
-        _phase(c, a, cnt, L, used, tw, int(capacity), per, t_hi * start, t_lo * start, b * start, state, near, float(p_near) if k > 0 else 0.0)
-        L = _loads(c, a)                           # refresh: no drift from incremental updates
+        _phase(tok, tab, a, cnt, L, used, tw, int(capacity), per, t_hi * start, t_lo * start, b * start, state, near, float(p_near) if k > 0 else 0.0)
+        L = _loads(tok, tab, a)                    # refresh: no drift from incremental updates
         v = float(_true_objective(L))
         done += 1
         if v < best_val:

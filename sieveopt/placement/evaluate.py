@@ -14,7 +14,8 @@ Layer time per (step, layer):
   physical experts; tokens split round-robin) solved by the per-layer policy (``sieve`` by
   default) with the ``roofline`` cost model; the time is the schedule's makespan (serialized
   execution model, one layer). Router FLOPs count the physical slots (a few % of a tiny task).
-* ``mode="surrogate"``: the surrogate straggler work (:mod:`~sieveopt.placement.surrogate`).
+* ``mode="surrogate"``: the surrogate straggler work (:mod:`~sieveopt.placement.surrogate`;
+  ``surrogate="overlap"``: GPU/PIM-overlapped expert work, the default; ``"serial"``: earlier rounds').
 
 The end-to-end figure is the MoE-layer part of the time per output token: the mean layer time
 times the model's MoE layers (the evaluated layers stand for all), plus the amortised movement.
@@ -243,7 +244,8 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
                      context_len: int = 2048, gap_limit: float = 0.0,
-                     per_step: bool = False, exact_space: str = "model") -> dict[str, Any]:
+                     per_step: bool = False, exact_space: str = "model",
+                     surrogate: str = "overlap") -> dict[str, Any]:
     """Every placement policy on the same trace; the dict the CLI prints (``--json``)."""
     from sieveopt.placement.core import check_capacity, slots_per_gpu
     from sieveopt.placement.surrogate import Surrogate
@@ -280,7 +282,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
         trace = RoutingTrace(trace.expert_ids[:, idx], trace.num_experts, trace.top_k, trace.num_shared_experts,
                              trace.model, trace.source, trace.seed, trace.profile,
                              tuple(trace.layer_ids[i] for i in idx), trace.request_ids)
-    sur = Surrogate(model, system, trace.batch)
+    sur = Surrogate(model, system, trace.batch, kind=surrogate)
     prob = PlacementProblem(E, G, cap, red, sur, model.expert_weight_bytes,
                             system.interconnect.bw_per_direction_GBps, time_limit_s, workers, seed, gap_limit)
     out = []

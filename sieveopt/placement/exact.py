@@ -32,10 +32,16 @@ the space combinatorial and searches it heuristically (trimoe_gem.md §2.4); thi
 certified bound and gap on the same surrogate objective, so heuristics can be measured against
 it. The best given hint seeds the search and the result is never worse than that hint.
 
-Before CP-SAT, the best hint is improved by simulated annealing (moves and swaps over the whole
-item space, log-sum-exp smoothing; :mod:`sieveopt.placement.anneal`) and a best-improvement
+With the overlap-aware surrogate a GPU's work is ``max_k sum_i c[t, i, g, k] x[i, g]`` over
+the surrogate's levels k (one level for the serial surrogate), so the straggler rows become
+one per (step, GPU, level): the model stays a MILP. Order of work: (1) the best hint is
+improved by simulated annealing (moves and swaps over the whole item space, log-sum-exp
+smoothing, seeded and step-counted; :mod:`sieveopt.placement.anneal`) and a best-improvement
 polish (:mod:`sieveopt.placement.local_search`): on the 32-step DeepSeek-V3 window CP-SAT alone
-never improved GEM's hint, the annealing does (~2 %). GPUs
+never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2) the bounds,
+the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
+the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
+solutions are scored on every level; small models keep every level). GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
@@ -48,15 +54,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sieveopt.placement.anneal import anneal
+from sieveopt.placement.anneal import anneal, dense
 from sieveopt.placement.core import Placement
 from sieveopt.placement.local_search import polish
 from sieveopt.placement.lp_bound import lp_bound
 from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
 
-#: Annealing steps per placed item (5.1 M for DeepSeek-V3's 256 experts: ~6 s on one idle core;
-#: more steps did not help on the 32-step window, docs/design-notes/placement.md).
-ANNEAL_ITERS_PER_ITEM = 20_000
+#: Annealing steps per placed item (2 M for DeepSeek-V3's 256 experts: ~6 s on one idle core
+#: with the overlap surrogate's 32 levels; docs/design-notes/placement.md).
+ANNEAL_ITERS_PER_ITEM = 8_000
+#: Models with at most this many (step, GPU, level, item) terms keep every level row; larger
+#: ones keep the incumbent's maximal levels and their neighbours (a relaxation: see solve_exact).
+FULL_LEVEL_TERMS = 200_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,13 +101,21 @@ def _items(L: np.ndarray, candidates: np.ndarray) -> _Items:
     return _Items(np.asarray(expert), np.stack(tok, axis=1), np.arange(E), pair)
 
 
+def level_loads(cost: np.ndarray, assign: np.ndarray) -> np.ndarray:
+    """Level loads ``[T, G, K]`` of an item -> GPU assignment (``cost[T, items, G]`` or
+    ``[T, items, G, K]``; -1 = unused); a GPU's work is the max over its levels."""
+    c = cost[..., None] if cost.ndim == 3 else cost
+    return np.stack([c[:, assign == g, g].sum(axis=1) for g in range(c.shape[2])], axis=1)
+
+
 def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: float = 0.9) -> float:
-    """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]``; -1 = unused)."""
-    T, _, G = cost.shape
-    loads = np.stack([cost[:, assign == g, g].sum(axis=1) for g in range(G)], axis=1)
+    """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]`` or level costs
+    ``[T, items, G, K]``; -1 = unused)."""
+    T = cost.shape[0]
+    L = level_loads(cost, assign)                                  # [T, G, K]
     if kind == "balance":
-        return float(loads.mean(axis=0).max())
-    z = loads.max(axis=1)
+        return float(L.mean(axis=0).max())
+    z = L.max(axis=(1, 2))
     if kind == "mean":
         return float(z.mean())
     k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
@@ -193,23 +210,25 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
-                jensen_share: float = 0.1, space: str = "model") -> ExactResult:
+                jensen_share: float = 0.1, anneal_share: float = 0.6, space: str = "model") -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
     slots, capped by HBM); 0 = GEM's space. ``gap_limit``: stop once the relative gap is at
     most this (CP-SAT ``relative_gap_limit``; default the problem's, 0 = prove optimality).
-    ``polish_s``: seconds of annealing + polish (:func:`~sieveopt.placement.anneal.anneal`) on
-    the best hint before CP-SAT (objective ``mean`` without movement; default and cap: 80 % of
-    the time left after the bounds; 0 = off). ``anneal_iters``: annealing steps (default
-    :data:`ANNEAL_ITERS_PER_ITEM` per placed item; the result depends on it, not on the clock,
-    unless the time cap cuts the schedule short). ``jensen_share``: share of the time limit for
-    the Jensen bound model. ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
+    ``polish_s``: a wall-clock cap on annealing + polish (:func:`~sieveopt.placement.anneal.anneal`)
+    of the best hint, which runs first (objective ``mean`` without movement; default: no cap on
+    the annealing, whose result then depends on its seed and step count only, and
+    ``anneal_share`` of the time limit for the polish; 0 = off). ``anneal_iters``: annealing
+    steps (default :data:`ANNEAL_ITERS_PER_ITEM` per placed item). The bounds and CP-SAT get the
+    time left (CP-SAT at least 0.1 s), so on a loaded machine the call can exceed the limit.
+    ``jensen_share``: share of the time limit for the Jensen bound model.
+    ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
     published space: "each expert sits on exactly one GPU, with experts per GPU = total experts /
     number of GPUs", trimoe_gem.md §2.4; ceil(E/G) slots per GPU, no replicas). Why offer it: with
-    the model's space the optimiser gives fast GPUs fewer, GPU-side experts and slow GPUs more,
-    small ones, which the serial surrogate rewards and Sieve's overlapped execution does not
-    (docs/results.md, "Expert placement"); with equal counts the dag layer time matches GEM's."""
+    the model's space and the *serial* surrogate the optimiser gave fast GPUs fewer, GPU-side
+    experts and slow GPUs more, small ones, which Sieve's overlapped execution does not reward
+    (docs/results.md, "Expert placement"; the overlap surrogate removed that effect)."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -229,45 +248,110 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
     it = _items(L, np.sort(cand))
     n = it.expert.size
-    cost = prob.surrogate.item_costs(it.tokens)                    # [T, items, G] float ns
+    table = prob.surrogate.level_ns                                 # [G, N, K] slot cost by tokens, level
+    cost = dense((it.tokens, table))                                # [T, items, G, K] float ns
     c = np.rint(cost).astype(np.int64)
+    K = c.shape[3]
+    classes = [] if previous is not None and move_weight > 0 else identical_gpus(cost)
+    order = np.argsort(-c.mean(axis=(0, 2, 3)), kind="stable")    # heaviest items first
+    move_on = previous is not None and move_weight > 0 and prob.link_GBps > 0
 
-    jensen_lb, jensen_assign, lp_lb = 0.0, None, 0.0
+    def total_of(a: np.ndarray) -> float:
+        v = objective(cost, a, objective_kind, alpha)
+        return v + (move_weight * _move_ns(previous, it, a, prob) if move_on else 0.0)
+
+    def best_of(cands: list, assign: np.ndarray | None, val: float) -> tuple[np.ndarray | None, float]:
+        for p in cands:
+            a = _assign_from(p, it)
+            if a is None or np.bincount(a[a >= 0], minlength=G).max() > cap:
+                continue
+            v = total_of(a)
+            if v < val:
+                assign, val = a, v
+        return assign, val
+
+    # 1. incumbent: the best hint (staying put when movement is charged), annealed + polished
+    hint_assign, hint_obj = best_of(list(hints) + ([previous] if move_on else []), None, np.inf)
+    anneal_phases = 0
+    given_hint_obj = float(hint_obj) if np.isfinite(hint_obj) else None
+    if hint_assign is not None and objective_kind == "mean" and not move_on and (polish_s is None or polish_s > 0):
+        twin = np.full(n, -1, dtype=np.int64)
+        for a_, b_ in it.pair.values():
+            twin[a_], twin[b_] = b_, a_
+        left = limit - (time.perf_counter() - t0)
+        iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
+        # seeded and step-counted: no wall-clock cut unless polish_s asks for one
+        cap_s = None if polish_s is None else min(polish_s, 0.8 * left)
+        t_ls = time.perf_counter()
+        pa, _, anneal_phases = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd,
+                                      time_limit_s=cap_s)
+        ls_s = anneal_share * left if cap_s is None else cap_s
+        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, ls_s - (time.perf_counter() - t_ls)))
+        pv = total_of(pa)
+        if pv < hint_obj:
+            hint_assign, hint_obj = pa, pv
+    stage_s = {"incumbent": time.perf_counter() - t0}
+    # levels in the models: those that are a GPU's maximum at the incumbent, and their
+    # neighbours (any subset of the level rows is a relaxation; the LP adds violated ones)
+    ref = hint_assign if hint_assign is not None else np.where(it.expert == np.arange(n), np.arange(n) % G, -1)
+    kmax = level_loads(c, ref).argmax(axis=2)                     # [T, G]
+
+    def near_levels(width: int) -> np.ndarray:
+        on = np.zeros((T, G, K), dtype=bool)
+        if T * G * K * n <= FULL_LEVEL_TERMS:                       # small: every level row
+            on[:] = True
+            return on
+        tt, gg = np.indices((T, G))
+        for d in range(-width, width + 1):
+            on[tt, gg, np.clip(kmax + d, 0, K - 1)] = True
+        return on
+
+    # the LP starts from +-3 levels (2 cut rounds on the DeepSeek-V3 window, 14 s of CPU; +-1:
+    # 5 rounds, 18 s); the CP-SAT model keeps +-1
+    on = near_levels(1)
+
+    # 2. bounds (objective "mean"): the LP relaxation (level rows as cuts) and Jensen's
+    jensen_lb, jensen_assign, lp_lb, lp_meta = 0.0, None, 0.0, {}
     if objective_kind == "mean":
-        lp_lb = lp_bound(c, it.single, it.pair, cap, budget)
+        lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=near_levels(3), meta=lp_meta)
+    stage_s["lp_bound"] = time.perf_counter() - t0 - sum(stage_s.values())
     if objective_kind == "mean" and T > 1:
         jm, jx, _ = _model(it, G, cap, budget)
-        cb = c.sum(axis=0)
-        jz = jm.NewIntVar(0, int(cb.sum()) + 1, "z")
+        cb = c.sum(axis=0)                                         # [items, G, K]
+        jz = jm.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
         for g in range(G):
-            jm.Add(sum(int(cb[i, g]) * jx[i][g] for i in range(n)) <= jz)
+            for k in range(K):
+                jm.Add(sum(int(cb[i, g, k]) * jx[i][g] for i in range(n) if cb[i, g, k]) <= jz)
         jm.Minimize(jz)
         js = _solver(jensen_share * limit, nw, sd)
         js.parameters.relative_gap_limit = 2e-4      # a bound, not a placement: stop once tight
         if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             jensen_lb = js.BestObjectiveBound() / T
             jensen_assign = _read(js, jx, G)
+            hint_assign, hint_obj = best_of([_placement(it, jensen_assign, E, G, cap, "balance")],
+                                            hint_assign, hint_obj)
 
+    stage_s["jensen"] = time.perf_counter() - t0 - sum(stage_s.values())
+    # 3. CP-SAT on the model with the incumbent as hint
     m, x, _ = _model(it, G, cap, budget)
-    classes = [] if previous is not None and move_weight > 0 else identical_gpus(cost)
-    order = np.argsort(-c.mean(axis=(0, 2)), kind="stable")      # heaviest items first
     for cls in classes:                      # item p (in `order`) opens at most the (p+1)-th GPU
         for p, i in enumerate(order.tolist()):
             for g in cls[p + 1:]:
                 m.Add(x[i][g] == 0)
-    ub = int(c.sum(axis=1).max()) + 1
+    ub = int(c.max(axis=3).sum(axis=1).max()) + 1
     if objective_kind == "balance":
         cb = c.sum(axis=0)
-        zb = m.NewIntVar(0, int(cb.sum()) + 1, "z")
+        zb = m.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
         for g in range(G):
-            m.Add(sum(int(cb[i, g]) * x[i][g] for i in range(n)) <= zb)
-        obj_terms, scale = zb, T
+            for k in range(K):
+                m.Add(sum(int(cb[i, g, k]) * x[i][g] for i in range(n) if cb[i, g, k]) <= zb)
+        obj_terms, scale, relaxed = zb, T, False
     else:
+        relaxed = not on.all()
         z = [m.NewIntVar(0, ub, f"z{t}") for t in range(T)]
-        for t in range(T):
-            for g in range(G):
-                nz = np.flatnonzero(c[t, :, g])
-                m.Add(sum(int(c[t, i, g]) * x[int(i)][g] for i in nz) <= z[t])
+        for t, g, k in zip(*np.nonzero(on), strict=True):
+            nz = np.flatnonzero(c[t, :, g, k])
+            m.Add(sum(int(c[t, i, g, k]) * x[int(i)][g] for i in nz) <= z[t])
         if objective_kind == "mean":
             if max(jensen_lb, lp_lb) > 0:
                 m.Add(sum(z) >= int(np.floor(max(jensen_lb, lp_lb) * T)))
@@ -280,7 +364,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 m.Add(u[t] >= z[t] - eta)
             obj_terms, scale = k * eta + sum(u), k
     move_scale = 0
-    if previous is not None and move_weight > 0 and prob.link_GBps > 0:
+    if move_on:
         move_ns = int(np.ceil(prob.expert_bytes / prob.link_GBps))
         held = previous.gpu_sets
         mv = m.NewIntVar(0, n * move_ns + 1, "move")
@@ -291,50 +375,18 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         move_scale = int(round(move_weight * scale))
         obj_terms = obj_terms + move_scale * mv
     m.Minimize(obj_terms)
-
-    cands = list(hints)
-    if jensen_assign is not None:
-        cands.append(_placement(it, jensen_assign, E, G, cap, "balance"))
-    if move_scale:
-        cands.append(previous)                  # staying put: no movement
-
-    def total_of(a: np.ndarray) -> float:
-        v = objective(cost, a, objective_kind, alpha)
-        return v + (move_weight * _move_ns(previous, it, a, prob) if move_scale else 0.0)
-
-    hint_assign, hint_obj = None, np.inf
-    for p in cands:
-        a = _assign_from(p, it)
-        if a is None or np.bincount(a[a >= 0], minlength=G).max() > cap:
-            continue
-        v = total_of(a)
-        if v < hint_obj:
-            hint_assign, hint_obj = a, v
-    anneal_phases = 0
-    given_hint_obj = float(hint_obj) if np.isfinite(hint_obj) else None
-    if hint_assign is not None and objective_kind == "mean" and not move_scale and (polish_s is None or polish_s > 0):
-        twin = np.full(n, -1, dtype=np.int64)
-        for a_, b_ in it.pair.values():
-            twin[a_], twin[b_] = b_, a_
-        left = limit - (time.perf_counter() - t0)
-        budget_s = 0.8 * left if polish_s is None else min(polish_s, 0.8 * left)
-        t_ls = time.perf_counter()
-        iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
-        pa, _, anneal_phases = anneal(cost, hint_assign, cap, twin, iters=iters, seed=sd, time_limit_s=budget_s)
-        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, budget_s - (time.perf_counter() - t_ls)))
-        pv = total_of(pa)
-        if pv < hint_obj:
-            hint_assign, hint_obj = pa, pv
     if hint_assign is not None:
         hint_assign = canonical(hint_assign, classes, order)
         for i in range(n):
             for g in range(G):
                 m.AddHint(x[i][g], int(hint_assign[i] == g))
 
+    stage_s["build"] = time.perf_counter() - t0 - sum(stage_s.values())
     solver = _solver(limit - (time.perf_counter() - t0), nw, sd)
     solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
     st = solver.Solve(m)
     status = solver.StatusName(st)
+    stage_s["cpsat"] = time.perf_counter() - t0 - sum(stage_s.values())
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
     else:
@@ -346,17 +398,22 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         assign, val, status = hint_assign, hint_obj, "HINT"
     if assign is None:
         raise RuntimeError(f"exact placement: no solution within the time limit ({status})")
-    move_part = move_weight * _move_ns(previous, it, assign, prob) if move_scale else 0.0
+    move_part = move_weight * _move_ns(previous, it, assign, prob) if move_on else 0.0
     val -= move_part                                          # objective_ns: the straggler part
     # the gap is measured in the solved (integer-ns) model, where the bound holds; the reported
     # objective uses the float costs (they differ by < items/2 ns per step)
     total = objective(c.astype(float), assign, objective_kind, alpha) + move_part
     gap = 0.0 if total <= 0 else max(0.0, (total - bound) / total)
+    if status == "OPTIMAL" and relaxed and gap > 1e-9:   # optimal for a subset of the level rows only
+        status = "FEASIBLE"
     return ExactResult(_placement(it, assign, E, G, cap, "exact"), status, float(val), float(bound), float(gap),
                        time.perf_counter() - t0, float(hint_obj),
                        meta={"items": int(n), "steps": int(T), "objective": objective_kind,
                              "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
-                             "lp_bound_ns": float(lp_lb), "anneal_phases": int(anneal_phases),
+                             "lp_bound_ns": float(lp_lb), "lp_rounds": lp_meta.get("rounds", 0),
+                             "lp_level_rows": lp_meta.get("rows", 0), "lp_violated": lp_meta.get("violated", 0),
+                             "levels": int(K), "model_level_rows": int(on.sum()) if relaxed else int(T * G * K),
+                             "anneal_phases": int(anneal_phases), "stage_s": stage_s,
                              "space": space, "slots_per_gpu": int(cap),
                              "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
                              "time_limit_s": limit,

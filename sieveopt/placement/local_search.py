@@ -23,23 +23,27 @@ import numpy as np
 
 
 def gpu_loads(cost: np.ndarray, assign: np.ndarray) -> np.ndarray:
-    """``[T, G]`` surrogate work per step and GPU of ``assign`` (``cost[T, items, G]``)."""
-    T, _, G = cost.shape
-    return np.stack([cost[:, assign == g, g].sum(axis=1) for g in range(G)], axis=1)
+    """``[T, G]`` surrogate work per step and GPU of ``assign`` (``cost[T, items, G]`` or level
+    costs ``[T, items, G, K]``: a GPU's work is the max over its levels)."""
+    c = cost[..., None] if cost.ndim == 3 else cost
+    return np.stack([c[:, assign == g, g].sum(axis=1) for g in range(c.shape[2])], axis=1).max(axis=2)
 
 
 def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray, *,
            max_rounds: int = 2000, time_limit_s: float = 10.0) -> tuple[np.ndarray, float, int]:
-    """Local search minimising ``mean_t max_g`` load; returns (assignment, objective, rounds).
+    """Local search minimising ``mean_t max_g`` work; returns (assignment, objective, rounds).
 
-    ``twin[i]``: the other replica item of item i's expert (-1 when none); the two may not
-    share a GPU. The result is never worse than ``assign``. Each round scores every move and
-    swap in blocks of GPU pairs (g, h), vectorised over the items of g and h."""
-    T, n, G = cost.shape
+    ``cost``: ``[T, items, G]`` or level costs ``[T, items, G, K]``. ``twin[i]``: the other
+    replica item of item i's expert (-1 when none); the two may not share a GPU. The result is
+    never worse than ``assign``. Each round scores every move and swap in blocks of GPU pairs
+    (g, h), vectorised over the items of g and h and the levels."""
+    c = cost[..., None] if cost.ndim == 3 else cost
+    T, n, G, K = c.shape
     a = np.asarray(assign, dtype=np.int64).copy()
     twin = np.asarray(twin, dtype=np.int64)
-    L = gpu_loads(cost, a)
-    cur = float(L.max(axis=1).mean())
+    L = np.stack([c[:, a == g, g].sum(axis=1) for g in range(G)], axis=1)        # [T, G, K]
+    V = L.max(axis=2)
+    cur = float(V.max(axis=1).mean())
     t0 = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and time.perf_counter() - t0 < time_limit_s:
@@ -47,14 +51,17 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         tw_gpu = np.where(twin >= 0, a[np.maximum(twin, 0)], -1)     # GPU of each item's twin
         best = (cur - 1e-9, -1, -1, -1)                             # (objective, kind, i, j/h)
         for g in range(G):
+            cg = c[:, :, g, :].transpose(0, 2, 1)                  # [T, K, items] on g
             for h in range(G):
                 if h == g:
                     continue
-                rest = np.delete(L, [g, h], axis=1).max(axis=1) if G > 2 else np.zeros(T)
+                ch = c[:, :, h, :].transpose(0, 2, 1)
+                rest = np.delete(V, [g, h], axis=1).max(axis=1) if G > 2 else np.zeros(T)
                 ig = on[g][tw_gpu[on[g]] != h]                     # items of g allowed onto h
                 if ig.size and on[h].size < capacity:              # moves g -> h
-                    obj = np.maximum(np.maximum(L[:, g, None] - cost[:, ig, g], L[:, h, None] + cost[:, ig, h]),
-                                     rest[:, None]).mean(axis=0)
+                    vg = (L[:, g, :, None] - cg[:, :, ig]).max(axis=1)
+                    vh = (L[:, h, :, None] + ch[:, :, ig]).max(axis=1)
+                    obj = np.maximum(np.maximum(vg, vh), rest[:, None]).mean(axis=0)
                     k = int(np.argmin(obj))
                     if obj[k] < best[0]:
                         best = (float(obj[k]), 0, int(ig[k]), h)
@@ -62,8 +69,8 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
                     continue
                 jh = on[h][tw_gpu[on[h]] != g]                     # items of h allowed onto g
                 if ig.size and jh.size:                            # swaps i (g) <-> j (h)
-                    new_g = L[:, g, None, None] - cost[:, ig, g][:, :, None] + cost[:, jh, g][:, None, :]
-                    new_h = L[:, h, None, None] - cost[:, jh, h][:, None, :] + cost[:, ig, h][:, :, None]
+                    new_g = (L[:, g, :, None, None] - cg[:, :, ig, None] + cg[:, :, None, jh]).max(axis=1)
+                    new_h = (L[:, h, :, None, None] - ch[:, :, None, jh] + ch[:, :, ig, None]).max(axis=1)
                     obj = np.maximum(np.maximum(new_g, new_h), rest[:, None, None]).mean(axis=0)
                     k = int(np.argmin(obj))
                     if obj.flat[k] < best[0]:
@@ -73,14 +80,15 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
         _, kind, i, j = best
         g = int(a[i])
         if kind == 0:
-            L[:, g] -= cost[:, i, g]
-            L[:, j] += cost[:, i, j]
+            L[:, g] -= c[:, i, g]
+            L[:, j] += c[:, i, j]
             a[i] = j
         else:
             h = int(a[j])
-            L[:, g] += cost[:, j, g] - cost[:, i, g]
-            L[:, h] += cost[:, i, h] - cost[:, j, h]
+            L[:, g] += c[:, j, g] - c[:, i, g]
+            L[:, h] += c[:, i, h] - c[:, j, h]
             a[i], a[j] = h, g
-        cur = float(L.max(axis=1).mean())
+        V = L.max(axis=2)
+        cur = float(V.max(axis=1).mean())
         rounds += 1
     return a, cur, rounds

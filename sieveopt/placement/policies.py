@@ -244,7 +244,7 @@ def gem(loads: np.ndarray, prob: PlacementProblem, *, max_swaps: int | None = No
     (:func:`classify_experts`), Jaccard >= 0.5 co-activation groups, the speed of a GPU from
     the surrogate (GEM profiles per-GPU layer latency), the swap cap (E^2 in the note; we cap
     at 4 E improving swaps, each the best swap off the straggler), mean step latency as the
-    search objective.
+    search objective, on the serial surrogate (``Surrogate.item_costs``; GEM measures latency).
     """
     E, G = prob.num_experts, prob.num_gpus
     L = np.atleast_2d(np.asarray(loads, dtype=float))

@@ -1,22 +1,44 @@
 """The fast layer-time surrogate every placement policy optimises (and the evaluation reports).
 
 Placement decides which GPU holds which expert for many steps; scoring each candidate with the
-full layer DAG and a per-layer policy would cost ~0.1 s per (step, layer). The surrogate is the
-**best-unit serial work** of a GPU: each activated expert slot with n tokens costs
+full layer DAG and a per-layer policy would cost ~0.1 s per (step, layer). The surrogate scores
+a GPU's *expert phase* at a step from the token counts of the expert slots it holds. Per slot
+with n tokens on GPU g it knows two times, ``a = T_GPU,g(n)`` (the ``roofline`` cost model's
+GPU time of that expert: weights streamed once, no launch, at GPU g's speed factors,
+:mod:`sieveopt.variability`) and ``b = T_PIM(n)`` (its n GEMVs on PIM; nominal, the PIM units
+are in the stacks).
 
-    unit_ns[g, n] = min(T_GPU,g(n), T_PIM(n))
+**Overlap-aware (default, ``kind="overlap"``).** Sieve runs a GPU's GPU-side and PIM-side
+experts at the same time: its planner picks, per GPU, layer and iteration, the PIM set S that
+minimises "max(T_Comm, T_GPU(G), T_PIM(S))", an objective "that assumes fine-grained overlap of
+comm and compute" (papers.md §1.5, Eq. 1). The surrogate is that split's expert part, relaxed
+to fractional experts:
 
-where ``T_GPU,g`` is the ``roofline`` cost model's GPU time of that expert (weights streamed
-once, grouped GEMM, no launch) at GPU g's speed factors (:mod:`sieveopt.variability`) and
-``T_PIM`` its PIM time (n GEMVs; nominal, the PIM units are in the stacks). A GPU's surrogate
-layer time at a step is the sum over its slots, the layer's the max over GPUs (the straggler:
-GEM, "the straggler GPU therefore sets the layer latency", trimoe_gem.md §2.1).
+    O_g = min over u in [0, 1]^slots of  max( sum_i a_i u_i , sum_i b_i (1 - u_i) )
+        = max over lambda in [0, 1] of   sum_i min(lambda a_i, (1 - lambda) b_i)      (LP duality)
 
-It is the serial work of a per-GPU split in which every expert runs on its better unit; the
-real Sieve split overlaps GPU and PIM, so the surrogate ranks placements, it does not predict
-absolute layer times (the evaluation measures those with the DAG; the study reports both).
-Communication and attention do not depend on the expert placement to first order and are left
-out. Execution model: serialized per-GPU work; precision: the model's expert bytes/param.
+The second form is a maximum of functions *linear in the placement*: for a fixed level lambda
+each slot adds its own cost ``min(lambda a_i, (1 - lambda) b_i)``. The maximum is reached at a
+breakpoint ``lambda_n = b(n) / (a(n) + b(n))`` of some slot's token count n (a concave
+piecewise-linear function peaks at a kink), so the surrogate takes the levels of the token
+counts 1..``levels`` (:data:`LEVEL_TOKENS`; exact whenever the expert the fractional split
+divides has at most that many tokens; measured on the DeepSeek-V3 window: <= 16). In the exact
+optimiser each level is one more linear constraint per (step, GPU) (:mod:`~sieveopt.placement.exact`).
+T_comm, attention and the dense GPU work are left out: in the layer DAG they run before the
+expert phase (Sieve's planner counts them in T_GPU / T_PIM, which shifts its split, but the
+measured GPU-side and PIM-side sums of its splits on the DeepSeek-V3 headline window are
+84.4 / 85.0 us for GEM's placement and 85.3 / 86.6 us for an annealed one, on average; the
+per-GPU error against the dag's expert phase is in benchmarks/placement_surrogate_vs_dag.py).
+
+**Serial (``kind="serial"``)**, the previous rounds' surrogate: every slot on its better unit,
+``min(a, b)``, summed per GPU (one "level"). It ignores that a GPU's PIM idles while its GPU
+streams heavy experts, so it rewarded giving fast GPUs few, heavy experts (docs/results.md).
+
+A GPU's surrogate layer time is O_g (or the serial sum); the layer's is the max over GPUs (the
+straggler: GEM, "the straggler GPU therefore sets the layer latency", trimoe_gem.md §2.1). It
+ranks placements; absolute layer times come from the DAG evaluation. Execution model: one
+layer's expert phase, GPU and PIM overlapped (serial: serialized); precision: the model's expert
+bytes/param.
 """
 
 from __future__ import annotations
@@ -29,16 +51,26 @@ from sieveopt.models.work import expert_work
 from sieveopt.placement.core import Placement
 from sieveopt.variability import gpu_kernel_ns, speed_factors
 
-NAME = "best-unit serial work (roofline)"
+#: Token counts whose breakpoints are the overlap surrogate's levels (1..LEVEL_TOKENS).
+LEVEL_TOKENS = 32
+NAMES = {"overlap": "overlapped GPU/PIM expert work (fractional Sieve split, roofline)",
+         "serial": "best-unit serial work (roofline)"}
+SURROGATE_KINDS = tuple(NAMES)
 
 
 class Surrogate:
-    """Per-GPU expert-slot cost table ``unit_ns[g, n]`` for n = 0..max_tokens (float64)."""
+    """Per-GPU slot cost tables for n = 0..max_tokens tokens (float64 ns).
 
-    name = NAME
+    ``unit_ns[g, n] = min(a, b)`` (the serial slot cost); ``level_ns[g, n, k]`` the slot's cost
+    at level k (overlap: ``min(lambda_gk a, (1 - lambda_gk) b)``, levels in increasing lambda;
+    serial: one level equal to ``unit_ns``). A GPU's surrogate work is the max over k of the
+    sum of its slots' level costs."""
 
-    def __init__(self, model, system, max_tokens: int) -> None:
-        self.model, self.system = model, system
+    def __init__(self, model, system, max_tokens: int, kind: str = "overlap", levels: int = LEVEL_TOKENS) -> None:
+        if kind not in NAMES:
+            raise ValueError(f"surrogate kind must be one of {', '.join(NAMES)}, got {kind!r}")
+        self.model, self.system, self.kind = model, system, kind
+        self.name = NAMES[kind]
         self.num_gpus = system.num_gpus
         cost = RooflineCostModel(system, model, include_kernel_overhead=False)
         speed = speed_factors(system)
@@ -54,24 +86,38 @@ class Surrogate:
         self.gpu_ns, self.pim_ns = gpu, pim
         self.unit_ns = np.minimum(gpu, pim[None, :])
         self.unit_ns[:, 0] = 0.0
+        if kind == "serial":
+            self.lam = np.ones((self.num_gpus, 1))
+            self.level_ns = self.unit_ns[:, :, None].copy()
+        else:
+            ks = np.arange(1, min(int(levels), n_max) + 1)
+            lam = np.sort(pim[ks][None, :] / (gpu[:, ks] + pim[ks][None, :]), axis=1)     # [G, K]
+            self.lam = lam
+            self.level_ns = np.minimum(lam[:, None, :] * gpu[:, :, None],
+                                       (1.0 - lam[:, None, :]) * pim[None, :, None])    # [G, N+1, K]
+            self.level_ns[:, 0, :] = 0.0
 
     @property
     def max_tokens(self) -> int:
         return self.unit_ns.shape[1] - 1
 
-    def _lookup(self, g: np.ndarray | int, n: np.ndarray) -> np.ndarray:
+    @property
+    def num_levels(self) -> int:
+        return self.level_ns.shape[2]
+
+    def _check(self, n: np.ndarray) -> np.ndarray:
         n = np.asarray(n, dtype=np.int64)
         if n.size and n.max() > self.max_tokens:
             raise ValueError(f"surrogate: {int(n.max())} tokens > table size {self.max_tokens}")
-        return self.unit_ns[g, n]
+        return n
 
     def gpu_loads(self, placement: Placement, counts_te: np.ndarray) -> np.ndarray:
         """Surrogate work per step and GPU ``[T, G]`` (ns) of ``counts_te[T, E]`` under ``placement``."""
-        n = placement.slot_tokens(np.atleast_2d(counts_te))           # [T, S]
-        cost = self._lookup(placement.slot_gpu[None, :], n)             # [T, S]
+        n = self._check(placement.slot_tokens(np.atleast_2d(counts_te)))     # [T, S]
+        cost = self.level_ns[placement.slot_gpu[None, :], n]                   # [T, S, K]
         out = np.zeros((n.shape[0], self.num_gpus))
         for g in range(self.num_gpus):
-            out[:, g] = cost[:, placement.slot_gpu == g].sum(axis=1)
+            out[:, g] = cost[:, placement.slot_gpu == g].sum(axis=1).max(axis=1)
         return out
 
     def step_times(self, placement: Placement, counts_te: np.ndarray) -> np.ndarray:
@@ -79,9 +125,15 @@ class Surrogate:
         return self.gpu_loads(placement, counts_te).max(axis=1)
 
     def item_costs(self, tokens_ti: np.ndarray) -> np.ndarray:
-        """Cost of every item (slot with known tokens) on every GPU: ``[T, I, G]`` (ns)."""
-        n = np.asarray(tokens_ti, dtype=np.int64)
-        return np.stack([self._lookup(g, n) for g in range(self.num_gpus)], axis=-1)
+        """Serial cost of every item (slot with known tokens) on every GPU: ``[T, I, G]`` (ns)."""
+        n = self._check(tokens_ti)
+        return np.stack([self.unit_ns[g, n] for g in range(self.num_gpus)], axis=-1)
+
+    def level_costs(self, tokens_ti: np.ndarray) -> np.ndarray:
+        """Level costs of every item on every GPU: ``[T, I, G, K]`` (ns); an assignment's GPU
+        work at step t is ``max_k sum_i cost[t, i, g, k]`` over the items on g."""
+        n = self._check(tokens_ti)
+        return np.stack([self.level_ns[g, n] for g in range(self.num_gpus)], axis=2)
 
 
 def straggler_share(loads_tg: np.ndarray) -> np.ndarray:

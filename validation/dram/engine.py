@@ -26,45 +26,125 @@ from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from sieveopt.validation.dram.timing import CMD, N_CMD
-
-NEG = -(1 << 40)
-INF = 1 << 62
-
-# command ids (mirror timing.COMMANDS)
-ACT, PRE, PREA, RD, WR, RDA, WRA, REF = (CMD[c] for c in ("ACT", "PRE", "PREA", "RD", "WR",
-                                                          "RDA", "WRA", "REF"))
-ACTAB, PREAB, MAC, GWR, RDRES = (CMD[c] for c in ("ACTAB", "PREAB", "MAC", "GWR", "RDRES"))
-
-# header of ``mem``: parameters, then offsets of each region
-(P_NCH, P_PPC, P_BG, P_BPG, P_QR, P_QW, P_WHI, P_WLO, P_FCFS, P_CLOSED, P_REFRESH, P_NREFI,
- P_BUS_PER_CH, P_SPLIT, P_IPC, P_NCL, P_NBL, P_NCWL, P_PIM_MODE, P_WMAX, P_LOG, P_QMAX,
- P_PIM_STRICT, O_PVS, O_PVL, O_PVF, O_PVLAT, O_PVW, O_NXT, O_HIST, O_HPOS, O_BUS, O_OPEN, O_PIMROW, O_QS, O_QN,
- O_DRAIN, O_REF, O_NEXT, O_PIMPOS, O_PIMLAST, O_STATS, O_S, O_CNT, O_BQ, O_CHOF,
- O_LAT, O_QH, O_WINC, O_BMASK, P_CHSCOPE, O_BOCC, O_AQ, O_AN, P_ORDY, P_BUFCTL, O_BL, O_FREE,
- O_NFREE, O_BGOF, O_END) = range(61)
-N_HEADER = 61
-MAX_BANKS = 63  # per-queue bitmask of the banks with queued entries fits an int64
-PIM_NONE, PIM_EXCLUSIVE, PIM_DUAL = 0, 1, 2
-
-# scalar state (at O_S)
-(S_NOW, S_INJ_CYCLE, S_INJ_COUNT, S_QUEUED, S_PIM_LEFT, S_LOG_N, S_END, S_SCAN, S_PIMX,
- S_PIMT, S_ITER, S_SCHED, S_LAST_ACC, S_FREED, S_SEQ) = range(15)
-N_SCALAR = 15
-
-# queue entry fields (F_SEQ, F_NX, F_PV: buffer controller only -- insertion number, next /
-# previous slot of the same bank's list in arrival order, -1 at the ends)
-F_BG, F_BANK, F_ROW, F_COL, F_ARR, F_STAT, F_PCH, F_WR, F_SEQ, F_NX, F_PV = range(11)
-N_FIELD = 11
-
-# per-pCH statistics
-(ST_READS, ST_WRITES, ST_HITS, ST_MISSES, ST_CONFLICTS, ST_RDLAT, ST_LAST_DATA, ST_PIM_END,
- ST_LAST_CMD) = range(9)
-ST_CMD0 = 9
-N_STAT = ST_CMD0 + N_CMD
-
-# return codes
-NEED_MORE, DONE, LOG_FULL = 0, 1, 2
+from sieveopt.validation.dram.layout import (
+    ACT,
+    ACTAB,
+    DONE,
+    F_ARR,
+    F_BANK,
+    F_BG,
+    F_COL,
+    F_NX,
+    F_PCH,
+    F_PV,
+    F_ROW,
+    F_SEQ,
+    F_STAT,
+    F_WR,
+    INF,
+    LOG_FULL,
+    N_FIELD,
+    N_STAT,
+    NEED_MORE,
+    NEG,
+    O_AN,
+    O_AQ,
+    O_BGOF,
+    O_BL,
+    O_BMASK,
+    O_BOCC,
+    O_BQ,
+    O_BUS,
+    O_CHOF,
+    O_CNT,
+    O_DRAIN,
+    O_FREE,
+    O_HIST,
+    O_HPOS,
+    O_KMASK,
+    O_LAT,
+    O_NEXT,
+    O_NFREE,
+    O_NXT,
+    O_OPEN,
+    O_PIMLAST,
+    O_PIMPOS,
+    O_PIMROW,
+    O_PVF,
+    O_PVL,
+    O_PVLAT,
+    O_PVS,
+    O_PVW,
+    O_QH,
+    O_QN,
+    O_QS,
+    O_REF,
+    O_S,
+    O_STATS,
+    O_WINC,
+    P_BG,
+    P_BPG,
+    P_BUFCTL,
+    P_BUS_PER_CH,
+    P_CHSCOPE,
+    P_CLOSED,
+    P_FCFS,
+    P_IPC,
+    P_LOG,
+    P_NBL,
+    P_NCH,
+    P_NCL,
+    P_NCWL,
+    P_NREFI,
+    P_ORDY,
+    P_PIM_MODE,
+    P_PIM_STRICT,
+    P_PPC,
+    P_QMAX,
+    P_QR,
+    P_QW,
+    P_REFRESH,
+    P_SPLIT,
+    P_WHI,
+    P_WLO,
+    P_WMAX,
+    PIM_EXCLUSIVE,
+    PIM_NONE,
+    PRE,
+    PREA,
+    PREAB,
+    RD,
+    RDA,
+    RDRES,
+    REF,
+    S_END,
+    S_FREED,
+    S_INJ_COUNT,
+    S_INJ_CYCLE,
+    S_ITER,
+    S_LAST_ACC,
+    S_LOG_N,
+    S_NOW,
+    S_PIM_LEFT,
+    S_PIMT,
+    S_PIMX,
+    S_QUEUED,
+    S_SCHED,
+    S_SEQ,
+    ST_CMD0,
+    ST_CONFLICTS,
+    ST_HITS,
+    ST_LAST_CMD,
+    ST_LAST_DATA,
+    ST_MISSES,
+    ST_PIM_END,
+    ST_RDLAT,
+    ST_READS,
+    ST_WRITES,
+    WR,
+    WRA,
+)
+from sieveopt.validation.dram.timing import N_CMD
 
 
 @intrinsic
@@ -153,6 +233,26 @@ def _earliest(cmd, p, g, b, m):
     return t
 
 
+@njit(cache=True, inline="always")
+def _kind_bits(p, w, bi, m):
+    """Buffer controller: bank ``bi``'s bits in the masks of (pCH ``p``, direction ``w``) of
+    banks with queued row hits (column command), with other entries in a closed bank (ACT)
+    and with other entries in an open bank (PRE), from its counts at O_BQ and its open row.
+    Called wherever those change, so a scheduler call visits only the banks whose command
+    kind its channel / pseudo-channel / bus part lets issue now."""
+    if m[P_BUFCTL] == 0:
+        return
+    nb = m[P_BG] * m[P_BPG]
+    bq = m[O_BQ] + ((p * 2 + w) * nb + bi) * 2
+    km = m[O_KMASK] + (p * 2 + w) * 3
+    bit = 1 << bi
+    miss = m[bq] > m[bq + 1]
+    is_open = m[m[O_OPEN] + p * nb + bi] >= 0
+    m[km] = m[km] | bit if m[bq + 1] > 0 else m[km] & ~bit
+    m[km + 1] = m[km + 1] | bit if miss and not is_open else m[km + 1] & ~bit
+    m[km + 2] = m[km + 2] | bit if miss and is_open else m[km + 2] & ~bit
+
+
 @njit(cache=True)
 def _issue(cmd, p, g, b, row, col, now, m, log):
     """Issue ``cmd``: apply its table rows forward, update bank state, bus, counters, log."""
@@ -232,15 +332,18 @@ def _issue(cmd, p, g, b, row, col, now, m, log):
                     if m[e + F_ROW] == row and m[e + F_BG] == g and m[e + F_BANK] == b:
                         hits += 1
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = hits
+            _kind_bits(p, w, bi, m)
     elif cmd == PRE or cmd == RDA or cmd == WRA:
         m[ob + bi] = -1
         for w in range(2):
             m[m[O_BQ] + ((p * 2 + w) * nb + bi) * 2 + 1] = 0
+            _kind_bits(p, w, bi, m)
     elif cmd == PREA:
         for i in range(nb):
             m[ob + i] = -1
             for w in range(2):
                 m[m[O_BQ] + ((p * 2 + w) * nb + i) * 2 + 1] = 0
+                _kind_bits(p, w, i, m)
     elif cmd == ACTAB:
         m[m[O_PIMROW] + p] = row
     elif cmd == PREAB:
@@ -590,6 +693,7 @@ def _buf_insert(own, p, g, b, row, col, w, now, m):
     m[bq] += 1
     if m[m[O_OPEN] + p * nb + bi] == row:
         m[bq + 1] += 1
+    _kind_bits(p, w, bi, m)
     return e
 
 
@@ -623,6 +727,7 @@ def _buf_remove(e, own, m):
         m[bq + 1] -= 1
     if m[bq] == 0:
         m[m[O_BMASK] + p * 2 + w] &= ~(1 << bi)
+    _kind_bits(p, w, bi, m)
     m[m[O_QN] + qi] -= 1
     nf = m[O_NFREE] + qi
     m[m[O_FREE] + qi * qmax + m[nf]] = slot
@@ -859,7 +964,66 @@ def _sched_buf(c, now, m, pim, log):
             # nothing), instead of every bank's exact cycle
             tmin = min(tmin, min(u_col, min(u_act, u_pre)))
             continue
-        while mask != 0:
+        if ordy:
+            # only banks with a command of a kind the channel / pCH / bus part allows now;
+            # the others' earliest cycles are at least that part (a lower bound, as above)
+            km = m[O_KMASK] + (p * 2 + w) * 3
+            mask = 0
+            for kk in range(3):
+                u = u_col if kk == 0 else (u_act if kk == 1 else u_pre)
+                if u <= now:
+                    mask |= m[km + kk]
+                elif m[km + kk] != 0 and u < tmin:
+                    tmin = u
+            # the oldest ready entry of a bank is its list head when the head's command is
+            # ready (no later entry of the bank is older), else the first entry of the other
+            # kind (hit / not hit) when that one's command is ready. A bank whose head is
+            # younger than the pick so far cannot hold the answer and is skipped (something
+            # then issues, so the wake-up bound ``tmin`` it would lower is not needed).
+            while mask != 0:
+                bi = trailing_zeros(mask)
+                mask &= mask - 1
+                e = base + m[bl + 2 * bi] * N_FIELD
+                seq = m[e + F_SEQ]
+                if seq >= pick_seq:
+                    continue
+                orow = m[ob + bi]
+                g = m[bgof + bi]  # bi // bpg without a division per bank
+                hit_head = m[e + F_ROW] == orow
+                if hit_head:
+                    k = col_cmd
+                    t = u_col
+                elif orow < 0:
+                    k = ACT
+                    t = u_act
+                else:
+                    k = PRE
+                    t = u_pre
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
+                if t <= now:
+                    pick, pick_seq, pick_cmd = e, seq, k
+                    continue
+                if t < tmin:
+                    tmin = t
+                nh = m[bq + 2 * bi + 1]
+                if nh == 0 or nh == m[bq + 2 * bi]:  # one kind only
+                    continue
+                # the other kind: a head hit leaves the row's conflicts (PRE), a head
+                # conflict leaves the open row's hits (column command)
+                k = PRE if hit_head else col_cmd
+                t = u_pre if hit_head else u_col
+                if t <= now:
+                    t = max(t, max(m[bgn + g * N_CMD + k], m[bkn + bi * N_CMD + k]))
+                if t > now:
+                    if t < tmin:
+                        tmin = t
+                else:
+                    e = _first_of_kind(base, m[e + F_NX], orow, not hit_head, m)
+                    if m[e + F_SEQ] < pick_seq:
+                        pick, pick_seq, pick_cmd = e, m[e + F_SEQ], k
+            continue
+        while mask != 0:  # rotate: oldest ready hit, else oldest ready ACT / PRE
             bi = trailing_zeros(mask)
             mask &= mask - 1
             ne = m[bq + 2 * bi]
@@ -875,16 +1039,13 @@ def _sched_buf(c, now, m, pim, log):
                         tmin = t
                 else:
                     e = _first_of_kind(base, m[bl + 2 * bi], orow, True, m)
-                    if ordy:
-                        if m[e + F_SEQ] < pick_seq:
-                            pick, pick_seq, pick_cmd = e, m[e + F_SEQ], col_cmd
-                    elif m[e + F_SEQ] < hit_seq:
+                    if m[e + F_SEQ] < hit_seq:
                         hit, hit_seq, hit_cmd = e, m[e + F_SEQ], col_cmd
             if ne > nh:
                 if orow < 0:
                     k = ACT
                     t = u_act
-                elif nh == 0 or ordy:  # FR-FCFS keeps a row open while it has queued hits
+                elif nh == 0:  # FR-FCFS keeps a row open while it has queued hits
                     k = PRE
                     t = u_pre
                 else:

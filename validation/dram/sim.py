@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from sieveopt.errors import SpecError
-from sieveopt.validation.dram import engine as E
+from sieveopt.validation.dram import layout as L
 from sieveopt.validation.dram.config import DramConfig
 from sieveopt.validation.dram.mapping import AddressMapping
+from sieveopt.validation.dram.native import kernels
 from sieveopt.validation.dram.timing import (
     CMD,
     COMMANDS,
@@ -117,9 +118,9 @@ class DramSim:
         n_ch = org.channels if channels is None else int(channels)
         if not 1 <= n_ch <= org.channels:
             raise SpecError(cfg.name, "channels", f"{n_ch} not in 1..{org.channels}", "fix it")
-        if org.banks > E.MAX_BANKS:
+        if org.banks > L.MAX_BANKS:
             raise SpecError(cfg.name, "org.banks", f"{org.banks} banks per pseudo-channel exceed "
-                            f"the engine's {E.MAX_BANKS}", f"use at most {E.MAX_BANKS} banks")
+                            f"the engine's {L.MAX_BANKS}", f"use at most {L.MAX_BANKS} banks")
         self.n_ch = n_ch
         self.n_pch = n_ch * org.pseudo_channels_per_channel
         pim = pim if pim is not None else PimProgram.empty()
@@ -131,8 +132,8 @@ class DramSim:
         if len(pim) and not cfg.pim.enabled:
             raise SpecError(cfg.name, "pim.enabled", "this config has no PIM units",
                             "use a PIM preset or set pim.enabled = true")
-        pim_mode = E.PIM_NONE if len(pim) == 0 else (
-            E.PIM_EXCLUSIVE if sharing == "exclusive" else E.PIM_DUAL)
+        pim_mode = L.PIM_NONE if len(pim) == 0 else (
+            L.PIM_EXCLUSIVE if sharing == "exclusive" else L.PIM_DUAL)
         bufctl = not (ctl.queue_scope == "pseudo_channel" and ctl.arbitration == "rotate")
         if bufctl and len(pim):
             field = "controller.queue_scope" if ctl.queue_scope == "channel" else \
@@ -169,81 +170,81 @@ class DramSim:
         qmax = max(ctl.read_queue, ctl.write_queue)
         k_rows = len(self.pv_fol)
         sizes = [  # (offset slot, length) of each region of the flat state array
-            (E.O_PVS, N_CMD + 1), (E.O_PVL, k_rows), (E.O_PVF, k_rows), (E.O_PVLAT, k_rows),
-            (E.O_PVW, k_rows), (E.O_NXT, n_inst * N_CMD),
-            (E.O_HIST, n_inst * N_CMD * wmax if wmax > 1 else 1), (E.O_HPOS, n_inst * N_CMD),
-            (E.O_BUS, n_pch * 2), (E.O_OPEN, n_pch * banks), (E.O_PIMROW, n_pch),
-            (E.O_QS, n_pch * 2 * qmax * E.N_FIELD), (E.O_QN, n_pch * 2), (E.O_DRAIN, n_pch),
-            (E.O_REF, n_pch), (E.O_NEXT, n_pch), (E.O_PIMPOS, n_pch), (E.O_PIMLAST, n_pch),
-            (E.O_STATS, n_pch * E.N_STAT), (E.O_S, E.N_SCALAR), (E.O_CNT, max(3 * banks, 4 * org.pseudo_channels_per_channel)),
-            (E.O_BQ, n_pch * 2 * banks * 2), (E.O_CHOF, n_pch), (E.O_LAT, N_CMD * N_CMD),
-            (E.O_QH, n_pch * 2), (E.O_WINC, N_CMD), (E.O_BMASK, n_pch * 2),
-            (E.O_BOCC, N_CMD), (E.O_AQ, n_ch * qmax * E.N_FIELD), (E.O_AN, n_ch),
-            (E.O_BL, n_pch * 2 * banks * 2), (E.O_FREE, n_pch * 2 * qmax), (E.O_NFREE, n_pch * 2),
-            (E.O_BGOF, banks)]
-        total = E.N_HEADER + sum(n for _, n in sizes)
+            (L.O_PVS, N_CMD + 1), (L.O_PVL, k_rows), (L.O_PVF, k_rows), (L.O_PVLAT, k_rows),
+            (L.O_PVW, k_rows), (L.O_NXT, n_inst * N_CMD),
+            (L.O_HIST, n_inst * N_CMD * wmax if wmax > 1 else 1), (L.O_HPOS, n_inst * N_CMD),
+            (L.O_BUS, n_pch * 2), (L.O_OPEN, n_pch * banks), (L.O_PIMROW, n_pch),
+            (L.O_QS, n_pch * 2 * qmax * L.N_FIELD), (L.O_QN, n_pch * 2), (L.O_DRAIN, n_pch),
+            (L.O_REF, n_pch), (L.O_NEXT, n_pch), (L.O_PIMPOS, n_pch), (L.O_PIMLAST, n_pch),
+            (L.O_STATS, n_pch * L.N_STAT), (L.O_S, L.N_SCALAR), (L.O_CNT, max(3 * banks, 4 * org.pseudo_channels_per_channel)),
+            (L.O_BQ, n_pch * 2 * banks * 2), (L.O_CHOF, n_pch), (L.O_LAT, N_CMD * N_CMD),
+            (L.O_QH, n_pch * 2), (L.O_WINC, N_CMD), (L.O_BMASK, n_pch * 2),
+            (L.O_BOCC, N_CMD), (L.O_AQ, n_ch * qmax * L.N_FIELD), (L.O_AN, n_ch),
+            (L.O_BL, n_pch * 2 * banks * 2), (L.O_FREE, n_pch * 2 * qmax), (L.O_NFREE, n_pch * 2),
+            (L.O_BGOF, banks), (L.O_KMASK, n_pch * 2 * 3)]
+        total = L.N_HEADER + sum(n for _, n in sizes)
         m = np.zeros(total, dtype=np.int64)
         views = {}
-        off = E.N_HEADER
+        off = L.N_HEADER
         for slot, n in sizes:
             m[slot] = off
             views[slot] = m[off:off + n]
             off += n
-        m[E.O_END] = off
-        m[E.P_NCH] = n_ch
-        m[E.P_PPC] = org.pseudo_channels_per_channel
-        m[E.P_BG] = org.bank_groups
-        m[E.P_BPG] = org.banks_per_group
-        m[E.P_QR] = ctl.read_queue
-        m[E.P_QW] = ctl.write_queue
-        m[E.P_QMAX] = qmax
-        m[E.P_WHI] = ctl.write_high_watermark
-        m[E.P_WLO] = ctl.write_low_watermark
-        m[E.P_FCFS] = 1 if ctl.scheduler == "fcfs" else 0
-        m[E.P_CLOSED] = 1 if ctl.row_policy == "closed" else 0
-        m[E.P_REFRESH] = 1 if ctl.refresh else 0
-        m[E.P_NREFI] = cfg.timing.nREFI
-        m[E.P_BUS_PER_CH] = 1 if ctl.command_bus == "per_channel" else 0
-        m[E.P_SPLIT] = 1 if ctl.row_column_buses else 0
-        m[E.P_IPC] = ipc
-        m[E.P_NCL] = cfg.timing.nCL
-        m[E.P_NBL] = cfg.timing.nBL
-        m[E.P_NCWL] = cfg.timing.nCWL
-        m[E.P_PIM_MODE] = pim_mode
-        m[E.P_PIM_STRICT] = 1 if cfg.pim.priority == "strict" else 0
-        m[E.P_WMAX] = wmax
-        m[E.P_CHSCOPE] = 1 if ctl.queue_scope == "channel" else 0
-        m[E.P_ORDY] = 1 if ctl.arbitration == "oldest_ready" else 0
-        m[E.P_BUFCTL] = 1 if bufctl else 0
-        views[E.O_BL][:] = -1  # empty bank lists
-        views[E.O_FREE].reshape(n_pch * 2, qmax)[:] = np.arange(qmax - 1, -1, -1)  # slot 0 first
-        views[E.O_NFREE][:] = qmax
-        views[E.O_BGOF][:] = np.arange(banks) // org.banks_per_group  # bank -> its bank group
-        views[E.O_BOCC][:] = bus_occupancy(cfg.timing_params)
-        m[E.P_LOG] = 1 if observer is not None else 0
-        views[E.O_PVS][:] = self.pv_start
-        views[E.O_PVL][:] = self.pv_level
-        views[E.O_PVF][:] = self.pv_fol
-        views[E.O_PVLAT][:] = self.pv_lat
-        views[E.O_PVW][:] = self.pv_win
-        views[E.O_HIST][:] = E.NEG
-        views[E.O_WINC][np.unique(table.prev[table.window > 1])] = 1
-        views[E.O_OPEN][:] = -1
-        views[E.O_PIMROW][:] = -1
-        views[E.O_REF][:] = cfg.timing.nREFI
-        views[E.O_PIMLAST][:] = -1
-        views[E.O_CHOF][:] = np.arange(n_pch) // org.pseudo_channels_per_channel
+        m[L.O_END] = off
+        m[L.P_NCH] = n_ch
+        m[L.P_PPC] = org.pseudo_channels_per_channel
+        m[L.P_BG] = org.bank_groups
+        m[L.P_BPG] = org.banks_per_group
+        m[L.P_QR] = ctl.read_queue
+        m[L.P_QW] = ctl.write_queue
+        m[L.P_QMAX] = qmax
+        m[L.P_WHI] = ctl.write_high_watermark
+        m[L.P_WLO] = ctl.write_low_watermark
+        m[L.P_FCFS] = 1 if ctl.scheduler == "fcfs" else 0
+        m[L.P_CLOSED] = 1 if ctl.row_policy == "closed" else 0
+        m[L.P_REFRESH] = 1 if ctl.refresh else 0
+        m[L.P_NREFI] = cfg.timing.nREFI
+        m[L.P_BUS_PER_CH] = 1 if ctl.command_bus == "per_channel" else 0
+        m[L.P_SPLIT] = 1 if ctl.row_column_buses else 0
+        m[L.P_IPC] = ipc
+        m[L.P_NCL] = cfg.timing.nCL
+        m[L.P_NBL] = cfg.timing.nBL
+        m[L.P_NCWL] = cfg.timing.nCWL
+        m[L.P_PIM_MODE] = pim_mode
+        m[L.P_PIM_STRICT] = 1 if cfg.pim.priority == "strict" else 0
+        m[L.P_WMAX] = wmax
+        m[L.P_CHSCOPE] = 1 if ctl.queue_scope == "channel" else 0
+        m[L.P_ORDY] = 1 if ctl.arbitration == "oldest_ready" else 0
+        m[L.P_BUFCTL] = 1 if bufctl else 0
+        views[L.O_BL][:] = -1  # empty bank lists
+        views[L.O_FREE].reshape(n_pch * 2, qmax)[:] = np.arange(qmax - 1, -1, -1)  # slot 0 first
+        views[L.O_NFREE][:] = qmax
+        views[L.O_BGOF][:] = np.arange(banks) // org.banks_per_group  # bank -> its bank group
+        views[L.O_BOCC][:] = bus_occupancy(cfg.timing_params)
+        m[L.P_LOG] = 1 if observer is not None else 0
+        views[L.O_PVS][:] = self.pv_start
+        views[L.O_PVL][:] = self.pv_level
+        views[L.O_PVF][:] = self.pv_fol
+        views[L.O_PVLAT][:] = self.pv_lat
+        views[L.O_PVW][:] = self.pv_win
+        views[L.O_HIST][:] = L.NEG
+        views[L.O_WINC][np.unique(table.prev[table.window > 1])] = 1
+        views[L.O_OPEN][:] = -1
+        views[L.O_PIMROW][:] = -1
+        views[L.O_REF][:] = cfg.timing.nREFI
+        views[L.O_PIMLAST][:] = -1
+        views[L.O_CHOF][:] = np.arange(n_pch) // org.pseudo_channels_per_channel
         # [prev, next] -> largest channel/pseudo-channel-level latency (PIM priority check)
         lat = np.full((N_CMD, N_CMD), -(1 << 40), dtype=np.int64)
         for lv, pv, nx, la in zip(table.level, table.prev, table.next, table.latency, strict=True):
             if lv <= 1:
                 lat[pv, nx] = max(lat[pv, nx], la)
-        views[E.O_LAT][:] = lat.ravel()
+        views[L.O_LAT][:] = lat.ravel()
         self.m = m
-        self.S = views[E.O_S]
-        self.S[E.S_INJ_CYCLE] = -1
-        self.S[E.S_PIM_LEFT] = len(pim) * n_pch
-        self.stats = views[E.O_STATS].reshape(n_pch, E.N_STAT)
+        self.S = views[L.O_S]
+        self.S[L.S_INJ_CYCLE] = -1
+        self.S[L.S_PIM_LEFT] = len(pim) * n_pch
+        self.stats = views[L.O_STATS].reshape(n_pch, L.N_STAT)
         self.pim_arr = np.ascontiguousarray(
             np.stack([pim.cmd, pim.row, pim.col, pim.release]).astype(np.int64)).reshape(4, -1)
         self.log = np.zeros((log_capacity if observer else 1, 7), dtype=np.int64)
@@ -257,13 +258,13 @@ class DramSim:
 
     # ------------------------------------------------------------------ running
     def _drain_log(self) -> None:
-        n = int(self.S[E.S_LOG_N])
+        n = int(self.S[L.S_LOG_N])
         if n and self.observer is not None:
             out = np.empty(n, dtype=LOG_DTYPE)
             for i, name in enumerate(LOG_DTYPE.names):
                 out[name] = self.log[:n, i]
             self.observer(out)
-        self.S[E.S_LOG_N] = 0
+        self.S[L.S_LOG_N] = 0
 
     def _run(self, pch, bg, bank, row, col, wr, final: bool) -> None:
         if self._done:
@@ -272,16 +273,17 @@ class DramSim:
         if arrays[0].size and (arrays[0].min() < 0 or arrays[0].max() >= self.n_pch):
             raise SpecError(self.cfg.name, "pch", "request outside the simulated channels",
                             f"pseudo-channels must be < {self.n_pch}")
+        run = kernels().run_engine
         while True:
-            status, used = E.run_engine(self.m, *arrays, final, self.pim_arr, self.log)
+            status, used = run(self.m, *arrays, final, self.pim_arr, self.log)
             arrays = [a[used:] for a in arrays]
-            if status == E.LOG_FULL:
+            if status == L.LOG_FULL:
                 self._drain_log()
                 continue
-            if status == E.NEED_MORE:
+            if status == L.NEED_MORE:
                 return
             self._drain_log()
-            if self.S[E.S_END] < 0:
+            if self.S[L.S_END] < 0:
                 raise RuntimeError("DRAM engine stalled (no command can ever issue)")
             self._done = True
             return
@@ -310,22 +312,22 @@ class DramSim:
         z = np.zeros(0, dtype=np.int64)
         self._run(z, z, z, z, z, z, final=True)
         st = self.stats.sum(axis=0)
-        cmds = {name: int(st[E.ST_CMD0 + i]) for i, name in enumerate(COMMANDS)
-                if st[E.ST_CMD0 + i]}
+        cmds = {name: int(st[L.ST_CMD0 + i]) for i, name in enumerate(COMMANDS)
+                if st[L.ST_CMD0 + i]}
         acc = self.cfg.org.access_bytes
         completion = self.cfg.controller.completion
-        end = int(self.S[E.S_END]) if completion == "last_data" else int(self.S[E.S_LAST_ACC])
+        end = int(self.S[L.S_END]) if completion == "last_data" else int(self.S[L.S_LAST_ACC])
         return DramStats(
             cycles=end, tCK_ps=self.cfg.timing.tCK_ps,
             pseudo_channels=self.n_pch, requests=self.requests,
-            reads=int(st[E.ST_READS]), writes=int(st[E.ST_WRITES]),
-            row_hits=int(st[E.ST_HITS]), row_misses=int(st[E.ST_MISSES]),
-            row_conflicts=int(st[E.ST_CONFLICTS]),
-            bytes=int(st[E.ST_READS] + st[E.ST_WRITES]) * acc,
-            read_latency_sum_cycles=int(st[E.ST_RDLAT]),
-            pim_end_cycle=int(self.stats[:, E.ST_PIM_END].max(initial=0)),
-            data_end_cycle=int(self.stats[:, E.ST_LAST_DATA].max(initial=0)),
-            commands=cmds, accepted_end_cycle=int(self.S[E.S_LAST_ACC]), completion=completion)
+            reads=int(st[L.ST_READS]), writes=int(st[L.ST_WRITES]),
+            row_hits=int(st[L.ST_HITS]), row_misses=int(st[L.ST_MISSES]),
+            row_conflicts=int(st[L.ST_CONFLICTS]),
+            bytes=int(st[L.ST_READS] + st[L.ST_WRITES]) * acc,
+            read_latency_sum_cycles=int(st[L.ST_RDLAT]),
+            pim_end_cycle=int(self.stats[:, L.ST_PIM_END].max(initial=0)),
+            data_end_cycle=int(self.stats[:, L.ST_LAST_DATA].max(initial=0)),
+            commands=cmds, accepted_end_cycle=int(self.S[L.S_LAST_ACC]), completion=completion)
 
 
 def simulate_accesses(cfg: DramConfig, pch, bg, bank, row, col, is_write, **kw) -> DramStats:

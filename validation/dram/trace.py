@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from sieveopt.errors import TraceError
+from sieveopt.validation.dram.native import kernels
 
 CHUNK = 1 << 20
 
@@ -62,58 +62,6 @@ def _loadstore_slow(path, lines: list[str], first_lineno: int) -> tuple[list[int
 BLOCK_BYTES = 4 << 20
 
 
-@njit(cache=True)
-def _parse_lines(u, addr, wr):
-    """Parse whole ``LD|ST <addr>\n`` lines of the byte array ``u`` into ``addr`` / ``wr``
-    (hex with 0x / 0X, or decimal; at most 15 hex / 18 decimal digits, so no overflow).
-    Returns the number of lines, or -1 at the first line that is anything else."""
-    n = 0
-    i = 0
-    end = u.shape[0]
-    while i < end:
-        if i + 3 >= end:
-            return -1
-        c0 = u[i]
-        c1 = u[i + 1]
-        if c0 == 76 and c1 == 68:      # LD
-            w = 0
-        elif c0 == 83 and c1 == 84:    # ST
-            w = 1
-        else:
-            return -1
-        if u[i + 2] != 32:
-            return -1
-        j = i + 3
-        is_hex = j + 1 < end and u[j] == 48 and (u[j + 1] | 32) == 120
-        if is_hex:
-            j += 2
-        v = 0
-        nd = 0
-        while j < end and u[j] != 10:
-            c = u[j]
-            if is_hex:
-                if 48 <= c <= 57:
-                    d = c - 48
-                elif 97 <= (c | 32) <= 102:
-                    d = (c | 32) - 87
-                else:
-                    return -1
-                v = v * 16 + d
-            else:
-                if not 48 <= c <= 57:
-                    return -1
-                v = v * 10 + (c - 48)
-            nd += 1
-            j += 1
-        if nd == 0 or j >= end or nd > (15 if is_hex else 18):
-            return -1
-        addr[n] = v
-        wr[n] = w
-        n += 1
-        i = j + 1
-    return n
-
-
 def _parse_block(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     """Compiled parse of whole lines ``LD|ST <addr>\n``. Returns None when any line is not
     exactly that (blank, comment, CRLF, malformed, an address of more than 15 hex / 18
@@ -122,7 +70,7 @@ def _parse_block(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     n_max = buf.count(b"\n")
     addr = np.empty(n_max, dtype=np.int64)
     wr = np.empty(n_max, dtype=np.int64)
-    n = _parse_lines(u, addr, wr)
+    n = kernels().parse_lines(u, addr, wr)
     if n < 0 or (n and addr[:n].max() >= 1 << 62):
         return None
     return addr[:n], wr[:n]

@@ -33,14 +33,16 @@ def key_ok(item: str) -> bool:
 
 
 def _config(args: argparse.Namespace):
-    from sieveopt.validation.dram.api import load_dram_preset
+    # the config module alone (not the DRAM API, which imports the PIM kernel generator):
+    # `dram run` start-up; load_dram_preset(name, **sets) is this call
+    from sieveopt.validation.dram.config import load_dram_config
 
     sets = _parse_sets(args.set)
     if not sets:
-        return load_dram_preset(args.config)
-    load_dram_preset(args.config)  # the preset alone (its own errors name the file)
+        return load_dram_config(args.config)
+    load_dram_config(args.config)  # the preset alone (its own errors name the file)
     try:
-        return load_dram_preset(args.config, **sets)
+        return load_dram_config(args.config, sets)
     except SpecError as exc:  # blame the option, not the preset file
         raise SpecError(f"--set (on {exc.source})", exc.field, exc.problem,
                         (exc.fix + "; " if exc.fix else "") + "check the --set KEY=VALUE option") from None
@@ -55,9 +57,11 @@ def _stats_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.cli import main
+    from sieveopt.validation.dram.native import kernels
 
     with main.gc_paused():  # numba's start-up objects; the run itself makes no reference cycles
-        if main.WHOLE_PROCESS:
+        # the ahead-of-time kernels need no numba at all; the JIT fallback starts numba's target
+        if main.WHOLE_PROCESS and kernels().backend == "jit":
             _numba_target_without_blas()
         return _run_trace(args)
 

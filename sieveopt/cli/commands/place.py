@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"])
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
+    p.add_argument("--surrogate", default="overlap", choices=["overlap", "serial"],
+                   help="placement objective: GPU/PIM-overlapped expert work (Sieve's split) or the "
+                        "serial best-unit work of earlier rounds")
     p.add_argument("--time-limit", type=float, default=60.0, help="exact optimiser time limit (s)")
     p.add_argument("--workers", type=int, default=8, help="CP-SAT workers")
     p.add_argument("--gap-limit", type=float, default=0.0,
@@ -106,7 +109,8 @@ def _place(args: argparse.Namespace) -> int:
                             layer_policy=args.layer_policy, mode=args.mode,
                             exact_objective=args.exact_objective, time_limit_s=args.time_limit,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
-                            gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space)
+                            gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space,
+                            surrogate=args.surrogate)
     return emit(args, data, _render)
 
 

@@ -24,6 +24,7 @@ from sieveopt.cli.common import (
     float_in,
     load_instance,
     load_problem,
+    nonneg_int,
     positive_int,
     solver_params_for,
 )
@@ -64,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--replay", action="store_true",
                    help="also replay every schedule on the cycle-level simulators (replayed makespan and "
                         "cost-model error per policy)")
+    c.add_argument("--prefetch", type=nonneg_int, default=0, metavar="P",
+                   help="systems with a GPU fetch tier (TriMoE): fetch the next layer's P EMA-predicted hot "
+                        "experts into HBM during each layer (sieveopt.trimoe_prefetch; serial execution)")
     c.add_argument("--objective", choices=("makespan", "energy"), default="makespan",
                    help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
     c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
@@ -96,10 +100,16 @@ def _check_policies(names: list[str]) -> None:
 
 
 def _per_gpu(run) -> list[dict[str, Any]]:
-    """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split."""
+    """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split; empty
+    when the DAG's experts are not GPU/PIM two-sided (e.g. an offloading system's tiers: the
+    split estimate does not apply; ``experts_by_mode`` reports them)."""
+    from sieveopt.dag import EXPERT
     from sieveopt.solvers.plan_inputs import max_tokens, pim_table, plan_inputs
     from sieveopt.solvers.sieve_ref import estimate_ns
+    from sieveopt.targets import MODE_GPU, MODE_PIM
 
+    if not all({MODE_GPU, MODE_PIM} <= set(t.modes) for t in run.dag.tasks if t.kind == EXPERT):
+        return []
     modes = run.result.schedule.expert_modes(run.dag)
     inputs = plan_inputs(run.dag, run.instance, run.cost)
     table = pim_table(run.cost, run.instance, max(1, max_tokens(inputs))).tolist()
@@ -161,20 +171,24 @@ def _solve(args: argparse.Namespace) -> int:
             "decision_ns": res.decision_ns, "wall_s": run.wall_s, "precision": model.expert_precision,
             "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source,
             "gpu_experts": 0, "pim_experts": 0, "per_gpu": _per_gpu(run)}
-    data["gpu_experts"] = sum(r["gpu_experts"] for r in data["per_gpu"])
-    data["pim_experts"] = sum(r["pim_experts"] for r in data["per_gpu"])
+    by_mode = list(res.schedule.expert_modes(run.dag).values())
+    data["experts_by_mode"] = {m: by_mode.count(m) for m in dict.fromkeys(by_mode)}
+    data["gpu_experts"] = by_mode.count("gpu")
+    data["pim_experts"] = by_mode.count("pim")
 
     def render(d: dict) -> None:
         head = [(k, d[k]) for k in ("policy", "model", "system", "gpus", "batch", "moe_layer", "status",
                                      "makespan_ns", "bound_ns", "check_ok", "decision_ns", "gpu_experts",
                                      "pim_experts")]
+        head.append(("experts by mode", ", ".join(f"{m} {n}" for m, n in d["experts_by_mode"].items())))
         print_table(f"{d['policy']} on one layer", ["field", "value"], head)
         rows = [(r["gpu"], f"{r['gpu_experts']}/{r['experts']}", _compact(r["gpu_expert_ids"]),
                  _us(r["t_comm_ns"]), _us(r["t_gpu_ns"]), _us(r["t_pim_ns"]), f"{r['util_gpu']:.2f}", f"{r['util_hbm']:.2f}",
                  f"{r['util_pim']:.2f}") for r in d["per_gpu"]]
-        print_table("per GPU (Sieve's estimate of this split in us; utilisation of the makespan)",
-                    ["gpu", "on GPU", "GPU experts", "T_comm", "T_GPU", "T_PIM", "util gpu", "util hbm", "util pim"],
-                    rows)
+        if rows:
+            print_table("per GPU (Sieve's estimate of this split in us; utilisation of the makespan)",
+                        ["gpu", "on GPU", "GPU experts", "T_comm", "T_GPU", "T_PIM", "util gpu", "util hbm",
+                         "util pim"], rows)
         if d["violations"]:
             print("check violations:", *d["violations"], sep="\n  ")
 
@@ -204,13 +218,30 @@ def _compare(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
     if args.overlap != "serial":
+        if args.prefetch:
+            raise SieveoptError("--prefetch: compare models next-layer prefetch in serial layers only "
+                                "(fix: drop --prefetch, or drop --overlap)")
         if args.replay:
             raise SieveoptError("--replay: compare replays serial layers only (fix: drop --replay, or use "
                                 "`sieveopt replay --overlap microbatch` for a replayed steady state)")
         return compare_overlap_cmd(args, model, system, cost, policies)
     execution_from_args(args, model, system)
     kw = {"context_len_tokens": args.context_len} if args.context_len else {}
-    insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
+    options: dict[int, Any] = {}  # per sampled layer: its DAG options (prefetch), else the system's
+    if args.prefetch:
+        from sieveopt.trimoe_prefetch import (
+            check_prefetch_system,
+            prefetch_options,
+            sample_with_history,
+        )
+
+        check_prefetch_system(system, args.prefetch)
+        pairs = sample_with_history(model, system, args.batch, args.layers, args.seed,
+                                    context_len_tokens=args.context_len)
+        insts = [inst for inst, _ in pairs]
+        options = {i: prefetch_options(system, model, args.batch, hist, args.prefetch) for i, (_, hist) in enumerate(pairs)}
+    else:
+        insts = sample_layers(model, system, args.batch, args.layers, args.seed, **kw)
     layers: list[dict[str, Any]] = []
     all_ok = True
     timer = None
@@ -219,9 +250,9 @@ def _compare(args: argparse.Namespace) -> int:
 
         timer = make_timer(system, model)
     bar = Steps(args, len(insts) * len(policies), "comparing")
-    for inst in insts:
-        dag, cost = build_dag(inst, cost)
-        row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "policies": {}}
+    for i, inst in enumerate(insts):
+        dag, cost = build_dag(inst, cost, options.get(i))
+        row: dict[str, Any] = {"moe_layer": inst.moe_layer, "step": inst.step, "tasks": len(dag.tasks), "policies": {}}
         for pol in policies:
             bar.advance(f"layer {inst.moe_layer}: {pol}")
             lat = resolve(pol, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
@@ -244,6 +275,7 @@ def _compare(args: argparse.Namespace) -> int:
     bar.close()
     data = {"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
             "execution_model": "serial", "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model,
+            "prefetch_experts": args.prefetch,
             "replayed": bool(args.replay),
             "scheduler_latency": describe(sched_spec),
             "summary": _summary(policies, layers), "bounds": _bound_summary(policies, layers),
@@ -252,7 +284,7 @@ def _compare(args: argparse.Namespace) -> int:
     def render(d: dict) -> None:
         rows = [(p, _us(s["median_ns"]), _us(s["p95_ns"]), s["median_ratio_to_best"], s["wins"], s["checks_ok"],
                  _us(s["median_decision_ns"])) for p, s in d["summary"].items()]
-        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution, {d['cost_model']} cost model: makespan (us)",
+        print_table(f"{d['model']} ({d['precision']} experts) on {d['gpus']} GPU(s), B={d['batch']}, {d['layers']} layers, serial execution{_prefetch_label(d)}, {d['cost_model']} cost model: makespan (us)",
                     ["policy", "median", "p95", "median ratio to best", "best on", "checks ok", "decision us"], rows)
         if any("median_replayed_ns" in s for s in d["summary"].values()):
             print_table("replayed on the cycle-level simulators (same decisions): makespan (us)",
@@ -271,6 +303,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     emit(args, data, render)
     return 0 if all_ok else 1
+
+
+def _prefetch_label(d: dict) -> str:
+    return f", next-layer prefetch of {d['prefetch_experts']} experts" if d.get("prefetch_experts") else ""
 
 
 def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
