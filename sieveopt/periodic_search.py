@@ -563,18 +563,13 @@ def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0,
     found; ``hint_modes`` seed the search (the best one by this objective is kept as a floor)."""
     from ortools.sat.python import cp_model
 
+    from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
+
     dag = problem.dag
     ph = task_phases(problem)
     S = problem.window_layers * problem.microbatches
     model = cp_model.CpModel()
-    lit: list[dict[str, object]] = []
-    for t in dag.tasks:
-        if t.has_choice:
-            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
-            model.add_exactly_one(d.values())
-        else:
-            d = {next(iter(t.modes)): 1}
-        lit.append(d)
+    lit = mode_literals(model, dag)
     dur = [sum(c.duration_ns * lit[t.tid][m] for m, c in t.modes.items()) for t in dag.tasks]
     hi = int(sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) +
              sum(e.lag_ns for e in dag.edges) + 1)
@@ -608,21 +603,11 @@ def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0,
             for m, lv in lit[t.tid].items():
                 if not isinstance(lv, int):
                     model.add_hint(lv, best[t.tid] == m)
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.num_workers = max(1, int(workers))
-    p.random_seed = int(seed)
-    if deterministic:
-        p.max_deterministic_time = float(time_limit_s)
-        if p.num_workers > 1:
-            p.interleave_search = True
-    else:
-        p.max_time_in_seconds = float(time_limit_s)
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s, deterministic=deterministic)
     st = solver.solve(model)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    modes = tuple(next(m for m, lv in lit[t.tid].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
-                  for t in dag.tasks)
+    modes = chosen_modes(solver, lit)
     return modes, np.array([solver.value(x) for x in P], dtype=np.int64)
 
 

@@ -86,3 +86,41 @@ def build_interval_model(dag: TaskDAG, durations: list[dict[str, int]], lags: li
         if all(e.if_mode is not None for e in dag.succs[t]):  # a sink under some mode choice
             model.add(M >= end[t])
     return IntervalModel(model, M, start, end, lit)
+
+
+def mode_literals(model: cp_model.CpModel, dag: TaskDAG) -> list[dict[str, Any]]:
+    """Per task, mode -> Boolean (exactly one) or the constant 1 of a single-mode task (the mode
+    choice of the models that need no intervals: the periodic load and phase models)."""
+    lit: list[dict[str, Any]] = []
+    for t in dag.tasks:
+        if t.has_choice:
+            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
+            model.add_exactly_one(d.values())
+        else:
+            d = {next(iter(t.modes)): 1}
+        lit.append(d)
+    return lit
+
+
+def chosen_modes(solver: cp_model.CpSolver, lit: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The mode each task runs in, read from a solved model's literals."""
+    return tuple(next(m for m, lv in d.items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
+                 for d in lit)
+
+
+def make_solver(*, workers: int, seed: int, time_limit_s: float, deterministic: bool = False,
+                log: bool = False) -> cp_model.CpSolver:
+    """A CP-SAT solver with the toolkit's conventions: ``deterministic`` bounds deterministic
+    time (interleaved search when several workers, so runs repeat), else wall seconds."""
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.num_workers = max(1, int(workers))
+    p.random_seed = int(seed)
+    p.log_search_progress = bool(log)
+    if deterministic:
+        if p.num_workers > 1:
+            p.interleave_search = True
+        p.max_deterministic_time = float(time_limit_s)
+    else:
+        p.max_time_in_seconds = float(time_limit_s)
+    return solver

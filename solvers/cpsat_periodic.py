@@ -45,24 +45,12 @@ from sieveopt.periodic import (
 )
 from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
 from sieveopt.periodic_search import compact, search_incumbent
+from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
 COPIES = 3
-
-
-def _mode_literals(model: cp_model.CpModel, dag: Any) -> list[dict[str, Any]]:
-    """Per task, mode -> Boolean (exactly one) or the constant 1 of a single-mode task."""
-    lit: list[dict[str, Any]] = []
-    for t in dag.tasks:
-        if t.has_choice:
-            d = {m: model.new_bool_var(f"x{t.tid}{m}") for m in t.modes}
-            model.add_exactly_one(d.values())
-        else:
-            d = {next(iter(t.modes)): 1}
-        lit.append(d)
-    return lit
 
 
 def _add_load_cuts(model: cp_model.CpModel, dag: Any, lit: list[dict[str, Any]], lam: Any) -> None:
@@ -91,7 +79,7 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     model = cp_model.CpModel()
     hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + 1
     z = model.new_int_var(0, hi, "z")
-    lit = _mode_literals(model, dag)
+    lit = mode_literals(model, dag)
     _add_load_cuts(model, dag, lit, z)
     model.minimize(z)
     if best_seed is not None:
@@ -101,18 +89,14 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
             for m, lv in lit[t.tid].items():
                 if not isinstance(lv, int):
                     model.add_hint(lv, best_seed[1][t.tid] == m)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = max(1, workers)
-    solver.parameters.random_seed = seed
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s)
     st = solver.solve(model)
     lb = int(math.ceil(solver.best_objective_bound - 1e-9))
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if best_seed is not None:  # nothing found in time: the best seed stands
             return min(lb, best_seed[0]), best_seed[0], best_seed[1]
         return lb, hi, None
-    modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
-                  for t in range(len(dag.tasks)))
+    modes = chosen_modes(solver, lit)
     return lb, int(solver.objective_value), modes
 
 
@@ -176,7 +160,7 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     hi = sum(max(c.duration_ns for c in t.modes.values()) for t in dag.tasks) + sum(e.lag_ns for e in dag.edges) + 1
     model = cp_model.CpModel()
     lam = model.new_int_var(max(1, recurrence_bound_ns(problem)), hi, "lam")
-    lit = _mode_literals(model, dag)
+    lit = mode_literals(model, dag)
     _add_load_cuts(model, dag, lit, lam)
     ncuts = add_slot_cuts(model, problem, lit, lam, COPIES * hi, sb)
     model.minimize(lam)
@@ -185,10 +169,7 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
             for m, lv in lit[t.tid].items():
                 if not isinstance(lv, int):
                     model.add_hint(lv, hint_modes[t.tid] == m)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = max(1, workers)
-    solver.parameters.random_seed = seed
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s)
     st = solver.solve(model)
     if st == cp_model.INFEASIBLE:
         raise RuntimeError(f"slot relaxation infeasible below {hi} ns: a feasible Lambda is cut (a bug)")
@@ -197,8 +178,7 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
             "cuts": ncuts, "value_ns": None, "modes": None}
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         info["value_ns"] = int(solver.objective_value)
-        info["modes"] = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
-                              for t in range(len(dag.tasks)))
+        info["modes"] = chosen_modes(solver, lit)
     return lb, info
 
 
@@ -322,27 +302,16 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
                     if not isinstance(lv, int):
                         model.add_hint(lv, hint.modes[t] == m)
     build_s = time.perf_counter() - t0
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.num_workers = max(1, int(workers))
-    p.random_seed = int(seed)
-    p.log_search_progress = bool(log)
-    if deterministic:
-        if p.num_workers > 1:
-            p.interleave_search = True
-        p.max_deterministic_time = float(time_limit_s)
-    else:
-        limit = float(time_limit_s)
-        if deadline is not None:
-            limit = max(0.1, min(limit, deadline - time.perf_counter()))
-        p.max_time_in_seconds = limit
+    limit = float(time_limit_s)
+    if deadline is not None and not deterministic:
+        limit = max(0.1, min(limit, deadline - time.perf_counter()))
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=limit, deterministic=deterministic, log=log)
     st = solver.solve(model)
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
         feas = None
         if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            modes = tuple(next(m for m, lv in lit[t].items()
-                               if (lv if isinstance(lv, int) else solver.boolean_value(lv))) for t in range(n))
+            modes = chosen_modes(solver, lit)
             starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
             ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
             feas = PeriodicSchedule(modes, starts, ends, int(fixed_ns), problem.window_layers, "cpsat",
@@ -352,8 +321,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     sched: PeriodicSchedule | None = None
     bound = lb
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        modes = tuple(next(m for m, lv in lit[t].items() if (lv if isinstance(lv, int) else solver.boolean_value(lv)))
-                      for t in range(n))
+        modes = chosen_modes(solver, lit)
         starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
         ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
         if not resources:
@@ -383,7 +351,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             "solver_status": solver.status_name(st), "load_bound_ns": load_bound, "recurrence_bound_ns": rec_lb,
             "hint_superperiod_ns": None if hint is None else hint.superperiod_ns,
             "hint_policy": None if hint is None else hint.policy, "from_hint": from_hint,
-            "workers": p.num_workers, "seed": seed, "latency_weight": latency_weight,
+            "workers": solver.parameters.num_workers, "seed": seed, "latency_weight": latency_weight,
             "num_conflicts": solver.num_conflicts, "copies": COPIES, "chain_cuts": ncuts}
     return sched, info
 
