@@ -67,6 +67,27 @@ def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]]
     return val
 
 
+class _Rows:
+    """Sparse LP rows ``sum_j val_j x_col_j (<= or ==) rhs``, added one at a time."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.rhs: list[float] = []
+
+    def add(self, col: np.ndarray, val: np.ndarray, rhs: float) -> None:
+        self.rows.append(np.full(col.size, len(self.rhs)))
+        self.cols.append(col)
+        self.vals.append(val)
+        self.rhs.append(rhs)
+
+    def matrix(self, num_cols: int):
+        """The rows as a CSR matrix ``[len(rhs), num_cols]``."""
+        return coo_matrix((np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+                          shape=(len(self.rhs), num_cols)).tocsr()
+
+
 def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]],
            capacity: int, budget: int) -> tuple[float, np.ndarray, np.ndarray] | None:
     """One LP with the level rows ``on[t, g, k]``: (bound, x[items, G], z[T]) or None."""
@@ -76,32 +97,8 @@ def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tu
     nx = n * G
     ny = R
     nv = nx + ny + T
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    eq_rhs: list[float] = []
-    ub_rhs: list[float] = []
-    eq_rows, ub_rows = 0, 0
-    ub_r: list[np.ndarray] = []
-    ub_c: list[np.ndarray] = []
-    ub_v: list[np.ndarray] = []
-
-    def add_eq(col: np.ndarray, val: np.ndarray, rhs: float) -> None:
-        nonlocal eq_rows
-        rows.append(np.full(col.size, eq_rows))
-        cols.append(col)
-        vals.append(val)
-        eq_rhs.append(rhs)
-        eq_rows += 1
-
-    def add_ub(col: np.ndarray, val: np.ndarray, rhs: float) -> None:
-        nonlocal ub_rows
-        ub_r.append(np.full(col.size, ub_rows))
-        ub_c.append(col)
-        ub_v.append(val)
-        ub_rhs.append(rhs)
-        ub_rows += 1
-
+    eq, ub = _Rows(), _Rows()
+    add_eq, add_ub = eq.add, ub.add
     gs = np.arange(G)
     ypos = {e: nx + k for k, e in enumerate(pe)}
     for e in range(single.size):
@@ -124,12 +121,10 @@ def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tu
     for t, g, k in zip(*np.nonzero(on), strict=True):
         nz = np.flatnonzero(c[t, :, g, k])
         add_ub(np.r_[nz * G + g, nx + ny + t], np.r_[c[t, nz, g, k].astype(float), -1.0], 0.0)
-    A_eq = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(eq_rows, nv))
-    A_ub = coo_matrix((np.concatenate(ub_v), (np.concatenate(ub_r), np.concatenate(ub_c))), shape=(ub_rows, nv))
     obj = np.zeros(nv)
     obj[nx + ny:] = 1.0 / T
     bounds = [(0.0, 1.0)] * (nx + ny) + [(0.0, None)] * T
-    res = linprog(obj, A_ub=A_ub.tocsr(), b_ub=np.asarray(ub_rhs), A_eq=A_eq.tocsr(), b_eq=np.asarray(eq_rhs),
+    res = linprog(obj, A_ub=ub.matrix(nv), b_ub=np.asarray(ub.rhs), A_eq=eq.matrix(nv), b_eq=np.asarray(eq.rhs),
                   bounds=bounds, method="highs-ipm")
     if res.status != 0:
         return None
