@@ -48,7 +48,7 @@ from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule
 from sieveopt.models.costmodel import MODE_GPU, CostModel
 from sieveopt.schedule import Schedule, modes_from_experts
-from sieveopt.solvers._interval_model import build_interval_model
+from sieveopt.solvers._interval_model import build_interval_model, make_solver
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_bounds import (
     choice_energy_cuts,
@@ -270,21 +270,12 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
         _export(model, export_path)
     build_s = time.perf_counter() - t_start
 
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.num_workers = max(1, int(workers))
-    p.random_seed = int(seed)
-    p.log_search_progress = bool(log)
+    # --time-limit means wall seconds of this whole call: building the model and the hint
+    # heuristics come out of the budget (the search gets at least 10 ms to load the hint).
+    limit = float(time_limit_s) if deterministic else max(0.01, float(time_limit_s) - (time.perf_counter() - t_start))
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=limit, deterministic=deterministic, log=log)
     if os.environ.get("SIEVEOPT_CPSAT_FIXHINT"):
-        p.fix_variables_to_their_hinted_value = True
-    if deterministic:
-        if p.num_workers > 1:
-            p.interleave_search = True
-        p.max_deterministic_time = float(time_limit_s)
-    else:
-        # --time-limit means wall seconds of this whole call: building the model and the hint
-        # heuristics come out of the budget (the search gets at least 10 ms to load the hint).
-        p.max_time_in_seconds = max(0.01, float(time_limit_s) - (time.perf_counter() - t_start))
+        solver.parameters.fix_variables_to_their_hinted_value = True
     traj = _Trajectory(q)
     st = solver.solve(model, traj)
     status = _STATUS.get(st, UNKNOWN)
@@ -323,7 +314,7 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     if status == INFEASIBLE and hint_sched is not None:
         status = FEASIBLE  # horizon capped at a feasible hint cannot be infeasible; defensive
     meta = {
-        "time_quantum_ns": q, "workers": p.num_workers, "seed": seed, "deterministic": deterministic,
+        "time_quantum_ns": q, "workers": solver.parameters.num_workers, "seed": seed, "deterministic": deterministic,
         "levers": sorted(levers), "hint_makespan_ns": None if declared is None else declared.makespan_ns,
         "hint_policy": None if declared is None else declared.policy,
         "static_lb_ns": lb_ns, "partition_lb_ns": None if part is None else part.bound_ns,
