@@ -145,11 +145,11 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                               default=True, color="#2ca02c", marker="P", needs_modes=_TWO_SIDED,
                               window_hint=2, scheduler_latency_ns=1500, reads_cost_table=True)),
     "sieve-pipe": ("sieveopt.solvers.sieve_pipe", "solve_sieve_pipe",
-                   "Plans for the execution model it runs under: serial -> sieve-plus's decision; microbatch -> "
+                   "Plans for the execution model it runs under: serial -> sieve-plus's decision (own kernel); microbatch -> "
                    "Sieve's sweep with the pipeline's period (M x load vs one micro-batch's chain); ideal -> load",
                    PolicyInfo("compiled", {"microbatches": int, "overlap": _choice("serial", "microbatch", "ideal"),
                                               "carry": _bool, "hedge": _bool},
-                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1500,
+                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1000,
                               scheduler_latency_by_overlap={"microbatch": 1000, "ideal": 1000})),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",

@@ -179,16 +179,18 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
     """Plan every GPU for the time per layer of ``overlap`` (see the module docstring)."""
     if overlap not in PLAN_OVERLAPS:
         raise ValueError(f"sieve-pipe overlap {overlap!r}: expected one of {', '.join(PLAN_OVERLAPS)}")
-    if overlap == "serial":
-        from dataclasses import replace
-
-        from sieveopt.solvers.sieve_plus import solve_sieve_plus
-
-        r = solve_sieve_plus(dag, instance, cost)
-        sched = replace(r.schedule, policy="sieve-pipe")
-        return replace(r, policy="sieve-pipe", schedule=sched,
-                       meta={**r.meta, "plan": "sieve-plus (serial execution: the layer's makespan)"})
     t_wall = time.perf_counter()
+    if overlap == "serial":
+        from sieveopt.solvers.base import HEURISTIC
+        from sieveopt.solvers.sieve_pipe_serial import decide_serial
+        from sieveopt.solvers.sieve_plus import split_schedule
+
+        on_gpu, times = decide_serial(dag)
+        sched = split_schedule(dag, on_gpu, "sieve-pipe")
+        return SolveResult("sieve-pipe", sched, HEURISTIC, sched.makespan_ns, None, time.perf_counter() - t_wall,
+                           max(times, default=0), (),
+                           {"plan": "sieve-plus's decision, serial kernel (serial execution: the layer's makespan)",
+                            "overlap": "serial", "decision_ns_per_gpu": times, "order": sched.meta["order"]})
     inputs = plan_inputs(dag, instance, cost)
     exclusive = dag.meta.get("hbm_sharing") == "exclusive"
     expert_modes: dict[int, str] = {}

@@ -34,7 +34,7 @@ from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.instance import LayerInstance
 from sieveopt.listsched import list_schedule, tail_priority
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM, CostModel
-from sieveopt.schedule import modes_from_experts
+from sieveopt.schedule import Schedule, modes_from_experts
 from sieveopt.solvers.base import HEURISTIC, SolveResult
 
 
@@ -362,10 +362,22 @@ def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
     t0 = time.perf_counter()
     pa = plan_arrays(dag)
     x, times = decide(pa, max_passes, compiled=compiled)
-    decision_ns = max(times, default=0)
+    sched = split_schedule(dag, {int(tid): bool(x[i]) for i, tid in enumerate(pa.tids)}, "sieve-plus",
+                           attention=attention, order=order)
+    return SolveResult("sieve-plus", sched, HEURISTIC, sched.makespan_ns, None,
+                       time.perf_counter() - t0, max(times, default=0), (),
+                       {"max_passes": max_passes, "decision_ns_per_gpu": times, "decision_ns_sum": sum(times),
+                        "order": sched.meta["order"]})
+
+
+def split_schedule(dag: TaskDAG, on_gpu: dict[int, bool], policy: str, *, attention: str = "best",
+                   order: str = "best") -> Schedule:
+    """The list schedule of a GPU/PIM split (expert task id -> runs on the GPU; experts not listed
+    run on the GPU): attention in its faster mode (``best``) or the one named, and the shorter of
+    the earliest-ready and non-delay orders (``best``) or the one named."""
     modes = modes_from_experts(dag, {}, default_expert=MODE_GPU)
-    for i, tid in enumerate(pa.tids):
-        modes[int(tid)] = MODE_GPU if x[i] else MODE_PIM
+    for tid, gpu in on_gpu.items():
+        modes[tid] = MODE_GPU if gpu else MODE_PIM
     for t in dag.tasks:
         if t.has_choice and t.kind != EXPERT:
             if attention == "best":
@@ -376,12 +388,8 @@ def solve_sieve_plus(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
         raise ValueError(f"sieve-plus order {order!r}: expected one of {', '.join(ORDERS)}")
     cands = []
     if order in ("best", "ready"):
-        cands.append(list_schedule(dag, modes, policy="sieve-plus", meta={"order": "ready"}))
+        cands.append(list_schedule(dag, modes, policy=policy, meta={"order": "ready"}))
     if order in ("best", "nondelay"):
-        cands.append(list_schedule(dag, modes, tail_priority(dag, modes), policy="sieve-plus",
+        cands.append(list_schedule(dag, modes, tail_priority(dag, modes), policy=policy,
                                    meta={"order": "nondelay"}, rule="nondelay"))
-    sched = min(cands, key=lambda sc: sc.makespan_ns)  # first (ready) wins ties
-    return SolveResult("sieve-plus", sched, HEURISTIC, sched.makespan_ns, None,
-                       time.perf_counter() - t0, decision_ns, (),
-                       {"max_passes": max_passes, "decision_ns_per_gpu": times, "decision_ns_sum": sum(times),
-                        "order": sched.meta["order"]})
+    return min(cands, key=lambda sc: sc.makespan_ns)  # first (ready) wins ties
