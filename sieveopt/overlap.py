@@ -180,6 +180,11 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
 RUNTIME_PHASE_FRACTIONS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
 
 
+#: Whether the pipeline runtime also tries the explicit staggered construction (round 5; off only
+#: to measure what it adds).
+RUNTIME_STAGGERED = True
+
+
 def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, policy: str = "") -> PeriodicSchedule:
     """How the pipeline runtime executes a heuristic's modes: the shorter superperiod (then the
     shorter micro-batch latency) of two issue orders, each computed from the modes alone (no
@@ -192,19 +197,25 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
       :data:`RUNTIME_PHASE_FRACTIONS`), the two-micro-batch overlap of DeepSeek-style decode:
       slot j = l M + m released j phases apart, so one
       micro-batch's dense chain (QKV, O-proj, router) runs while another's experts run; its
-      resource orders executed as soon as possible (exact timing of fixed cyclic orders).
+      resource orders executed as soon as possible (exact timing of fixed cyclic orders);
+    * the explicit staggered construction (:func:`sieveopt.periodic_search.staggered_schedule`,
+      round 5): the same phases, but inside each phase the dense micro-batch's chain is laid
+      out first and the expert micro-batch's GPU experts and PIM experts fill around it (a fixed
+      set of placements, each phase simulated, the orders timed exactly).
 
     Modulo list scheduling alone tends to run the micro-batches in lock-step on multi-GPU
     configurations (Qwen3.5 x8, B = 64, M = 2: sieve-pipe's load-optimal modes 129.9 us per
-    layer, staggered 103.1 us; docs/design-notes/overlap.md)."""
-    from sieveopt.periodic_search import phase_order_schedule
+    layer, staggered 103.1 us); on one GPU the explicit construction packs where the slot
+    orders leave gaps (Qwen3-30B x1, B = 256, M = 2, Sieve's modes: 131.8 -> 124.5 us per layer;
+    docs/design-notes/overlap.md, round 5)."""
+    from sieveopt.periodic_search import phase_order_schedule, staggered_schedule
 
-    ps = modulo_list_schedule(problem, modes, policy=policy)
-    ph = phase_order_schedule(problem, modes, policy=policy, fractions=RUNTIME_PHASE_FRACTIONS)
-    if ph is not None and (ph.superperiod_ns, ph.latency_ns(problem.dag)) < (ps.superperiod_ns,
-                                                                             ps.latency_ns(problem.dag)):
-        return ph
-    return ps
+    dag = problem.dag
+    cands = [modulo_list_schedule(problem, modes, policy=policy),
+             phase_order_schedule(problem, modes, policy=policy, fractions=RUNTIME_PHASE_FRACTIONS)]
+    if RUNTIME_STAGGERED:
+        cands.append(staggered_schedule(problem, modes, policy=policy))
+    return min((c for c in cands if c is not None), key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
 
 
 def _checked(problem: PeriodicProblem, ps: PeriodicSchedule) -> bool:
