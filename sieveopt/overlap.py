@@ -155,22 +155,27 @@ def plan_modes(problem: PeriodicProblem, policy: str, **params: Any) -> tuple[tu
     # the window put there (run-time information: its own earlier decisions).
     carried: dict[tuple[str, int], float] = {}
     slots = 0
-    for li, row in enumerate(problem.window):
-        for m, inst in enumerate(row):
-            opts = DagOptions(**{**problem.options.__dict__, "layer": li, "microbatch": m})
-            ldag = build_layer_dag(inst, problem.cost, opts)
-            extra = {"prior_load_ns": dict(carried), "prior_slots": slots} if "carry" in declared else {}
-            res = solve(policy, ldag, inst, problem.cost, **params, **extra)
-            if res.schedule is None:
-                raise SieveoptError(f"{policy} found no plan for layer {li} micro-batch {m}")
-            decision = max(decision, res.decision_ns or 0)
-            for t in ldag.tasks:
-                modes[dag.by_name[t.name]] = res.schedule.modes[t.tid]
-                c = t.modes[res.schedule.modes[t.tid]]
-                for rid in c.resources:
-                    r = ldag.resources[rid]
-                    carried[(r.kind, r.gpu)] = carried.get((r.kind, r.gpu), 0.0) + c.duration_ns
-            slots += 1
+    built = [(li, m, inst, build_layer_dag(inst, problem.cost, DagOptions(
+        **{**problem.options.__dict__, "layer": li, "microbatch": m})))
+        for li, row in enumerate(problem.window) for m, inst in enumerate(row)]
+    for j, (li, m, inst, ldag) in enumerate(built):
+        extra: dict[str, Any] = {"prior_load_ns": dict(carried), "prior_slots": slots} if "carry" in declared else {}
+        if "concurrent" in declared and problem.execution.overlap == "microbatch":
+            # the slot whose dense chain runs beside this slot's experts in the staggered pipeline
+            # (the next slot, cyclically): its dense work is known before routing (the model's
+            # layer kind and its micro-batch's context lengths)
+            extra["concurrent_dag"] = built[(j + 1) % len(built)][3]
+        res = solve(policy, ldag, inst, problem.cost, **params, **extra)
+        if res.schedule is None:
+            raise SieveoptError(f"{policy} found no plan for layer {li} micro-batch {m}")
+        decision = max(decision, res.decision_ns or 0)
+        for t in ldag.tasks:
+            modes[dag.by_name[t.name]] = res.schedule.modes[t.tid]
+            c = t.modes[res.schedule.modes[t.tid]]
+            for rid in c.resources:
+                r = ldag.resources[rid]
+                carried[(r.kind, r.gpu)] = carried.get((r.kind, r.gpu), 0.0) + c.duration_ns
+        slots += 1
     return tuple(modes), decision
 
 

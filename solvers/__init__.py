@@ -148,7 +148,7 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                    "Plans for the execution model it runs under: serial -> sieve-plus's decision (own kernel); microbatch -> "
                    "Sieve's sweep with the pipeline's period (M x load vs one micro-batch's chain); ideal -> load",
                    PolicyInfo("compiled", {"microbatches": int, "overlap": _choice("serial", "microbatch", "ideal"),
-                                              "carry": _bool, "hedge": _bool},
+                                              "carry": _bool, "hedge": _bool, "concurrent": _bool},
                               color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1000,
                               scheduler_latency_by_overlap={"microbatch": 1000, "ideal": 1000})),
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",

@@ -71,7 +71,10 @@ from sieveopt.solvers.sieve import finish
 
 
 def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
-    other = pre = launch = attn_pim = reduce_ = 0
+    """GPU g's fixed work of one slot (ns): ``other`` GPU work (QKV, O-proj, router, shared
+    expert, reduce, attention when on the GPU), ``pre`` the chain before the experts, ``launch``,
+    ``attn_pim`` the attention on PIM, ``reduce``, ``shared``."""
+    other = pre = launch = attn_pim = reduce_ = shared = 0
     for t in dag.tasks:
         if t.gpu != g:
             continue
@@ -82,6 +85,8 @@ def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
                 pre += d
             if t.kind == REDUCE:
                 reduce_ = d
+            if t.kind == SHARED:
+                shared += d
         elif t.kind == LAUNCH:
             launch = t.modes[MODE_GPU].duration_ns
         elif t.kind == ATTN:
@@ -90,7 +95,8 @@ def _gpu_terms(dag: TaskDAG, g: int) -> dict[str, int]:
             else:
                 other += t.modes[MODE_GPU].duration_ns
                 pre += t.modes[MODE_GPU].duration_ns
-    return {"other": other, "pre": pre + attn_pim, "launch": launch, "attn_pim": attn_pim, "reduce": reduce_}
+    return {"other": other, "pre": pre + attn_pim, "launch": launch, "attn_pim": attn_pim, "reduce": reduce_,
+            "shared": shared}
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -175,7 +181,7 @@ PLAN_OVERLAPS = ("serial", "microbatch", "ideal")
 def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, microbatches: int = 1,
                      overlap: str = "serial", carry: bool = True, hedge: bool = True,
                      prior_load_ns: dict[tuple[str, int], float] | None = None, prior_slots: int = 0,
-                     **_: Any) -> SolveResult:
+                     concurrent: bool = True, concurrent_dag: TaskDAG | None = None, **_: Any) -> SolveResult:
     """Plan every GPU for the time per layer of ``overlap`` (see the module docstring)."""
     if overlap not in PLAN_OVERLAPS:
         raise ValueError(f"sieve-pipe overlap {overlap!r}: expected one of {', '.join(PLAN_OVERLAPS)}")
@@ -200,6 +206,9 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
         terms = _gpu_terms(dag, inp.gpu)
         if overlap == "ideal":  # the busiest resource only: no chain term
             terms = {**terms, "pre": 0, "reduce": 0}
+        elif concurrent and concurrent_dag is not None:  # balance against the dense work beside the experts
+            c = _gpu_terms(concurrent_dag, inp.gpu)
+            terms = {**terms, "other": c["other"] - c["shared"] + terms["shared"], "attn_pim": c["attn_pim"]}
         t_comm = 0.0 if overlap == "ideal" else float(inp.params[P_T_COMM])
         prior = prior_load_ns if carry and prior_load_ns else {}
         carried = tuple(float(prior.get((k, inp.gpu), 0.0)) for k in ("gpu", "hbm", "pim"))
@@ -210,6 +219,7 @@ def solve_sieve_pipe(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, 
         for e, f in zip(inp.experts.tolist(), on_gpu.tolist(), strict=True):
             expert_modes[e] = MODE_GPU if f else MODE_PIM
     meta = {"microbatches": microbatches, "overlap": overlap, "carried_slots": prior_slots if carry else 0,
+            "concurrent": concurrent and concurrent_dag is not None and overlap == "microbatch",
             "hedge": bool(hedge and overlap == "microbatch"),
             "decision_ns_per_gpu": times}
     return finish(dag, "sieve-pipe", expert_modes, wall_t0=t_wall, decision_ns=int(max(times, default=0)), meta=meta)

@@ -194,3 +194,55 @@ def test_calibrated_charge_times_the_planner_of_the_execution_model(tmp_path, mo
     assert mb.source == serial.source == "calibrated" and mb.ns > 0 and serial.ns > 0
     keys = list(json.loads(cache_path().read_text()))
     assert len(keys) == 2 and sum(k.endswith("|microbatch") for k in keys) == 1
+
+
+def test_concurrent_slot_sets_the_balance_under_microbatch():
+    """Under microbatch a slot's experts run beside the next slot's dense chain (staggered
+    pipeline), so sieve-pipe balances them against that slot's dense work: beside a long
+    attention on PIM it keeps more experts on the GPU than beside a short one."""
+    from sieveopt.dag import build_layer_dag
+    from sieveopt.instance import LayerInstance
+    from sieveopt.models.catalog import load_model
+    from sieveopt.solvers import solve
+
+    model, system = load_model("qwen3-30b-a3b"), load_system("sieve-b200-hbm3e-pim", 1)
+    cost = make_cost_model("roofline", system, model)
+    ids = np.random.default_rng(5).integers(0, model.num_routed_experts, size=(32, model.top_k))
+    inst = LayerInstance.from_expert_ids(model, system, ids, context_lens=np.full(32, 2048))
+    dag = build_layer_dag(inst, cost)
+    beside = {ctx: build_layer_dag(LayerInstance.from_expert_ids(model, system, ids, context_lens=np.full(32, ctx)),
+                                   cost) for ctx in (64, 32768)}
+    on_gpu = {}
+    for ctx, other in beside.items():
+        r = solve("sieve-pipe", dag, inst, cost, overlap="microbatch", microbatches=2, concurrent_dag=other)
+        assert r.meta["concurrent"]
+        on_gpu[ctx] = sum(m == "gpu" for t, m in zip(dag.tasks, r.schedule.modes, strict=True) if t.kind == "expert")
+    assert on_gpu[32768] > on_gpu[64]
+    off = solve("sieve-pipe", dag, inst, cost, overlap="microbatch", microbatches=2, concurrent=False,
+                concurrent_dag=beside[64])
+    assert not off.meta["concurrent"]
+    assert not solve("sieve-pipe", dag, inst, cost, overlap="ideal", concurrent_dag=beside[64]).meta["concurrent"]
+
+
+def test_plan_modes_passes_the_next_slot_cyclically(monkeypatch):
+    import sieveopt.solvers as solvers
+
+    real, calls = solvers.solve, []
+
+    def spy(policy, dag, inst, cost, **kw):
+        c = kw.get("concurrent_dag")
+        calls.append((policy, (dag.options.layer, dag.options.microbatch),
+                      None if c is None else (c.options.layer, c.options.microbatch)))
+        return real(policy, dag, inst, cost, **kw)
+
+    monkeypatch.setattr(solvers, "solve", spy)
+    prob = _problem(6, 2, 2)
+    plan_modes(prob, "sieve-pipe")
+    assert [c[1:] for c in calls] == [((0, 0), (0, 1)), ((0, 1), (1, 0)), ((1, 0), (1, 1)), ((1, 1), (0, 0))]
+    calls.clear()
+    plan_modes(prob, "sieve")  # declares no concurrent planning
+    assert calls and all(c[2] is None for c in calls)
+    calls.clear()
+    ideal = build_periodic_problem(prob.window, prob.cost, make_execution_model("ideal", 2, window_layers=2))
+    plan_modes(ideal, "sieve-pipe")
+    assert calls and all(c[2] is None for c in calls)
