@@ -39,7 +39,9 @@ Output (``--out``, default ``benchmarks/results``): ``overlap_study.json`` (ever
 after each one: a re-run skips finished points), ``overlap_study.md`` (the tables),
 ``overlap_study_gantt.png`` and ``overlap_study_trace.json`` (a steady-state period);
 ``--uncharged``: ``overlap_study_uncharged.json`` (sieve, sieve-plus, sieve-pipe at scheduler
-charge 0 on every point, their algorithmic gap to CP-SAT).
+charge 0 on every point, their algorithmic gap to CP-SAT); ``--refresh``: ``overlap_study_refresh.json``
+(every policy and CP-SAT re-run on the microbatch points with the current code; earlier refreshed
+runs kept as ``overlap_study_refresh_<round>.json`` still count towards the best known value).
 """
 
 from __future__ import annotations
@@ -247,16 +249,19 @@ def run_refresh(args: argparse.Namespace) -> None:
             print(f"{key(p)} refresh: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
 
-def successor_markdown(rows: list[dict], done: dict, refresh: dict | None = None) -> str:
+def successor_markdown(rows: list[dict], done: dict, refresh: dict | None = None,
+                       earlier: list[dict] | None = None) -> str:
     """Medians of the successor pass: gap to the best known time per layer of each point (the
-    study's, this pass's and, where present, the refreshed run's, CP-SAT included)."""
+    study's, this pass's and, where present, the refreshed run's and ``earlier`` refreshed runs',
+    CP-SAT included: a schedule found once stays known)."""
     refresh = refresh or {}
+    runs = [refresh, *(earlier or [])]
     groups: dict[str, list[dict[str, float]]] = {}
     for r in rows:
         d = done.get(key(r))
         if d is None:
             continue
-        fresh = [v["time_per_layer_ns"] for v in refresh.get(key(r), {}).values()]
+        fresh = [v["time_per_layer_ns"] for f in runs for v in f.get(key(r), {}).values()]
         ref = min(reference_ns(r), *fresh, *(v for k, v in d.items() if ":" not in k))
         tag = r["model"] + (f" M={r['M']}" if r["model"] != "serial" else "")
         groups.setdefault(tag, []).append({k: d[k] / ref - 1 for k in d if ":" not in k} | {"point": key(r)})
@@ -279,7 +284,7 @@ def successor_markdown(rows: list[dict], done: dict, refresh: dict | None = None
             if f is None:
                 continue
             d = done.get(key(r), {})
-            ref = min(reference_ns(r), *(v["time_per_layer_ns"] for v in f.values()),
+            ref = min(reference_ns(r), *(v["time_per_layer_ns"] for g in runs for v in g.get(key(r), {}).values()),
                       *(v for k, v in d.items() if ":" not in k))
             cp = f["cpsat"]["time_per_layer_ns"]
             tp = f[SUCCESSOR]["time_per_layer_ns"]
@@ -554,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.successor:
         run_successor(args)
         rpath = out / "overlap_study_refresh.json"
+        earlier = [json.loads(p.read_text()) for p in sorted(out.glob("overlap_study_refresh_*.json"))]
         md = successor_markdown(load_rows(out), json.loads((out / "overlap_study_successor.json").read_text()),
-                                json.loads(rpath.read_text()) if rpath.exists() else None)
+                                json.loads(rpath.read_text()) if rpath.exists() else None, earlier)
         atomic_write_text(out / "overlap_study_successor.md", md)
         print(md)
         return 0

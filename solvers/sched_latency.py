@@ -30,11 +30,11 @@ same sort-and-walk shape as Sieve (one sort by token count, one linear scan, pap
 single parametrized greedy covers them"), so a compiled implementation would cost what Sieve
 costs: 1000 ns; their in-tree code is reference Python, whose wall time is not what a serving
 system would pay. A policy that runs another compiled planner under an overlapped execution
-model declares that planner's figure per model (``PolicyInfo.scheduler_latency_by_overlap``;
-:func:`resolve` takes the model as ``overlap``): sieve-pipe plans with sieve-plus's kernel under
-``serial`` (1500 ns) and with its own sweep under ``microbatch``/``ideal``, measured side by side
-with Sieve's planner at 1.0-1.2x its median on a pinned core (``benchmarks/pipe_latency.py``,
-BENCHMARKS.md §16b): 1000 ns. A policy that declares no figure (a plugin) is charged
+model may declare that planner's figure per model (``PolicyInfo.scheduler_latency_by_overlap``;
+:func:`resolve` takes the model as ``overlap``). sieve-pipe makes sieve-plus's decision under
+``serial`` with its own Sieve-shaped kernel and plans with its sweep under ``microbatch``/``ideal``;
+both measured side by side with Sieve's planner on a pinned core at 0.96-1.32x its median
+(``benchmarks/pipe_latency.py``, BENCHMARKS.md §16c): 1000 ns under every model. A policy that declares no figure (a plugin) is charged
 :data:`UNKNOWN_POLICY_NS`, the Sieve planner's figure.
 """
 

@@ -20,16 +20,30 @@ The planner is told the execution model it runs under (``overlap``, as a serving
 whether it pipelines micro-batches) and plans for that model's time per layer:
 
 * ``serial``: the layer's makespan, which a load estimate does not capture (the serialized
-  phases leave resources idle): sieve-plus's decision (:mod:`sieveopt.solvers.sieve_plus`,
-  move-based local search on the list schedule's estimate, declared 1.5 us per layer).
+  phases leave resources idle): sieve-plus's decision (:mod:`sieveopt.solvers.sieve_plus`, its
+  finish estimate searched over every split), made by this policy's own kernel
+  (:mod:`sieveopt.solvers.sieve_pipe_serial`: Sieve's shape, counting sort inside the call, an
+  exact early stop; identical decisions, tested).
 * ``microbatch``: the pipeline objective above.
 * ``ideal``: the busiest resource's load, Sieve's own ``max(T_comm, T_GPU, T_PIM)`` (papers.md
   §1.5), which is that model's time per layer: the chain term is dropped.
 
-Its declared scheduler charge is that of the planner it runs (``PolicyInfo.scheduler_latency_by_overlap``):
-sieve-plus's 1.5 us under ``serial``; under ``microbatch``/``ideal`` its sweep, 1.0 us (Sieve's
-figure: the sweep sorts and allocates like Sieve's planner and measured 1.0-1.2x Sieve's median
-side by side on one pinned core, ``benchmarks/pipe_latency.py``, BENCHMARKS.md §16b).
+Its declared scheduler charge is Sieve's figure, 1.0 us, under every execution model: both kernels
+sort and allocate like Sieve's planner and measured 0.96-1.32x (serial kernel) and 1.02-1.25x
+(sweep) Sieve's median side by side on one pinned core (``benchmarks/pipe_latency.py``,
+BENCHMARKS.md §16c; sieve-plus's own kernel, which receives its experts pre-sorted, 1.05-1.93x).
+
+**Concurrent slot** (``concurrent``, default on; microbatch only): in the staggered pipeline
+(:func:`sieveopt.overlap.pipeline_schedule`) a slot's experts run beside the *next* slot's dense
+chain (the other micro-batch's QKV, attention, O-proj, router), not beside its own. Layers differ
+in their dense work (GPT-OSS alternates sliding-window and full attention: 0.9 vs 11.1 us on PIM
+per slot at B = 256), so a split balanced against the slot's own attention tips the phase it runs
+in. :func:`sieveopt.overlap.plan_modes` passes the next slot's layer DAG (``concurrent_dag``, the
+window's slots taken cyclically); the load terms use its GPU dense work (this slot's shared
+expert kept) and its PIM attention. Both are known before routing (the model's layer kinds and
+the micro-batch's context lengths), so the GPU has them at run time; the sweep is unchanged.
+Measured (charged, pipeline runtime): GPT-OSS x4 B = 256 M = 2 68.98 -> 66.25 us, Qwen3.5 x8
+B = 256 M = 2 159.64 -> 153.61 us (docs/design-notes/overlap.md, round 5).
 
 **Carried load** (``carry``, default on; microbatch and ideal): the time per layer of both
 models is set by every resource's load summed over the window's slots, not slot by slot, and

@@ -46,8 +46,9 @@ S_CG, S_CG0, S_CP, S_CP0, S_QP, S_NL, S_LV = 0, 1, 2, 3, 4, 5, 6
 @njit(cache=True, nogil=True, boundscheck=False)
 def serial_sweep(tokens, items, side, ws, order):  # noqa: ANN001, ANN201 (numba signature)
     """The number h of hottest experts (``order[:h]``) to run on the GPU, or -1 when a token count
-    is outside ``ws``. ``tokens`` int32 [E] in expert order; ``items`` int32 [3, E]: GPU ns, PIM ns and
-    the local release level; ``side`` int64 (see ``S_*``); ``ws`` int32 counting-
+    is outside ``ws``. ``tokens`` int32 [E] in expert order; ``items`` int32 [E, 3]: GPU ns, PIM ns and
+    the local release level of each expert (one row per expert: the sweep visits them in sorted
+    order, so a row is one cache line); ``side`` int64 (see ``S_*``); ``ws`` int32 counting-
     sort buckets; ``order`` int32 [E] output. Allocates nothing."""
     m = tokens.shape[0]
     if sort_desc(tokens, ws.shape[0] - 1, ws, order) < 0:
@@ -60,7 +61,7 @@ def serial_sweep(tokens, items, side, ws, order):  # noqa: ANN001, ANN201 (numba
         side[ld + k] = 0
     sg = 0
     for i in range(m):
-        sg += items[0, i]
+        sg += items[i, 0]
     best = cg + sg
     if cg0 > best:
         best = cg0
@@ -73,11 +74,11 @@ def serial_sweep(tokens, items, side, ws, order):  # noqa: ANN001, ANN201 (numba
     uc = 0
     for h in range(m - 1, -1, -1):
         e = order[h]
-        pd = items[1, e]
-        sg -= items[0, e]
+        pd = items[e, 1]
+        sg -= items[e, 0]
         sp += pd
         if pd > 0:
-            lvk = items[2, e]
+            lvk = items[e, 2]
             side[ld + lvk] += pd
             if lvk > top:  # every U_k, k <= lvk, grows by pd; the new levels' best is lvk's own
                 top = lvk
@@ -127,7 +128,7 @@ def serial_args(dag: TaskDAG) -> tuple[list[SerialArgs], list[np.ndarray]]:
         idx = a + np.argsort(pa.tids[a:b], kind="stable")  # back to the DAG's expert order
         tid = pa.tids[idx]
         tok = np.array([dag.tasks[int(t)].tokens for t in tid], dtype=np.int32)
-        items = np.stack([pa.gpu_ns[idx], pa.pim_ns[idx], pa.level[idx] - pa.lv_off[g]])
+        items = np.stack([pa.gpu_ns[idx], pa.pim_ns[idx], pa.level[idx] - pa.lv_off[g]], axis=1)
         if items.size and int(items.max()) >= 2**31:
             raise ValueError("sieve-pipe (serial): an expert duration does not fit the kernel's int32 inputs")
         lv = pa.lv_ns[pa.lv_off[g]:pa.lv_off[g + 1]]
@@ -140,7 +141,7 @@ def serial_args(dag: TaskDAG) -> tuple[list[SerialArgs], list[np.ndarray]]:
 def warm_up() -> None:
     """Compile (or load from numba's cache) outside any timed region."""
     side = np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=np.int64)
-    serial_sweep(np.array([2, 1], dtype=np.int32), np.zeros((3, 2), dtype=np.int32), side,
+    serial_sweep(np.array([2, 1], dtype=np.int32), np.zeros((2, 3), dtype=np.int32), side,
                  np.zeros(4, dtype=np.int32), np.zeros(2, dtype=np.int32))
 
 

@@ -47,7 +47,7 @@ def test_kernel_matches_a_full_search_of_the_estimate(data, m, nl) -> None:
     cg, cg0, cp, cp0, qp = (data.draw(st.integers(0, 100)) for _ in range(5))
     side = np.concatenate([[cg, cg0, cp, cp0, qp, nl], lv, np.full(nl, 7)]).astype(np.int64)  # scratch dirty
     ws, out = np.zeros(12, dtype=np.int32), np.zeros(max(1, m), dtype=np.int32)
-    h = serial_sweep(tokens, np.ascontiguousarray(np.stack([gpu, pim, level]), dtype=np.int32), side, ws, out)
+    h = serial_sweep(tokens, np.ascontiguousarray(np.stack([gpu, pim, level], axis=1), dtype=np.int32), side, ws, out)
     order = np.argsort(-tokens, kind="stable")
     assert np.array_equal(out[:m], order)  # Sieve's counting sort: descending, stable
     est = [_estimate(k, order, gpu, pim, level, cg, cg0, cp, cp0, qp, lv) for k in range(m + 1)]
@@ -56,7 +56,7 @@ def test_kernel_matches_a_full_search_of_the_estimate(data, m, nl) -> None:
 
 def test_token_count_outside_the_workspace_is_refused() -> None:
     side = np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=np.int64)
-    args = (np.array([3, 9], dtype=np.int32), np.zeros((3, 2), dtype=np.int32), side, np.zeros(5, dtype=np.int32),
+    args = (np.array([3, 9], dtype=np.int32), np.zeros((2, 3), dtype=np.int32), side, np.zeros(5, dtype=np.int32),
             np.zeros(2, dtype=np.int32))
     assert serial_sweep(*args) == -1
 
