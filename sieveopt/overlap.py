@@ -188,6 +188,20 @@ RUNTIME_PHASE_FRACTIONS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
 #: Whether the pipeline runtime also tries the explicit staggered construction (round 5; off only
 #: to measure what it adds).
 RUNTIME_STAGGERED = True
+#: Evaluations of the runtime's order-only descent (round 5; a fixed budget, no clock; 0: off).
+RUNTIME_ORDER_EVALUATIONS = 100
+
+
+def fixed_modes_problem(problem: PeriodicProblem, modes: tuple[str, ...]) -> PeriodicProblem:
+    """``problem`` with every task held to its mode in ``modes`` (the same tasks, durations,
+    resources, edges and recurrences), so a search on it can move resource orders only."""
+    from sieveopt.dag import TaskDAG
+
+    dag = problem.dag
+    tasks = tuple(dataclasses.replace(t, modes={modes[t.tid]: t.modes[modes[t.tid]]}) if len(t.modes) > 1 else t
+                  for t in dag.tasks)
+    return dataclasses.replace(problem, dag=TaskDAG(tasks, dag.edges, dag.resources, dag.num_gpus, dag.options,
+                                                    meta=dag.meta))
 
 
 def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, policy: str = "") -> PeriodicSchedule:
@@ -206,21 +220,39 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
     * the explicit staggered construction (:func:`sieveopt.periodic_search.staggered_schedule`,
       round 5): the same phases, but inside each phase the dense micro-batch's chain is laid
       out first and the expert micro-batch's GPU experts and PIM experts fill around it (a fixed
-      set of placements, each phase simulated, the orders timed exactly).
+      set of placements, each phase simulated, the orders timed exactly);
+
+    then the shortest of these is improved by an **order-only descent**
+    (:func:`sieveopt.periodic_search.local_search` on :func:`fixed_modes_problem`: move a task
+    before its tight predecessor or after its tight successor on a resource, seeded kicks;
+    :data:`RUNTIME_ORDER_EVALUATIONS` shortest-superperiod evaluations, no clock), which never
+    changes a mode: the policy's decision is executed as made.
 
     Modulo list scheduling alone tends to run the micro-batches in lock-step on multi-GPU
     configurations (Qwen3.5 x8, B = 64, M = 2: sieve-pipe's load-optimal modes 129.9 us per
     layer, staggered 103.1 us); on one GPU the explicit construction packs where the slot
     orders leave gaps (Qwen3-30B x1, B = 256, M = 2, Sieve's modes: 131.8 -> 124.5 us per layer;
     docs/design-notes/overlap.md, round 5)."""
-    from sieveopt.periodic_search import phase_order_schedule, staggered_schedule
+    from sieveopt.periodic_search import (
+        compact,
+        local_search,
+        phase_order_schedule,
+        staggered_schedule,
+    )
 
     dag = problem.dag
+    modes = tuple(modes)
     cands = [modulo_list_schedule(problem, modes, policy=policy),
              phase_order_schedule(problem, modes, policy=policy, fractions=RUNTIME_PHASE_FRACTIONS)]
     if RUNTIME_STAGGERED:
         cands.append(staggered_schedule(problem, modes, policy=policy))
-    return min((c for c in cands if c is not None), key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
+    best = min((c for c in cands if c is not None), key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
+    if RUNTIME_ORDER_EVALUATIONS > 0 and all(r.capacity == 1 for r in dag.resources):
+        moved = local_search(fixed_modes_problem(problem, modes), best, max_evaluations=RUNTIME_ORDER_EVALUATIONS)
+        if moved.superperiod_ns < best.superperiod_ns:  # timed (and checked) again on the problem itself
+            best = compact(problem, dataclasses.replace(moved, meta=dict(moved.meta, runtime_descent_from_ns=int(
+                best.superperiod_ns))))
+    return best
 
 
 def _checked(problem: PeriodicProblem, ps: PeriodicSchedule) -> bool:

@@ -246,3 +246,23 @@ def test_plan_modes_passes_the_next_slot_cyclically(monkeypatch):
     ideal = build_periodic_problem(prob.window, prob.cost, make_execution_model("ideal", 2, window_layers=2))
     plan_modes(ideal, "sieve-pipe")
     assert calls and all(c[2] is None for c in calls)
+
+
+@pytest.mark.parametrize("seed,gpus,M", [(0, 1, 2), (3, 4, 2), (2, 2, 3)])
+def test_runtime_order_descent_keeps_the_modes_and_never_lengthens(monkeypatch, seed, gpus, M):
+    """The runtime's order-only descent executes the policy's modes as decided, is never longer
+    than the constructions it starts from, is deterministic, and its schedule checks."""
+    import sieveopt.overlap as ov
+    from sieveopt.overlap import fixed_modes_problem
+
+    prob = _problem(seed, gpus, M, per_mb=2)
+    modes, _ = plan_modes(prob, "sieve-pipe")
+    fixed = fixed_modes_problem(prob, modes)
+    assert all(len(t.modes) == 1 for t in fixed.dag.tasks) and len(fixed.dag.tasks) == len(prob.dag.tasks)
+    a, b = pipeline_schedule(prob, modes), pipeline_schedule(prob, modes)
+    monkeypatch.setattr(ov, "RUNTIME_ORDER_EVALUATIONS", 0)
+    plain = pipeline_schedule(prob, modes)
+    assert a.modes == plain.modes == tuple(modes)
+    assert a.superperiod_ns <= plain.superperiod_ns
+    assert a.superperiod_ns == b.superperiod_ns and np.array_equal(a.start_ns, b.start_ns)
+    assert check_periodic(a, prob).ok and check_unrolled(prob, a, 4).ok
