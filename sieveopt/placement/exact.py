@@ -399,6 +399,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
             for i in range(n):
                 for g in range(G):
                     m.AddHint(x[i][g], int(hint_assign[i] == g))
+            if objective_kind != "balance":  # the straggler values too: a complete, feasible start
+                zh = level_loads(c, hint_assign).max(axis=(1, 2))   # every level: >= the kept rows
+                for t in range(T):
+                    m.AddHint(z[t], int(zh[t]))
 
     stage_s["build"] = time.perf_counter() - t0 - sum(stage_s.values())
     if run_cpsat and left() >= MIN_STAGE_S:
