@@ -41,7 +41,9 @@ polish (:mod:`sieveopt.placement.local_search`): on the 32-step DeepSeek-V3 wind
 never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2) the bounds,
 the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
 the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
-solutions are scored on every level; small models keep every level). GPUs
+solutions are scored on every level; small models keep every level), started from the
+incumbent (placement and straggler values). The time limit covers all of it, the hints
+included (:func:`exact_with_report`): stages stop at the deadline or are skipped. GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
