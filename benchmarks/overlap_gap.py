@@ -58,7 +58,7 @@ def run_one(model_name: str, gpus: int, batch: int, M: int, L: int, time_limit: 
                                 "load_bound_ns": c.meta["load_bound_ns"] / L,
                                 "relaxation_bound_ns": c.meta["relaxation_bound_ns"] / L,
                                 "incumbent_search": c.meta.get("incumbent_search"),
-                                "elapsed_s": c.meta.get("elapsed_s"),
+                                "elapsed_s": c.meta.get("elapsed_s"), "cpu_share": c.meta.get("cpu_share"),
                                 "wall_s": time.perf_counter() - t0}
     if serial:
         # Serial: the full batch of each of the window's layers (same routing, micro-batches joined).

@@ -794,6 +794,7 @@ CONSTRUCTION_SHARE = 0.4
 
 def search_incumbent(problem: PeriodicProblem, cands: Sequence[PeriodicSchedule], *, deadline: float | None = None,
                      max_evaluations: int = 1500, phase_model_s: float = 5.0, workers: int = 2, seed: int = 0,
+                     extra_modes: Sequence[tuple[Sequence[str], str]] = (),
                      ) -> tuple[PeriodicSchedule, dict]:
     """The best periodic schedule from ``cands`` (e.g. the heuristics' modulo list schedules) and
     the constructions of this module, then the descent; never longer than the best of ``cands``.
@@ -801,7 +802,8 @@ def search_incumbent(problem: PeriodicProblem, cands: Sequence[PeriodicSchedule]
     Constructions, in order: the staggered construction of the phase-balanced modes
     (:func:`phase_balanced_modes`, ``phase_model_s`` of CP-SAT), then the staggered
     construction and the staggered-slot orders (:func:`phase_order_schedule`) of every distinct
-    mode set among ``cands`` (best first); then :func:`local_search` from the best
+    mode set among ``cands`` (best first), then of the ``extra_modes`` ((modes, label) pairs with
+    no schedule, e.g. the load optimum's); then :func:`local_search` from the best
     (``max_evaluations``, and the deadline) raced from the :data:`RACE_STARTS` best distinct
     schedules (:func:`_race`). With a ``deadline`` the constructions stop after
     :data:`CONSTRUCTION_SHARE` of the time (the phase model and the first construction always
@@ -830,6 +832,10 @@ def search_incumbent(problem: PeriodicProblem, cands: Sequence[PeriodicSchedule]
         if c.modes not in seen:
             seen.add(c.modes)
             mode_sets.append((c.modes, c.policy))
+    for modes, label in extra_modes:
+        if tuple(modes) not in seen:
+            seen.add(tuple(modes))
+            mode_sets.append((tuple(modes), label))
     built: list[PeriodicSchedule] = []
     for k, (modes, policy) in enumerate(mode_sets):
         if k > 0 and late():

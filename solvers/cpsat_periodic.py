@@ -29,6 +29,7 @@ worse than the hint.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,34 @@ from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
 COPIES = 3
+
+
+def solve_by(solver: cp_model.CpSolver, model: cp_model.CpModel, deadline: float | None) -> Any:
+    """``solver.solve(model)``, also stopped by a watchdog thread at ``deadline`` (a
+    ``time.perf_counter()`` value; None: no watchdog). CP-SAT checks its own wall-clock limit
+    between chunks of work; the watchdog's ``stop_search`` raises the same stop flag from outside,
+    so a solve whose limit was computed before a slow model build or presolve still ends near the
+    deadline. A deterministic solve (``max_deterministic_time``) is never given a deadline."""
+    if deadline is None:
+        return solver.solve(model)
+    timer = threading.Timer(max(0.0, deadline - time.perf_counter()), solver.stop_search)
+    timer.daemon = True
+    timer.start()
+    try:
+        return solver.solve(model)
+    finally:
+        timer.cancel()
+
+
+def cpu_share(wall0_s: float, cpu0_s: float) -> float:
+    """Share of one core this process got since (``time.perf_counter()``, ``time.process_time()``)
+    = (wall0_s, cpu0_s), in [0.05, 1]. The steps measured are mostly single-threaded, so on a
+    machine with idle cores it is about 1; on an oversubscribed machine it is the fraction of a
+    core the scheduler gave us (measured 0.3-0.5 at load 6-8 on 2 cores)."""
+    wall = time.perf_counter() - wall0_s
+    if wall <= 0.05:
+        return 1.0
+    return float(min(1.0, max(0.05, (time.process_time() - cpu0_s) / wall)))
 
 
 def _add_load_cuts(model: cp_model.CpModel, dag: Any, lit: list[dict[str, Any]], lam: Any) -> None:
@@ -306,7 +335,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     if deadline is not None and not deterministic:
         limit = max(0.1, min(limit, deadline - time.perf_counter()))
     solver = make_solver(workers=workers, seed=seed, time_limit_s=limit, deterministic=deterministic, log=log)
-    st = solver.solve(model)
+    st = solve_by(solver, model, None if deterministic else deadline)
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
         feas = None
@@ -419,17 +448,22 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     """CP-SAT under ``problem.execution`` as an :class:`sieveopt.overlap.OverlapResult`.
 
     ``ideal``: the minimum over all modes of the busiest resource's load (a bound). ``microbatch``:
-    the periodic model hinted with the best of the heuristics' periodic schedules, the
-    load-optimal modes and a load + recurrence relaxation (whose bound also tightens ours)."""
+    the periodic model hinted with the incumbent search's best schedule, searched from the
+    heuristics' periodic schedules and the constructions of the phase-balanced, the heuristics',
+    the load-optimal and a load + recurrence relaxation's modes (the relaxation's bound also
+    tightens ours)."""
     from sieveopt.overlap import HINT_POLICIES, OverlapResult, _checked, solve_overlap
-    from sieveopt.periodic import modulo_list_schedule
 
     ex = problem.execution
     L = problem.window_layers
     dag = problem.dag
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     from sieveopt.overlap import plan_modes
-    seed_modes = [plan_modes(problem, p)[0] for p in HINT_POLICIES]
+    hints = dict(hints or {})
+    # the heuristics' modes: from their hints when given (re-planning them costs 15 s of the
+    # budget on Qwen3.5 x8, B = 256), else planned here
+    seed_modes = [hints[p].schedule.modes if p in hints and hints[p].schedule is not None else plan_modes(problem, p)[0]
+                  for p in HINT_POLICIES]
     # ``ideal`` is the load model alone: it gets the whole time limit.
     load_limit_s = time_limit_s if ex.overlap == "ideal" else min(5.0, max(1.0, time_limit_s / 4))
     lb, best_load, load_modes = load_bound_ns(problem, time_limit_s=load_limit_s, workers=workers, seed=seed,
@@ -439,14 +473,18 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                              OPTIMAL if lb == best_load else FEASIBLE, None, None, time.perf_counter() - t0,
                              {"load_bound_ns": lb, "load_best_ns": best_load})
     cands: list[PeriodicSchedule] = []
-    hints = dict(hints or {})
     for p in HINT_POLICIES:
         if p not in hints:
             hints[p] = solve_overlap(problem, p)
         if hints[p].schedule is not None:
             cands.append(hints[p].schedule)
+    # The load optimum's and the relaxation's modes go to the incumbent search as mode sets (it
+    # builds their staggered constructions while its construction time lasts): a modulo list
+    # schedule of each cost 6 s of the budget on Qwen3.5 x8, B = 256 (2214 tasks) and was never
+    # the best start on the paper's configurations.
+    extra: list[tuple[tuple[str, ...], str]] = []
     if load_modes is not None:
-        cands.append(modulo_list_schedule(problem, load_modes, policy="load-optimal"))
+        extra.append((tuple(load_modes), "load-optimal"))
     hint_mls_ns = int(min(c.superperiod_ns for c in cands))
     # Load + recurrence relaxation: a stronger bound, and modes that respect the chain.
     _, relax = solve_periodic_cpsat(problem, min(cands, key=lambda s: s.superperiod_ns),
@@ -454,32 +492,43 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                                     workers=workers, seed=seed, load_bound=lb, resources=False)
     lb = max(lb, relax["bound_ns"])
     if relax.get("modes") is not None:
-        cands.append(modulo_list_schedule(problem, relax["modes"], policy="relaxation"))
+        extra.append((tuple(relax["modes"]), "relaxation"))
     elapsed = {"bounds_and_candidates": time.perf_counter() - t0}
     # Incumbent search (periodic_search): staggered constructions of the phase-balanced modes
     # and of every candidate's modes, staggered-slot orders, the descent from the best; a share
     # of what is left of the wall-clock budget, the rest to CP-SAT and the probes.
     # reserve: the final compaction and unrolled check (about 1 ms a task) and 2 % for the
     # overruns of a loaded machine (solver stops, thread start-up)
-    deadline = t0 + time_limit_s - (0.3 + 1e-3 * len(dag.tasks) + 0.02 * time_limit_s)
+    def end_by(share: float) -> float:  # the reserve grows as the CPU share falls
+        return t0 + time_limit_s - ((0.3 + 1e-3 * len(dag.tasks)) / share + 0.02 * time_limit_s)
+
+    deadline = end_by(cpu_share(t0, cpu0))
     now = time.perf_counter()
-    hint, search = search_incumbent(problem, cands, deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
+    hint, search = search_incumbent(problem, cands, extra_modes=extra,
+                                    deadline=now + SEARCH_SHARE * max(0.0, deadline - now),
                                     max_evaluations=local_search_budget(len(dag.tasks)),
                                     phase_model_s=min(5.0, max(0.5, time_limit_s / 12)), workers=workers, seed=seed)
     hint_phase_ns = int(search["before_descent_ns"])
     elapsed["search"] = time.perf_counter() - t0
     probe = latency_weight == 0  # the Lambda-only objective: half the time to fixed-Lambda probes
+    # A starved process (share f of a core) stretches every chunk of CP-SAT's work by 1/f, and
+    # CP-SAT checks its wall-clock limit only between chunks (measured: a 6 s limit ended at
+    # 11 s wall at load 6-8 on 2 cores): CP-SAT and the probes get f times what is left, the
+    # rest is headroom for that overrun; a watchdog stops them at the deadline (``solve_by``).
+    share = cpu_share(t0, cpu0)
+    deadline = min(deadline, end_by(share))
     remaining = max(0.5, deadline - time.perf_counter())
-    ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=remaining / 2 if probe else remaining,
+    ps, info = solve_periodic_cpsat(problem, hint, time_limit_s=share * (remaining / 2 if probe else remaining),
                                     workers=workers, seed=seed, latency_weight=latency_weight, load_bound=lb,
                                     deadline=deadline)
+    info["cpu_share"] = share
     info["relaxation_bound_ns"] = relax["bound_ns"]
     info["incumbent_search"] = search
     elapsed["cpsat"] = time.perf_counter() - t0
     left = deadline - time.perf_counter()
     # a probe builds a model like the main one: no probe when its build would overrun the budget
     if probe and info["status"] != OPTIMAL and left >= 0.5 + 2 * info.get("build_s", 0.0):
-        plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=left,
+        plo, pbest, pinfo = probe_superperiod(problem, int(info["bound_ns"]), ps, time_limit_s=share * left,
                                               workers=workers, seed=seed)
         info.update(probe_bound_ns=plo, probes=pinfo["probes"], probe_wall_s=pinfo["wall_s"],
                     main_bound_ns=info["bound_ns"], main_superperiod_ns=ps.superperiod_ns)

@@ -41,7 +41,9 @@ polish (:mod:`sieveopt.placement.local_search`): on the 32-step DeepSeek-V3 wind
 never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2) the bounds,
 the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
 the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
-solutions are scored on every level; small models keep every level). GPUs
+solutions are scored on every level; small models keep every level), started from the
+incumbent (placement and straggler values). The time limit covers all of it, the hints
+included (:func:`exact_with_report`): stages stop at the deadline or are skipped. GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
@@ -66,6 +68,10 @@ ANNEAL_ITERS_PER_ITEM = 8_000
 #: Models with at most this many (step, GPU, level, item) terms keep every level row; larger
 #: ones keep the incumbent's maximal levels and their neighbours (a relaxation: see solve_exact).
 FULL_LEVEL_TERMS = 200_000
+#: Seconds (at most 2 % of the limit) kept back from the time limit for reading and scoring.
+RESERVE_S = 0.5
+#: The Jensen model and CP-SAT are skipped when less than this is left (seconds).
+MIN_STAGE_S = 0.2
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +216,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
-                jensen_share: float = 0.1, anneal_share: float = 0.6, space: str = "model") -> ExactResult:
+                jensen_share: float = 0.1, anneal_share: float = 0.6, space: str = "model",
+                started: float | None = None) -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
@@ -219,9 +226,14 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     ``polish_s``: a wall-clock cap on annealing + polish (:func:`~sieveopt.placement.anneal.anneal`)
     of the best hint, which runs first (objective ``mean`` without movement; default: no cap on
     the annealing, whose result then depends on its seed and step count only, and
-    ``anneal_share`` of the time limit for the polish; 0 = off). ``anneal_iters``: annealing
-    steps (default :data:`ANNEAL_ITERS_PER_ITEM` per placed item). The bounds and CP-SAT get the
-    time left (CP-SAT at least 0.1 s), so on a loaded machine the call can exceed the limit.
+    ``anneal_share`` of the time left for the polish; 0 = off). ``anneal_iters``: annealing
+    steps (default :data:`ANNEAL_ITERS_PER_ITEM` per placed item). The time limit holds for the
+    whole call (from ``started``, a :func:`time.perf_counter` value, when the caller spent part of
+    the budget already, e.g. on the hints): the annealing is step-counted but stops between
+    phases once it has used ``anneal_share`` of the time left (a loaded machine), the LP rounds
+    stop at the deadline (the last completed round's bound is kept), and the Jensen model and
+    CP-SAT run only in the time left (skipped under :data:`MIN_STAGE_S`), so the result depends
+    on the clock only when the machine is too slow for the step counts.
     ``jensen_share``: share of the time limit for the Jensen bound model.
     ``space``: ``"model"`` (HBM capacity, replicas) or ``"gem"`` (GEM's
     published space: "each expert sits on exactly one GPU, with experts per GPU = total experts /
@@ -233,8 +245,13 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
 
     if objective_kind not in ("mean", "cvar", "balance"):
         raise ValueError(f"objective_kind must be 'mean', 'cvar' or 'balance', got {objective_kind!r}")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if started is None else float(started)
     limit = float(prob.time_limit_s if time_limit_s is None else time_limit_s)
+    deadline = t0 + limit - min(RESERVE_S, 0.02 * limit)        # the rest: reading and scoring
+
+    def left() -> float:
+        return deadline - time.perf_counter()
+
     nw = int(prob.workers if workers is None else workers)
     sd = int(prob.seed if seed is None else seed)
     L = np.rint(np.atleast_2d(np.asarray(loads, dtype=float))).astype(np.int64)
@@ -278,15 +295,15 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         twin = np.full(n, -1, dtype=np.int64)
         for a_, b_ in it.pair.values():
             twin[a_], twin[b_] = b_, a_
-        left = limit - (time.perf_counter() - t0)
+        rest = max(0.0, left())
         iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
-        # seeded and step-counted: no wall-clock cut unless polish_s asks for one
-        cap_s = None if polish_s is None else min(polish_s, 0.8 * left)
+        # seeded and step-counted: the wall-clock cut only catches a machine too slow for the steps
+        cap_s = anneal_share * rest if polish_s is None else min(polish_s, 0.8 * rest)
         t_ls = time.perf_counter()
         pa, _, anneal_phases = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd,
                                       time_limit_s=cap_s)
-        ls_s = anneal_share * left if cap_s is None else cap_s
-        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.1, ls_s - (time.perf_counter() - t_ls)))
+        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.0, min(cap_s - (time.perf_counter() - t_ls),
+                                                                         left())))
         pv = total_of(pa)
         if pv < hint_obj:
             hint_assign, hint_obj = pa, pv
@@ -313,9 +330,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     # 2. bounds (objective "mean"): the LP relaxation (level rows as cuts) and Jensen's
     jensen_lb, jensen_assign, lp_lb, lp_meta = 0.0, None, 0.0, {}
     if objective_kind == "mean":
-        lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=near_levels(3), meta=lp_meta)
+        lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=near_levels(3), meta=lp_meta,
+                         deadline=deadline)
     stage_s["lp_bound"] = time.perf_counter() - t0 - sum(stage_s.values())
-    if objective_kind == "mean" and T > 1:
+    if objective_kind == "mean" and T > 1 and min(jensen_share * limit, left()) >= MIN_STAGE_S:
         jm, jx, _ = _model(it, G, cap, budget)
         cb = c.sum(axis=0)                                         # [items, G, K]
         jz = jm.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
@@ -323,7 +341,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
             for k in range(K):
                 jm.Add(sum(int(cb[i, g, k]) * jx[i][g] for i in range(n) if cb[i, g, k]) <= jz)
         jm.Minimize(jz)
-        js = _solver(jensen_share * limit, nw, sd)
+        js = _solver(min(jensen_share * limit, left()), nw, sd)
         js.parameters.relative_gap_limit = 2e-4      # a bound, not a placement: stop once tight
         if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             jensen_lb = js.BestObjectiveBound() / T
@@ -333,59 +351,69 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
 
     stage_s["jensen"] = time.perf_counter() - t0 - sum(stage_s.values())
     # 3. CP-SAT on the model with the incumbent as hint
-    m, x, _ = _model(it, G, cap, budget)
-    for cls in classes:                      # item p (in `order`) opens at most the (p+1)-th GPU
-        for p, i in enumerate(order.tolist()):
-            for g in cls[p + 1:]:
-                m.Add(x[i][g] == 0)
-    ub = int(c.max(axis=3).sum(axis=1).max()) + 1
-    if objective_kind == "balance":
-        cb = c.sum(axis=0)
-        zb = m.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
-        for g in range(G):
-            for k in range(K):
-                m.Add(sum(int(cb[i, g, k]) * x[i][g] for i in range(n) if cb[i, g, k]) <= zb)
-        obj_terms, scale, relaxed = zb, T, False
-    else:
-        relaxed = not on.all()
-        z = [m.NewIntVar(0, ub, f"z{t}") for t in range(T)]
-        for t, g, k in zip(*np.nonzero(on), strict=True):
-            nz = np.flatnonzero(c[t, :, g, k])
-            m.Add(sum(int(c[t, i, g, k]) * x[int(i)][g] for i in nz) <= z[t])
-        if objective_kind == "mean":
-            if max(jensen_lb, lp_lb) > 0:
-                m.Add(sum(z) >= int(np.floor(max(jensen_lb, lp_lb) * T)))
-            obj_terms, scale = sum(z), T
-        else:
-            k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
-            eta = m.NewIntVar(0, ub, "eta")
-            u = [m.NewIntVar(0, ub, f"u{t}") for t in range(T)]
-            for t in range(T):
-                m.Add(u[t] >= z[t] - eta)
-            obj_terms, scale = k * eta + sum(u), k
-    move_scale = 0
-    if move_on:
-        move_ns = int(np.ceil(prob.expert_bytes / prob.link_GBps))
-        held = previous.gpu_sets
-        mv = m.NewIntVar(0, n * move_ns + 1, "move")
-        for g in range(G):
-            new_in = [x[i][g] for i in range(n) if not held[it.expert[i], g]]
-            if new_in:
-                m.Add(move_ns * sum(new_in) <= mv)
-        move_scale = int(round(move_weight * scale))
-        obj_terms = obj_terms + move_scale * mv
-    m.Minimize(obj_terms)
-    if hint_assign is not None:
-        hint_assign = canonical(hint_assign, classes, order)
-        for i in range(n):
+    run_cpsat = left() >= MIN_STAGE_S      # else the incumbent and the bounds are the answer
+    scale, relaxed = T, False
+    if run_cpsat:
+        m, x, _ = _model(it, G, cap, budget)
+        for cls in classes:                      # item p (in `order`) opens at most the (p+1)-th GPU
+            for p, i in enumerate(order.tolist()):
+                for g in cls[p + 1:]:
+                    m.Add(x[i][g] == 0)
+        ub = int(c.max(axis=3).sum(axis=1).max()) + 1
+        if objective_kind == "balance":
+            cb = c.sum(axis=0)
+            zb = m.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
             for g in range(G):
-                m.AddHint(x[i][g], int(hint_assign[i] == g))
+                for k in range(K):
+                    m.Add(sum(int(cb[i, g, k]) * x[i][g] for i in range(n) if cb[i, g, k]) <= zb)
+            obj_terms, scale, relaxed = zb, T, False
+        else:
+            relaxed = not on.all()
+            z = [m.NewIntVar(0, ub, f"z{t}") for t in range(T)]
+            for t, g, k in zip(*np.nonzero(on), strict=True):
+                nz = np.flatnonzero(c[t, :, g, k])
+                m.Add(sum(int(c[t, i, g, k]) * x[int(i)][g] for i in nz) <= z[t])
+            if objective_kind == "mean":
+                if max(jensen_lb, lp_lb) > 0:
+                    m.Add(sum(z) >= int(np.floor(max(jensen_lb, lp_lb) * T)))
+                obj_terms, scale = sum(z), T
+            else:
+                k = max(1, int(np.ceil((1 - alpha) * T - 1e-9)))
+                eta = m.NewIntVar(0, ub, "eta")
+                u = [m.NewIntVar(0, ub, f"u{t}") for t in range(T)]
+                for t in range(T):
+                    m.Add(u[t] >= z[t] - eta)
+                obj_terms, scale = k * eta + sum(u), k
+        move_scale = 0
+        if move_on:
+            move_ns = int(np.ceil(prob.expert_bytes / prob.link_GBps))
+            held = previous.gpu_sets
+            mv = m.NewIntVar(0, n * move_ns + 1, "move")
+            for g in range(G):
+                new_in = [x[i][g] for i in range(n) if not held[it.expert[i], g]]
+                if new_in:
+                    m.Add(move_ns * sum(new_in) <= mv)
+            move_scale = int(round(move_weight * scale))
+            obj_terms = obj_terms + move_scale * mv
+        m.Minimize(obj_terms)
+        if hint_assign is not None:
+            hint_assign = canonical(hint_assign, classes, order)
+            for i in range(n):
+                for g in range(G):
+                    m.AddHint(x[i][g], int(hint_assign[i] == g))
+            if objective_kind != "balance":  # the straggler values too: a complete, feasible start
+                zh = level_loads(c, hint_assign).max(axis=(1, 2))   # every level: >= the kept rows
+                for t in range(T):
+                    m.AddHint(z[t], int(zh[t]))
 
     stage_s["build"] = time.perf_counter() - t0 - sum(stage_s.values())
-    solver = _solver(limit - (time.perf_counter() - t0), nw, sd)
-    solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
-    st = solver.Solve(m)
-    status = solver.StatusName(st)
+    if run_cpsat and left() >= MIN_STAGE_S:
+        solver = _solver(left(), nw, sd)
+        solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
+        st = solver.Solve(m)
+        status = solver.StatusName(st)
+    else:                                    # no time left for CP-SAT: the incumbent and the bounds
+        st, status = cp_model.UNKNOWN, "NO_TIME"
     stage_s["cpsat"] = time.perf_counter() - t0 - sum(stage_s.values())
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         assign, bound = _read(solver, x, G), solver.BestObjectiveBound() / scale
@@ -435,12 +463,14 @@ def _move_ns(prev: Placement, it: _Items, assign: np.ndarray, prob: PlacementPro
 
 
 def exact_with_report(loads: np.ndarray, prob: PlacementProblem, **kw) -> ExactResult:
-    """The exact optimiser with GEM and EPLB on the same window as hints."""
+    """The exact optimiser with GEM and EPLB on the same window as hints; the time limit covers
+    the hints too (the whole decision)."""
+    started = time.perf_counter()
     L = np.atleast_2d(np.asarray(loads, dtype=float))
     hints = [gem(L, prob)]
     if prob.redundant > 0:
         hints.append(eplb(L, prob))
-    return solve_exact(L, prob, hints=hints, **kw)
+    return solve_exact(L, prob, hints=hints, started=started, **kw)
 
 
 @register("exact")

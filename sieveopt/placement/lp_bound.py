@@ -20,6 +20,8 @@ is one more row per (step, GPU); the rows are added as cuts (:func:`lp_bound`).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
@@ -27,28 +29,34 @@ from scipy.sparse import coo_matrix
 
 def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]], capacity: int,
              budget: int, *, levels: np.ndarray | None = None, max_rounds: int = 12,
-             meta: dict | None = None) -> float:
+             meta: dict | None = None, deadline: float | None = None) -> float:
     """Value of the LP relaxation for integer costs ``c[T, items, G]`` or level costs
     ``c[T, items, G, K]`` (a valid lower bound on the ``mean`` objective of every placement of
-    the model; 0.0 if HiGHS fails).
+    the model; 0.0 if HiGHS fails on the first round).
 
     ``single[e]``: item of expert e's single copy; ``pair[e]``: its two replica items (replica
     candidates only); ``budget``: at most this many experts replicated. With K levels (the
     overlap-aware surrogate: a GPU's work is ``max_k sum_i c[t, i, g, k] x[i, g]``) the rows
-    are generated as cuts: first the levels ``levels[t, g, :]`` (bool ``[T, G, K]``, default
-    default: all), then, for ``max_rounds`` rounds, every level whose row the LP solution
-    violates by more than 1e-6 relative. Any subset of the rows is a relaxation, so the value
-    after each round is a valid bound; it is the full LP's value when no row is violated.
-    ``meta`` (if given) receives ``rounds``, ``rows`` and ``violated`` (0 when converged)."""
+    are generated as cuts: first the levels ``levels[t, g, :]`` (bool ``[T, G, K]``, default:
+    all), then, for ``max_rounds`` rounds, every level whose row the LP solution violates by
+    more than 1e-6 relative. Any subset of the rows is a relaxation, so the value after each
+    round is a valid bound; it is the full LP's value when no row is violated. ``deadline`` (a
+    :func:`time.perf_counter` value): each round's HiGHS run gets the time left and no round
+    starts after it; a round that fails or runs out of time leaves the last completed round's
+    value (a bound: fewer rows). ``meta`` (if given) receives ``rounds`` and ``rows`` of the
+    last completed round and ``violated`` (0 when converged, -1 when stopped early)."""
     c4 = c[..., None] if c.ndim == 3 else c
     T, n, G, K = c4.shape
     on = np.ones((T, G, K), dtype=bool) if levels is None or K == 1 else np.asarray(levels, dtype=bool).copy()
-    val, violated, rounds = 0.0, 0, 0
+    val, violated, rounds, done, rows = 0.0, 0, 0, 0, 0
     for rounds in range(1, max_rounds + 1):         # noqa: B007 (reported)
-        res = _solve(c4, on, single, pair, capacity, budget)
-        if res is None:
-            return 0.0
-        val, x, z = res
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            break
+        res = _solve(c4, on, single, pair, capacity, budget, time_limit_s=left)
+        if res is None:                             # failed or out of time: the last round's value
+            break
+        (val, x, z), done, rows = res, rounds, int(on.sum())
         if K == 1:
             break
         lv = np.einsum("tigk,ig->tgk", c4.astype(float), x)                  # [T, G, K] level loads
@@ -63,7 +71,7 @@ def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]]
         worst[tt, gg, kk[tt, gg]] = True
         on |= worst
     if meta is not None:
-        meta.update({"rounds": rounds, "rows": int(on.sum()), "violated": violated})
+        meta.update({"rounds": done, "rows": rows, "violated": violated if done == rounds else -1})
     return val
 
 
@@ -89,8 +97,9 @@ class _Rows:
 
 
 def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]],
-           capacity: int, budget: int) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """One LP with the level rows ``on[t, g, k]``: (bound, x[items, G], z[T]) or None."""
+           capacity: int, budget: int, time_limit_s: float | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """One LP with the level rows ``on[t, g, k]``: (bound, x[items, G], z[T]) or None (HiGHS failed
+    or ran out of ``time_limit_s``)."""
     T, n, G, _ = c.shape
     pe = sorted(pair)
     R = len(pe)
@@ -125,7 +134,8 @@ def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tu
     obj[nx + ny:] = 1.0 / T
     bounds = [(0.0, 1.0)] * (nx + ny) + [(0.0, None)] * T
     res = linprog(obj, A_ub=ub.matrix(nv), b_ub=np.asarray(ub.rhs), A_eq=eq.matrix(nv), b_eq=np.asarray(eq.rhs),
-                  bounds=bounds, method="highs-ipm")
+                  bounds=bounds, method="highs-ipm",
+                  options={} if time_limit_s is None else {"time_limit": max(1e-3, float(time_limit_s))})
     if res.status != 0:
         return None
     # HiGHS' optimality tolerances are ~1e-7 relative: shave them off so the bound stays valid
