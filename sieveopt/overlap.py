@@ -231,7 +231,7 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
     Modulo list scheduling alone tends to run the micro-batches in lock-step on multi-GPU
     configurations (Qwen3.5 x8, B = 64, M = 2: sieve-pipe's load-optimal modes 129.9 us per
     layer, staggered 103.1 us); on one GPU the explicit construction packs where the slot
-    orders leave gaps (Qwen3-30B x1, B = 256, M = 2, Sieve's modes: 131.8 -> 124.5 us per layer;
+    orders leave gaps (Qwen3-30B x1, B = 256, M = 2, Sieve's modes: 131.7 -> 124.5 us per layer;
     docs/design-notes/overlap.md, round 5)."""
     from sieveopt.periodic_search import (
         compact,

@@ -33,7 +33,7 @@ system would pay. A policy that runs another compiled planner under an overlappe
 model may declare that planner's figure per model (``PolicyInfo.scheduler_latency_by_overlap``;
 :func:`resolve` takes the model as ``overlap``). sieve-pipe makes sieve-plus's decision under
 ``serial`` with its own Sieve-shaped kernel and plans with its sweep under ``microbatch``/``ideal``;
-both measured side by side with Sieve's planner on a pinned core at 0.96-1.32x its median
+both measured side by side with Sieve's planner on a pinned core at 0.93-1.32x its median
 (``benchmarks/pipe_latency.py``, BENCHMARKS.md §16c): 1000 ns under every model. A policy that declares no figure (a plugin) is charged
 :data:`UNKNOWN_POLICY_NS`, the Sieve planner's figure.
 """

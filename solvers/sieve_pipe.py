@@ -29,7 +29,7 @@ whether it pipelines micro-batches) and plans for that model's time per layer:
   §1.5), which is that model's time per layer: the chain term is dropped.
 
 Its declared scheduler charge is Sieve's figure, 1.0 us, under every execution model: both kernels
-sort and allocate like Sieve's planner and measured 0.96-1.32x (serial kernel) and 1.02-1.25x
+sort and allocate like Sieve's planner and measured 0.93-1.32x (serial kernel) and 1.01-1.25x
 (sweep) Sieve's median side by side on one pinned core (``benchmarks/pipe_latency.py``,
 BENCHMARKS.md §16c; sieve-plus's own kernel, which receives its experts pre-sorted, 1.05-1.93x).
 
