@@ -253,7 +253,11 @@ def test_runtime_order_descent_keeps_the_modes_and_never_lengthens(monkeypatch, 
     """The runtime's order-only descent executes the policy's modes as decided, is never longer
     than the constructions it starts from, is deterministic, and its schedule checks."""
     import sieveopt.overlap as ov
-    from sieveopt.overlap import fixed_modes_problem
+    from sieveopt.overlap import fixed_modes_problem, runtime_order_evaluations
+
+    # the budget is set by the window's size, never by a clock
+    assert runtime_order_evaluations(250) == 1000 and runtime_order_evaluations(2214) == 51
+    assert runtime_order_evaluations(10**5) == 50
 
     prob = _problem(seed, gpus, M, per_mb=2)
     modes, _ = plan_modes(prob, "sieve-pipe")
