@@ -14,7 +14,8 @@ the same layers and routing:
   the two-micro-batch split.
 
 Every policy's scheduler task is charged its declared default (``sched_latency``: sieve, pimoe,
-duplex 1 us, sieve-plus and sieve-pipe 1.5 us per layer and slot; static baselines and offline
+duplex 1 us, sieve-plus 1.5 us, sieve-pipe 1 us (round 3-4: 1.5 us under serial) per layer and slot;
+static baselines and offline
 CP-SAT 0), in every model. CP-SAT runs with ``--time-limit`` seconds per layer (serial) / per
 window (microbatch, ideal), ``--workers`` workers, so its numbers are what it found in that time.
 
