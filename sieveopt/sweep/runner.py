@@ -139,7 +139,8 @@ def _execution_label(point: dict[str, Any]) -> str:
     from sieveopt.execution_model import make_execution_model
 
     return make_execution_model(point["overlap"], point.get("microbatches"),
-                                window_layers=point.get("window_layers")).label
+                                window_layers=point.get("window_layers"),
+                                runtime_order_evaluations=point.get("runtime_order_evaluations")).label
 
 
 class _Progress:
