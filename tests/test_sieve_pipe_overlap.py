@@ -118,7 +118,12 @@ def test_declared_charge_per_execution_model():
     assert resolve("sieve-pipe", 700, overlap="microbatch").ns == 700      # a fixed figure still wins
     assert resolve("sieve", overlap="microbatch").ns == default_ns("sieve")  # no override: the same figure
     assert resolve("cpsat", overlap="microbatch").ns == 0
-    assert "sieve-pipe under microbatch 1000 ns" in describe("default")
+    # no policy declares a per-model figure, so the one table is the charge under every model
+    text = describe("default")
+    assert "sieve-pipe 1000 ns" in text and "sieve-plus 1500 ns" in text
+    assert "the same under every execution model" in text and " under microbatch" not in text
+    for p in ("sieve", "sieve-plus", "sieve-pipe", "duplex", "pimoe"):
+        assert default_ns(p, "microbatch") == default_ns(p, "ideal") == default_ns(p)
     prob, lat = charged_problem(_problem(3, 2, 2), "sieve-pipe")
     sched = [t for t in prob.dag.tasks if t.kind == "sched"]
     assert lat.ns == 1000 and sched and all(c.duration_ns == 1000 for t in sched for c in t.modes.values())
