@@ -57,10 +57,11 @@ from typing import Any
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_configs, split_config
+
 from sieveopt.fileio import atomic_write_text
 
-SYSTEM = "sieve-b200-hbm3e-pim"
-CONFIGS = ("qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8")
 BATCHES = (1, 4, 16, 64, 256)
 HEURISTICS = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "pimoe", "noexp", "allexp")
 SUCCESSOR = "sieve-pipe"
@@ -172,8 +173,8 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
     from sieveopt.overlap import charge_scheduler, sample_problem, solve_overlap
     from sieveopt.pipeline import build_dag, run_layer
 
-    name, g = p["config"].split(":")
-    model, system, cost = _setup(name, int(g))
+    name, g = split_config(p["config"])
+    model, system, cost = _setup(name, g)
     out = {}
     if p["model"] == "serial":
         insts = full_batch_window(model, system, p["batch"], L)
@@ -181,7 +182,7 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
             out[pol] = float(np.mean([run_layer(i, pol, dag=build_dag(i, cost)[0], cost=cost).result.makespan_ns
                                       for i in insts]))
         return out
-    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=int(g))
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g)
     prob = charge_scheduler(sample_problem(model, system, p["batch"], ex, 0, cost), 0)
     return {pol: solve_overlap(prob, pol).period_ns for pol in UNCHARGED}
 
@@ -195,8 +196,8 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
     from sieveopt.pipeline import build_dag, run_layer
     from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
 
-    name, g = p["config"].split(":")
-    model, system, cost = _setup(name, int(g))
+    name, g = split_config(p["config"])
+    model, system, cost = _setup(name, g)
     runs = {f"{SUCCESSOR}": (SUCCESSOR, None), f"{SUCCESSOR}@0": (SUCCESSOR, 0), "sieve": ("sieve", None)}
     out: dict[str, float] = {}
     if p["model"] == "serial":
@@ -207,7 +208,7 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
                                               cost=cost).result.makespan_ns for i in insts]))
             out[f"{k}:charge_ns"] = ns
         return out
-    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=int(g))
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g)
     base = sample_problem(model, system, p["batch"], ex, 0, cost)
     for k, (pol, ns) in runs.items():
         ns = resolve(pol, overlap=p["model"]).ns if ns is None else ns
@@ -242,9 +243,9 @@ def run_refresh(args: argparse.Namespace) -> None:
     done = json.loads(rpath.read_text()) if rpath.exists() else {}
     for p in rows:
         if "policies" in p and p["model"] == "microbatch" and key(p) not in done:
-            name, g = p["config"].split(":")
+            name, g = split_config(p["config"])
             t0 = time.perf_counter()
-            done[key(p)] = overlap_point(name, int(g), p["batch"], p["model"], p["M"], args.window_layers,
+            done[key(p)] = overlap_point(name, g, p["batch"], p["model"], p["M"], args.window_layers,
                                          args.time_limit, args.workers, False)
             atomic_write_text(rpath, json.dumps(done, indent=1))
             print(f"{key(p)} refresh: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -302,8 +303,7 @@ def plan(configs: list[str], batches: list[int]) -> list[dict]:
     """Every (configuration, B, execution model) point; ``skip`` says why one cannot exist."""
     pts = []
     for cfg in configs:
-        name, g = cfg.split(":")
-        G = int(g)
+        G = split_config(cfg)[1]
         for B in batches:
             pts.append({"config": cfg, "batch": B, "model": "serial", "M": 1})
             for M in (2, 4):
@@ -335,14 +335,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     for p in plan(args.configs.split(","), [int(b) for b in args.batches.split(",")]):
         if key(p) in have:
             continue
-        name, g = p["config"].split(":")
+        name, g = split_config(p["config"])
         t0 = time.perf_counter()
         if "skip" not in p:
             if p["model"] == "serial":
-                p["policies"] = serial_point(name, int(g), p["batch"], args.window_layers, args.time_limit,
+                p["policies"] = serial_point(name, g, p["batch"], args.window_layers, args.time_limit,
                                              args.workers, args.replay)
             else:
-                p["policies"] = overlap_point(name, int(g), p["batch"], p["model"], p["M"], args.window_layers,
+                p["policies"] = overlap_point(name, g, p["batch"], p["model"], p["M"], args.window_layers,
                                               args.time_limit, args.workers, args.replay)
         p["wall_s"] = time.perf_counter() - t0
         rows.append(p)
@@ -398,7 +398,7 @@ def _us(x: float | None) -> str:
 def _n_moe(cfg: str) -> int:
     from sieveopt.models.catalog import load_model
 
-    return load_model(cfg.split(":")[0]).num_moe_layers
+    return load_model(split_config(cfg)[0]).num_moe_layers
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -414,7 +414,7 @@ def to_markdown(rows: list[dict]) -> str:
                  "replayed T us (best heur. / CP-SAT) | vs serial |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for cfg in cfgs:
-        G, nm = int(cfg.split(":")[1]), _n_moe(cfg)
+        G, nm = split_config(cfg)[1], _n_moe(cfg)
         for r in [x for x in rows if x["config"] == cfg]:
             tag = f"{r['model']}" + (f" M={r['M']}" if r["model"] != "serial" else "")
             b = r["batch"]
@@ -531,7 +531,7 @@ def figure(out: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    add_configs(ap)
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
     ap.add_argument("--window-layers", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT seconds per layer / window")
