@@ -144,11 +144,7 @@ def run_step_sweep(spec: StepSweepSpec, cache_dir: str | Path | None = None, *, 
                 "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies)}
     report, store = run_points(configs, cache_dir, manifest, executor=executor, workers=workers,
                                address=address, progress=progress)
-    if report.interrupted:
-        raise KeyboardInterrupt
-    if report.errors:
-        h, msg = next(iter(report.errors.items()))
-        raise SieveoptError(f"{msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+    report.require_complete(store)
     return [store.read_metrics(c["hash"])["row"] for c in configs]
 
 
