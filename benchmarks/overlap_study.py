@@ -187,10 +187,11 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
     return {pol: solve_overlap(prob, pol).period_ns for pol in UNCHARGED}
 
 
-def successor_point(p: dict, L: int) -> dict[str, float]:
+def successor_point(p: dict, L: int, runtime_order_evaluations: int | None = None) -> dict[str, float]:
     """:data:`SUCCESSOR` charged its declared figure for the point's execution model and
     uncharged, and Sieve charged, on the point's window (a re-run of the successor alone: the
-    pass that measures a change to it without re-running CP-SAT)."""
+    pass that measures a change to it without re-running CP-SAT). ``runtime_order_evaluations``:
+    the pipeline runtime's order-descent cap on microbatch points (None: the default)."""
     from sieveopt.execution_model import make_execution_model
     from sieveopt.overlap import charge_scheduler, sample_problem, solve_overlap
     from sieveopt.pipeline import build_dag, run_layer
@@ -208,7 +209,9 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
                                               cost=cost).result.makespan_ns for i in insts]))
             out[f"{k}:charge_ns"] = ns
         return out
-    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g)
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g,
+                              runtime_order_evaluations=runtime_order_evaluations if p["model"] == "microbatch"
+                              else None)
     base = sample_problem(model, system, p["batch"], ex, 0, cost)
     for k, (pol, ns) in runs.items():
         ns = resolve(pol, overlap=p["model"]).ns if ns is None else ns
@@ -219,16 +222,23 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
     return out
 
 
+def successor_name(args: argparse.Namespace) -> str:
+    """File stem of the successor pass: ``overlap_study_successor``, with ``_runtime<N>`` when
+    ``--runtime-order-evaluations N`` is given (e.g. 0: the constructive pipeline runtime only)."""
+    n = args.runtime_order_evaluations
+    return "overlap_study_successor" + ("" if n is None else f"_runtime{n}")
+
+
 def run_successor(args: argparse.Namespace) -> None:
-    """The successor pass over the finished points (``overlap_study_successor.json``)."""
+    """The successor pass over the finished points (``<successor_name>.json``)."""
     out = Path(args.out)
     rows = json.loads((out / "overlap_study.json").read_text())["points"]
-    spath = out / "overlap_study_successor.json"
+    spath = out / f"{successor_name(args)}.json"
     done = json.loads(spath.read_text()) if spath.exists() else {}
     for p in rows:
         if "policies" in p and key(p) not in done:
             t0 = time.perf_counter()
-            done[key(p)] = successor_point(p, args.window_layers)
+            done[key(p)] = successor_point(p, args.window_layers, args.runtime_order_evaluations)
             atomic_write_text(spath, json.dumps(done, indent=1))
             print(f"{key(p)} successor: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
@@ -547,8 +557,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--successor", action="store_true",
                     help=f"only re-run {SUCCESSOR} (charged, uncharged) and sieve over the finished points; "
                          "gap to the best known time per layer of each point")
+    ap.add_argument("--runtime-order-evaluations", type=int, default=None, metavar="N",
+                    help="with --successor: the pipeline runtime's order-descent cap on microbatch points "
+                         "(default 1000; 0: constructive runtime only); writes overlap_study_successor_runtime<N>.*")
     ap.add_argument("--no-figure", action="store_true")
     args = ap.parse_args(argv)
+    if args.runtime_order_evaluations is not None and (args.runtime_order_evaluations < 0 or not args.successor):
+        ap.error("--runtime-order-evaluations takes an integer >= 0 and goes with --successor")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.uncharged_only:
@@ -561,9 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         run_successor(args)
         rpath = out / "overlap_study_refresh.json"
         earlier = [json.loads(p.read_text()) for p in sorted(out.glob("overlap_study_refresh_*.json"))]
-        md = successor_markdown(load_rows(out), json.loads((out / "overlap_study_successor.json").read_text()),
+        md = successor_markdown(load_rows(out), json.loads((out / f"{successor_name(args)}.json").read_text()),
                                 json.loads(rpath.read_text()) if rpath.exists() else None, earlier)
-        atomic_write_text(out / "overlap_study_successor.md", md)
+        atomic_write_text(out / f"{successor_name(args)}.md", md)
         print(md)
         return 0
     if not args.redraw:
