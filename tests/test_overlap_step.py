@@ -60,6 +60,14 @@ def test_cli_pareto_overlap_and_bad_input(tmp_path, capsys):
     assert all(r["execution_model"] == "microbatch(M=2,L=1,fusion=none,runtime_descent=1000)" and r["check"] == "ok" for r in d["rows"])
     meta = json.loads((out / "pareto.json").read_text())["meta"]
     assert meta["execution_model"]["overlap"] == "microbatch"
+    assert meta["execution_model"]["runtime_order_evaluations"] == 1000
+    off = tmp_path / "off"  # the constructive runtime only: every row and the meta say so
+    assert main(["pareto", "--model", "gpt-oss-120b", "--gpus", "2", "--batches", "4", "--policies", "noexp",
+                 "--layers", "1", "--overlap", "microbatch", "--window-layers", "1", "--runtime-order-evaluations",
+                 "0", "--out", str(off), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["execution_model"] for r in d["rows"]] == ["microbatch(M=2,L=1,fusion=none,runtime_descent=off)"]
+    assert json.loads((off / "pareto.json").read_text())["meta"]["execution_model"]["runtime_order_evaluations"] == 0
     base = ["pareto", "--model", "gpt-oss-120b", "--gpus", "2", "--layers", "1", "--policies", "sieve"]
     for extra, needle in [
         (["--batches", "2,4", "--overlap", "microbatch"], "--microbatches 2 does not divide"),

@@ -80,6 +80,10 @@ def test_pareto_rejects_a_negative_runtime_setting(tmp_path, capsys):
                "--overlap", "microbatch", "--runtime-order-evaluations", "-2", "--out", str(tmp_path / "p")])
     assert rc == 2 and "--runtime-order-evaluations" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()  # nothing half-written
+    rc = main(["pareto", "--model", "gpt-oss-120b", "--gpus", "1", "--batches", "8", "--policies", "sieve",
+               "--runtime-order-evaluations", "5", "--out", str(tmp_path / "q")])  # serial: no pipeline runtime
+    assert rc == 2 and "add --overlap microbatch or drop the option" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
 
 
 def test_sweep_field_is_validated_and_carried(tmp_path):
@@ -95,3 +99,17 @@ def test_sweep_field_is_validated_and_carried(tmp_path):
     with pytest.raises(SpecError, match="sweep.runtime_order_evaluations"):
         parse_sweep({"sweep": {"layers": 1, "runtime_order_evaluations": 5}, "grid": {**grid, "overlap": "serial"}},
                     "s.toml")
+
+
+def test_sweep_points_run_with_the_runtime_setting(tmp_path):
+    from sieveopt.sweep.runner import run_sweep
+    from sieveopt.sweep.spec import load_sweep
+
+    path = tmp_path / "s.toml"
+    path.write_text('[sweep]\nname = "rt"\nlayers = 1\nwindow_layers = 1\nruntime_order_evaluations = 0\n'
+                    '[grid]\nmodel = "gpt-oss-120b"\ngpus = 1\nbatch = 8\npolicy = "noexp"\n'
+                    'overlap = ["microbatch", "ideal"]\nmicrobatches = 2\n')
+    rep = run_sweep(load_sweep(path), tmp_path / "o", workers=1, progress=False)
+    assert rep.done == 2 and rep.failed == 0
+    assert sorted(p["execution_model"] for p in rep.points) == ["ideal(M=2,L=1,fusion=none)",
+                                                                "microbatch(M=2,L=1,fusion=none,runtime_descent=off)"]

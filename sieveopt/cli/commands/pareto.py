@@ -126,7 +126,8 @@ def _step_overlap(args: argparse.Namespace, model, system, batches: list[int]) -
     from sieveopt.execution_model import make_execution_model
 
     if args.overlap == "serial":
-        make_execution_model("serial", args.microbatches)  # --microbatches without --overlap: names the fix
+        # --microbatches / --runtime-order-evaluations without --overlap microbatch: the error names the fix
+        make_execution_model("serial", args.microbatches, runtime_order_evaluations=args.runtime_order_evaluations)
         return {}
     if args.prefill:
         raise SieveoptError(f"--prefill with --overlap {args.overlap} is not modelled: drop --prefill or use "
