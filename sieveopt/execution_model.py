@@ -6,7 +6,10 @@
   data-parallel placement, :func:`sieveopt.window.microbatch_slices`), in flight through
   consecutive layers on shared resources. Decode repeats layer after layer, so what matters is
   the *steady state*: a periodic (modulo) schedule in which, each period, every micro-batch
-  advances one layer (:mod:`sieveopt.periodic`). The time per layer is the period.
+  advances one layer (:mod:`sieveopt.periodic`). The time per layer is the period. A
+  heuristic's modes are executed by the pipeline runtime (:func:`sieveopt.overlap.pipeline_schedule`),
+  whose offline order-only descent is capped by ``runtime_order_evaluations`` (0: off), part of
+  the model and of its label.
 * ``ideal``: every phase of different micro-batches overlaps perfectly, so the time per layer is
   the busiest resource's load (Sieve's ``max(T_comm, T_GPU, T_PIM)``). A *bound*, not a schedule.
 
