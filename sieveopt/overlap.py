@@ -189,6 +189,10 @@ RUNTIME_PHASE_FRACTIONS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
 #: to measure what it adds).
 RUNTIME_STAGGERED = True
 
+#: Whether the pipeline runtime also repairs its constructions with its issue rules
+#: (:func:`sieveopt.pipeline_construct.repaired_schedules`, round 6; off only to measure what they add).
+RUNTIME_REPAIRS = True
+
 
 def runtime_order_evaluations(num_tasks: int, cap: int = DEFAULT_RUNTIME_ORDER_EVALUATIONS) -> int:
     """Evaluations of the runtime's order-only descent for a window of ``num_tasks`` tasks:
@@ -253,6 +257,7 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
         phase_order_schedule,
         staggered_schedule,
     )
+    from sieveopt.pipeline_construct import repaired_schedules
 
     dag = problem.dag
     modes = tuple(modes)
@@ -260,7 +265,10 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
              phase_order_schedule(problem, modes, policy=policy, fractions=RUNTIME_PHASE_FRACTIONS)]
     if RUNTIME_STAGGERED:
         cands.append(staggered_schedule(problem, modes, policy=policy))
-    best = min((c for c in cands if c is not None), key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
+    cands = [c for c in cands if c is not None]
+    if RUNTIME_REPAIRS:
+        cands += repaired_schedules(problem, cands)
+    best = min(cands, key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
     cap = problem.execution.runtime_order_evaluations if order_evaluations is None else int(order_evaluations)
     budget = runtime_order_evaluations(len(dag.tasks), cap)
     if budget > 0 and all(r.capacity == 1 for r in dag.resources):

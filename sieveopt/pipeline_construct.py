@@ -1,0 +1,264 @@
+"""Constructive repairs of a pipeline runtime's periodic schedule (issue 11, round 6).
+
+Why. The pipeline runtime (:func:`sieveopt.overlap.pipeline_schedule`) builds a heuristic's
+periodic schedule from the modes alone: modulo list scheduling, staggered-slot orders and the
+explicit staggered construction. The staggered phases synchronise all GPUs once per slot: a
+micro-batch's expert ``launch`` waits for the dispatches of *every* GPU (the paper's step 5,
+"Dispatch (all-to-all) in parallel with Sieve scheduling", papers.md §1.5-1.6), and in the
+constructions the GPU sits idle through that wait although the other micro-batch's ``reduce``
+and next ``qkv`` are already ready (GPT-OSS x4, B = 256, M = 2, sieve-pipe's modes: a 14 us hole
+per phase on GPU 0; docs/design-notes/overlap.md, "Round 6"). A serving runtime does not leave
+such a hole: work that is ready runs while the blocked kernel waits for its inputs.
+
+:func:`left_shift` is that rule applied to a periodic schedule, once per pass: every task, in
+order of start, moves to the earliest time at which its inputs are ready (precedences with their
+lags, and recurrences from the previous iteration) and its resources are idle modulo the
+superperiod, if that is earlier than where it is. Every move goes into idle time, so the moved
+schedule stays valid at the same superperiod; its cyclic resource orders are then timed exactly
+(:func:`sieveopt.periodic_search.compact`, the shortest superperiod of those orders), which is
+never longer. Repeated while the superperiod falls (at most :data:`LEFT_SHIFT_PASSES` passes).
+No search: each pass is one sweep over the tasks and one exact timing, deterministic, a few to
+tens of ms per window.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
+
+#: Left-shift passes at most (each: one sweep and one exact timing); it stops earlier when a
+#: pass does not shorten the superperiod.
+LEFT_SHIFT_PASSES = 4
+
+
+class _Ring:
+    """Busy intervals of every resource modulo ``lam`` (non-wrapping pieces, sorted), with owners
+    so that one task's occupancy can be taken out and put back."""
+
+    def __init__(self, nres: int, lam: int) -> None:
+        self.lam = lam
+        self.starts: list[list[int]] = [[] for _ in range(nres)]
+        self.ends: list[list[int]] = [[] for _ in range(nres)]
+        self.owner: list[list[int]] = [[] for _ in range(nres)]
+
+    def _pieces(self, t: int, d: int) -> tuple[tuple[int, int], ...]:
+        x = t % self.lam
+        return ((x, x + d),) if x + d <= self.lam else ((x, self.lam), (0, x + d - self.lam))
+
+    def add(self, rids: Sequence[int], t: int, d: int, tid: int) -> None:
+        for u, w in self._pieces(t, d):
+            for rid in rids:
+                i = bisect.bisect_left(self.starts[rid], u)
+                self.starts[rid].insert(i, u)
+                self.ends[rid].insert(i, w)
+                self.owner[rid].insert(i, tid)
+
+    def remove(self, rids: Sequence[int], tid: int) -> None:
+        for rid in rids:
+            keep = [k for k, o in enumerate(self.owner[rid]) if o != tid]
+            self.starts[rid] = [self.starts[rid][k] for k in keep]
+            self.ends[rid] = [self.ends[rid][k] for k in keep]
+            self.owner[rid] = [self.owner[rid][k] for k in keep]
+
+    def _shift(self, rid: int, x: int, d: int) -> int:
+        """0 when [x, x + d) mod lam is idle on ``rid``, else how far the start must move."""
+        lam, st, en = self.lam, self.starts[rid], self.ends[rid]
+        parts = ((x, x + d, 0),) if x + d <= lam else ((x, lam, 0), (0, x + d - lam, lam))
+        need = 0
+        for u, w, wrap in parts:
+            i = bisect.bisect_right(en, u)  # pieces are disjoint and sorted: ends sorted too
+            if i < len(st) and st[i] < w:
+                j = bisect.bisect_left(st, w) - 1
+                need = max(need, en[j] + wrap - x)
+        return need
+
+    def earliest(self, rids: Sequence[int], t: int, d: int, before: int) -> int | None:
+        """Earliest start in [t, before) at which [start, start + d) is idle on every resource."""
+        while t < before:
+            x = t % self.lam
+            need = max((self._shift(rid, x, d) for rid in rids), default=0)
+            if need == 0:
+                return t
+            t += need
+        return None
+
+
+def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule | None:
+    """One left-shift sweep at ``ps``'s superperiod (None when no task moved)."""
+    dag = problem.dag
+    lam = int(ps.superperiod_ns)
+    modes = ps.modes
+    start = np.asarray(ps.start_ns, dtype=np.int64).copy()
+    end = np.asarray(ps.end_ns, dtype=np.int64).copy()
+    dur = end - start
+    res = [dag.tasks[i].modes[modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
+    ring = _Ring(len(dag.resources), lam)
+    for i, rs in enumerate(res):
+        if rs:
+            ring.add(rs, int(start[i]), int(dur[i]), i)
+    rec: dict[int, list[tuple[int, int]]] = {}
+    for r in problem.recurrences:
+        rec.setdefault(r.dst, []).append((r.src, r.lag_ns))
+    pos = np.empty(len(dag.tasks), dtype=np.int64)
+    pos[list(dag.topo_order)] = np.arange(len(dag.tasks))
+    moved = False
+    for i in sorted(range(len(dag.tasks)), key=lambda k: (int(start[k]), int(pos[k]))):
+        ready = int(start[i]) - lam + 1  # never more than a superperiod earlier
+        for e in dag.preds[i]:
+            if dag.edge_active(e, modes):
+                ready = max(ready, int(end[e.src]) + e.lag_ns)
+        for src, lag in rec.get(i, ()):
+            ready = max(ready, int(end[src]) + lag - lam)
+        if ready >= start[i]:
+            continue
+        if res[i]:
+            ring.remove(res[i], i)
+            t = ring.earliest(res[i], ready, int(dur[i]), int(start[i]))
+            s = int(start[i]) if t is None else t
+            ring.add(res[i], s, int(dur[i]), i)
+        else:
+            s = ready
+        if s < start[i]:
+            start[i], end[i] = s, s + dur[i]
+            moved = True
+    if not moved:
+        return None
+    shift = int(start.min())
+    return dataclasses.replace(ps, start_ns=start - shift, end_ns=end - shift,
+                               meta=dict(ps.meta, left_shift=True))
+
+
+def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = LEFT_SHIFT_PASSES
+               ) -> PeriodicSchedule:
+    """``ps`` with ready work moved into idle time, then timed exactly in its new cyclic orders,
+    repeated while the superperiod falls (see the module docstring). Never longer than ``ps``;
+    ``ps`` itself for resources of capacity > 1."""
+    from sieveopt.periodic_search import compact
+
+    if any(r.capacity != 1 for r in problem.dag.resources):
+        return ps
+    best = ps
+    for k in range(passes):
+        moved = _shift_pass(problem, best)
+        if moved is None:
+            break
+        out = compact(problem, moved)
+        if out.superperiod_ns >= best.superperiod_ns:
+            break
+        best = dataclasses.replace(out, meta=dict(out.meta, left_shift_passes=k + 1,
+                                                  left_shift_from_ns=int(ps.superperiod_ns)))
+    return best
+
+
+def _single(problem: PeriodicProblem, ps: PeriodicSchedule, i: int, rid: int) -> bool:
+    """Task i holds resource ``rid`` alone in its mode (moving it in that one order keeps every
+    other resource's order consistent)."""
+    return tuple(problem.dag.tasks[i].modes[ps.modes[i]].resources) == (rid,)
+
+
+def _retimed(problem: PeriodicProblem, ps: PeriodicSchedule, orders: dict[int, list[tuple[int, int]]],
+             changed: bool, rule: str) -> PeriodicSchedule | None:
+    from sieveopt.periodic_search import shortest_superperiod
+
+    if not changed:
+        return None
+    return shortest_superperiod(problem, ps.modes, orders, rank=np.asarray(ps.start_ns, dtype=np.int64),
+                                policy=ps.policy, meta=dict(ps.meta, runtime_rule=rule))
+
+
+def defer_launch(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule | None:
+    """``ps``'s orders with every expert ``launch`` on a GPU moved behind the ``reduce`` and
+    ``qkv`` tasks that directly follow it there (another micro-batch's dense chain goes first),
+    timed exactly; None when nothing moved or the orders admit no schedule."""
+    from sieveopt.periodic_search import orders_from_periodic
+
+    dag = problem.dag
+    orders = orders_from_periodic(problem, ps)
+    changed = False
+    for rid, seq in orders.items():
+        if dag.resources[rid].kind != "gpu":
+            continue
+        q = 0
+        while q < len(seq):
+            i = seq[q][0]
+            if str(dag.tasks[i].kind) == "launch" and _single(problem, ps, i, rid):
+                r = q + 1
+                while r < len(seq) and str(dag.tasks[seq[r][0]].kind) in DEFER_BEHIND:
+                    r += 1
+                if r > q + 1:
+                    seq.insert(r - 1, seq.pop(q))
+                    changed = True
+                    q = r
+                    continue
+            q += 1
+    return _retimed(problem, ps, orders, changed, "defer-launch")
+
+
+def chain_first(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule | None:
+    """``ps``'s orders with every attention on a PIM moved before the tasks there that end after
+    it is ready (its ``qkv`` done): the micro-batch's dense chain is not held behind expert jobs
+    (Schrage's rule with the chain first), timed exactly; None when nothing moved or the orders
+    admit no schedule."""
+    from sieveopt.periodic_search import _occupancy
+
+    dag = problem.dag
+    lam = int(ps.superperiod_ns)
+    end = np.asarray(ps.end_ns, dtype=np.int64)
+    rec: dict[int, list[tuple[int, int]]] = {}
+    for r in problem.recurrences:
+        rec.setdefault(r.dst, []).append((r.src, r.lag_ns))
+    occ = _occupancy(problem, ps)
+    orders: dict[int, list[tuple[int, int]]] = {}
+    changed = False
+    for rid, seq in occ.items():
+        seq = list(seq)
+        if dag.resources[rid].kind == "pim":
+            for q in range(len(seq)):
+                _, u, ku = seq[q]
+                if str(dag.tasks[u].kind) not in CHAIN_FIRST or not _single(problem, ps, u, rid):
+                    continue
+                ready = max([int(end[e.src]) + e.lag_ns for e in dag.preds[u] if dag.edge_active(e, ps.modes)]
+                            + [int(end[s]) + lag - lam for s, lag in rec.get(u, ())], default=None)
+                if ready is None:
+                    continue
+                ready += ku * lam  # in the frame of the positions in [0, lam)
+                p = q
+                while p > 0 and str(dag.tasks[seq[p - 1][1]].kind) not in CHAIN_FIRST and \
+                        seq[p - 1][0] + int(end[seq[p - 1][1]] - ps.start_ns[seq[p - 1][1]]) > ready:
+                    p -= 1
+                if p < q:
+                    seq.insert(p, seq.pop(q))
+                    changed = True
+        orders[rid] = [(i, k) for _, i, k in seq]
+    return _retimed(problem, ps, orders, changed, "chain-first")
+
+
+#: Kinds a deferred launch lets go first (:func:`defer_launch`), and the PIM tasks that go before
+#: expert jobs once ready (:func:`chain_first`).
+DEFER_BEHIND = frozenset({"reduce", "qkv"})
+CHAIN_FIRST = frozenset({"attn", "prefill_attn"})
+
+
+def repaired_schedules(problem: PeriodicProblem, cands: Sequence[PeriodicSchedule]) -> list[PeriodicSchedule]:
+    """The pipeline runtime's repairs of its constructions (round 6): for every candidate its
+    orders as built, with launches deferred (:func:`defer_launch`), with the chain first on PIM
+    (:func:`chain_first`) and both, each left-shifted (:func:`left_shift`). Rules, not a search:
+    a fixed number of exact timings per candidate, each schedule checked by
+    :func:`sieveopt.periodic.check_periodic` where it is timed."""
+    out: list[PeriodicSchedule] = []
+    if any(r.capacity != 1 for r in problem.dag.resources):
+        return out
+    for c in cands:
+        d = defer_launch(problem, c)
+        variants = [c, d, chain_first(problem, c), None if d is None else chain_first(problem, d)]
+        out += [left_shift(problem, v) for v in variants if v is not None]
+    return out
+
+
+__all__ = ["CHAIN_FIRST", "DEFER_BEHIND", "LEFT_SHIFT_PASSES", "chain_first", "defer_launch", "left_shift",
+           "repaired_schedules"]
