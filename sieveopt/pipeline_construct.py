@@ -58,12 +58,15 @@ class _Ring:
                 self.ends[rid].insert(i, w)
                 self.owner[rid].insert(i, tid)
 
-    def remove(self, rids: Sequence[int], tid: int) -> None:
-        for rid in rids:
-            keep = [k for k, o in enumerate(self.owner[rid]) if o != tid]
-            self.starts[rid] = [self.starts[rid][k] for k in keep]
-            self.ends[rid] = [self.ends[rid][k] for k in keep]
-            self.owner[rid] = [self.owner[rid][k] for k in keep]
+    def remove(self, rids: Sequence[int], t: int, d: int, tid: int) -> None:
+        """Take out the pieces :meth:`add` put for task ``tid`` at start ``t``, duration ``d``."""
+        for u, _ in self._pieces(t, d):
+            for rid in rids:
+                st, ow = self.starts[rid], self.owner[rid]
+                i = bisect.bisect_left(st, u)
+                while ow[i] != tid:  # equal starts only occur for zero-length pieces
+                    i += 1
+                del st[i], self.ends[rid][i], ow[i]
 
     def _shift(self, rid: int, x: int, d: int) -> int:
         """0 when [x, x + d) mod lam is idle on ``rid``, else how far the start must move."""
@@ -88,49 +91,55 @@ class _Ring:
         return None
 
 
-def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule | None:
-    """One left-shift sweep at ``ps``'s superperiod (None when no task moved)."""
+def _inputs(problem: PeriodicProblem, modes: Sequence[str]) -> list[list[tuple[int, int, int]]]:
+    """Per task its inputs (source, lag ns, iteration distance): active edges (0) and
+    recurrences from the previous iteration (1)."""
+    dag = problem.dag
+    out: list[list[tuple[int, int, int]]] = [[] for _ in dag.tasks]
+    for e in dag.edges:
+        if dag.edge_active(e, modes):
+            out[e.dst].append((e.src, e.lag_ns, 0))
+    for r in problem.recurrences:
+        out[r.dst].append((r.src, r.lag_ns, 1))
+    return out
+
+
+def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: list[list[tuple[int, int, int]]],
+                rank: np.ndarray) -> PeriodicSchedule | None:
+    """One left-shift sweep at ``ps``'s superperiod (None when no task moved); ``rank``: the
+    tie-break of equal starts (a topological position)."""
     dag = problem.dag
     lam = int(ps.superperiod_ns)
-    modes = ps.modes
-    start = np.asarray(ps.start_ns, dtype=np.int64).copy()
-    end = np.asarray(ps.end_ns, dtype=np.int64).copy()
-    dur = end - start
-    res = [dag.tasks[i].modes[modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
+    start = np.asarray(ps.start_ns, dtype=np.int64).tolist()
+    end = np.asarray(ps.end_ns, dtype=np.int64).tolist()
+    dur = [b - a for a, b in zip(start, end, strict=True)]
+    res = [dag.tasks[i].modes[ps.modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
     ring = _Ring(len(dag.resources), lam)
     for i, rs in enumerate(res):
         if rs:
-            ring.add(rs, int(start[i]), int(dur[i]), i)
-    rec: dict[int, list[tuple[int, int]]] = {}
-    for r in problem.recurrences:
-        rec.setdefault(r.dst, []).append((r.src, r.lag_ns))
-    pos = np.empty(len(dag.tasks), dtype=np.int64)
-    pos[list(dag.topo_order)] = np.arange(len(dag.tasks))
+            ring.add(rs, start[i], dur[i], i)
     moved = False
-    for i in sorted(range(len(dag.tasks)), key=lambda k: (int(start[k]), int(pos[k]))):
-        ready = int(start[i]) - lam + 1  # never more than a superperiod earlier
-        for e in dag.preds[i]:
-            if dag.edge_active(e, modes):
-                ready = max(ready, int(end[e.src]) + e.lag_ns)
-        for src, lag in rec.get(i, ()):
-            ready = max(ready, int(end[src]) + lag - lam)
-        if ready >= start[i]:
+    for i in sorted(range(len(start)), key=lambda k: (start[k], rank[k])):
+        s0 = start[i]
+        ready = s0 - lam + 1  # never more than a superperiod earlier
+        for src, lag, h in inputs[i]:
+            ready = max(ready, end[src] + lag - h * lam)
+        if ready >= s0:
             continue
+        s = ready
         if res[i]:
-            ring.remove(res[i], i)
-            t = ring.earliest(res[i], ready, int(dur[i]), int(start[i]))
-            s = int(start[i]) if t is None else t
-            ring.add(res[i], s, int(dur[i]), i)
-        else:
-            s = ready
-        if s < start[i]:
+            ring.remove(res[i], s0, dur[i], i)
+            t = ring.earliest(res[i], ready, dur[i], s0)
+            s = s0 if t is None else t
+            ring.add(res[i], s, dur[i], i)
+        if s < s0:
             start[i], end[i] = s, s + dur[i]
             moved = True
     if not moved:
         return None
-    shift = int(start.min())
-    return dataclasses.replace(ps, start_ns=start - shift, end_ns=end - shift,
-                               meta=dict(ps.meta, left_shift=True))
+    st, en = np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
+    shift = int(st.min())
+    return dataclasses.replace(ps, start_ns=st - shift, end_ns=en - shift, meta=dict(ps.meta, left_shift=True))
 
 
 def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = LEFT_SHIFT_PASSES
@@ -143,8 +152,12 @@ def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = 
     if any(r.capacity != 1 for r in problem.dag.resources):
         return ps
     best = ps
+    inputs = _inputs(problem, ps.modes)
+    rank = np.empty(len(problem.dag.tasks), dtype=np.int64)
+    rank[list(problem.dag.topo_order)] = np.arange(len(problem.dag.tasks))
+    rank = rank.tolist()
     for k in range(passes):
-        moved = _shift_pass(problem, best)
+        moved = _shift_pass(problem, best, inputs, rank)
         if moved is None:
             break
         out = compact(problem, moved)
