@@ -56,7 +56,9 @@ def test_descent_is_never_worse_and_changes_results():
 
 
 def test_cli_compare_names_the_runtime_and_rejects_bad_values(capsys):
-    argv = ["compare", *BASE, "--layers", "1", "--overlap", "microbatch", "--policies", "sieve,noexp", "--json"]
+    # B = 16: on B = 8 the constructive runtime's repairs (round 6) already reach the descent's value
+    argv = ["compare", "--model", "gpt-oss-120b", "--gpus", "1", "--batch", "16", "--layers", "1",
+            "--overlap", "microbatch", "--policies", "sieve,noexp", "--json"]
     periods = {}
     for extra, want in (([], 1000), (["--runtime-order-evaluations", "0"], 0)):
         assert main([*argv, *extra]) == 0
@@ -65,6 +67,7 @@ def test_cli_compare_names_the_runtime_and_rejects_bad_values(capsys):
         assert d["execution_model"]["label"].endswith(f"runtime_descent={want or 'off'})")
         periods[want] = d["summary"]["sieve"]["median_period_ns"]
     assert periods[1000] < periods[0]  # seed 0 of this instance: the descent shortens the pipeline
+    # (46.20 vs 46.70 us per layer, measured)
     for cmd in (["compare", *BASE, "--overlap", "microbatch", "--runtime-order-evaluations", "-1"],
                 ["solve", *BASE, "--overlap", "microbatch", "--runtime-order-evaluations", "-5"],
                 ["run", "--model", "gpt-oss-120b", "--overlap", "microbatch", "--runtime-order-evaluations", "-1"],

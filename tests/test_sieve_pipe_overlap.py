@@ -152,8 +152,13 @@ def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
     prob, _ = charged_problem(sample_problem(model, system, 16, ex, 0, cost), "sieve-pipe")
     modes, _ = plan_modes(prob, "sieve-pipe")
     ps = pipeline_schedule(prob, modes, policy="sieve-pipe")
-    assert ps.meta["method"] == "cycle-ratio" and ps.meta.get("phase_style")
-    assert ps.superperiod_ns < modulo_list_schedule(prob, modes).superperiod_ns
+    from sieveopt.overlap import RUNTIME_PHASE_FRACTIONS
+    from sieveopt.periodic_search import phase_order_schedule
+
+    # the staggered slots alone (the runtime's repairs of round 6 may shorten them further)
+    slots = phase_order_schedule(prob, modes, fractions=RUNTIME_PHASE_FRACTIONS)
+    assert slots.meta["method"] == "cycle-ratio" and slots.meta.get("phase_style")
+    assert ps.superperiod_ns <= slots.superperiod_ns < modulo_list_schedule(prob, modes).superperiod_ns
     r = solve_overlap(prob, "sieve-pipe")
     assert r.check_ok and r.period_ns == ps.period_ns
 
