@@ -237,6 +237,11 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
       round 5): the same phases, but inside each phase the dense micro-batch's chain is laid
       out first and the expert micro-batch's GPU experts and PIM experts fill around it (a fixed
       set of placements, each phase simulated, the orders timed exactly);
+    * each of these repaired by the runtime's issue rules (round 6,
+      :func:`sieveopt.pipeline_construct.repaired_schedules`): a ``launch`` waiting for its
+      dispatches lets the other micro-batch's ``reduce``/``qkv`` go first, a PIM attention goes
+      before the expert jobs that would hold its dense chain, and ready work moves into idle time
+      (left shift), each timed exactly -- rules, not a search (:data:`RUNTIME_REPAIRS`);
 
     then the shortest of these is improved by an **order-only descent**
     (:func:`sieveopt.periodic_search.local_search` on :func:`fixed_modes_problem`: move a task

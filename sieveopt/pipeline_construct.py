@@ -17,8 +17,13 @@ superperiod, if that is earlier than where it is. Every move goes into idle time
 schedule stays valid at the same superperiod; its cyclic resource orders are then timed exactly
 (:func:`sieveopt.periodic_search.compact`, the shortest superperiod of those orders), which is
 never longer. Repeated while the superperiod falls (at most :data:`LEFT_SHIFT_PASSES` passes).
-No search: each pass is one sweep over the tasks and one exact timing, deterministic, a few to
-tens of ms per window.
+
+Two issue rules change orders where a left shift cannot (it never delays a task):
+:func:`defer_launch` (a ``launch`` lets the other micro-batch's ``reduce``/``qkv`` that follow it
+go first) and :func:`chain_first` (a PIM attention goes before the expert jobs that would hold
+its micro-batch's dense chain). :func:`repaired_schedules` applies the rules, alone and together,
+to each construction and left-shifts each result: a fixed number of exact timings, no search,
+no clock, deterministic.
 """
 
 from __future__ import annotations
