@@ -9,7 +9,9 @@ keeping the best hint's replicas; ``"cheap"``, the R experts whose split costs l
 expert is GPU-side (its cost is the weight stream, which each replica pays again), so the most
 loaded experts are the worst to split under the overlap surrogate, while a PIM-side expert splits
 for ~200 ns (T_PIM's per-job part); measured on the headline window it lowers the window
-objective by ~0.1 us but not the 200 evaluated steps (design note, round 6).
+objective by 0.15 us (gap 1.63 -> 1.47 %) but not the layer time of the 200 evaluated steps
+(dag mean +0.25 %), so it is not the default (design note, round 6). Whichever experts are
+replicated, :func:`~sieveopt.placement.lp_bound.replica_free_bound` bounds the objective.
 ``x[i, g] = 1`` places item i on GPU g.
 
     minimise    (1/T) sum_t z_t                              (objective "mean")
