@@ -16,8 +16,8 @@ Moves: move one item to another GPU with a free slot, or swap the GPUs of two it
 replicas of an expert never share a GPU; unused items (``assign == -1``) stay unused, unless
 ``pairs`` lists experts whose single item may be *split* into its two replica items (one stays
 on the single's GPU, the other goes to a GPU with a free slot) or whose pair may be *merged*
-back, with at most ``budget`` pairs in use (off by default: the exact optimiser's annealing
-keeps the hint's replica choice; round 6 measured the split moves, design note). Acceptance
+back, with at most ``budget`` pairs in use (off by default; the exact optimiser turns them on
+with ``replica_choice="cheap"``, round 6, design note). Acceptance
 uses a smoothed objective, the log-sum-exp of each step's GPU loads,
 ``mean_t beta * log sum_g exp(L[t, g] / beta)`` (>= the true objective, within
 ``beta * log G``), with ``beta`` and the temperature lowered geometrically over ``phases``
