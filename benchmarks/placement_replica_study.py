@@ -20,11 +20,12 @@ Prints:
   contrasts within +-eps)`` (Gaussian density, per eigen-direction) is 1. A heuristic, not a
   bound: for random number partitioning this estimate of the optimum is exact (Mertens, PRL
   81(20), 1998; Borgs, Chayes, Pittel, Random Struct. Alg. 19(3-4), 2001), for this vector
-  version with the overlap levels it is an assumption.
+  version with the overlap levels it is an assumption. Then, for windows of T = 4, 8, 16, 32
+  steps, that estimate against the dispersion the annealing leaves (straggler - GPU mean).
 
     python benchmarks/placement_replica_study.py [--iters 2e6] [--relink] [--counting]
 
-Cost: ~4 min on the loaded 2-core VM (+1 min with --relink, +1 min with --counting).
+Cost: ~4 min on the loaded 2-core VM (+1 min with --relink, +2 min with --counting).
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def relink(cost: np.ndarray, a: np.ndarray, b: np.ndarray, cap: int) -> list[np.
     return path
 
 
-def counting(sur: Surrogate, L: np.ndarray, cap: int, samples: int = 1500) -> None:
-    """First-moment estimate of the smallest eps with every step's GPU deviations in +-eps."""
+def counting(sur: Surrogate, L: np.ndarray, cap: int, samples: int = 1500) -> float:
+    """First-moment estimate of the smallest eps with every step's GPU deviations in +-eps (ns)."""
     T, E = L.shape
     G = sur.num_gpus
     rng = np.random.default_rng(0)
@@ -110,6 +111,25 @@ def counting(sur: Surrogate, L: np.ndarray, cap: int, samples: int = 1500) -> No
           f"(eigen-std {sig.max() / 1e3:.1f} .. {sig.min() / 1e3:.2f} us), straggler excess {d.max(axis=2).mean() / 1e3:.2f} us; "
           f"log2 placements {bits:.0f}; first-moment eps {mid / 1e3:.3f} us; "
           f"log2 count at eps 0.5 / 0.78 / 1.5 us: {log2_count(500):.0f} / {log2_count(780):.0f} / {log2_count(1500):.0f}")
+    return float(mid)
+
+
+def calibrate(sur: Surrogate, L: np.ndarray, prob: PlacementProblem, iters: int) -> None:
+    """Window length T = 4, 8, 16, 32: the first-moment eps against the per-step dispersion the
+    annealing (from GEM, seed 0) leaves: straggler - GPU mean and the largest |deviation|."""
+    E, G, cap = prob.num_experts, prob.num_gpus, prob.capacity
+    for T in (4, 8, 16, 32):
+        w = L[:T]
+        eps = counting(sur, w, cap, samples=800)
+        g = gem(w.astype(float), prob)
+        start = np.empty(E, dtype=np.int64)
+        start[g.slots] = g.slot_gpu
+        a, v, _ = anneal((w, sur.level_ns), start, cap, np.full(E, -1), iters=iters, seed=0)
+        d = sur.gpu_loads(Placement(np.arange(E), a, E, G, cap), w)
+        d -= d.mean(axis=1, keepdims=True)
+        print(f"  T={T:2d}: first-moment eps {eps / 1e3:.3f} us; annealed {v / 1e3:.3f} us, straggler - GPU mean "
+              f"{d.max(axis=1).mean() / 1e3:.3f} us, largest |deviation| {np.abs(d).max(axis=1).mean() / 1e3:.3f} us",
+              flush=True)
 
 
 def main() -> None:
@@ -167,6 +187,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f} s")
     if args.counting:
         counting(sur, L, cap)
+        calibrate(sur, L, prob, iters)
     if args.relink:
         optima.sort(key=lambda o: o[0])
         (va, a), (vb, b) = optima
