@@ -136,21 +136,21 @@ def _brute_any_replicas(c_pairs: np.ndarray, it, G: int, cap: int) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", [0, 4, 7])
 def test_replica_free_bound_holds_for_any_replicas(sur3, seed):
     """The per-step LP of one copy per expert, times min(1, rho), is below the optimum over every
-    replica choice (brute force); the window LP *with* pairs can be below the one without, so
-    the per-step form is what the proof gives."""
-    rng = np.random.default_rng(seed)
-    E, G, T = 3, 3, 3
-    loads = rng.integers(0, 24, size=(T, E))
-    it = _items(loads, np.arange(E))
-    c = np.rint(sur3.level_costs(it.tokens)).astype(np.int64)
-    for cap in (2, 3):
-        brute = _brute_any_replicas(c.astype(float), it, G, cap)
-        free = replica_free_bound(c[:, :E], it.single, cap, sur3.level_ns, int(loads.max()))
-        assert 0 < free <= brute + 1e-6
-        assert free <= lp_bound(c[:, :E], it.single, {}, cap, 0) + 1e-6     # per-step mean <= window LP
+    replica choice (brute force), on instances where replicas beat every single-copy placement
+    (so a bound of the single-copy space only would fail here)."""
+    from tests.test_placement import _brute_mean
+
+    loads = np.random.default_rng(seed).integers(0, 7, size=(2, 3))     # small, PIM-side experts
+    it = _items(loads, np.arange(3))
+    c = np.rint(sur3.level_costs(it.tokens)).astype(np.int64)[:, :, :2]   # GPUs 0 and 1
+    with_replicas = _brute_any_replicas(c.astype(float), it, 2, 3)
+    assert with_replicas < _brute_mean(c[:, :3].astype(float), 2, 3) - 1.0
+    free = replica_free_bound(c[:, :3], it.single, 3, sur3.level_ns[:2], int(loads.max()))
+    assert 0.85 * with_replicas < free <= with_replicas + 1e-6
+    assert free <= lp_bound(c[:, :3], it.single, {}, 3, 0) + 1e-6            # per-step mean <= window LP
 
 
 def test_replica_dominance_on_the_headline_table():
