@@ -226,13 +226,10 @@ def _model(it: _Items, G: int, cap: int, budget: int):
 
 
 def _solver(limit_s: float, workers: int, seed: int):
-    from ortools.sat.python import cp_model
+    """The toolkit's CP-SAT settings (:func:`sieveopt.solvers._interval_model.make_solver`), wall-clock limited."""
+    from sieveopt.solvers._interval_model import make_solver
 
-    s = cp_model.CpSolver()
-    s.parameters.max_time_in_seconds = max(0.1, float(limit_s))
-    s.parameters.num_workers = int(workers)
-    s.parameters.random_seed = int(seed)
-    return s
+    return make_solver(workers=workers, seed=seed, time_limit_s=max(0.1, float(limit_s)))
 
 
 def _read(solver, x, G: int) -> np.ndarray:
