@@ -249,8 +249,10 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     status, bound_ns (on Lambda), wall_s and the solver's counters.
 
     ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
-    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
-    It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
+    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain);
+    a frozenset of resource ids keeps NoOverlap on those resources only (a tighter relaxation,
+    e.g. one GPU's gpu/hbm/pim; with ``fixed_ns`` an INFEASIBLE answer certifies Lambda* >
+    fixed_ns just as for the full model). A relaxation returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
     relaxation's best modes (a good start for modulo list scheduling). ``deadline`` (a
     ``time.perf_counter()`` value) caps the solve so that building the model counts too.
 
@@ -389,7 +391,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
         feas = None
-        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE) and resources is True:  # a relaxation's is no schedule
             modes = chosen_modes(solver, lit)
             starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
             ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
@@ -497,7 +499,7 @@ def window_lns(problem: PeriodicProblem, ps: PeriodicSchedule, *, load_bound: in
     per_sweep = max(1, int(round(2 / width)))
     while len(steps) < max_steps and since_gain < per_sweep:
         left = step_s if deadline is None or deterministic else min(step_s, deadline - time.perf_counter())
-        if left < 0.3:
+        if left < min(0.3, step_s):
             break
         lam = int(cur.superperiod_ns)
         pos = (np.asarray(cur.start_ns, dtype=np.int64) - int(offset * lam)) % lam

@@ -255,7 +255,8 @@ def test_window_neighbourhoods_keep_valid_schedules_and_never_beat_an_optimum(ti
     for prob, opt in tiny_optima:
         lam = opt.superperiod_ns
         start = max((solve_overlap(prob, p).schedule for p in HINT_POLICIES), key=lambda s: s.superperiod_ns)
-        out, info = window_lns(prob, start, load_bound=1, width=0.5, step_s=0.5, max_steps=2, deterministic=True)
+        out, info = window_lns(prob, start, load_bound=1, width=0.5, step_s=0.1, max_steps=2, workers=1,
+                               deterministic=True)
         assert _valid(prob, out) and lam <= out.superperiod_ns <= start.superperiod_ns
         assert info["steps"] and all(s[2] >= lam for s in info["steps"])
         # the optimum is optimal in each of its neighbourhoods; all tasks free: the full model
@@ -264,5 +265,5 @@ def test_window_neighbourhoods_keep_valid_schedules_and_never_beat_an_optimum(ti
         assert part.superperiod_ns == lam and _valid(prob, part)
     prob, opt = tiny_optima[0]
     start = max((solve_overlap(prob, p).schedule for p in HINT_POLICIES), key=lambda s: s.superperiod_ns)
-    full, _ = solve_periodic_cpsat(prob, start, time_limit_s=10, free=range(len(prob.dag.tasks)), deterministic=True)
+    full, _ = solve_periodic_cpsat(prob, start, time_limit_s=4, free=range(len(prob.dag.tasks)), deterministic=True)
     assert full.superperiod_ns == opt.superperiod_ns and _valid(prob, full)
