@@ -20,6 +20,9 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
   chain-load cuts of :mod:`sieveopt.periodic_bounds` (``cuts=False`` drops them).
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
+Neighbourhoods (``free=``, :func:`window_lns`) and the relaxation with NoOverlap on a subset of
+the resources (``resources=`` a set) are experiment APIs (design note, round 6).
+
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
 the static bounds. :func:`slot_bound_ns` is a separate bound: the slot relaxation of
 :func:`sieveopt.periodic_bounds.slot_bounds` over the modes alone (no start times). The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
