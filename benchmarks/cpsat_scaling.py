@@ -21,15 +21,15 @@ import statistics
 import sys
 import time
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_configs, configs
+
 from sieveopt.fileio import atomic_write_text
 from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag
 from sieveopt.solvers import solve
 from sieveopt.solvers.cpsat import ALL_LEVERS
-
-SYSTEM = "sieve-b200-hbm3e-pim"
-CONFIGS = ["qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8"]
 
 
 def at_time(traj, t_s: float) -> tuple[int | None, int | None]:
@@ -69,7 +69,7 @@ def run(model_name: str, gpus: int, batch: int, layers: int, seed: int, time_lim
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", nargs="+", default=CONFIGS, help="model:gpus pairs")
+    add_configs(ap, listed=True)
     ap.add_argument("--batches", nargs="+", type=int, default=[32, 64, 128, 256])
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -80,13 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     rows: list[dict] = []
-    for cfg in args.configs:
-        name, gpus = cfg.split(":")
-        tl = args.time_limit or (10.0 if int(gpus) == 1 else 60.0)
+    for name, gpus in configs(args.configs):
+        tl = args.time_limit or (10.0 if gpus == 1 else 60.0)
         for b in args.batches:
             variants = [None] + ([ALL_LEVERS - {lv} for lv in sorted(ALL_LEVERS)] + [frozenset()] if args.ablate else [])
             for lev in variants:
-                rows += run(name, int(gpus), b, args.layers, args.seed, tl, args.workers, lev)
+                rows += run(name, gpus, b, args.layers, args.seed, tl, args.workers, lev)
     print(table(rows, ablate=args.ablate))
     print(f"\n(total {time.time() - t0:.0f} s)")
     if args.json:

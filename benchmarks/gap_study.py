@@ -28,6 +28,9 @@ import time
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_configs, split_config
+
 from sieveopt.fileio import atomic_write_text
 from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
@@ -37,15 +40,13 @@ from sieveopt.study import gap_stats, run_gap_study
 
 #: The registry's reference policy (CP-SAT): the gaps are measured against it.
 REF = policy_with_role("reference")
-SYSTEM = "sieve-b200-hbm3e-pim"
-CONFIGS = ["qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8"]
 POLICIES = ["sieve", "sieve-plus", "gpu_only", "noexp", "allexp", "pimoe", "duplex"]
 
 
 def run(configs, batches, layers, seed, time_limit_s, workers, policies, cache=None) -> list[dict]:
     """Per-layer rows (makespan per policy, CP-SAT objective / bound / status) from the study
     layer's gap study (sieveopt.study.run_gap_study: the sweep engine, cached with ``cache``)."""
-    recs = run_gap_study([(c.split(":")[0], int(c.split(":")[1])) for c in configs], list(batches), layers=layers,
+    recs = run_gap_study([split_config(c) for c in configs], list(batches), layers=layers,
                          seed=seed, policies=policies, reference=REF, system=SYSTEM, cache_dir=cache,
                          reference_params={"time_limit_s": time_limit_s, "workers": workers})
     rows = []
@@ -104,9 +105,8 @@ def latency(configs, batches, layers: int, seed: int, reps: int) -> str:
     of the per-GPU planning time, as both report it), median / p99 in us."""
     lines = ["| model | GPUs | B | sieve median / p99 us | sieve-plus median / p99 us | ratio of medians |",
              "|---|---|---|---|---|---|"]
-    for cfg in configs:
-        name, gpus = cfg.split(":")
-        model, system = load_model(name), load_system(SYSTEM, int(gpus))
+    for name, gpus in map(split_config, configs):
+        model, system = load_model(name), load_system(SYSTEM, gpus)
         for b in batches:
             lat: dict[str, list[float]] = {"sieve": [], "sieve-plus": []}
             for inst in sample_layers(model, system, b, layers, seed):
@@ -149,7 +149,7 @@ def ordering(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", nargs="+", default=CONFIGS)
+    add_configs(ap, listed=True)
     ap.add_argument("--batches", nargs="+", type=int, default=[32, 64, 128, 256])
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

@@ -13,6 +13,9 @@ import argparse
 import json
 import sys
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import add_paper_instance, add_timing
+
 from sieveopt.solvers.sieve_latency import DEFAULT_SYSTEM, render, run
 
 #: (model, GPUs, batches) of the latency targets (DESIGN.md §8; the issue's targets).
@@ -22,18 +25,13 @@ SUITE = [("qwen3.5-397b-a17b", 8, (256,)), ("qwen3-30b-a3b", 1, (32, 64, 128, 25
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="qwen3.5-397b-a17b")
+    add_paper_instance(p)
     p.add_argument("--system", default=DEFAULT_SYSTEM)
-    p.add_argument("--gpus", type=int, default=8)
-    p.add_argument("--batch", type=int, default=256)
     p.add_argument("--layers", type=int, default=100, help="distinct sampled layers (x GPUs = distinct plans)")
-    p.add_argument("--calls", type=int, default=20000)
-    p.add_argument("--warmup", type=int, default=2000)
+    add_timing(p)
     p.add_argument("--ref-calls", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pin-cpu", type=int, default=None, help="pin the process to this CPU")
     p.add_argument("--suite", action="store_true", help="run every target configuration")
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     configs = [(m, g, b) for m, g, bs in SUITE for b in bs] if a.suite else [(a.model, a.gpus, a.batch)]
     results = []

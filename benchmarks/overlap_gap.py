@@ -22,6 +22,9 @@ import time
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import PAPER_CONFIGS, SYSTEM
+
 from sieveopt.cli.output import atomic_write_text
 from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_model, load_system
@@ -30,8 +33,7 @@ from sieveopt.overlap import HINT_POLICIES, sample_problem, solve_overlap
 from sieveopt.pipeline import run_layer
 from sieveopt.solvers import cpsat_periodic  # noqa: F401  (imported once here, not inside CP-SAT's timed call)
 
-SYSTEM = "sieve-b200-hbm3e-pim"
-CONFIGS = ["qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8"]
+CONFIGS = list(PAPER_CONFIGS)
 
 
 def run_one(model_name: str, gpus: int, batch: int, M: int, L: int, time_limit: float, serial: bool) -> dict:

@@ -57,10 +57,11 @@ from typing import Any
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_configs, split_config
+
 from sieveopt.fileio import atomic_write_text
 
-SYSTEM = "sieve-b200-hbm3e-pim"
-CONFIGS = ("qwen3-30b-a3b:1", "gpt-oss-120b:4", "qwen3.5-397b-a17b:8")
 BATCHES = (1, 4, 16, 64, 256)
 HEURISTICS = ("sieve", "sieve-plus", "sieve-pipe", "duplex", "pimoe", "noexp", "allexp")
 SUCCESSOR = "sieve-pipe"
@@ -172,8 +173,8 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
     from sieveopt.overlap import charge_scheduler, sample_problem, solve_overlap
     from sieveopt.pipeline import build_dag, run_layer
 
-    name, g = p["config"].split(":")
-    model, system, cost = _setup(name, int(g))
+    name, g = split_config(p["config"])
+    model, system, cost = _setup(name, g)
     out = {}
     if p["model"] == "serial":
         insts = full_batch_window(model, system, p["batch"], L)
@@ -181,22 +182,23 @@ def uncharged_point(p: dict, L: int) -> dict[str, float]:
             out[pol] = float(np.mean([run_layer(i, pol, dag=build_dag(i, cost)[0], cost=cost).result.makespan_ns
                                       for i in insts]))
         return out
-    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=int(g))
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g)
     prob = charge_scheduler(sample_problem(model, system, p["batch"], ex, 0, cost), 0)
     return {pol: solve_overlap(prob, pol).period_ns for pol in UNCHARGED}
 
 
-def successor_point(p: dict, L: int) -> dict[str, float]:
+def successor_point(p: dict, L: int, runtime_order_evaluations: int | None = None) -> dict[str, float]:
     """:data:`SUCCESSOR` charged its declared figure for the point's execution model and
     uncharged, and Sieve charged, on the point's window (a re-run of the successor alone: the
-    pass that measures a change to it without re-running CP-SAT)."""
+    pass that measures a change to it without re-running CP-SAT). ``runtime_order_evaluations``:
+    the pipeline runtime's order-descent cap on microbatch points (None: the default)."""
     from sieveopt.execution_model import make_execution_model
     from sieveopt.overlap import charge_scheduler, sample_problem, solve_overlap
     from sieveopt.pipeline import build_dag, run_layer
     from sieveopt.solvers.sched_latency import resolve, with_scheduler_latency
 
-    name, g = p["config"].split(":")
-    model, system, cost = _setup(name, int(g))
+    name, g = split_config(p["config"])
+    model, system, cost = _setup(name, g)
     runs = {f"{SUCCESSOR}": (SUCCESSOR, None), f"{SUCCESSOR}@0": (SUCCESSOR, 0), "sieve": ("sieve", None)}
     out: dict[str, float] = {}
     if p["model"] == "serial":
@@ -207,7 +209,9 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
                                               cost=cost).result.makespan_ns for i in insts]))
             out[f"{k}:charge_ns"] = ns
         return out
-    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=int(g))
+    ex = make_execution_model(p["model"], p["M"], window_layers=L, batch=p["batch"], num_gpus=g,
+                              runtime_order_evaluations=runtime_order_evaluations if p["model"] == "microbatch"
+                              else None)
     base = sample_problem(model, system, p["batch"], ex, 0, cost)
     for k, (pol, ns) in runs.items():
         ns = resolve(pol, overlap=p["model"]).ns if ns is None else ns
@@ -218,16 +222,23 @@ def successor_point(p: dict, L: int) -> dict[str, float]:
     return out
 
 
+def successor_name(args: argparse.Namespace) -> str:
+    """File stem of the successor pass: ``overlap_study_successor``, with ``_runtime<N>`` when
+    ``--runtime-order-evaluations N`` is given (e.g. 0: the constructive pipeline runtime only)."""
+    n = args.runtime_order_evaluations
+    return "overlap_study_successor" + ("" if n is None else f"_runtime{n}")
+
+
 def run_successor(args: argparse.Namespace) -> None:
-    """The successor pass over the finished points (``overlap_study_successor.json``)."""
+    """The successor pass over the finished points (``<successor_name>.json``)."""
     out = Path(args.out)
     rows = json.loads((out / "overlap_study.json").read_text())["points"]
-    spath = out / "overlap_study_successor.json"
+    spath = out / f"{successor_name(args)}.json"
     done = json.loads(spath.read_text()) if spath.exists() else {}
     for p in rows:
         if "policies" in p and key(p) not in done:
             t0 = time.perf_counter()
-            done[key(p)] = successor_point(p, args.window_layers)
+            done[key(p)] = successor_point(p, args.window_layers, args.runtime_order_evaluations)
             atomic_write_text(spath, json.dumps(done, indent=1))
             print(f"{key(p)} successor: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
@@ -242,9 +253,9 @@ def run_refresh(args: argparse.Namespace) -> None:
     done = json.loads(rpath.read_text()) if rpath.exists() else {}
     for p in rows:
         if "policies" in p and p["model"] == "microbatch" and key(p) not in done:
-            name, g = p["config"].split(":")
+            name, g = split_config(p["config"])
             t0 = time.perf_counter()
-            done[key(p)] = overlap_point(name, int(g), p["batch"], p["model"], p["M"], args.window_layers,
+            done[key(p)] = overlap_point(name, g, p["batch"], p["model"], p["M"], args.window_layers,
                                          args.time_limit, args.workers, False)
             atomic_write_text(rpath, json.dumps(done, indent=1))
             print(f"{key(p)} refresh: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -302,8 +313,7 @@ def plan(configs: list[str], batches: list[int]) -> list[dict]:
     """Every (configuration, B, execution model) point; ``skip`` says why one cannot exist."""
     pts = []
     for cfg in configs:
-        name, g = cfg.split(":")
-        G = int(g)
+        G = split_config(cfg)[1]
         for B in batches:
             pts.append({"config": cfg, "batch": B, "model": "serial", "M": 1})
             for M in (2, 4):
@@ -335,14 +345,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     for p in plan(args.configs.split(","), [int(b) for b in args.batches.split(",")]):
         if key(p) in have:
             continue
-        name, g = p["config"].split(":")
+        name, g = split_config(p["config"])
         t0 = time.perf_counter()
         if "skip" not in p:
             if p["model"] == "serial":
-                p["policies"] = serial_point(name, int(g), p["batch"], args.window_layers, args.time_limit,
+                p["policies"] = serial_point(name, g, p["batch"], args.window_layers, args.time_limit,
                                              args.workers, args.replay)
             else:
-                p["policies"] = overlap_point(name, int(g), p["batch"], p["model"], p["M"], args.window_layers,
+                p["policies"] = overlap_point(name, g, p["batch"], p["model"], p["M"], args.window_layers,
                                               args.time_limit, args.workers, args.replay)
         p["wall_s"] = time.perf_counter() - t0
         rows.append(p)
@@ -398,7 +408,7 @@ def _us(x: float | None) -> str:
 def _n_moe(cfg: str) -> int:
     from sieveopt.models.catalog import load_model
 
-    return load_model(cfg.split(":")[0]).num_moe_layers
+    return load_model(split_config(cfg)[0]).num_moe_layers
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -414,7 +424,7 @@ def to_markdown(rows: list[dict]) -> str:
                  "replayed T us (best heur. / CP-SAT) | vs serial |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for cfg in cfgs:
-        G, nm = int(cfg.split(":")[1]), _n_moe(cfg)
+        G, nm = split_config(cfg)[1], _n_moe(cfg)
         for r in [x for x in rows if x["config"] == cfg]:
             tag = f"{r['model']}" + (f" M={r['M']}" if r["model"] != "serial" else "")
             b = r["batch"]
@@ -531,7 +541,7 @@ def figure(out: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    add_configs(ap)
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
     ap.add_argument("--window-layers", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT seconds per layer / window")
@@ -547,8 +557,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--successor", action="store_true",
                     help=f"only re-run {SUCCESSOR} (charged, uncharged) and sieve over the finished points; "
                          "gap to the best known time per layer of each point")
+    ap.add_argument("--runtime-order-evaluations", type=int, default=None, metavar="N",
+                    help="with --successor: the pipeline runtime's order-descent cap on microbatch points "
+                         "(default 1000; 0: constructive runtime only); writes overlap_study_successor_runtime<N>.*")
     ap.add_argument("--no-figure", action="store_true")
     args = ap.parse_args(argv)
+    if args.runtime_order_evaluations is not None and (args.runtime_order_evaluations < 0 or not args.successor):
+        ap.error("--runtime-order-evaluations takes an integer >= 0 and goes with --successor")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.uncharged_only:
@@ -561,9 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         run_successor(args)
         rpath = out / "overlap_study_refresh.json"
         earlier = [json.loads(p.read_text()) for p in sorted(out.glob("overlap_study_refresh_*.json"))]
-        md = successor_markdown(load_rows(out), json.loads((out / "overlap_study_successor.json").read_text()),
+        md = successor_markdown(load_rows(out), json.loads((out / f"{successor_name(args)}.json").read_text()),
                                 json.loads(rpath.read_text()) if rpath.exists() else None, earlier)
-        atomic_write_text(out / "overlap_study_successor.md", md)
+        atomic_write_text(out / f"{successor_name(args)}.md", md)
         print(md)
         return 0
     if not args.redraw:

@@ -34,6 +34,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import add_paper_instance, add_timing
+
 from sieveopt.solvers.sieve_latency import DEFAULT_SYSTEM, _stats, machine, timer_overhead_ns
 
 #: (model, GPUs, batch): the paper's three configurations at the study's two large batches.
@@ -158,17 +161,12 @@ def render(d: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen3.5-397b-a17b")
-    ap.add_argument("--gpus", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=256)
+    add_paper_instance(ap)
     ap.add_argument("--microbatches", type=int, default=2)
     ap.add_argument("--layers", type=int, default=50)
-    ap.add_argument("--calls", type=int, default=20000)
-    ap.add_argument("--warmup", type=int, default=2000)
+    add_timing(ap)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pin-cpu", type=int, default=None)
     ap.add_argument("--suite", action="store_true", help="every configuration of SUITE")
-    ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.pin_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.pin_cpu})

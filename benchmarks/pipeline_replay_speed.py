@@ -13,6 +13,9 @@ import argparse
 import json
 import sys
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_paper_instance
+
 from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.costmodel import make_cost_model
@@ -22,15 +25,13 @@ from sieveopt.validation.replay_periodic import replay_periodic
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen3.5-397b-a17b")
-    ap.add_argument("--gpus", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=256)
+    add_paper_instance(ap)
     ap.add_argument("--microbatches", type=int, default=2)
     ap.add_argument("--policy", default="sieve")
     ap.add_argument("--iterations", type=int, default=4)
     args = ap.parse_args(argv)
     model = load_model(args.model)
-    system = load_system("sieve-b200-hbm3e-pim", args.gpus)
+    system = load_system(SYSTEM, args.gpus)
     cost = make_cost_model("roofline", system, model)
     ex = make_execution_model("microbatch", args.microbatches, batch=args.batch, num_gpus=args.gpus)
     prob = sample_problem(model, system, args.batch, ex, 0, cost)

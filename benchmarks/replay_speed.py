@@ -15,12 +15,13 @@ import resource
 import statistics
 import time
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_paper_instance
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen3.5-397b-a17b")
-    ap.add_argument("--gpus", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=256)
+    add_paper_instance(ap)
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("--policy", default="sieve")
     ap.add_argument("--memory", default="dram", choices=("dram", "analytic"))
@@ -34,7 +35,7 @@ def main() -> None:
     from sieveopt.validation.replay import make_timer, replay
 
     model = load_model(args.model)
-    system = load_system("sieve-b200-hbm3e-pim", args.gpus)
+    system = load_system(SYSTEM, args.gpus)
     layers = sample_layers(model, system, args.batch, args.layers, args.seed)
     runs = [run_layer(inst, args.policy) for inst in layers]
     if args.memory == "dram":   # load the numba engine (JIT cache) outside the timings

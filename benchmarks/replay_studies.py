@@ -32,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import PAPER_CONFIGS, SYSTEM, configs
+
 from sieveopt.solvers import policy_with_role
 
 RESULTS = Path(__file__).parent / "results"
-CONFIGS = (("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8))
+CONFIGS = tuple(configs(list(PAPER_CONFIGS)))
 #: The registry's reference policy (CP-SAT): the gaps are measured against it.
 REF = policy_with_role("reference")
 BASELINES = ("gpu_only", "noexp", "allexp", "pimoe", "duplex")
@@ -57,7 +60,7 @@ def _layers(model_name: str, gpus: int, batch: int, n: int, seed: int, overrides
 
     _fresh_caches()
     model = load_model(model_name)
-    system = load_system("sieve-b200-hbm3e-pim", gpus, overrides)
+    system = load_system(SYSTEM, gpus, overrides)
     return model, system, sample_layers(model, system, batch, n, seed)
 
 
@@ -147,7 +150,7 @@ def study_pimroof(args) -> str:
     out = []
     for model_name, gpus in CONFIGS:
         model = load_model(model_name)
-        system = load_system("sieve-b200-hbm3e-pim", gpus)
+        system = load_system(SYSTEM, gpus)
         if args.memory != "dram":
             continue
         timer = make_timer(system, model, "dram")

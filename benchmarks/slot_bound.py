@@ -17,7 +17,8 @@ import argparse
 import sys
 import time
 
-from overlap_gap import CONFIGS, SYSTEM  # this folder is on sys.path when run as a script
+# benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
+from _args import SYSTEM, add_configs, configs
 
 from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_model, load_system
@@ -29,7 +30,7 @@ from sieveopt.solvers.cpsat_periodic import load_bound_ns, slot_bound_ns
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    add_configs(ap)
     ap.add_argument("--batches", default="64,256")
     ap.add_argument("--microbatches", type=int, default=2)
     ap.add_argument("--window-layers", type=int, default=2)
@@ -38,13 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print("| config | B | L | tasks | load bound ns | slot bound ns | status | +% | structure s | relaxation s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for cfg in args.configs.split(","):
-        name, gpus = cfg.split(":")
-        model, system = load_model(name), load_system(SYSTEM, int(gpus))
+    for name, gpus in configs(args.configs):
+        model, system = load_model(name), load_system(SYSTEM, gpus)
         cost = make_cost_model("roofline", system, model)
         for b in map(int, args.batches.split(",")):
             ex = make_execution_model("microbatch", args.microbatches, window_layers=args.window_layers,
-                                      batch=b, num_gpus=int(gpus))
+                                      batch=b, num_gpus=gpus)
             prob = sample_problem(model, system, b, ex, 0, cost)
             load, _, modes = load_bound_ns(prob, time_limit_s=args.time_limit, workers=args.workers)
             t0 = time.perf_counter()

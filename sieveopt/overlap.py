@@ -31,7 +31,7 @@ from typing import Any
 
 from sieveopt.dag import DagOptions, build_layer_dag
 from sieveopt.errors import SieveoptError
-from sieveopt.execution_model import ExecutionModel
+from sieveopt.execution_model import DEFAULT_RUNTIME_ORDER_EVALUATIONS, ExecutionModel
 from sieveopt.instance import LayerInstance
 from sieveopt.models.costmodel import CostModel
 from sieveopt.periodic import (
@@ -188,20 +188,19 @@ RUNTIME_PHASE_FRACTIONS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1)
 #: Whether the pipeline runtime also tries the explicit staggered construction (round 5; off only
 #: to measure what it adds).
 RUNTIME_STAGGERED = True
-#: Most evaluations of the runtime's order-only descent (round 5; 0: off). The budget is fixed by
-#: the window's size, never by a clock (:func:`runtime_order_evaluations`).
-RUNTIME_ORDER_EVALUATIONS = 1000
 
 
-def runtime_order_evaluations(num_tasks: int) -> int:
+def runtime_order_evaluations(num_tasks: int, cap: int = DEFAULT_RUNTIME_ORDER_EVALUATIONS) -> int:
     """Evaluations of the runtime's order-only descent for a window of ``num_tasks`` tasks:
-    ``min(RUNTIME_ORDER_EVALUATIONS, 2.5e8 / tasks^2)``, at least 50 (one evaluation is about
-    O(tasks + edges) plus a few Bellman-Ford passes: 1000 on the paper's one- and four-GPU windows,
-    101 on Qwen3.5 x8 B = 64's 1,570 tasks, 51 on B = 256's 2,214)."""
-    if RUNTIME_ORDER_EVALUATIONS <= 0:
+    ``min(cap, 2.5e8 / tasks^2)``, at least ``min(50, cap)``; 0 when ``cap`` is 0 (the
+    constructive runtime only). ``cap`` is the execution model's
+    ``runtime_order_evaluations`` (``--runtime-order-evaluations``, default 1000). One evaluation
+    is about O(tasks + edges) plus a few Bellman-Ford passes: the default gives 1000 on the
+    paper's one- and four-GPU windows, 101 on Qwen3.5 x8 B = 64's 1,570 tasks, 51 on B = 256's
+    2,214."""
+    if cap <= 0:
         return 0
-    return max(min(50, RUNTIME_ORDER_EVALUATIONS),
-               min(RUNTIME_ORDER_EVALUATIONS, int(2.5e8 / max(1, num_tasks) ** 2)))
+    return max(min(50, cap), min(cap, int(2.5e8 / max(1, num_tasks) ** 2)))
 
 
 def fixed_modes_problem(problem: PeriodicProblem, modes: tuple[str, ...]) -> PeriodicProblem:
@@ -216,7 +215,8 @@ def fixed_modes_problem(problem: PeriodicProblem, modes: tuple[str, ...]) -> Per
                                                     meta=dag.meta))
 
 
-def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, policy: str = "") -> PeriodicSchedule:
+def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, policy: str = "",
+                      order_evaluations: int | None = None) -> PeriodicSchedule:
     """How the pipeline runtime executes a heuristic's modes: the shorter superperiod (then the
     shorter micro-batch latency) of two issue orders, each computed from the modes alone (no
     search over modes, the same for every policy):
@@ -238,7 +238,9 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
     (:func:`sieveopt.periodic_search.local_search` on :func:`fixed_modes_problem`: move a task
     before its tight predecessor or after its tight successor on a resource, seeded kicks;
     :func:`runtime_order_evaluations` shortest-superperiod evaluations, no clock), which never
-    changes a mode: the policy's decision is executed as made.
+    changes a mode: the policy's decision is executed as made. Its cap is
+    ``order_evaluations``, by default the execution model's ``runtime_order_evaluations``
+    (``--runtime-order-evaluations``; 0: the constructive runtime only, no search).
 
     Modulo list scheduling alone tends to run the micro-batches in lock-step on multi-GPU
     configurations (Qwen3.5 x8, B = 64, M = 2: sieve-pipe's load-optimal modes 129.9 us per
@@ -259,7 +261,8 @@ def pipeline_schedule(problem: PeriodicProblem, modes: tuple[str, ...], *, polic
     if RUNTIME_STAGGERED:
         cands.append(staggered_schedule(problem, modes, policy=policy))
     best = min((c for c in cands if c is not None), key=lambda c: (c.superperiod_ns, c.latency_ns(dag)))
-    budget = runtime_order_evaluations(len(dag.tasks))
+    cap = problem.execution.runtime_order_evaluations if order_evaluations is None else int(order_evaluations)
+    budget = runtime_order_evaluations(len(dag.tasks), cap)
     if budget > 0 and all(r.capacity == 1 for r in dag.resources):
         moved = local_search(fixed_modes_problem(problem, modes), best, max_evaluations=budget)
         if moved.superperiod_ns < best.superperiod_ns:  # timed (and checked) again on the problem itself
@@ -317,4 +320,4 @@ def sample_problem(model, system, batch: int, execution: ExecutionModel, seed: i
     return build_periodic_problem(window, cost, execution, options)
 
 
-__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "RUNTIME_PHASE_FRACTIONS", "charge_scheduler", "charged_problem", "pipeline_schedule", "plan_modes", "policy_problem", "sample_problem", "solve_overlap"]
+__all__ = ["BOUND", "HINT_POLICIES", "OVERLAP_SOLVER_PARAMS", "OverlapResult", "RUNTIME_PHASE_FRACTIONS", "charge_scheduler", "charged_problem", "pipeline_schedule", "plan_modes", "runtime_order_evaluations", "policy_problem", "sample_problem", "solve_overlap"]

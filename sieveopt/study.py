@@ -274,13 +274,7 @@ def run_gap_study(configs: list[tuple[str, int]], batches: list[int], *, layers:
         cfgs = resolve_all(spec)
         report, store = run_points(cfgs, cache_dir, {"name": "gap-study", "spec": spec.raw}, executor=executor,
                                    workers=workers, progress=progress)
-        if report.interrupted:
-            raise KeyboardInterrupt
-        if report.errors:
-            from sieveopt.errors import SieveoptError
-
-            h, msg = next(iter(report.errors.items()))
-            raise SieveoptError(f"gap study: {msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+        report.require_complete(store, "gap study")
         for b in batches:
             per_policy = {c["point"]["policy"]: store.read_metrics(c["hash"])["layers"]
                           for c in cfgs if c["point"]["batch"] == b}
@@ -488,7 +482,6 @@ def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: 
                                     time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
                                     scheduler_latency=scheduler_latency, cache_dir=tmp, executor=executor,
                                     workers=workers, address=address, progress=progress)
-    from sieveopt.errors import SieveoptError
     from sieveopt.sweep.runner import run_points
 
     cfgs = study_configs(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
@@ -496,11 +489,7 @@ def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: 
                          scheduler_latency=scheduler_latency)
     report, store = run_points(cfgs, cache_dir, {"name": "run", "model": model.name, "system": system.name},
                                executor=executor, workers=workers, address=address, progress=progress)
-    if report.interrupted:
-        raise KeyboardInterrupt
-    if report.errors:
-        h, msg = next(iter(report.errors.items()))
-        raise SieveoptError(f"{msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+    report.require_complete(store)
     rows = [StudyRow(**d) for c in cfgs for d in store.read_metrics(c["hash"])["rows"]]
     gantt = store.point_dir(cfgs[0]["hash"]) / "gantt.png"
     return rows, (gantt.read_bytes() if gantt.is_file() else None)

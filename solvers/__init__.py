@@ -149,8 +149,8 @@ _BUILTIN: dict[str, tuple[str, str, str, PolicyInfo]] = {
                    "Sieve's sweep with the pipeline's period (M x load vs one micro-batch's chain); ideal -> load",
                    PolicyInfo("compiled", {"microbatches": int, "overlap": _choice("serial", "microbatch", "ideal"),
                                               "carry": _bool, "hedge": _bool, "concurrent": _bool},
-                              color="#17becf", marker="p", needs_modes=_TWO_SIDED, scheduler_latency_ns=1000,
-                              scheduler_latency_by_overlap={"microbatch": 1000, "ideal": 1000})),
+                              color="#17becf", marker="p", needs_modes=_TWO_SIDED,
+                              scheduler_latency_ns=1000)),  # every execution model (sched_latency docstring)
     "cpsat": ("sieveopt.solvers.cpsat", "solve_cpsat", "Exact CP-SAT over the layer DAG (OR-Tools)",
               PolicyInfo("offline", _CPSAT_PARAMS, default=True, color="#000000", marker="*", role="reference",
                          joint_window=True, periodic="sieveopt.solvers.cpsat_periodic:solve_overlap_cpsat",

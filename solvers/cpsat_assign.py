@@ -46,6 +46,7 @@ from ortools.sat.python import cp_model
 
 from sieveopt.dag import TaskDAG
 from sieveopt.schedule import Schedule
+from sieveopt.solvers._interval_model import make_solver
 from sieveopt.solvers.cpsat_bounds import EnergyCut, HeadsTails
 
 
@@ -269,13 +270,7 @@ class _Group:
         for r, terms in rows.items():
             if terms and r not in pats:
                 model.add(sum(a * v for a, v in terms) <= self.caps[r] * T)
-        solver = cp_model.CpSolver()
-        p = solver.parameters
-        p.num_workers, p.random_seed = 1, int(seed)
-        if deterministic:
-            p.max_deterministic_time = limit_s
-        else:
-            p.max_time_in_seconds = limit_s
+        solver = make_solver(workers=1, seed=seed, time_limit_s=limit_s, deterministic=deterministic)
         st = solver.solve(model)
         if st == cp_model.INFEASIBLE:
             return "infeasible", None

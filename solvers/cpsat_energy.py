@@ -24,7 +24,7 @@ from ortools.sat.python import cp_model
 
 from sieveopt.dag import TaskDAG
 from sieveopt.schedule import Schedule
-from sieveopt.solvers._interval_model import build_interval_model
+from sieveopt.solvers._interval_model import build_interval_model, make_solver
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_retime import retime
 
@@ -98,14 +98,10 @@ def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_lim
                     model.add_hint(lv, hint.modes[t] == m)
         model.add_hint(M, hint.makespan_ns)
 
-    solver = cp_model.CpSolver()
+    # the toolkit's CP-SAT settings (with several workers, deterministic time also interleaves
+    # the search so that runs repeat, as for the makespan solver)
+    solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s, deterministic=deterministic)
     p = solver.parameters
-    p.num_workers = max(1, int(workers))
-    p.random_seed = int(seed)
-    if deterministic:
-        p.max_deterministic_time = float(time_limit_s)
-    else:
-        p.max_time_in_seconds = float(time_limit_s)
     st = solver.solve(model)
     status = _STATUS.get(st, UNKNOWN)
     schedule = None

@@ -225,6 +225,6 @@ def describe(spec: str | int | None) -> str:
         tab = ", ".join(f"{p} {v} ns" for p, v in default_table().items())
         per = "; ".join(f"{p} under {o} {v} ns" for p in default_table() for o, v in
                         sorted(_policy_info(p).scheduler_latency_by_overlap.items()))
-        return (f"scheduler latency: deterministic default ({tab}{'; ' + per if per else ''}; "
-                "static and offline: 0)")
+        return (f"scheduler latency: deterministic default ({tab}; "
+                f"{per if per else 'the same under every execution model'}; static and offline: 0)")
     return "scheduler latency: calibrated median per policy on this machine (cached; static and offline: 0)"

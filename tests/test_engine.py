@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from sieveopt.cli.main import main
 from sieveopt.e2e.step import StepSettings
 from sieveopt.e2e.sweep import StepSweepSpec, run_step_sweep, step_configs
@@ -93,3 +95,21 @@ def test_sieveopt_run_is_one_engine_point_per_layer_and_resumes(tmp_path, capsys
         [(r.layer_index, r.policy, r.makespan_ns) for r in rows]
     assert main([*args, "--out", str(tmp_path / "b")]) == 0                  # all cached: same rows
     assert json.loads(capsys.readouterr().out)["rows"] == first["rows"]
+
+
+def test_require_complete_names_the_failed_point(tmp_path):
+    """Callers that need every point (run, pareto, the gap study) get the first failure as a
+    SieveoptError naming the point and its traceback file, and Ctrl-C back as KeyboardInterrupt."""
+    from sieveopt.errors import SieveoptError
+    from sieveopt.sweep.runner import SweepReport
+    from sieveopt.sweep.store import SweepStore
+
+    store = SweepStore(tmp_path)
+    SweepReport(tmp_path, 1, done=1).require_complete(store)  # complete: nothing raised
+    bad = SweepReport(tmp_path, 1, failed=1, errors={"abc123": "ValueError: boom"})
+    with pytest.raises(SieveoptError, match=r"^gap study: ValueError: boom \(point abc123; traceback in .*abc123"):
+        bad.require_complete(store, "gap study")
+    with pytest.raises(SieveoptError, match=r"^ValueError: boom \(point abc123"):
+        bad.require_complete(store)
+    with pytest.raises(KeyboardInterrupt):
+        SweepReport(tmp_path, 1, interrupted=True).require_complete(store)

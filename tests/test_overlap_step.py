@@ -25,7 +25,7 @@ def problems():
 def test_step_under_every_execution_model(problems):
     res = {ov: run_step(p, "sieve") for ov, p in problems.items()}
     assert res["serial"].execution_model == "serial"
-    assert res["microbatch"].execution_model == "microbatch(M=2,L=1,fusion=none)"
+    assert res["microbatch"].execution_model == "microbatch(M=2,L=1,fusion=none,runtime_descent=1000)"
     for r in res.values():
         assert r.check_ok and r.step_ns > r.lm_head_ns + r.dense_layers_ns
     fixed = {ov: r.step_ns - r.moe_layers_ns for ov, r in res.items()}
@@ -57,9 +57,17 @@ def test_cli_pareto_overlap_and_bad_input(tmp_path, capsys):
                "--out", str(out), "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(d["rows"]) == 4
-    assert all(r["execution_model"] == "microbatch(M=2,L=1,fusion=none)" and r["check"] == "ok" for r in d["rows"])
+    assert all(r["execution_model"] == "microbatch(M=2,L=1,fusion=none,runtime_descent=1000)" and r["check"] == "ok" for r in d["rows"])
     meta = json.loads((out / "pareto.json").read_text())["meta"]
     assert meta["execution_model"]["overlap"] == "microbatch"
+    assert meta["execution_model"]["runtime_order_evaluations"] == 1000
+    off = tmp_path / "off"  # the constructive runtime only: every row and the meta say so
+    assert main(["pareto", "--model", "gpt-oss-120b", "--gpus", "2", "--batches", "4", "--policies", "noexp",
+                 "--layers", "1", "--overlap", "microbatch", "--window-layers", "1", "--runtime-order-evaluations",
+                 "0", "--out", str(off), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["execution_model"] for r in d["rows"]] == ["microbatch(M=2,L=1,fusion=none,runtime_descent=off)"]
+    assert json.loads((off / "pareto.json").read_text())["meta"]["execution_model"]["runtime_order_evaluations"] == 0
     base = ["pareto", "--model", "gpt-oss-120b", "--gpus", "2", "--layers", "1", "--policies", "sieve"]
     for extra, needle in [
         (["--batches", "2,4", "--overlap", "microbatch"], "--microbatches 2 does not divide"),

@@ -57,7 +57,7 @@ def test_execution_model_errors():
     with pytest.raises(SieveoptError, match="--overlap 'pipelined'"):
         make_execution_model("pipelined", 2)
     ex = make_execution_model("microbatch", 2, batch=16, num_gpus=2)
-    assert ex.label == "microbatch(M=2,L=2,fusion=none)" and ex.gives_schedule
+    assert ex.label == "microbatch(M=2,L=2,fusion=none,runtime_descent=1000)" and ex.gives_schedule
     assert not make_execution_model("ideal", 2).gives_schedule
 
 

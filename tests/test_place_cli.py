@@ -114,6 +114,19 @@ def test_place_exact_gem_space(capsys: pytest.CaptureFixture[str]) -> None:
     assert run["objective_ns"] <= run["given_hint_objective_ns"] + 1e-6       # never worse than GEM's hint
 
 
+def test_place_exact_cheap_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--exact-replicas cheap``: reported, never worse than the hints, at most the budget of
+    replicas; a bad value exits 2 naming the option."""
+    assert main(SMALL + ["--policies", "exact", "--exact-replicas", "cheap", "--time-limit", "5", "--workers", "2",
+                         "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    run = d["policies"][0]["exact"]["runs"][0]
+    assert run["replica_choice"] == "cheap" and 0 < run["replicas_used"] <= d["redundant_experts"]
+    assert run["bound_ns"] <= run["objective_ns"] + 1e-6 <= run["given_hint_objective_ns"] + 2e-6
+    assert main(SMALL + ["--policies", "exact", "--exact-replicas", "hot"]) == 2
+    assert "--exact-replicas" in capsys.readouterr().err
+
+
 def test_place_surrogate_choice(capsys: pytest.CaptureFixture[str]) -> None:
     """``--surrogate``: the overlap-aware objective is the default, the serial one selectable; the
     overlapped work of a placement is never above its serial work."""

@@ -118,7 +118,12 @@ def test_declared_charge_per_execution_model():
     assert resolve("sieve-pipe", 700, overlap="microbatch").ns == 700      # a fixed figure still wins
     assert resolve("sieve", overlap="microbatch").ns == default_ns("sieve")  # no override: the same figure
     assert resolve("cpsat", overlap="microbatch").ns == 0
-    assert "sieve-pipe under microbatch 1000 ns" in describe("default")
+    # no policy declares a per-model figure, so the one table is the charge under every model
+    text = describe("default")
+    assert "sieve-pipe 1000 ns" in text and "sieve-plus 1500 ns" in text
+    assert "the same under every execution model" in text and " under microbatch" not in text
+    for p in ("sieve", "sieve-plus", "sieve-pipe", "duplex", "pimoe"):
+        assert default_ns(p, "microbatch") == default_ns(p, "ideal") == default_ns(p)
     prob, lat = charged_problem(_problem(3, 2, 2), "sieve-pipe")
     sched = [t for t in prob.dag.tasks if t.kind == "sched"]
     assert lat.ns == 1000 and sched and all(c.duration_ns == 1000 for t in sched for c in t.modes.values())
@@ -249,23 +254,23 @@ def test_plan_modes_passes_the_next_slot_cyclically(monkeypatch):
 
 
 @pytest.mark.parametrize("seed,gpus,M", [(0, 1, 2), (3, 4, 2), (2, 2, 3)])
-def test_runtime_order_descent_keeps_the_modes_and_never_lengthens(monkeypatch, seed, gpus, M):
+def test_runtime_order_descent_keeps_the_modes_and_never_lengthens(seed, gpus, M):
     """The runtime's order-only descent executes the policy's modes as decided, is never longer
     than the constructions it starts from, is deterministic, and its schedule checks."""
-    import sieveopt.overlap as ov
     from sieveopt.overlap import fixed_modes_problem, runtime_order_evaluations
 
-    # the budget is set by the window's size, never by a clock
+    # the budget is set by the window's size and the cap, never by a clock
     assert runtime_order_evaluations(250) == 1000 and runtime_order_evaluations(2214) == 51
     assert runtime_order_evaluations(10**5) == 50
+    assert runtime_order_evaluations(250, 0) == 0 and runtime_order_evaluations(250, 20) == 20
+    assert runtime_order_evaluations(10**5, 20) == 20
 
     prob = _problem(seed, gpus, M, per_mb=2)
     modes, _ = plan_modes(prob, "sieve-pipe")
     fixed = fixed_modes_problem(prob, modes)
     assert all(len(t.modes) == 1 for t in fixed.dag.tasks) and len(fixed.dag.tasks) == len(prob.dag.tasks)
     a, b = pipeline_schedule(prob, modes), pipeline_schedule(prob, modes)
-    monkeypatch.setattr(ov, "RUNTIME_ORDER_EVALUATIONS", 0)
-    plain = pipeline_schedule(prob, modes)
+    plain = pipeline_schedule(prob, modes, order_evaluations=0)
     assert a.modes == plain.modes == tuple(modes)
     assert a.superperiod_ns <= plain.superperiod_ns
     assert a.superperiod_ns == b.superperiod_ns and np.array_equal(a.start_ns, b.start_ns)

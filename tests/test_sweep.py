@@ -288,7 +288,7 @@ def test_overlap_points_run_on_the_engine_and_bad_m_exits_2(tmp_path, capsys):
     rep = run_sweep(_spec(tmp_path, text), tmp_path / "o", workers=1, progress=False)
     assert rep.done == 2 and rep.failed == 0
     by = {p["execution_model"]: p for p in rep.points}
-    assert set(by) == {"serial", "microbatch(M=2,L=1,fusion=none)"}
+    assert set(by) == {"serial", "microbatch(M=2,L=1,fusion=none,runtime_descent=1000)"}
     assert all(p["all_checks_ok"] and p["mean_time_per_layer_ns"] > 0 for p in rep.points)
     rows = list(csv.DictReader((tmp_path / "o" / "results.csv").open()))
     mb = [r for r in rows if r["overlap"] == "microbatch"]

@@ -1,4 +1,6 @@
-"""``--overlap`` / ``--microbatches`` / ``--window-layers`` for ``solve`` and ``compare``.
+"""``--overlap`` / ``--microbatches`` / ``--window-layers`` / ``--runtime-order-evaluations`` for
+``solve``, ``compare``, ``replay`` and ``viz`` (and the execution-model options of ``run`` and
+``pareto``: :func:`add_execution_model_args`).
 
 ``serial`` keeps the commands' layer-DAG path (labelled); ``microbatch`` and ``ideal`` run
 here on cyclic windows (:mod:`sieveopt.overlap`). In ``compare``, ``--layers N`` then means N
@@ -15,18 +17,40 @@ import numpy as np
 
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
-from sieveopt.execution_model import OVERLAPS, ExecutionModel, make_execution_model
+from sieveopt.execution_model import (
+    DEFAULT_RUNTIME_ORDER_EVALUATIONS,
+    OVERLAPS,
+    ExecutionModel,
+    make_execution_model,
+)
 from sieveopt.solvers import policy_info, policy_with_role
 
 
-def add_overlap_args(p: argparse.ArgumentParser) -> None:
+def add_execution_model_args(p: argparse.ArgumentParser) -> None:
+    """The execution model's options, one definition for every command that takes ``--overlap``
+    (read back by :func:`execution_from_args` / :func:`runtime_order_arg`)."""
     p.add_argument("--overlap", default="serial", choices=OVERLAPS,
                    help="execution model: serial (one layer, phases in sequence), microbatch (M micro-batches "
                         "pipelined, steady-state period), ideal (resource-load bound, not a schedule)")
     p.add_argument("--microbatches", type=int, default=None,
-                   help="micro-batches M (>= 2 with --overlap microbatch; default 2)")
+                   help="micro-batches M (>= 2 with --overlap microbatch; default 2); must divide the "
+                        "requests per GPU")
     p.add_argument("--window-layers", type=int, default=None,
                    help="consecutive sampled layers of the cyclic window the period is averaged over (default 2)")
+    p.add_argument("--runtime-order-evaluations", type=int, default=None, metavar="N",
+                   help="--overlap microbatch: cap on the pipeline runtime's order-only descent, an offline "
+                        "search over resource orders that never changes a policy's modes, the same and "
+                        f"uncharged for every policy (default {DEFAULT_RUNTIME_ORDER_EVALUATIONS}; 0: the "
+                        "constructive runtime only); named in every result's execution_model")
+
+
+def runtime_order_arg(args: argparse.Namespace) -> int | None:
+    """``--runtime-order-evaluations`` (None: the default; namespaces built without it too)."""
+    return getattr(args, "runtime_order_evaluations", None)
+
+
+def add_overlap_args(p: argparse.ArgumentParser) -> None:
+    add_execution_model_args(p)
     p.add_argument("--latency-weight", type=float, default=0.0,
                    help="cpsat under microbatch: weight of the mean micro-batch layer latency next to the period")
     p.add_argument("--workers", type=int, default=2, help="cpsat workers (microbatch/ideal)")
@@ -45,7 +69,8 @@ def execution_from_args(args: argparse.Namespace, model, system) -> ExecutionMod
         raise SieveoptError(f"--solver-param is not used with --overlap {args.overlap}: the periodic solver takes "
                             "--time-limit, --workers and --latency-weight; drop --solver-param")
     return make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
-                                batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers)
+                                batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers,
+                                runtime_order_evaluations=runtime_order_arg(args))
 
 
 def _problem(args, model, system, ex: ExecutionModel, cost, seed: int):
@@ -242,4 +267,4 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system) -> int:
     return 0 if r.check_ok else 1
 
 
-__all__ = ["add_overlap_args", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]
+__all__ = ["add_execution_model_args", "add_overlap_args", "runtime_order_arg", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]

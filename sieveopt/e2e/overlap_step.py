@@ -40,7 +40,8 @@ def step_execution(settings: Any, batch: int, num_gpus: int, num_moe_layers: int
     """The validated execution model of a step (errors name the option and the fix)."""
     return make_execution_model(settings.overlap, settings.microbatches or None,
                                 window_layers=settings.window_layers or None, batch=batch, num_gpus=num_gpus,
-                                num_moe_layers=num_moe_layers)
+                                num_moe_layers=num_moe_layers,
+                                runtime_order_evaluations=getattr(settings, "runtime_order_evaluations", None))
 
 
 def step_window(problem: Any, first_layer: int, ex: ExecutionModel) -> list[list[LayerInstance]]:

@@ -80,6 +80,9 @@ class StepSettings:
     overlap: str = "serial"
     microbatches: int = 0
     window_layers: int = 0
+    #: Cap on the pipeline runtime's order descent under "microbatch" (None: the default, 1000;
+    #: 0: the constructive runtime only; :data:`sieveopt.execution_model.DEFAULT_RUNTIME_ORDER_EVALUATIONS`).
+    runtime_order_evaluations: int | None = None
 
 
 @dataclass(frozen=True, eq=False)

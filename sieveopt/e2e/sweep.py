@@ -144,11 +144,7 @@ def run_step_sweep(spec: StepSweepSpec, cache_dir: str | Path | None = None, *, 
                 "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies)}
     report, store = run_points(configs, cache_dir, manifest, executor=executor, workers=workers,
                                address=address, progress=progress)
-    if report.interrupted:
-        raise KeyboardInterrupt
-    if report.errors:
-        h, msg = next(iter(report.errors.items()))
-        raise SieveoptError(f"{msg} (point {h}; traceback in {store.point_dir(h) / 'error.json'})")
+    report.require_complete(store)
     return [store.read_metrics(c["hash"])["row"] for c in configs]
 
 
@@ -190,6 +186,15 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _runtime_order(s: StepSettings) -> int | None:
+    """The pipeline runtime's order-descent cap the steps ran with (``microbatch`` only)."""
+    from sieveopt.execution_model import DEFAULT_RUNTIME_ORDER_EVALUATIONS
+
+    if s.overlap != "microbatch":
+        return None
+    return DEFAULT_RUNTIME_ORDER_EVALUATIONS if s.runtime_order_evaluations is None else s.runtime_order_evaluations
+
+
 def sweep_meta(spec: StepSweepSpec, wall_s: float, replay: bool) -> dict[str, Any]:
     import platform
 
@@ -203,7 +208,8 @@ def sweep_meta(spec: StepSweepSpec, wall_s: float, replay: bool) -> dict[str, An
             "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies), "layers": s.num_layers,
             "seed": s.seed, "context": asdict(s.context), "prefill": asdict(s.prefill),
             "execution_model": {"overlap": s.overlap, "microbatches": s.microbatches or None,
-                                "window_layers": s.window_layers or None},
+                                "window_layers": s.window_layers or None,
+                                "runtime_order_evaluations": _runtime_order(s)},
             "cost_model": s.cost_model, "dag_options": {k: v for k, v in asdict(s.dag_options).items()},
             "scheduler_latency": _sched_describe(s.scheduler_latency),
             "observed_table": bool(replay and s.observed_table),

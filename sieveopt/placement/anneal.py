@@ -13,7 +13,11 @@ improve any hint there (docs/design-notes/placement.md). Annealing does (1.1 % b
 iterated polish on that window, same CPU time).
 
 Moves: move one item to another GPU with a free slot, or swap the GPUs of two items; the two
-replicas of an expert never share a GPU; unused items (``assign == -1``) stay unused. Acceptance
+replicas of an expert never share a GPU; unused items (``assign == -1``) stay unused, unless
+``pairs`` lists experts whose single item may be *split* into its two replica items (one stays
+on the single's GPU, the other goes to a GPU with a free slot) or whose pair may be *merged*
+back, with at most ``budget`` pairs in use (off by default; the exact optimiser turns them on
+with ``replica_choice="cheap"``, round 6, design note). Acceptance
 uses a smoothed objective, the log-sum-exp of each step's GPU loads,
 ``mean_t beta * log sum_g exp(L[t, g] / beta)`` (>= the true objective, within
 ``beta * log G``), with ``beta`` and the temperature lowered geometrically over ``phases``
@@ -80,11 +84,20 @@ def _climb(L, tab, t, g, rem, add, k0):  # noqa: ANN001, ANN202, PLR0913 (numba)
     return best
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tk(tok, t, i):  # noqa: ANN001, ANN202 (numba)
+    return tok[t, i] if i >= 0 else 0
+
+
 @njit(cache=True, nogil=True)
-def _phase(tok, tab, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta, state, near, p_near):  # noqa: ANN001, ANN202, PLR0913
+def _phase(tok, tab, a, cnt, L, used, pos, nu_s, twin, capacity, iters, temp0, temp1, beta, state, near, p_near,  # noqa: ANN001, ANN202, PLR0913
+           prs, budget, nrep_s, p_split):
     """``iters`` annealing steps at smoothing ``beta`` with the temperature going temp0 -> temp1
-    (geometric); updates ``a``, ``cnt`` and ``L`` in place. ``state``: the RNG seed in, out.
-    ``near[i]``: items with cost vectors closest to item i's (swap partners with ``p_near``)."""
+    (geometric); updates ``a``, ``cnt``, ``L`` and the used-item list in place. ``state``: the
+    RNG seed in, out. ``near[i]``: items with cost vectors closest to item i's (swap partners
+    with ``p_near``). ``prs[p] = (single, half a, half b)``: experts that may be split into
+    their replica pair or merged back (with probability ``p_split`` per step), at most
+    ``budget`` pairs in use."""
     np.random.seed(state[0])
     T = tok.shape[0]
     G, _, K = tab.shape
@@ -105,33 +118,55 @@ def _phase(tok, tab, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta,
         for q in range(G):
             X[t, q] = np.exp((V[t, q] - ref[t]) / beta)
             S[t] += X[t, q]
-    nu = used.shape[0]
+    nu = nu_s[0]
+    nrep = nrep_s[0]
+    P = prs.shape[0]
     ratio = temp1 / temp0
     for it in range(iters):
         temp = temp0 * ratio ** (it / iters)
-        i = used[np.random.randint(nu)]
-        g = a[i]
-        if np.random.random() < 0.3:                       # move i -> h
-            h = np.random.randint(G)
-            if h == g or cnt[h] >= capacity or (twin[i] >= 0 and a[twin[i]] == h):
-                continue
-            j = -1
-        else:                                              # swap i <-> j
-            if np.random.random() < p_near:
-                j = near[i, np.random.randint(near.shape[1])]
-            else:
-                j = used[np.random.randint(nu)]
-            h = a[j]
-            if h < 0:
-                continue
-            if h == g or (twin[i] >= 0 and a[twin[i]] == h) or (twin[j] >= 0 and a[twin[j]] == g):
-                continue
+        kind = 0                                           # 0 move/swap, 1 split, 2 merge
+        if P > 0 and np.random.random() < p_split:
+            p = np.random.randint(P)
+            s, pa, pb = prs[p, 0], prs[p, 1], prs[p, 2]
+            if np.random.random() < 0.5:                   # which half stays on g
+                pa, pb = pb, pa
+            if a[s] >= 0:                                  # split s (on g) -> pa on g, pb on h
+                if nrep >= budget:
+                    continue
+                g = a[s]
+                h = np.random.randint(G)
+                if h == g or cnt[h] >= capacity:
+                    continue
+                rg, ag, rh, ah = s, pa, -1, pb
+                kind = 1
+            else:                                          # merge pa (g), pb (h) -> s on g
+                g = a[pa]
+                h = a[pb]
+                rg, ag, rh, ah = pa, s, pb, -1
+                kind = 2
+        else:
+            i = used[np.random.randint(nu)]
+            g = a[i]
+            if np.random.random() < 0.3:                       # move i -> h
+                h = np.random.randint(G)
+                if h == g or cnt[h] >= capacity or (twin[i] >= 0 and a[twin[i]] == h):
+                    continue
+                j = -1
+            else:                                              # swap i <-> j
+                if np.random.random() < p_near:
+                    j = near[i, np.random.randint(near.shape[1])]
+                else:
+                    j = used[np.random.randint(nu)]
+                h = a[j]
+                if h < 0:
+                    continue
+                if h == g or (twin[i] >= 0 and a[twin[i]] == h) or (twin[j] >= 0 and a[twin[j]] == g):
+                    continue
+            rg, ag, rh, ah = i, j, j, i
         delta = 0.0
         for t in range(T):
-            ni = tok[t, i]
-            nj = tok[t, j] if j >= 0 else 0                # a move: h only gains i, g loses i
-            vg = _climb(L, tab, t, g, ni, nj, kk[t, g])
-            vh = _climb(L, tab, t, h, nj, ni, kk[t, h])
+            vg = _climb(L, tab, t, g, _tk(tok, t, rg), _tk(tok, t, ag), kk[t, g])
+            vh = _climb(L, tab, t, h, _tk(tok, t, rh), _tk(tok, t, ah), kk[t, h])
             eg = np.exp((vg - ref[t]) / beta)
             eh = np.exp((vh - ref[t]) / beta)
             e_g[t] = eg
@@ -140,27 +175,59 @@ def _phase(tok, tab, a, cnt, L, used, twin, capacity, iters, temp0, temp1, beta,
         delta *= beta / T
         if delta <= 0.0 or np.random.random() < np.exp(-delta / temp):
             for t in range(T):
-                ni = tok[t, i]
-                nj = tok[t, j] if j >= 0 else 0
+                n_rg, n_ag = _tk(tok, t, rg), _tk(tok, t, ag)
+                n_rh, n_ah = _tk(tok, t, rh), _tk(tok, t, ah)
                 for k in range(K):
-                    L[t, g, k] += tab[g, nj, k] - tab[g, ni, k]
-                    L[t, h, k] += tab[h, ni, k] - tab[h, nj, k]
+                    L[t, g, k] += tab[g, n_ag, k] - tab[g, n_rg, k]
+                    L[t, h, k] += tab[h, n_ah, k] - tab[h, n_rh, k]
                 kg = np.argmax(L[t, g])
                 kh = np.argmax(L[t, h])
                 kk[t, g], kk[t, h] = kg, kh
                 V[t, g], V[t, h] = L[t, g, kg], L[t, h, kh]
                 X[t, g] = e_g[t]
                 X[t, h] = e_h[t]
-                s = 0.0                                    # re-summed: no cancellation drift
+                s_ = 0.0                                   # re-summed: no cancellation drift
                 for q in range(G):
-                    s += X[t, q]
-                S[t] = max(s, 1e-300)
-            a[i] = h
-            if j >= 0:
-                a[j] = g
-            else:
-                cnt[g] -= 1
+                    s_ += X[t, q]
+                S[t] = max(s_, 1e-300)
+            if kind == 0:
+                a[rg] = h
+                if ag >= 0:
+                    a[ag] = g
+                else:
+                    cnt[g] -= 1
+                    cnt[h] += 1
+            elif kind == 1:                                # s out; pa on g, pb on h
+                a[rg] = -1
+                a[ag] = g
+                a[ah] = h
                 cnt[h] += 1
+                nrep += 1
+                q = pos[rg]                                # pa takes s's place in the used list
+                used[q] = ag
+                pos[ag] = q
+                pos[rg] = -1
+                used[nu] = ah
+                pos[ah] = nu
+                nu += 1
+            else:                                          # pa, pb out; s on g
+                a[rg] = -1
+                a[rh] = -1
+                a[ag] = g
+                cnt[h] -= 1
+                nrep -= 1
+                q = pos[rg]
+                used[q] = ag
+                pos[ag] = q
+                pos[rg] = -1
+                q = pos[rh]                                # pb's place: the last used item
+                last = used[nu - 1]
+                used[q] = last
+                pos[last] = q
+                pos[rh] = -1
+                nu -= 1
+    nu_s[0] = nu
+    nrep_s[0] = nrep
     state[0] = np.random.randint(2**31 - 1)
 
 
@@ -202,7 +269,8 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
            seed: int = 0, phases: int = 20, temp: tuple[float, float] = (6e-4, 2e-6),
            beta: tuple[float, float] = (2e-2, 1.3e-3),
            time_limit_s: float | None = None, near_k: int = 16,
-           p_near: float = 0.5) -> tuple[np.ndarray, float, int]:
+           p_near: float = 0.5, pairs: np.ndarray | None = None, budget: int = 0,
+           p_split: float = 0.05) -> tuple[np.ndarray, float, int]:
     """Anneal ``assign`` (item -> GPU, -1 = unused; ``cost[T, items, G]``, level costs
     ``[T, items, G, K]`` or a ``(tokens, table)`` pair, :func:`as_table`) for ``iters`` steps in
     ``phases`` phases; returns (best assignment, its objective ``mean_t max_g``, phases run).
@@ -214,27 +282,40 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
     probability ``p_near`` a partner among the ``near_k`` items with the closest mean cost vectors
     (small perturbations stay acceptable at low temperature; on the DeepSeek-V3 window, 5 M
     steps: 157.9-158.3 us over three runs against 158.1-158.3 us without, within the spread
-    between seeds), otherwise any item."""
+    between seeds), otherwise any item. ``pairs[p] = (single, replica a, replica b)``: items of
+    experts that may switch between one copy and a replica pair (split / merge proposals with
+    probability ``p_split`` per step, at most ``budget`` pairs in use at a time; a start over
+    the budget only loses pairs); None = the item set stays that of ``assign``, with the same
+    random stream as without the option."""
     t0 = time.perf_counter()
     tok, tab = as_table(cost)
     a = np.asarray(assign, dtype=np.int64).copy()
     tw = np.asarray(twin, dtype=np.int64)
     G = tab.shape[0]
-    used = np.flatnonzero(a >= 0).astype(np.int64)
+    n = tok.shape[1]
+    prs = np.zeros((0, 3), dtype=np.int64) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
+    used0 = np.flatnonzero(a >= 0).astype(np.int64)
+    used = np.full(n, -1, dtype=np.int64)
+    used[:used0.size] = used0
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[used0] = np.arange(used0.size)
+    nu_s = np.array([used0.size], dtype=np.int64)
+    nrep_s = np.array([int(sum(a[r[1]] >= 0 for r in prs))], dtype=np.int64)
     L = _loads(tok, tab, a)
     start = best_val = float(_true_objective(L))
     best = a.copy()
-    if used.size < 2 or G < 2 or iters <= 0 or start <= 0:
+    if used0.size < 2 or G < 2 or iters <= 0 or start <= 0:
         return best, best_val, 0
-    cnt = np.bincount(a[used], minlength=G).astype(np.int64)
+    cnt = np.bincount(a[used0], minlength=G).astype(np.int64)
     state = np.array([int(seed) % (2**31 - 1)], dtype=np.int64)
-    V = tab[:, tok[:, used]].mean(axis=(0, 3)).T             # [used, T] GPU-mean cost vectors
-    k = min(int(near_k), used.size - 1)
-    near = np.zeros((tok.shape[1], max(k, 1)), dtype=np.int64)
+    cand = used0 if prs.size == 0 else np.unique(np.r_[used0, prs.ravel()])   # items that may be used
+    V = tab[:, tok[:, cand]].mean(axis=(0, 3)).T             # [cand, T] GPU-mean cost vectors
+    k = min(int(near_k), cand.size - 1)
+    near = np.zeros((n, max(k, 1)), dtype=np.int64)
     if k > 0:
         D = ((V[:, None, :] - V[None, :, :]) ** 2).sum(axis=2)
         np.fill_diagonal(D, np.inf)
-        near[used] = used[np.argsort(D, axis=1, kind="stable")[:, :k]]
+        near[cand] = cand[np.argsort(D, axis=1, kind="stable")[:, :k]]
     per = max(1, int(iters) // max(1, phases))
     done = 0
     for p in range(phases):
@@ -242,7 +323,8 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
         t_hi = temp[0] * (temp[1] / temp[0]) ** f0
         t_lo = temp[0] * (temp[1] / temp[0]) ** f1
         b = beta[0] * (beta[1] / beta[0]) ** (p / max(1, phases - 1))
-        _phase(tok, tab, a, cnt, L, used, tw, int(capacity), per, t_hi * start, t_lo * start, b * start, state, near, float(p_near) if k > 0 else 0.0)
+        _phase(tok, tab, a, cnt, L, used, pos, nu_s, tw, int(capacity), per, t_hi * start, t_lo * start, b * start,
+               state, near, float(p_near) if k > 0 else 0.0, prs, int(budget), nrep_s, float(p_split))
         L = _loads(tok, tab, a)                    # refresh: no drift from incremental updates
         v = float(_true_objective(L))
         done += 1

@@ -51,6 +51,8 @@ class EvalConfig:
     charge_movement: bool = True
     #: exact optimiser's placement space: "model" (HBM capacity, replicas) or "gem" (E/G per GPU)
     exact_space: str = "model"
+    #: exact optimiser's replica candidates: "loaded" (the R most loaded) or "cheap" (cheapest splits)
+    exact_replicas: str = "loaded"
 
 
 @dataclass(eq=False)
@@ -202,6 +204,7 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                     prev = current.get(li)
                     mw = 1.0 / K if (cfg.charge_movement and K > 0 and prev is not None) else 0.0
                     res = exact_with_report(scen, prob, objective_kind=cfg.exact_objective, space=cfg.exact_space,
+                                            replica_choice=cfg.exact_replicas,
                                             previous=prev if mw else None, move_weight=mw)
                     p = res.placement
                     run.exact.append({"status": res.status, "objective_ns": res.objective_ns,
@@ -211,6 +214,8 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                                       "jensen_bound_ns": res.meta["jensen_bound_ns"],
                                       "lp_bound_ns": res.meta["lp_bound_ns"],
                                       "anneal_phases": res.meta["anneal_phases"], "space": cfg.exact_space,
+                                      "replica_choice": cfg.exact_replicas,
+                                      "replicas_used": res.meta["replicas_used"],
                                       "objective": cfg.exact_objective, "steps": res.meta["steps"],
                                       "move_ns": res.meta["move_ns"]})
                 else:
@@ -244,7 +249,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
                      context_len: int = 2048, gap_limit: float = 0.0,
-                     per_step: bool = False, exact_space: str = "model",
+                     per_step: bool = False, exact_space: str = "model", exact_replicas: str = "loaded",
                      surrogate: str = "overlap") -> dict[str, Any]:
     """Every placement policy on the same trace; the dict the CLI prints (``--json``)."""
     from sieveopt.placement.core import check_capacity, slots_per_gpu
@@ -288,7 +293,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
     out = []
     for pol in policies:
         cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective,
-                         exact_space=exact_space)
+                         exact_space=exact_space, exact_replicas=exact_replicas)
         out.append(run_policy(trace, idx, model, system, prob, cfg, steps, context_len=context_len)
                    .summary(model.num_moe_layers, per_step=per_step))
     sf = speed_factors(system)

@@ -1,8 +1,17 @@
 """Exact placement: CP-SAT minimises the mean (or CVaR) straggler surrogate over a window of steps.
 
-Items: every expert has a *single* item (all its tokens); each of the ``R`` most loaded experts
+Items: every expert has a *single* item (all its tokens); each of ``R`` candidate experts
 (R = the redundant-slot budget) also has a *pair* of replica items, each with half its tokens
 (the round-robin split of :mod:`~sieveopt.placement.core`). ``y_e = 1`` replicates expert e.
+Candidates (``replica_choice``): ``"loaded"`` (default), the R most loaded experts, the annealing
+keeping the best hint's replicas; ``"cheap"``, the R experts whose split costs least
+(:func:`split_excess_ns`), the annealing splitting and merging them. Why offer the second: a hot
+expert is GPU-side (its cost is the weight stream, which each replica pays again), so the most
+loaded experts are the worst to split under the overlap surrogate, while a PIM-side expert splits
+for ~200 ns (T_PIM's per-job part); measured on the headline window it lowers the window
+objective by 0.15 us (gap 1.63 -> 1.47 %) but not the layer time of the 200 evaluated steps
+(dag mean +0.25 %), so it is not the default (design note, round 6). Whichever experts are
+replicated, :func:`~sieveopt.placement.lp_bound.replica_free_bound` bounds the objective.
 ``x[i, g] = 1`` places item i on GPU g.
 
     minimise    (1/T) sum_t z_t                              (objective "mean")
@@ -92,6 +101,26 @@ class _Items:
     tokens: np.ndarray             # [T, I]
     single: np.ndarray             # [E] item id of each expert's single copy
     pair: dict[int, tuple[int, int]]   # expert -> its two replica items (candidates only)
+
+
+def split_excess_ns(L: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Mean extra surrogate cost ``[E]`` (ns) of splitting each expert into its two round-robin
+    halves, ``c(ceil(n/2)) + c(floor(n/2)) - c(n)``, over the steps of ``L[T, E]`` (token counts)
+    and the GPUs and levels of ``table[G, N, K]`` (the surrogate's ``level_ns``)."""
+    L = np.asarray(L, dtype=np.int64)
+    return (table[:, (L + 1) // 2] + table[:, L // 2] - table[:, L]).mean(axis=(0, 1, 3))
+
+
+def replica_candidates(L: np.ndarray, table: np.ndarray, budget: int, choice: str = "loaded") -> np.ndarray:
+    """The ``budget`` experts that get a replica pair in the model (sorted): ``"loaded"`` the most
+    loaded (mean tokens over the window), ``"cheap"`` the smallest :func:`split_excess_ns`."""
+    if choice == "loaded":
+        key = -np.asarray(L, dtype=float).mean(axis=0)
+    elif choice == "cheap":
+        key = split_excess_ns(L, table)
+    else:
+        raise ValueError(f"replica_choice must be 'loaded' or 'cheap', got {choice!r}")
+    return np.sort(np.argsort(key, kind="stable")[:budget])
 
 
 def _items(L: np.ndarray, candidates: np.ndarray) -> _Items:
@@ -197,13 +226,10 @@ def _model(it: _Items, G: int, cap: int, budget: int):
 
 
 def _solver(limit_s: float, workers: int, seed: int):
-    from ortools.sat.python import cp_model
+    """The toolkit's CP-SAT settings (:func:`sieveopt.solvers._interval_model.make_solver`), wall-clock limited."""
+    from sieveopt.solvers._interval_model import make_solver
 
-    s = cp_model.CpSolver()
-    s.parameters.max_time_in_seconds = max(0.1, float(limit_s))
-    s.parameters.num_workers = int(workers)
-    s.parameters.random_seed = int(seed)
-    return s
+    return make_solver(workers=workers, seed=seed, time_limit_s=max(0.1, float(limit_s)))
 
 
 def _read(solver, x, G: int) -> np.ndarray:
@@ -217,7 +243,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
                 jensen_share: float = 0.1, anneal_share: float = 0.6, space: str = "model",
-                started: float | None = None) -> ExactResult:
+                started: float | None = None, replica_choice: str = "loaded") -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
@@ -240,7 +266,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     number of GPUs", trimoe_gem.md §2.4; ceil(E/G) slots per GPU, no replicas). Why offer it: with
     the model's space and the *serial* surrogate the optimiser gave fast GPUs fewer, GPU-side
     experts and slow GPUs more, small ones, which Sieve's overlapped execution does not reward
-    (docs/results.md, "Expert placement"; the overlap surrogate removed that effect)."""
+    (docs/results.md, "Expert placement"; the overlap surrogate removed that effect).
+    ``replica_choice``: which experts may be replicated (:func:`replica_candidates`; ``"cheap"``
+    also lets the annealing split and merge them). The bounds are those of the model with these
+    candidates' pairs, the space searched."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -262,10 +291,9 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     if space == "gem":                       # GEM: one copy per expert, E/G experts per GPU
         cap, replicate = min(cap, -(-E // G)), 0
     budget = min(prob.redundant if replicate is None else replicate, max(0, cap * G - E), E)
-    cand = np.argsort(-L.mean(axis=0), kind="stable")[:budget]
-    it = _items(L, np.sort(cand))
-    n = it.expert.size
     table = prob.surrogate.level_ns                                 # [G, N, K] slot cost by tokens, level
+    it = _items(L, replica_candidates(L, table, budget, replica_choice))
+    n = it.expert.size
     cost = dense((it.tokens, table))                                # [T, items, G, K] float ns
     c = np.rint(cost).astype(np.int64)
     K = c.shape[3]
@@ -300,8 +328,10 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         # seeded and step-counted: the wall-clock cut only catches a machine too slow for the steps
         cap_s = anneal_share * rest if polish_s is None else min(polish_s, 0.8 * rest)
         t_ls = time.perf_counter()
+        prs = None if replica_choice == "loaded" else np.array(
+            [(it.single[e], *it.pair[e]) for e in sorted(it.pair)], dtype=np.int64).reshape(-1, 3)
         pa, _, anneal_phases = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd,
-                                      time_limit_s=cap_s)
+                                      time_limit_s=cap_s, pairs=prs, budget=budget)
         pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.0, min(cap_s - (time.perf_counter() - t_ls),
                                                                          left())))
         pv = total_of(pa)
@@ -354,7 +384,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     run_cpsat = left() >= MIN_STAGE_S      # else the incumbent and the bounds are the answer
     scale, relaxed = T, False
     if run_cpsat:
-        m, x, _ = _model(it, G, cap, budget)
+        m, x, y = _model(it, G, cap, budget)
         for cls in classes:                      # item p (in `order`) opens at most the (p+1)-th GPU
             for p, i in enumerate(order.tolist()):
                 for g in cls[p + 1:]:
@@ -401,6 +431,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
             for i in range(n):
                 for g in range(G):
                     m.AddHint(x[i][g], int(hint_assign[i] == g))
+            for e, ye in y.items():              # replica selectors: the start is complete
+                m.AddHint(ye, int(hint_assign[it.pair[e][0]] >= 0))
             if objective_kind != "balance":  # the straggler values too: a complete, feasible start
                 zh = level_loads(c, hint_assign).max(axis=(1, 2))   # every level: >= the kept rows
                 for t in range(T):
@@ -437,7 +469,9 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     return ExactResult(_placement(it, assign, E, G, cap, "exact"), status, float(val), float(bound), float(gap),
                        time.perf_counter() - t0, float(hint_obj),
                        meta={"items": int(n), "steps": int(T), "objective": objective_kind,
-                             "replica_candidates": int(budget), "jensen_bound_ns": float(jensen_lb),
+                             "replica_candidates": int(budget), "replica_choice": replica_choice,
+                             "replicas_used": int(sum(assign[a_] >= 0 for a_, _ in it.pair.values())),
+                             "jensen_bound_ns": float(jensen_lb),
                              "lp_bound_ns": float(lp_lb), "lp_rounds": lp_meta.get("rounds", 0),
                              "lp_level_rows": lp_meta.get("rows", 0), "lp_violated": lp_meta.get("violated", 0),
                              "levels": int(K), "model_level_rows": int(on.sum()) if relaxed else int(T * G * K),

@@ -65,7 +65,8 @@ def resolve(point: dict[str, Any], spec_cache: dict[tuple, Any] | None = None) -
 
 #: CLI option -> sweep-file field, for execution-model errors raised while resolving a point.
 _SWEEP_FIELDS = {"--microbatches": "grid.microbatches", "--batch": "grid.batch", "--overlap": "grid.overlap",
-                 "--window-layers": "sweep.window_layers"}
+                 "--window-layers": "sweep.window_layers",
+                 "--runtime-order-evaluations": "sweep.runtime_order_evaluations"}
 
 
 def _check_execution(point: dict[str, Any], model_spec: dict[str, Any], system_spec: dict[str, Any]) -> Any:
@@ -79,7 +80,8 @@ def _check_execution(point: dict[str, Any], model_spec: dict[str, Any], system_s
     try:
         return make_execution_model(point["overlap"], point.get("microbatches"), window_layers=point.get("window_layers"),
                                     batch=point["batch"], num_gpus=gpus,
-                                    num_moe_layers=model_spec.get("num_moe_layers"))
+                                    num_moe_layers=model_spec.get("num_moe_layers"),
+                                    runtime_order_evaluations=point.get("runtime_order_evaluations"))
     except SieveoptError as exc:
         msg = str(exc)
         for opt, fld in _SWEEP_FIELDS.items():

@@ -35,6 +35,16 @@ class SweepReport:
                 "failed": self.failed, "interrupted": self.interrupted, "wall_s": self.wall_s,
                 "errors": self.errors, "outputs": self.outputs, "points": self.points}
 
+    def require_complete(self, store: SweepStore, what: str = "") -> None:
+        """For callers that need every point: re-raise Ctrl-C, and turn the first failed point
+        into a :class:`SieveoptError` naming it and its traceback file (``what``: a prefix)."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+        if self.errors:
+            h, msg = next(iter(self.errors.items()))
+            raise SieveoptError(f"{what + ': ' if what else ''}{msg} (point {h}; traceback in "
+                                f"{store.point_dir(h) / 'error.json'})")
+
 
 def resolve_all(spec: SweepSpec) -> list[dict[str, Any]]:
     """Resolved configurations of every point (unknown model/system names fail here, up front)."""
@@ -139,7 +149,8 @@ def _execution_label(point: dict[str, Any]) -> str:
     from sieveopt.execution_model import make_execution_model
 
     return make_execution_model(point["overlap"], point.get("microbatches"),
-                                window_layers=point.get("window_layers")).label
+                                window_layers=point.get("window_layers"),
+                                runtime_order_evaluations=point.get("runtime_order_evaluations")).label
 
 
 class _Progress:

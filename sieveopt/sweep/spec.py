@@ -10,6 +10,7 @@ context_len = 4096            # tokens per request (optional)
 trace = false                 # write trace.json.gz (first layer) per point
 gantt = false                 # write gantt.png (first layer) per point
 window_layers = 2             # overlap microbatch/ideal: consecutive layers of each cyclic window
+runtime_order_evaluations = 1000  # overlap microbatch: pipeline runtime's order descent cap (0: off)
 
 [grid]                        # each value: a scalar or a list (an axis)
 model = ["qwen3-30b-a3b", "gpt-oss-120b"]
@@ -44,13 +45,14 @@ from typing import Any
 from sieveopt.errors import SpecError
 
 SWEEP_KEYS = {"name": str, "description": str, "layers": int, "cost_model": str, "context_len": int,
-              "trace": bool, "gantt": bool, "window_layers": int}
+              "trace": bool, "gantt": bool, "window_layers": int,
+              "runtime_order_evaluations": int}
 GRID_KEYS = ("model", "system", "gpus", "batch", "policy", "seed", "overlap", "microbatches")
 GRID_DEFAULTS: dict[str, list[Any]] = {"system": ["sieve-b200-hbm3e-pim"], "gpus": [None], "seed": [0],
                                        "overlap": ["serial"], "microbatches": [None]}
 #: Point keys of the execution model; a serial point carries none of them (so serial points keep
 #: the hashes they had before execution models existed, and serial x M collapses to one point).
-OVERLAP_KEYS = ("overlap", "microbatches", "window_layers")
+OVERLAP_KEYS = ("overlap", "microbatches", "window_layers", "runtime_order_evaluations")
 TOP_KEYS = ("sweep", "grid", "dag", "set", "solver")
 
 
@@ -73,6 +75,8 @@ class SweepSpec:
     raw: dict[str, Any] = field(default_factory=dict)
     #: Layers of each cyclic window of an overlapped point (None: the execution model's default).
     window_layers: int | None = None
+    #: Cap on the pipeline runtime's order descent of ``microbatch`` points (None: the default).
+    runtime_order_evaluations: int | None = None
 
 
 def _axis(value: Any) -> list[Any]:
@@ -133,7 +137,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
             if not isinstance(v, str):
                 raise SpecError(source, f"grid.{k}", f"expected names, got {v!r}", f'e.g. {k} = ["..."]')
     _positive_ints(source, "grid.gpus", axes["gpus"], allow_none=True)
-    _check_overlap_axes(source, axes, sweep.get("window_layers"))
+    _check_overlap_axes(source, axes, sweep.get("window_layers"), sweep.get("runtime_order_evaluations"))
     _positive_ints(source, "grid.batch", axes["batch"])
     for s in axes["seed"]:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
@@ -168,11 +172,13 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
 
     spec = SweepSpec(source, sweep.get("name", Path(source).stem), layers, cost_model, sweep.get("context_len"),
                      sweep.get("trace", False), sweep.get("gantt", False), axes, dag_axes, override_axes,
-                     solver_axes, sweep.get("description", ""), data, sweep.get("window_layers"))
+                     solver_axes, sweep.get("description", ""), data, sweep.get("window_layers"),
+                     sweep.get("runtime_order_evaluations"))
     return spec
 
 
-def _check_overlap_axes(source: str, axes: dict[str, list[Any]], window_layers: int | None) -> None:
+def _check_overlap_axes(source: str, axes: dict[str, list[Any]], window_layers: int | None,
+                        runtime_order_evaluations: int | None = None) -> None:
     from sieveopt.execution_model import OVERLAPS
 
     for v in axes["overlap"]:
@@ -188,6 +194,13 @@ def _check_overlap_axes(source: str, axes: dict[str, list[Any]], window_layers: 
                         "(one micro-batch is overlap serial)", "e.g. microbatches = [2, 4]")
     if window_layers is not None and window_layers < 1:
         raise SpecError(source, "sweep.window_layers", f"must be >= 1, got {window_layers}", "e.g. window_layers = 2")
+    if runtime_order_evaluations is not None:
+        if runtime_order_evaluations < 0:
+            raise SpecError(source, "sweep.runtime_order_evaluations", f"must be >= 0, got {runtime_order_evaluations}",
+                            "e.g. runtime_order_evaluations = 1000 (0: constructive pipeline runtime only)")
+        if "microbatch" not in axes["overlap"]:
+            raise SpecError(source, "sweep.runtime_order_evaluations", "sets the pipeline runtime of overlap "
+                            "microbatch, which the grid does not run", 'add overlap = ["microbatch"] or drop it')
 
 
 def _example(tp: type) -> str:
@@ -225,6 +238,8 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
             g = {k: v for k, v in g.items() if k not in OVERLAP_KEYS}
         else:
             g = {**g, "window_layers": spec.window_layers}
+            if g["overlap"] == "microbatch" and spec.runtime_order_evaluations is not None:
+                g["runtime_order_evaluations"] = spec.runtime_order_evaluations  # absent: the default (hash kept)
         for d in _product(spec.dag):
             for o in _product(spec.overrides):
                 for s in _product(spec.solver.get(g["policy"], {})):

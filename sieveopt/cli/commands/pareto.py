@@ -57,16 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
     add_scheduler_latency_arg(p)
-    from sieveopt.execution_model import OVERLAPS
+    from sieveopt.cli.overlap_cli import add_execution_model_args
 
-    p.add_argument("--overlap", default="serial", choices=OVERLAPS,
-                   help="execution model of the MoE layers: serial (layer DAG), microbatch (steady-state period "
-                        "of M pipelined micro-batches), ideal (resource-load bound, not a schedule)")
-    p.add_argument("--microbatches", type=int, default=None,
-                   help="micro-batches M with --overlap microbatch/ideal (default 2); must divide every "
-                        "batch's requests per GPU")
-    p.add_argument("--window-layers", type=int, default=None,
-                   help="--overlap microbatch/ideal: consecutive layers of each sampled cyclic window (default 2)")
+    add_execution_model_args(p)  # microbatch/ideal: every batch's requests per GPU must divide by M
     p.add_argument("--compare", default=None, metavar="A,B",
                    help="policy pair whose curve comparison the plot marks (default: sieve vs its strongest "
                         "baseline); every pair is in pareto_compare.csv/json")
@@ -133,12 +126,14 @@ def _step_overlap(args: argparse.Namespace, model, system, batches: list[int]) -
     from sieveopt.execution_model import make_execution_model
 
     if args.overlap == "serial":
-        make_execution_model("serial", args.microbatches)  # --microbatches without --overlap: names the fix
+        # --microbatches / --runtime-order-evaluations without --overlap microbatch: the error names the fix
+        make_execution_model("serial", args.microbatches, runtime_order_evaluations=args.runtime_order_evaluations)
         return {}
     if args.prefill:
         raise SieveoptError(f"--prefill with --overlap {args.overlap} is not modelled: drop --prefill or use "
                             "--overlap serial")
-    out = {"overlap": args.overlap, "microbatches": args.microbatches or 0, "window_layers": args.window_layers or 0}
+    out = {"overlap": args.overlap, "microbatches": args.microbatches or 0, "window_layers": args.window_layers or 0,
+           "runtime_order_evaluations": args.runtime_order_evaluations}
     from types import SimpleNamespace
 
     settings = SimpleNamespace(**out)

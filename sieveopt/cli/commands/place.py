@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"])
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
+    p.add_argument("--exact-replicas", default="loaded", choices=["loaded", "cheap"],
+                   help="exact optimiser's replica candidates: the R most loaded experts (annealing keeps the "
+                        "hint's replicas) or the R cheapest to split (annealing splits and merges them)")
     p.add_argument("--surrogate", default="overlap", choices=["overlap", "serial"],
                    help="placement objective: GPU/PIM-overlapped expert work (Sieve's split) or the "
                         "serial best-unit work of earlier rounds")
@@ -110,7 +113,7 @@ def _place(args: argparse.Namespace) -> int:
                             exact_objective=args.exact_objective, time_limit_s=args.time_limit,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
                             gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space,
-                            surrogate=args.surrogate)
+                            exact_replicas=args.exact_replicas, surrogate=args.surrogate)
     return emit(args, data, _render)
 
 

@@ -37,8 +37,8 @@ from sieveopt.cli.output import (
     emit,
     print_table,
 )
+from sieveopt.cli.overlap_cli import add_execution_model_args
 from sieveopt.errors import SieveoptError
-from sieveopt.execution_model import OVERLAPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,12 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
     p.add_argument("--workers", type=positive_int, default=1, help="layers solved in parallel (local processes)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
-    p.add_argument("--overlap", default="serial", choices=OVERLAPS,
-                   help="execution model: serial (default: the layer DAG, unchanged), microbatch (steady-state "
-                        "period of M pipelined micro-batches, as `compare --overlap`), ideal (resource-load bound)")
-    p.add_argument("--microbatches", type=int, default=None, help="micro-batches M with --overlap microbatch (default 2)")
-    p.add_argument("--window-layers", type=int, default=None,
-                   help="--overlap microbatch/ideal: consecutive layers of each cyclic window (default 2)")
+    add_execution_model_args(p)  # serial (default): the layer DAG; microbatch/ideal: as `compare --overlap`
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_run)
@@ -109,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
     if args.layers < 1 or args.batch < 1 or args.workers < 1:
         raise SieveoptError("--layers, --batch and --workers must be >= 1")
-    if args.overlap != "serial" or args.microbatches is not None:
+    if args.overlap != "serial" or args.microbatches is not None or args.runtime_order_evaluations is not None:
         return _run_overlap(args, policies)
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     check_output_dir(args.out)
