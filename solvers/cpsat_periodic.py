@@ -20,6 +20,9 @@ Model (integer ns, the problem of :mod:`sieveopt.periodic`):
   chain-load cuts of :mod:`sieveopt.periodic_bounds` (``cuts=False`` drops them).
 * objective: ``lam`` (optionally ``+ latency_weight * sum of micro-batch spans / (L M)``).
 
+Neighbourhoods (``free=``, :func:`window_lns`) and the relaxation with NoOverlap on a subset of
+the resources (``resources=`` a set) are experiment APIs (design note, round 6).
+
 The returned bound is CP-SAT's best objective bound (valid lower bound on Lambda), never below
 the static bounds. :func:`slot_bound_ns` is a separate bound: the slot relaxation of
 :func:`sieveopt.periodic_bounds.slot_bounds` over the modes alone (no start times). The schedule passes :func:`sieveopt.periodic.check_periodic`; it is never
@@ -45,7 +48,7 @@ from sieveopt.periodic import (
     resource_loads_ns,
 )
 from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
-from sieveopt.periodic_search import compact, search_incumbent
+from sieveopt.periodic_search import compact, orders_from_periodic, search_incumbent
 from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
@@ -211,20 +214,58 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
     return lb, info
 
 
+def _keep_outside(model: cp_model.CpModel, problem: PeriodicProblem, hint: PeriodicSchedule, free: set[int],
+                  s: list[Any], lit: list[dict[str, Any]], lam: Any) -> int:
+    """Fix the mode of every task outside ``free`` to the hint's and keep, on every resource, the
+    hint's cyclic order of those tasks: consecutive ``(i, k_i)``, ``(j, k_j)`` of the order
+    (copy k at ``s + k Lambda``; the last one precedes the first one's next copy) give
+    ``s_j + (k_j - k_i [+ 1]) lam >= s_i + d_i``, which holds at every Lambda for any schedule
+    with that order. Returns the number of order constraints."""
+    dag = problem.dag
+    for t in dag.tasks:
+        if t.tid not in free:
+            lv = lit[t.tid][hint.modes[t.tid]]
+            if not isinstance(lv, int):
+                model.add(lv == 1)
+    count = 0
+    for seq in orders_from_periodic(problem, hint).values():
+        kept = [(i, k) for i, k in seq if i not in free]
+        if len(kept) < 2:
+            continue
+        for a, (i, ki) in enumerate(kept):
+            j, kj = kept[(a + 1) % len(kept)]
+            h = kj - ki + (1 if a + 1 == len(kept) else 0)
+            d = dag.tasks[i].modes[hint.modes[i]].duration_ns
+            model.add(s[j] + h * lam >= s[i] + d)
+            count += 1
+    return count
+
+
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
                          workers: int = 2, seed: int = 0, latency_weight: float = 0.0,
                          deterministic: bool = False, load_bound: int | None = None,
-                         resources: bool = True, cuts: bool = True, fixed_ns: int | None = None,
+                         resources: bool | frozenset[int] = True, cuts: bool = True, fixed_ns: int | None = None,
                          log: bool = False, deadline: float | None = None,
+                         free: Sequence[int] | None = None,
                          ) -> tuple[PeriodicSchedule | None, dict[str, Any]]:
     """Minimise Lambda (see the module docstring). Returns (schedule, info) where info holds
     status, bound_ns (on Lambda), wall_s and the solver's counters.
 
     ``resources=False`` drops the NoOverlap constraints but keeps the load cuts: the
-    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain).
-    It returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
+    *load + recurrence relaxation* (modes trade resource load against the micro-batch's chain);
+    a frozenset of resource ids keeps NoOverlap on those resources only (a tighter relaxation,
+    e.g. one GPU's gpu/hbm/pim; with ``fixed_ns`` an INFEASIBLE answer certifies Lambda* >
+    fixed_ns just as for the full model). A relaxation returns no schedule; ``info["bound_ns"]`` is a valid bound and ``info["modes"]`` the
     relaxation's best modes (a good start for modulo list scheduling). ``deadline`` (a
-    ``time.perf_counter()`` value) caps the solve so that building the model counts too."""
+    ``time.perf_counter()`` value) caps the solve so that building the model counts too.
+
+    ``free`` (task ids; needs ``hint``): a large neighbourhood of the hint. Every other task keeps
+    its mode, and on every resource the other tasks keep the hint's cyclic order, as difference
+    constraints ``s_j + h lam >= s_i + d_i`` (the arcs of
+    :func:`sieveopt.periodic_search.shortest_superperiod`, valid at every Lambda); the free tasks
+    choose their modes and their places among them (the NoOverlap constraints stay). A restriction
+    of the full model, so every solution is a valid periodic schedule; the returned bound is
+    then the neighbourhood's, *not* a bound on the problem (``info["bound_ns"]`` is the load bound)."""
     t0 = time.perf_counter()
     dag = problem.dag
     n = len(dag.tasks)
@@ -252,6 +293,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     e: list[Any] = [None] * n
     lit: list[dict[str, Any]] = [dict() for _ in range(n)]
     by_res: dict[int, list[Any]] = {}
+    copies: list[tuple[Any, int, int]] = []  # (copy start, task, k): hinted with the rest
     for t in dag.tasks:
         i = t.tid
         if t.has_choice:
@@ -268,12 +310,15 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         for m, c in t.modes.items():
             if c.duration_ns <= 0 or not c.resources or not resources:
                 continue
+            if not isinstance(resources, bool) and not resources.intersection(c.resources):
+                continue
             for k in range(COPIES):
                 if k == 0:
                     st_k = s[i]
                 else:
                     st_k = model.new_int_var(0, H + COPIES * ub, f"c{i}_{m}_{k}")
                     model.add(st_k == s[i] + k * lam)
+                    copies.append((st_k, i, k))
                 if isinstance(lit[i][m], int):
                     iv = model.new_fixed_size_interval_var(st_k, c.duration_ns, f"i{i}_{m}_{k}")
                 else:
@@ -281,6 +326,8 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
                 for rid in c.resources:
                     by_res.setdefault(rid, []).append(iv)
     for rid, ivs in by_res.items():
+        if not isinstance(resources, bool) and rid not in resources:
+            continue
         cap = dag.resources[rid].capacity
         if cap == 1:
             model.add_no_overlap(ivs)
@@ -297,6 +344,10 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         model.add(s[r.dst] + lam >= e[r.src] + r.lag_ns)
     # Redundant load cuts (the ideal-overlap bound, per resource).
     _add_load_cuts(model, dag, lit, lam)
+    if free is not None:
+        if hint is None:
+            raise ValueError("solve_periodic_cpsat(free=...) needs a hint (the neighbourhood's centre)")
+        _keep_outside(model, problem, hint, set(int(i) for i in free), s, lit, lam)
     # Redundant chain-load cuts (sieveopt.periodic_bounds: a micro-batch's chain with its own
     # work on one resource serialised between two backbone tasks).
     ncuts = 0
@@ -327,9 +378,13 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
             model.add_hint(lam, ub)
             for t in range(n):
                 model.add_hint(s[t], int(hs[t]))
+                if dag.tasks[t].has_choice:
+                    model.add_hint(e[t], int(hs[t] + hint.end_ns[t] - hint.start_ns[t]))
                 for m, lv in lit[t].items():
                     if not isinstance(lv, int):
                         model.add_hint(lv, hint.modes[t] == m)
+            for st_k, t, k in copies:  # a complete hint: CP-SAT checks it instead of repairing it
+                model.add_hint(st_k, int(hs[t]) + k * ub)
     build_s = time.perf_counter() - t0
     limit = float(time_limit_s)
     if deadline is not None and not deterministic:
@@ -339,7 +394,7 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
     status = _STATUS.get(st, UNKNOWN)
     if fixed_ns is not None:
         feas = None
-        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE) and resources is True:  # a relaxation's is no schedule
             modes = chosen_modes(solver, lit)
             starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
             ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
@@ -353,13 +408,13 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         modes = chosen_modes(solver, lit)
         starts = np.array([solver.value(s[t]) for t in range(n)], dtype=np.int64)
         ends = np.array([starts[t] + dag.tasks[t].modes[modes[t]].duration_ns for t in range(n)], dtype=np.int64)
-        if not resources:
+        if resources is not True:  # a relaxation: a bound and modes, no schedule
             bound = max(lb, int(math.ceil(solver.best_objective_bound - 1e-9))) if latency_weight == 0 else lb
             return None, {"status": _STATUS.get(st, UNKNOWN), "bound_ns": bound, "modes": modes,
                           "value_ns": int(solver.value(lam)), "wall_s": time.perf_counter() - t0}
         sched = PeriodicSchedule(modes, starts, ends, int(solver.value(lam)), problem.window_layers, "cpsat",
                                  {"method": "cpsat-periodic"})
-        if latency_weight == 0:
+        if latency_weight == 0 and free is None:
             bound = max(lb, int(math.ceil(solver.best_objective_bound - 1e-9)))
     from_hint = False
     if hint is not None and (sched is None or hint.superperiod_ns < sched.superperiod_ns or
@@ -374,6 +429,8 @@ def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None
         bound = min(bound, sched.superperiod_ns)
         if bound == sched.superperiod_ns:
             status = OPTIMAL
+        elif free is not None and status == OPTIMAL:
+            status = FEASIBLE  # optimal in the neighbourhood only
         if not check_periodic(sched, problem).ok:  # defensive: never return an unchecked schedule
             raise RuntimeError("cpsat periodic schedule failed check_periodic (a bug)")
     info = {"status": status, "bound_ns": bound, "wall_s": time.perf_counter() - t0, "build_s": build_s,
@@ -426,6 +483,45 @@ def probe_superperiod(problem: PeriodicProblem, lower_ns: int, best: PeriodicSch
         else:
             try_lo = mid
     return lo, best, {"probes": probes, "wall_s": time.perf_counter() - t0}
+
+
+def window_lns(problem: PeriodicProblem, ps: PeriodicSchedule, *, load_bound: int, deadline: float | None = None,
+               width: float = 0.25, step_s: float = 3.0, max_steps: int = 64, workers: int = 2, seed: int = 0,
+               deterministic: bool = False) -> tuple[PeriodicSchedule, dict[str, Any]]:
+    """Large-neighbourhood search on *time windows* of a periodic schedule: the tasks whose start
+    (mod Lambda) lies in ``[t, t + width Lambda)`` are freed (modes and places), every other task
+    keeps its mode and its resources' cyclic orders (:func:`solve_periodic_cpsat` with ``free``),
+    and CP-SAT minimises Lambda for ``step_s``. Windows slide by half a width around the cycle;
+    an improvement is compacted and the sweep goes on from it. Stops after a full sweep without
+    gain, ``max_steps`` or ``deadline``. Never longer than ``ps``. ``deterministic``: ``step_s``
+    is CP-SAT's deterministic time and no deadline applies (tests)."""
+    t0 = time.perf_counter()
+    cur = ps
+    steps: list[tuple[float, int, int, str]] = []
+    offset, since_gain = 0.0, 0
+    per_sweep = max(1, int(round(2 / width)))
+    while len(steps) < max_steps and since_gain < per_sweep:
+        left = step_s if deadline is None or deterministic else min(step_s, deadline - time.perf_counter())
+        if left < min(0.3, step_s):
+            break
+        lam = int(cur.superperiod_ns)
+        pos = (np.asarray(cur.start_ns, dtype=np.int64) - int(offset * lam)) % lam
+        free = np.flatnonzero(pos < int(width * lam)).tolist()
+        if free:
+            out, info = solve_periodic_cpsat(problem, cur, time_limit_s=left, workers=workers, seed=seed + len(steps),
+                                             load_bound=load_bound, free=free, deterministic=deterministic,
+                                             deadline=None if deterministic else deadline)
+            steps.append((offset, len(free), int(out.superperiod_ns) if out is not None else lam, info["solver_status"]))
+            if out is not None and out.superperiod_ns < cur.superperiod_ns:
+                cur = compact(problem, out)
+                since_gain = 0
+            else:
+                since_gain += 1
+        else:
+            since_gain += 1
+        offset = (offset + width / 2) % 1.0
+    return cur, {"steps": steps, "wall_s": time.perf_counter() - t0, "from_ns": int(ps.superperiod_ns),
+                 "to_ns": int(cur.superperiod_ns)}
 
 
 #: Share of the wall-clock budget left after the bounds that goes to the incumbent search
@@ -552,5 +648,5 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
                          ok, None, time.perf_counter() - t0, info)
 
 
-__all__ = ["add_slot_cuts", "load_bound_ns", "local_search_budget", "probe_superperiod", "slot_bound_ns", "solve_overlap_cpsat",
+__all__ = ["window_lns", "add_slot_cuts", "load_bound_ns", "local_search_budget", "probe_superperiod", "slot_bound_ns", "solve_overlap_cpsat",
            "solve_periodic_cpsat"]

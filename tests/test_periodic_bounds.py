@@ -149,3 +149,17 @@ def test_slot_bound_binds_where_a_slot_synchronises_all_gpus():
     for p in HINT_POLICIES:
         ps = solve_overlap(prob, p).schedule
         assert check_periodic(ps, prob).ok and bound <= ps.superperiod_ns, p
+
+
+def test_relaxation_on_one_gpus_resources_never_exceeds_optima(tiny_optima):
+    """NoOverlap kept on GPU 0's resources only (``resources=`` a set): its bound never exceeds a
+    proven optimum, a fixed-Lambda probe at the optimum is never INFEASIBLE, and it returns no
+    schedule (a relaxation's solution need not be one)."""
+    for prob, opt in tiny_optima:
+        lam = opt.superperiod_ns
+        rids = frozenset(r.rid for r in prob.dag.resources if r.name.endswith("[0]"))
+        none, info = solve_periodic_cpsat(prob, opt, time_limit_s=2, resources=rids, deterministic=True)
+        assert none is None and info["bound_ns"] <= lam
+        feas, finfo = solve_periodic_cpsat(prob, None, time_limit_s=2, fixed_ns=lam, resources=rids,
+                                           deterministic=True)
+        assert feas is None and finfo["status"] != INFEASIBLE

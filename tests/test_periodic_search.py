@@ -243,3 +243,28 @@ def test_watchdog_stops_a_solve_at_its_deadline_and_cpu_share_is_a_fraction():
     assert time.perf_counter() - w0 < 30.0
     assert st in (cp_model.FEASIBLE, cp_model.UNKNOWN)  # stopped, not proven
     assert 0.05 <= cpu_share(w0, c0) <= 1.0
+
+
+def test_window_neighbourhoods_keep_valid_schedules_and_never_beat_an_optimum(tiny_optima):
+    """CP-SAT on a time window of the schedule (``solve_periodic_cpsat(free=...)``, the rest's
+    modes and cyclic orders kept): every result checks, is never longer than its centre and never
+    shorter than a proven optimum; with every task free it is the full model and finds the optimum
+    from a worse start. Step limits are deterministic (no wall clock)."""
+    from sieveopt.solvers.cpsat_periodic import solve_periodic_cpsat, window_lns
+
+    for prob, opt in tiny_optima:
+        lam = opt.superperiod_ns
+        start = max((solve_overlap(prob, p).schedule for p in HINT_POLICIES), key=lambda s: s.superperiod_ns)
+        out, info = window_lns(prob, start, load_bound=1, width=0.5, step_s=0.1, max_steps=2, workers=1,
+                               deterministic=True)
+        assert _valid(prob, out) and lam <= out.superperiod_ns <= start.superperiod_ns
+        assert info["steps"] and all(s[2] >= lam for s in info["steps"])
+        # the optimum is optimal in each of its neighbourhoods; all tasks free: the full model
+        n = len(prob.dag.tasks)
+        part, _ = solve_periodic_cpsat(prob, opt, time_limit_s=1, free=range(n // 2), deterministic=True)
+        assert part.superperiod_ns == lam and _valid(prob, part)
+    prob, opt = tiny_optima[0]
+    start = max((solve_overlap(prob, p).schedule for p in HINT_POLICIES), key=lambda s: s.superperiod_ns)
+    full, _ = solve_periodic_cpsat(prob, start, time_limit_s=2, workers=1, free=range(len(prob.dag.tasks)),
+                                   deterministic=True)
+    assert full.superperiod_ns == opt.superperiod_ns and _valid(prob, full)
