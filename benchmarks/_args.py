@@ -68,3 +68,21 @@ def add_timing(ap: argparse.ArgumentParser) -> None:
 
 
 __all__ = ["PAPER_CONFIGS", "SYSTEM", "add_configs", "add_paper_instance", "add_timing", "configs", "split_config"]
+
+
+def placement_headline_window(history_steps: int, steps: int):
+    """The placement headline's instance (``sieveopt place --model deepseek-v3 --gpus 8 --steps
+    200 --variability 0.1``, seed 0): the model, the system with its GPU speed draws, the HBM
+    slots per GPU and the routing counts ``[history_steps + steps, E]`` of its sampled layer."""
+    import numpy as np
+
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.placement.core import slots_per_gpu
+    from sieveopt.placement.evaluate import drifting_trace
+    from sieveopt.variability import variability_spec, with_variability
+
+    model = load_model("deepseek-v3")
+    system = with_variability(load_system(SYSTEM, 8), variability_spec(0.1, seed=0))
+    lids = sorted(int(x) for x in np.random.default_rng(0).choice(model.num_moe_layers, 1, replace=False))
+    counts = drifting_trace(model, 256, history_steps + steps, 0, lids).counts()[:, 0, :]
+    return model, system, slots_per_gpu(model, system), counts

@@ -32,18 +32,15 @@ import itertools
 import time
 
 import numpy as np
+from _args import placement_headline_window
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from sieveopt.models.catalog import load_model, load_system
 from sieveopt.placement.anneal import anneal
-from sieveopt.placement.core import slots_per_gpu
-from sieveopt.placement.evaluate import drifting_trace
 from sieveopt.placement.exact import level_loads, objective
 from sieveopt.placement.lp_bound import lp_bound
 from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.surrogate import Surrogate
-from sieveopt.variability import variability_spec, with_variability
 
 HISTORY, STEPS = 32, 200                     # the headline run's trace length
 
@@ -98,11 +95,8 @@ def main() -> None:
     ap.add_argument("--surrogate", default="overlap", choices=["overlap", "serial"])
     args = ap.parse_args()
     iters = int(args.iters)
-    model = load_model("deepseek-v3")
-    system = with_variability(load_system("sieve-b200-hbm3e-pim", 8), variability_spec(0.1, seed=0))
-    cap = slots_per_gpu(model, system)
-    lids = sorted(int(x) for x in np.random.default_rng(0).choice(model.num_moe_layers, 1, replace=False))
-    counts = drifting_trace(model, 256, HISTORY + STEPS, 0, lids).counts()[:HISTORY, 0, :]
+    model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
+    counts = counts[:HISTORY]
     sur = Surrogate(model, system, 256, kind=args.surrogate)
     cost = sur.level_costs(counts)                                   # [32, 256, 8, K] ns
     c = np.rint(cost).astype(np.int64)

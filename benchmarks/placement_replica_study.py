@@ -35,17 +35,15 @@ import time
 from math import lgamma, log
 
 import numpy as np
+from _args import placement_headline_window
 
-from sieveopt.models.catalog import load_model, load_system
 from sieveopt.placement.anneal import anneal, dense
-from sieveopt.placement.core import Placement, slots_per_gpu
-from sieveopt.placement.evaluate import drifting_trace
+from sieveopt.placement.core import Placement
 from sieveopt.placement.exact import _assign_from, _items, _placement, objective, replica_candidates
 from sieveopt.placement.local_search import polish
 from sieveopt.placement.lp_bound import replica_dominance, replica_free_bound
 from sieveopt.placement.policies import PlacementProblem, eplb, gem
 from sieveopt.placement.surrogate import Surrogate
-from sieveopt.variability import variability_spec, with_variability
 
 HISTORY, STEPS, R = 32, 200, 32
 
@@ -139,11 +137,7 @@ def main() -> None:
     ap.add_argument("--counting", action="store_true", help="also the first-moment estimate")
     args = ap.parse_args()
     iters = int(args.iters)
-    model = load_model("deepseek-v3")
-    system = with_variability(load_system("sieve-b200-hbm3e-pim", 8), variability_spec(0.1, seed=0))
-    cap = slots_per_gpu(model, system)
-    lids = sorted(int(x) for x in np.random.default_rng(0).choice(model.num_moe_layers, 1, replace=False))
-    counts = drifting_trace(model, 256, HISTORY + STEPS, 0, lids).counts()[:, 0, :]
+    model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
     L, future = counts[:HISTORY].astype(np.int64), counts[HISTORY:]
     sur = Surrogate(model, system, 256)
     tab = sur.level_ns

@@ -32,3 +32,23 @@ def random_instance(rng: np.random.Generator, model: ModelSpec, system: SystemSp
     ids = random_expert_ids(rng, batch, model.num_routed_experts, model.top_k, skew)
     ctx = rng.integers(1, 2 * context_len_tokens, size=batch)
     return LayerInstance.from_expert_ids(model, system, ids, context_lens=ctx)
+
+
+def random_periodic_problem(seed: int, gpus: int, microbatches: int, window_layers: int = 2,
+                            requests_per_microbatch_per_gpu: int = 2, system: str = "sieve-b200-hbm3e-pim"):
+    """A random ``microbatch`` periodic problem (tiny model, roofline costs): ``window_layers``
+    layers x ``microbatches`` random micro-batches of ``requests_per_microbatch_per_gpu x gpus``
+    requests, seeded. Shared by the pipeline-runtime and sieve-pipe property tests."""
+    from sieveopt.execution_model import make_execution_model
+    from sieveopt.models.catalog import load_system
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.periodic import build_periodic_problem
+
+    rng = np.random.default_rng(seed)
+    model = tiny_model(num_experts=8, top_k=2, shared=seed % 2)
+    spec = load_system(system, gpus)
+    cost = make_cost_model("roofline", spec, model)
+    window = [[random_instance(rng, model, spec, requests_per_microbatch_per_gpu * gpus)
+               for _ in range(microbatches)] for _ in range(window_layers)]
+    return build_periodic_problem(window, cost, make_execution_model("microbatch", microbatches,
+                                                                     window_layers=window_layers))

@@ -15,7 +15,6 @@ from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import charge_scheduler, pipeline_schedule, plan_modes, sample_problem
 from sieveopt.periodic import (
     PeriodicSchedule,
-    build_periodic_problem,
     check_periodic,
     check_unrolled,
 )
@@ -27,16 +26,11 @@ from sieveopt.pipeline_construct import (
     left_shift,
     repaired_schedules,
 )
-from sieveopt.testing import random_instance, tiny_model
+from sieveopt.testing import random_periodic_problem
 
 
 def _random_problem(seed: int, gpus: int, M: int, L: int = 2, per_mb: int = 2):
-    rng = np.random.default_rng(seed)
-    model = tiny_model(num_experts=8, top_k=2, shared=seed % 2)
-    system = load_system("sieve-b200-hbm3e-pim", gpus)
-    cost = make_cost_model("roofline", system, model)
-    window = [[random_instance(rng, model, system, per_mb * gpus) for _ in range(M)] for _ in range(L)]
-    return build_periodic_problem(window, cost, make_execution_model("microbatch", M, window_layers=L))
+    return random_periodic_problem(seed, gpus, M, L, per_mb)
 
 
 def _paper_problem(name: str, gpus: int, batch: int, M: int):

@@ -23,7 +23,7 @@ from sieveopt.periodic import (
 )
 from sieveopt.solvers.sched_latency import default_ns, describe, resolve
 from sieveopt.solvers.sieve_pipe import _sweep, plan_split, split_args
-from sieveopt.testing import random_instance, tiny_model
+from sieveopt.testing import random_periodic_problem
 
 TERMS = ("other", "attn_pim", "launch", "pre", "reduce")
 
@@ -86,12 +86,7 @@ def test_hedge_keeps_a_slot_off_the_far_side():
 
 
 def _problem(seed: int, gpus: int, M: int, L: int = 2, per_mb: int = 4):
-    rng = np.random.default_rng(seed)
-    model = tiny_model(num_experts=8, top_k=2, shared=seed % 2)
-    system = load_system("sieve-b200-hbm3e-pim", gpus)
-    cost = make_cost_model("roofline", system, model)
-    window = [[random_instance(rng, model, system, per_mb * gpus) for _ in range(M)] for _ in range(L)]
-    return build_periodic_problem(window, cost, make_execution_model("microbatch", M, window_layers=L))
+    return random_periodic_problem(seed, gpus, M, L, per_mb)
 
 
 def test_sieve_pipe_hedges_only_under_microbatch():
