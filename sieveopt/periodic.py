@@ -256,13 +256,20 @@ def check_unrolled(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: i
 # Heuristic: modulo list scheduling.
 
 
-class _ModuloTable:
-    """Per resource, the busy intervals of one period [0, lam): sorted, disjoint, non-wrapping."""
+class ModuloTable:
+    """Per resource, the busy intervals of one period [0, lam): sorted, disjoint, non-wrapping
+    pieces, each with the task that owns it (so one task's occupancy can be released again:
+    the pipeline runtime's left shift, :mod:`sieveopt.pipeline_construct`)."""
 
     def __init__(self, nres: int, lam: int) -> None:
         self.lam = lam
         self.starts: list[list[int]] = [[] for _ in range(nres)]
         self.ends: list[list[int]] = [[] for _ in range(nres)]
+        self.owner: list[list[int]] = [[] for _ in range(nres)]
+
+    def _pieces(self, t: int, d: int) -> tuple[tuple[int, int], ...]:
+        x = t % self.lam
+        return ((x, x + d),) if x + d <= self.lam else ((x, self.lam), (0, x + d - self.lam))
 
     def _shift(self, rid: int, x: int, d: int) -> int:
         """0 if [x, x+d) mod lam is free on ``rid``, else how far forward the start must move."""
@@ -270,17 +277,18 @@ class _ModuloTable:
         parts = ((x, x + d, 0),) if x + d <= lam else ((x, lam, 0), (0, x + d - lam, lam))
         need = 0
         for u, w, wrap in parts:
-            i = bisect.bisect_right(en, u)
+            i = bisect.bisect_right(en, u)  # pieces are disjoint and sorted: ends sorted too
             if i < len(st) and st[i] < w:
                 j = bisect.bisect_left(st, w) - 1
                 need = max(need, en[j] + wrap - x)
         return need
 
-    def earliest(self, rids: Sequence[int], t: int, d: int) -> int | None:
-        """Earliest start >= t at which [start, start+d) is free on every resource (None: no room)."""
+    def earliest(self, rids: Sequence[int], t: int, d: int, before: int | None = None) -> int | None:
+        """Earliest start in [t, before) (default: within one period of t) at which
+        [start, start+d) is free on every resource (None: no room)."""
         lam = self.lam
-        t0 = t
-        while True:
+        limit = t + lam if before is None else before
+        while t < limit:
             x = t % lam
             need = 0
             for rid in rids:
@@ -288,19 +296,26 @@ class _ModuloTable:
             if need == 0:
                 return t
             t += need
-            if t - t0 >= lam:
-                return None
+        return None
 
-    def occupy(self, rids: Sequence[int], t: int, d: int) -> None:
-        lam = self.lam
-        x = t % lam
-        parts = ((x, x + d),) if x + d <= lam else ((x, lam), (0, x + d - lam))
-        for rid in rids:
-            st, en = self.starts[rid], self.ends[rid]
-            for u, w in parts:
+    def occupy(self, rids: Sequence[int], t: int, d: int, owner: int = -1) -> None:
+        for u, w in self._pieces(t, d):
+            for rid in rids:
+                st = self.starts[rid]
                 i = bisect.bisect_left(st, u)
                 st.insert(i, u)
-                en.insert(i, w)
+                self.ends[rid].insert(i, w)
+                self.owner[rid].insert(i, owner)
+
+    def release(self, rids: Sequence[int], t: int, d: int, owner: int) -> None:
+        """Take out the pieces :meth:`occupy` put for ``owner`` at start ``t``, duration ``d``."""
+        for u, _ in self._pieces(t, d):
+            for rid in rids:
+                st, ow = self.starts[rid], self.owner[rid]
+                i = bisect.bisect_left(st, u)
+                while ow[i] != owner:  # equal starts only occur for zero-length pieces
+                    i += 1
+                del st[i], self.ends[rid][i], ow[i]
 
 
 def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int],
@@ -326,7 +341,7 @@ def _try_period(problem: PeriodicProblem, modes: Sequence[str], order: list[int]
     heads = {r.dst for r in problem.recurrences}
     for t in heads:
         ready[t] = offsets[dag.tasks[t].microbatch]
-    table = _ModuloTable(len(dag.resources), lam)
+    table = ModuloTable(len(dag.resources), lam)
     for t in order:
         c = dag.tasks[t].modes[modes[t]]
         d = c.duration_ns

@@ -28,72 +28,16 @@ no clock, deterministic.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
-from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
+from sieveopt.periodic import ModuloTable, PeriodicProblem, PeriodicSchedule
 
 #: Left-shift passes at most (each: one sweep and one exact timing); it stops earlier when a
 #: pass does not shorten the superperiod.
 LEFT_SHIFT_PASSES = 4
-
-
-class _Ring:
-    """Busy intervals of every resource modulo ``lam`` (non-wrapping pieces, sorted), with owners
-    so that one task's occupancy can be taken out and put back."""
-
-    def __init__(self, nres: int, lam: int) -> None:
-        self.lam = lam
-        self.starts: list[list[int]] = [[] for _ in range(nres)]
-        self.ends: list[list[int]] = [[] for _ in range(nres)]
-        self.owner: list[list[int]] = [[] for _ in range(nres)]
-
-    def _pieces(self, t: int, d: int) -> tuple[tuple[int, int], ...]:
-        x = t % self.lam
-        return ((x, x + d),) if x + d <= self.lam else ((x, self.lam), (0, x + d - self.lam))
-
-    def add(self, rids: Sequence[int], t: int, d: int, tid: int) -> None:
-        for u, w in self._pieces(t, d):
-            for rid in rids:
-                i = bisect.bisect_left(self.starts[rid], u)
-                self.starts[rid].insert(i, u)
-                self.ends[rid].insert(i, w)
-                self.owner[rid].insert(i, tid)
-
-    def remove(self, rids: Sequence[int], t: int, d: int, tid: int) -> None:
-        """Take out the pieces :meth:`add` put for task ``tid`` at start ``t``, duration ``d``."""
-        for u, _ in self._pieces(t, d):
-            for rid in rids:
-                st, ow = self.starts[rid], self.owner[rid]
-                i = bisect.bisect_left(st, u)
-                while ow[i] != tid:  # equal starts only occur for zero-length pieces
-                    i += 1
-                del st[i], self.ends[rid][i], ow[i]
-
-    def _shift(self, rid: int, x: int, d: int) -> int:
-        """0 when [x, x + d) mod lam is idle on ``rid``, else how far the start must move."""
-        lam, st, en = self.lam, self.starts[rid], self.ends[rid]
-        parts = ((x, x + d, 0),) if x + d <= lam else ((x, lam, 0), (0, x + d - lam, lam))
-        need = 0
-        for u, w, wrap in parts:
-            i = bisect.bisect_right(en, u)  # pieces are disjoint and sorted: ends sorted too
-            if i < len(st) and st[i] < w:
-                j = bisect.bisect_left(st, w) - 1
-                need = max(need, en[j] + wrap - x)
-        return need
-
-    def earliest(self, rids: Sequence[int], t: int, d: int, before: int) -> int | None:
-        """Earliest start in [t, before) at which [start, start + d) is idle on every resource."""
-        while t < before:
-            x = t % self.lam
-            need = max((self._shift(rid, x, d) for rid in rids), default=0)
-            if need == 0:
-                return t
-            t += need
-        return None
 
 
 def _inputs(problem: PeriodicProblem, modes: Sequence[str]) -> list[list[tuple[int, int, int]]]:
@@ -119,10 +63,10 @@ def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: list[lis
     end = np.asarray(ps.end_ns, dtype=np.int64).tolist()
     dur = [b - a for a, b in zip(start, end, strict=True)]
     res = [dag.tasks[i].modes[ps.modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
-    ring = _Ring(len(dag.resources), lam)
+    ring = ModuloTable(len(dag.resources), lam)
     for i, rs in enumerate(res):
         if rs:
-            ring.add(rs, start[i], dur[i], i)
+            ring.occupy(rs, start[i], dur[i], i)
     moved = False
     for i in sorted(range(len(start)), key=lambda k: (start[k], rank[k])):
         s0 = start[i]
@@ -133,10 +77,10 @@ def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: list[lis
             continue
         s = ready
         if res[i]:
-            ring.remove(res[i], s0, dur[i], i)
+            ring.release(res[i], s0, dur[i], i)
             t = ring.earliest(res[i], ready, dur[i], s0)
             s = s0 if t is None else t
-            ring.add(res[i], s, dur[i], i)
+            ring.occupy(res[i], s, dur[i], i)
         if s < s0:
             start[i], end[i] = s, s + dur[i]
             moved = True

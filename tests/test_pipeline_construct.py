@@ -14,13 +14,13 @@ from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import charge_scheduler, pipeline_schedule, plan_modes, sample_problem
 from sieveopt.periodic import (
+    ModuloTable,
     PeriodicSchedule,
     check_periodic,
     check_unrolled,
 )
 from sieveopt.periodic_search import phase_order_schedule, staggered_schedule
 from sieveopt.pipeline_construct import (
-    _Ring,
     chain_first,
     defer_launch,
     left_shift,
@@ -64,20 +64,20 @@ def test_every_repair_checks_and_is_never_longer(seed, gpus, M, L):
             assert min(ps.superperiod_ns for ps in reps) <= base.superperiod_ns
 
 
-def test_ring_earliest_matches_a_brute_force_scan():
+def test_modulo_table_earliest_matches_a_brute_force_scan():
     rng = np.random.default_rng(3)
     for _ in range(200):
         lam = int(rng.integers(20, 60))
-        ring, busy = _Ring(2, lam), np.zeros((2, lam), dtype=bool)
+        ring, busy = ModuloTable(2, lam), np.zeros((2, lam), dtype=bool)
         for tid in range(int(rng.integers(0, 6))):
             t, d, rid = int(rng.integers(0, 3 * lam)), int(rng.integers(1, 8)), int(rng.integers(0, 2))
             slots = [(t + k) % lam for k in range(d)]
             if busy[rid, slots].any():
                 continue
             busy[rid, slots] = True
-            ring.add((rid,), t, d, tid)
+            ring.occupy((rid,), t, d, tid)
             if rng.random() < 0.3:  # take it out again
-                ring.remove((rid,), t, d, tid)
+                ring.release((rid,), t, d, tid)
                 busy[rid, slots] = False
         t0, d = int(rng.integers(0, 2 * lam)), int(rng.integers(1, 10))
         rids = (0, 1) if rng.random() < 0.5 else (int(rng.integers(0, 2)),)
