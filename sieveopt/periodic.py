@@ -331,37 +331,61 @@ def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int
     return sorted(range(len(dag.tasks)), key=lambda t: (int(starts[t]), pos[t]))
 
 
-def _try_period(problem: PeriodicProblem, modes: Sequence[str], order: list[int], offsets: Sequence[int],
+@dataclass(frozen=True)
+class _PlacementData:
+    """What modulo list scheduling reads per task in the chosen modes, built once per mode set
+    (plain lists: the placement loop runs tens of times per call)."""
+
+    duration_ns: list[int]
+    resources: list[tuple[int, ...]]
+    successors: list[list[tuple[int, int]]]     # (dst, lag ns) of the active edges
+    heads: list[tuple[int, int]]                # (recurrence head, its micro-batch)
+    recurrences: list[tuple[int, int, int]]     # (src, dst, lag ns)
+
+    @staticmethod
+    def of(problem: PeriodicProblem, modes: Sequence[str]) -> _PlacementData:
+        dag = problem.dag
+        chosen = [t.modes[modes[t.tid]] for t in dag.tasks]
+        return _PlacementData(
+            duration_ns=[int(c.duration_ns) for c in chosen],
+            resources=[tuple(c.resources) for c in chosen],
+            successors=[[(e.dst, int(e.lag_ns)) for e in dag.succs[t.tid] if dag.edge_active(e, modes)]
+                        for t in dag.tasks],
+            heads=[(h, dag.tasks[h].microbatch) for h in sorted({r.dst for r in problem.recurrences})],
+            recurrences=[(r.src, r.dst, int(r.lag_ns)) for r in problem.recurrences])
+
+
+def _try_period(data: _PlacementData, nres: int, order: list[int], offsets: Sequence[int],
                 lam: int) -> tuple[np.ndarray, np.ndarray] | None:
-    dag = problem.dag
-    n = len(dag.tasks)
-    start = np.zeros(n, dtype=np.int64)
-    end = np.zeros(n, dtype=np.int64)
-    ready = np.zeros(n, dtype=np.int64)
-    heads = {r.dst for r in problem.recurrences}
-    for t in heads:
-        ready[t] = offsets[dag.tasks[t].microbatch]
-    table = ModuloTable(len(dag.resources), lam)
+    """Place every task in ``order`` at its earliest ready time free modulo ``lam``; None when a
+    task finds no room or a recurrence is violated."""
+    n = len(data.duration_ns)
+    start = [0] * n
+    end = [0] * n
+    ready = [0] * n
+    for t, m in data.heads:
+        ready[t] = offsets[m]
+    table = ModuloTable(nres, lam)
+    dur, res, succ = data.duration_ns, data.resources, data.successors
     for t in order:
-        c = dag.tasks[t].modes[modes[t]]
-        d = c.duration_ns
-        if d > 0 and c.resources:
+        d, rs = dur[t], res[t]
+        if d > 0 and rs:
             if d > lam:
                 return None
-            s = table.earliest(c.resources, int(ready[t]), d)
+            s = table.earliest(rs, ready[t], d)
             if s is None:
                 return None
-            table.occupy(c.resources, s, d)
+            table.occupy(rs, s, d)
         else:
-            s = int(ready[t])
+            s = ready[t]
         start[t], end[t] = s, s + d
-        for e in dag.succs[t]:
-            if dag.edge_active(e, modes):
-                ready[e.dst] = max(ready[e.dst], end[t] + e.lag_ns)
-    for r in problem.recurrences:
-        if start[r.dst] + lam < end[r.src] + r.lag_ns:
+        for dst, lag in succ[t]:
+            if end[t] + lag > ready[dst]:
+                ready[dst] = end[t] + lag
+    for src, dst, lag in data.recurrences:
+        if start[dst] + lam < end[src] + lag:
             return None
-    return start, end
+    return np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
 
 
 #: Release offsets tried for micro-batch m: ``m * f * period bound`` for each f.
@@ -380,6 +404,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
     durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
     lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
     L, M = problem.window_layers, problem.microbatches
+    data, nres = _PlacementData.of(problem, modes), len(dag.resources)
     best: tuple[int, np.ndarray, np.ndarray, str] | None = None
     trials: list[tuple[str, list[int], list[int]]] = []
     for f in (stagger_fractions if M > 1 else (0.0,)):
@@ -399,7 +424,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
         step = 0.01
         lam = lb
         while hi is None:
-            r = _try_period(problem, modes, order, offsets, lam)
+            r = _try_period(data, nres, order, offsets, lam)
             if r is not None:
                 hi, found = lam, r
                 break
@@ -410,7 +435,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
                 raise RuntimeError("modulo list scheduling found no period (a bug)")
         while hi - lo > max(1, int(rel_tol * hi)):
             mid = (lo + hi) // 2
-            r = _try_period(problem, modes, order, offsets, mid)
+            r = _try_period(data, nres, order, offsets, mid)
             if r is None:
                 lo = mid
             else:
