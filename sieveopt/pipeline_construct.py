@@ -171,9 +171,7 @@ def chain_first(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSched
     dag = problem.dag
     lam = int(ps.superperiod_ns)
     end = np.asarray(ps.end_ns, dtype=np.int64)
-    rec: dict[int, list[tuple[int, int]]] = {}
-    for r in problem.recurrences:
-        rec.setdefault(r.dst, []).append((r.src, r.lag_ns))
+    inputs = _inputs(problem, ps.modes)
     occ = _occupancy(problem, ps)
     orders: dict[int, list[tuple[int, int]]] = {}
     changed = False
@@ -184,10 +182,9 @@ def chain_first(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSched
                 _, u, ku = seq[q]
                 if str(dag.tasks[u].kind) not in CHAIN_FIRST or not _single(problem, ps, u, rid):
                     continue
-                ready = max([int(end[e.src]) + e.lag_ns for e in dag.preds[u] if dag.edge_active(e, ps.modes)]
-                            + [int(end[s]) + lag - lam for s, lag in rec.get(u, ())], default=None)
-                if ready is None:
+                if not inputs[u]:
                     continue
+                ready = max(int(end[src]) + lag - h * lam for src, lag, h in inputs[u])
                 ready += ku * lam  # in the frame of the positions in [0, lam)
                 p = q
                 while p > 0 and str(dag.tasks[seq[p - 1][1]].kind) not in CHAIN_FIRST and \
