@@ -142,6 +142,24 @@ def _durations(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
     return st.dur[np.arange(st.dur.shape[0]), st.mode_idx(modes)]
 
 
+def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The difference constraints ``s_dst + h Lambda >= s_src + w`` of fixed cyclic resource
+    orders (consecutive occurrences ``(i, k_i)``, ``(j, k_j)``: ``w = d_i``, ``h = k_j - k_i``; the
+    last occurrence precedes the first one's next copy, ``h + 1``), as arrays (src, dst, w, h);
+    valid at every Lambda for any schedule with those orders. ``d``: durations by task."""
+    seqs = [seq for seq in orders.values() if len(seq) > 1]
+    if not seqs:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
+    lens = np.array([len(q) for q in seqs], dtype=np.int64)
+    q = np.array([x for seq in seqs for x in seq], dtype=np.int64).reshape(-1, 2)
+    last = np.cumsum(lens) - 1
+    nxt = np.arange(1, len(q) + 1)
+    nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
+    wrap = np.zeros(len(q), dtype=np.int64)
+    wrap[last] = 1
+    return q[:, 0], q[nxt, 0], np.asarray(d, dtype=np.int64)[q[:, 0]], q[nxt, 1] + wrap - q[:, 1]
+
+
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
           rank: np.ndarray | None) -> tuple[np.ndarray, ...]:
     st = _static(problem)
@@ -152,19 +170,8 @@ def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Orde
     parts_d = [st.e_dst[active], st.r_dst]
     parts_w = [d[st.e_src[active]] + st.e_lag[active], d[st.r_src] + st.r_lag]
     parts_h = [np.zeros(int(active.sum()), dtype=np.int64), np.ones(len(st.r_src), dtype=np.int64)]
-    seqs = [seq for seq in orders.values() if len(seq) > 1]
-    if seqs:
-        lens = np.array([len(q) for q in seqs], dtype=np.int64)
-        q = np.array([x for seq in seqs for x in seq], dtype=np.int64).reshape(-1, 2)
-        last = np.cumsum(lens) - 1
-        nxt = np.arange(1, len(q) + 1)
-        nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
-        wrap = np.zeros(len(q), dtype=np.int64)
-        wrap[last] = 1
-        parts_s.append(q[:, 0])
-        parts_d.append(q[nxt, 0])
-        parts_w.append(d[q[:, 0]])
-        parts_h.append(q[nxt, 1] + wrap - q[:, 1])
+    for part, arcs in zip((parts_s, parts_d, parts_w, parts_h), order_arcs(orders, d), strict=True):
+        part.append(arcs)
     src, dst, w, h = (np.concatenate(p).astype(np.int64) for p in (parts_s, parts_d, parts_w, parts_h))
     if rank is not None and len(src):  # relax arcs in (roughly) time order: fewer Bellman-Ford passes
         o = np.argsort(rank[src], kind="stable")

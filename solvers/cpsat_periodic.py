@@ -48,7 +48,7 @@ from sieveopt.periodic import (
     resource_loads_ns,
 )
 from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
-from sieveopt.periodic_search import compact, orders_from_periodic, search_incumbent
+from sieveopt.periodic_search import compact, order_arcs, orders_from_periodic, search_incumbent
 from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
 
@@ -217,28 +217,20 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
 def _keep_outside(model: cp_model.CpModel, problem: PeriodicProblem, hint: PeriodicSchedule, free: set[int],
                   s: list[Any], lit: list[dict[str, Any]], lam: Any) -> int:
     """Fix the mode of every task outside ``free`` to the hint's and keep, on every resource, the
-    hint's cyclic order of those tasks: consecutive ``(i, k_i)``, ``(j, k_j)`` of the order
-    (copy k at ``s + k Lambda``; the last one precedes the first one's next copy) give
-    ``s_j + (k_j - k_i [+ 1]) lam >= s_i + d_i``, which holds at every Lambda for any schedule
-    with that order. Returns the number of order constraints."""
+    hint's cyclic order of those tasks as the difference constraints of
+    :func:`sieveopt.periodic_search.order_arcs` (valid at every Lambda for any schedule with
+    that order). Returns the number of order constraints."""
     dag = problem.dag
     for t in dag.tasks:
         if t.tid not in free:
             lv = lit[t.tid][hint.modes[t.tid]]
             if not isinstance(lv, int):
                 model.add(lv == 1)
-    count = 0
-    for seq in orders_from_periodic(problem, hint).values():
-        kept = [(i, k) for i, k in seq if i not in free]
-        if len(kept) < 2:
-            continue
-        for a, (i, ki) in enumerate(kept):
-            j, kj = kept[(a + 1) % len(kept)]
-            h = kj - ki + (1 if a + 1 == len(kept) else 0)
-            d = dag.tasks[i].modes[hint.modes[i]].duration_ns
-            model.add(s[j] + h * lam >= s[i] + d)
-            count += 1
-    return count
+    kept = {rid: [(i, k) for i, k in seq if i not in free] for rid, seq in orders_from_periodic(problem, hint).items()}
+    src, dst, w, h = order_arcs(kept, [t.modes[hint.modes[t.tid]].duration_ns for t in dag.tasks])
+    for i, j, wi, hi in zip(src.tolist(), dst.tolist(), w.tolist(), h.tolist(), strict=True):
+        model.add(s[j] + hi * lam >= s[i] + wi)
+    return len(src)
 
 
 def solve_periodic_cpsat(problem: PeriodicProblem, hint: PeriodicSchedule | None, *, time_limit_s: float = 10.0,
