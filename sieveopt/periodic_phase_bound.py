@@ -155,6 +155,8 @@ def phase_map(problem: PeriodicProblem) -> tuple[PhaseMap | None, str]:
     """The phase classification of ``problem`` (module docstring), or (None, why it does not apply)."""
     if problem.microbatches != 2:
         return None, f"the joint-phase path relaxation needs M = 2 micro-batches (M = {problem.microbatches})"
+    if any(e.lag_ns < 0 for e in (*problem.dag.edges, *problem.recurrences)):
+        return None, "an edge has a negative lag (a descendant could start before its ancestor ends)"
     tw = _Twice(problem)
     n, P = tw.n, 2 * problem.window_layers
     bset = _boundary_sets(problem, n)
@@ -259,18 +261,18 @@ def boundary_times(pm: PhaseMap, ps: PeriodicSchedule) -> list[list[int]]:
     return out
 
 
-def schedule_path(pm: PhaseMap, ps: PeriodicSchedule) -> tuple[tuple[tuple[int, int], ...], list[int]]:
-    """The path a periodic schedule follows and its state lengths (ns), origin at A's boundary 0."""
-    b = boundary_times(pm, ps)
-    lam, P = int(ps.superperiod_ns), pm.phases
-    origin = b[0][0]
-    # B's crossings b[1][p] + k Lambda in cyclic order (k, p); time-monotone since its boundaries are
-    crossings = sorted((b[1][p] + k * lam - origin, k, p) for k in range(-2, 3) for p in range(P))
-    crossings.sort(key=lambda c: (c[1], c[2]))
+def path_of_boundaries(a_ns: list[int], b_ns: list[int], lam: int) -> tuple[tuple[tuple[int, int], ...], list[int]]:
+    """The joint-state path (origin at A's boundary 0) and its state lengths (ns) of two
+    micro-batches whose boundaries are ``a_ns[p]``, ``b_ns[p]`` (p = 0 .. 2L-1, non-decreasing,
+    ``b[p + 2L] = b[p] + lam``). Ties: A's crossing first, B's in its own cyclic order."""
+    P = len(a_ns)
+    origin = a_ns[0]
+    crossings = sorted(((b_ns[p] + k * lam - origin, k, p) for k in range(-2, 3) for p in range(P)),
+                       key=lambda c: (c[1], c[2]))  # cyclic order; time-monotone
     b0 = [p for t, _, p in crossings if t <= 0][-1]  # B's phase at the origin
-    events = [(b[0][p] - origin, 0, 0, p) for p in range(1, P)]
+    events = [(a_ns[p] - origin, 0, 0, p) for p in range(1, P)]
     events += [(t, 1, k, p) for t, k, p in crossings if 0 < t <= lam]
-    events.sort()  # by time; at a tie A first, B's own crossings in their cyclic order
+    events.sort()
     states, lengths, last, a, bp = [(0, b0)], [], 0, 0, b0
     for t, who, _, p in events:
         lengths.append(t - last)
@@ -282,6 +284,12 @@ def schedule_path(pm: PhaseMap, ps: PeriodicSchedule) -> tuple[tuple[tuple[int, 
         states.append((a, bp))
     lengths.append(lam - last)
     return tuple(states), lengths
+
+
+def schedule_path(pm: PhaseMap, ps: PeriodicSchedule) -> tuple[tuple[tuple[int, int], ...], list[int]]:
+    """The path a periodic schedule follows and its state lengths (ns), origin at A's boundary 0."""
+    b = boundary_times(pm, ps)
+    return path_of_boundaries(b[0][:pm.phases], b[1][:pm.phases], int(ps.superperiod_ns))
 
 
 def classification_violations(pm: PhaseMap, ps: PeriodicSchedule,
@@ -373,7 +381,7 @@ def window_cuts(pm: PhaseMap, dag: Any, work: list[dict[int, tuple[float, dict[i
                         lo, hi = pm.lo[x] + c * P, pm.hi[x] + c * P
                         if p <= lo and hi <= q:
                             h = pm.head[x] + (pm.sep.get((m, p, lo), 0) if lo > p else 0)
-                            t = pm.tail[x] + (pm.sep.get((m, hi, q), 0) if hi < q else 0)
+                            t = pm.tail[x] + (pm.sep.get((m, hi % P, q - (hi - hi % P)), 0) if hi < q else 0)
                             inside.append((x, h, t))
                             break
                 for r in sorted(cap1):
@@ -514,23 +522,38 @@ def path_lp(md: _Model, path: tuple[tuple[int, int], ...], u_fixed: dict[int, fl
     return float(res.fun), res
 
 
+def mode_columns(problem: PeriodicProblem, modes: Any) -> dict[int, float]:
+    """The LP's mode columns fixed to ``modes`` (1 for the chosen mode, 0 for the others)."""
+    out, k = {}, 0
+    for t in problem.dag.tasks:
+        if t.has_choice:
+            for mode in t.modes:
+                out[k] = 1.0 if modes[t.tid] == mode else 0.0
+                k += 1
+    return out
+
+
 def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: float | None = None,
-                     ) -> tuple[int | None, dict[str, Any]]:
+                     modes: Any = None, paths: Any = None) -> tuple[int | None, dict[str, Any]]:
     """Min over every joint-state path of its LP optimum: a lower bound (ns) on the superperiod of
     every periodic schedule of ``problem`` (module docstring), or None with ``info["reason"]`` when
     the construction does not apply (M != 2, boundaries not provably ordered) or ``deadline``
-    (``time.perf_counter()``) passed before every path was solved (a partial min is no bound)."""
+    (``time.perf_counter()``) passed before every path was solved (a partial min is no bound).
+    ``modes`` fixes the modes (then it bounds only the schedules in those modes), ``paths``
+    restricts the paths (then it bounds only the schedules following one of them): analysis and
+    test aids, not a bound on the problem."""
     t0 = time.perf_counter()
     pm, why = phase_map(problem)
     if pm is None:
         return None, {"reason": why, "wall_s": time.perf_counter() - t0}
     md = _model(problem, pm, cut_width)
+    u_fixed = None if modes is None else mode_columns(problem, modes)
     build_s = time.perf_counter() - t0
     best, arg, values = math.inf, None, []
-    for path in cyclic_paths(pm.phases):
+    for path in (cyclic_paths(pm.phases) if paths is None else paths):
         if deadline is not None and time.perf_counter() > deadline:
             return None, {"reason": f"deadline: {len(values)} of the paths solved", "wall_s": time.perf_counter() - t0}
-        v, _ = path_lp(md, path)
+        v, _ = path_lp(md, path, u_fixed)
         values.append(v)
         if v < best:
             best, arg = v, path
@@ -541,5 +564,5 @@ def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: 
     return bound, info
 
 
-__all__ = ["PhaseMap", "boundary_times", "classification_violations", "cyclic_paths", "path_lp", "phase_map",
-           "phase_path_bound", "schedule_path", "window_cuts"]
+__all__ = ["PhaseMap", "boundary_times", "classification_violations", "cyclic_paths", "mode_columns", "path_lp", "phase_map",
+           "path_of_boundaries", "phase_path_bound", "schedule_path", "window_cuts"]
