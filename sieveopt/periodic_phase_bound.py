@@ -75,7 +75,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -406,6 +406,21 @@ def window_cuts(pm: PhaseMap, dag: Any, work: list[dict[int, tuple[float, dict[i
     return out
 
 
+def window_cut_slacks_ns(problem: PeriodicProblem, pm: PhaseMap, ps: PeriodicSchedule,
+                         max_width: int = 2) -> list[float]:
+    """``b_q - b_p - (head + work + tail)`` of every window cut evaluated on the periodic schedule
+    ``ps`` (its boundaries and modes): all >= 0 when the cuts hold for it (a test aid)."""
+    md = _model(problem, pm, max_width)
+    u = mode_columns(problem, ps.modes)
+    b = boundary_times(pm, ps)
+    lam, P = int(ps.superperiod_ns), pm.phases
+    out = []
+    for m, p, q, c0, cf in md.cuts:
+        span = b[m][q % P] + (q // P) * lam - b[m][p]
+        out.append(span - (c0 + sum(v * u[k] for k, v in cf.items())) / US)
+    return out
+
+
 def _model(problem: PeriodicProblem, pm: PhaseMap, cut_width: int) -> _Model:
     dag = problem.dag
     u_of: dict[tuple[int, str], int] = {}
@@ -565,4 +580,4 @@ def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: 
 
 
 __all__ = ["PhaseMap", "boundary_times", "classification_violations", "cyclic_paths", "mode_columns", "path_lp", "phase_map",
-           "path_of_boundaries", "phase_path_bound", "schedule_path", "window_cuts"]
+           "path_of_boundaries", "phase_path_bound", "schedule_path", "window_cut_slacks_ns", "window_cuts"]

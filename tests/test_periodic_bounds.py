@@ -232,6 +232,7 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
         phase_map,
         phase_path_bound,
         schedule_path,
+        window_cut_slacks_ns,
     )
 
     prob = _PHASE_INSTANCES[which]()
@@ -244,7 +245,7 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
     assert kinds["qkv"] == kinds["attn"] == kinds["router"] == (0,) and kinds["sched"] == (1,)
     shifted = tuple(ph if len(ph) == P else tuple(sorted((k + 1) % P for k in ph)) for ph in pm.allowed)
     paths = set(cyclic_paths(P))
-    caught = 0
+    caught, tightest, sep_tightest = 0, float("inf"), float("inf")
     for p in ("sieve", "duplex", "pimoe"):
         ps = solve_overlap(prob, p).schedule
         assert check_periodic(ps, prob).ok
@@ -255,11 +256,17 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
         for (m, p0, q), v in pm.sep.items():
             bq = b[m][q % P] + (q // P) * lam
             assert bq - b[m][p0] >= v, (p, m, p0, q)
+            sep_tightest = min(sep_tightest, bq - b[m][p0] - v)
+        cuts = window_cut_slacks_ns(prob, pm, ps)
+        assert cuts and min(cuts) >= -1e-3, (p, min(cuts))
+        tightest = min(tightest, min(cuts))
         path, lengths = schedule_path(pm, ps)
         assert path in paths and sum(lengths) == lam
         own, info = phase_path_bound(prob, modes=ps.modes, paths=[path])
         assert own is not None and own <= lam, (p, own, lam)
     assert caught == 3
+    # not vacuous: a window cut or a separation 2.5 us stronger would fail on some schedule
+    assert tightest < 2500 and sep_tightest < 2500, (tightest, sep_tightest)
 
 
 def test_phase_path_bound_never_exceeds_exact_optima(tiny_optima):
