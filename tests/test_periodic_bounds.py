@@ -222,9 +222,9 @@ _PHASE_INSTANCES = {"qwen3-30b-1gpu-L1": lambda: _real(8), "gpt-oss-4gpu-L2": la
 @pytest.mark.parametrize("which", list(_PHASE_INSTANCES))
 def test_phase_classification_holds_on_every_heuristic_schedule(which):
     """Each task of every heuristic schedule lies inside its allowed phases, the schedule's own
-    boundaries keep every separation, its path is one of the enumerated ones, and the path's LP
-    with the schedule's modes stays at or below its superperiod. A classification shifted by one
-    phase (dense work claimed in the expert phase) is caught."""
+    boundaries keep every separation and window cut, its path is one of the enumerated ones, and
+    the path's LP with the schedule's modes stays at or below its superperiod. A classification
+    shifted by one phase (dense work claimed in the expert phase) is caught."""
     from sieveopt.periodic_phase_bound import (
         boundary_times,
         classification_violations,
