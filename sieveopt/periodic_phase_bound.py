@@ -114,11 +114,12 @@ class PhaseMap:
         return len(self.allowed[t]) < self.phases
 
 
-def _boundary_sets(problem: PeriodicProblem, n: int) -> dict[tuple[int, int], tuple[tuple[int, ...], str]] | None:
+def _boundary_sets(problem: PeriodicProblem, n: int, gpu: int | None = None,
+                   ) -> dict[tuple[int, int], tuple[tuple[int, ...], str]] | None:
     dag, L = problem.dag, problem.window_layers
     sets: dict[tuple[str, int, int], list[int]] = {}
     for t in dag.tasks:
-        if t.kind in ("qkv", "router"):
+        if t.kind == "router" or (t.kind == "qkv" and (gpu is None or t.gpu == gpu)):
             sets.setdefault((str(t.kind), t.layer, t.microbatch), []).append(t.tid)
     out = {}
     for m in range(problem.microbatches):
@@ -151,15 +152,17 @@ def _separation(dist: dict[int, dict[int, int]], dmin: list[int], src: tuple[tup
     return min(vals)
 
 
-def phase_map(problem: PeriodicProblem) -> tuple[PhaseMap | None, str]:
-    """The phase classification of ``problem`` (module docstring), or (None, why it does not apply)."""
+def phase_map(problem: PeriodicProblem, gpu: int | None = None) -> tuple[PhaseMap | None, str]:
+    """The phase classification of ``problem`` (module docstring), or (None, why it does not apply).
+    ``gpu``: the Q-sets hold that GPU's qkv only (its own dense start; the proofs hold for any
+    non-empty Q-set)."""
     if problem.microbatches != 2:
         return None, f"the joint-phase path relaxation needs M = 2 micro-batches (M = {problem.microbatches})"
     if any(e.lag_ns < 0 for e in (*problem.dag.edges, *problem.recurrences)):
         return None, "an edge has a negative lag (a descendant could start before its ancestor ends)"
     tw = _Twice(problem)
     n, P = tw.n, 2 * problem.window_layers
-    bset = _boundary_sets(problem, n)
+    bset = _boundary_sets(problem, n, gpu)
     if bset is None:
         return None, "a slot has no qkv or router task"
     dist: dict[int, dict[int, int]] = {}
@@ -549,7 +552,7 @@ def mode_columns(problem: PeriodicProblem, modes: Any) -> dict[int, float]:
 
 
 def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: float | None = None,
-                     modes: Any = None, paths: Any = None) -> tuple[int | None, dict[str, Any]]:
+                     modes: Any = None, paths: Any = None, gpu: int | None = None) -> tuple[int | None, dict[str, Any]]:
     """Min over every joint-state path of its LP optimum: a lower bound (ns) on the superperiod of
     every periodic schedule of ``problem`` (module docstring), or None with ``info["reason"]`` when
     the construction does not apply (M != 2, boundaries not provably ordered) or ``deadline``
@@ -558,7 +561,7 @@ def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: 
     restricts the paths (then it bounds only the schedules following one of them): analysis and
     test aids, not a bound on the problem."""
     t0 = time.perf_counter()
-    pm, why = phase_map(problem)
+    pm, why = phase_map(problem, gpu)
     if pm is None:
         return None, {"reason": why, "wall_s": time.perf_counter() - t0}
     md = _model(problem, pm, cut_width)

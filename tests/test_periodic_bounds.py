@@ -250,6 +250,9 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
         ps = solve_overlap(prob, p).schedule
         assert check_periodic(ps, prob).ok
         assert classification_violations(pm, ps) == [], p
+        if which == "tiny-2gpu-L2":  # GPU 1's own dense start as the Q-boundaries
+            pm1 = phase_map(prob, 1)[0]
+            assert classification_violations(pm1, ps) == [] and min(window_cut_slacks_ns(prob, pm1, ps)) >= -1e-3
         caught += bool(classification_violations(pm, ps, shifted))
         b = boundary_times(pm, ps)
         lam = ps.superperiod_ns
