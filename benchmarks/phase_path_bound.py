@@ -8,7 +8,8 @@ Columns: the load bound (CP-SAT over the modes), the path bound (``phase_path_bo
 the 2L * C(4L-1, 2L-1) paths of the LP with relaxed modes), the path LP with the modes *fixed*
 to the load optimum's / Sieve's (``--fixed``): the min over paths at one integral mode set is an
 upper limit on what the integer variant (binary modes) could certify, since that mode set is a
-feasible point of every path's MIP; and the phase model value (``phase_balanced_modes``, the sum
+feasible point of every path's MIP; with ``--mip S`` the integer variant itself (min over
+every path of its MIP dual bound); and the phase model value (``phase_balanced_modes``, the sum
 of its phase lengths: an estimate, not a bound).
 
     nice .venv/bin/python benchmarks/phase_path_bound.py --configs gpt-oss-120b:4,qwen3.5-397b-a17b:8 --batches 64,256 --fixed
@@ -39,11 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window-layers", type=int, default=2)
     ap.add_argument("--cut-width", type=int, default=2, help="window cuts over up to this many phases (0: none)")
     ap.add_argument("--fixed", action="store_true", help="also the path LP at the load-optimal and Sieve's modes")
+    ap.add_argument("--mip", type=float, default=None, metavar="S",
+                    help="also the integer variant: every path's MIP (binary modes), at most S seconds each")
     ap.add_argument("--time-limit", type=float, default=5.0, help="CP-SAT seconds for the load bound and phase model")
     args = ap.parse_args(argv)
     head = "| config | B | tasks | load bound | path bound | path s |"
     if args.fixed:
         head += " path @ load modes (their load) | path @ sieve modes (their load) |"
+    if args.mip is not None:
+        head += " path MIP bound | MIP s |"
     head += " phase model |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -62,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                 for modes in (load_modes, plan_modes(prob, "sieve")[0]):
                     v, _ = phase_path_bound(prob, cut_width=args.cut_width, modes=modes)
                     row += f" {v} ({int(resource_loads_ns(prob.dag, modes).max())}) |"
+            if args.mip is not None:
+                t0 = time.perf_counter()
+                v, _ = phase_path_bound(prob, cut_width=args.cut_width, mip_s=args.mip)
+                row += f" {v} | {time.perf_counter() - t0:.1f} |"
             pb = phase_balanced_modes(prob, time_limit_s=args.time_limit)
             row += f" {int(pb[1].sum()) if pb else '-'} |"
             print(row, flush=True)

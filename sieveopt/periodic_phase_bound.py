@@ -79,7 +79,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
 from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
@@ -452,9 +452,10 @@ def _model(problem: PeriodicProblem, pm: PhaseMap, cut_width: int) -> _Model:
 
 
 def path_lp(md: _Model, path: tuple[tuple[int, int], ...], u_fixed: dict[int, float] | None = None,
-            ) -> tuple[float, Any]:
+            integral_s: float | None = None) -> tuple[float, Any]:
     """Optimum (us, ``inf`` when infeasible) of the LP of ``path`` (module docstring) and its
-    ``linprog`` result."""
+    ``linprog`` result. ``integral_s``: binary modes instead (HiGHS MIP via ``milp``, that many
+    seconds); the value is then the MIP's dual bound, valid for this path even when time ran out."""
     S, P, nu = len(path), md.phases, md.n_u
     in_phase = [[[s for s in range(S) if path[s][m] == k] for k in range(P)] for m in range(2)]
     # columns: tau (S), u (nu), y (per group, per allowed state)
@@ -531,6 +532,20 @@ def path_lp(md: _Model, path: tuple[tuple[int, int], ...], u_fixed: dict[int, fl
         bounds[S + k] = (v, v)
     a_eq = coo_matrix((eq_v, (eq_r, eq_c)), shape=(row, n)).tocsr() if row else None
     a_ub = coo_matrix((ub_v, (ub_r, ub_c)), shape=(urow, n)).tocsr() if urow else None
+    if integral_s is not None:
+        integrality = np.zeros(n)
+        integrality[S:S + nu] = 1
+        cons = [LinearConstraint(a, lb, ub) for a, lb, ub in
+                ((a_eq, b_eq, b_eq), (a_ub, -np.inf, np.array(b_ub))) if a is not None]
+        res = milp(cost, integrality=integrality, bounds=Bounds([b[0] for b in bounds],
+                   [np.inf if b[1] is None else b[1] for b in bounds]), constraints=cons,
+                   options={"time_limit": integral_s})
+        if res.status == 2:  # infeasible
+            return math.inf, res
+        dual = getattr(res, "mip_dual_bound", None)
+        if dual is None or not np.isfinite(dual):
+            raise RuntimeError(f"phase-path MIP: no dual bound (status {res.status}: {res.message})")
+        return float(dual), res
     res = linprog(cost, A_ub=a_ub, b_ub=np.array(b_ub) if urow else None, A_eq=a_eq,
                   b_eq=np.array(b_eq) if row else None, bounds=bounds, method="highs")
     if res.status == 2:
@@ -552,14 +567,17 @@ def mode_columns(problem: PeriodicProblem, modes: Any) -> dict[int, float]:
 
 
 def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: float | None = None,
-                     modes: Any = None, paths: Any = None, gpu: int | None = None) -> tuple[int | None, dict[str, Any]]:
+                     modes: Any = None, paths: Any = None, gpu: int | None = None,
+                     mip_s: float | None = None) -> tuple[int | None, dict[str, Any]]:
     """Min over every joint-state path of its LP optimum: a lower bound (ns) on the superperiod of
     every periodic schedule of ``problem`` (module docstring), or None with ``info["reason"]`` when
     the construction does not apply (M != 2, boundaries not provably ordered) or ``deadline``
     (``time.perf_counter()``) passed before every path was solved (a partial min is no bound).
     ``modes`` fixes the modes (then it bounds only the schedules in those modes), ``paths``
     restricts the paths (then it bounds only the schedules following one of them): analysis and
-    test aids, not a bound on the problem."""
+    test aids, not a bound on the problem. ``mip_s``: every path's integer variant (binary modes,
+    its MIP dual bound after at most that many seconds) instead of its LP; ``gpu``: the
+    boundaries of :func:`phase_map` for that GPU."""
     t0 = time.perf_counter()
     pm, why = phase_map(problem, gpu)
     if pm is None:
@@ -571,7 +589,7 @@ def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: 
     for path in (cyclic_paths(pm.phases) if paths is None else paths):
         if deadline is not None and time.perf_counter() > deadline:
             return None, {"reason": f"deadline: {len(values)} of the paths solved", "wall_s": time.perf_counter() - t0}
-        v, _ = path_lp(md, path, u_fixed)
+        v, _ = path_lp(md, path, u_fixed, integral_s=mip_s)
         values.append(v)
         if v < best:
             best, arg = v, path

@@ -281,6 +281,8 @@ def test_phase_path_bound_never_exceeds_exact_optima(tiny_optima):
         assert bound <= opt.superperiod_ns
         fixed, _ = phase_path_bound(prob, modes=opt.modes)
         assert bound <= fixed <= opt.superperiod_ns
+        mip, _ = phase_path_bound(prob, mip_s=5)
+        assert bound - 1 <= mip <= fixed
 
 
 def test_phase_path_bound_below_every_schedule_and_only_for_two_microbatches():
