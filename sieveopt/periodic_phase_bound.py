@@ -68,6 +68,14 @@ The bound is ``min over all paths`` of the LP optimum (rounded down, 1e-6 relati
 HiGHS's tolerances); a path whose LP is infeasible admits no schedule. It is valid for M = 2;
 for any other M (or a DAG whose boundaries are not provably ordered) it reports that it does
 not apply and returns no bound.
+
+Measured (``benchmarks/phase_path_bound.py``, docs/design-notes/overlap.md "Round 7"): on the
+four multi-GPU target rows it is at or below the load bound, and so is its integer variant
+(an integral mode set is a feasible point of every path's MIP, and at Sieve's or the
+load-optimal modes the path LP equals their busiest load). Most experts, every combine and
+reduce may run in the next dense phase (no global barrier on the combine side), and
+preemption lets the other micro-batch fill every state. It is an API, not part of the 60 s
+exact pipeline.
 """
 
 from __future__ import annotations
