@@ -220,8 +220,8 @@ _PHASE_INSTANCES = {"qwen3-30b-1gpu-L1": lambda: _real(8), "gpt-oss-4gpu-L2": la
 
 
 @pytest.mark.parametrize("which", list(_PHASE_INSTANCES))
-def test_phase_classification_holds_on_every_heuristic_schedule(which):
-    """Each task of every heuristic schedule lies inside its allowed phases, the schedule's own
+def test_phase_classification_holds_on_heuristic_schedules(which):
+    """Each task of sieve's and PIMoE's schedules lies inside its allowed phases, the schedule's own
     boundaries keep every separation and window cut, its path is one of the enumerated ones, and
     the path's LP with the schedule's modes stays at or below its superperiod. A classification
     shifted by one phase (dense work claimed in the expert phase) is caught."""
@@ -246,7 +246,7 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
     shifted = tuple(ph if len(ph) == P else tuple(sorted((k + 1) % P for k in ph)) for ph in pm.allowed)
     paths = set(cyclic_paths(P))
     caught, tightest, sep_tightest = 0, float("inf"), float("inf")
-    for p in ("sieve", "duplex", "pimoe"):
+    for p in ("sieve", "pimoe"):
         ps = solve_overlap(prob, p).schedule
         assert check_periodic(ps, prob).ok
         assert classification_violations(pm, ps) == [], p
@@ -267,7 +267,7 @@ def test_phase_classification_holds_on_every_heuristic_schedule(which):
         assert path in paths and sum(lengths) == lam
         own, info = phase_path_bound(prob, modes=ps.modes, paths=[path])
         assert own is not None and own <= lam, (p, own, lam)
-    assert caught == 3
+    assert caught == 2
     # not vacuous: a window cut or a separation 2.5 us stronger would fail on some schedule
     assert tightest < 2500 and sep_tightest < 2500, (tightest, sep_tightest)
 
