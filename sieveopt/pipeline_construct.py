@@ -33,7 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sieveopt.periodic import ModuloTable, PeriodicProblem, PeriodicSchedule
+from sieveopt._modulo_numba import left_shift_pass, table_capacity
+from sieveopt.periodic import PeriodicProblem, PeriodicSchedule, csr
 
 #: Left-shift passes at most (each: one sweep and one exact timing); it stops earlier when a
 #: pass does not shorten the superperiod.
@@ -53,42 +54,31 @@ def _inputs(problem: PeriodicProblem, modes: Sequence[str]) -> list[list[tuple[i
     return out
 
 
-def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: list[list[tuple[int, int, int]]],
+def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: tuple[np.ndarray, ...],
                 rank: np.ndarray) -> PeriodicSchedule | None:
     """One left-shift sweep at ``ps``'s superperiod (None when no task moved); ``rank``: the
-    tie-break of equal starts (a topological position)."""
+    tie-break of equal starts (a topological position); ``inputs``: :func:`_input_arrays`. The
+    sweep itself is compiled (:func:`sieveopt._modulo_numba.left_shift_pass`)."""
     dag = problem.dag
-    lam = int(ps.superperiod_ns)
-    start = np.asarray(ps.start_ns, dtype=np.int64).tolist()
-    end = np.asarray(ps.end_ns, dtype=np.int64).tolist()
-    dur = [b - a for a, b in zip(start, end, strict=True)]
-    res = [dag.tasks[i].modes[ps.modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
-    ring = ModuloTable(len(dag.resources), lam)
-    for i, rs in enumerate(res):
-        if rs:
-            ring.occupy(rs, start[i], dur[i], i)
-    moved = False
-    for i in sorted(range(len(start)), key=lambda k: (start[k], rank[k])):
-        s0 = start[i]
-        ready = s0 - lam + 1  # never more than a superperiod earlier
-        for src, lag, h in inputs[i]:
-            ready = max(ready, end[src] + lag - h * lam)
-        if ready >= s0:
-            continue
-        s = ready
-        if res[i]:
-            ring.release(res[i], s0, dur[i], i)
-            t = ring.earliest(res[i], ready, dur[i], s0)
-            s = s0 if t is None else t
-            ring.occupy(res[i], s, dur[i], i)
-        if s < s0:
-            start[i], end[i] = s, s + dur[i]
-            moved = True
-    if not moved:
+    start = np.array(ps.start_ns, dtype=np.int64)
+    end = np.array(ps.end_ns, dtype=np.int64)
+    dur = end - start
+    res_ptr, res_idx = csr([dag.tasks[i].modes[ps.modes[i]].resources if dur[i] > 0 else ()
+                            for i in range(len(dag.tasks))])
+    order = np.lexsort((rank, start))
+    if not left_shift_pass(order, start, end, res_ptr, res_idx, *inputs, int(ps.superperiod_ns),
+                           len(dag.resources), table_capacity(res_idx, len(dag.resources))):
         return None
-    st, en = np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
-    shift = int(st.min())
-    return dataclasses.replace(ps, start_ns=st - shift, end_ns=en - shift, meta=dict(ps.meta, left_shift=True))
+    shift = int(start.min())
+    return dataclasses.replace(ps, start_ns=start - shift, end_ns=end - shift, meta=dict(ps.meta, left_shift=True))
+
+
+def _input_arrays(inputs: list[list[tuple[int, int, int]]]) -> tuple[np.ndarray, ...]:
+    """:func:`_inputs` as arrays (row pointers, sources, lags ns, iteration distances)."""
+    ptr, src = csr([[x[0] for x in row] for row in inputs])
+    _, lag = csr([[x[1] for x in row] for row in inputs])
+    _, dist = csr([[x[2] for x in row] for row in inputs])
+    return ptr, src, lag, dist
 
 
 def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = LEFT_SHIFT_PASSES
@@ -101,10 +91,9 @@ def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = 
     if any(r.capacity != 1 for r in problem.dag.resources):
         return ps
     best = ps
-    inputs = _inputs(problem, ps.modes)
+    inputs = _input_arrays(_inputs(problem, ps.modes))
     rank = np.empty(len(problem.dag.tasks), dtype=np.int64)
     rank[list(problem.dag.topo_order)] = np.arange(len(problem.dag.tasks))
-    rank = rank.tolist()
     for k in range(passes):
         moved = _shift_pass(problem, best, inputs, rank)
         if moved is None:
