@@ -257,6 +257,28 @@ class TaskDAG:
     def active_edges(self, modes: list[str] | tuple[str, ...]) -> Iterator[Edge]:
         return (e for e in self.edges if self.edge_active(e, modes))
 
+    @cached_property
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every edge as arrays in edge order: (src, dst, lag ns, condition task (-1: none),
+        condition mode (object array, "" when none)); the vectorised checks read these."""
+        n = len(self.edges)
+        src = np.fromiter((e.src for e in self.edges), dtype=np.int64, count=n)
+        dst = np.fromiter((e.dst for e in self.edges), dtype=np.int64, count=n)
+        lag = np.fromiter((e.lag_ns for e in self.edges), dtype=np.int64, count=n)
+        ct = np.fromiter((-1 if e.if_mode is None else e.if_mode[0] for e in self.edges), dtype=np.int64, count=n)
+        cm = np.array(["" if e.if_mode is None else e.if_mode[1] for e in self.edges], dtype=object)
+        return src, dst, lag, ct, cm
+
+    def active_edge_mask(self, modes: Sequence[str]) -> np.ndarray:
+        """:meth:`edge_active` of every edge under ``modes`` (bool array in edge order)."""
+        _, _, _, ct, cm = self.edge_arrays
+        mask = ct < 0
+        cond = np.flatnonzero(~mask)
+        if len(cond):
+            chosen = np.array(modes, dtype=object)
+            mask[cond] = chosen[ct[cond]] == cm[cond]
+        return mask
+
     def to_networkx(self):
         """A ``networkx.DiGraph`` view (node attributes: name, kind, gpu, modes, durations)."""
         import networkx as nx

@@ -51,7 +51,14 @@ from sieveopt._modulo_numba import (
     table_occupy,
     table_release,
 )
-from sieveopt.check import CheckReport, check, check_resource_events, check_task_times
+from sieveopt.check import (
+    CheckReport,
+    check,
+    check_precedences,
+    check_resource_events,
+    check_task_times,
+    mode_resources,
+)
 from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
 from sieveopt.execution_model import ExecutionModel
 from sieveopt.instance import LayerInstance
@@ -192,31 +199,26 @@ def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckRepor
         return CheckReport((f"schedule has {len(ps.modes)} tasks, the iteration has {len(dag.tasks)}",))
     if lam <= 0:
         return CheckReport((f"superperiod {lam} ns must be positive",))
-    s, e = ps.start_ns, ps.end_ns
+    s, e = np.asarray(ps.start_ns, dtype=np.int64), np.asarray(ps.end_ns, dtype=np.int64)
     check_task_times(dag, ps.modes, s, e, v, longest_ns=lam)
     if v:
         return CheckReport(tuple(v))
-    for edge in dag.edges:
-        if dag.edge_active(edge, ps.modes) and s[edge.dst] < e[edge.src] + edge.lag_ns:
-            v.append(f"precedence {dag.tasks[edge.src].name} -> {dag.tasks[edge.dst].name}: starts at "
-                     f"{s[edge.dst]} before {e[edge.src]} + lag {edge.lag_ns}")
+    check_precedences(dag, ps.modes, s, e, v)
     for r in problem.recurrences:
         if s[r.dst] + lam < e[r.src] + r.lag_ns:
             v.append(f"recurrence {dag.tasks[r.src].name} -> next {dag.tasks[r.dst].name}: starts at "
                      f"{s[r.dst]} + {lam} before {e[r.src]}")
-    events: dict[int, list[tuple[int, int, int]]] = {}
-    for t in dag.tasks:
-        a, b = int(s[t.tid]), int(e[t.tid])
-        if a == b:
-            continue
-        x = a % lam
-        parts = [(x, x + b - a)] if x + b - a <= lam else [(x, lam), (0, x + b - a - lam)]
-        for rid in t.modes[ps.modes[t.tid]].resources:
-            ev = events.setdefault(rid, [])
-            for p0, p1 in parts:
-                ev.append((p0, 1, t.tid))
-                ev.append((p1, -1, t.tid))
-    check_resource_events(dag, events, v, where=f" (mod {lam})")
+    # Occupancy modulo Lambda: [x, x + d) with x = s mod Lambda, split in two when it wraps; per
+    # (task, resource) the events start, end of the first piece, then of the second.
+    tid, rid = mode_resources(dag, ps.modes, e != s)
+    x = s[tid] % lam
+    y = x + e[tid] - s[tid]
+    wraps = y > lam
+    time = np.column_stack([x, np.minimum(y, lam), np.zeros_like(x), y - lam]).reshape(-1)
+    keep = np.column_stack([np.ones_like(wraps), np.ones_like(wraps), wraps, wraps]).reshape(-1)
+    delta = np.tile(np.array([1, -1, 1, -1], dtype=np.int64), len(tid))
+    check_resource_events(dag, np.repeat(rid, 4)[keep], time[keep], delta[keep], np.repeat(tid, 4)[keep], v,
+                          where=f" (mod {lam})")
     return CheckReport(tuple(v))
 
 
