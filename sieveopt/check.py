@@ -66,13 +66,9 @@ def check_precedences(dag: TaskDAG, modes, start_ns, end_ns, violations: list[st
 def mode_resources(dag: TaskDAG, modes, holds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(task, resource) pairs of the tasks with ``holds[task]`` true in their ``modes``, in task
     order then the mode's resource order (the events' insertion order)."""
-    tids: list[int] = []
-    rids: list[int] = []
-    for t in np.flatnonzero(holds).tolist():
-        rs = dag.tasks[t].modes[modes[t]].resources
-        tids += [t] * len(rs)
-        rids += rs
-    return np.array(tids, dtype=np.int64), np.array(rids, dtype=np.int64)
+    tid, rid, _ = dag.chosen_resources(modes)
+    keep = np.asarray(holds, dtype=bool)[tid]
+    return tid[keep], rid[keep]
 
 
 def check(schedule: Schedule, dag: TaskDAG) -> CheckReport:

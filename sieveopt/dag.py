@@ -269,6 +269,21 @@ class TaskDAG:
         cm = np.array(["" if e.if_mode is None else e.if_mode[1] for e in self.edges], dtype=object)
         return src, dst, lag, ct, cm
 
+    @cached_property
+    def mode_resource_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every (task, mode, resource) as arrays, in task, mode and resource order: (task, mode
+        name (object array), resource id, the mode's duration ns)."""
+        rows = [(t.tid, m, rid, c.duration_ns) for t in self.tasks for m, c in t.modes.items() for rid in c.resources]
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=object),
+                np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=np.int64))
+
+    def chosen_resources(self, modes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(task, resource id, duration ns) of every resource a task holds in its mode of ``modes``,
+        in task order, then the mode's resource order (modes must be valid)."""
+        tid, name, rid, dur = self.mode_resource_pairs
+        keep = np.array(modes, dtype=object)[tid] == name
+        return tid[keep], rid[keep], dur[keep]
+
     def active_edge_mask(self, modes: Sequence[str]) -> np.ndarray:
         """:meth:`edge_active` of every edge under ``modes`` (bool array in edge order)."""
         _, _, _, ct, cm = self.edge_arrays

@@ -161,11 +161,9 @@ class PeriodicSchedule:
 
 def resource_loads_ns(dag: TaskDAG, modes: Sequence[str]) -> np.ndarray:
     """Busy ns of every resource in one iteration under ``modes``."""
+    _, rid, dur = dag.chosen_resources(modes)
     loads = np.zeros(len(dag.resources), dtype=np.int64)
-    for t in dag.tasks:
-        c = t.modes[modes[t.tid]]
-        for rid in c.resources:
-            loads[rid] += c.duration_ns
+    np.add.at(loads, rid, dur)
     return loads
 
 

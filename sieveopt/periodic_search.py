@@ -221,18 +221,23 @@ def orders_from_periodic(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict
 
 
 def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, list[tuple[int, int, int]]]:
-    """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`."""
-    st, lam = _static(problem), int(ps.superperiod_ns)
-    mi = st.mode_idx(ps.modes)
-    d = st.dur[np.arange(len(mi)), mi]
+    """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`
+    (resources in order of first appearance in task order)."""
+    lam = int(ps.superperiod_ns)
     start = np.asarray(ps.start_ns, dtype=np.int64)
     k = -(start // lam)
     pos = start + k * lam
-    occ: dict[int, list[tuple[int, int, int]]] = {}
-    for t in np.flatnonzero(d > 0).tolist():
-        for rid in st.res[t][mi[t]]:
-            occ.setdefault(rid, []).append((int(pos[t]), t, int(k[t])))
-    return {rid: sorted(v) for rid, v in occ.items()}
+    tid, rid, dur = problem.dag.chosen_resources(ps.modes)
+    held = dur > 0
+    tid, rid = tid[held], rid[held]
+    order = np.lexsort((k[tid], tid, pos[tid], rid))
+    tid, rid = tid[order], rid[order]
+    cut = np.flatnonzero(np.diff(rid)) + 1
+    lo, hi = np.concatenate([[0], cut]).tolist(), np.concatenate([cut, [len(rid)]]).tolist()
+    _, first = np.unique(rid[np.argsort(order, kind="stable")], return_index=True)
+    p_l, t_l, k_l, r_l = pos[tid].tolist(), tid.tolist(), k[tid].tolist(), rid.tolist()
+    return {r_l[lo[g]]: list(zip(p_l[lo[g]:hi[g]], t_l[lo[g]:hi[g]], k_l[lo[g]:hi[g]], strict=True))
+            for g in np.argsort(first, kind="stable").tolist()}
 
 
 def _moved_orders(problem: PeriodicProblem, occ: dict[int, list[tuple[int, int, int]]], orders: dict[int, Order],
