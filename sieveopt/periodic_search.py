@@ -30,6 +30,7 @@ import math
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -90,6 +91,48 @@ def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarr
         if _parent_cycle(parent, stamp):
             return False
     return False
+
+
+@numba.njit(cache=True)
+def _dag_longest(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, value: np.ndarray) -> int:
+    """Longest paths over an acyclic arc set, in place: ``value[j] = max(value[j], value[i] + w)``
+    for every arc i -> j, each node once all its predecessors are final (Kahn). Returns the
+    number of nodes reached (< n: the arcs contain a cycle). The values are the unique fixed
+    point, whatever order the ready nodes are taken in."""
+    indeg = np.zeros(n, dtype=np.int64)
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for a in range(src.shape[0]):
+        indeg[dst[a]] += 1
+        cnt[src[a] + 1] += 1
+    for i in range(n):
+        cnt[i + 1] += cnt[i]
+    fill = cnt[:n].copy()
+    out = np.empty(src.shape[0], dtype=np.int64)
+    for a in range(src.shape[0]):
+        out[fill[src[a]]] = a
+        fill[src[a]] += 1
+    stack = np.empty(n, dtype=np.int64)
+    top = 0
+    for i in range(n):
+        if indeg[i] == 0:
+            stack[top] = i
+            top += 1
+    done = 0
+    while top > 0:
+        top -= 1
+        i = stack[top]
+        done += 1
+        for q in range(cnt[i], cnt[i + 1]):
+            a = out[q]
+            j = dst[a]
+            v = value[i] + w[a]
+            if v > value[j]:
+                value[j] = v
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                stack[top] = j
+                top += 1
+    return done
 
 
 class _Static:
@@ -497,10 +540,9 @@ def _phase_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
                 int((j + 1) * P + (w - t_e) * P / max(t_end - t_e, 1))
     # Precedence-consistent: a successor never keys before its predecessor ends (so no resource
     # order contradicts an edge of the iteration).
-    for t in dag.topo_order:
-        for e in dag.succs[t]:
-            if dag.edge_active(e, modes):
-                key[e.dst] = max(key[e.dst], key[t] + d[t] + e.lag_ns)
+    e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+    on = dag.active_edge_mask(modes)
+    _dag_longest(len(dag.tasks), e_src[on], e_dst[on], d[e_src[on]] + e_lag[on], key)
     return key
 
 
@@ -648,53 +690,92 @@ STAGGER_PLACEMENTS = ("mid", "fill", "gap", "front", "end")
 STAGGER_FILLS = (1.0, 0.5)
 
 
-def _staggered_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
-                    variant: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _StaggerGroups:
+    """What :func:`_staggered_keys` reads for one mode set, whatever the variant: every task's
+    unrolled phase ``u``, the GPU / PIM work of each (phase, GPU) sorted as the construction
+    takes it, with the launch's wait for the dispatches, and the arcs of the per-phase
+    simulation that do not depend on the variant (edges inside an unrolled phase, recurrences
+    from the previous copy)."""
+
+    u: np.ndarray
+    # (phase, pre, post, xg, xp, apim, launch wait; None when the last of post is no launch)
+    groups: list[tuple[int, list[int], list[int], list[int], list[int], list[int], int | None]]
+    arc_src: np.ndarray
+    arc_dst: np.ndarray
+    arc_w: np.ndarray
+
+    @staticmethod
+    def of(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray) -> _StaggerGroups:
+        dag = problem.dag
+        M, S = problem.microbatches, problem.window_layers * problem.microbatches
+        n = len(dag.tasks)
+        u = np.empty(n, dtype=np.int64)
+        for t in dag.tasks:
+            k = str(t.kind)
+            u[t.tid] = t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+        ph = u % S
+        pos = np.empty(n, dtype=np.int64)
+        pos[list(dag.topo_order)] = np.arange(n)
+        remote_in = np.array([any(str(dag.tasks[e.src].kind) == "dispatch" for e in dag.preds[i])
+                              for i in range(n)])
+        # the GPU / PIM work of each (phase, GPU)
+        raw: dict[tuple[int, int], dict[str, list[int]]] = {}
+        for t in dag.tasks:
+            c = t.modes[modes[t.tid]]
+            k = str(t.kind)
+            if c.duration_ns <= 0 or not c.resources or k in ("allgather", "dispatch", "combine"):
+                continue
+            on_pim = modes[t.tid] == "pim"
+            g = raw.setdefault((int(ph[t.tid]), t.gpu), {"pre": [], "post": [], "xg": [], "xp": [], "apim": []})
+            if k in ("reduce", "qkv") or (k in ("attn", "prefill_attn") and not on_pim):
+                g["pre"].append(t.tid)
+            elif k in ("attn", "prefill_attn"):
+                g["apim"].append(t.tid)
+            elif k in ("expert", "shared"):
+                g["xp" if on_pim else "xg"].append(t.tid)
+            else:  # oproj, router, launch
+                g["post"].append(t.tid)
+        groups = []
+        for (phase, _), grp in raw.items():
+            post = sorted(grp["post"], key=lambda i: pos[i])
+            wait = None if not post or str(dag.tasks[post[-1]].kind) != "launch" else \
+                max((e.lag_ns for e in dag.preds[post[-1]]), default=0)
+            groups.append((phase, sorted(grp["pre"], key=lambda i: (str(dag.tasks[i].kind) != "reduce", pos[i])),
+                           post,
+                           sorted(grp["xg"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i)),
+                           sorted(grp["xp"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i)),
+                           sorted(grp["apim"], key=lambda i: pos[i]), wait))
+        e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+        on = dag.active_edge_mask(modes) & (u[e_src] == u[e_dst])
+        rec = [r for r in problem.recurrences if u[r.src] == u[r.dst] + S]
+        r_src = np.array([r.src for r in rec], dtype=np.int64)
+        return _StaggerGroups(u, groups, np.concatenate([e_src[on], r_src]),
+                              np.concatenate([e_dst[on], np.array([r.dst for r in rec], dtype=np.int64)]),
+                              np.concatenate([d[e_src[on]] + e_lag[on],
+                                              d[r_src] + np.array([r.lag_ns for r in rec], dtype=np.int64)]))
+
+
+def _staggered_keys(problem: PeriodicProblem, d: np.ndarray, variant: Sequence[tuple[str, float]],
+                    prep: _StaggerGroups) -> tuple[np.ndarray, np.ndarray]:
     """Start keys and phase lengths of an explicit staggered timeline (see
-    :func:`staggered_schedule`; ``variant[p]`` = (placement, PIM fill fraction) of phase p).
+    :func:`staggered_schedule`; ``variant[p]`` = (placement, PIM fill fraction) of phase p;
+    ``prep``: :class:`_StaggerGroups` of the modes).
 
     Each phase is simulated on its own: its tasks start at the phase start, after their
     predecessors *inside the phase* (lags included, so a launch waits for every GPU's router)
     and after the task before them in their GPU's or PIM's sequence; the phase lasts until its
     last task ends. A task of unrolled phase u >= S (a slot's experts or reduce past the last
     slot) runs in phase u - S of the next copy: its key is shifted by the timeline's length."""
-    dag = problem.dag
-    M, S = problem.microbatches, problem.window_layers * problem.microbatches
-    n = len(dag.tasks)
-    u = np.empty(n, dtype=np.int64)
-    for t in dag.tasks:
-        k = str(t.kind)
-        u[t.tid] = t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+    S = problem.window_layers * problem.microbatches
+    n = len(problem.dag.tasks)
+    u = prep.u
     ph = u % S
-    pos = np.empty(n, dtype=np.int64)
-    pos[list(dag.topo_order)] = np.arange(n)
-    remote_in = np.array([any(str(dag.tasks[e.src].kind) == "dispatch" for e in dag.preds[i]) for i in range(n)])
-    # the GPU / PIM work of each (phase, GPU)
-    groups: dict[tuple[int, int], dict[str, list[int]]] = {}
-    for t in dag.tasks:
-        c = t.modes[modes[t.tid]]
-        k = str(t.kind)
-        if c.duration_ns <= 0 or not c.resources or k in ("allgather", "dispatch", "combine"):
-            continue
-        on_pim = modes[t.tid] == "pim"
-        g = groups.setdefault((int(ph[t.tid]), t.gpu), {"pre": [], "post": [], "xg": [], "xp": [], "apim": []})
-        if k in ("reduce", "qkv") or (k in ("attn", "prefill_attn") and not on_pim):
-            g["pre"].append(t.tid)
-        elif k in ("attn", "prefill_attn"):
-            g["apim"].append(t.tid)
-        elif k in ("expert", "shared"):
-            g["xp" if on_pim else "xg"].append(t.tid)
-        else:  # oproj, router, launch
-            g["post"].append(t.tid)
+    dl = d.tolist()
     seq_arcs: list[tuple[int, int]] = []
-    for (phase, _), grp in groups.items():
+    for phase, pre, post, xg, xp, apim, launch_wait in prep.groups:
         placement, fill = variant[phase]
-        pre = sorted(grp["pre"], key=lambda i: (str(dag.tasks[i].kind) != "reduce", pos[i]))
-        post = sorted(grp["post"], key=lambda i: pos[i])
-        xg = sorted(grp["xg"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i))
-        xp = sorted(grp["xp"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i))
-        apim = sorted(grp["apim"], key=lambda i: pos[i])
-        hidden = int(sum(d[i] for i in apim))
+        hidden = sum(dl[i] for i in apim)
         if placement == "mid":
             seq = pre + xg + post
         elif placement == "front":
@@ -704,51 +785,32 @@ def _staggered_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndar
         else:  # fill / gap: what the attention hides, then (gap) what the wait for the dispatch
             a, b = [], []  # before the launch hides, the rest after the launch (fill) or mid (gap)
             for i in xg:
-                (a if int(d[i]) <= hidden else b).append(i)
-                hidden -= int(d[i]) if int(d[i]) <= hidden else 0
-            if placement == "fill" or not post or str(dag.tasks[post[-1]].kind) != "launch":
+                (a if dl[i] <= hidden else b).append(i)
+                hidden -= dl[i] if dl[i] <= hidden else 0
+            if placement == "fill" or launch_wait is None:
                 seq = pre + a + post + b
             else:
-                wait, c, rest = max((e.lag_ns for e in dag.preds[post[-1]]), default=0), [], []
+                wait, c, rest = launch_wait, [], []
                 for i in b:
-                    (c if int(d[i]) <= wait else rest).append(i)
-                    wait -= int(d[i]) if int(d[i]) <= wait else 0
+                    (c if dl[i] <= wait else rest).append(i)
+                    wait -= dl[i] if dl[i] <= wait else 0
                 seq = pre + a + rest + post[:-1] + c + post[-1:]
-        ready = int(sum(d[i] for i in seq[:seq.index(pre[-1]) + 1])) if pre else 0
+        ready = sum(dl[i] for i in seq[:seq.index(pre[-1]) + 1]) if pre else 0
         part1, part2, used = [], [], 0
         for i in xp:  # PIM: experts until the attention is ready, the attention, the rest
-            if apim and used + int(d[i]) <= fill * ready:
+            if apim and used + dl[i] <= fill * ready:
                 part1.append(i)
-                used += int(d[i])
+                used += dl[i]
             else:
                 part2.append(i)
         for sq in (seq, part1 + apim + part2):
             seq_arcs += list(zip(sq, sq[1:], strict=False))
-    # per-phase simulation: arcs between tasks of the same unrolled phase (edges; recurrences
-    # from a task of the previous copy), in topological order
-    arcs: list[tuple[int, int, int]] = [(a, b, int(d[a])) for a, b in seq_arcs]
-    for e in dag.edges:
-        if u[e.src] == u[e.dst] and dag.edge_active(e, modes):
-            arcs.append((e.src, e.dst, int(d[e.src]) + e.lag_ns))
-    for r in problem.recurrences:
-        if u[r.src] == u[r.dst] + S:
-            arcs.append((r.src, r.dst, int(d[r.src]) + r.lag_ns))
-    succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    indeg = np.zeros(n, dtype=np.int64)
-    for a, b, w in arcs:
-        succ[a].append((b, w))
-        indeg[b] += 1
+    # per-phase simulation: the sequences' arcs and the variant-free ones (edges inside an
+    # unrolled phase; recurrences from a task of the previous copy), longest paths from 0
+    sa = np.array(seq_arcs, dtype=np.int64).reshape(-1, 2)
     local = np.zeros(n, dtype=np.int64)
-    stack = [i for i in range(n) if indeg[i] == 0]
-    done = 0
-    while stack:
-        i = stack.pop()
-        done += 1
-        for j, w in succ[i]:
-            local[j] = max(local[j], local[i] + w)
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                stack.append(j)
+    done = _dag_longest(n, np.concatenate([sa[:, 0], prep.arc_src]), np.concatenate([sa[:, 1], prep.arc_dst]),
+                        np.concatenate([d[sa[:, 0]], prep.arc_w]), local)
     if done != n:
         raise RuntimeError("staggered phase sequences contradict a precedence (a bug)")
     length = np.ones(S, dtype=np.int64)
@@ -781,10 +843,11 @@ def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
     # every uniform variant simulated; the best variant of each phase combined; the combination
     # and the best uniform ones timed exactly
     uniform = [(pl, f) for pl in placements for f in fills]
-    sims = {v: _staggered_keys(problem, modes, d, [v] * S) for v in uniform}
+    prep = _StaggerGroups.of(problem, modes, d)
+    sims = {v: _staggered_keys(problem, d, [v] * S, prep) for v in uniform}
     lengths = np.array([sims[v][1] for v in uniform])
     mixed = tuple(uniform[int(k)] for k in lengths.argmin(axis=0))
-    trials = [(mixed, *_staggered_keys(problem, modes, d, mixed))]
+    trials = [(mixed, *_staggered_keys(problem, d, mixed, prep))]
     for k in np.argsort(lengths.sum(axis=1), kind="stable")[:exact_uniform]:
         if uniform[int(k)] * S != mixed:
             trials.append(((uniform[int(k)],) * S, *sims[uniform[int(k)]]))
