@@ -26,6 +26,7 @@ bug and raises). Deterministic: budgets count evaluations, never the clock.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import time
 import weakref
@@ -158,6 +159,26 @@ class _Static:
         self.r_dst = np.array([r.dst for r in problem.recurrences], dtype=np.int64)
         self.r_lag = np.array([r.lag_ns for r in problem.recurrences], dtype=np.int64)
         self._mode_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._arc_cache: dict[tuple[str, ...], tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+
+    def mode_arcs(self, modes: Sequence[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(durations by task, the arcs (src, dst, w, h) of the active edges (h = 0) and the
+        recurrences (h = 1)) under ``modes``, cached per mode set."""
+        key = tuple(modes)
+        out = self._arc_cache.get(key)
+        if out is None:
+            mi = self.mode_idx(key)
+            d = self.dur[np.arange(len(mi)), mi]
+            active = (self.e_ct < 0) | (mi[np.maximum(self.e_ct, 0)] == self.e_cm)
+            arcs = (np.concatenate([self.e_src[active], self.r_src]),
+                    np.concatenate([self.e_dst[active], self.r_dst]),
+                    np.concatenate([d[self.e_src[active]] + self.e_lag[active], d[self.r_src] + self.r_lag]),
+                    np.concatenate([np.zeros(int(active.sum()), dtype=np.int64),
+                                    np.ones(len(self.r_src), dtype=np.int64)]))
+            if len(self._arc_cache) > 64:
+                self._arc_cache.clear()
+            out = self._arc_cache[key] = (d, arcs)
+        return out
 
     def mode_idx(self, modes: Sequence[str]) -> np.ndarray:
         key = tuple(modes)
@@ -185,37 +206,52 @@ def _durations(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
     return st.dur[np.arange(st.dur.shape[0]), st.mode_idx(modes)]
 
 
-def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+#: Per cyclic order (a resource's occurrence list, by identity) its arcs without weights
+#: (src, dst, h): :func:`order_arcs` reuses them for lists it has seen (the order-only descent
+#: changes one or two resources' lists per move). Only for lists never mutated after use.
+ArcBlocks = dict[int, tuple[Order, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def order_arcs(orders: dict[int, Order], d: np.ndarray, blocks: ArcBlocks | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The difference constraints ``s_dst + h Lambda >= s_src + w`` of fixed cyclic resource
     orders (consecutive occurrences ``(i, k_i)``, ``(j, k_j)``: ``w = d_i``, ``h = k_j - k_i``; the
     last occurrence precedes the first one's next copy, ``h + 1``), as arrays (src, dst, w, h);
-    valid at every Lambda for any schedule with those orders. ``d``: durations by task."""
+    valid at every Lambda for any schedule with those orders. ``d``: durations by task;
+    ``blocks``: a cache of the lists' arcs (:data:`ArcBlocks`), filled and read."""
     seqs = [seq for seq in orders.values() if len(seq) > 1]
     if not seqs:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
-    lens = np.array([len(q) for q in seqs], dtype=np.int64)
-    q = np.array([x for seq in seqs for x in seq], dtype=np.int64).reshape(-1, 2)
-    last = np.cumsum(lens) - 1
-    nxt = np.arange(1, len(q) + 1)
-    nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
-    wrap = np.zeros(len(q), dtype=np.int64)
-    wrap[last] = 1
-    return q[:, 0], q[nxt, 0], np.asarray(d, dtype=np.int64)[q[:, 0]], q[nxt, 1] + wrap - q[:, 1]
+    todo = seqs if blocks is None else [seq for seq in seqs if (blocks.get(id(seq)) or (None,))[0] is not seq]
+    if todo:
+        lens = np.array([len(q) for q in todo], dtype=np.int64)
+        q = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(todo)), dtype=np.int64,
+                        count=2 * int(lens.sum())).reshape(-1, 2)
+        last = np.cumsum(lens) - 1
+        nxt = np.arange(1, len(q) + 1)
+        nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
+        wrap = np.zeros(len(q), dtype=np.int64)
+        wrap[last] = 1
+        src, dst, h = q[:, 0], q[nxt, 0], q[nxt, 1] + wrap - q[:, 1]
+        if blocks is None:
+            return src, dst, np.asarray(d, dtype=np.int64)[src], h
+        if len(blocks) > 4096:
+            blocks.clear()
+        cut = np.cumsum(lens)[:-1]
+        for seq, bs, bd, bh in zip(todo, np.split(src, cut), np.split(dst, cut), np.split(h, cut), strict=True):
+            blocks[id(seq)] = (seq, bs, bd, bh)
+    parts = [blocks[id(seq)] for seq in seqs]
+    src = np.concatenate([x[1] for x in parts])
+    return src, np.concatenate([x[2] for x in parts]), np.asarray(d, dtype=np.int64)[src], \
+        np.concatenate([x[3] for x in parts])
 
 
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
-          rank: np.ndarray | None) -> tuple[np.ndarray, ...]:
+          rank: np.ndarray | None, blocks: ArcBlocks | None = None) -> tuple[np.ndarray, ...]:
     st = _static(problem)
-    mi = st.mode_idx(modes)
-    d = st.dur[np.arange(len(mi)), mi]
-    active = (st.e_ct < 0) | (mi[np.maximum(st.e_ct, 0)] == st.e_cm)
-    parts_s = [st.e_src[active], st.r_src]
-    parts_d = [st.e_dst[active], st.r_dst]
-    parts_w = [d[st.e_src[active]] + st.e_lag[active], d[st.r_src] + st.r_lag]
-    parts_h = [np.zeros(int(active.sum()), dtype=np.int64), np.ones(len(st.r_src), dtype=np.int64)]
-    for part, arcs in zip((parts_s, parts_d, parts_w, parts_h), order_arcs(orders, d), strict=True):
-        part.append(arcs)
-    src, dst, w, h = (np.concatenate(p).astype(np.int64) for p in (parts_s, parts_d, parts_w, parts_h))
+    d, (e_src, e_dst, e_w, e_h) = st.mode_arcs(modes)
+    o_src, o_dst, o_w, o_h = order_arcs(orders, d, blocks)
+    src, dst, w, h = (np.concatenate(p) for p in ((e_src, o_src), (e_dst, o_dst), (e_w, o_w), (e_h, o_h)))
     if rank is not None and len(src):  # relax arcs in (roughly) time order: fewer Bellman-Ford passes
         o = np.argsort(rank[src], kind="stable")
         src, dst, w, h = src[o], dst[o], w[o], h[o]
@@ -224,13 +260,15 @@ def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Orde
 
 def shortest_superperiod(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], *,
                          upper_ns: int | None = None, rank: np.ndarray | None = None,
-                         policy: str = "", meta: dict | None = None) -> PeriodicSchedule | None:
+                         policy: str = "", meta: dict | None = None,
+                         blocks: ArcBlocks | None = None) -> PeriodicSchedule | None:
     """The shortest-superperiod periodic schedule with these modes and cyclic resource orders
     (None when no Lambda up to 64x the load admits them). ``orders`` must list, for every
-    capacity-1 resource, each task that holds it (non-zero duration) exactly once."""
+    capacity-1 resource, each task that holds it (non-zero duration) exactly once; ``blocks``:
+    see :func:`order_arcs`."""
     dag = problem.dag
     n = len(dag.tasks)
-    src, dst, w, h = _arcs(problem, modes, orders, rank)
+    src, dst, w, h = _arcs(problem, modes, orders, rank, blocks)
     loads = resource_loads_ns(dag, modes)
     lo = max(int(loads.max(initial=0)), 1) - 1           # every Lambda <= lo is infeasible
     dist = np.zeros(n, dtype=np.int64)
@@ -318,8 +356,8 @@ def compact(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule:
 
 
 def _feasible_at(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], lam: int,
-                 rank: np.ndarray) -> bool:
-    src, dst, w, h = _arcs(problem, modes, orders, rank)
+                 rank: np.ndarray, blocks: ArcBlocks | None = None) -> bool:
+    src, dst, w, h = _arcs(problem, modes, orders, rank, blocks)
     dist = np.zeros(len(problem.dag.tasks), dtype=np.int64)
     return bool(_longest_paths(len(problem.dag.tasks), src, dst, w, h, int(lam), dist))
 
@@ -373,7 +411,8 @@ def local_search(problem: PeriodicProblem, ps: PeriodicSchedule, *, max_evaluati
     if any(r.capacity != 1 for r in problem.dag.resources):
         return ps
     rng = np.random.default_rng(seed)
-    state = {"evals": 0, "timed_out": False}
+    # the descent never mutates an order list after building it: its arcs are cached by identity
+    state = {"evals": 0, "timed_out": False, "blocks": {}}
     best = cur = _descend(problem, compact(problem, ps), max_evaluations, deadline, state)
     kicks = failed = 0
     while state["evals"] < max_evaluations and not state["timed_out"] and failed < 8:
@@ -453,10 +492,10 @@ def _descend(problem: PeriodicProblem, best: PeriodicSchedule, max_evaluations: 
                 return best
             modes, start, orders = _apply(problem, best, occ, base, move)
             state["evals"] += 1
-            if not _feasible_at(problem, modes, orders, lam - 1, start):
+            if not _feasible_at(problem, modes, orders, lam - 1, start, state["blocks"]):
                 continue
             new = shortest_superperiod(problem, modes, orders, upper_ns=lam - 1, rank=start, policy=best.policy,
-                                       meta=dict(best.meta, local_search=True))
+                                       meta=dict(best.meta, local_search=True), blocks=state["blocks"])
             if new is not None and new.superperiod_ns < lam:
                 best = new
                 improved = True
@@ -483,7 +522,7 @@ def _kick(problem: PeriodicProblem, cur: PeriodicSchedule, rng: np.random.Genera
         base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
         modes, start, orders = _apply(problem, out, occ, base, move)
         state["evals"] += 1
-        new = shortest_superperiod(problem, modes, orders, rank=start, policy=out.policy,
+        new = shortest_superperiod(problem, modes, orders, rank=start, policy=out.policy, blocks=state["blocks"],
                                    upper_ns=int(out.superperiod_ns * (1 + KICK_SLACK)) + 1,
                                    meta=dict(out.meta, local_search=True))
         if new is not None and new.superperiod_ns <= cur.superperiod_ns * (1 + KICK_SLACK):
