@@ -206,10 +206,22 @@ def _durations(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
     return st.dur[np.arange(st.dur.shape[0]), st.mode_idx(modes)]
 
 
-#: Per cyclic order (a resource's occurrence list, by identity) its arcs without weights
-#: (src, dst, h): :func:`order_arcs` reuses them for lists it has seen (the order-only descent
-#: changes one or two resources' lists per move). Only for lists never mutated after use.
-ArcBlocks = dict[int, tuple[Order, np.ndarray, np.ndarray, np.ndarray]]
+#: Per cyclic order (a resource's occurrence list, by identity) its occurrences as an array
+#: (task, copy) rows: :func:`order_arcs` reuses them for lists it has seen (the order-only
+#: descent changes one or two resources' lists per move). Only for lists never mutated after use.
+ArcBlocks = dict[int, tuple[Order, np.ndarray]]
+
+
+def _occurrences(seq: Order, blocks: ArcBlocks | None) -> np.ndarray:
+    hit = None if blocks is None else blocks.get(id(seq))
+    if hit is not None and hit[0] is seq:
+        return hit[1]
+    q = np.fromiter(itertools.chain.from_iterable(seq), dtype=np.int64, count=2 * len(seq)).reshape(-1, 2)
+    if blocks is not None:
+        if len(blocks) > 4096:
+            blocks.clear()
+        blocks[id(seq)] = (seq, q)
+    return q
 
 
 def order_arcs(orders: dict[int, Order], d: np.ndarray, blocks: ArcBlocks | None = None
@@ -218,32 +230,18 @@ def order_arcs(orders: dict[int, Order], d: np.ndarray, blocks: ArcBlocks | None
     orders (consecutive occurrences ``(i, k_i)``, ``(j, k_j)``: ``w = d_i``, ``h = k_j - k_i``; the
     last occurrence precedes the first one's next copy, ``h + 1``), as arrays (src, dst, w, h);
     valid at every Lambda for any schedule with those orders. ``d``: durations by task;
-    ``blocks``: a cache of the lists' arcs (:data:`ArcBlocks`), filled and read."""
+    ``blocks``: a cache of the lists as arrays (:data:`ArcBlocks`), filled and read."""
     seqs = [seq for seq in orders.values() if len(seq) > 1]
     if not seqs:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
-    todo = seqs if blocks is None else [seq for seq in seqs if (blocks.get(id(seq)) or (None,))[0] is not seq]
-    if todo:
-        lens = np.array([len(q) for q in todo], dtype=np.int64)
-        q = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(todo)), dtype=np.int64,
-                        count=2 * int(lens.sum())).reshape(-1, 2)
-        last = np.cumsum(lens) - 1
-        nxt = np.arange(1, len(q) + 1)
-        nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
-        wrap = np.zeros(len(q), dtype=np.int64)
-        wrap[last] = 1
-        src, dst, h = q[:, 0], q[nxt, 0], q[nxt, 1] + wrap - q[:, 1]
-        if blocks is None:
-            return src, dst, np.asarray(d, dtype=np.int64)[src], h
-        if len(blocks) > 4096:
-            blocks.clear()
-        cut = np.cumsum(lens)[:-1]
-        for seq, bs, bd, bh in zip(todo, np.split(src, cut), np.split(dst, cut), np.split(h, cut), strict=True):
-            blocks[id(seq)] = (seq, bs, bd, bh)
-    parts = [blocks[id(seq)] for seq in seqs]
-    src = np.concatenate([x[1] for x in parts])
-    return src, np.concatenate([x[2] for x in parts]), np.asarray(d, dtype=np.int64)[src], \
-        np.concatenate([x[3] for x in parts])
+    lens = np.array([len(q) for q in seqs], dtype=np.int64)
+    q = np.concatenate([_occurrences(seq, blocks) for seq in seqs])
+    last = np.cumsum(lens) - 1
+    nxt = np.arange(1, len(q) + 1)
+    nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
+    wrap = np.zeros(len(q), dtype=np.int64)
+    wrap[last] = 1
+    return q[:, 0], q[nxt, 0], np.asarray(d, dtype=np.int64)[q[:, 0]], q[nxt, 1] + wrap - q[:, 1]
 
 
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
