@@ -226,3 +226,64 @@ def left_shift_pass(order: np.ndarray, start: np.ndarray, end: np.ndarray, res_p
             end[i] = s + d
             moved = True
     return moved
+
+
+@numba.njit(cache=True)
+def dag_longest(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, value: np.ndarray) -> int:
+    """Longest paths over an acyclic arc set, in place: ``value[j] = max(value[j], value[i] + w)``
+    for every arc i -> j, each node once all its predecessors are final (Kahn). Returns the
+    number of nodes reached (< n: the arcs contain a cycle). The values are the unique fixed
+    point, whatever order the ready nodes are taken in."""
+    indeg = np.zeros(n, dtype=np.int64)
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for a in range(src.shape[0]):
+        indeg[dst[a]] += 1
+        cnt[src[a] + 1] += 1
+    for i in range(n):
+        cnt[i + 1] += cnt[i]
+    fill = cnt[:n].copy()
+    out = np.empty(src.shape[0], dtype=np.int64)
+    for a in range(src.shape[0]):
+        out[fill[src[a]]] = a
+        fill[src[a]] += 1
+    stack = np.empty(n, dtype=np.int64)
+    top = 0
+    for i in range(n):
+        if indeg[i] == 0:
+            stack[top] = i
+            top += 1
+    done = 0
+    while top > 0:
+        top -= 1
+        i = stack[top]
+        done += 1
+        for q in range(cnt[i], cnt[i + 1]):
+            a = out[q]
+            j = dst[a]
+            v = value[i] + w[a]
+            if v > value[j]:
+                value[j] = v
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                stack[top] = j
+                top += 1
+    return done
+
+
+@numba.njit(cache=True)
+def reach_longest(n: int, topo: np.ndarray, ptr: np.ndarray, dst: np.ndarray, w: np.ndarray, d: np.ndarray,
+                  source: int) -> np.ndarray:
+    """Longest paths from ``source`` over the arcs ``ptr``/``dst``/``w`` (CSR by source task; an
+    arc i -> j lasts ``d[i] + w``), nodes taken in ``topo`` order; -1 where a node is not reached
+    (:func:`sieveopt.periodic.recurrence_bound_ns`)."""
+    dist = np.full(n, -1, dtype=np.int64)
+    dist[source] = 0
+    for q in range(topo.shape[0]):
+        t = topo[q]
+        if dist[t] < 0:
+            continue
+        for a in range(ptr[t], ptr[t + 1]):
+            v = dist[t] + d[t] + w[a]
+            if v > dist[dst[a]]:
+                dist[dst[a]] = v
+    return dist

@@ -35,9 +35,22 @@ def check_task_times(dag: TaskDAG, modes, start_ns, end_ns, violations: list[str
     """Append to ``violations`` every task whose mode is unknown, that starts before 0, whose
     length is not its mode's duration, or (with ``longest_ns``) that holds a resource for longer
     than that (a periodic schedule's superperiod). Shared by :func:`check` and the periodic check."""
-    starts = np.asarray(start_ns).tolist()
-    ends = np.asarray(end_ns).tolist()
-    for t in dag.tasks:
+    n = len(dag.tasks)
+    tid, name, dur, holds = dag.mode_pairs
+    chosen = np.array(modes, dtype=object)[tid] == name
+    known = np.zeros(n, dtype=bool)
+    known[tid[chosen]] = True
+    d_t = np.zeros(n, dtype=np.int64)
+    d_t[tid[chosen]] = dur[chosen]
+    s_a, e_a = np.asarray(start_ns), np.asarray(end_ns)
+    flag = ~known | (s_a < 0) | (e_a - s_a != d_t)
+    if longest_ns is not None:
+        h_t = np.zeros(n, dtype=bool)
+        h_t[tid[chosen]] = holds[chosen]
+        flag |= (d_t > longest_ns) & h_t
+    starts, ends = s_a.tolist(), e_a.tolist()
+    for i in np.flatnonzero(flag).tolist():  # the tasks to report, each as the rules below say
+        t = dag.tasks[i]
         m = modes[t.tid]
         if m not in t.modes:
             violations.append(f"{t.name}: mode {m!r} not among {list(t.modes)}")
@@ -56,7 +69,7 @@ def check_precedences(dag: TaskDAG, modes, start_ns, end_ns, violations: list[st
     """Append every active edge whose destination starts before its source's end plus lag (in
     edge order). Shared by :func:`check` and the periodic check."""
     src, dst, lag, _, _ = dag.edge_arrays
-    s, e = np.asarray(start_ns, dtype=np.int64), np.asarray(end_ns, dtype=np.int64)
+    s, e = np.asarray(start_ns), np.asarray(end_ns)
     for k in np.flatnonzero(dag.active_edge_mask(modes) & (s[dst] < e[src] + lag)).tolist():
         edge = dag.edges[k]
         violations.append(f"precedence {dag.tasks[edge.src].name} -> {dag.tasks[edge.dst].name}: starts at "
@@ -76,7 +89,7 @@ def check(schedule: Schedule, dag: TaskDAG) -> CheckReport:
     n = len(dag.tasks)
     if len(schedule.modes) != n:
         return CheckReport((f"schedule has {len(schedule.modes)} tasks, DAG has {n}",))
-    s, e = np.asarray(schedule.start_ns, dtype=np.int64), np.asarray(schedule.end_ns, dtype=np.int64)
+    s, e = np.asarray(schedule.start_ns), np.asarray(schedule.end_ns)
     check_task_times(dag, schedule.modes, s, e, v)
     if v:
         return CheckReport(tuple(v))

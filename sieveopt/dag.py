@@ -270,6 +270,21 @@ class TaskDAG:
         return src, dst, lag, ct, cm
 
     @cached_property
+    def slot_index(self) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """((layer, micro-batch) slots in order of first appearance, every task's slot index)."""
+        pos: dict[tuple[int, int], int] = {}
+        idx = np.array([pos.setdefault((t.layer, t.microbatch), len(pos)) for t in self.tasks], dtype=np.int64)
+        return list(pos), idx
+
+    @cached_property
+    def mode_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every (task, mode) as arrays, in task and mode order: (task, mode name (object array),
+        duration ns, whether the mode holds a resource)."""
+        rows = [(t.tid, m, c.duration_ns, bool(c.resources)) for t in self.tasks for m, c in t.modes.items()]
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=object),
+                np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=bool))
+
+    @cached_property
     def mode_resource_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every (task, mode, resource) as arrays, in task, mode and resource order: (task, mode
         name (object array), resource id, the mode's duration ns)."""

@@ -46,6 +46,7 @@ from sieveopt._modulo_numba import (
     NO_START,
     new_table,
     place_in_order,
+    reach_longest,
     table_capacity,
     table_earliest,
     table_occupy,
@@ -129,13 +130,12 @@ class PeriodicSchedule:
 
     def slot_spans_ns(self, dag: TaskDAG) -> dict[tuple[int, int], int]:
         """(layer, micro-batch) -> time from its first task's start to its last task's end."""
-        lo: dict[tuple[int, int], int] = {}
-        hi: dict[tuple[int, int], int] = {}
-        for t in dag.tasks:
-            k = (t.layer, t.microbatch)
-            lo[k] = min(lo.get(k, 1 << 62), int(self.start_ns[t.tid]))
-            hi[k] = max(hi.get(k, 0), int(self.end_ns[t.tid]))
-        return {k: hi[k] - lo[k] for k in lo}
+        keys, slot = dag.slot_index
+        lo = np.full(len(keys), 1 << 62, dtype=np.int64)
+        hi = np.zeros(len(keys), dtype=np.int64)
+        np.minimum.at(lo, slot, np.asarray(self.start_ns, dtype=np.int64))
+        np.maximum.at(hi, slot, np.asarray(self.end_ns, dtype=np.int64))
+        return dict(zip(keys, (hi - lo).tolist(), strict=True))
 
     def latency_ns(self, dag: TaskDAG) -> float:
         """Mean per-micro-batch layer latency: a token's layer entry (qkv) to its exit (reduce)."""
@@ -174,16 +174,16 @@ def recurrence_bound_ns(problem: PeriodicProblem, durations: Sequence[dict[str, 
     d = [min(c.duration_ns for c in t.modes.values()) for t in dag.tasks] if durations is None else \
         [min(x.values()) for x in durations]
     best = 0
+    e_src, e_dst, e_lag, e_cond, _ = dag.edge_arrays
+    plain = np.flatnonzero(e_cond < 0)
+    o = plain[np.argsort(e_src[plain], kind="stable")]   # unconditional edges by source
+    ptr = np.zeros(len(dag.tasks) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(np.bincount(e_src[o], minlength=len(dag.tasks)))
+    topo = np.array(dag.topo_order, dtype=np.int64)
+    dd = np.array(d, dtype=np.int64)
     for rec in problem.recurrences:
         src, dst = rec.dst, rec.src  # path from the next-iteration head back to the tail
-        dist = np.full(len(dag.tasks), -1, dtype=np.int64)
-        dist[src] = 0
-        for t in dag.topo_order:
-            if dist[t] < 0:
-                continue
-            for e in dag.succs[t]:
-                if e.if_mode is None:
-                    dist[e.dst] = max(dist[e.dst], dist[t] + d[t] + e.lag_ns)
+        dist = reach_longest(len(dag.tasks), topo, ptr, e_dst[o], e_lag[o], dd, src)
         if dist[dst] >= 0:
             best = max(best, int(dist[dst] + d[dst] + rec.lag_ns))
     return best
@@ -197,7 +197,7 @@ def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckRepor
         return CheckReport((f"schedule has {len(ps.modes)} tasks, the iteration has {len(dag.tasks)}",))
     if lam <= 0:
         return CheckReport((f"superperiod {lam} ns must be positive",))
-    s, e = np.asarray(ps.start_ns, dtype=np.int64), np.asarray(ps.end_ns, dtype=np.int64)
+    s, e = np.asarray(ps.start_ns), np.asarray(ps.end_ns)
     check_task_times(dag, ps.modes, s, e, v, longest_ns=lam)
     if v:
         return CheckReport(tuple(v))

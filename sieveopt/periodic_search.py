@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from sieveopt._modulo_numba import dag_longest
 from sieveopt.periodic import PeriodicProblem, PeriodicSchedule, check_periodic, resource_loads_ns
 
 #: (task, iteration) occurrences of one resource in cyclic order.
@@ -92,48 +93,6 @@ def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarr
         if _parent_cycle(parent, stamp):
             return False
     return False
-
-
-@numba.njit(cache=True)
-def _dag_longest(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, value: np.ndarray) -> int:
-    """Longest paths over an acyclic arc set, in place: ``value[j] = max(value[j], value[i] + w)``
-    for every arc i -> j, each node once all its predecessors are final (Kahn). Returns the
-    number of nodes reached (< n: the arcs contain a cycle). The values are the unique fixed
-    point, whatever order the ready nodes are taken in."""
-    indeg = np.zeros(n, dtype=np.int64)
-    cnt = np.zeros(n + 1, dtype=np.int64)
-    for a in range(src.shape[0]):
-        indeg[dst[a]] += 1
-        cnt[src[a] + 1] += 1
-    for i in range(n):
-        cnt[i + 1] += cnt[i]
-    fill = cnt[:n].copy()
-    out = np.empty(src.shape[0], dtype=np.int64)
-    for a in range(src.shape[0]):
-        out[fill[src[a]]] = a
-        fill[src[a]] += 1
-    stack = np.empty(n, dtype=np.int64)
-    top = 0
-    for i in range(n):
-        if indeg[i] == 0:
-            stack[top] = i
-            top += 1
-    done = 0
-    while top > 0:
-        top -= 1
-        i = stack[top]
-        done += 1
-        for q in range(cnt[i], cnt[i + 1]):
-            a = out[q]
-            j = dst[a]
-            v = value[i] + w[a]
-            if v > value[j]:
-                value[j] = v
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                stack[top] = j
-                top += 1
-    return done
 
 
 class _Static:
@@ -296,12 +255,12 @@ def shortest_superperiod(problem: PeriodicProblem, modes: Sequence[str], orders:
 def orders_from_periodic(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, Order]:
     """The cyclic order of every capacity-1 resource in a periodic schedule (copy k of task i at
     ``s_i + k Lambda``; each resource's copies inside [0, Lambda) sorted by start)."""
-    return {rid: [(i, kk) for _, i, kk in v] for rid, v in _occupancy(problem, ps).items()}
+    return _occupancy(problem, ps, positions=False)
 
 
-def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, list[tuple[int, int, int]]]:
+def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule, positions: bool = True) -> dict[int, list]:
     """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`
-    (resources in order of first appearance in task order)."""
+    (resources in order of first appearance in task order; (task, copy) without ``positions``)."""
     lam = int(ps.superperiod_ns)
     start = np.asarray(ps.start_ns, dtype=np.int64)
     k = -(start // lam)
@@ -314,8 +273,11 @@ def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, list
     cut = np.flatnonzero(np.diff(rid)) + 1
     lo, hi = np.concatenate([[0], cut]).tolist(), np.concatenate([cut, [len(rid)]]).tolist()
     _, first = np.unique(rid[np.argsort(order, kind="stable")], return_index=True)
-    p_l, t_l, k_l, r_l = pos[tid].tolist(), tid.tolist(), k[tid].tolist(), rid.tolist()
-    return {r_l[lo[g]]: list(zip(p_l[lo[g]:hi[g]], t_l[lo[g]:hi[g]], k_l[lo[g]:hi[g]], strict=True))
+    cols = [tid.tolist(), k[tid].tolist()]
+    if positions:
+        cols.insert(0, pos[tid].tolist())
+    r_l = rid.tolist()
+    return {r_l[lo[g]]: list(zip(*(c[lo[g]:hi[g]] for c in cols), strict=True))
             for g in np.argsort(first, kind="stable").tolist()}
 
 
@@ -579,7 +541,7 @@ def _phase_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
     # order contradicts an edge of the iteration).
     e_src, e_dst, e_lag, _, _ = dag.edge_arrays
     on = dag.active_edge_mask(modes)
-    _dag_longest(len(dag.tasks), e_src[on], e_dst[on], d[e_src[on]] + e_lag[on], key)
+    dag_longest(len(dag.tasks), e_src[on], e_dst[on], d[e_src[on]] + e_lag[on], key)
     return key
 
 
@@ -846,7 +808,7 @@ def _staggered_keys(problem: PeriodicProblem, d: np.ndarray, variant: Sequence[t
     # unrolled phase; recurrences from a task of the previous copy), longest paths from 0
     sa = np.array(seq_arcs, dtype=np.int64).reshape(-1, 2)
     local = np.zeros(n, dtype=np.int64)
-    done = _dag_longest(n, np.concatenate([sa[:, 0], prep.arc_src]), np.concatenate([sa[:, 1], prep.arc_dst]),
+    done = dag_longest(n, np.concatenate([sa[:, 0], prep.arc_src]), np.concatenate([sa[:, 1], prep.arc_dst]),
                         np.concatenate([d[sa[:, 0]], prep.arc_w]), local)
     if done != n:
         raise RuntimeError("staggered phase sequences contradict a precedence (a bug)")
