@@ -95,6 +95,112 @@ def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarr
     return False
 
 
+@numba.njit(cache=True)
+def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray, e_h: np.ndarray, d: np.ndarray,
+                   r_ptr: np.ndarray, occ_pos: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray, touch: np.ndarray,
+                   insert: np.ndarray, t: int, pos_new: int, k_new: int, rank: np.ndarray, lam: int) -> bool:
+    """Whether Lambda = ``lam`` admits the orders after one descent move (:func:`_apply`; the
+    same test as :func:`_longest_paths` on :func:`_arcs` of them), built from the current orders
+    without Python lists: resource r's occurrences (position, task, copy), sorted, are
+    ``occ_*[r_ptr[r]:r_ptr[r+1]]`` in the orders' resource order; where ``touch[r]`` task t is
+    taken out, where ``insert[r]`` it goes in at (``pos_new``, t, ``k_new``) in sorted place
+    (``bisect.insort``). The arcs are those of :func:`_arcs`, in the same order: ``e_*`` (active
+    edges and recurrences under the move's modes), then each order's consecutive occurrences,
+    sorted stably by ``rank`` of their source."""
+    m_arcs = e_src.shape[0] + occ_t.shape[0] + r_ptr.shape[0]
+    src = np.empty(m_arcs, dtype=np.int64)
+    dst = np.empty(m_arcs, dtype=np.int64)
+    w = np.empty(m_arcs, dtype=np.int64)
+    h = np.empty(m_arcs, dtype=np.int64)
+    na = e_src.shape[0]
+    src[:na] = e_src
+    dst[:na] = e_dst
+    w[:na] = e_w
+    h[:na] = e_h
+    seq_t = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
+    seq_k = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
+    for r in range(r_ptr.shape[0] - 1):
+        m = 0
+        placed = not insert[r]
+        for q in range(r_ptr[r], r_ptr[r + 1]):
+            if touch[r] and occ_t[q] == t:
+                continue
+            if not placed and (pos_new < occ_pos[q] or (pos_new == occ_pos[q] and (
+                    t < occ_t[q] or (t == occ_t[q] and k_new < occ_k[q])))):
+                seq_t[m] = t
+                seq_k[m] = k_new
+                m += 1
+                placed = True
+            seq_t[m] = occ_t[q]
+            seq_k[m] = occ_k[q]
+            m += 1
+        if not placed:
+            seq_t[m] = t
+            seq_k[m] = k_new
+            m += 1
+        if m < 2:
+            continue
+        for j in range(m):
+            b = j + 1 if j + 1 < m else 0
+            src[na] = seq_t[j]
+            dst[na] = seq_t[b]
+            w[na] = d[seq_t[j]]
+            h[na] = seq_k[b] + (1 if j == m - 1 else 0) - seq_k[j]
+            na += 1
+    key = np.empty(na, dtype=np.int64)
+    for a in range(na):
+        key[a] = rank[src[a]]
+    o = np.argsort(key, kind="mergesort")
+    dist = np.zeros(n, dtype=np.int64)
+    return _longest_paths(n, src[:na][o], dst[:na][o], w[:na][o], h[:na][o], lam, dist)
+
+
+class _MoveBase:
+    """The current schedule's orders as arrays for :func:`_move_feasible` (built once per
+    descent step)."""
+
+    def __init__(self, problem: PeriodicProblem, best: PeriodicSchedule, occ: dict) -> None:
+        self.st = _static(problem)
+        self.best = best
+        self.lam = int(best.superperiod_ns)
+        self.row = {rid: r for r, rid in enumerate(occ)}
+        lens = [len(v) for v in occ.values()]
+        self.r_ptr = np.zeros(len(lens) + 1, dtype=np.int64)
+        self.r_ptr[1:] = np.cumsum(lens)
+        flat = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(occ.values())),
+                           dtype=np.int64, count=3 * int(self.r_ptr[-1])).reshape(-1, 3)
+        self.occ_pos, self.occ_t, self.occ_k = (np.ascontiguousarray(flat[:, c]) for c in range(3))
+        self.rank = np.asarray(best.start_ns, dtype=np.int64)
+        self.arcs = self.st.mode_arcs(best.modes)
+
+    def feasible(self, move: tuple[int, str, int], lam: int) -> bool:
+        """Whether ``lam`` admits :func:`_apply`'s result for ``move`` (:func:`_move_feasible`)."""
+        t, mode, s = move
+        st, best = self.st, self.best
+        old_k, new_k = st.mode_index[t][best.modes[t]], st.mode_index[t][mode]
+        if mode == best.modes[t]:
+            d, (e_src, e_dst, e_w, e_h) = self.arcs
+        else:
+            modes = list(best.modes)
+            modes[t] = mode
+            d, (e_src, e_dst, e_w, e_h) = st.mode_arcs(modes)
+        touch = np.zeros(len(self.row), dtype=np.bool_)
+        insert = np.zeros(len(self.row), dtype=np.bool_)
+        if st.dur[t, old_k] > 0:
+            for rid in st.res[t][old_k]:
+                touch[self.row[rid]] = True
+        if st.dur[t, new_k] > 0:
+            for rid in st.res[t][new_k]:
+                r = self.row.get(rid)
+                if r is not None:  # a resource held by t alone has no order arcs
+                    touch[r] = insert[r] = True
+        k = -(s // self.lam)
+        rank = self.rank.copy()
+        rank[t] = s
+        return bool(_move_feasible(len(rank), e_src, e_dst, e_w, e_h, d, self.r_ptr, self.occ_pos, self.occ_t,
+                                   self.occ_k, touch, insert, t, s + k * self.lam, k, rank, int(lam)))
+
+
 class _Static:
     """Arrays of one problem that every evaluation reuses (edges, recurrences, mode tables)."""
 
@@ -165,36 +271,17 @@ def _durations(problem: PeriodicProblem, modes: Sequence[str]) -> np.ndarray:
     return st.dur[np.arange(st.dur.shape[0]), st.mode_idx(modes)]
 
 
-#: Per cyclic order (a resource's occurrence list, by identity) its occurrences as an array
-#: (task, copy) rows: :func:`order_arcs` reuses them for lists it has seen (the order-only
-#: descent changes one or two resources' lists per move). Only for lists never mutated after use.
-ArcBlocks = dict[int, tuple[Order, np.ndarray]]
-
-
-def _occurrences(seq: Order, blocks: ArcBlocks | None) -> np.ndarray:
-    hit = None if blocks is None else blocks.get(id(seq))
-    if hit is not None and hit[0] is seq:
-        return hit[1]
-    q = np.fromiter(itertools.chain.from_iterable(seq), dtype=np.int64, count=2 * len(seq)).reshape(-1, 2)
-    if blocks is not None:
-        if len(blocks) > 4096:
-            blocks.clear()
-        blocks[id(seq)] = (seq, q)
-    return q
-
-
-def order_arcs(orders: dict[int, Order], d: np.ndarray, blocks: ArcBlocks | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The difference constraints ``s_dst + h Lambda >= s_src + w`` of fixed cyclic resource
     orders (consecutive occurrences ``(i, k_i)``, ``(j, k_j)``: ``w = d_i``, ``h = k_j - k_i``; the
     last occurrence precedes the first one's next copy, ``h + 1``), as arrays (src, dst, w, h);
-    valid at every Lambda for any schedule with those orders. ``d``: durations by task;
-    ``blocks``: a cache of the lists as arrays (:data:`ArcBlocks`), filled and read."""
+    valid at every Lambda for any schedule with those orders. ``d``: durations by task."""
     seqs = [seq for seq in orders.values() if len(seq) > 1]
     if not seqs:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
     lens = np.array([len(q) for q in seqs], dtype=np.int64)
-    q = np.concatenate([_occurrences(seq, blocks) for seq in seqs])
+    q = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(seqs)), dtype=np.int64,
+                    count=2 * int(lens.sum())).reshape(-1, 2)
     last = np.cumsum(lens) - 1
     nxt = np.arange(1, len(q) + 1)
     nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
@@ -204,10 +291,10 @@ def order_arcs(orders: dict[int, Order], d: np.ndarray, blocks: ArcBlocks | None
 
 
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
-          rank: np.ndarray | None, blocks: ArcBlocks | None = None) -> tuple[np.ndarray, ...]:
+          rank: np.ndarray | None) -> tuple[np.ndarray, ...]:
     st = _static(problem)
     d, (e_src, e_dst, e_w, e_h) = st.mode_arcs(modes)
-    o_src, o_dst, o_w, o_h = order_arcs(orders, d, blocks)
+    o_src, o_dst, o_w, o_h = order_arcs(orders, d)
     src, dst, w, h = (np.concatenate(p) for p in ((e_src, o_src), (e_dst, o_dst), (e_w, o_w), (e_h, o_h)))
     if rank is not None and len(src):  # relax arcs in (roughly) time order: fewer Bellman-Ford passes
         o = np.argsort(rank[src], kind="stable")
@@ -217,15 +304,13 @@ def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Orde
 
 def shortest_superperiod(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], *,
                          upper_ns: int | None = None, rank: np.ndarray | None = None,
-                         policy: str = "", meta: dict | None = None,
-                         blocks: ArcBlocks | None = None) -> PeriodicSchedule | None:
+                         policy: str = "", meta: dict | None = None) -> PeriodicSchedule | None:
     """The shortest-superperiod periodic schedule with these modes and cyclic resource orders
     (None when no Lambda up to 64x the load admits them). ``orders`` must list, for every
-    capacity-1 resource, each task that holds it (non-zero duration) exactly once; ``blocks``:
-    see :func:`order_arcs`."""
+    capacity-1 resource, each task that holds it (non-zero duration) exactly once."""
     dag = problem.dag
     n = len(dag.tasks)
-    src, dst, w, h = _arcs(problem, modes, orders, rank, blocks)
+    src, dst, w, h = _arcs(problem, modes, orders, rank)
     loads = resource_loads_ns(dag, modes)
     lo = max(int(loads.max(initial=0)), 1) - 1           # every Lambda <= lo is infeasible
     dist = np.zeros(n, dtype=np.int64)
@@ -315,13 +400,6 @@ def compact(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule:
     return ps if out is None or out.superperiod_ns >= ps.superperiod_ns else out
 
 
-def _feasible_at(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], lam: int,
-                 rank: np.ndarray, blocks: ArcBlocks | None = None) -> bool:
-    src, dst, w, h = _arcs(problem, modes, orders, rank, blocks)
-    dist = np.zeros(len(problem.dag.tasks), dtype=np.int64)
-    return bool(_longest_paths(len(problem.dag.tasks), src, dst, w, h, int(lam), dist))
-
-
 def _critical_tasks(problem: PeriodicProblem, ps: PeriodicSchedule) -> list[int]:
     """Tasks on a cycle that makes ``Lambda - 1`` infeasible in ``ps``'s own orders (in cycle
     order; empty when none is found): the moves that can shorten the superperiod must break it."""
@@ -371,8 +449,7 @@ def local_search(problem: PeriodicProblem, ps: PeriodicSchedule, *, max_evaluati
     if any(r.capacity != 1 for r in problem.dag.resources):
         return ps
     rng = np.random.default_rng(seed)
-    # the descent never mutates an order list after building it: its arcs are cached by identity
-    state = {"evals": 0, "timed_out": False, "blocks": {}}
+    state = {"evals": 0, "timed_out": False}
     best = cur = _descend(problem, compact(problem, ps), max_evaluations, deadline, state)
     kicks = failed = 0
     while state["evals"] < max_evaluations and not state["timed_out"] and failed < 8:
@@ -446,16 +523,17 @@ def _descend(problem: PeriodicProblem, best: PeriodicSchedule, max_evaluations: 
         lam = int(best.superperiod_ns)
         occ = _occupancy(problem, best)
         base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
+        moves = _MoveBase(problem, best, occ)
         for move in _candidates(problem, best):
             if state["evals"] >= max_evaluations or (deadline is not None and time.perf_counter() >= deadline):
                 state["timed_out"] = state["evals"] < max_evaluations
                 return best
-            modes, start, orders = _apply(problem, best, occ, base, move)
             state["evals"] += 1
-            if not _feasible_at(problem, modes, orders, lam - 1, start, state["blocks"]):
+            if not moves.feasible(move, lam - 1):
                 continue
+            modes, start, orders = _apply(problem, best, occ, base, move)
             new = shortest_superperiod(problem, modes, orders, upper_ns=lam - 1, rank=start, policy=best.policy,
-                                       meta=dict(best.meta, local_search=True), blocks=state["blocks"])
+                                       meta=dict(best.meta, local_search=True))
             if new is not None and new.superperiod_ns < lam:
                 best = new
                 improved = True
@@ -482,7 +560,7 @@ def _kick(problem: PeriodicProblem, cur: PeriodicSchedule, rng: np.random.Genera
         base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
         modes, start, orders = _apply(problem, out, occ, base, move)
         state["evals"] += 1
-        new = shortest_superperiod(problem, modes, orders, rank=start, policy=out.policy, blocks=state["blocks"],
+        new = shortest_superperiod(problem, modes, orders, rank=start, policy=out.policy,
                                    upper_ns=int(out.superperiod_ns * (1 + KICK_SLACK)) + 1,
                                    meta=dict(out.meta, local_search=True))
         if new is not None and new.superperiod_ns <= cur.superperiod_ns * (1 + KICK_SLACK):
