@@ -100,7 +100,7 @@ def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray
                    r_ptr: np.ndarray, occ_pos: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray, touch: np.ndarray,
                    insert: np.ndarray, t: int, pos_new: int, k_new: int, rank: np.ndarray, lam: int) -> bool:
     """Whether Lambda = ``lam`` admits the orders after one descent move (:func:`_apply`; the
-    same test as :func:`_longest_paths` on :func:`_arcs` of them), built from the current orders
+    same test as :func:`_feasible_at` of them), built from the current orders
     without Python lists: resource r's occurrences (position, task, copy), sorted, are
     ``occ_*[r_ptr[r]:r_ptr[r+1]]`` in the orders' resource order; where ``touch[r]`` task t is
     taken out, where ``insert[r]`` it goes in at (``pos_new``, t, ``k_new``) in sorted place
@@ -398,6 +398,14 @@ def compact(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule:
                                upper_ns=int(ps.superperiod_ns), rank=rank, policy=ps.policy,
                                meta=dict(ps.meta, compacted_from_ns=int(ps.superperiod_ns)))
     return ps if out is None or out.superperiod_ns >= ps.superperiod_ns else out
+
+
+def _feasible_at(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], lam: int,
+                 rank: np.ndarray) -> bool:
+    """Whether ``lam`` admits these modes and orders (the reference of :meth:`_MoveBase.feasible`)."""
+    src, dst, w, h = _arcs(problem, modes, orders, rank)
+    dist = np.zeros(len(problem.dag.tasks), dtype=np.int64)
+    return bool(_longest_paths(len(problem.dag.tasks), src, dst, w, h, int(lam), dist))
 
 
 def _critical_tasks(problem: PeriodicProblem, ps: PeriodicSchedule) -> list[int]:
