@@ -25,7 +25,7 @@ import numpy as np
 NO_START = -(1 << 62)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _bisect_right(a: np.ndarray, n: int, x: int) -> int:
     lo, hi = 0, n
     while lo < hi:
@@ -37,7 +37,7 @@ def _bisect_right(a: np.ndarray, n: int, x: int) -> int:
     return lo
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _bisect_left(a: np.ndarray, n: int, x: int) -> int:
     lo, hi = 0, n
     while lo < hi:
@@ -157,7 +157,7 @@ def place_in_order(order: np.ndarray, dur: np.ndarray, res_ptr: np.ndarray, res_
     time, or a recurrence is violated. Fills ``start``/``end``."""
     st = np.zeros((nres, cap), dtype=np.int64)
     en = np.zeros((nres, cap), dtype=np.int64)
-    ow = np.full((nres, cap), -1, dtype=np.int64)
+    ow = np.zeros((nres, cap), dtype=np.int64)  # owners are read only below cnt
     cnt = np.zeros(nres, dtype=np.int64)
     for k in range(order.shape[0]):
         t = order[k]
@@ -197,7 +197,7 @@ def left_shift_pass(order: np.ndarray, start: np.ndarray, end: np.ndarray, res_p
     n = start.shape[0]
     st = np.zeros((nres, cap), dtype=np.int64)
     en = np.zeros((nres, cap), dtype=np.int64)
-    ow = np.full((nres, cap), -1, dtype=np.int64)
+    ow = np.zeros((nres, cap), dtype=np.int64)  # owners are read only below cnt
     cnt = np.zeros(nres, dtype=np.int64)
     for i in range(n):
         if res_ptr[i + 1] > res_ptr[i]:
@@ -241,7 +241,9 @@ def dag_longest(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, value: 
         cnt[src[a] + 1] += 1
     for i in range(n):
         cnt[i + 1] += cnt[i]
-    fill = cnt[:n].copy()
+    fill = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        fill[i] = cnt[i]
     out = np.empty(src.shape[0], dtype=np.int64)
     for a in range(src.shape[0]):
         out[fill[src[a]]] = a
@@ -276,7 +278,9 @@ def reach_longest(n: int, topo: np.ndarray, ptr: np.ndarray, dst: np.ndarray, w:
     """Longest paths from ``source`` over the arcs ``ptr``/``dst``/``w`` (CSR by source task; an
     arc i -> j lasts ``d[i] + w``), nodes taken in ``topo`` order; -1 where a node is not reached
     (:func:`sieveopt.periodic.recurrence_bound_ns`)."""
-    dist = np.full(n, -1, dtype=np.int64)
+    dist = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        dist[i] = -1
     dist[source] = 0
     for q in range(topo.shape[0]):
         t = topo[q]

@@ -96,6 +96,40 @@ def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarr
 
 
 @numba.njit(cache=True)
+def _stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` (bottom-up merge sort; numba's own stable argsort
+    takes about 13 s to compile, this one well under a second)."""
+    n = key.shape[0]
+    idx = np.arange(n)
+    tmp = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if key[idx[j]] < key[idx[i]]:
+                    tmp[k] = idx[j]
+                    j += 1
+                else:
+                    tmp[k] = idx[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                tmp[k] = idx[i]
+                i += 1
+                k += 1
+            while j < hi:
+                tmp[k] = idx[j]
+                j += 1
+                k += 1
+        idx, tmp = tmp, idx
+        width *= 2
+    return idx
+
+
+@numba.njit(cache=True)
 def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray, e_h: np.ndarray, d: np.ndarray,
                    r_ptr: np.ndarray, occ_pos: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray, touch: np.ndarray,
                    insert: np.ndarray, t: int, pos_new: int, k_new: int, rank: np.ndarray, lam: int) -> bool:
@@ -113,10 +147,11 @@ def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray
     w = np.empty(m_arcs, dtype=np.int64)
     h = np.empty(m_arcs, dtype=np.int64)
     na = e_src.shape[0]
-    src[:na] = e_src
-    dst[:na] = e_dst
-    w[:na] = e_w
-    h[:na] = e_h
+    for a in range(na):  # loops, not slice assignment: that alone costs seconds of compile time
+        src[a] = e_src[a]
+        dst[a] = e_dst[a]
+        w[a] = e_w[a]
+        h[a] = e_h[a]
     seq_t = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
     seq_k = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
     for r in range(r_ptr.shape[0] - 1):
@@ -150,9 +185,18 @@ def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray
     key = np.empty(na, dtype=np.int64)
     for a in range(na):
         key[a] = rank[src[a]]
-    o = np.argsort(key, kind="mergesort")
+    o = _stable_argsort(key)
+    s_src = np.empty(na, dtype=np.int64)
+    s_dst = np.empty(na, dtype=np.int64)
+    s_w = np.empty(na, dtype=np.int64)
+    s_h = np.empty(na, dtype=np.int64)
+    for a in range(na):
+        s_src[a] = src[o[a]]
+        s_dst[a] = dst[o[a]]
+        s_w[a] = w[o[a]]
+        s_h[a] = h[o[a]]
     dist = np.zeros(n, dtype=np.int64)
-    return _longest_paths(n, src[:na][o], dst[:na][o], w[:na][o], h[:na][o], lam, dist)
+    return _longest_paths(n, s_src, s_dst, s_w, s_h, lam, dist)
 
 
 class _MoveBase:
