@@ -23,6 +23,7 @@ from sieveopt.periodic_search import (
     _MoveBase,
     _moved_orders,
     _occupancy,
+    _stable_argsort,
     compact,
     local_search,
     orders_from_periodic,
@@ -179,6 +180,16 @@ def test_compiled_move_test_matches_the_orders_it_replaces(seed, gpus, M):
             assert moves.feasible(move, x) == want
             answers.append(want)
     assert any(answers) and not all(answers)
+
+
+def test_compiled_stable_argsort_is_numpys():
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 7, 300):
+        for spread in (1, 3, 1000, 2 ** 40):
+            key = rng.integers(-spread, spread, n)
+            if n > 3:  # sorted runs, as arc keys come
+                key[: n // 2].sort()
+            assert np.array_equal(_stable_argsort(key), np.argsort(key, kind="stable"))
 
 
 def test_search_incumbent_never_worse_than_its_candidates_and_deterministic():
