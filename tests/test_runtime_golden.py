@@ -7,26 +7,14 @@ machine speed."""
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import pytest
 
 from sieveopt.execution_model import make_execution_model
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import charged_problem, pipeline_schedule, plan_modes, sample_problem
-from sieveopt.periodic import PeriodicSchedule, check_periodic
-
-
-def schedule_hash(ps: PeriodicSchedule) -> str:
-    """sha256 (16 hex digits) of modes, starts, ends and superperiod."""
-    h = hashlib.sha256()
-    h.update(repr(tuple(ps.modes)).encode())
-    h.update(np.asarray(ps.start_ns, dtype=np.int64).tobytes())
-    h.update(np.asarray(ps.end_ns, dtype=np.int64).tobytes())
-    h.update(str(int(ps.superperiod_ns)).encode())
-    return h.hexdigest()[:16]
+from sieveopt.periodic import check_periodic
+from sieveopt.testing import schedule_digest
 
 
 def _window(name: str, gpus: int, batch: int, M: int):
@@ -60,4 +48,4 @@ def test_runtime_schedule_is_bit_for_bit_the_recorded_one(key):
     modes, _ = plan_modes(prob, policy)
     ps = pipeline_schedule(prob, modes, policy=policy, order_evaluations=evals)
     assert check_periodic(ps, prob).ok
-    assert (int(ps.superperiod_ns), schedule_hash(ps)) == GOLDEN[key]
+    assert (int(ps.superperiod_ns), schedule_digest(ps)) == GOLDEN[key]
