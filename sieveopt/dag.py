@@ -257,6 +257,58 @@ class TaskDAG:
     def active_edges(self, modes: list[str] | tuple[str, ...]) -> Iterator[Edge]:
         return (e for e in self.edges if self.edge_active(e, modes))
 
+    @cached_property
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every edge as arrays in edge order: (src, dst, lag ns, condition task (-1: none),
+        condition mode (object array, "" when none)); the vectorised checks read these."""
+        n = len(self.edges)
+        src = np.fromiter((e.src for e in self.edges), dtype=np.int64, count=n)
+        dst = np.fromiter((e.dst for e in self.edges), dtype=np.int64, count=n)
+        lag = np.fromiter((e.lag_ns for e in self.edges), dtype=np.int64, count=n)
+        ct = np.fromiter((-1 if e.if_mode is None else e.if_mode[0] for e in self.edges), dtype=np.int64, count=n)
+        cm = np.array(["" if e.if_mode is None else e.if_mode[1] for e in self.edges], dtype=object)
+        return src, dst, lag, ct, cm
+
+    @cached_property
+    def slot_index(self) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """((layer, micro-batch) slots in order of first appearance, every task's slot index)."""
+        pos: dict[tuple[int, int], int] = {}
+        idx = np.array([pos.setdefault((t.layer, t.microbatch), len(pos)) for t in self.tasks], dtype=np.int64)
+        return list(pos), idx
+
+    @cached_property
+    def mode_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every (task, mode) as arrays, in task and mode order: (task, mode name (object array),
+        duration ns, whether the mode holds a resource)."""
+        rows = [(t.tid, m, c.duration_ns, bool(c.resources)) for t in self.tasks for m, c in t.modes.items()]
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=object),
+                np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=bool))
+
+    @cached_property
+    def mode_resource_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every (task, mode, resource) as arrays, in task, mode and resource order: (task, mode
+        name (object array), resource id, the mode's duration ns)."""
+        rows = [(t.tid, m, rid, c.duration_ns) for t in self.tasks for m, c in t.modes.items() for rid in c.resources]
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=object),
+                np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=np.int64))
+
+    def chosen_resources(self, modes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(task, resource id, duration ns) of every resource a task holds in its mode of ``modes``,
+        in task order, then the mode's resource order (modes must be valid)."""
+        tid, name, rid, dur = self.mode_resource_pairs
+        keep = np.array(modes, dtype=object)[tid] == name
+        return tid[keep], rid[keep], dur[keep]
+
+    def active_edge_mask(self, modes: Sequence[str]) -> np.ndarray:
+        """:meth:`edge_active` of every edge under ``modes`` (bool array in edge order)."""
+        _, _, _, ct, cm = self.edge_arrays
+        mask = ct < 0
+        cond = np.flatnonzero(~mask)
+        if len(cond):
+            chosen = np.array(modes, dtype=object)
+            mask[cond] = chosen[ct[cond]] == cm[cond]
+        return mask
+
     def to_networkx(self):
         """A ``networkx.DiGraph`` view (node attributes: name, kind, gpu, modes, durations)."""
         import networkx as nx

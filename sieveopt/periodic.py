@@ -35,7 +35,6 @@ upward from the bound, then bisected.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,24 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt.check import CheckReport, check, check_resource_events, check_task_times
+from sieveopt._modulo_numba import (
+    NO_START,
+    new_table,
+    place_in_order,
+    reach_longest,
+    table_capacity,
+    table_earliest,
+    table_occupy,
+    table_release,
+)
+from sieveopt.check import (
+    CheckReport,
+    check,
+    check_precedences,
+    check_resource_events,
+    check_task_times,
+    mode_resources,
+)
 from sieveopt.dag import DagOptions, Edge, TaskDAG, build_window_dag
 from sieveopt.execution_model import ExecutionModel
 from sieveopt.instance import LayerInstance
@@ -114,13 +130,12 @@ class PeriodicSchedule:
 
     def slot_spans_ns(self, dag: TaskDAG) -> dict[tuple[int, int], int]:
         """(layer, micro-batch) -> time from its first task's start to its last task's end."""
-        lo: dict[tuple[int, int], int] = {}
-        hi: dict[tuple[int, int], int] = {}
-        for t in dag.tasks:
-            k = (t.layer, t.microbatch)
-            lo[k] = min(lo.get(k, 1 << 62), int(self.start_ns[t.tid]))
-            hi[k] = max(hi.get(k, 0), int(self.end_ns[t.tid]))
-        return {k: hi[k] - lo[k] for k in lo}
+        keys, slot = dag.slot_index
+        lo = np.full(len(keys), 1 << 62, dtype=np.int64)
+        hi = np.zeros(len(keys), dtype=np.int64)
+        np.minimum.at(lo, slot, np.asarray(self.start_ns, dtype=np.int64))
+        np.maximum.at(hi, slot, np.asarray(self.end_ns, dtype=np.int64))
+        return dict(zip(keys, (hi - lo).tolist(), strict=True))
 
     def latency_ns(self, dag: TaskDAG) -> float:
         """Mean per-micro-batch layer latency: a token's layer entry (qkv) to its exit (reduce)."""
@@ -146,11 +161,9 @@ class PeriodicSchedule:
 
 def resource_loads_ns(dag: TaskDAG, modes: Sequence[str]) -> np.ndarray:
     """Busy ns of every resource in one iteration under ``modes``."""
+    _, rid, dur = dag.chosen_resources(modes)
     loads = np.zeros(len(dag.resources), dtype=np.int64)
-    for t in dag.tasks:
-        c = t.modes[modes[t.tid]]
-        for rid in c.resources:
-            loads[rid] += c.duration_ns
+    np.add.at(loads, rid, dur)
     return loads
 
 
@@ -161,16 +174,16 @@ def recurrence_bound_ns(problem: PeriodicProblem, durations: Sequence[dict[str, 
     d = [min(c.duration_ns for c in t.modes.values()) for t in dag.tasks] if durations is None else \
         [min(x.values()) for x in durations]
     best = 0
+    e_src, e_dst, e_lag, e_cond, _ = dag.edge_arrays
+    plain = np.flatnonzero(e_cond < 0)
+    o = plain[np.argsort(e_src[plain], kind="stable")]   # unconditional edges by source
+    ptr = np.zeros(len(dag.tasks) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(np.bincount(e_src[o], minlength=len(dag.tasks)))
+    topo = np.array(dag.topo_order, dtype=np.int64)
+    dd = np.array(d, dtype=np.int64)
     for rec in problem.recurrences:
         src, dst = rec.dst, rec.src  # path from the next-iteration head back to the tail
-        dist = np.full(len(dag.tasks), -1, dtype=np.int64)
-        dist[src] = 0
-        for t in dag.topo_order:
-            if dist[t] < 0:
-                continue
-            for e in dag.succs[t]:
-                if e.if_mode is None:
-                    dist[e.dst] = max(dist[e.dst], dist[t] + d[t] + e.lag_ns)
+        dist = reach_longest(len(dag.tasks), topo, ptr, e_dst[o], e_lag[o], dd, src)
         if dist[dst] >= 0:
             best = max(best, int(dist[dst] + d[dst] + rec.lag_ns))
     return best
@@ -184,31 +197,26 @@ def check_periodic(ps: PeriodicSchedule, problem: PeriodicProblem) -> CheckRepor
         return CheckReport((f"schedule has {len(ps.modes)} tasks, the iteration has {len(dag.tasks)}",))
     if lam <= 0:
         return CheckReport((f"superperiod {lam} ns must be positive",))
-    s, e = ps.start_ns, ps.end_ns
+    s, e = np.asarray(ps.start_ns), np.asarray(ps.end_ns)
     check_task_times(dag, ps.modes, s, e, v, longest_ns=lam)
     if v:
         return CheckReport(tuple(v))
-    for edge in dag.edges:
-        if dag.edge_active(edge, ps.modes) and s[edge.dst] < e[edge.src] + edge.lag_ns:
-            v.append(f"precedence {dag.tasks[edge.src].name} -> {dag.tasks[edge.dst].name}: starts at "
-                     f"{s[edge.dst]} before {e[edge.src]} + lag {edge.lag_ns}")
+    check_precedences(dag, ps.modes, s, e, v)
     for r in problem.recurrences:
         if s[r.dst] + lam < e[r.src] + r.lag_ns:
             v.append(f"recurrence {dag.tasks[r.src].name} -> next {dag.tasks[r.dst].name}: starts at "
                      f"{s[r.dst]} + {lam} before {e[r.src]}")
-    events: dict[int, list[tuple[int, int, int]]] = {}
-    for t in dag.tasks:
-        a, b = int(s[t.tid]), int(e[t.tid])
-        if a == b:
-            continue
-        x = a % lam
-        parts = [(x, x + b - a)] if x + b - a <= lam else [(x, lam), (0, x + b - a - lam)]
-        for rid in t.modes[ps.modes[t.tid]].resources:
-            ev = events.setdefault(rid, [])
-            for p0, p1 in parts:
-                ev.append((p0, 1, t.tid))
-                ev.append((p1, -1, t.tid))
-    check_resource_events(dag, events, v, where=f" (mod {lam})")
+    # Occupancy modulo Lambda: [x, x + d) with x = s mod Lambda, split in two when it wraps; per
+    # (task, resource) the events start, end of the first piece, then of the second.
+    tid, rid = mode_resources(dag, ps.modes, e != s)
+    x = s[tid] % lam
+    y = x + e[tid] - s[tid]
+    wraps = y > lam
+    time = np.column_stack([x, np.minimum(y, lam), np.zeros_like(x), y - lam]).reshape(-1)
+    keep = np.column_stack([np.ones_like(wraps), np.ones_like(wraps), wraps, wraps]).reshape(-1)
+    delta = np.tile(np.array([1, -1, 1, -1], dtype=np.int64), len(tid))
+    check_resource_events(dag, np.repeat(rid, 4)[keep], time[keep], delta[keep], np.repeat(tid, 4)[keep], v,
+                          where=f" (mod {lam})")
     return CheckReport(tuple(v))
 
 
@@ -258,134 +266,104 @@ def check_unrolled(problem: PeriodicProblem, ps: PeriodicSchedule, iterations: i
 
 class ModuloTable:
     """Per resource, the busy intervals of one period [0, lam): sorted, disjoint, non-wrapping
-    pieces, each with the task that owns it (so one task's occupancy can be released again:
-    the pipeline runtime's left shift, :mod:`sieveopt.pipeline_construct`)."""
+    pieces, each with the task that owns it (so one task's occupancy can be released again).
+    A Python handle on the compiled table of :mod:`sieveopt._modulo_numba` (the one definition
+    the runtime's placement loops use; this class is for callers outside them, e.g. tests);
+    it grows as pieces are added."""
 
-    def __init__(self, nres: int, lam: int) -> None:
+    def __init__(self, nres: int, lam: int, capacity: int = 16) -> None:
         self.lam = lam
-        self.starts: list[list[int]] = [[] for _ in range(nres)]
-        self.ends: list[list[int]] = [[] for _ in range(nres)]
-        self.owner: list[list[int]] = [[] for _ in range(nres)]
+        self.st, self.en, self.ow, self.cnt = new_table(nres, capacity)
 
-    def _pieces(self, t: int, d: int) -> tuple[tuple[int, int], ...]:
-        x = t % self.lam
-        return ((x, x + d),) if x + d <= self.lam else ((x, self.lam), (0, x + d - self.lam))
-
-    def _shift(self, rid: int, x: int, d: int) -> int:
-        """0 if [x, x+d) mod lam is free on ``rid``, else how far forward the start must move."""
-        lam, st, en = self.lam, self.starts[rid], self.ends[rid]
-        parts = ((x, x + d, 0),) if x + d <= lam else ((x, lam, 0), (0, x + d - lam, lam))
-        need = 0
-        for u, w, wrap in parts:
-            i = bisect.bisect_right(en, u)  # pieces are disjoint and sorted: ends sorted too
-            if i < len(st) and st[i] < w:
-                j = bisect.bisect_left(st, w) - 1
-                need = max(need, en[j] + wrap - x)
-        return need
+    @staticmethod
+    def _rids(rids: Sequence[int]) -> np.ndarray:
+        return np.asarray(rids, dtype=np.int64).reshape(-1)
 
     def earliest(self, rids: Sequence[int], t: int, d: int, before: int | None = None) -> int | None:
         """Earliest start in [t, before) (default: within one period of t) at which
         [start, start+d) is free on every resource (None: no room)."""
-        lam = self.lam
-        limit = t + lam if before is None else before
-        while t < limit:
-            x = t % lam
-            need = 0
-            for rid in rids:
-                need = max(need, self._shift(rid, x, d))
-            if need == 0:
-                return t
-            t += need
-        return None
+        s = table_earliest(self.st, self.en, self.cnt, self._rids(rids), self.lam, int(t), int(d),
+                           int(t) + self.lam if before is None else int(before))
+        return None if s == NO_START else int(s)
 
     def occupy(self, rids: Sequence[int], t: int, d: int, owner: int = -1) -> None:
-        for u, w in self._pieces(t, d):
-            for rid in rids:
-                st = self.starts[rid]
-                i = bisect.bisect_left(st, u)
-                st.insert(i, u)
-                self.ends[rid].insert(i, w)
-                self.owner[rid].insert(i, owner)
+        if int(self.cnt.max(initial=0)) + 2 > self.st.shape[1]:
+            grow = [np.zeros_like(x) for x in (self.st, self.en)] + [np.full_like(self.ow, -1)]
+            self.st, self.en, self.ow = (np.concatenate([x, g], axis=1) for x, g in
+                                         zip((self.st, self.en, self.ow), grow, strict=True))
+        table_occupy(self.st, self.en, self.ow, self.cnt, self._rids(rids), self.lam, int(t), int(d), int(owner))
 
     def release(self, rids: Sequence[int], t: int, d: int, owner: int) -> None:
         """Take out the pieces :meth:`occupy` put for ``owner`` at start ``t``, duration ``d``."""
-        for u, _ in self._pieces(t, d):
-            for rid in rids:
-                st, ow = self.starts[rid], self.owner[rid]
-                i = bisect.bisect_left(st, u)
-                while ow[i] != owner:  # equal starts only occur for zero-length pieces
-                    i += 1
-                del st[i], self.ends[rid][i], ow[i]
+        table_release(self.st, self.en, self.ow, self.cnt, self._rids(rids), self.lam, int(t), int(d), int(owner))
 
 
-def _order(problem: PeriodicProblem, modes: Sequence[str], offsets: Sequence[int],
-           starts: np.ndarray | None = None) -> list[int]:
-    """Placement order: ``starts`` (default: the window's list-schedule start, micro-batch m
-    shifted by offsets[m]), ties in topological order (so every predecessor is placed first)."""
+def _order(problem: PeriodicProblem, starts: np.ndarray) -> np.ndarray:
+    """Placement order: by ``starts``, ties in topological order (so every predecessor is
+    placed first)."""
     dag = problem.dag
-    if starts is None:
-        ls = list_schedule(dag, modes)
-        starts = np.array([int(ls.start_ns[t.tid]) + offsets[t.microbatch] for t in dag.tasks])
     pos = np.empty(len(dag.tasks), dtype=np.int64)
     pos[list(dag.topo_order)] = np.arange(len(dag.tasks))
-    return sorted(range(len(dag.tasks)), key=lambda t: (int(starts[t]), pos[t]))
+    return np.lexsort((pos, np.asarray(starts, dtype=np.int64)))
+
+
+def csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(row pointers, flat values) of a list of int lists (compiled loops read these)."""
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum([len(r) for r in rows])
+    return ptr, np.fromiter((x for r in rows for x in r), dtype=np.int64, count=int(ptr[-1]))
 
 
 @dataclass(frozen=True)
 class _PlacementData:
-    """What modulo list scheduling reads per task in the chosen modes, built once per mode set
-    (plain lists: the placement loop runs tens of times per call)."""
+    """What modulo list scheduling reads per task in the chosen modes, as the arrays of the
+    compiled placement (:func:`sieveopt._modulo_numba.place_in_order`), built once per mode set."""
 
-    duration_ns: list[int]
-    resources: list[tuple[int, ...]]
-    successors: list[list[tuple[int, int]]]     # (dst, lag ns) of the active edges
+    duration_ns: np.ndarray
+    res_ptr: np.ndarray                          # resources of task t: res_idx[res_ptr[t]:res_ptr[t+1]]
+    res_idx: np.ndarray
+    succ_ptr: np.ndarray                         # active edges out of t: (dst, lag ns)
+    succ_dst: np.ndarray
+    succ_lag: np.ndarray
     heads: list[tuple[int, int]]                # (recurrence head, its micro-batch)
-    recurrences: list[tuple[int, int, int]]     # (src, dst, lag ns)
+    rec_src: np.ndarray                          # recurrences (src, dst, lag ns)
+    rec_dst: np.ndarray
+    rec_lag: np.ndarray
+    nres: int
+    capacity: int                                # pieces per resource of the modulo table
 
     @staticmethod
     def of(problem: PeriodicProblem, modes: Sequence[str]) -> _PlacementData:
         dag = problem.dag
         chosen = [t.modes[modes[t.tid]] for t in dag.tasks]
+        res_ptr, res_idx = csr([c.resources for c in chosen])
+        succ = [[e for e in dag.succs[t.tid] if dag.edge_active(e, modes)] for t in dag.tasks]
+        succ_ptr, succ_dst = csr([[e.dst for e in es] for es in succ])
+        _, succ_lag = csr([[e.lag_ns for e in es] for es in succ])
+        recs = problem.recurrences
         return _PlacementData(
-            duration_ns=[int(c.duration_ns) for c in chosen],
-            resources=[tuple(c.resources) for c in chosen],
-            successors=[[(e.dst, int(e.lag_ns)) for e in dag.succs[t.tid] if dag.edge_active(e, modes)]
-                        for t in dag.tasks],
-            heads=[(h, dag.tasks[h].microbatch) for h in sorted({r.dst for r in problem.recurrences})],
-            recurrences=[(r.src, r.dst, int(r.lag_ns)) for r in problem.recurrences])
+            duration_ns=np.array([c.duration_ns for c in chosen], dtype=np.int64),
+            res_ptr=res_ptr, res_idx=res_idx, succ_ptr=succ_ptr, succ_dst=succ_dst, succ_lag=succ_lag,
+            heads=[(h, dag.tasks[h].microbatch) for h in sorted({r.dst for r in recs})],
+            rec_src=np.array([r.src for r in recs], dtype=np.int64),
+            rec_dst=np.array([r.dst for r in recs], dtype=np.int64),
+            rec_lag=np.array([r.lag_ns for r in recs], dtype=np.int64),
+            nres=len(dag.resources), capacity=table_capacity(res_idx, len(dag.resources)))
 
 
-def _try_period(data: _PlacementData, nres: int, order: list[int], offsets: Sequence[int],
+def _try_period(data: _PlacementData, order: np.ndarray, offsets: Sequence[int],
                 lam: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Place every task in ``order`` at its earliest ready time free modulo ``lam``; None when a
     task finds no room or a recurrence is violated."""
     n = len(data.duration_ns)
-    start = [0] * n
-    end = [0] * n
-    ready = [0] * n
+    ready = np.zeros(n, dtype=np.int64)
     for t, m in data.heads:
         ready[t] = offsets[m]
-    table = ModuloTable(nres, lam)
-    dur, res, succ = data.duration_ns, data.resources, data.successors
-    for t in order:
-        d, rs = dur[t], res[t]
-        if d > 0 and rs:
-            if d > lam:
-                return None
-            s = table.earliest(rs, ready[t], d)
-            if s is None:
-                return None
-            table.occupy(rs, s, d)
-        else:
-            s = ready[t]
-        start[t], end[t] = s, s + d
-        for dst, lag in succ[t]:
-            if end[t] + lag > ready[dst]:
-                ready[dst] = end[t] + lag
-    for src, dst, lag in data.recurrences:
-        if start[dst] + lam < end[src] + lag:
-            return None
-    return np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
+    start, end = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    ok = place_in_order(order, data.duration_ns, data.res_ptr, data.res_idx, data.succ_ptr, data.succ_dst,
+                        data.succ_lag, ready, data.rec_src, data.rec_dst, data.rec_lag, int(lam), data.nres,
+                        data.capacity, start, end)
+    return (start, end) if ok else None
 
 
 #: Release offsets tried for micro-batch m: ``m * f * period bound`` for each f.
@@ -404,19 +382,22 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
     durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
     lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
     L, M = problem.window_layers, problem.microbatches
-    data, nres = _PlacementData.of(problem, modes), len(dag.resources)
+    data = _PlacementData.of(problem, modes)
     best: tuple[int, np.ndarray, np.ndarray, str] | None = None
-    trials: list[tuple[str, list[int], list[int]]] = []
+    trials: list[tuple[str, np.ndarray, list[int]]] = []
+    ls_start = list_schedule(dag, modes).start_ns.astype(np.int64)  # the window's list schedule
+    mb = np.array([t.microbatch for t in dag.tasks], dtype=np.int64)
     for f in (stagger_fractions if M > 1 else (0.0,)):
         offsets = [int(m * f * lb / L) for m in range(M)]
-        trials.append((f"micro-batch m released m*{f:g} periods late", _order(problem, modes, offsets), offsets))
+        trials.append((f"micro-batch m released m*{f:g} periods late",
+                       _order(problem, ls_start + np.array(offsets, dtype=np.int64)[mb]), offsets))
     k = 0
     while k < len(trials) + refine_rounds:
         if k < len(trials):
             how, order, offsets = trials[k]
         else:  # refine: place in the order of the best schedule so far, its heads released as there
             how = f"refined {k - len(trials) + 1}x from: {best[3]}"
-            order = _order(problem, modes, [], starts=best[1])
+            order = _order(problem, best[1])
             offsets = [min(int(best[1][r.dst]) for r in problem.recurrences if dag.tasks[r.dst].microbatch == m)
                        for m in range(M)]
         k += 1
@@ -424,7 +405,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
         step = 0.01
         lam = lb
         while hi is None:
-            r = _try_period(data, nres, order, offsets, lam)
+            r = _try_period(data, order, offsets, lam)
             if r is not None:
                 hi, found = lam, r
                 break
@@ -435,7 +416,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
                 raise RuntimeError("modulo list scheduling found no period (a bug)")
         while hi - lo > max(1, int(rel_tol * hi)):
             mid = (lo + hi) // 2
-            r = _try_period(data, nres, order, offsets, mid)
+            r = _try_period(data, order, offsets, mid)
             if r is None:
                 lo = mid
             else:

@@ -26,14 +26,17 @@ bug and raises). Deterministic: budgets count evaluations, never the clock.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from sieveopt._modulo_numba import dag_longest
 from sieveopt.periodic import PeriodicProblem, PeriodicSchedule, check_periodic, resource_loads_ns
 
 #: (task, iteration) occurrences of one resource in cyclic order.
@@ -92,6 +95,162 @@ def _longest_paths_parent(nv: int, src: np.ndarray, dst: np.ndarray, w: np.ndarr
     return False
 
 
+@numba.njit(cache=True)
+def _stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")``: a natural merge sort (the ascending runs of ``key``
+    merged pairwise, ties to the left run). Arc keys come in long sorted runs (edges in
+    topological order, each resource's order by position), so few passes; numba's own stable
+    argsort takes about 13 s to compile."""
+    n = key.shape[0]
+    idx = np.arange(n)
+    tmp = np.empty(n, dtype=np.int64)
+    bounds = np.empty(n + 1, dtype=np.int64)
+    nxt = np.empty(n + 1, dtype=np.int64)
+    runs = 0
+    for i in range(n):
+        if i == 0 or key[i] < key[i - 1]:
+            bounds[runs] = i
+            runs += 1
+    bounds[runs] = n
+    while runs > 1:
+        merged = 0
+        for p in range(0, runs, 2):
+            lo = bounds[p]
+            hi = bounds[p + 2] if p + 1 < runs else bounds[p + 1]
+            mid = bounds[p + 1]
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j < hi and (i >= mid or key[idx[j]] < key[idx[i]]):
+                    tmp[k] = idx[j]
+                    j += 1
+                else:
+                    tmp[k] = idx[i]
+                    i += 1
+            nxt[merged] = lo
+            merged += 1
+        nxt[merged] = n
+        idx, tmp = tmp, idx
+        bounds, nxt = nxt, bounds
+        runs = merged
+    return idx
+
+
+@numba.njit(cache=True)
+def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray, e_h: np.ndarray, d: np.ndarray,
+                   r_ptr: np.ndarray, occ_pos: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray, touch: np.ndarray,
+                   insert: np.ndarray, t: int, pos_new: int, k_new: int, rank: np.ndarray, lam: int) -> bool:
+    """Whether Lambda = ``lam`` admits the orders after one descent move (:func:`_apply`; the
+    same test as :func:`_feasible_at` of them), built from the current orders
+    without Python lists: resource r's occurrences (position, task, copy), sorted, are
+    ``occ_*[r_ptr[r]:r_ptr[r+1]]`` in the orders' resource order; where ``touch[r]`` task t is
+    taken out, where ``insert[r]`` it goes in at (``pos_new``, t, ``k_new``) in sorted place
+    (``bisect.insort``). The arcs are those of :func:`_arcs`, in the same order: ``e_*`` (active
+    edges and recurrences under the move's modes), then each order's consecutive occurrences,
+    sorted stably by ``rank`` of their source."""
+    m_arcs = e_src.shape[0] + occ_t.shape[0] + r_ptr.shape[0]
+    src = np.empty(m_arcs, dtype=np.int64)
+    dst = np.empty(m_arcs, dtype=np.int64)
+    w = np.empty(m_arcs, dtype=np.int64)
+    h = np.empty(m_arcs, dtype=np.int64)
+    na = e_src.shape[0]
+    for a in range(na):  # loops, not slice assignment: that alone costs seconds of compile time
+        src[a] = e_src[a]
+        dst[a] = e_dst[a]
+        w[a] = e_w[a]
+        h[a] = e_h[a]
+    seq_t = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
+    seq_k = np.empty(occ_t.shape[0] + 1, dtype=np.int64)
+    for r in range(r_ptr.shape[0] - 1):
+        m = 0
+        placed = not insert[r]
+        for q in range(r_ptr[r], r_ptr[r + 1]):
+            if touch[r] and occ_t[q] == t:
+                continue
+            if not placed and (pos_new < occ_pos[q] or (pos_new == occ_pos[q] and (
+                    t < occ_t[q] or (t == occ_t[q] and k_new < occ_k[q])))):
+                seq_t[m] = t
+                seq_k[m] = k_new
+                m += 1
+                placed = True
+            seq_t[m] = occ_t[q]
+            seq_k[m] = occ_k[q]
+            m += 1
+        if not placed:
+            seq_t[m] = t
+            seq_k[m] = k_new
+            m += 1
+        if m < 2:
+            continue
+        for j in range(m):
+            b = j + 1 if j + 1 < m else 0
+            src[na] = seq_t[j]
+            dst[na] = seq_t[b]
+            w[na] = d[seq_t[j]]
+            h[na] = seq_k[b] + (1 if j == m - 1 else 0) - seq_k[j]
+            na += 1
+    key = np.empty(na, dtype=np.int64)
+    for a in range(na):
+        key[a] = rank[src[a]]
+    o = _stable_argsort(key)
+    s_src = np.empty(na, dtype=np.int64)
+    s_dst = np.empty(na, dtype=np.int64)
+    s_w = np.empty(na, dtype=np.int64)
+    s_h = np.empty(na, dtype=np.int64)
+    for a in range(na):
+        s_src[a] = src[o[a]]
+        s_dst[a] = dst[o[a]]
+        s_w[a] = w[o[a]]
+        s_h[a] = h[o[a]]
+    dist = np.zeros(n, dtype=np.int64)
+    return _longest_paths(n, s_src, s_dst, s_w, s_h, lam, dist)
+
+
+class _MoveBase:
+    """The current schedule's orders as arrays for :func:`_move_feasible` (built once per
+    descent step)."""
+
+    def __init__(self, problem: PeriodicProblem, best: PeriodicSchedule, occ: dict) -> None:
+        self.st = _static(problem)
+        self.best = best
+        self.lam = int(best.superperiod_ns)
+        self.row = {rid: r for r, rid in enumerate(occ)}
+        lens = [len(v) for v in occ.values()]
+        self.r_ptr = np.zeros(len(lens) + 1, dtype=np.int64)
+        self.r_ptr[1:] = np.cumsum(lens)
+        flat = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(occ.values())),
+                           dtype=np.int64, count=3 * int(self.r_ptr[-1])).reshape(-1, 3)
+        self.occ_pos, self.occ_t, self.occ_k = (np.ascontiguousarray(flat[:, c]) for c in range(3))
+        self.rank = np.asarray(best.start_ns, dtype=np.int64)
+        self.arcs = self.st.mode_arcs(best.modes)
+
+    def feasible(self, move: tuple[int, str, int], lam: int) -> bool:
+        """Whether ``lam`` admits :func:`_apply`'s result for ``move`` (:func:`_move_feasible`)."""
+        t, mode, s = move
+        st, best = self.st, self.best
+        old_k, new_k = st.mode_index[t][best.modes[t]], st.mode_index[t][mode]
+        if mode == best.modes[t]:
+            d, (e_src, e_dst, e_w, e_h) = self.arcs
+        else:
+            modes = list(best.modes)
+            modes[t] = mode
+            d, (e_src, e_dst, e_w, e_h) = st.mode_arcs(modes)
+        touch = np.zeros(len(self.row), dtype=np.bool_)
+        insert = np.zeros(len(self.row), dtype=np.bool_)
+        if st.dur[t, old_k] > 0:
+            for rid in st.res[t][old_k]:
+                touch[self.row[rid]] = True
+        if st.dur[t, new_k] > 0:
+            for rid in st.res[t][new_k]:
+                r = self.row.get(rid)
+                if r is not None:  # a resource held by t alone has no order arcs
+                    touch[r] = insert[r] = True
+        k = -(s // self.lam)
+        rank = self.rank.copy()
+        rank[t] = s
+        return bool(_move_feasible(len(rank), e_src, e_dst, e_w, e_h, d, self.r_ptr, self.occ_pos, self.occ_t,
+                                   self.occ_k, touch, insert, t, s + k * self.lam, k, rank, int(lam)))
+
+
 class _Static:
     """Arrays of one problem that every evaluation reuses (edges, recurrences, mode tables)."""
 
@@ -115,6 +274,26 @@ class _Static:
         self.r_dst = np.array([r.dst for r in problem.recurrences], dtype=np.int64)
         self.r_lag = np.array([r.lag_ns for r in problem.recurrences], dtype=np.int64)
         self._mode_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._arc_cache: dict[tuple[str, ...], tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+
+    def mode_arcs(self, modes: Sequence[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(durations by task, the arcs (src, dst, w, h) of the active edges (h = 0) and the
+        recurrences (h = 1)) under ``modes``, cached per mode set."""
+        key = tuple(modes)
+        out = self._arc_cache.get(key)
+        if out is None:
+            mi = self.mode_idx(key)
+            d = self.dur[np.arange(len(mi)), mi]
+            active = (self.e_ct < 0) | (mi[np.maximum(self.e_ct, 0)] == self.e_cm)
+            arcs = (np.concatenate([self.e_src[active], self.r_src]),
+                    np.concatenate([self.e_dst[active], self.r_dst]),
+                    np.concatenate([d[self.e_src[active]] + self.e_lag[active], d[self.r_src] + self.r_lag]),
+                    np.concatenate([np.zeros(int(active.sum()), dtype=np.int64),
+                                    np.ones(len(self.r_src), dtype=np.int64)]))
+            if len(self._arc_cache) > 64:
+                self._arc_cache.clear()
+            out = self._arc_cache[key] = (d, arcs)
+        return out
 
     def mode_idx(self, modes: Sequence[str]) -> np.ndarray:
         key = tuple(modes)
@@ -151,7 +330,8 @@ def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.
     if not seqs:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
     lens = np.array([len(q) for q in seqs], dtype=np.int64)
-    q = np.array([x for seq in seqs for x in seq], dtype=np.int64).reshape(-1, 2)
+    q = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(seqs)), dtype=np.int64,
+                    count=2 * int(lens.sum())).reshape(-1, 2)
     last = np.cumsum(lens) - 1
     nxt = np.arange(1, len(q) + 1)
     nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
@@ -163,16 +343,9 @@ def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
           rank: np.ndarray | None) -> tuple[np.ndarray, ...]:
     st = _static(problem)
-    mi = st.mode_idx(modes)
-    d = st.dur[np.arange(len(mi)), mi]
-    active = (st.e_ct < 0) | (mi[np.maximum(st.e_ct, 0)] == st.e_cm)
-    parts_s = [st.e_src[active], st.r_src]
-    parts_d = [st.e_dst[active], st.r_dst]
-    parts_w = [d[st.e_src[active]] + st.e_lag[active], d[st.r_src] + st.r_lag]
-    parts_h = [np.zeros(int(active.sum()), dtype=np.int64), np.ones(len(st.r_src), dtype=np.int64)]
-    for part, arcs in zip((parts_s, parts_d, parts_w, parts_h), order_arcs(orders, d), strict=True):
-        part.append(arcs)
-    src, dst, w, h = (np.concatenate(p).astype(np.int64) for p in (parts_s, parts_d, parts_w, parts_h))
+    d, (e_src, e_dst, e_w, e_h) = st.mode_arcs(modes)
+    o_src, o_dst, o_w, o_h = order_arcs(orders, d)
+    src, dst, w, h = (np.concatenate(p) for p in ((e_src, o_src), (e_dst, o_dst), (e_w, o_w), (e_h, o_h)))
     if rank is not None and len(src):  # relax arcs in (roughly) time order: fewer Bellman-Ford passes
         o = np.argsort(rank[src], kind="stable")
         src, dst, w, h = src[o], dst[o], w[o], h[o]
@@ -217,22 +390,30 @@ def shortest_superperiod(problem: PeriodicProblem, modes: Sequence[str], orders:
 def orders_from_periodic(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, Order]:
     """The cyclic order of every capacity-1 resource in a periodic schedule (copy k of task i at
     ``s_i + k Lambda``; each resource's copies inside [0, Lambda) sorted by start)."""
-    return {rid: [(i, kk) for _, i, kk in v] for rid, v in _occupancy(problem, ps).items()}
+    return _occupancy(problem, ps, positions=False)
 
 
-def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule) -> dict[int, list[tuple[int, int, int]]]:
-    """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`."""
-    st, lam = _static(problem), int(ps.superperiod_ns)
-    mi = st.mode_idx(ps.modes)
-    d = st.dur[np.arange(len(mi)), mi]
+def _occupancy(problem: PeriodicProblem, ps: PeriodicSchedule, positions: bool = True) -> dict[int, list]:
+    """Per resource the sorted (position in [0, Lambda), task, copy) of :func:`orders_from_periodic`
+    (resources in order of first appearance in task order; (task, copy) without ``positions``)."""
+    lam = int(ps.superperiod_ns)
     start = np.asarray(ps.start_ns, dtype=np.int64)
     k = -(start // lam)
     pos = start + k * lam
-    occ: dict[int, list[tuple[int, int, int]]] = {}
-    for t in np.flatnonzero(d > 0).tolist():
-        for rid in st.res[t][mi[t]]:
-            occ.setdefault(rid, []).append((int(pos[t]), t, int(k[t])))
-    return {rid: sorted(v) for rid, v in occ.items()}
+    tid, rid, dur = problem.dag.chosen_resources(ps.modes)
+    held = dur > 0
+    tid, rid = tid[held], rid[held]
+    order = np.lexsort((k[tid], tid, pos[tid], rid))
+    tid, rid = tid[order], rid[order]
+    cut = np.flatnonzero(np.diff(rid)) + 1
+    lo, hi = np.concatenate([[0], cut]).tolist(), np.concatenate([cut, [len(rid)]]).tolist()
+    _, first = np.unique(rid[np.argsort(order, kind="stable")], return_index=True)
+    cols = [tid.tolist(), k[tid].tolist()]
+    if positions:
+        cols.insert(0, pos[tid].tolist())
+    r_l = rid.tolist()
+    return {r_l[lo[g]]: list(zip(*(c[lo[g]:hi[g]] for c in cols), strict=True))
+            for g in np.argsort(first, kind="stable").tolist()}
 
 
 def _moved_orders(problem: PeriodicProblem, occ: dict[int, list[tuple[int, int, int]]], orders: dict[int, Order],
@@ -271,6 +452,7 @@ def compact(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSchedule:
 
 def _feasible_at(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order], lam: int,
                  rank: np.ndarray) -> bool:
+    """Whether ``lam`` admits these modes and orders (the reference of :meth:`_MoveBase.feasible`)."""
     src, dst, w, h = _arcs(problem, modes, orders, rank)
     dist = np.zeros(len(problem.dag.tasks), dtype=np.int64)
     return bool(_longest_paths(len(problem.dag.tasks), src, dst, w, h, int(lam), dist))
@@ -399,14 +581,15 @@ def _descend(problem: PeriodicProblem, best: PeriodicSchedule, max_evaluations: 
         lam = int(best.superperiod_ns)
         occ = _occupancy(problem, best)
         base = {rid: [(i, kk) for _, i, kk in v] for rid, v in occ.items()}
+        moves = _MoveBase(problem, best, occ)
         for move in _candidates(problem, best):
             if state["evals"] >= max_evaluations or (deadline is not None and time.perf_counter() >= deadline):
                 state["timed_out"] = state["evals"] < max_evaluations
                 return best
-            modes, start, orders = _apply(problem, best, occ, base, move)
             state["evals"] += 1
-            if not _feasible_at(problem, modes, orders, lam - 1, start):
+            if not moves.feasible(move, lam - 1):
                 continue
+            modes, start, orders = _apply(problem, best, occ, base, move)
             new = shortest_superperiod(problem, modes, orders, upper_ns=lam - 1, rank=start, policy=best.policy,
                                        meta=dict(best.meta, local_search=True))
             if new is not None and new.superperiod_ns < lam:
@@ -492,10 +675,9 @@ def _phase_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
                 int((j + 1) * P + (w - t_e) * P / max(t_end - t_e, 1))
     # Precedence-consistent: a successor never keys before its predecessor ends (so no resource
     # order contradicts an edge of the iteration).
-    for t in dag.topo_order:
-        for e in dag.succs[t]:
-            if dag.edge_active(e, modes):
-                key[e.dst] = max(key[e.dst], key[t] + d[t] + e.lag_ns)
+    e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+    on = dag.active_edge_mask(modes)
+    dag_longest(len(dag.tasks), e_src[on], e_dst[on], d[e_src[on]] + e_lag[on], key)
     return key
 
 
@@ -643,53 +825,92 @@ STAGGER_PLACEMENTS = ("mid", "fill", "gap", "front", "end")
 STAGGER_FILLS = (1.0, 0.5)
 
 
-def _staggered_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
-                    variant: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _StaggerGroups:
+    """What :func:`_staggered_keys` reads for one mode set, whatever the variant: every task's
+    unrolled phase ``u``, the GPU / PIM work of each (phase, GPU) sorted as the construction
+    takes it, with the launch's wait for the dispatches, and the arcs of the per-phase
+    simulation that do not depend on the variant (edges inside an unrolled phase, recurrences
+    from the previous copy)."""
+
+    u: np.ndarray
+    # (phase, pre, post, xg, xp, apim, launch wait; None when the last of post is no launch)
+    groups: list[tuple[int, list[int], list[int], list[int], list[int], list[int], int | None]]
+    arc_src: np.ndarray
+    arc_dst: np.ndarray
+    arc_w: np.ndarray
+
+    @staticmethod
+    def of(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray) -> _StaggerGroups:
+        dag = problem.dag
+        M, S = problem.microbatches, problem.window_layers * problem.microbatches
+        n = len(dag.tasks)
+        u = np.empty(n, dtype=np.int64)
+        for t in dag.tasks:
+            k = str(t.kind)
+            u[t.tid] = t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+        ph = u % S
+        pos = np.empty(n, dtype=np.int64)
+        pos[list(dag.topo_order)] = np.arange(n)
+        remote_in = np.array([any(str(dag.tasks[e.src].kind) == "dispatch" for e in dag.preds[i])
+                              for i in range(n)])
+        # the GPU / PIM work of each (phase, GPU)
+        raw: dict[tuple[int, int], dict[str, list[int]]] = {}
+        for t in dag.tasks:
+            c = t.modes[modes[t.tid]]
+            k = str(t.kind)
+            if c.duration_ns <= 0 or not c.resources or k in ("allgather", "dispatch", "combine"):
+                continue
+            on_pim = modes[t.tid] == "pim"
+            g = raw.setdefault((int(ph[t.tid]), t.gpu), {"pre": [], "post": [], "xg": [], "xp": [], "apim": []})
+            if k in ("reduce", "qkv") or (k in ("attn", "prefill_attn") and not on_pim):
+                g["pre"].append(t.tid)
+            elif k in ("attn", "prefill_attn"):
+                g["apim"].append(t.tid)
+            elif k in ("expert", "shared"):
+                g["xp" if on_pim else "xg"].append(t.tid)
+            else:  # oproj, router, launch
+                g["post"].append(t.tid)
+        groups = []
+        for (phase, _), grp in raw.items():
+            post = sorted(grp["post"], key=lambda i: pos[i])
+            wait = None if not post or str(dag.tasks[post[-1]].kind) != "launch" else \
+                max((e.lag_ns for e in dag.preds[post[-1]]), default=0)
+            groups.append((phase, sorted(grp["pre"], key=lambda i: (str(dag.tasks[i].kind) != "reduce", pos[i])),
+                           post,
+                           sorted(grp["xg"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i)),
+                           sorted(grp["xp"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i)),
+                           sorted(grp["apim"], key=lambda i: pos[i]), wait))
+        e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+        on = dag.active_edge_mask(modes) & (u[e_src] == u[e_dst])
+        rec = [r for r in problem.recurrences if u[r.src] == u[r.dst] + S]
+        r_src = np.array([r.src for r in rec], dtype=np.int64)
+        return _StaggerGroups(u, groups, np.concatenate([e_src[on], r_src]),
+                              np.concatenate([e_dst[on], np.array([r.dst for r in rec], dtype=np.int64)]),
+                              np.concatenate([d[e_src[on]] + e_lag[on],
+                                              d[r_src] + np.array([r.lag_ns for r in rec], dtype=np.int64)]))
+
+
+def _staggered_keys(problem: PeriodicProblem, d: np.ndarray, variant: Sequence[tuple[str, float]],
+                    prep: _StaggerGroups) -> tuple[np.ndarray, np.ndarray]:
     """Start keys and phase lengths of an explicit staggered timeline (see
-    :func:`staggered_schedule`; ``variant[p]`` = (placement, PIM fill fraction) of phase p).
+    :func:`staggered_schedule`; ``variant[p]`` = (placement, PIM fill fraction) of phase p;
+    ``prep``: :class:`_StaggerGroups` of the modes).
 
     Each phase is simulated on its own: its tasks start at the phase start, after their
     predecessors *inside the phase* (lags included, so a launch waits for every GPU's router)
     and after the task before them in their GPU's or PIM's sequence; the phase lasts until its
     last task ends. A task of unrolled phase u >= S (a slot's experts or reduce past the last
     slot) runs in phase u - S of the next copy: its key is shifted by the timeline's length."""
-    dag = problem.dag
-    M, S = problem.microbatches, problem.window_layers * problem.microbatches
-    n = len(dag.tasks)
-    u = np.empty(n, dtype=np.int64)
-    for t in dag.tasks:
-        k = str(t.kind)
-        u[t.tid] = t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+    S = problem.window_layers * problem.microbatches
+    n = len(problem.dag.tasks)
+    u = prep.u
     ph = u % S
-    pos = np.empty(n, dtype=np.int64)
-    pos[list(dag.topo_order)] = np.arange(n)
-    remote_in = np.array([any(str(dag.tasks[e.src].kind) == "dispatch" for e in dag.preds[i]) for i in range(n)])
-    # the GPU / PIM work of each (phase, GPU)
-    groups: dict[tuple[int, int], dict[str, list[int]]] = {}
-    for t in dag.tasks:
-        c = t.modes[modes[t.tid]]
-        k = str(t.kind)
-        if c.duration_ns <= 0 or not c.resources or k in ("allgather", "dispatch", "combine"):
-            continue
-        on_pim = modes[t.tid] == "pim"
-        g = groups.setdefault((int(ph[t.tid]), t.gpu), {"pre": [], "post": [], "xg": [], "xp": [], "apim": []})
-        if k in ("reduce", "qkv") or (k in ("attn", "prefill_attn") and not on_pim):
-            g["pre"].append(t.tid)
-        elif k in ("attn", "prefill_attn"):
-            g["apim"].append(t.tid)
-        elif k in ("expert", "shared"):
-            g["xp" if on_pim else "xg"].append(t.tid)
-        else:  # oproj, router, launch
-            g["post"].append(t.tid)
+    dl = d.tolist()
     seq_arcs: list[tuple[int, int]] = []
-    for (phase, _), grp in groups.items():
+    for phase, pre, post, xg, xp, apim, launch_wait in prep.groups:
         placement, fill = variant[phase]
-        pre = sorted(grp["pre"], key=lambda i: (str(dag.tasks[i].kind) != "reduce", pos[i]))
-        post = sorted(grp["post"], key=lambda i: pos[i])
-        xg = sorted(grp["xg"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i))
-        xp = sorted(grp["xp"], key=lambda i: (bool(remote_in[i]), -int(d[i]), i))
-        apim = sorted(grp["apim"], key=lambda i: pos[i])
-        hidden = int(sum(d[i] for i in apim))
+        hidden = sum(dl[i] for i in apim)
         if placement == "mid":
             seq = pre + xg + post
         elif placement == "front":
@@ -699,51 +920,32 @@ def _staggered_keys(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndar
         else:  # fill / gap: what the attention hides, then (gap) what the wait for the dispatch
             a, b = [], []  # before the launch hides, the rest after the launch (fill) or mid (gap)
             for i in xg:
-                (a if int(d[i]) <= hidden else b).append(i)
-                hidden -= int(d[i]) if int(d[i]) <= hidden else 0
-            if placement == "fill" or not post or str(dag.tasks[post[-1]].kind) != "launch":
+                (a if dl[i] <= hidden else b).append(i)
+                hidden -= dl[i] if dl[i] <= hidden else 0
+            if placement == "fill" or launch_wait is None:
                 seq = pre + a + post + b
             else:
-                wait, c, rest = max((e.lag_ns for e in dag.preds[post[-1]]), default=0), [], []
+                wait, c, rest = launch_wait, [], []
                 for i in b:
-                    (c if int(d[i]) <= wait else rest).append(i)
-                    wait -= int(d[i]) if int(d[i]) <= wait else 0
+                    (c if dl[i] <= wait else rest).append(i)
+                    wait -= dl[i] if dl[i] <= wait else 0
                 seq = pre + a + rest + post[:-1] + c + post[-1:]
-        ready = int(sum(d[i] for i in seq[:seq.index(pre[-1]) + 1])) if pre else 0
+        ready = sum(dl[i] for i in seq[:seq.index(pre[-1]) + 1]) if pre else 0
         part1, part2, used = [], [], 0
         for i in xp:  # PIM: experts until the attention is ready, the attention, the rest
-            if apim and used + int(d[i]) <= fill * ready:
+            if apim and used + dl[i] <= fill * ready:
                 part1.append(i)
-                used += int(d[i])
+                used += dl[i]
             else:
                 part2.append(i)
         for sq in (seq, part1 + apim + part2):
             seq_arcs += list(zip(sq, sq[1:], strict=False))
-    # per-phase simulation: arcs between tasks of the same unrolled phase (edges; recurrences
-    # from a task of the previous copy), in topological order
-    arcs: list[tuple[int, int, int]] = [(a, b, int(d[a])) for a, b in seq_arcs]
-    for e in dag.edges:
-        if u[e.src] == u[e.dst] and dag.edge_active(e, modes):
-            arcs.append((e.src, e.dst, int(d[e.src]) + e.lag_ns))
-    for r in problem.recurrences:
-        if u[r.src] == u[r.dst] + S:
-            arcs.append((r.src, r.dst, int(d[r.src]) + r.lag_ns))
-    succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    indeg = np.zeros(n, dtype=np.int64)
-    for a, b, w in arcs:
-        succ[a].append((b, w))
-        indeg[b] += 1
+    # per-phase simulation: the sequences' arcs and the variant-free ones (edges inside an
+    # unrolled phase; recurrences from a task of the previous copy), longest paths from 0
+    sa = np.array(seq_arcs, dtype=np.int64).reshape(-1, 2)
     local = np.zeros(n, dtype=np.int64)
-    stack = [i for i in range(n) if indeg[i] == 0]
-    done = 0
-    while stack:
-        i = stack.pop()
-        done += 1
-        for j, w in succ[i]:
-            local[j] = max(local[j], local[i] + w)
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                stack.append(j)
+    done = dag_longest(n, np.concatenate([sa[:, 0], prep.arc_src]), np.concatenate([sa[:, 1], prep.arc_dst]),
+                        np.concatenate([d[sa[:, 0]], prep.arc_w]), local)
     if done != n:
         raise RuntimeError("staggered phase sequences contradict a precedence (a bug)")
     length = np.ones(S, dtype=np.int64)
@@ -776,10 +978,11 @@ def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
     # every uniform variant simulated; the best variant of each phase combined; the combination
     # and the best uniform ones timed exactly
     uniform = [(pl, f) for pl in placements for f in fills]
-    sims = {v: _staggered_keys(problem, modes, d, [v] * S) for v in uniform}
+    prep = _StaggerGroups.of(problem, modes, d)
+    sims = {v: _staggered_keys(problem, d, [v] * S, prep) for v in uniform}
     lengths = np.array([sims[v][1] for v in uniform])
     mixed = tuple(uniform[int(k)] for k in lengths.argmin(axis=0))
-    trials = [(mixed, *_staggered_keys(problem, modes, d, mixed))]
+    trials = [(mixed, *_staggered_keys(problem, d, mixed, prep))]
     for k in np.argsort(lengths.sum(axis=1), kind="stable")[:exact_uniform]:
         if uniform[int(k)] * S != mixed:
             trials.append(((uniform[int(k)],) * S, *sims[uniform[int(k)]]))

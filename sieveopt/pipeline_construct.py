@@ -33,62 +33,51 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sieveopt.periodic import ModuloTable, PeriodicProblem, PeriodicSchedule
+from sieveopt._modulo_numba import left_shift_pass, table_capacity
+from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
 
 #: Left-shift passes at most (each: one sweep and one exact timing); it stops earlier when a
 #: pass does not shorten the superperiod.
 LEFT_SHIFT_PASSES = 4
 
 
-def _inputs(problem: PeriodicProblem, modes: Sequence[str]) -> list[list[tuple[int, int, int]]]:
-    """Per task its inputs (source, lag ns, iteration distance): active edges (0) and
-    recurrences from the previous iteration (1)."""
+def _inputs(problem: PeriodicProblem, modes: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """Per task its inputs: active edges (iteration distance 0), then recurrences from the
+    previous iteration (1), as arrays (row pointers by destination task, sources, lags ns,
+    iteration distances); task i's are ``[ptr[i], ptr[i+1])``."""
     dag = problem.dag
-    out: list[list[tuple[int, int, int]]] = [[] for _ in dag.tasks]
-    for e in dag.edges:
-        if dag.edge_active(e, modes):
-            out[e.dst].append((e.src, e.lag_ns, 0))
-    for r in problem.recurrences:
-        out[r.dst].append((r.src, r.lag_ns, 1))
-    return out
+    e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+    on = dag.active_edge_mask(modes)
+    rec = problem.recurrences
+    src = np.concatenate([e_src[on], np.array([r.src for r in rec], dtype=np.int64)])
+    dst = np.concatenate([e_dst[on], np.array([r.dst for r in rec], dtype=np.int64)])
+    lag = np.concatenate([e_lag[on], np.array([r.lag_ns for r in rec], dtype=np.int64)])
+    dist = np.concatenate([np.zeros(int(on.sum()), dtype=np.int64), np.ones(len(rec), dtype=np.int64)])
+    o = np.argsort(dst, kind="stable")
+    ptr = np.zeros(len(dag.tasks) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(np.bincount(dst, minlength=len(dag.tasks)))
+    return ptr, src[o], lag[o], dist[o]
 
 
-def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: list[list[tuple[int, int, int]]],
+def _shift_pass(problem: PeriodicProblem, ps: PeriodicSchedule, inputs: tuple[np.ndarray, ...],
                 rank: np.ndarray) -> PeriodicSchedule | None:
     """One left-shift sweep at ``ps``'s superperiod (None when no task moved); ``rank``: the
-    tie-break of equal starts (a topological position)."""
+    tie-break of equal starts (a topological position); ``inputs``: :func:`_inputs`. The
+    sweep itself is compiled (:func:`sieveopt._modulo_numba.left_shift_pass`)."""
     dag = problem.dag
-    lam = int(ps.superperiod_ns)
-    start = np.asarray(ps.start_ns, dtype=np.int64).tolist()
-    end = np.asarray(ps.end_ns, dtype=np.int64).tolist()
-    dur = [b - a for a, b in zip(start, end, strict=True)]
-    res = [dag.tasks[i].modes[ps.modes[i]].resources if dur[i] > 0 else () for i in range(len(dag.tasks))]
-    ring = ModuloTable(len(dag.resources), lam)
-    for i, rs in enumerate(res):
-        if rs:
-            ring.occupy(rs, start[i], dur[i], i)
-    moved = False
-    for i in sorted(range(len(start)), key=lambda k: (start[k], rank[k])):
-        s0 = start[i]
-        ready = s0 - lam + 1  # never more than a superperiod earlier
-        for src, lag, h in inputs[i]:
-            ready = max(ready, end[src] + lag - h * lam)
-        if ready >= s0:
-            continue
-        s = ready
-        if res[i]:
-            ring.release(res[i], s0, dur[i], i)
-            t = ring.earliest(res[i], ready, dur[i], s0)
-            s = s0 if t is None else t
-            ring.occupy(res[i], s, dur[i], i)
-        if s < s0:
-            start[i], end[i] = s, s + dur[i]
-            moved = True
-    if not moved:
+    start = np.array(ps.start_ns, dtype=np.int64)
+    end = np.array(ps.end_ns, dtype=np.int64)
+    tid, rid, _ = dag.chosen_resources(ps.modes)
+    held = (end - start)[tid] > 0
+    tid, res_idx = tid[held], rid[held]
+    res_ptr = np.zeros(len(dag.tasks) + 1, dtype=np.int64)
+    res_ptr[1:] = np.cumsum(np.bincount(tid, minlength=len(dag.tasks)))
+    order = np.lexsort((rank, start))
+    if not left_shift_pass(order, start, end, res_ptr, res_idx, *inputs, int(ps.superperiod_ns),
+                           len(dag.resources), table_capacity(res_idx, len(dag.resources))):
         return None
-    st, en = np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
-    shift = int(st.min())
-    return dataclasses.replace(ps, start_ns=st - shift, end_ns=en - shift, meta=dict(ps.meta, left_shift=True))
+    shift = int(start.min())
+    return dataclasses.replace(ps, start_ns=start - shift, end_ns=end - shift, meta=dict(ps.meta, left_shift=True))
 
 
 def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = LEFT_SHIFT_PASSES
@@ -104,7 +93,6 @@ def left_shift(problem: PeriodicProblem, ps: PeriodicSchedule, *, passes: int = 
     inputs = _inputs(problem, ps.modes)
     rank = np.empty(len(problem.dag.tasks), dtype=np.int64)
     rank[list(problem.dag.topo_order)] = np.arange(len(problem.dag.tasks))
-    rank = rank.tolist()
     for k in range(passes):
         moved = _shift_pass(problem, best, inputs, rank)
         if moved is None:
@@ -171,7 +159,7 @@ def chain_first(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSched
     dag = problem.dag
     lam = int(ps.superperiod_ns)
     end = np.asarray(ps.end_ns, dtype=np.int64)
-    inputs = _inputs(problem, ps.modes)
+    ptr, src, lag, dist = _inputs(problem, ps.modes)
     occ = _occupancy(problem, ps)
     orders: dict[int, list[tuple[int, int]]] = {}
     changed = False
@@ -182,9 +170,10 @@ def chain_first(problem: PeriodicProblem, ps: PeriodicSchedule) -> PeriodicSched
                 _, u, ku = seq[q]
                 if str(dag.tasks[u].kind) not in CHAIN_FIRST or not _single(problem, ps, u, rid):
                     continue
-                if not inputs[u]:
+                a, b = int(ptr[u]), int(ptr[u + 1])
+                if a == b:
                     continue
-                ready = max(int(end[src]) + lag - h * lam for src, lag, h in inputs[u])
+                ready = int((end[src[a:b]] + lag[a:b] - dist[a:b] * lam).max())
                 ready += ku * lam  # in the frame of the positions in [0, lam)
                 p = q
                 while p > 0 and str(dag.tasks[seq[p - 1][1]].kind) not in CHAIN_FIRST and \

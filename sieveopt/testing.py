@@ -52,3 +52,16 @@ def random_periodic_problem(seed: int, gpus: int, microbatches: int, window_laye
                for _ in range(microbatches)] for _ in range(window_layers)]
     return build_periodic_problem(window, cost, make_execution_model("microbatch", microbatches,
                                                                      window_layers=window_layers))
+
+
+def schedule_digest(ps) -> str:
+    """sha256 (16 hex digits) of a periodic schedule's modes, starts, ends and superperiod: the
+    bit-for-bit identity the pipeline runtime's golden test and speed benchmark compare."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr(tuple(ps.modes)).encode())
+    h.update(np.asarray(ps.start_ns, dtype=np.int64).tobytes())
+    h.update(np.asarray(ps.end_ns, dtype=np.int64).tobytes())
+    h.update(str(int(ps.superperiod_ns)).encode())
+    return h.hexdigest()[:16]

@@ -7,6 +7,7 @@ must give back exactly its superperiod (never less: that would beat a proven opt
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sieveopt.overlap import HINT_POLICIES, solve_overlap
 from sieveopt.periodic import (
@@ -17,9 +18,12 @@ from sieveopt.periodic import (
     resource_loads_ns,
 )
 from sieveopt.periodic_search import (
+    _apply,
     _feasible_at,
+    _MoveBase,
     _moved_orders,
     _occupancy,
+    _stable_argsort,
     compact,
     local_search,
     orders_from_periodic,
@@ -151,6 +155,41 @@ def test_incremental_orders_match_a_full_rebuild():
         end = start + np.array([prob.dag.tasks[i].modes[modes[i]].duration_ns for i in range(len(modes))])
         full = orders_from_periodic(prob, PeriodicSchedule(tuple(modes), start, end, lam, ps.window_layers))
         assert {k: v for k, v in moved.items() if v} == {k: v for k, v in full.items() if v}
+
+
+@pytest.mark.parametrize("seed,gpus,M", [(4, 2, 4), (5, 1, 2), (6, 4, 2)])
+def test_compiled_move_test_matches_the_orders_it_replaces(seed, gpus, M):
+    """The descent's compiled feasibility test of a move (round 7) answers as the test of the
+    moved Python orders (:func:`_apply`, then :func:`_feasible_at`), for random moves (order and
+    mode moves, any start) at Lambda - 1, Lambda and slightly above."""
+    prob = _random_problem(seed, gpus, M, 2, 2)
+    ps = compact(prob, solve_overlap(prob, "sieve").schedule)
+    occ = _occupancy(prob, ps)
+    base = orders_from_periodic(prob, ps)
+    moves = _MoveBase(prob, ps, occ)
+    lam = int(ps.superperiod_ns)
+    rng = np.random.default_rng(seed)
+    answers = []
+    for _ in range(80):
+        t = int(rng.integers(len(prob.dag.tasks)))
+        mode = list(prob.dag.tasks[t].modes)[int(rng.integers(len(prob.dag.tasks[t].modes)))]
+        move = (t, mode, int(rng.integers(-lam, 2 * lam)))
+        modes, start, orders = _apply(prob, ps, occ, base, move)
+        for x in (lam - 1, lam, lam + lam // 20):
+            want = _feasible_at(prob, modes, orders, x, start)
+            assert moves.feasible(move, x) == want
+            answers.append(want)
+    assert any(answers) and not all(answers)
+
+
+def test_compiled_stable_argsort_is_numpys():
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 7, 300):
+        for spread in (1, 3, 1000, 2 ** 40):
+            key = rng.integers(-spread, spread, n)
+            if n > 3:  # sorted runs, as arc keys come
+                key[: n // 2].sort()
+            assert np.array_equal(_stable_argsort(key), np.argsort(key, kind="stable"))
 
 
 def test_search_incumbent_never_worse_than_its_candidates_and_deterministic():
