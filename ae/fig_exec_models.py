@@ -13,9 +13,10 @@ argv is stored in the CSV's ``command`` column):
 * ``ideal``: the busiest resource's load of each policy's modes (``--overlap ideal``), a bound,
   not a schedule; for ``cpsat`` the load-optimal modes.
 
-Time per layer of the whole batch, predicted with the roofline cost model. The periodic path of
-``compare`` (microbatch, ideal) does not build a scheduler task with a latency: its charge is 0
-(stamped in the ``sched_charge`` column). Output: ``exec_models.csv`` and ``exec_models.md`` (a
+Time per layer of the whole batch, predicted with the roofline cost model. Every policy is charged
+its scheduler latency under every execution model (``compare``'s ``scheduler_latency_ns``, stamped
+in the ``sched_charge`` column); ``execution_model_label`` is ``compare``'s full label (M, L, fusion,
+and the runtime's order descent, ``runtime_descent=N|off``). Output: ``exec_models.csv`` and ``exec_models.md`` (a
 table per configuration) and ``exec_models.png`` in ``--out`` (default ``ae/out/exec_models``; the
 committed copy in ``docs/figures`` was made with ``--out docs/figures``).
 """
@@ -118,10 +119,11 @@ def rows_of(model: str, gpus: int, batch: int, mode: str, argv: list[str], rc: i
             t = s["median_ns"]
             ok = s["checks_ok"] == d["layers"]
         else:
-            charge = {0}
+            charge = {s["scheduler_latency_ns"]}
             t = s["median_period_ns"]
             ok = s["checks_ok"] == d["windows"]
-        out.append({**base, "policy": p, "time_per_layer_ns": t,
+        label = d["execution_model"]["label"] if isinstance(d.get("execution_model"), dict) else mode
+        out.append({**base, "execution_model_label": label, "policy": p, "time_per_layer_ns": t,
                     "sched_charge": "/".join(f"{c / 1e3:g}us" for c in sorted(charge)), "check_ok": ok})
     return out
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 # benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
-from _args import PAPER_CONFIGS, SYSTEM
+from _args import SYSTEM, add_configs, configs
 
 from sieveopt.cli.output import atomic_write_text
 from sieveopt.execution_model import make_execution_model
@@ -32,8 +32,6 @@ from sieveopt.models.costmodel import make_cost_model
 from sieveopt.overlap import HINT_POLICIES, sample_problem, solve_overlap
 from sieveopt.pipeline import run_layer
 from sieveopt.solvers import cpsat_periodic  # noqa: F401  (imported once here, not inside CP-SAT's timed call)
-
-CONFIGS = list(PAPER_CONFIGS)
 
 
 def run_one(model_name: str, gpus: int, batch: int, M: int, L: int, time_limit: float, serial: bool) -> dict:
@@ -98,7 +96,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    add_configs(ap)
     ap.add_argument("--batches", default="64,256")
     ap.add_argument("--microbatches", type=int, default=2)
     ap.add_argument("--window-layers", type=int, default=2)
@@ -108,13 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", default=None)
     args = ap.parse_args(argv)
     rows = []
-    for cfg in args.configs.split(","):
-        name, gpus = cfg.split(":")
+    for name, gpus in configs(args.configs):
         for b in map(int, args.batches.split(",")):
             t0 = time.perf_counter()
-            rows.append(run_one(name, int(gpus), b, args.microbatches, args.window_layers, args.time_limit,
+            rows.append(run_one(name, gpus, b, args.microbatches, args.window_layers, args.time_limit,
                                 not args.no_serial))
-            print(f"{cfg} B={b}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+            print(f"{name}:{gpus} B={b}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             if args.json:
                 atomic_write_text(args.json, json.dumps(rows, indent=1))
     md = to_markdown(rows)
