@@ -12,14 +12,20 @@ slot counts kept), or a *path* (one GPU gains an item, one loses one), up to all
 move. Exchanges are found as negative *subset-disjoint* cycles (no GPU twice) in the
 improvement graph whose arc ``u -> v`` costs the change of a GPU-separable objective on
 GPU(v) when u enters it and v leaves; paths are cycles through a dummy node per GPU (a free
-slot / nothing). The separable objective is a convex penalty of each (step, GPU) work,
-``sum_t sum_g exp((V[t, g] - ref_t) / beta)`` with ``ref_t`` the step's straggler (the terms
-inside the annealing's log-sum-exp), so a cycle's cost is the sum of its arcs. Cycles are found
-by the label-correcting heuristic of Ahuja, Orlin and Sharma: one label per (GPU subset,
-last node) keeps the cheapest path with negative prefix sums (every negative cycle has a
-rotation whose partial sums are all negative), at most 2^G x nodes labels. The candidate
-cycles found are then scored on the *acceptance* objective (the log-sum-exp of each step's
-GPU work at ``beta``, or the true ``mean_t max_g``) and the best improving one is applied.
+slot / nothing). The separable objective is a convex penalty of each (step, GPU) work:
+``exp((V[t, g] - ref_t) / beta)`` with ``ref_t`` the step's straggler (the terms inside the
+annealing's log-sum-exp) or ``((V[t, g] - mean_t) / beta)^2`` (the step's variance), so a
+cycle's cost is the sum of its arcs. Cycles are found by label correcting: one label per (GPU
+subset, last node) keeps the cheapest path with negative prefix sums (every negative cycle has a
+rotation whose partial sums are all negative), at most 2^G x nodes labels per run; either one
+run per start node (exact: the most negative cycle) or Ahuja, Orlin and Sharma's heuristic (one
+run, a label keeps only its cheapest start). The candidate cycles found are then scored on the
+*acceptance* objective (the separable penalty itself, the log-sum-exp of each step's GPU work at
+``beta``, or the true ``mean_t max_g``) and the best improving one is applied.
+
+Measured (design note, round 7): from an annealed optimum it finds almost nothing (the annealed
+placements are cyclic-exchange optimal to within a few ns), and it loses to annealing on equal
+time on the planted instance and the headline window, so the exact optimiser does not use it.
 
 Deterministic (no clock inside a descent; the Python driver checks the clock only between
 descents), never worse than its start.
