@@ -45,7 +45,14 @@ CANDIDATES = 24
 _EPS = 1e-9
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
+def _work(L, tab, t, g, rem, add, k0):  # noqa: ANN001, ANN202, PLR0913 (numba)
+    """The annealing's level climb (:func:`~sieveopt.placement.anneal._climb`), called, not
+    inlined: one copy of its IR keeps the compile time down."""
+    return _climb(L, tab, t, g, rem, add, k0)
+
+
+@njit(cache=True, nogil=True)
 def _phi(v, ref, ib, sq):  # noqa: ANN001, ANN202 (numba)
     """Separable penalty of one (step, GPU) work: exp((v - ref) / beta), or ((v - ref) / beta)^2."""
     if sq:
@@ -73,7 +80,7 @@ def _arcs(tok, tab, L, kk, P, ref, ib, sq, nitem, ngpu, C):  # noqa: ANN001, ANN
                 iu = nitem[u]
                 if iu < 0 and iv < 0:
                     continue
-                nv = _climb(L, tab, t, h, rem, _tk(tok, t, iu), k0)
+                nv = _work(L, tab, t, h, rem, _tk(tok, t, iu), k0)
                 C[u, v] += _phi(nv, ref[t], ib, sq) - p0
 
 
@@ -203,7 +210,7 @@ def _score(tok, tab, L, kk, V, seq, k, nitem, ngpu, acc_ib, newV):  # noqa: ANN0
         u = seq[q - 1] if q > 0 else seq[k - 1]       # u enters GPU(v), v leaves
         h = ngpu[v]
         for t in range(T):
-            newV[t, q] = _climb(L, tab, t, h, _tk(tok, t, nitem[v]), _tk(tok, t, nitem[u]), kk[t, h])
+            newV[t, q] = _work(L, tab, t, h, _tk(tok, t, nitem[v]), _tk(tok, t, nitem[u]), kk[t, h])
     delta = 0.0
     for t in range(T):
         if acc_ib == 0.0:
