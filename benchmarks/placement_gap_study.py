@@ -88,6 +88,29 @@ def pair_slack(c: np.ndarray, a: np.ndarray, cap: int, pair: tuple[int, int]) ->
     return float(res.fun)
 
 
+def planted_instance(cost: np.ndarray, seed: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """The planted instance of a window's level costs ``cost[T, E, G, K]``: the experts' costs at
+    GPU 0's speed on every GPU plus 3 level-independent filler items per GPU that put a random
+    placement exactly on one target per step (so that placement is optimal: identical GPUs, a
+    fixed step total). Returns (dense costs ``[T, E + 3G, G, K]``, the planted assignment, the
+    slots per GPU)."""
+    T, E, G, K = cost.shape
+    rng = np.random.default_rng(seed)
+    base = cost[:, :, 0, :]                                          # GPU 0's costs on every GPU
+    plant = rng.permutation(E) % G
+    L = np.stack([base[:, plant == g].sum(axis=1) for g in range(G)], axis=1).max(axis=2)   # [T, G]
+    target = L.max(axis=1) + 500.0
+    fill, fill_gpu = [], []
+    for g in range(G):                    # level-independent fillers: each GPU lands on target_t
+        w = rng.dirichlet(np.ones(3), size=T)
+        for k in range(3):
+            fill.append(np.repeat(((target - L[:, g]) * w[:, k])[:, None], K, axis=1))
+            fill_gpu.append(g)
+    cp = np.concatenate([base, np.stack(fill, axis=1)], axis=1)
+    cp = np.ascontiguousarray(np.repeat(cp[:, :, None, :], G, axis=2))
+    return cp, np.r_[plant, fill_gpu], int(np.ceil(cp.shape[1] / G)) + 8
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=float, default=2e6, help="annealing steps per run")
@@ -135,21 +158,8 @@ def main() -> None:
         a, v, _ = anneal(cw, start, cap, none, iters=iters, seed=0)
         print(f"  T={w:2d}: {100 * (v / _lp(c[:w], cap, a) - 1):.2f} %")
 
-    rng = np.random.default_rng(1)
-    base = cost[:, :, 0, :]                                          # GPU 0's costs on every GPU
-    plant = rng.permutation(E) % G
-    L = np.stack([base[:, plant == g].sum(axis=1) for g in range(G)], axis=1).max(axis=2)   # [T, G]
-    target = L.max(axis=1) + 500.0
-    fill, fill_gpu = [], []
-    for g in range(G):                    # level-independent fillers: each GPU lands on target_t
-        w = rng.dirichlet(np.ones(3), size=T)
-        for k in range(3):
-            fill.append(np.repeat(((target - L[:, g]) * w[:, k])[:, None], K, axis=1))
-            fill_gpu.append(g)
-    cp = np.concatenate([base, np.stack(fill, axis=1)], axis=1)
-    cp = np.ascontiguousarray(np.repeat(cp[:, :, None, :], G, axis=2))
-    n, pcap = cp.shape[1], int(np.ceil(cp.shape[1] / G)) + 8
-    planted = np.r_[plant, fill_gpu]
+    cp, planted, pcap = planted_instance(cost)
+    n = cp.shape[1]
     opt = objective(cp, planted)
     plp = _lp(np.rint(cp).astype(np.int64), pcap, planted)
     t0 = time.perf_counter()
