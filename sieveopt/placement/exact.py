@@ -51,8 +51,13 @@ never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2
 the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
 the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
 solutions are scored on every level; small models keep every level), started from the
-incumbent (placement and straggler values). The time limit covers all of it, the hints
-included (:func:`exact_with_report`): stages stop at the deadline or are skipped. GPUs
+incumbent (placement and straggler values). On a large model (level rows left out, e.g. the
+DeepSeek-V3 window) CP-SAT never improved the incumbent and the Jensen model gave no bound, while
+more annealing did: there, after the LP bound, the annealing restarts from the best (full
+schedules, new seeds) while a round still fits, Jensen is skipped and CP-SAT gets what is left
+(design note, "Round 7 (b)"); small models keep the order above, where CP-SAT proves optimality.
+The time limit covers all of it, the hints included (:func:`exact_with_report`): stages stop
+at the deadline or are skipped. GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
