@@ -291,7 +291,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     small model where CP-SAT can prove optimality, and gets the time after the LP and Jensen
     bounds; :data:`LARGE_ANNEAL_ROUNDS` otherwise, where round 0 runs before the LP bound, the
     restarts after it, Jensen's model is skipped and CP-SAT gets only what the rounds leave).
-    Each round is step-counted; the clock only decides whether the next round starts."""
+    Each round is step-counted; the clock only decides whether the next round starts (no
+    restarts when ``polish_s`` caps the search)."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
