@@ -405,6 +405,26 @@ def test_exact_honours_its_time_limit_and_never_worse_than_the_hint(setup):
     assert 0 <= res.bound_ns <= res.objective_ns + 128
 
 
+def test_exact_large_model_restarts_annealing_deterministically(setup):
+    """A large model (level rows left out) gives its time to annealing restarts from the best after
+    the LP bound, skips Jensen's model, and stays deterministic while every round fits: the
+    restarts only keep improvements, so the result is never worse than one round's."""
+    from sieveopt.placement.exact import FULL_LEVEL_TERMS, LARGE_ANNEAL_ROUNDS, exact_with_report
+
+    model, system, trace, prob = setup
+    loads = trace.counts()[:16, 0, :]
+    kw = {"time_limit_s": 4.0, "anneal_iters": 30_000}
+    res, again = exact_with_report(loads, prob, **kw), exact_with_report(loads, prob, **kw)
+    one = exact_with_report(loads, prob, anneal_rounds=1, **kw)
+    assert res.meta["anneal_rounds"] == again.meta["anneal_rounds"] == LARGE_ANNEAL_ROUNDS
+    assert one.meta["anneal_rounds"] == 1 and 16 * 4 * res.meta["levels"] * res.meta["items"] > FULL_LEVEL_TERMS
+    assert res.hint_objective_ns == again.hint_objective_ns <= one.hint_objective_ns
+    assert res.meta["jensen_bound_ns"] == 0.0 and "anneal_restarts" in res.meta["stage_s"]
+    for r in (res, again, one):
+        assert r.wall_s <= 4.0 + 0.5 and r.objective_ns <= r.meta["given_hint_objective_ns"] + 1e-6
+        assert 0 <= r.bound_ns <= r.objective_ns + r.meta["items"]
+
+
 def test_lp_bound_deadline_keeps_the_last_completed_round():
     import time
 

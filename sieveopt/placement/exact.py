@@ -51,8 +51,13 @@ never improved GEM's hint, the annealing does (8 % on the overlap surrogate); (2
 the LP with its level rows generated as cuts from the incumbent's maximal levels; (3) CP-SAT on
 the model with the incumbent's maximal levels +-1 (a relaxation: its bound stays valid, its
 solutions are scored on every level; small models keep every level), started from the
-incumbent (placement and straggler values). The time limit covers all of it, the hints
-included (:func:`exact_with_report`): stages stop at the deadline or are skipped. GPUs
+incumbent (placement and straggler values). On a large model (level rows left out, e.g. the
+DeepSeek-V3 window) CP-SAT never improved the incumbent and the Jensen model gave no bound, while
+more annealing did: there, after the LP bound, the annealing restarts from the best (full
+schedules, new seeds) while a round still fits, Jensen is skipped and CP-SAT gets what is left
+(design note, "Round 7 (b)"); small models keep the order above, where CP-SAT proves optimality.
+The time limit covers all of it, the hints included (:func:`exact_with_report`): stages stop
+at the deadline or are skipped. GPUs
 with identical cost columns (no variability) are interchangeable: the model breaks that
 symmetry (the p-th heaviest item may only use the first p+1 GPUs of its class; hints are
 relabelled to match), skipped when movement from a previous placement is charged.
@@ -77,10 +82,21 @@ ANNEAL_ITERS_PER_ITEM = 8_000
 #: Models with at most this many (step, GPU, level, item) terms keep every level row; larger
 #: ones keep the incumbent's maximal levels and their neighbours (a relaxation: see solve_exact).
 FULL_LEVEL_TERMS = 200_000
+#: Annealing rounds on a large model (one that does not keep every level row): round 0 from the
+#: best hint, then restarts from the best so far (seeds ``seed + r``), each a full schedule of
+#: the same step count, started only while a round of the last one's length still fits before the
+#: deadline. Why: on the DeepSeek-V3 headline window CP-SAT never improved the incumbent and the
+#: Jensen model gave no bound in rounds 4-7, while more annealing does (design note, "Round 7 (b)").
+LARGE_ANNEAL_ROUNDS = 6
+#: Phases of one annealing schedule (:func:`~sieveopt.placement.anneal.anneal`'s default).
+ANNEAL_PHASES = 20
 #: Seconds (at most 2 % of the limit) kept back from the time limit for reading and scoring.
 RESERVE_S = 0.5
 #: The Jensen model and CP-SAT are skipped when less than this is left (seconds).
 MIN_STAGE_S = 0.2
+#: On a large model CP-SAT runs only with at least this much left (seconds): building it takes
+#: ~0.8 s on the headline window, and it never improved the incumbent there (rounds 4-7).
+LARGE_CPSAT_MIN_S = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,7 +259,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
                 jensen_share: float = 0.1, anneal_share: float = 0.6, space: str = "model",
-                started: float | None = None, replica_choice: str = "loaded") -> ExactResult:
+                started: float | None = None, replica_choice: str = "loaded",
+                anneal_rounds: int | None = None) -> ExactResult:
     """CP-SAT placement over the scenario window ``loads[T, E]`` (see module docstring).
 
     ``replicate``: how many experts may get a second replica (default: the problem's redundant
@@ -269,7 +286,13 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     (docs/results.md, "Expert placement"; the overlap surrogate removed that effect).
     ``replica_choice``: which experts may be replicated (:func:`replica_candidates`; ``"cheap"``
     also lets the annealing split and merge them). The bounds are those of the model with these
-    candidates' pairs, the space searched."""
+    candidates' pairs, the space searched.
+    ``anneal_rounds``: annealing rounds (default: 1 when the CP-SAT model keeps every level row, a
+    small model where CP-SAT can prove optimality, and gets the time after the LP and Jensen
+    bounds; :data:`LARGE_ANNEAL_ROUNDS` otherwise, where round 0 runs before the LP bound, the
+    restarts after it, Jensen's model is skipped and CP-SAT gets only what the rounds leave).
+    Each round is step-counted; the clock only decides whether the next round starts (no
+    restarts when ``polish_s`` caps the search)."""
     from ortools.sat.python import cp_model
 
     if objective_kind not in ("mean", "cvar", "balance"):
@@ -315,28 +338,48 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                 assign, val = a, v
         return assign, val
 
+    # small models keep every level row (CP-SAT can prove optimality there); large ones give
+    # the time to the annealing (restarts after the LP bound) instead of Jensen and CP-SAT
+    full_rows = T * G * K * n <= FULL_LEVEL_TERMS
+    rounds = (1 if full_rows else LARGE_ANNEAL_ROUNDS) if anneal_rounds is None else max(1, int(anneal_rounds))
+
     # 1. incumbent: the best hint (staying put when movement is charged), annealed + polished
     hint_assign, hint_obj = best_of(list(hints) + ([previous] if move_on else []), None, np.inf)
-    anneal_phases = 0
+    anneal_phases, rounds_run, round_s = 0, 0, 0.0
     given_hint_obj = float(hint_obj) if np.isfinite(hint_obj) else None
-    if hint_assign is not None and objective_kind == "mean" and not move_on and (polish_s is None or polish_s > 0):
-        twin = np.full(n, -1, dtype=np.int64)
-        for a_, b_ in it.pair.values():
-            twin[a_], twin[b_] = b_, a_
-        rest = max(0.0, left())
+    do_anneal = (hint_assign is not None and objective_kind == "mean" and not move_on
+                 and (polish_s is None or polish_s > 0))
+    twin = np.full(n, -1, dtype=np.int64)
+    for a_, b_ in it.pair.values():
+        twin[a_], twin[b_] = b_, a_
+    prs = None if replica_choice == "loaded" else np.array(
+        [(it.single[e], *it.pair[e]) for e in sorted(it.pair)], dtype=np.int64).reshape(-1, 3)
+    iters = 0
+    if do_anneal:
         iters = ANNEAL_ITERS_PER_ITEM * int((hint_assign >= 0).sum()) if anneal_iters is None else int(anneal_iters)
-        # seeded and step-counted: the wall-clock cut only catches a machine too slow for the steps
-        cap_s = anneal_share * rest if polish_s is None else min(polish_s, 0.8 * rest)
-        t_ls = time.perf_counter()
-        prs = None if replica_choice == "loaded" else np.array(
-            [(it.single[e], *it.pair[e]) for e in sorted(it.pair)], dtype=np.int64).reshape(-1, 3)
-        pa, _, anneal_phases = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd,
-                                      time_limit_s=cap_s, pairs=prs, budget=budget)
-        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.0, min(cap_s - (time.perf_counter() - t_ls),
+
+    def anneal_round(r: int, cap_s: float) -> bool:
+        """One annealing round (seed ``sd + r``) + polish from the incumbent, within ``cap_s``
+        seconds (cut between phases); True when it ran every phase."""
+        nonlocal hint_assign, hint_obj, anneal_phases, rounds_run, round_s
+        t_r = time.perf_counter()
+        pa, _, ph = anneal((it.tokens, table), hint_assign, cap, twin, iters=iters, seed=sd + r,
+                           time_limit_s=cap_s, pairs=prs, budget=budget)
+        pa, _, _ = polish(cost, pa, cap, twin, time_limit_s=max(0.0, min(cap_s - (time.perf_counter() - t_r),
                                                                          left())))
         pv = total_of(pa)
         if pv < hint_obj:
             hint_assign, hint_obj = pa, pv
+        anneal_phases += ph
+        rounds_run += 1
+        round_s = time.perf_counter() - t_r
+        return ph >= ANNEAL_PHASES
+
+    complete = True
+    if do_anneal:
+        # seeded and step-counted: the wall-clock cut only catches a machine too slow for the steps
+        rest = max(0.0, left())
+        complete = anneal_round(0, anneal_share * rest if polish_s is None else min(polish_s, 0.8 * rest))
     stage_s = {"incumbent": time.perf_counter() - t0}
     # levels in the models: those that are a GPU's maximum at the incumbent, and their
     # neighbours (any subset of the level rows is a relaxation; the LP adds violated ones)
@@ -345,7 +388,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
 
     def near_levels(width: int) -> np.ndarray:
         on = np.zeros((T, G, K), dtype=bool)
-        if T * G * K * n <= FULL_LEVEL_TERMS:                       # small: every level row
+        if full_rows:                                              # small: every level row
             on[:] = True
             return on
         tt, gg = np.indices((T, G))
@@ -363,7 +406,17 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         lp_lb = lp_bound(c, it.single, it.pair, cap, budget, levels=near_levels(3), meta=lp_meta,
                          deadline=deadline)
     stage_s["lp_bound"] = time.perf_counter() - t0 - sum(stage_s.values())
-    if objective_kind == "mean" and T > 1 and min(jensen_share * limit, left()) >= MIN_STAGE_S:
+    # 1b. restarts from the best (large models): a round starts only while one as long as the
+    # last still fits before the deadline, and the polish cap keeps the user's ``polish_s``
+    r = 1
+    while do_anneal and complete and r < rounds and polish_s is None and left() - round_s >= MIN_STAGE_S:
+        complete = anneal_round(r, left() - MIN_STAGE_S)
+        r += 1
+    if rounds_run > 1:                       # the CP-SAT model's level rows follow the final incumbent
+        kmax = level_loads(c, hint_assign).argmax(axis=2)
+        on = near_levels(1)
+    stage_s["anneal_restarts"] = time.perf_counter() - t0 - sum(stage_s.values())
+    if (objective_kind == "mean" and T > 1 and full_rows and min(jensen_share * limit, left()) >= MIN_STAGE_S):
         jm, jx, _ = _model(it, G, cap, budget)
         cb = c.sum(axis=0)                                         # [items, G, K]
         jz = jm.NewIntVar(0, int(cb.max(axis=2).sum()) + 1, "z")
@@ -381,7 +434,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
 
     stage_s["jensen"] = time.perf_counter() - t0 - sum(stage_s.values())
     # 3. CP-SAT on the model with the incumbent as hint
-    run_cpsat = left() >= MIN_STAGE_S      # else the incumbent and the bounds are the answer
+    run_cpsat = left() >= (MIN_STAGE_S if full_rows else LARGE_CPSAT_MIN_S)   # else incumbent + bounds
     scale, relaxed = T, False
     if run_cpsat:
         m, x, y = _model(it, G, cap, budget)
@@ -475,7 +528,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
                              "lp_bound_ns": float(lp_lb), "lp_rounds": lp_meta.get("rounds", 0),
                              "lp_level_rows": lp_meta.get("rows", 0), "lp_violated": lp_meta.get("violated", 0),
                              "levels": int(K), "model_level_rows": int(on.sum()) if relaxed else int(T * G * K),
-                             "anneal_phases": int(anneal_phases), "stage_s": stage_s,
+                             "anneal_phases": int(anneal_phases), "anneal_rounds": int(rounds_run),
+                             "anneal_iters_per_round": int(iters), "stage_s": stage_s,
                              "space": space, "slots_per_gpu": int(cap),
                              "surrogate": prob.surrogate.name, "move_ns": move_part, "workers": nw,
                              "time_limit_s": limit,
