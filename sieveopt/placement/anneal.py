@@ -265,8 +265,13 @@ def dense(cost) -> np.ndarray:  # noqa: ANN001
     return as_levels(cost)
 
 
+#: Phases of one annealing schedule (``anneal``'s default; the exact optimiser reads it to tell a
+#: complete round from one cut by the clock).
+PHASES = 20
+
+
 def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: int,
-           seed: int = 0, phases: int = 20, temp: tuple[float, float] = (6e-4, 2e-6),
+           seed: int = 0, phases: int = PHASES, temp: tuple[float, float] = (6e-4, 2e-6),
            beta: tuple[float, float] = (2e-2, 1.3e-3),
            time_limit_s: float | None = None, near_k: int = 16,
            p_near: float = 0.5, pairs: np.ndarray | None = None, budget: int = 0,

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sieveopt.placement.anneal import PHASES as ANNEAL_PHASES
 from sieveopt.placement.anneal import anneal, dense
 from sieveopt.placement.core import Placement
 from sieveopt.placement.local_search import polish
@@ -88,8 +89,6 @@ FULL_LEVEL_TERMS = 200_000
 #: deadline. Why: on the DeepSeek-V3 headline window CP-SAT never improved the incumbent and the
 #: Jensen model gave no bound in rounds 4-7, while more annealing does (design note, "Round 7 (b)").
 LARGE_ANNEAL_ROUNDS = 6
-#: Phases of one annealing schedule (:func:`~sieveopt.placement.anneal.anneal`'s default).
-ANNEAL_PHASES = 20
 #: Seconds (at most 2 % of the limit) kept back from the time limit for reading and scoring.
 RESERVE_S = 0.5
 #: The Jensen model and CP-SAT are skipped when less than this is left (seconds).
