@@ -136,6 +136,43 @@ def _stable_argsort(key: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _cyclic_order_arcs(seq_t: np.ndarray, seq_k: np.ndarray, m: int, d: np.ndarray, src: np.ndarray,
+                       dst: np.ndarray, w: np.ndarray, h: np.ndarray, na: int) -> int:
+    """Write the arcs of one resource's cyclic order at ``[na, ...)`` and return the new count:
+    consecutive occurrences ``(i, k_i)``, ``(j, k_j)`` of ``seq[:m]`` give ``s_j + h Lambda >= s_i + w``
+    with ``w = d_i``, ``h = k_j - k_i``; the last occurrence precedes the first one's next copy
+    (``h + 1``). No arcs for fewer than two occurrences. The one definition of these constraints
+    (:func:`order_arcs`, the descent's move test :func:`_move_feasible`)."""
+    if m < 2:
+        return na
+    for j in range(m):
+        b = j + 1 if j + 1 < m else 0
+        src[na] = seq_t[j]
+        dst[na] = seq_t[b]
+        w[na] = d[seq_t[j]]
+        h[na] = seq_k[b] + (1 if j == m - 1 else 0) - seq_k[j]
+        na += 1
+    return na
+
+
+@numba.njit(cache=True)
+def _orders_arcs(r_ptr: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray,
+                 d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Arcs of every resource's cyclic order, resource r's occurrences being
+    ``occ_*[r_ptr[r]:r_ptr[r+1]]`` (:func:`_cyclic_order_arcs` each)."""
+    n = occ_t.shape[0]
+    src = np.empty(n, dtype=np.int64)
+    dst = np.empty(n, dtype=np.int64)
+    w = np.empty(n, dtype=np.int64)
+    h = np.empty(n, dtype=np.int64)
+    na = 0
+    for r in range(r_ptr.shape[0] - 1):
+        a, b = r_ptr[r], r_ptr[r + 1]
+        na = _cyclic_order_arcs(occ_t[a:b], occ_k[a:b], b - a, d, src, dst, w, h, na)
+    return src[:na], dst[:na], w[:na], h[:na]
+
+
+@numba.njit(cache=True)
 def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray, e_h: np.ndarray, d: np.ndarray,
                    r_ptr: np.ndarray, occ_pos: np.ndarray, occ_t: np.ndarray, occ_k: np.ndarray, touch: np.ndarray,
                    insert: np.ndarray, t: int, pos_new: int, k_new: int, rank: np.ndarray, lam: int) -> bool:
@@ -179,15 +216,7 @@ def _move_feasible(n: int, e_src: np.ndarray, e_dst: np.ndarray, e_w: np.ndarray
             seq_t[m] = t
             seq_k[m] = k_new
             m += 1
-        if m < 2:
-            continue
-        for j in range(m):
-            b = j + 1 if j + 1 < m else 0
-            src[na] = seq_t[j]
-            dst[na] = seq_t[b]
-            w[na] = d[seq_t[j]]
-            h[na] = seq_k[b] + (1 if j == m - 1 else 0) - seq_k[j]
-            na += 1
+        na = _cyclic_order_arcs(seq_t, seq_k, m, d, src, dst, w, h, na)
     key = np.empty(na, dtype=np.int64)
     for a in range(na):
         key[a] = rank[src[a]]
@@ -326,18 +355,13 @@ def order_arcs(orders: dict[int, Order], d: np.ndarray) -> tuple[np.ndarray, np.
     orders (consecutive occurrences ``(i, k_i)``, ``(j, k_j)``: ``w = d_i``, ``h = k_j - k_i``; the
     last occurrence precedes the first one's next copy, ``h + 1``), as arrays (src, dst, w, h);
     valid at every Lambda for any schedule with those orders. ``d``: durations by task."""
-    seqs = [seq for seq in orders.values() if len(seq) > 1]
-    if not seqs:
-        return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))  # type: ignore[return-value]
-    lens = np.array([len(q) for q in seqs], dtype=np.int64)
+    seqs = list(orders.values())
+    r_ptr = np.zeros(len(seqs) + 1, dtype=np.int64)
+    r_ptr[1:] = np.cumsum([len(q) for q in seqs])
     q = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(seqs)), dtype=np.int64,
-                    count=2 * int(lens.sum())).reshape(-1, 2)
-    last = np.cumsum(lens) - 1
-    nxt = np.arange(1, len(q) + 1)
-    nxt[last] = last - lens + 1  # the last occurrence precedes the first one's next copy
-    wrap = np.zeros(len(q), dtype=np.int64)
-    wrap[last] = 1
-    return q[:, 0], q[nxt, 0], np.asarray(d, dtype=np.int64)[q[:, 0]], q[nxt, 1] + wrap - q[:, 1]
+                    count=2 * int(r_ptr[-1])).reshape(-1, 2)
+    return _orders_arcs(r_ptr, np.ascontiguousarray(q[:, 0]), np.ascontiguousarray(q[:, 1]),
+                        np.asarray(d, dtype=np.int64))
 
 
 def _arcs(problem: PeriodicProblem, modes: Sequence[str], orders: dict[int, Order],
