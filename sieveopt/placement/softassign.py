@@ -36,10 +36,10 @@ a wall-clock cap stops between them). Replica items are not handled: the items w
 False stay unused (GEM's space when the active items are the experts' single copies).
 
 Measured (design note, round 8): on the headline window it reaches 84.7-85.0 us alone (6 000
-iterations, ~12 s), near the annealing (84.5-84.6 us in ~10 s), and as a start for the
-annealing it ties the annealing from GEM at equal time (84.45-84.65 vs 84.44-84.55 us); on the
-planted instance it ties too (+1.25-1.49 % vs +1.34-1.41 %). It is therefore not used by the
-exact optimiser.
+iterations, 8-15 s), near the annealing (84.5-84.6 us in ~10 s); as a start for the annealing it
+does not beat the annealing at equal time (headline 84.45-84.65 us against 84.44-84.55 us from
+GEM; planted instance +1.38-1.47 % against +1.32-1.41 % from round-robin, seeds 0-3). It is
+therefore not used by the exact optimiser.
 """
 
 from __future__ import annotations
