@@ -747,7 +747,9 @@ _EXPERT = frozenset({"expert", "shared", "combine"})
 
 
 #: Phase offset between consecutive micro-batches' dense chains of one layer (``offset`` of
-#: :func:`task_phases`): 1 = alternating (today's default), ``SYNCHRONIZED`` = M (one layer).
+#: :func:`task_phases`), the default: 1 = alternating (one micro-batch's dense chain beside the
+#: other's experts). ``offset`` = M (one layer) is the synchronized structure, measured and not
+#: used (design note, "Round 8": its dense phases leave the PIMs idle).
 ALTERNATING = 1
 
 
@@ -1159,6 +1161,6 @@ def _race(problem: PeriodicProblem, starts: list[PeriodicSchedule], max_evaluati
     return min(alive, key=lambda s: s.superperiod_ns), used
 
 
-__all__ = ["PHASE_FRACTIONS", "PHASE_STYLES", "STAGGER_PLACEMENTS", "compact", "local_search", "orders_from_periodic",
+__all__ = ["ALTERNATING", "PHASE_FRACTIONS", "PHASE_STYLES", "STAGGER_PLACEMENTS", "compact", "local_search", "orders_from_periodic",
            "phase_balanced_modes", "phase_order_schedule", "search_incumbent", "shortest_superperiod", "slot_start_ns",
-           "staggered_schedule", "task_phases"]
+           "staggered_schedule", "task_phases", "unrolled_phases"]
