@@ -10,7 +10,8 @@ level against random pairs, and one V-cycle on the annealed incumbent (cluster m
 window (singles only: the optimiser's default never uses a replica there): the construction +
 annealing + polish against the annealing from GEM + polish on equal time.
 
-    python benchmarks/placement_multilevel_study.py [--iters 1000000] [--seeds 2] [--skip-headline]
+    python benchmarks/placement_multilevel_study.py [--iters 1000000] [--seeds 2] [--first-seed 0]
+        [--skip-planted] [--skip-headline]
 
 Execution model: the overlap surrogate (a GPU's expert phase, GPU and PIM overlapped, roofline,
 FP8 experts of DeepSeek-V3, 8 x sieve-b200-hbm3e-pim, variability 0.1 seed 0), no DAG.
@@ -64,7 +65,7 @@ def norms(cp: np.ndarray, G: int) -> None:
           f"{' / '.join(f'{v / 1e3:.1f}' for v in matched)}; random pairs {' / '.join(f'{v / 1e3:.1f}' for v in rnd)}")
 
 
-def planted(cost: np.ndarray, iters: int, seeds: int) -> None:
+def planted(cost: np.ndarray, iters: int, seeds: range) -> None:
     cp, plant, cap = planted_instance(cost)
     n, G = cp.shape[1], cp.shape[2]
     none = np.full(n, -1)
@@ -77,7 +78,7 @@ def planted(cost: np.ndarray, iters: int, seeds: int) -> None:
     print(f"planted: {n} items, {G} GPUs, {cap} slots; planted placement {opt / 1e3:.3f} us")
     norms(cp, G)
     inc = None
-    for s in range(seeds):
+    for s in seeds:
         (a, st), tm = _timed(multilevel, cp, cap, seed=s)
         (_, va, _), ta = _timed(anneal, cp, a, cap, none, iters=iters, seed=s)
         print(f"  seed {s}: levels {st['levels']}; construction {' -> '.join(pct(v) for v in st['objective_ns'])} "
@@ -91,12 +92,12 @@ def planted(cost: np.ndarray, iters: int, seeds: int) -> None:
         if inc is None:
             inc = b
     (c, st), tv = _timed(vcycle, cp, inc, cap, levels=3, seed=0)
-    print(f"  V-cycle (3 levels, clusters in each GPU) on the seed-0 annealed incumbent "
+    print(f"  V-cycle (3 levels, clusters in each GPU) on the seed-{seeds[0]} annealed incumbent "
           f"{pct(objective(cp, inc))}: levels {st['levels']}, {' -> '.join(pct(v) for v in st['objective_ns'])} "
           f"({tv:.1f} s)")
 
 
-def headline(iters: int, seeds: int) -> None:
+def headline(iters: int, seeds: range) -> None:
     model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
     L = counts[:HISTORY].astype(np.int64)
     sur = Surrogate(model, system, 256)
@@ -109,7 +110,7 @@ def headline(iters: int, seeds: int) -> None:
     none = np.full(E, -1)
     pair = (L, sur.level_ns)
     print(f"headline window: {T} steps, {E} experts, {G} GPUs, {cap} slots; GEM {objective(cost, start) / 1e3:.3f} us")
-    for s in range(seeds):
+    for s in seeds:
         t0 = time.perf_counter()
         a, st = multilevel(cost, cap, seed=s)
         tm = time.perf_counter() - t0
@@ -130,16 +131,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=float, default=1e6, help="annealing steps after the construction (planted)")
     ap.add_argument("--headline-iters", type=float, default=2e6, help="the same on the headline window")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per row")
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--skip-planted", action="store_true")
     ap.add_argument("--skip-headline", action="store_true")
     args = ap.parse_args()
     model, system, _, counts = placement_headline_window(HISTORY, STEPS)
     cost = Surrogate(model, system, 256).level_costs(counts[:HISTORY])
     if not args.skip_planted:
-        planted(cost, int(args.iters), args.seeds)
+        planted(cost, int(args.iters), range(args.first_seed, args.first_seed + args.seeds))
     if not args.skip_headline:
-        headline(int(args.headline_iters), args.seeds)
+        headline(int(args.headline_iters), range(args.first_seed, args.first_seed + args.seeds))
 
 
 if __name__ == "__main__":
