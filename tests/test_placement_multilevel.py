@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from sieveopt.placement.exact import objective
-from sieveopt.placement.multilevel import anneal_sized, coarsen, deviation_vectors, hierarchy, multilevel, vcycle
+from sieveopt.placement.multilevel import (
+    anneal_sized,
+    coarsen,
+    deviation_vectors,
+    hierarchy,
+    multilevel,
+    vcycle,
+)
 
 
 def _instance(seed: int, T: int, n: int, G: int, K: int) -> np.ndarray:
