@@ -746,23 +746,43 @@ _DENSE = frozenset({"qkv", "attn", "prefill_attn", "oproj", "router", "sched", "
 _EXPERT = frozenset({"expert", "shared", "combine"})
 
 
-def task_phases(problem: PeriodicProblem) -> np.ndarray:
+#: Phase offset between consecutive micro-batches' dense chains of one layer (``offset`` of
+#: :func:`task_phases`), the default: 1 = alternating (one micro-batch's dense chain beside the
+#: other's experts). ``offset`` = M (one layer) is the synchronized structure, measured and not
+#: used (design note, "Round 8": its dense phases leave the PIMs idle).
+ALTERNATING = 1
+
+
+def unrolled_phases(problem: PeriodicProblem, offset: int = ALTERNATING) -> np.ndarray:
+    """Every task's *unrolled* phase u in the staggered structure: micro-batch m's dense chain of
+    layer l in u = l M + m ``offset``, its experts, shared expert and combines in u + 1, its reduce
+    in u + 2; the phase is u mod L M, the copy of the window it runs in u // (L M). A micro-batch
+    advances M phases per layer whatever the offset, so every edge and every recurrence (layer
+    L - 1 to layer 0 of the next copy) goes forward in u."""
+    if offset < 0:
+        raise ValueError(f"offset={offset}: the phase offset between micro-batches must be >= 0")
+    M = problem.microbatches
+    out = np.empty(len(problem.dag.tasks), dtype=np.int64)
+    for t in problem.dag.tasks:
+        k = str(t.kind)
+        out[t.tid] = t.layer * M + t.microbatch * offset + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+    return out
+
+
+def task_phases(problem: PeriodicProblem, offset: int = ALTERNATING) -> np.ndarray:
     """Phase of every task in the staggered (phase) structure: slot j = l M + m runs its dense
     chain (QKV .. launch, AllGather, dispatch) in phase j, its experts, shared expert and
     combines in phase j + 1, its reduce in phase j + 2 (mod L M): with M = 2 one micro-batch's
     expert phase overlaps the other's dense chain, and a micro-batch's reduce opens its next
-    dense phase."""
-    M, S = problem.microbatches, problem.window_layers * problem.microbatches
-    out = np.empty(len(problem.dag.tasks), dtype=np.int64)
-    for t in problem.dag.tasks:
-        k = str(t.kind)
-        out[t.tid] = (t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)) % S
-    return out
+    dense phase. ``offset`` (:func:`unrolled_phases`) moves micro-batch m by m ``offset``
+    phases instead of m: with M = 2, ``offset`` = 2 is the *synchronized* structure (both
+    micro-batches' dense chains in one phase, one layer apart, both their experts in the next)."""
+    return unrolled_phases(problem, offset) % (problem.window_layers * problem.microbatches)
 
 
 def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0, workers: int = 2, seed: int = 0,
                          hint_modes: Sequence[Sequence[str]] = (), deterministic: bool = False,
-                         ) -> tuple[tuple[str, ...], np.ndarray] | None:
+                         offset: int = ALTERNATING) -> tuple[tuple[str, ...], np.ndarray] | None:
     """Modes minimising the sum of phase lengths of the staggered structure (a small CP-SAT model).
 
     Phase p (:func:`task_phases`) lasts at least every resource's work in it (per GPU, GPU and
@@ -773,13 +793,15 @@ def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0,
     GPUs each slot synchronises all of them, so a phase lasts as long as its busiest GPU). The
     value is not a bound (the orders may do better); it picks the modes of
     :func:`staggered_schedule`. Returns (modes, phase lengths ns) or None when nothing was
-    found; ``hint_modes`` seed the search (the best one by this objective is kept as a floor)."""
+    found; ``hint_modes`` seed the search (the best one by this objective is kept as a floor).
+    ``offset``: the phase structure (:func:`task_phases`; with the synchronized one a phase holds
+    two dense chains, each bounds it)."""
     from ortools.sat.python import cp_model
 
     from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
 
     dag = problem.dag
-    ph = task_phases(problem)
+    ph = task_phases(problem, offset)
     S = problem.window_layers * problem.microbatches
     model = cp_model.CpModel()
     lit = mode_literals(model, dag)
@@ -865,14 +887,12 @@ class _StaggerGroups:
     arc_w: np.ndarray
 
     @staticmethod
-    def of(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray) -> _StaggerGroups:
+    def of(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray,
+           offset: int = ALTERNATING) -> _StaggerGroups:
         dag = problem.dag
-        M, S = problem.microbatches, problem.window_layers * problem.microbatches
+        S = problem.window_layers * problem.microbatches
         n = len(dag.tasks)
-        u = np.empty(n, dtype=np.int64)
-        for t in dag.tasks:
-            k = str(t.kind)
-            u[t.tid] = t.layer * M + t.microbatch + (0 if k in _DENSE else 1 if k in _EXPERT else 2)
+        u = unrolled_phases(problem, offset)
         ph = u % S
         pos = np.empty(n, dtype=np.int64)
         pos[list(dag.topo_order)] = np.arange(n)
@@ -980,7 +1000,8 @@ def _staggered_keys(problem: PeriodicProblem, d: np.ndarray, variant: Sequence[t
 
 def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
                        placements: Sequence[str] = STAGGER_PLACEMENTS, fills: Sequence[float] = STAGGER_FILLS,
-                       exact_uniform: int = 2, policy: str = "staggered") -> PeriodicSchedule | None:
+                       exact_uniform: int = 2, policy: str = "staggered",
+                       offset: int = ALTERNATING) -> PeriodicSchedule | None:
     """The explicit staggered (phase) construction for these modes at its shortest superperiod.
 
     Phase p (:func:`task_phases`): on every GPU the dense micro-batch's reduce and QKV, then
@@ -993,7 +1014,10 @@ def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
     (:func:`_staggered_keys`) under every (placement, fill) pair; the combination of each
     phase's shortest pair and the ``exact_uniform`` best uniform choices are timed exactly (the
     shortest superperiod of their cyclic orders; only the orders are kept from the simulation).
-    None for M < 2 or resources of capacity > 1."""
+    ``offset`` (:func:`task_phases`): with the synchronized structure a dense phase holds two
+    micro-batches' chains (on each GPU both reduces and QKVs, then both O-proj / router /
+    launch; on each PIM both attentions: the chains pipeline) and an expert phase both
+    micro-batches' experts. None for M < 2 or resources of capacity > 1."""
     if problem.microbatches < 2 or any(r.capacity != 1 for r in problem.dag.resources):
         return None
     modes = tuple(modes)
@@ -1002,7 +1026,7 @@ def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
     # every uniform variant simulated; the best variant of each phase combined; the combination
     # and the best uniform ones timed exactly
     uniform = [(pl, f) for pl in placements for f in fills]
-    prep = _StaggerGroups.of(problem, modes, d)
+    prep = _StaggerGroups.of(problem, modes, d, offset)
     sims = {v: _staggered_keys(problem, d, [v] * S, prep) for v in uniform}
     lengths = np.array([sims[v][1] for v in uniform])
     mixed = tuple(uniform[int(k)] for k in lengths.argmin(axis=0))
@@ -1015,7 +1039,8 @@ def staggered_schedule(problem: PeriodicProblem, modes: Sequence[str], *,
         lam = int(length.sum())
         timeline = PeriodicSchedule(modes, key, key + d, lam, problem.window_layers, policy)
         ps = shortest_superperiod(problem, modes, orders_from_periodic(problem, timeline), rank=key, policy=policy,
-                                  upper_ns=lam, meta={"method": "staggered", "variant": [list(v) for v in variant]})
+                                  upper_ns=lam, meta={"method": "staggered", "variant": [list(v) for v in variant],
+                                                     **({} if offset == ALTERNATING else {"phase_offset": offset})})
         if ps is not None and (best is None or ps.superperiod_ns < best.superperiod_ns):
             best = ps
     return best
@@ -1136,6 +1161,6 @@ def _race(problem: PeriodicProblem, starts: list[PeriodicSchedule], max_evaluati
     return min(alive, key=lambda s: s.superperiod_ns), used
 
 
-__all__ = ["PHASE_FRACTIONS", "PHASE_STYLES", "STAGGER_PLACEMENTS", "compact", "local_search", "orders_from_periodic",
+__all__ = ["ALTERNATING", "PHASE_FRACTIONS", "PHASE_STYLES", "STAGGER_PLACEMENTS", "compact", "local_search", "orders_from_periodic",
            "phase_balanced_modes", "phase_order_schedule", "search_incumbent", "shortest_superperiod", "slot_start_ns",
-           "staggered_schedule", "task_phases"]
+           "staggered_schedule", "task_phases", "unrolled_phases"]

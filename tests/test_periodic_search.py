@@ -33,6 +33,7 @@ from sieveopt.periodic_search import (
     shortest_superperiod,
     staggered_schedule,
     task_phases,
+    unrolled_phases,
 )
 from sieveopt.solvers.cpsat_periodic import load_bound_ns
 from tests import test_periodic_bounds
@@ -133,6 +134,63 @@ def test_task_phases_follow_the_precedences():
     S = prob.window_layers * prob.microbatches
     for e in prob.dag.edges:
         assert (ph[e.dst] - ph[e.src]) % S in (0, 1, 2), (prob.dag.tasks[e.src].name, prob.dag.tasks[e.dst].name)
+
+
+def test_default_phase_map_is_the_alternating_one():
+    """Without ``offset`` the phase map is today's: dense chain of slot l M + m in that phase, its
+    experts / shared / combines one later, its reduce two later (mod L M), written out here."""
+    prob = _random_problem(4, 2, 4, 2, 2)
+    M, S = prob.microbatches, prob.window_layers * prob.microbatches
+    dense = {"qkv", "attn", "prefill_attn", "oproj", "router", "sched", "launch", "allgather", "dispatch"}
+    want = [(t.layer * M + t.microbatch + (0 if str(t.kind) in dense else
+                                           1 if str(t.kind) in ("expert", "shared", "combine") else 2)) % S
+            for t in prob.dag.tasks]
+    assert task_phases(prob).tolist() == want
+    assert task_phases(prob, 1).tolist() == want
+    assert {str(t.kind) for t in prob.dag.tasks} - dense - {"expert", "shared", "combine"} == {"reduce"}
+    with pytest.raises(ValueError, match="offset=-1"):
+        task_phases(prob, -1)
+
+
+@pytest.mark.parametrize("seed,gpus,M,L", [(4, 2, 2, 2), (13, 2, 2, 3), (11, 2, 3, 1), (21, 1, 3, 2)])
+def test_unrolled_phases_go_forward_for_every_offset(seed, gpus, M, L):
+    """For any micro-batch offset every edge and every recurrence goes forward by 0-2 unrolled
+    phases (a micro-batch advances M phases per layer whatever the offset), so no staggered
+    order contradicts a precedence; with M = 2, offset 2 (synchronized) puts two micro-batches'
+    dense chains in each dense phase and two micro-batches' experts in each expert phase."""
+    prob = _random_problem(seed, gpus, 3 if M == 3 else 2, M, L)
+    S = L * M
+    for offset in range(0, M + 3):
+        u = unrolled_phases(prob, offset)
+        for e in prob.dag.edges:
+            assert u[e.dst] - u[e.src] in (0, 1, 2), (offset, prob.dag.tasks[e.src].name)
+        for r in prob.recurrences:
+            assert u[r.dst] + S - u[r.src] in (0, 1, 2), (offset, prob.dag.tasks[r.src].name)
+    if M == 2 and L == 2:
+        ph = task_phases(prob, 2)
+        for p in range(S):
+            mbs = {(t.microbatch, t.layer) for t in prob.dag.tasks if ph[t.tid] == p and str(t.kind) != "reduce"}
+            assert len({m for m, _ in mbs}) == 2 and len({layer for _, layer in mbs}) == 2, (p, mbs)
+
+
+def test_synchronized_staggered_construction_is_valid(tiny_optima):
+    """The synchronized structure (offset M) built explicitly: valid (modulo check and an unrolled
+    window), never below a proven optimum nor its modes' busiest load, for its own phase-balanced
+    modes and for Sieve's, on random small instances of several shapes."""
+    for prob, opt in tiny_optima:
+        st = staggered_schedule(prob, opt.modes, offset=prob.microbatches)
+        assert st is not None and st.superperiod_ns >= opt.superperiod_ns and _valid(prob, st)
+        assert st.meta["phase_offset"] == prob.microbatches
+    for seed, gpus, per_mb, M, L in ((4, 2, 4, 2, 2), (13, 2, 2, 2, 3), (11, 2, 3, 3, 1), (22, 1, 4, 2, 2)):
+        prob = _random_problem(seed, gpus, per_mb, M, L)
+        pb = phase_balanced_modes(prob, time_limit_s=2, deterministic=True, offset=M)
+        assert pb is not None
+        modes, phase_ns = pb
+        assert int(phase_ns.sum()) >= int(resource_loads_ns(prob.dag, modes).max())
+        for md in (modes, solve_overlap(prob, "sieve").schedule.modes):
+            st = staggered_schedule(prob, md, offset=M)
+            assert st is not None and _valid(prob, st), (seed, M, L)
+            assert st.superperiod_ns >= int(resource_loads_ns(prob.dag, md).max())
 
 
 def test_incremental_orders_match_a_full_rebuild():
