@@ -94,6 +94,23 @@ def test_softassign_places_every_active_item_once_within_capacity(seed):
     assert st["iters"] == 60 and 0.0 < st["integrality"] <= 1.0 + 1e-12
 
 
+def test_softassign_from_a_start_and_bad_input():
+    rng = np.random.default_rng(2)
+    T, n, G, K, cap = 3, 10, 3, 2, 4
+    c = _random_instance(rng, T, n, G, K)
+    start = np.arange(n) % G
+    a, _ = softassign(c, cap, start=start, start_weight=0.3, iters=40, seed=1)
+    assert np.all((a >= 0) & (a < G)) and np.bincount(a, minlength=G).max() <= cap
+    bad = start.copy()
+    bad[4] = -1
+    with pytest.raises(ValueError, match="start must place"):
+        softassign(c, cap, start=bad, iters=5)
+    with pytest.raises(ValueError, match="start_weight"):
+        softassign(c, cap, start=start, start_weight=0.0, iters=5)
+    with pytest.raises(ValueError, match="capacity"):
+        softassign(c, 3, iters=5)                                 # 10 items > 3 GPUs x 3 slots
+
+
 def test_softassign_is_deterministic_by_seed_and_reads_token_tables():
     """Same seed, same result; the token-table path computes the same energy and gradient as
     the dense one (the assignments may differ: the iteration amplifies rounding differences)."""

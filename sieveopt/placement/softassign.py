@@ -206,7 +206,7 @@ def round_assignment(X: np.ndarray, capacity: int, active: np.ndarray | None = N
 def softassign(cost, capacity: int, *, active: np.ndarray | None = None, seed: int = 0,  # noqa: ANN001
                iters: int = 600, temp: tuple[float, float] = (0.05, 2e-4),
                tau: tuple[float, float] = (0.5, 0.03), gamma: float = 0.3, step: float = 1.0,
-               noise: float = 0.05, start: np.ndarray | None = None, start_weight: float = 0.0,
+               noise: float = 0.05, start: np.ndarray | None = None, start_weight: float = 0.5,
                sinkhorn_iters: int = 200, time_limit_s: float | None = None,
                ) -> tuple[np.ndarray, dict]:
     """Deterministic annealing of a soft assignment, rounded; returns (assignment, stats).
@@ -219,9 +219,10 @@ def softassign(cost, capacity: int, *, active: np.ndarray | None = None, seed: i
     the variance term. ``step``: each iteration is an entropic mirror-descent step on the free
     energy ``E(X) - T H(X)``, ``X <- Sinkhorn(X exp(-eta (grad + T log X)))`` with ``eta`` =
     ``step`` / (median over items of the gradient's spread across GPUs), at most ``1 / T``
-    (where it is the plain softassign update ``Sinkhorn(exp(-grad / T))``). ``noise``:
-    relative log-kernel noise of the start (seeded; breaks the symmetry of identical GPUs).
-    ``start``/``start_weight``: begin at ``(1 - w) onehot(start) + w / G`` instead of uniform.
+    (where it is the plain softassign update ``Sinkhorn(exp(-grad / T))``). ``noise``: standard
+    deviation of the seeded Gaussian noise added to the start's log kernel (breaks the symmetry
+    of identical GPUs). ``start``/``start_weight`` w in (0, 1]: begin at the projection of
+    ``(1 - w) onehot(start) + w / G`` instead of uniform (every active item placed in ``start``).
     ``time_limit_s``: stop between iterations (then round what is there)."""
     t0 = time.perf_counter()
     if isinstance(cost, tuple):
@@ -232,14 +233,22 @@ def softassign(cost, capacity: int, *, active: np.ndarray | None = None, seed: i
     na = int(act.sum())
     if na > G * capacity:
         raise ValueError(f"softassign: {na} items exceed {G} GPUs x {capacity} slots (capacity)")
+    if capacity < 1:
+        raise ValueError(f"softassign: capacity must be >= 1 slot per GPU, got {capacity}")
+    if start is not None:
+        if not 0.0 < start_weight <= 1.0:
+            raise ValueError(f"softassign: start_weight must be in (0, 1], got {start_weight}")
+        st0 = np.asarray(start)[act]
+        if np.any((st0 < 0) | (st0 >= G)):
+            raise ValueError("softassign: start must place every active item on a GPU 0..G-1")
     energy = _Energy(cost, act)
     scale = energy.scale                                          # mean item cost (ns)
     rng = np.random.default_rng(seed)
     row = np.ones(na)
     capv = np.full(G, float(capacity))
-    if start is not None and start_weight < 1.0:
+    if start is not None:
         X = np.full((na, G), start_weight / G)
-        X[np.arange(na), np.asarray(start)[act]] += 1.0 - start_weight
+        X[np.arange(na), st0] += 1.0 - start_weight
         X = sinkhorn(np.log(X) + noise * rng.standard_normal((na, G)), row, capv, iters=sinkhorn_iters)
     else:
         X = sinkhorn(noise * rng.standard_normal((na, G)), row, capv, iters=sinkhorn_iters)
