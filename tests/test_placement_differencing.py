@@ -57,7 +57,9 @@ def test_valid_placements_on_random_instances(balanced: bool, labels: str) -> No
         speed = rng.uniform(0.9, 1.0, size=G)
         c = rng.exponential(5.0, size=(T, n, 1, K)) * speed[None, None, :, None]
         use = rng.random(n) < 0.85
-        a = differencing(c, cap, use=use, balanced=balanced, labels=labels, noise=0.1 * trial, seed=trial)
+        a = differencing(c, cap, use=use, balanced=balanced, labels=labels, noise=0.1 * (trial % 3), seed=trial,
+                         spread=("l2", "max")[trial % 2], exact_last=2 * (trial % 2), partners=1 + trial % 3,
+                         level_width=trial % 2)
         assert np.all(a[use] >= 0) and np.all(a[~use] == -1)          # each item once, unused ones not
         assert np.bincount(a[use], minlength=G).max() <= cap           # capacity respected
         assert np.all(a < G)
@@ -91,6 +93,19 @@ def test_best_relabelling_is_the_brute_force_optimum() -> None:
     val = W[np.arange(5), perm].max(axis=0).mean()
     brute = min(W[np.arange(5), list(p)].max(axis=0).mean() for p in itertools.permutations(range(5)))
     assert val == pytest.approx(brute)
+
+
+def test_exact_last_merges_never_worse_at_the_reference_level() -> None:
+    # the last merge's pairing by all G! on the merged max: on a one-level instance (reference
+    # level = the level) the last merge can only lower the objective of the same merge sequence
+    rng = np.random.default_rng(9)
+    worse = 0
+    for _ in range(8):
+        c = np.repeat(rng.exponential(1.0, size=(6, 24, 1, 1)), 4, axis=2)
+        v0 = objective(c, differencing(c, 6))
+        v1 = objective(c, differencing(c, 6, exact_last=1))
+        worse += v1 > v0 + 1e-9
+    assert worse == 0
 
 
 def test_differencing_beats_random_placements_on_vectors() -> None:

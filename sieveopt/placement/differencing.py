@@ -41,6 +41,7 @@ differencing").
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 
@@ -80,7 +81,7 @@ def best_relabelling(W: np.ndarray) -> np.ndarray:
     G = W.shape[0]
     if G > 8:
         return linear_sum_assignment((W ** 2).sum(axis=2))[1].astype(np.int64)
-    perms = np.array(list(itertools.permutations(range(G))), dtype=np.int64)
+    perms = _perms(G)
     best, best_v = perms[0], np.inf
     rows = np.arange(G)[None, :]
     for lo in range(0, perms.shape[0], 5040):
@@ -90,6 +91,35 @@ def best_relabelling(W: np.ndarray) -> np.ndarray:
         if v[k] < best_v - 1e-9:
             best, best_v = P[k], float(v[k])
     return best.copy()
+
+
+@functools.cache
+def _perms(G: int) -> np.ndarray:
+    return np.array(list(itertools.permutations(range(G))), dtype=np.int64)
+
+
+def _best_pairing(A: np.ndarray, PB: np.ndarray, ca: np.ndarray, cb: np.ndarray, capacity: int,
+                  sigma: np.ndarray, W: int = 1) -> np.ndarray:
+    """The pairing ``sigma`` (part i of A with part sigma[i] of B) of all G! minimising the merged
+    ``mean_t max_i`` load at the reference levels within the capacity; ``sigma`` (the assignment's)
+    when none is better."""
+    G, D = A.shape
+    P = _perms(G)
+    rows = np.arange(G)[None, :]
+    ok = (ca[None, :] + cb[P] <= capacity).all(axis=1)
+
+    def val(M: np.ndarray) -> np.ndarray:                                  # [..., G, W*T] -> mean_t max
+        return M.reshape(*M.shape[:-1], W, D // W).max(axis=-2).max(axis=-2).mean(axis=-1)
+
+    best, best_v = sigma, float(val(A + PB[sigma, np.arange(G)]))
+    for lo in range(0, P.shape[0], 5040):
+        S = P[lo:lo + 5040]
+        v = val(A[None] + PB[S, rows])                                     # [chunk]
+        v[~ok[lo:lo + 5040]] = np.inf
+        k = int(np.argmin(v))
+        if v[k] < best_v - 1e-9:
+            best, best_v = S[k].copy(), float(v[k])
+    return best
 
 
 def _true_work(cost: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
@@ -111,7 +141,8 @@ def _repair(mem: list[list[int]], X: np.ndarray, capacity: int) -> None:
 
 def differencing(cost, capacity: int, *, use: np.ndarray | None = None, balanced: bool = True,
                  spread: str = "l2", labels: str = "gpu", noise: float = 0.0,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, exact_last: int = 0, partners: int = 1,
+                 level_width: int = 0) -> np.ndarray:
     """One differencing run; returns the assignment ``item -> GPU`` (-1 = not placed).
 
     ``cost``: ``[T, items, G]``, level costs ``[T, items, G, K]`` or a ``(tokens, table)`` pair
@@ -119,7 +150,15 @@ def differencing(cost, capacity: int, *, use: np.ndarray | None = None, balanced
     exact model's single copies, its budget-0 space). ``capacity``: items per GPU at most.
     ``balanced``: BLDM (equal counts, ceil(n / G) <= capacity needed) or LDM from single items.
     ``spread``: ``"l2"`` or ``"max"`` (module docstring). ``labels``: ``"gpu"`` or ``"end"``.
-    ``noise``: log-normal noise (sigma) on spreads and pairing costs, 0 = plain differencing."""
+    ``noise``: log-normal noise (sigma) on spreads and pairing costs, 0 = plain differencing.
+    ``exact_last``: the last this many merges pick their pairing among all G! (G <= 8) on the
+    merged ``mean_t max`` load at the reference levels (the objective's own shape) instead of
+    the squared deviations. ``partners``: the largest tuple is merged with the one of the next
+    ``partners`` largest whose merge leaves the smallest spread (1 = the second largest, as in
+    Karmarkar-Karp; in many dimensions two large tuples cancel only when their deviations are
+    aligned). ``level_width``: besides each (step, GPU)'s reference level, its ``level_width``
+    neighbours on each side enter the load vectors (the pairing's squared deviations) and a part's
+    work per step is their maximum (0 = the reference level only)."""
     if spread not in ("l2", "max"):
         raise ValueError(f"spread must be 'l2' or 'max', got {spread!r}")
     if labels not in ("gpu", "end"):
@@ -132,7 +171,11 @@ def differencing(cost, capacity: int, *, use: np.ndarray | None = None, balanced
     if balanced and -(-items.size // G) > capacity:
         raise ValueError(f"capacity: balanced differencing needs ceil({items.size} / {G}) <= {capacity} slots")
     rng = np.random.default_rng(seed)
-    X = item_vectors(c, reference_levels(c[:, items], G))[items]             # [m, G, T]
+    kref = reference_levels(c[:, items], G)
+    K = c.shape[3]
+    W = 2 * int(level_width) + 1                                             # levels per step kept
+    X = np.concatenate([item_vectors(c, np.clip(kref + d, 0, K - 1))[items]
+                        for d in range(-int(level_width), int(level_width) + 1)], axis=2)   # [m, G, W*T]
     if labels == "end":                                                      # GPU-mean vectors
         X = np.repeat(X.mean(axis=1, keepdims=True), G, axis=1)
 
@@ -149,32 +192,29 @@ def differencing(cost, capacity: int, *, use: np.ndarray | None = None, balanced
         order = np.argsort(-size, kind="stable")
         for lo in range(0, order.size, G):
             grp = order[lo:lo + G]
-            P = np.zeros((G, G, T))
+            P = np.zeros((G, G, W * T))
             P[:grp.size] = X[grp]
             cnt = np.zeros(G, dtype=np.int64)
             cnt[:grp.size] = 1
             tuples.append((P, cnt, [[int(i)] for i in grp] + [[] for _ in range(G - grp.size)]))
     else:
         for i in range(X.shape[0]):
-            P = np.zeros((G, G, T))
+            P = np.zeros((G, G, W * T))
             P[0] = X[i]
             cnt = np.zeros(G, dtype=np.int64)
             cnt[0] = 1
             tuples.append((P, cnt, [[i]] + [[] for _ in range(G - 1)]))
 
     def key(P: np.ndarray) -> float:
-        d = diag(P)
+        d = diag(P).reshape(G, W, T).max(axis=1)                             # a part's work per step
         return _spread(d - d.mean(axis=0), spread) * jitter()
 
     heap = [(-key(tp[0]), k) for k, tp in enumerate(tuples)]
     heapq.heapify(heap)
     store = dict(enumerate(tuples))
     nxt = len(tuples)
-    while len(heap) > 1:
-        _, ka = heapq.heappop(heap)
-        _, kb = heapq.heappop(heap)
-        PA, ca, ma = store.pop(ka)
-        PB, cb, mb = store.pop(kb)
+
+    def pairing(PA: np.ndarray, ca: np.ndarray, PB: np.ndarray, cb: np.ndarray, last: bool) -> np.ndarray:
         A = diag(PA)                                                         # [G(i), T]
         m = A.mean(axis=0) + PB.mean(axis=(0, 1))                            # merged step mean
         # C[i, j]: squared deviation of part i of A joined by part j of B, on GPU i
@@ -183,7 +223,28 @@ def differencing(cost, capacity: int, *, use: np.ndarray | None = None, balanced
         if noise > 0:
             C = C * np.exp(noise * rng.standard_normal(C.shape))
         C[ca[:, None] + cb[None, :] > capacity] = _BIG
-        _, sigma = linear_sum_assignment(C)
+        sigma = linear_sum_assignment(C)[1]
+        if last and G <= 8:                                                  # one of the last merges
+            sigma = _best_pairing(A, PB, ca, cb, capacity, sigma, W)
+        return sigma
+
+    while len(heap) > 1:
+        _, ka = heapq.heappop(heap)
+        PA, ca, ma = store.pop(ka)
+        last = len(heap) - 1 < exact_last
+        cands = [heapq.heappop(heap) for _ in range(min(max(1, int(partners)), len(heap)))]
+        best = None
+        for c_ in cands:                 # the partner whose merge leaves the smallest spread
+            PB, cb, _ = store[c_[1]]
+            sg = pairing(PA, ca, PB, cb, last)
+            v = key(PA + PB[sg]) if len(cands) > 1 else 0.0
+            if best is None or v < best[0]:
+                best = (v, c_, sg)
+        _, (_, kb), sigma = best
+        for c_ in cands:
+            if c_[1] != kb:
+                heapq.heappush(heap, c_)
+        PB, cb, mb = store.pop(kb)
         P = PA + PB[sigma]
         store[nxt] = (P, ca + cb[sigma], [ma[i] + mb[int(sigma[i])] for i in range(G)])
         heapq.heappush(heap, (-key(P), nxt))
