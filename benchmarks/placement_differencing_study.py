@@ -12,7 +12,10 @@ equal time). Headline window (items: singles + the 32 most loaded experts' repli
 from GEM and from the differencing start, same seeds and steps.
 
     python benchmarks/placement_differencing_study.py [--iters 2000000] [--seeds 2]
-        [--skip-planted] [--skip-headline] [--skip-anneal]
+        [--skip-planted] [--skip-headline] [--skip-anneal] [--contraction]
+
+``--contraction``: the squared-spread ratio of merging two random 8-part tuples by the
+assignment, in 32, 8 and 1 step dimensions (why differencing does not contract in many).
 
 Execution model: the overlap surrogate (a GPU's expert phase, GPU and PIM overlapped, roofline,
 fp8 weights of DeepSeek-V3), no DAG. Cost: ~8 min with 2 seeds on a loaded 2-core VM
@@ -54,6 +57,31 @@ def _raw(cost: np.ndarray, cap: int, use: np.ndarray | None, fmt) -> dict:  # no
         print(f"  {'BLDM' if b else 'LDM '} spread={s:3s} labels={lab:3s} exact_last={el:2d}: "
               f"{fmt(objective(cost, a))} ({t:.2f} s)")
     return out
+
+
+def contraction(cost: np.ndarray, dims: tuple[int, ...] = (32, 8, 1), draws: int = 200) -> None:
+    """Why differencing stalls in many dimensions: two random 8-part tuples of 64 experts each
+    (reference-level step vectors of the headline window at GPU 0's speed, first ``d`` steps) are
+    merged by the squared-deviation assignment; the ratio merged / (|a|^2 + |b|^2) of squared
+    spreads is printed (1-D Karmarkar-Karp lives on this ratio being small)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from sieveopt.placement.differencing import item_vectors, reference_levels
+
+    G = cost.shape[2]
+    X = item_vectors(cost, reference_levels(cost, G))[:, 0, :]               # [E, T]
+    rng = np.random.default_rng(0)
+    for d in dims:
+        r = []
+        for _ in range(draws):
+            idx = rng.permutation(X.shape[0])
+            a, b = (np.stack([X[p, :d].sum(axis=0) for p in np.array_split(idx[lo:lo + 64], G)])
+                    for lo in (0, 64))
+            a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+            sigma = linear_sum_assignment(a @ b.T)[1]
+            r.append(((a + b[sigma]) ** 2).sum() / ((a ** 2).sum() + (b ** 2).sum()))
+        print(f"  merge of two random 8-part tuples, {d:2d} steps: squared spread ratio median "
+              f"{np.median(r):.3f}, min {np.min(r):.3f}")
 
 
 def planted(cost: np.ndarray, iters: int, seeds: int, do_anneal: bool) -> None:
@@ -125,7 +153,11 @@ def main() -> None:
     ap.add_argument("--skip-planted", action="store_true")
     ap.add_argument("--skip-headline", action="store_true")
     ap.add_argument("--skip-anneal", action="store_true", help="raw differencing values only")
+    ap.add_argument("--contraction", action="store_true", help="merge contraction by dimension (headline window)")
     args = ap.parse_args()
+    if args.contraction:
+        model, system, _, counts = placement_headline_window(HISTORY, STEPS)
+        contraction(Surrogate(model, system, 256).level_costs(counts[:HISTORY]))
     if not args.skip_planted:
         model, system, _, counts = placement_headline_window(HISTORY, STEPS)
         cost = Surrogate(model, system, 256).level_costs(counts[:HISTORY])
