@@ -53,6 +53,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from sieveopt.placement.anneal import dense
+from sieveopt.placement.exact import objective
 
 _BIG = 1e30
 
@@ -115,7 +116,8 @@ def _best_pairing(A: np.ndarray, PB: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     def val(M: np.ndarray) -> np.ndarray:                                  # [..., G, W*T] -> mean_t max
         return M.reshape(*M.shape[:-1], W, D // W).max(axis=-2).max(axis=-2).mean(axis=-1)
 
-    best, best_v = sigma, float(val(A + PB[sigma, np.arange(G)]))
+    fits = bool((ca + cb[sigma] <= capacity).all())
+    best, best_v = sigma, float(val(A + PB[sigma, np.arange(G)])) if fits else np.inf
     for lo in range(0, P.shape[0], 5040):
         S = P[lo:lo + 5040]
         v = val(A[None] + PB[S, rows])                                     # [chunk]
@@ -268,8 +270,6 @@ def differencing_starts(cost, capacity: int, *, runs: int, seed: int = 0, noise:
     """``runs`` differencing runs (run 0 plain, the others with ``noise`` and seeds ``seed + r``);
     returns the ``keep`` best as (assignment, true objective ``mean_t max_g``), best first.
     Deterministic for ``seed``."""
-    from sieveopt.placement.exact import objective
-
     c = dense(cost)
     out = []
     for r in range(int(runs)):
