@@ -67,7 +67,59 @@ def add_timing(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--json", action="store_true")
 
 
-__all__ = ["PAPER_CONFIGS", "SYSTEM", "add_configs", "add_paper_instance", "add_timing", "configs", "split_config"]
+def placement_headline_items(history_steps: int = 32, steps: int = 200):
+    """The exact optimiser's item model of the headline window (its first ``history_steps``
+    steps): every expert's single item plus the replica pairs of the 32 most loaded experts,
+    with the GEM start and each replica's twin, as the studies of the search classes use it.
+    Returns a namespace: ``L`` (token counts ``[T, E]``), ``sur``, ``prob``, ``it`` (items),
+    ``cap`` (slots per GPU), ``table`` (the annealing's ``(tokens, level_ns)``), ``cost``
+    (``[T, items, G, K]``), ``start`` (GEM's placement, -1 = unused), ``twin`` (-1 = none),
+    ``single`` (mask of the single items)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sieveopt.placement.exact import _items, replica_candidates
+    from sieveopt.placement.policies import PlacementProblem, gem
+    from sieveopt.placement.surrogate import Surrogate
+
+    model, system, cap, counts = placement_headline_window(history_steps, steps)
+    L = counts[:history_steps].astype(np.int64)
+    sur = Surrogate(model, system, 256)
+    prob = PlacementProblem(L.shape[1], system.num_gpus, cap, 32, sur)
+    it = _items(L, replica_candidates(L, sur.level_ns, 32))
+    n = it.expert.size
+    g = gem(L.astype(float), prob)
+    start = np.full(n, -1, dtype=np.int64)
+    start[g.slots] = g.slot_gpu
+    twin = np.full(n, -1)
+    for a, b in it.pair.values():
+        twin[a], twin[b] = b, a
+    single = np.zeros(n, dtype=bool)
+    single[it.single] = True
+    return SimpleNamespace(L=L, sur=sur, prob=prob, it=it, cap=cap, table=(it.tokens, sur.level_ns),
+                           cost=np.ascontiguousarray(sur.level_ns[:, it.tokens].transpose(1, 2, 0, 3)),
+                           start=start, twin=twin, single=single)
+
+
+def microbatch_rows(config_value: str | list[str], batches: str, window_layers: int):
+    """``(name, gpus, batch, problem)`` for every ``--configs`` entry and comma-separated batch:
+    the periodic problem of the gap benchmarks (``microbatch``, M = 2, the given window, roofline
+    cost model, sampled layers of seed 0)."""
+    from sieveopt.execution_model import make_execution_model
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.overlap import sample_problem
+
+    for name, gpus in configs(config_value):
+        model, system = load_model(name), load_system(SYSTEM, gpus)
+        cost = make_cost_model("roofline", system, model)
+        for b in map(int, batches.split(",")):
+            ex = make_execution_model("microbatch", 2, window_layers=window_layers, batch=b, num_gpus=gpus)
+            yield name, gpus, b, sample_problem(model, system, b, ex, 0, cost)
+
+
+__all__ = ["PAPER_CONFIGS", "SYSTEM", "add_configs", "add_paper_instance", "add_timing", "configs", "microbatch_rows", "placement_headline_items", "split_config"]
 
 
 def placement_headline_window(history_steps: int, steps: int):

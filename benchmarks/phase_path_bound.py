@@ -21,12 +21,9 @@ import argparse
 import time
 
 # benchmarks/ is on sys.path when a script runs as `python benchmarks/NAME.py`
-from _args import SYSTEM, add_configs, configs
+from _args import add_configs, microbatch_rows
 
-from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
-from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import plan_modes, sample_problem
+from sieveopt.overlap import plan_modes
 from sieveopt.periodic import resource_loads_ns
 from sieveopt.periodic_phase_bound import phase_path_bound
 from sieveopt.periodic_search import phase_balanced_modes
@@ -52,28 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     head += " phase model |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
-    for name, gpus in configs(args.configs):
-        model, system = load_model(name), load_system(SYSTEM, gpus)
-        cost = make_cost_model("roofline", system, model)
-        for b in map(int, args.batches.split(",")):
-            ex = make_execution_model("microbatch", 2, window_layers=args.window_layers, batch=b, num_gpus=gpus)
-            prob = sample_problem(model, system, b, ex, 0, cost)
-            load, _, load_modes = load_bound_ns(prob, time_limit_s=args.time_limit)
+    for name, gpus, b, prob in microbatch_rows(args.configs, args.batches, args.window_layers):
+        load, _, load_modes = load_bound_ns(prob, time_limit_s=args.time_limit)
+        t0 = time.perf_counter()
+        bound, info = phase_path_bound(prob, cut_width=args.cut_width)
+        wall = time.perf_counter() - t0
+        row = f"| {name} x{gpus} | {b} | {len(prob.dag.tasks)} | {load} | {bound} | {wall:.1f} |"
+        if args.fixed:
+            for modes in (load_modes, plan_modes(prob, "sieve")[0]):
+                v, _ = phase_path_bound(prob, cut_width=args.cut_width, modes=modes)
+                row += f" {v} ({int(resource_loads_ns(prob.dag, modes).max())}) |"
+        if args.mip is not None:
             t0 = time.perf_counter()
-            bound, info = phase_path_bound(prob, cut_width=args.cut_width)
-            wall = time.perf_counter() - t0
-            row = f"| {name} x{gpus} | {b} | {len(prob.dag.tasks)} | {load} | {bound} | {wall:.1f} |"
-            if args.fixed:
-                for modes in (load_modes, plan_modes(prob, "sieve")[0]):
-                    v, _ = phase_path_bound(prob, cut_width=args.cut_width, modes=modes)
-                    row += f" {v} ({int(resource_loads_ns(prob.dag, modes).max())}) |"
-            if args.mip is not None:
-                t0 = time.perf_counter()
-                v, _ = phase_path_bound(prob, cut_width=args.cut_width, mip_s=args.mip)
-                row += f" {v} | {time.perf_counter() - t0:.1f} |"
-            pb = phase_balanced_modes(prob, time_limit_s=args.time_limit)
-            row += f" {int(pb[1].sum()) if pb else '-'} |"
-            print(row, flush=True)
+            v, _ = phase_path_bound(prob, cut_width=args.cut_width, mip_s=args.mip)
+            row += f" {v} | {time.perf_counter() - t0:.1f} |"
+        pb = phase_balanced_modes(prob, time_limit_s=args.time_limit)
+        row += f" {int(pb[1].sum()) if pb else '-'} |"
+        print(row, flush=True)
     return 0
 
 

@@ -25,12 +25,8 @@ import sys
 import time
 
 import numpy as np
-from _args import SYSTEM, add_configs, configs
+from _args import add_configs, microbatch_rows
 
-from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
-from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import sample_problem
 from sieveopt.periodic import check_periodic
 from sieveopt.periodic_search import (
     local_search,
@@ -76,39 +72,34 @@ def main(argv: list[str] | None = None) -> int:
         for o in offsets)
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
-    for name, gpus in configs(args.configs):
-        model, system = load_model(name), load_system(SYSTEM, gpus)
-        cost = make_cost_model("roofline", system, model)
-        for b in map(int, args.batches.split(",")):
-            ex = make_execution_model("microbatch", 2, window_layers=args.window_layers, batch=b, num_gpus=gpus)
-            prob = sample_problem(model, system, b, ex, 0, cost)
-            load, _, _ = load_bound_ns(prob, time_limit_s=args.time_limit)
-            row = f"| {name} x{gpus} | {b} | {len(prob.dag.tasks)} | {load} |"
-            for o in offsets:
-                t0 = time.perf_counter()
-                pb = phase_balanced_modes(prob, time_limit_s=args.time_limit, deterministic=True, offset=o)
-                if pb is None:
-                    row += " - | - |" + (" - |" if args.descent_s > 0 else "")
-                    continue
-                value = int(pb[1].sum())
-                if args.breakdown:
-                    print(f"  {name} x{gpus} B={b} offset {o}: {breakdown(prob, pb[0], pb[1], o)}", file=sys.stderr)
-                st = staggered_schedule(prob, pb[0], offset=o)
-                ok = st is not None and check_periodic(st, prob).ok
-                cons = "-" if st is None else f"{st.superperiod_ns} ({100 * (st.superperiod_ns / load - 1):+.2f} %)"
-                row += (f" {value} ({100 * (value / load - 1):+.2f} %) | {cons}{'' if ok else ' CHECK FAIL'} |")
-                if args.descent_s > 0:
-                    if st is None:
-                        row += " - |"
-                    else:
-                        ds = local_search(prob, st, max_evaluations=10**9, seed=0,
-                                          deadline=time.perf_counter() + args.descent_s)
-                        ok = check_periodic(ds, prob).ok
-                        row += (f" {ds.superperiod_ns} ({100 * (ds.superperiod_ns / load - 1):+.2f} %, "
-                                f"{ds.meta.get('local_search_evaluations')} evaluations)"
-                                f"{'' if ok else ' CHECK FAIL'} |")
-                print(f"  offset {o}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            print(row, flush=True)
+    for name, gpus, b, prob in microbatch_rows(args.configs, args.batches, args.window_layers):
+        load, _, _ = load_bound_ns(prob, time_limit_s=args.time_limit)
+        row = f"| {name} x{gpus} | {b} | {len(prob.dag.tasks)} | {load} |"
+        for o in offsets:
+            t0 = time.perf_counter()
+            pb = phase_balanced_modes(prob, time_limit_s=args.time_limit, deterministic=True, offset=o)
+            if pb is None:
+                row += " - | - |" + (" - |" if args.descent_s > 0 else "")
+                continue
+            value = int(pb[1].sum())
+            if args.breakdown:
+                print(f"  {name} x{gpus} B={b} offset {o}: {breakdown(prob, pb[0], pb[1], o)}", file=sys.stderr)
+            st = staggered_schedule(prob, pb[0], offset=o)
+            ok = st is not None and check_periodic(st, prob).ok
+            cons = "-" if st is None else f"{st.superperiod_ns} ({100 * (st.superperiod_ns / load - 1):+.2f} %)"
+            row += (f" {value} ({100 * (value / load - 1):+.2f} %) | {cons}{'' if ok else ' CHECK FAIL'} |")
+            if args.descent_s > 0:
+                if st is None:
+                    row += " - |"
+                else:
+                    ds = local_search(prob, st, max_evaluations=10**9, seed=0,
+                                      deadline=time.perf_counter() + args.descent_s)
+                    ok = check_periodic(ds, prob).ok
+                    row += (f" {ds.superperiod_ns} ({100 * (ds.superperiod_ns / load - 1):+.2f} %, "
+                            f"{ds.meta.get('local_search_evaluations')} evaluations)"
+                            f"{'' if ok else ' CHECK FAIL'} |")
+            print(f"  offset {o}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(row, flush=True)
     return 0
 
 

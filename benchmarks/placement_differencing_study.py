@@ -28,14 +28,13 @@ import argparse
 import time
 
 import numpy as np
-from _args import placement_headline_window
+from _args import placement_headline_items, placement_headline_window
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import anneal
 from sieveopt.placement.differencing import differencing
-from sieveopt.placement.exact import _items, objective, replica_candidates
+from sieveopt.placement.exact import objective
 from sieveopt.placement.local_search import polish
-from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.surrogate import Surrogate
 
 HISTORY, STEPS = 32, 200
@@ -108,21 +107,11 @@ def planted(cost: np.ndarray, iters: int, seeds: int, do_anneal: bool) -> None:
 
 
 def headline(iters: int, seeds: int, do_anneal: bool) -> None:
-    model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
-    L = counts[:HISTORY].astype(np.int64)
-    sur = Surrogate(model, system, 256)
+    h = placement_headline_items(HISTORY, STEPS)
+    L, cap, cost, start, twin, it, sur = h.L, h.cap, h.cost, h.start, h.twin, h.it, h.sur
     T, E = L.shape
-    G = system.num_gpus
-    prob = PlacementProblem(E, G, cap, 32, sur)
-    it = _items(L, replica_candidates(L, sur.level_ns, 32))
+    G = h.prob.num_gpus
     n = it.expert.size
-    cost = np.ascontiguousarray(sur.level_ns[:, it.tokens].transpose(1, 2, 0, 3))     # [T, items, G, K]
-    g = gem(L.astype(float), prob)
-    start = np.full(n, -1, dtype=np.int64)
-    start[g.slots] = g.slot_gpu
-    twin = np.full(n, -1)
-    for a_, b_ in it.pair.values():
-        twin[a_], twin[b_] = b_, a_
     use = np.zeros(n, dtype=bool)
     use[it.single] = True
     rnd = np.full(n, -1)

@@ -17,22 +17,17 @@ import itertools
 from math import lgamma
 
 import numpy as np
-from _args import placement_headline_window
+from _args import placement_headline_items
 
-from sieveopt.placement.exact import _items, replica_candidates
 from sieveopt.placement.ground_state import dominant_level_costs, rem_excess_ns
-from sieveopt.placement.surrogate import Surrogate
 
 HISTORY = 32
 
 
 def window_costs() -> np.ndarray:
     """``[T, E, G, K]`` surrogate cost of every expert's single item on the headline window."""
-    model, system, _cap, counts = placement_headline_window(HISTORY, 200)
-    L = counts[:HISTORY].astype(np.int64)
-    sur = Surrogate(model, system, 256)
-    it = _items(L, replica_candidates(L, sur.level_ns, 32))
-    return sur.level_ns[:, it.tokens[:, it.single]].transpose(1, 2, 0, 3)
+    h = placement_headline_items(HISTORY, 200)
+    return h.cost[:, h.it.single]
 
 
 def brute_force_excess(x: np.ndarray, gpus: int) -> float:

@@ -25,13 +25,12 @@ import argparse
 import time
 
 import numpy as np
-from _args import placement_headline_window
+from _args import placement_headline_items, placement_headline_window
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import anneal
-from sieveopt.placement.exact import _items, objective, replica_candidates
+from sieveopt.placement.exact import objective
 from sieveopt.placement.local_search import polish
-from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.softassign import softassign
 from sieveopt.placement.surrogate import Surrogate
 
@@ -63,24 +62,11 @@ def planted(cost: np.ndarray, seeds: int, da_iters: int, rr_iters: int) -> None:
 
 
 def headline(seeds: int, da_iters: int, gem_iters: int) -> None:
-    model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
-    L = counts[:HISTORY].astype(np.int64)
-    sur = Surrogate(model, system, 256)
+    h = placement_headline_items(HISTORY, STEPS)
+    L, cap, table, cost, start, twin, single = h.L, h.cap, h.table, h.cost, h.start, h.twin, h.single
     T, E = L.shape
-    G = system.num_gpus
-    prob = PlacementProblem(E, G, cap, 32, sur)
-    it = _items(L, replica_candidates(L, sur.level_ns, 32))
-    n = it.expert.size
-    table = (it.tokens, sur.level_ns)
-    cost = np.ascontiguousarray(sur.level_ns[:, it.tokens].transpose(1, 2, 0, 3))     # [T, items, G, K]
-    g = gem(L.astype(float), prob)
-    start = np.full(n, -1, dtype=np.int64)
-    start[g.slots] = g.slot_gpu
-    twin = np.full(n, -1)
-    for a_, b_ in it.pair.values():
-        twin[a_], twin[b_] = b_, a_
-    single = np.zeros(n, dtype=bool)
-    single[it.single] = True
+    G = h.prob.num_gpus
+    n = h.it.expert.size
     print(f"headline window: {T} steps, {n} items, {G} GPUs, {cap} slots; GEM {objective(cost, start) / 1e3:.3f} us")
     for s in range(seeds):
         t0 = time.perf_counter()

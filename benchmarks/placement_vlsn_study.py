@@ -31,13 +31,12 @@ import argparse
 import time
 
 import numpy as np
-from _args import placement_headline_window
+from _args import placement_headline_items, placement_headline_window
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import _loads, _phase, _true_objective, anneal, as_table
-from sieveopt.placement.exact import _items, level_loads, objective, replica_candidates
+from sieveopt.placement.exact import level_loads, objective
 from sieveopt.placement.local_search import polish
-from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.surrogate import Surrogate
 from sieveopt.placement.vlsn import vlsn
 
@@ -177,21 +176,11 @@ def others(cost: np.ndarray, iters: int) -> None:
 
 
 def headline(iters: int) -> None:
-    model, system, cap, counts = placement_headline_window(HISTORY, STEPS)
-    L = counts[:HISTORY].astype(np.int64)
-    sur = Surrogate(model, system, 256)
+    h = placement_headline_items(HISTORY, STEPS)
+    L, cap, cost, start, none, it, sur = h.L, h.cap, h.cost, h.start, h.twin, h.it, h.sur
     T, E = L.shape
-    G = system.num_gpus
-    prob = PlacementProblem(E, G, cap, 32, sur)
-    it = _items(L, replica_candidates(L, sur.level_ns, 32))
-    n = it.expert.size
-    cost = np.ascontiguousarray(sur.level_ns[:, it.tokens].transpose(1, 2, 0, 3))     # [T, items, G, K]
-    g = gem(L.astype(float), prob)
-    start = np.full(n, -1, dtype=np.int64)
-    start[g.slots] = g.slot_gpu
-    none = np.full(n, -1)
-    for a_, b_ in it.pair.values():
-        none[a_], none[b_] = b_, a_
+    G = h.prob.num_gpus
+    n = h.it.expert.size
     print(f"headline window: {T} steps, {n} items, {G} GPUs, {cap} slots; GEM {objective(cost, start) / 1e3:.3f} us")
     t0 = time.perf_counter()
     a, _, _ = anneal((it.tokens, sur.level_ns), start, cap, none, iters=iters, seed=0)
