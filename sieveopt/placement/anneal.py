@@ -90,6 +90,24 @@ def _tk(tok, t, i):  # noqa: ANN001, ANN202 (numba)
 
 
 @njit(cache=True, nogil=True)
+def softmax_state(V, beta):  # noqa: ANN001, ANN202 (numba)
+    """Log-sum-exp state of per-step GPU works ``V[T, G]`` at smoothing ``beta``: the step's max
+    ``ref[t]``, ``X[t, g] = exp((V - ref) / beta)`` and ``S[t] = sum_g X`` (the annealings'
+    acceptance works on it; one definition for the item and the sized annealing)."""
+    T, G = V.shape
+    ref = np.empty(T)
+    X = np.empty((T, G))
+    S = np.empty(T)
+    for t in range(T):
+        ref[t] = V[t].max()
+        S[t] = 0.0
+        for q in range(G):
+            X[t, q] = np.exp((V[t, q] - ref[t]) / beta)
+            S[t] += X[t, q]
+    return ref, X, S
+
+
+@njit(cache=True, nogil=True)
 def _phase(tok, tab, a, cnt, L, used, pos, nu_s, twin, capacity, iters, temp0, temp1, beta, state, near, p_near,  # noqa: ANN001, ANN202, PLR0913
            prs, budget, nrep_s, p_split):
     """``iters`` annealing steps at smoothing ``beta`` with the temperature going temp0 -> temp1
@@ -107,17 +125,9 @@ def _phase(tok, tab, a, cnt, L, used, pos, nu_s, twin, capacity, iters, temp0, t
         for q in range(G):
             kk[t, q] = np.argmax(L[t, q])
             V[t, q] = L[t, q, kk[t, q]]
-    ref = np.empty(T)
-    X = np.empty((T, G))
-    S = np.empty(T)
+    ref, X, S = softmax_state(V, beta)
     e_g = np.empty(T)
     e_h = np.empty(T)
-    for t in range(T):
-        ref[t] = V[t].max()
-        S[t] = 0.0
-        for q in range(G):
-            X[t, q] = np.exp((V[t, q] - ref[t]) / beta)
-            S[t] += X[t, q]
     nu = nu_s[0]
     nrep = nrep_s[0]
     P = prs.shape[0]

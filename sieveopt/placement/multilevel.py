@@ -44,6 +44,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sieveopt.placement.anneal import softmax_state
+
 
 def deviation_vectors(cost: np.ndarray, width: int = 0) -> np.ndarray:
     """``[items, T * (2 width + 1)]`` deviation vectors of level costs ``cost[T, items, G, K]``:
@@ -188,15 +190,7 @@ def _sa_sized(c, size, a, cap, iters, temp0, temp1, beta, seed):  # noqa: ANN001
     for t in range(T):
         for g in range(G):
             V[t, g] = L[t, g].max()
-    ref = np.empty(T)
-    X = np.empty((T, G))
-    S = np.empty(T)
-    for t in range(T):
-        ref[t] = V[t].max()
-        S[t] = 0.0
-        for g in range(G):
-            X[t, g] = np.exp((V[t, g] - ref[t]) / beta)
-            S[t] += X[t, g]
+    ref, X, S = softmax_state(V, beta)
     vg = np.empty(T)
     vh = np.empty(T)
     ratio = temp1 / temp0
