@@ -26,7 +26,11 @@ the same after ``polish``, the annealing's and the sub-window LP bound's values.
     nice python benchmarks/placement_band_study.py --steps 8 --mode slack [--hint] [--limit-s 60]
     nice python benchmarks/placement_band_study.py --steps 32 --mode band --target-us 83.96 --limit-s 120
 
-``--target-us``: choose delta so that mean_t cap_t equals the target (overrides ``--delta``).
+``--target-us``: choose delta so that mean_t cap_t equals the target (overrides ``--delta``);
+``--caps incumbent``: cap_t = the reference placement's straggler lowered uniformly to that mean.
+``--solver highs``: the same model by HiGHS (``scipy.optimize.milp``; no start, ``--hint`` ignored).
+Cost per run: the limit plus the reference (annealing 5-23 s and the per-step LPs, 8-32 steps).
+Measured results: docs/design-notes/placement.md, "Round 8: feasibility band (CP-SAT)".
 """
 
 from __future__ import annotations
@@ -111,6 +115,52 @@ def solve_band(c: np.ndarray, cap: int, caps_t: np.ndarray, rows: np.ndarray, *,
     return best, status, s_val, int(rows.sum()), rounds
 
 
+def solve_band_highs(c: np.ndarray, cap: int, caps_t: np.ndarray, rows: np.ndarray, *, slack: bool,
+                     limit_s: float):
+    """The same model by HiGHS (``scipy.optimize.milp``, no start: scipy passes none), lazy rows
+    as in :func:`solve_band`; returns (assignment or None, status, slack found, rows, rounds)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
+
+    T, E, G, K = c.shape
+    n = E * G + 1                                                    # x[e * G + g], then s
+    rows = rows.copy()
+    deadline = time.perf_counter() + limit_s
+    best, status, s_val, rounds = None, "UNKNOWN", None, 0
+    base_r = np.concatenate([np.repeat(np.arange(E), G), E + np.tile(np.arange(G), E)])
+    base_c = np.concatenate([np.arange(E * G), np.arange(E * G)])
+    while True:
+        rounds += 1
+        tt, gg, kk = np.nonzero(rows)
+        m = tt.size
+        r = [base_r, E + G + np.repeat(np.arange(m), E), E + G + np.arange(m)]
+        cc = [base_c, (np.arange(E)[None, :] * G + gg[:, None]).ravel(), np.full(m, E * G)]
+        v = [np.ones(2 * E * G), c[tt, :, gg, kk].ravel().astype(float), -np.ones(m)]
+        A = coo_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(cc))), shape=(E + G + m, n))
+        lo = np.concatenate([np.ones(E), np.zeros(G), np.full(m, -np.inf)])
+        hi = np.concatenate([np.ones(E), np.full(G, cap), caps_t[tt].astype(float)])
+        obj = np.zeros(n)
+        obj[-1] = 1.0 if slack else 0.0
+        ub = np.ones(n)
+        ub[-1] = np.inf if slack else 0.0
+        left = deadline - time.perf_counter()
+        if left <= 0.5:
+            break
+        res = milp(obj, constraints=LinearConstraint(A.tocsr(), lo, hi), integrality=np.r_[np.ones(E * G), 0],
+                   bounds=Bounds(np.zeros(n), ub), options={"time_limit": left, "disp": False})
+        status = str(res.message)[:40]
+        if res.x is None:
+            break
+        a = res.x[:-1].reshape(E, G).argmax(axis=1).astype(np.int64)
+        sv = float(res.x[-1])
+        best, s_val = a, sv
+        new = (level_loads(c, a) > (caps_t[:, None, None] + sv + 1e-6)) & ~rows
+        if not new.any():
+            break
+        rows |= new
+    return best, status, s_val, int(rows.sum()), rounds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8, help="sub-window: the first STEPS of the 32")
@@ -118,6 +168,10 @@ def main() -> None:
     ap.add_argument("--delta", type=float, default=0.01, help="cap_t = LP_t * (1 + delta)")
     ap.add_argument("--target-us", type=float, default=None,
                     help="set delta so that mean_t cap_t is this (us); overrides --delta")
+    ap.add_argument("--solver", choices=["cpsat", "highs"], default="cpsat")
+    ap.add_argument("--caps", choices=["lp", "incumbent"], default="lp",
+                    help="cap_t from LP_t * (1 + delta), or the reference placement's straggler z_t "
+                         "lowered uniformly to mean --target-us (needs --target-us)")
     ap.add_argument("--hint", action="store_true", help="start CP-SAT from the annealed placement")
     ap.add_argument("--level-width", type=int, default=2)
     ap.add_argument("--limit-s", type=float, default=60.0)
@@ -146,18 +200,29 @@ def main() -> None:
     print(f"window: {T} steps, {E} experts, {G} GPUs, {cap} slots, {K} levels; GEM "
           f"{objective(cost, start) / 1e3:.3f} us; annealing+polish {ref_v / 1e3:.3f} us ({t_ann:.1f} s); "
           f"LP {lp / 1e3:.3f} us; mean per-step LP {lp_t.mean() / 1e3:.3f} us; "
-          f"annealing {100 * (ref_v / lp - 1):.2f} % above the LP")
+          f"annealing {100 * (ref_v / lp - 1):.2f} % above the LP, its max step excess over LP_t "
+          f"{(level_loads(c, ref).max(axis=(1, 2)) - lp_t).max() / 1e3:.3f} us")
 
     delta = args.delta if args.target_us is None else args.target_us * 1e3 / lp_t.mean() - 1
     caps_t = np.floor(lp_t * (1 + delta)).astype(np.int64)
+    if args.caps == "incumbent":
+        if args.target_us is None:
+            ap.error("--caps incumbent needs --target-us")
+        z = level_loads(c, ref).max(axis=(1, 2))
+        caps_t = np.floor(z - (z.mean() - args.target_us * 1e3)).astype(np.int64)
+        delta = caps_t.mean() / lp_t.mean() - 1
     rows = band_rows(c, ref, args.level_width)
     t0 = time.perf_counter()
-    a, status, s, nrows, rounds = solve_band(c, cap, caps_t, rows, slack=args.mode == "slack",
-                                             hint=ref if args.hint else None, limit_s=args.limit_s,
-                                             workers=args.workers, seed=args.seed)
+    if args.solver == "highs":
+        a, status, s, nrows, rounds = solve_band_highs(c, cap, caps_t, rows, slack=args.mode == "slack",
+                                                       limit_s=args.limit_s)
+    else:
+        a, status, s, nrows, rounds = solve_band(c, cap, caps_t, rows, slack=args.mode == "slack",
+                                                 hint=ref if args.hint else None, limit_s=args.limit_s,
+                                                 workers=args.workers, seed=args.seed)
     wall = time.perf_counter() - t0
-    head = (f"band {args.mode}, delta {100 * delta:.3f} % (mean cap {caps_t.mean() / 1e3:.3f} us), "
-            f"hint {'yes' if args.hint else 'no'}, levels +-{args.level_width}: {status}, "
+    head = (f"{args.solver} band {args.mode}, delta {100 * delta:.3f} % (mean cap {caps_t.mean() / 1e3:.3f} us), "
+            f"caps {args.caps}, hint {'yes' if args.hint else 'no'}, levels +-{args.level_width}: {status}, "
             f"{rounds} round(s), {nrows} rows, {wall:.1f} s")
     if a is None:
         print(head + ": no placement")
