@@ -15,16 +15,10 @@ from sieveopt.pipeline import build_dag
 from sieveopt.schedule import modes_from_experts
 from sieveopt.solvers import solve
 from sieveopt.solvers.base import OPTIMAL
-from sieveopt.solvers.cpsat_bounds import (
-    class_partition_bound,
-    count_bound,
-    heads_tails,
-    load_cuts,
-    partition_bound,
-    static_lower_bound,
-)
+from sieveopt.solvers.cpsat_bounds import heads_tails
 from sieveopt.testing import random_instance, tiny_model
 from sieveopt.validation.bruteforce import brute_force  # the independent oracle (no CP-SAT code)
+from tests.layers import assert_bounds_below
 
 SYSTEM = "sieve-b200-hbm3e-pim"
 DET = {"deterministic": True, "workers": 1, "time_limit_s": 30.0, "seed": 0}
@@ -98,21 +92,6 @@ def test_quantised_model_retimes_exactly() -> None:
     assert check(coarse.schedule, dag).ok
     assert coarse.bound_ns <= exact.objective_ns <= coarse.objective_ns
     assert coarse.meta["quantisation_error_ns"] >= 0  # re-timing in exact ns never lengthens it
-
-
-def assert_bounds_below(dag: TaskDAG, ub: int) -> None:
-    """Every static bound the exact solver may use (with and without resource-aware heads/tails)
-    is <= ``ub`` (an optimum or any feasible makespan)."""
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
-    for serial in (False, True):
-        ht = heads_tails(dag, d, resource_aware=serial)
-        assert ht.critical_path_ns <= ub
-        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= ub
-        pb = partition_bound(dag, d, ht)
-        assert pb is None or pb.bound_ns <= ub
-        cb = count_bound(dag, d, ht)
-        assert cb is None or cb.bound_ns <= ub
-        assert all(v <= ub for v in class_partition_bound(dag, d, ht).values())
 
 
 def test_static_bounds_are_valid_on_tiny() -> None:

@@ -14,16 +14,10 @@ from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag
 from sieveopt.solvers import solve
-from sieveopt.solvers.cpsat_bounds import (
-    class_partition_bound,
-    count_bound,
-    heads_tails,
-    load_cuts,
-    partition_bound,
-    static_lower_bound,
-)
+from sieveopt.solvers.cpsat_bounds import heads_tails, partition_bound
 from sieveopt.solvers.sieve_plus import decide, plan_arrays
 from sieveopt.testing import random_instance, tiny_model
+from tests.layers import assert_bounds_below
 
 SYSTEM = "sieve-b200-hbm3e-pim"
 PAPER = [("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8)]
@@ -44,15 +38,7 @@ def test_random_instances_valid_and_bounded(seed, gpus, experts, batch, shared, 
     for passes in (0, 3):
         assert np.array_equal(decide(pa, passes)[0], decide(pa, passes, compiled=False)[0])
     # Every bound the exact solver uses stays below this feasible makespan.
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
-    for serial in (False, True):
-        ht = heads_tails(dag, d, resource_aware=serial)
-        assert static_lower_bound(dag, d, ht, load_cuts(dag, d, ht)) <= r.makespan_ns
-        pb = partition_bound(dag, d, ht)
-        assert pb is None or pb.bound_ns <= r.makespan_ns
-        cb = count_bound(dag, d, ht)
-        assert cb is None or cb.bound_ns <= r.makespan_ns
-        assert all(v <= r.makespan_ns for v in class_partition_bound(dag, d, ht).values())
+    assert_bounds_below(dag, r.makespan_ns)
 
 
 @pytest.mark.parametrize("model,gpus", PAPER)
