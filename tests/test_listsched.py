@@ -8,18 +8,13 @@ import heapq
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from sieveopt.check import check
 from sieveopt.dag import DagOptions, Edge, ModeCost, Resource, Task, TaskDAG
 from sieveopt.errors import ScheduleError
 from sieveopt.listsched import RULES, default_priority, list_schedule, tail_priority
-from sieveopt.models.catalog import load_system
-from sieveopt.pipeline import build_dag
 from sieveopt.schedule import Schedule
-from sieveopt.testing import random_instance, tiny_model
-
-SYSTEM = "sieve-b200-hbm3e-pim"
+from tests.layers import layer_params, random_layer
 
 
 def _reference_ready(dag: TaskDAG, modes, priority) -> Schedule:
@@ -96,14 +91,9 @@ def test_bad_rule_rejected() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), gpus=st.sampled_from([1, 2, 4]), experts=st.integers(2, 12),
-       batch=st.integers(1, 32), shared=st.integers(0, 1), kernel=st.sampled_from(["grouped", "per_expert"]),
-       sharing=st.sampled_from(["exclusive", "dual_row_buffer", "partitioned"]))
+@given(**layer_params(max_experts=12, max_batch=32))
 def test_every_rule_valid_and_default_unchanged(seed, gpus, experts, batch, shared, kernel, sharing) -> None:
-    rng = np.random.default_rng(seed)
-    model = tiny_model(num_experts=max(experts, gpus), top_k=min(2, experts), shared=shared)
-    inst = random_instance(rng, model, load_system(SYSTEM, num_gpus=gpus), batch)
-    dag, _ = build_dag(inst, options=DagOptions(gpu_kernel=kernel, hbm_sharing=sharing))
+    rng, _, dag, _ = random_layer(seed, gpus, experts, batch, shared, kernel, sharing)
     modes = [str(rng.choice(list(t.modes))) for t in dag.tasks]
     prios = [None, rng.normal(size=len(dag.tasks)), tail_priority(dag, modes)]
     for prio in prios:

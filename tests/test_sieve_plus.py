@@ -6,32 +6,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from sieveopt.check import check
-from sieveopt.dag import DagOptions
 from sieveopt.instance import sample_layers
 from sieveopt.models.catalog import load_model, load_system
 from sieveopt.pipeline import build_dag
 from sieveopt.solvers import solve
 from sieveopt.solvers.cpsat_bounds import heads_tails, partition_bound
 from sieveopt.solvers.sieve_plus import decide, plan_arrays
-from sieveopt.testing import random_instance, tiny_model
-from tests.layers import assert_bounds_below
+from tests.layers import assert_bounds_below, layer_params, random_layer
 
 SYSTEM = "sieve-b200-hbm3e-pim"
 PAPER = [("qwen3-30b-a3b", 1), ("gpt-oss-120b", 4), ("qwen3.5-397b-a17b", 8)]
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), gpus=st.sampled_from([1, 2, 4]), experts=st.integers(2, 16),
-       batch=st.integers(1, 48), shared=st.integers(0, 1), kernel=st.sampled_from(["grouped", "per_expert"]),
-       sharing=st.sampled_from(["exclusive", "dual_row_buffer", "partitioned"]))
+@given(**layer_params())
 def test_random_instances_valid_and_bounded(seed, gpus, experts, batch, shared, kernel, sharing) -> None:
-    rng = np.random.default_rng(seed)
-    model = tiny_model(num_experts=max(experts, gpus), top_k=min(2, experts), shared=shared)
-    inst = random_instance(rng, model, load_system(SYSTEM, num_gpus=gpus), batch)
-    dag, cost = build_dag(inst, options=DagOptions(gpu_kernel=kernel, hbm_sharing=sharing))
+    _, inst, dag, cost = random_layer(seed, gpus, experts, batch, shared, kernel, sharing)
     r = solve("sieve-plus", dag, inst, cost)
     assert check(r.schedule, dag).ok
     pa = plan_arrays(dag)
