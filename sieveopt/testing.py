@@ -54,6 +54,24 @@ def random_periodic_problem(seed: int, gpus: int, microbatches: int, window_laye
                                                                      window_layers=window_layers))
 
 
+def catalog_window(model: str, gpus: int, batch: int, microbatches: int = 2, window_layers: int = 2, *,
+                   seed: int = 0, runtime_order_evaluations: int | None = None,
+                   system: str = "sieve-b200-hbm3e-pim"):
+    """The sampled ``microbatch`` window of a catalog model on ``gpus`` GPUs (roofline costs, the
+    seed-``seed`` layers) as a periodic problem: the study windows the pipeline-runtime,
+    periodic-bound and sieve-pipe tests run on."""
+    from sieveopt.execution_model import make_execution_model
+    from sieveopt.models.catalog import load_model, load_system
+    from sieveopt.models.costmodel import make_cost_model
+    from sieveopt.overlap import sample_problem
+
+    spec, sys_spec = load_model(model), load_system(system, gpus)
+    cost = make_cost_model("roofline", sys_spec, spec)
+    ex = make_execution_model("microbatch", microbatches, window_layers=window_layers, batch=batch, num_gpus=gpus,
+                              runtime_order_evaluations=runtime_order_evaluations)
+    return sample_problem(spec, sys_spec, batch, ex, seed, cost)
+
+
 def schedule_digest(ps) -> str:
     """sha256 (16 hex digits) of a periodic schedule's modes, starts, ends and superperiod: the
     bit-for-bit identity the pipeline runtime's golden test and speed benchmark compare."""

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sieveopt.cli.main import main
 from sieveopt.errors import SieveoptError
 from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
+from sieveopt.models.catalog import load_system
 from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import HINT_POLICIES, sample_problem, solve_overlap
+from sieveopt.overlap import HINT_POLICIES, solve_overlap
 from sieveopt.periodic import (
     PeriodicSchedule,
     build_periodic_problem,
@@ -25,19 +25,13 @@ from sieveopt.periodic import (
     runtime_steady_state_ns,
     unroll,
 )
-from sieveopt.testing import random_instance, tiny_model
+from sieveopt.testing import catalog_window, random_instance, random_periodic_problem, tiny_model
 
 POLICIES = HINT_POLICIES
 
 
 def _random_problem(seed: int, gpus: int, per_mb: int, M: int, L: int):
-    rng = np.random.default_rng(seed)
-    model = tiny_model(num_experts=8, top_k=2, shared=seed % 2)
-    system = load_system("sieve-b200-hbm3e-pim", gpus)
-    cost = make_cost_model("roofline", system, model)
-    window = [[random_instance(rng, model, system, per_mb * gpus) for _ in range(M)] for _ in range(L)]
-    ex = make_execution_model("microbatch", M, window_layers=L)
-    return build_periodic_problem(window, cost, ex)
+    return random_periodic_problem(seed, gpus, M, L, per_mb)
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +176,7 @@ def test_property_random_instances_check(seed, gpus, M, L):
 
 
 def test_sample_problem_keeps_placement():
-    model = load_model("gpt-oss-120b")
-    system = load_system("sieve-b200-hbm3e-pim", 2)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=2, batch=16, num_gpus=2)
-    prob = sample_problem(model, system, 16, ex, 0, cost)
+    prob = catalog_window("gpt-oss-120b", 2, 16)
     assert [inst.tokens_per_gpu.tolist() for inst in prob.window[0]] == [[4, 4], [4, 4]]
     assert len(prob.recurrences) == 2 * 2
 
@@ -275,11 +265,7 @@ def test_cli_solve_microbatch_and_errors(capsys):
 def test_replay_steady_state_of_a_pipeline():
     from sieveopt.validation.replay_periodic import replay_periodic
 
-    model = load_model("gpt-oss-120b")
-    system = load_system("sieve-b200-hbm3e-pim", 2)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=2, batch=16, num_gpus=2)
-    prob = sample_problem(model, system, 16, ex, 0, cost)
+    prob = catalog_window("gpt-oss-120b", 2, 16)
     ps = solve_overlap(prob, "duplex").schedule
     rep = replay_periodic(prob, ps, iterations=4, memory="analytic", interference=False)
     # Analytic memory timing without interference is the roofline cost model itself: the

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
-from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import HINT_POLICIES, charged_problem, sample_problem, solve_overlap
+from sieveopt.overlap import HINT_POLICIES, charged_problem, solve_overlap
 from sieveopt.periodic import check_periodic, check_unrolled
 from sieveopt.periodic_bounds import chain_cuts, cut_slack_ns, slot_bounds, slot_slacks_ns, stretch
 from sieveopt.solvers.base import INFEASIBLE, OPTIMAL
@@ -21,17 +18,14 @@ from sieveopt.solvers.cpsat_periodic import (
     slot_bound_ns,
     solve_periodic_cpsat,
 )
+from sieveopt.testing import catalog_window
 from tests.test_periodic import _random_problem
 
 TINY = [(3, 1, 2, 2, 1), (5, 2, 2, 2, 1), (7, 1, 4, 2, 1)]
 
 
 def _real(batch: int):
-    model = load_model("qwen3-30b-a3b")
-    system = load_system("sieve-b200-hbm3e-pim", 1)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=1, batch=batch, num_gpus=1)
-    return sample_problem(model, system, batch, ex, 0, cost)
+    return catalog_window("qwen3-30b-a3b", 1, batch, window_layers=1)
 
 
 def _best_hint(prob):
@@ -104,21 +98,13 @@ def test_probes_on_a_real_instance_stay_valid():
 
 
 def _gpt_oss(batch: int, layers: int):
-    model = load_model("gpt-oss-120b")
-    system = load_system("sieve-b200-hbm3e-pim", 4)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=layers, batch=batch, num_gpus=4)
-    return sample_problem(model, system, batch, ex, 0, cost)
+    return catalog_window("gpt-oss-120b", 4, batch, window_layers=layers)
 
 
 def _three_microbatches_charged():
     """Qwen3-30B, 1 GPU, B = 48, M = 3, L = 1, with sieve's 1 us scheduler charge (sched tasks
     that take time on their own resource)."""
-    model = load_model("qwen3-30b-a3b")
-    system = load_system("sieve-b200-hbm3e-pim", 1)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 3, window_layers=1, batch=48, num_gpus=1)
-    return charged_problem(sample_problem(model, system, 48, ex, 0, cost), "sieve")[0]
+    return charged_problem(catalog_window("qwen3-30b-a3b", 1, 48, 3, window_layers=1), "sieve")[0]
 
 
 @pytest.mark.parametrize("prob_of", [lambda: _real(8), lambda: _gpt_oss(16, 2), _three_microbatches_charged],

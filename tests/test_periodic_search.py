@@ -36,6 +36,7 @@ from sieveopt.periodic_search import (
     unrolled_phases,
 )
 from sieveopt.solvers.cpsat_periodic import load_bound_ns
+from sieveopt.testing import catalog_window
 from tests import test_periodic_bounds
 from tests.test_periodic import _random_problem
 from tests.test_periodic_bounds import _real
@@ -93,16 +94,7 @@ def test_phase_orders_beat_modulo_list_scheduling_on_qwen35():
     """On the paper's Qwen3.5-397B (8 GPUs, B = 64, M = 2), with Sieve's modes, the staggered-slot
     orders beat the modulo list schedule (measured 211.6 vs 250.1 us superperiod; asserted
     loosely: at least 5 % shorter)."""
-    from sieveopt.execution_model import make_execution_model
-    from sieveopt.models.catalog import load_model, load_system
-    from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.overlap import sample_problem
-
-    model = load_model("qwen3.5-397b-a17b")
-    system = load_system("sieve-b200-hbm3e-pim", 8)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=2, batch=64, num_gpus=8)
-    prob = sample_problem(model, system, 64, ex, 0, cost)
+    prob = catalog_window("qwen3.5-397b-a17b", 8, 64)
     # solve_overlap's pipeline runtime already takes the better of both (overlap.pipeline_schedule),
     # so the lock-step baseline is modulo list scheduling of Sieve's modes itself
     modes = solve_overlap(prob, "sieve").schedule.modes
@@ -274,16 +266,7 @@ def test_staggered_phase_balanced_reaches_the_load_bound_on_one_gpu():
     """Qwen3-30B-A3B, 1 GPU, B = 64, M = 2, L = 2 (the paper configuration): the staggered
     construction of the phase-balanced modes is within 2 % of the load bound (measured 1.1 %;
     the design note's four-phase argument says only granularity is lost)."""
-    from sieveopt.execution_model import make_execution_model
-    from sieveopt.models.catalog import load_model, load_system
-    from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.overlap import sample_problem
-
-    model = load_model("qwen3-30b-a3b")
-    system = load_system("sieve-b200-hbm3e-pim", 1)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=2, batch=64, num_gpus=1)
-    prob = sample_problem(model, system, 64, ex, 0, cost)
+    prob = catalog_window("qwen3-30b-a3b", 1, 64)
     lb = load_bound_ns(prob, time_limit_s=5)[0]
     modes, _ = phase_balanced_modes(prob, time_limit_s=5, deterministic=True)
     st = staggered_schedule(prob, modes)

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 
 import sieveopt.overlap as overlap
-from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
-from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import charge_scheduler, pipeline_schedule, plan_modes, sample_problem
+from sieveopt.overlap import charge_scheduler, pipeline_schedule, plan_modes
 from sieveopt.periodic import (
     ModuloTable,
     PeriodicSchedule,
@@ -26,7 +23,7 @@ from sieveopt.pipeline_construct import (
     left_shift,
     repaired_schedules,
 )
-from sieveopt.testing import random_periodic_problem
+from sieveopt.testing import catalog_window, random_periodic_problem
 
 
 def _random_problem(seed: int, gpus: int, M: int, L: int = 2, per_mb: int = 2):
@@ -35,11 +32,7 @@ def _random_problem(seed: int, gpus: int, M: int, L: int = 2, per_mb: int = 2):
 
 def _paper_problem(name: str, gpus: int, batch: int, M: int):
     """A study window (seed 0, L = 2), the scheduler charged 1 us as sieve-pipe declares."""
-    model, system = load_model(name), load_system("sieve-b200-hbm3e-pim", gpus)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", M, window_layers=2, batch=batch, num_gpus=gpus,
-                              runtime_order_evaluations=0)
-    return charge_scheduler(sample_problem(model, system, batch, ex, 0, cost), 1000)
+    return charge_scheduler(catalog_window(name, gpus, batch, M, runtime_order_evaluations=0), 1000)
 
 
 def _ok(prob, ps: PeriodicSchedule) -> bool:

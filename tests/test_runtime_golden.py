@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from sieveopt.execution_model import make_execution_model
-from sieveopt.models.catalog import load_model, load_system
-from sieveopt.models.costmodel import make_cost_model
-from sieveopt.overlap import charged_problem, pipeline_schedule, plan_modes, sample_problem
+from sieveopt.overlap import charged_problem, pipeline_schedule, plan_modes
 from sieveopt.periodic import check_periodic
-from sieveopt.testing import schedule_digest
-
-
-def _window(name: str, gpus: int, batch: int, M: int):
-    model, system = load_model(name), load_system("sieve-b200-hbm3e-pim", gpus)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", M, window_layers=2, batch=batch, num_gpus=gpus)
-    return sample_problem(model, system, batch, ex, 0, cost)
-
+from sieveopt.testing import catalog_window, schedule_digest
 
 # (model, GPUs, B, M, policy, runtime order evaluations) -> (superperiod ns, schedule hash)
 GOLDEN = {
@@ -44,7 +33,7 @@ GOLDEN = {
 @pytest.mark.parametrize("key", sorted(GOLDEN), ids=lambda k: "-".join(map(str, k)))
 def test_runtime_schedule_is_bit_for_bit_the_recorded_one(key):
     name, gpus, batch, M, policy, evals = key
-    prob, _ = charged_problem(_window(name, gpus, batch, M), policy)
+    prob, _ = charged_problem(catalog_window(name, gpus, batch, M), policy)
     modes, _ = plan_modes(prob, policy)
     ps = pipeline_schedule(prob, modes, policy=policy, order_evaluations=evals)
     assert check_periodic(ps, prob).ok

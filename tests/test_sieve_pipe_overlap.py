@@ -23,7 +23,7 @@ from sieveopt.periodic import (
 )
 from sieveopt.solvers.sched_latency import default_ns, describe, resolve
 from sieveopt.solvers.sieve_pipe import _sweep, plan_split, split_args
-from sieveopt.testing import random_periodic_problem
+from sieveopt.testing import catalog_window, random_periodic_problem
 
 TERMS = ("other", "attn_pim", "launch", "pre", "reduce")
 
@@ -138,13 +138,7 @@ def test_pipeline_runtime_never_worse_than_modulo_list_and_checks(seed, gpus, M,
 def test_staggered_slots_beat_lock_step_on_a_paper_configuration():
     """GPT-OSS-120B x4, B = 16, M = 2 (the study's window): the runtime's staggered slots are
     shorter than modulo list scheduling for the same modes, and the schedules check."""
-    from sieveopt.models.catalog import load_model
-    from sieveopt.overlap import sample_problem
-
-    model, system = load_model("gpt-oss-120b"), load_system("sieve-b200-hbm3e-pim", 4)
-    cost = make_cost_model("roofline", system, model)
-    ex = make_execution_model("microbatch", 2, window_layers=2, batch=16, num_gpus=4)
-    prob, _ = charged_problem(sample_problem(model, system, 16, ex, 0, cost), "sieve-pipe")
+    prob, _ = charged_problem(catalog_window("gpt-oss-120b", 4, 16), "sieve-pipe")
     modes, _ = plan_modes(prob, "sieve-pipe")
     ps = pipeline_schedule(prob, modes, policy="sieve-pipe")
     from sieveopt.overlap import RUNTIME_PHASE_FRACTIONS
