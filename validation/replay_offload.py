@@ -34,6 +34,7 @@ says so.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,12 +137,24 @@ def _analytic(ctx: Any, task: Any, mode: str) -> TaskTime | None:
     return TaskTime(0.0, get_target(mode).duration_ns(ctx.memory.roof, task.work), kind=task.kind, tokens=task.tokens)
 
 
-def gpu_fetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
+def _replay_hook(simulated: Callable[[Any, Any, Any], TaskTime]) -> Callable[[Any, Any, str], TaskTime]:
+    """The ``(ctx, task, mode)`` replay hook of a host tier: the cost hook's time when replaying
+    with the analytic memory timer (:func:`_analytic`), else ``simulated(ctx, task, system)`` on
+    the replay context's system."""
+
+    @functools.wraps(simulated)
+    def hook(ctx: Any, task: Any, mode: str) -> TaskTime:
+        a = _analytic(ctx, task, mode)
+        if a is not None:
+            return a
+        return simulated(ctx, task, _system(ctx))
+
+    return hook
+
+
+@_replay_hook
+def gpu_fetch_task_time(ctx: Any, task: Any, system: Any) -> TaskTime:
     """GPU miss: max(latency + GPU kernel on HBM, PCIe transfer, latency + striped host read)."""
-    a = _analytic(ctx, task, mode)
-    if a is not None:
-        return a
-    system = _system(ctx)
     k = ctx.gpu.kernel(task.work)
     gpu = k.overhead_ns + k.body_ns
     w = task.work.weight_bytes
@@ -153,12 +166,9 @@ def gpu_fetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
     return TaskTime(0.0, body, kind=task.kind, tokens=task.tokens)
 
 
-def prefetch_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
+@_replay_hook
+def prefetch_task_time(ctx: Any, task: Any, system: Any) -> TaskTime:
     """Next-layer weight prefetch: max(PCIe transfer, latency + striped host read) of W."""
-    a = _analytic(ctx, task, mode)
-    if a is not None:
-        return a
-    system = _system(ctx)
     w = task.work.weight_bytes
     if w <= 0:
         return TaskTime(0.0, 0.0, kind=task.kind)
@@ -174,24 +184,18 @@ def _host_job(task: Any, overhead_ns: float, compute_ns: float, read_ns: float, 
     return TaskTime(float(overhead_ns), body, kind=task.kind, tokens=task.tokens)
 
 
-def cpu_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
+@_replay_hook
+def cpu_task_time(ctx: Any, task: Any, system: Any) -> TaskTime:
     """AMX CPU: overhead + max(AMX compute (closed form), striped host read) + activation round trip."""
-    a = _analytic(ctx, task, mode)
-    if a is not None:
-        return a
-    system = _system(ctx)
     c = system.offload.cpu
     ht = host_times(system)
     return _host_job(task, c.job_overhead_ns, task.work.flops / (c.amx_peak_TFLOPS * 1e3 * c.compute_efficiency),
                      ht.host_read_ns(int(task.work.weight_bytes)), ht)
 
 
-def ndp_task_time(ctx: Any, task: Any, mode: str) -> TaskTime:
+@_replay_hook
+def ndp_task_time(ctx: Any, task: Any, system: Any) -> TaskTime:
     """DIMM-NDP: overhead + max(NDP compute, rank-level read of the expert in its DIMM) + round trip."""
-    a = _analytic(ctx, task, mode)
-    if a is not None:
-        return a
-    system = _system(ctx)
     n = system.offload.ndp
     ht = host_times(system)
     return _host_job(task, n.job_overhead_ns, task.work.flops / n.peak_GFLOPS,
