@@ -58,5 +58,14 @@ def pyplot():
     return plt
 
 
+def group_bars(n: int, i: int, k: int) -> tuple[Any, float]:
+    """x positions and width of series ``i`` of ``k`` side-by-side bar series over ``n`` groups
+    (group j centred at x = j, the ``k`` bars filling 0.8 of the unit spacing)."""
+    import numpy as np
+
+    width = 0.8 / k
+    return np.arange(n) + (i - (k - 1) / 2) * width, width
+
+
 def done(args: argparse.Namespace, what: str) -> None:
     print(f"{what}: wrote {args.out} in {time.perf_counter() - args.t0:.1f} s", file=sys.stderr)

@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import SYSTEM, parse_args, pyplot, save_figure, write_csv
+from _common import SYSTEM, group_bars, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.cli.main import main as cli_main
 from sieveopt.fileio import atomic_write_text
@@ -197,7 +197,6 @@ def figure(rows: list[dict], stem: Path) -> None:
     flat = [ax for row in axes for ax in row]
     for ax in flat[len(keys):]:
         ax.set_visible(False)
-    width = 0.8 / len(MODES)
     for ax, (model, batch) in zip(flat, keys, strict=False):
         for i, mode in enumerate(MODES):
             vals = []
@@ -205,8 +204,8 @@ def figure(rows: list[dict], stem: Path) -> None:
                 r = next((r for r in rows if (r["model"], r["batch"], r["execution_model"], r["policy"]) ==
                           (model, batch, mode, p)), None)
                 vals.append(float("nan") if r is None or r["time_per_layer_ns"] is None else r["time_per_layer_ns"] / 1e3)
-            ax.bar([j + (i - (len(MODES) - 1) / 2) * width for j in range(len(POLICIES))], vals, width=width,
-                   label=mode)
+            x, width = group_bars(len(POLICIES), i, len(MODES))
+            ax.bar(x, vals, width=width, label=mode)
         ax.set_xticks(range(len(POLICIES)), POLICIES, rotation=90, fontsize=7)
         ax.set_title(f"{model} ({prec[model]}), B={batch}", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)

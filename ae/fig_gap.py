@@ -5,7 +5,7 @@ vs the CP-SAT solution and vs its proved lower bound, median and p95, docs/metri
 from __future__ import annotations
 
 import numpy as np
-from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
+from _common import CONFIGS, SYSTEM, done, group_bars, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.solvers import policy_with_role
 from sieveopt.study import gap_summary, run_gap_study
@@ -40,11 +40,10 @@ def main(argv=None) -> int:
     write_csv(args.out / "gap.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.0), squeeze=False, sharey=True)
-    width = 0.8 / (len(POLICIES) - 1)
     for ax, (name, gpus) in zip(axes[0], configs, strict=True):
         for i, pol in enumerate(POLICIES[:-1]):
             sub = [r for r in rows if r["model"] == name and r["policy"] == pol]
-            x = np.arange(len(sub)) + (i - (len(POLICIES) - 2) / 2) * width
+            x, width = group_bars(len(sub), i, len(POLICIES) - 1)
             ax.bar(x, [100 * (r["gap_vs_cpsat_median"] or 0) for r in sub], width, label=pol)
         ax.set_xticks(np.arange(len(batches)), [f"B={b}" for b in batches])
         ax.set_title(f"{name}, {gpus} GPU(s)", fontsize=9)

@@ -5,7 +5,7 @@ layer time, see ``sieveopt.e2e.extras``). Decode throughput per policy, decode-o
 from __future__ import annotations
 
 import numpy as np
-from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
+from _common import CONFIGS, SYSTEM, done, group_bars, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.e2e import PrefillSpec, StepSettings, prepare_step, run_step
 from sieveopt.models.catalog import load_model, load_system
@@ -36,12 +36,11 @@ def main(argv=None) -> int:
     write_csv(args.out / "mixed_prefill.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(configs), figsize=(4.6 * len(configs), 3.2), squeeze=False)
-    width = 0.8 / len(prefills)
     for ax, (name, gpus) in zip(axes[0], configs, strict=True):
         for i, (p, plen) in enumerate(prefills):
             vals = [next(r["throughput_tok_s_per_gpu"] for r in rows if r["model"] == name and r["policy"] == pol
                          and r["prefill"] == p) for pol in policies]
-            x = np.arange(len(policies)) + (i - (len(prefills) - 1) / 2) * width
+            x, width = group_bars(len(policies), i, len(prefills))
             ax.bar(x, vals, width, label="decode only" if p == 0 else f"+{p} x {plen}-token prefill")
         ax.set_xticks(np.arange(len(policies)), policies, rotation=40, fontsize=7)
         ax.set_title(f"{name}, {gpus} GPU(s), B={batch}", fontsize=9)

@@ -7,7 +7,7 @@ busy together (the replay engine reports per-GPU PIM resources too)."""
 from __future__ import annotations
 
 import numpy as np
-from _common import CONFIGS, SYSTEM, done, parse_args, pyplot, save_figure, write_csv
+from _common import CONFIGS, SYSTEM, done, group_bars, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.e2e import StepSettings, policy_params, prepare_step, run_step
 from sieveopt.models.catalog import load_model, load_system
@@ -33,7 +33,6 @@ def main(argv=None) -> int:
     write_csv(args.out / "pim_util.csv", rows)
     plt = pyplot()
     fig, axes = plt.subplots(len(configs), 1, figsize=(7.5, 2.4 * len(configs)), squeeze=False)
-    width = 0.8 / len(policies)
     for ax, (name, gpus) in zip(axes[:, 0], configs, strict=True):
         for i, pol in enumerate(policies):
             means, lo, hi = [], [], []
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
                 means.append(v.mean())
                 lo.append(v.mean() - v.min())
                 hi.append(v.max() - v.mean())
-            x = np.arange(len(batches)) + (i - (len(policies) - 1) / 2) * width
+            x, width = group_bars(len(batches), i, len(policies))
             ax.bar(x, means, width, yerr=[lo, hi], capsize=2, label=pol)
         ax.set_xticks(np.arange(len(batches)), [f"B={b}" for b in batches])
         ax.set_ylabel("PIM busy fraction")

@@ -38,7 +38,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from _common import done, parse_args, pyplot, save_figure, write_csv
+from _common import done, group_bars, parse_args, pyplot, save_figure, write_csv
 
 from sieveopt.check import check
 from sieveopt.dag import DagOptions, build_layer_dag
@@ -256,11 +256,10 @@ def plots(summary: list[dict[str, Any]], out) -> None:
     for ax, m in zip(axes[0], models, strict=True):
         rows = [s for s in summary if s["model"] == m and s["batch"] == bmax]
         rows.sort(key=lambda s: pols.index(s["policy"]))
-        x = range(len(rows))
-        w = 0.2
         for j, k in enumerate(kinds):
-            ax.bar([i + (j - 1.5) * w for i in x], [100 * s[f"util_{k}"] for s in rows], width=w, label=k.upper())
-        ax.set_xticks(list(x), [s["policy"] for s in rows], rotation=40, ha="right", fontsize=7)
+            x, w = group_bars(len(rows), j, len(kinds))
+            ax.bar(x, [100 * s[f"util_{k}"] for s in rows], width=w, label=k.upper())
+        ax.set_xticks(list(range(len(rows))), [s["policy"] for s in rows], rotation=40, ha="right", fontsize=7)
         ax.set_ylabel("busy % of the replayed layer")
         ax.set_title(f"{m}, B={bmax}")
     axes[0][0].legend(fontsize=7)
