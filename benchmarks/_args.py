@@ -6,7 +6,8 @@ this folder is on ``sys.path`` when a script runs as ``python benchmarks/NAME.py
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 #: The system every paper-configuration benchmark runs on (the Sieve B200 + HBM3E-PIM preset).
 SYSTEM = "sieve-b200-hbm3e-pim"
@@ -102,6 +103,30 @@ def placement_headline_items(history_steps: int = 32, steps: int = 200):
                            start=start, twin=twin, single=single)
 
 
+def timed(f, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN201
+    """``(f(*a, **kw), seconds)``: one call and its wall time."""
+    t0 = time.perf_counter()
+    out = f(*a, **kw)
+    return out, time.perf_counter() - t0
+
+
+def excess_pct(opt: float) -> Callable[[float], str]:
+    """Formatter of a value's excess over ``opt`` (a planted optimum), ``"+0.123 %"``."""
+    return lambda v: f"+{100 * (v / opt - 1):.3f} %"
+
+
+def anneal_polish(table, cost, a0, cap: int, twin, iters: int, seed: int):  # noqa: ANN001, ANN201
+    """The exact placement optimiser's stage 1 from ``a0``: the annealing (``iters`` steps on the
+    token table ``table``, seed ``seed``), then the 30 s polish on the dense ``cost``. Returns
+    the placement, the annealed value and the polished value."""
+    from sieveopt.placement.anneal import anneal
+    from sieveopt.placement.local_search import polish
+
+    a, v_anneal, _ = anneal(table, a0, cap, twin, iters=iters, seed=seed)
+    a, v_polish, _ = polish(cost, a, cap, twin, time_limit_s=30.0)
+    return a, v_anneal, v_polish
+
+
 def microbatch_rows(config_value: str | list[str], batches: str, window_layers: int):
     """``(name, gpus, batch, problem)`` for every ``--configs`` entry and comma-separated batch:
     the periodic problem of the gap benchmarks (``microbatch``, M = 2, the given window, roofline
@@ -119,7 +144,7 @@ def microbatch_rows(config_value: str | list[str], batches: str, window_layers: 
             yield name, gpus, b, sample_problem(model, system, b, ex, 0, cost)
 
 
-__all__ = ["PAPER_CONFIGS", "SYSTEM", "add_configs", "add_paper_instance", "add_timing", "configs", "microbatch_rows", "placement_headline_items", "split_config"]
+__all__ = ["PAPER_CONFIGS", "SYSTEM", "add_configs", "add_paper_instance", "add_timing", "anneal_polish", "configs", "excess_pct", "microbatch_rows", "placement_headline_items", "split_config", "timed"]
 
 
 def placement_headline_window(history_steps: int, steps: int):

@@ -25,16 +25,20 @@ fp8 weights of DeepSeek-V3), no DAG. Cost: ~8 min with 2 seeds on a loaded 2-cor
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _args import placement_headline_items, placement_headline_window
+from _args import (
+    anneal_polish,
+    excess_pct,
+    placement_headline_items,
+    placement_headline_window,
+    timed,
+)
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import anneal
 from sieveopt.placement.differencing import differencing
 from sieveopt.placement.exact import objective
-from sieveopt.placement.local_search import polish
 from sieveopt.placement.surrogate import Surrogate
 
 HISTORY, STEPS = 32, 200
@@ -42,16 +46,10 @@ HISTORY, STEPS = 32, 200
 VARIANTS = [(b, s, lab, el) for b in (True, False) for s in ("max", "l2") for lab in ("gpu", "end") for el in (0, 16)]
 
 
-def _timed(f, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-    t0 = time.perf_counter()
-    out = f(*a, **kw)
-    return out, time.perf_counter() - t0
-
-
 def _raw(cost: np.ndarray, cap: int, use: np.ndarray | None, fmt) -> dict:  # noqa: ANN001
     out = {}
     for b, s, lab, el in VARIANTS:
-        a, t = _timed(differencing, cost, cap, use=use, balanced=b, spread=s, labels=lab, exact_last=el)
+        a, t = timed(differencing, cost, cap, use=use, balanced=b, spread=s, labels=lab, exact_last=el)
         out[(b, s, lab, el)] = a
         print(f"  {'BLDM' if b else 'LDM '} spread={s:3s} labels={lab:3s} exact_last={el:2d}: "
               f"{fmt(objective(cost, a))} ({t:.2f} s)")
@@ -89,8 +87,7 @@ def planted(cost: np.ndarray, iters: int, seeds: int, do_anneal: bool) -> None:
     none = np.full(n, -1)
     opt = objective(cp, plant)
 
-    def pct(v: float) -> str:
-        return f"+{100 * (v / opt - 1):.3f} %"
+    pct = excess_pct(opt)
 
     rr = np.arange(n) % G
     rnd = np.random.default_rng(0).permutation(n) % G
@@ -102,13 +99,13 @@ def planted(cost: np.ndarray, iters: int, seeds: int, do_anneal: bool) -> None:
     kk = raw[(True, "max", "end", 0)]
     for seed in range(seeds):
         for name, a0 in (("round-robin", rr), ("differencing (BLDM, max, end)", kk)):
-            (_, v, _), t = _timed(anneal, cp, a0, cap, none, iters=iters, seed=seed)
+            (_, v, _), t = timed(anneal, cp, a0, cap, none, iters=iters, seed=seed)
             print(f"  annealing {iters} steps from {name}, seed {seed}: {pct(v)} ({t:.1f} s)")
 
 
 def headline(iters: int, seeds: int, do_anneal: bool) -> None:
     h = placement_headline_items(HISTORY, STEPS)
-    L, cap, cost, start, twin, it, sur = h.L, h.cap, h.cost, h.start, h.twin, h.it, h.sur
+    L, cap, cost, start, twin, it = h.L, h.cap, h.cost, h.start, h.twin, h.it
     T, E = L.shape
     G = h.prob.num_gpus
     n = it.expert.size
@@ -128,11 +125,8 @@ def headline(iters: int, seeds: int, do_anneal: bool) -> None:
     kk = raw[(False, "l2", "gpu", 0)]
     for seed in range(seeds):
         for name, a0 in (("GEM", start), ("differencing (LDM, l2, gpu)", kk)):
-            t0 = time.perf_counter()
-            a, va, _ = anneal((it.tokens, sur.level_ns), a0, cap, twin, iters=iters, seed=seed)
-            a, vp, _ = polish(cost, a, cap, twin, time_limit_s=30.0)
-            print(f"  annealing {iters} steps + polish from {name}, seed {seed}: {us(va)} -> {us(vp)} "
-                  f"({time.perf_counter() - t0:.1f} s)")
+            (_, va, vp), t = timed(anneal_polish, h.table, cost, a0, cap, twin, iters, seed)
+            print(f"  annealing {iters} steps + polish from {name}, seed {seed}: {us(va)} -> {us(vp)} ({t:.1f} s)")
 
 
 def main() -> None:

@@ -21,26 +21,18 @@ Cost: ~4 min on a loaded 2-core VM.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _args import placement_headline_window
+from _args import anneal_polish, excess_pct, placement_headline_window, timed
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import anneal
 from sieveopt.placement.exact import objective
-from sieveopt.placement.local_search import polish
 from sieveopt.placement.multilevel import deviation_vectors, hierarchy, multilevel, vcycle
 from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.surrogate import Surrogate
 
 HISTORY, STEPS = 32, 200
-
-
-def _timed(f, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-    t0 = time.perf_counter()
-    out = f(*a, **kw)
-    return out, time.perf_counter() - t0
 
 
 def norms(cp: np.ndarray, G: int) -> None:
@@ -72,26 +64,25 @@ def planted(cost: np.ndarray, iters: int, seeds: range) -> None:
     opt = objective(cp, plant)
     rr = np.arange(n) % G
 
-    def pct(v: float) -> str:
-        return f"+{100 * (v / opt - 1):.3f} %"
+    pct = excess_pct(opt)
 
     print(f"planted: {n} items, {G} GPUs, {cap} slots; planted placement {opt / 1e3:.3f} us")
     norms(cp, G)
     inc = None
     for s in seeds:
-        (a, st), tm = _timed(multilevel, cp, cap, seed=s)
-        (_, va, _), ta = _timed(anneal, cp, a, cap, none, iters=iters, seed=s)
+        (a, st), tm = timed(multilevel, cp, cap, seed=s)
+        (_, va, _), ta = timed(anneal, cp, a, cap, none, iters=iters, seed=s)
         print(f"  seed {s}: levels {st['levels']}; construction {' -> '.join(pct(v) for v in st['objective_ns'])} "
               f"({tm:.1f} s); + annealing {iters} steps {pct(va)} ({tm + ta:.1f} s)")
         eq = int(iters * (tm + ta) / ta)
-        (b, vb, _), tb = _timed(anneal, cp, rr, cap, none, iters=eq, seed=s)
+        (b, vb, _), tb = timed(anneal, cp, rr, cap, none, iters=eq, seed=s)
         print(f"          annealing from round-robin, same total time ({eq} steps): {pct(vb)} ({tb:.1f} s)")
         short = int(iters * tm / ta)
-        (_, vs, _), ts = _timed(anneal, cp, rr, cap, none, iters=short, seed=s)
+        (_, vs, _), ts = timed(anneal, cp, rr, cap, none, iters=short, seed=s)
         print(f"          annealing from round-robin, the construction's time ({short} steps): {pct(vs)} ({ts:.1f} s)")
         if inc is None:
             inc = b
-    (c, st), tv = _timed(vcycle, cp, inc, cap, levels=3, seed=0)
+    (c, st), tv = timed(vcycle, cp, inc, cap, levels=3, seed=0)
     print(f"  V-cycle (3 levels, clusters in each GPU) on the seed-{seeds[0]} annealed incumbent "
           f"{pct(objective(cp, inc))}: levels {st['levels']}, {' -> '.join(pct(v) for v in st['objective_ns'])} "
           f"({tv:.1f} s)")
@@ -111,20 +102,14 @@ def headline(iters: int, seeds: range) -> None:
     pair = (L, sur.level_ns)
     print(f"headline window: {T} steps, {E} experts, {G} GPUs, {cap} slots; GEM {objective(cost, start) / 1e3:.3f} us")
     for s in seeds:
-        t0 = time.perf_counter()
-        a, st = multilevel(cost, cap, seed=s)
-        tm = time.perf_counter() - t0
-        a, _, _ = anneal(pair, a, cap, none, iters=iters, seed=s)
-        a, va, _ = polish(cost, a, cap, none, time_limit_s=30.0)
-        t_ml = time.perf_counter() - t0
+        (a, st), tm = timed(multilevel, cost, cap, seed=s)
+        (a, _, va), tp = timed(anneal_polish, pair, cost, a, cap, none, iters, s)
+        t_ml = tm + tp
         print(f"  seed {s}: construction {' -> '.join(f'{v / 1e3:.3f}' for v in st['objective_ns'])} us ({tm:.1f} s); "
               f"+ annealing {iters} steps + polish {va / 1e3:.3f} us ({t_ml:.1f} s)")
         eq = int(iters * t_ml / (t_ml - tm))
-        t0 = time.perf_counter()
-        b, _, _ = anneal(pair, start, cap, none, iters=eq, seed=s)
-        b, vb, _ = polish(cost, b, cap, none, time_limit_s=30.0)
-        print(f"          annealing from GEM {eq} steps + polish (same time): {vb / 1e3:.3f} us "
-              f"({time.perf_counter() - t0:.1f} s)")
+        (_, _, vb), tb = timed(anneal_polish, pair, cost, start, cap, none, eq, s)
+        print(f"          annealing from GEM {eq} steps + polish (same time): {vb / 1e3:.3f} us ({tb:.1f} s)")
 
 
 def main() -> None:

@@ -25,12 +25,11 @@ import argparse
 import time
 
 import numpy as np
-from _args import placement_headline_items, placement_headline_window
+from _args import anneal_polish, excess_pct, placement_headline_items, placement_headline_window
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import anneal
 from sieveopt.placement.exact import objective
-from sieveopt.placement.local_search import polish
 from sieveopt.placement.softassign import softassign
 from sieveopt.placement.surrogate import Surrogate
 
@@ -44,8 +43,7 @@ def planted(cost: np.ndarray, seeds: int, da_iters: int, rr_iters: int) -> None:
     opt = objective(cp, plant)
     none = np.full(n, -1)
 
-    def pct(v: float) -> str:
-        return f"+{100 * (v / opt - 1):.3f} %"
+    pct = excess_pct(opt)
 
     print(f"planted: {n} items, {G} GPUs, {cap} slots; planted placement {opt / 1e3:.3f} us")
     for s in range(seeds):
@@ -72,11 +70,9 @@ def headline(seeds: int, da_iters: int, gem_iters: int) -> None:
         t0 = time.perf_counter()
         a, _ = softassign(table, cap, active=single, seed=s, iters=da_iters)
         t1 = time.perf_counter()
-        b, _, _ = anneal(table, a, cap, twin, iters=ANNEAL_ITERS, seed=s)
-        b, vb, _ = polish(cost, b, cap, twin, time_limit_s=30.0)
+        _, _, vb = anneal_polish(table, cost, a, cap, twin, ANNEAL_ITERS, s)
         t2 = time.perf_counter()
-        m, _, _ = anneal(table, start, cap, twin, iters=gem_iters, seed=s)
-        m, vm, _ = polish(cost, m, cap, twin, time_limit_s=30.0)
+        _, _, vm = anneal_polish(table, cost, start, cap, twin, gem_iters, s)
         t3 = time.perf_counter()
         print(f"  seed {s}: DA {da_iters} it {objective(cost, a) / 1e3:.3f} us ({t1 - t0:.1f} s); + annealing "
               f"{ANNEAL_ITERS} + polish {vb / 1e3:.3f} us ({t2 - t0:.1f} s); GEM + annealing {gem_iters} + polish "

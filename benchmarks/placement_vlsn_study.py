@@ -28,25 +28,23 @@ fp8 weights of DeepSeek-V3), no DAG. Cost: ~6 min on a loaded 2-core VM.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _args import placement_headline_items, placement_headline_window
+from _args import (
+    anneal_polish,
+    excess_pct,
+    placement_headline_items,
+    placement_headline_window,
+    timed,
+)
 from placement_gap_study import planted_instance
 
 from sieveopt.placement.anneal import _loads, _phase, _true_objective, anneal, as_table
 from sieveopt.placement.exact import level_loads, objective
-from sieveopt.placement.local_search import polish
 from sieveopt.placement.surrogate import Surrogate
 from sieveopt.placement.vlsn import vlsn
 
 HISTORY, STEPS = 32, 200
-
-
-def _timed(f, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-    t0 = time.perf_counter()
-    out = f(*a, **kw)
-    return out, time.perf_counter() - t0
 
 
 def planted(cost: np.ndarray, iters: int, kicks: int) -> None:
@@ -56,23 +54,22 @@ def planted(cost: np.ndarray, iters: int, kicks: int) -> None:
     opt = objective(cp, plant)
     rr = np.arange(n) % cp.shape[2]
 
-    def pct(v: float) -> str:
-        return f"+{100 * (v / opt - 1):.3f} %"
+    pct = excess_pct(opt)
 
     print(f"planted: {n} items, {cp.shape[2]} GPUs, {cap} slots; planted placement {opt / 1e3:.3f} us")
-    (a, va, _), ta = _timed(anneal, cp, rr, cap, none, iters=iters, seed=0)
+    (a, va, _), ta = timed(anneal, cp, rr, cap, none, iters=iters, seed=0)
     print(f"  annealing {iters} steps from round-robin: {pct(va)} ({ta:.1f} s)")
-    (_, vr, st), tr = _timed(vlsn, cp, rr, cap, none)
+    (_, vr, st), tr = timed(vlsn, cp, rr, cap, none)
     print(f"  VLSN descent from round-robin: {pct(vr)} ({tr:.1f} s, {st['moves']} cycles; after each stage "
           f"{', '.join(pct(x) for x in st['stage_ns'])})")
-    (_, vv, st), tv = _timed(vlsn, cp, a, cap, none)
+    (_, vv, st), tv = timed(vlsn, cp, a, cap, none)
     print(f"  annealing + VLSN descent: {pct(vv)} ({ta + tv:.1f} s, {st['moves']} cycles)")
     more = int(iters * (ta + tv) / ta)
-    (_, vm, _), tm = _timed(anneal, cp, rr, cap, none, iters=more, seed=0)
+    (_, vm, _), tm = timed(anneal, cp, rr, cap, none, iters=more, seed=0)
     print(f"  annealing, same time ({more} steps): {pct(vm)} ({tm:.1f} s)")
     if kicks:
         stages = (("exp", 1e-3, "lse"), ("exp", 5e-4, "true"))
-        (_, vk, st), tk = _timed(vlsn, cp, a, cap, none, stages=stages, kicks=kicks, kick_size=8)
+        (_, vk, st), tk = timed(vlsn, cp, a, cap, none, stages=stages, kicks=kicks, kick_size=8)
         print(f"  annealing + iterated VLSN ({kicks} kicks of 8 GPUs): {pct(vk)} ({ta + tk:.1f} s, "
               f"{st['accepted']} kicks accepted)")
 
@@ -167,11 +164,11 @@ def others(cost: np.ndarray, iters: int) -> None:
     cp, plant, cap = planted_instance(cost)
     n = cp.shape[1]
     opt = objective(cp, plant)
-    (a, va, _), ta = _timed(anneal, cp, np.arange(n) % cp.shape[2], cap, np.full(n, -1), iters=iters, seed=0)
+    (a, va, _), ta = timed(anneal, cp, np.arange(n) % cp.shape[2], cap, np.full(n, -1), iters=iters, seed=0)
     print(f"planted, from the annealed placement (+{100 * (va / opt - 1):.3f} %, {ta:.1f} s):")
-    v, t = _timed(tempering, cp, a, cap)
+    v, t = timed(tempering, cp, a, cap)
     print(f"  parallel tempering (8 chains x 20 x 20 000 steps): +{100 * (v / opt - 1):.3f} % ({t:.1f} s)")
-    v, t = _timed(near_swaps, cp, a)
+    v, t = timed(near_swaps, cp, a)
     print(f"  compound near-swap CP-SAT (40 s): +{100 * (v / opt - 1):.3f} % ({t:.1f} s)")
 
 
@@ -182,18 +179,13 @@ def headline(iters: int) -> None:
     G = h.prob.num_gpus
     n = h.it.expert.size
     print(f"headline window: {T} steps, {n} items, {G} GPUs, {cap} slots; GEM {objective(cost, start) / 1e3:.3f} us")
-    t0 = time.perf_counter()
-    a, _, _ = anneal((it.tokens, sur.level_ns), start, cap, none, iters=iters, seed=0)
-    a, va, _ = polish(cost, a, cap, none, time_limit_s=30.0)
-    ta = time.perf_counter() - t0
+    (a, _, va), ta = timed(anneal_polish, h.table, cost, start, cap, none, iters, 0)
     print(f"  annealing {iters} steps + polish (the optimiser's stage 1): {va / 1e3:.3f} us ({ta:.1f} s)")
-    (b, vb, st), tb = _timed(vlsn, (it.tokens, sur.level_ns), a, cap, none)
+    (b, vb, st), tb = timed(vlsn, (it.tokens, sur.level_ns), a, cap, none)
     print(f"  + VLSN descent: {vb / 1e3:.3f} us ({ta + tb:.1f} s, {st['moves']} cycles)")
     more = int(iters * (ta + tb) / ta)
-    t0 = time.perf_counter()
-    m, _, _ = anneal((it.tokens, sur.level_ns), start, cap, none, iters=more, seed=0)
-    m, vm, _ = polish(cost, m, cap, none, time_limit_s=30.0)
-    print(f"  annealing {more} steps + polish (same time): {vm / 1e3:.3f} us ({time.perf_counter() - t0:.1f} s)")
+    (_, _, vm), tm = timed(anneal_polish, h.table, cost, start, cap, none, more, 0)
+    print(f"  annealing {more} steps + polish (same time): {vm / 1e3:.3f} us ({tm:.1f} s)")
 
 
 def main() -> None:
