@@ -1,0 +1,269 @@
+"""Fluid-guided construction: periodic schedules from the joint-phase path LP's timeline (issue 11).
+
+What. For one integral mode set, the joint-phase path relaxation
+(:mod:`sieveopt.periodic_phase_bound`) solves, per path of the two micro-batches' phase
+boundaries on the circle, an LP whose optimal point is a *fluid timeline*: the length of every
+joint state (phase of A, phase of B) and, for every group of tasks (micro-batch, allowed phases,
+resource), how much of the group's work runs in each state. This module rounds that timeline to
+a real schedule: every task gets a target time on the micro-batch's unrolled time line, each
+capacity-1 resource serves its tasks in the cyclic order of their targets, and
+:func:`~sieveopt.periodic_search.shortest_superperiod` times those orders exactly (the max cycle
+ratio; :func:`~sieveopt.periodic.check_periodic` holds by construction).
+
+Why. Every incumbent so far keeps the *phase structure* (whole phases, one micro-batch's dense
+chain beside the other's experts) and stays 4-6 % above the load bound on the multi-GPU rows,
+while the path LP reaches the load bound at fixed modes ("Round 7", design note) thanks to
+fractional offsets between the micro-batches and partially overlapping expert phases. If the
+load bound is (nearly) attainable, a schedule following the relaxation's timeline should get
+closer to it than the phase constructions; if not, where the rounding loses says which side
+(bound or incumbent) is loose.
+
+Targets (:data:`TARGETS`), per group on resource r with its tasks in topological order and its
+LP work spread over its states in the micro-batch's chronological order:
+
+* ``prop-start`` / ``prop-centre``: the group's tasks are laid out back to back over the
+  group's fluid work (a task of work w at cumulative work c covers [c, c + w)); the target is
+  the fluid time at which the group's work reaches c (its start) or c + w / 2 (its centre),
+  the group running at a uniform rate inside each state;
+* ``first``: every task of the group at the start of the group's first state with work;
+* ``heaviest``: every task of the group at the start of the group's heaviest state.
+
+A task holding several resources takes the mean of its groups' targets; a task whose phase is
+not constrained (no allowed phases known) gets none and is placed by precedence alone. Targets
+then go through the DAG (``dag_longest``): with ``eps`` spacing a successor is at least 1 ns
+after its predecessor's target, so the resource orders never contradict an edge of one
+iteration; with ``full`` spacing after its predecessor's target plus duration and lag (a
+resource-free list timing). Per path the best few paths (lowest LP value) are tried.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sieveopt._modulo_numba import dag_longest
+from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
+from sieveopt.periodic_phase_bound import (
+    US,
+    PathPrimal,
+    PhaseMap,
+    _model,
+    cyclic_paths,
+    mode_columns,
+    path_lp_primal,
+    phase_map,
+)
+from sieveopt.periodic_search import _durations, orders_from_periodic, shortest_superperiod
+
+#: Target rules (module docstring).
+TARGETS = ("prop-start", "prop-centre", "first", "heaviest")
+#: Precedence spacing of the targets (module docstring).
+SPACINGS = ("eps", "full")
+
+
+@dataclass(frozen=True)
+class FluidPlan:
+    """The LP side of one mode set: the phase map, every path's LP value (us, ``inf`` when
+    infeasible) and the optimal points of the ``best`` lowest paths (ascending value)."""
+
+    pm: PhaseMap
+    values_us: tuple[float, ...]
+    primals: tuple[PathPrimal, ...]
+
+
+def fluid_plan(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3, cut_width: int = 2,
+               paths: Any = None) -> tuple[FluidPlan | None, str]:
+    """Solve the path LP at fixed ``modes`` for every path (or ``paths``) and keep the primal
+    points of the ``best_paths`` lowest ones; (None, why) when the relaxation does not apply."""
+    pm, why = phase_map(problem)
+    if pm is None:
+        return None, why
+    md = _model(problem, pm, cut_width)
+    u = mode_columns(problem, modes)
+    from sieveopt.periodic_phase_bound import path_lp
+
+    all_paths = cyclic_paths(pm.phases) if paths is None else list(paths)
+    values = [path_lp(md, p, u)[0] for p in all_paths]
+    order = sorted((v, i) for i, v in enumerate(values) if not math.isinf(v))[:best_paths]
+    prim = [path_lp_primal(md, all_paths[i], u) for _, i in order]
+    return FluidPlan(pm, tuple(values), tuple(p for p in prim if p is not None)), ""
+
+
+def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P: int
+                   ) -> list[list[tuple[int, float]]]:
+    """Per phase k of micro-batch m, its states in chronological order with their unrolled start
+    times (us) on m's own time line: phase 0 entered in [0, Lambda), later phases after it."""
+    S = len(path)
+    T = np.concatenate([[0.0], np.cumsum(tau)])
+    lam = float(T[-1])
+    out: list[list[tuple[int, float]]] = []
+    prev = None
+    for k in range(P):
+        entry = [s for s in range(S) if path[s][m] == k and path[(s - 1) % S][m] != k]
+        if not entry:  # m is in phase k in every state (cannot happen with P >= 2)
+            entry = [0]
+        e = entry[0]
+        t0 = float(T[e])
+        if prev is not None:
+            t0 = prev + ((t0 - prev) % lam if lam > 0 else 0.0)
+        prev = t0
+        run, s, t = [], e, t0
+        while path[s][m] == k:
+            run.append((s, t))
+            t += float(tau[s])
+            s = (s + 1) % S
+            if s == e:
+                break
+        out.append(run)
+    return out
+
+
+def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal,
+                     target: str = "prop-start") -> np.ndarray:
+    """Every task's target start (ns, unrolled: may exceed Lambda; ``-1`` when none) under the
+    rule ``target`` (:data:`TARGETS`)."""
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r}: choose one of {', '.join(TARGETS)}")
+    dag = problem.dag
+    n, P = len(dag.tasks), pm.phases
+    tau = np.asarray(primal.tau_us, dtype=float)
+    lam = float(tau.sum())
+    entries = [_phase_entries(primal.path, tau, m, P) for m in range(2)]
+    pos = np.empty(n, dtype=np.int64)
+    pos[list(dag.topo_order)] = np.arange(n)
+    tid, rid, dur = dag.chosen_resources(tuple(modes))
+    on: dict[tuple[int, tuple[int, ...], int], list[tuple[int, int]]] = {}
+    for t, r, d in zip(tid.tolist(), rid.tolist(), dur.tolist(), strict=True):
+        if d > 0 and pm.constrained(t):
+            on.setdefault((pm.mb[t], pm.allowed[t], r), []).append((t, d))
+    acc = np.zeros(n)
+    cnt = np.zeros(n)
+    for gi, key in enumerate(primal.groups):
+        tasks = on.get(key)
+        if not tasks:
+            continue
+        m, _ph, _r = key
+        t0 = tasks[0][0]
+        lo, hi = pm.lo[t0], pm.hi[t0]
+        work = dict(primal.work_us[gi])
+        # the group's states in m's chronological order: (unrolled start us, length us, work us)
+        seq = [(t + (k // P) * lam, float(tau[s]), work.get(s, 0.0))
+               for k in range(lo, hi) for s, t in entries[m][k % P]]
+        seq = [x for x in seq if x[2] > 1e-9]
+        if not seq:
+            continue
+        tasks.sort(key=lambda x: pos[x[0]])
+        if target == "first":
+            tt = {t: seq[0][0] for t, _ in tasks}
+        elif target == "heaviest":
+            h = max(seq, key=lambda x: x[2])[0]
+            tt = {t: h for t, _ in tasks}
+        else:
+            total = sum(d for _, d in tasks) * US
+            scale = sum(x[2] for x in seq) / total if total > 0 else 1.0
+            tt, c = {}, 0.0
+            for t, d in tasks:
+                w = d * US * scale
+                at = c + (w / 2 if target == "prop-centre" else 0.0)
+                tt[t] = _fluid_time(seq, at)
+                c += w
+        for t, v in tt.items():
+            acc[t] += v
+            cnt[t] += 1
+    out = np.full(n, -1, dtype=np.int64)
+    has = cnt > 0
+    out[has] = np.round(acc[has] / cnt[has] / US).astype(np.int64)
+    return out
+
+
+def _fluid_time(seq: list[tuple[float, float, float]], at: float) -> float:
+    """The time (us) at which a group processing ``seq`` (start, length, work per state, uniform
+    rate inside a state) has done ``at`` of its work."""
+    c = 0.0
+    for start, length, w in seq:
+        if at < c + w:
+            return start + (max(at - c, 0.0) / w) * length
+        c += w
+    return seq[-1][0] + seq[-1][1]
+
+
+def _precedence_lift(problem: PeriodicProblem, modes: tuple[str, ...], d: np.ndarray, key: np.ndarray, lam: int,
+                     spacing: str, max_rounds: int = 64) -> bool:
+    """Raise ``key`` in place until it keeps every edge of one iteration and every recurrence
+    (the next iteration's copy at ``key + lam``) with the ``spacing`` weights: then no cyclic
+    resource order read from it contradicts a precedence. False when it does not settle (the
+    recurrences need more than ``lam``)."""
+    dag = problem.dag
+    n = len(dag.tasks)
+    e_src, e_dst, e_lag, _, _ = dag.edge_arrays
+    act = dag.active_edge_mask(modes)
+    src, dst = e_src[act], e_dst[act]
+    w = np.ones(len(src), dtype=np.int64) if spacing == "eps" else d[src] + e_lag[act]
+    r_src = np.array([r.src for r in problem.recurrences], dtype=np.int64)
+    r_dst = np.array([r.dst for r in problem.recurrences], dtype=np.int64)
+    r_w = (np.ones(len(r_src), dtype=np.int64) if spacing == "eps" else
+           d[r_src] + np.array([r.lag_ns for r in problem.recurrences], dtype=np.int64)) - lam
+    for _ in range(max_rounds):
+        if dag_longest(n, src, dst, w, key) != n:
+            raise RuntimeError("the DAG has a cycle (a bug)")
+        if not len(r_src):
+            return True
+        need = key[r_src] + r_w
+        if np.all(key[r_dst] >= need):
+            return True
+        np.maximum.at(key, r_dst, need)
+    return False
+
+
+def fluid_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal, *,
+                   target: str = "prop-start", spacing: str = "eps",
+                   policy: str = "fluid") -> PeriodicSchedule | None:
+    """The resource orders of the fluid targets (:func:`fluid_targets_ns`, ``spacing`` in
+    :data:`SPACINGS`) at their shortest superperiod (None when no superperiod admits them)."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing={spacing!r}: choose one of {', '.join(SPACINGS)}")
+    if any(r.capacity != 1 for r in problem.dag.resources):
+        return None
+    modes = tuple(modes)
+    d = _durations(problem, modes)
+    key = fluid_targets_ns(problem, modes, pm, primal, target)
+    key = np.where(key < 0, 0, key).astype(np.int64)
+    lam = max(1, int(round(primal.value_us / US)))
+    if not _precedence_lift(problem, modes, d, key, lam, spacing):
+        return None
+    timeline = PeriodicSchedule(modes, key, key + d, lam, problem.window_layers, policy)
+    return shortest_superperiod(problem, modes, orders_from_periodic(problem, timeline), rank=key, policy=policy,
+                                meta={"method": "fluid", "fluid_target": target, "fluid_spacing": spacing,
+                                      "path_lp_us": primal.value_us})
+
+
+def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3,
+                        targets: tuple[str, ...] = TARGETS, spacings: tuple[str, ...] = SPACINGS,
+                        policy: str = "fluid", plan: FluidPlan | None = None
+                        ) -> tuple[list[PeriodicSchedule], dict[str, Any]]:
+    """Every fluid construction (best ``best_paths`` paths x ``targets`` x ``spacings``) of one
+    mode set, sorted by superperiod, and info (the path LP's value in ns, per-variant values)."""
+    if plan is None:
+        plan, why = fluid_plan(problem, modes, best_paths=best_paths)
+        if plan is None:
+            return [], {"reason": why}
+    out, variants = [], {}
+    for k, pr in enumerate(plan.primals):
+        for tg in targets:
+            for sp in spacings:
+                ps = fluid_schedule(problem, modes, plan.pm, pr, target=tg, spacing=sp, policy=policy)
+                variants[f"path{k}/{tg}/{sp}"] = None if ps is None else int(ps.superperiod_ns)
+                if ps is not None:
+                    out.append(PeriodicSchedule(ps.modes, ps.start_ns, ps.end_ns, ps.superperiod_ns,
+                                                ps.window_layers, ps.policy, dict(ps.meta, fluid_path_rank=k)))
+    out.sort(key=lambda s: s.superperiod_ns)
+    lp = min(plan.values_us) if plan.values_us else math.inf
+    return out, {"reason": "", "path_lp_ns": None if math.isinf(lp) else int(math.floor(lp / US)),
+                 "variants_ns": variants}
+
+
+__all__ = ["SPACINGS", "TARGETS", "FluidPlan", "fluid_constructions", "fluid_plan", "fluid_schedule",
+           "fluid_targets_ns"]
