@@ -44,8 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from sieveopt._modulo_numba import dag_longest
-from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
+from sieveopt._modulo_numba import dag_longest, place_in_order
+from sieveopt.periodic import (
+    PeriodicProblem,
+    PeriodicSchedule,
+    _order,
+    _PlacementData,
+    recurrence_bound_ns,
+    resource_loads_ns,
+)
 from sieveopt.periodic_phase_bound import (
     US,
     PathPrimal,
@@ -53,10 +60,11 @@ from sieveopt.periodic_phase_bound import (
     _model,
     cyclic_paths,
     mode_columns,
+    path_lp,
     path_lp_primal,
     phase_map,
 )
-from sieveopt.periodic_search import _durations, orders_from_periodic, shortest_superperiod
+from sieveopt.periodic_search import _durations, compact, orders_from_periodic, shortest_superperiod
 
 #: Target rules (module docstring).
 TARGETS = ("prop-start", "prop-centre", "first", "heaviest")
@@ -83,8 +91,6 @@ def fluid_plan(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3, cut
         return None, why
     md = _model(problem, pm, cut_width)
     u = mode_columns(problem, modes)
-    from sieveopt.periodic_phase_bound import path_lp
-
     all_paths = cyclic_paths(pm.phases) if paths is None else list(paths)
     values = [path_lp(md, p, u)[0] for p in all_paths]
     order = sorted((v, i) for i, v in enumerate(values) if not math.isinf(v))[:best_paths]
@@ -240,8 +246,82 @@ def fluid_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: P
                                       "path_lp_us": primal.value_us})
 
 
+#: Release rules of :func:`fluid_list_schedule`: ``heads`` releases only each micro-batch's first
+#: tasks (recurrence heads) at its LP boundary 0, ``targets`` every task at its fluid target
+#: (both scaled from the LP's superperiod to the trial one).
+RELEASES = ("heads", "targets")
+
+
+def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal, *,
+                        target: str = "prop-start", release: str = "heads", rel_tol: float = 1e-3,
+                        policy: str = "fluid-list") -> PeriodicSchedule | None:
+    """Modulo list scheduling in the order of the fluid targets (ties topological), released as
+    ``release`` (:data:`RELEASES`) says, at the smallest Lambda (bisection to ``rel_tol``) that
+    places every task; then re-timed in its own resource orders
+    (:func:`~sieveopt.periodic_search.compact`). Unlike :func:`fluid_schedule`, a resource with
+    negligible work (a link) serves its tasks in the order they become ready, so it adds no
+    synchronisation the relaxation did not see. None when no Lambda up to 64x the load works."""
+
+    if release not in RELEASES:
+        raise ValueError(f"release={release!r}: choose one of {', '.join(RELEASES)}")
+    dag = problem.dag
+    modes = tuple(modes)
+    n = len(dag.tasks)
+    d = _durations(problem, modes)
+    lam_lp = max(1, int(round(primal.value_us / US)))
+    key = fluid_targets_ns(problem, modes, pm, primal, target)
+    key = np.where(key < 0, 0, key).astype(np.int64)
+    if not _precedence_lift(problem, modes, d, key, lam_lp, "eps"):
+        return None
+    order = _order(problem, key)
+    data = _PlacementData.of(problem, modes)
+    tau = np.asarray(primal.tau_us, dtype=float)
+    b_entry = _phase_entries(primal.path, tau, 1, pm.phases)[0][0][1] / US  # B's boundary 0 (ns)
+    heads = np.zeros(n, dtype=np.int64)
+    for h, m in data.heads:
+        heads[h] = int(round(b_entry)) if m == 1 else 0
+    durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
+    loads = resource_loads_ns(dag, modes)
+    lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
+
+    def place(lam: int) -> tuple[np.ndarray, np.ndarray] | None:
+        ready = (heads if release == "heads" else key) * (lam / lam_lp)
+        ready = np.round(ready).astype(np.int64)
+        start, end = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        ok = place_in_order(order, data.duration_ns, data.res_ptr, data.res_idx, data.succ_ptr, data.succ_dst,
+                            data.succ_lag, ready, data.rec_src, data.rec_dst, data.rec_lag, int(lam), data.nres,
+                            data.capacity, start, end)
+        return (start, end) if ok else None
+
+    lo, hi, found, lam, step = lb - 1, None, None, lb, 0.01
+    while hi is None:
+        r = place(lam)
+        if r is not None:
+            hi, found = lam, r
+            break
+        lo = lam
+        lam = int(math.ceil(lb * (1 + step)))
+        step *= 2
+        if step > 64:
+            return None
+    while hi - lo > max(1, int(rel_tol * hi)):
+        mid = (lo + hi) // 2
+        r = place(mid)
+        if r is None:
+            lo = mid
+        else:
+            hi, found = mid, r
+    s, e = found
+    shift = int(s.min())
+    ps = PeriodicSchedule(modes, s - shift, e - shift, int(hi), problem.window_layers, policy,
+                          {"method": "fluid-list", "fluid_target": target, "fluid_release": release,
+                           "path_lp_us": primal.value_us})
+    return compact(problem, ps)
+
+
 def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3,
                         targets: tuple[str, ...] = TARGETS, spacings: tuple[str, ...] = SPACINGS,
+                        releases: tuple[str, ...] = RELEASES,
                         policy: str = "fluid", plan: FluidPlan | None = None
                         ) -> tuple[list[PeriodicSchedule], dict[str, Any]]:
     """Every fluid construction (best ``best_paths`` paths x ``targets`` x ``spacings``) of one
@@ -253,8 +333,11 @@ def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int
     out, variants = [], {}
     for k, pr in enumerate(plan.primals):
         for tg in targets:
-            for sp in spacings:
-                ps = fluid_schedule(problem, modes, plan.pm, pr, target=tg, spacing=sp, policy=policy)
+            for sp in (*spacings, *(f"list-{r}" for r in releases)):
+                if sp.startswith("list-"):
+                    ps = fluid_list_schedule(problem, modes, plan.pm, pr, target=tg, release=sp[5:], policy=policy)
+                else:
+                    ps = fluid_schedule(problem, modes, plan.pm, pr, target=tg, spacing=sp, policy=policy)
                 variants[f"path{k}/{tg}/{sp}"] = None if ps is None else int(ps.superperiod_ns)
                 if ps is not None:
                     out.append(PeriodicSchedule(ps.modes, ps.start_ns, ps.end_ns, ps.superperiod_ns,
@@ -265,5 +348,6 @@ def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int
                  "variants_ns": variants}
 
 
-__all__ = ["SPACINGS", "TARGETS", "FluidPlan", "fluid_constructions", "fluid_plan", "fluid_schedule",
+__all__ = ["RELEASES", "SPACINGS", "TARGETS", "FluidPlan", "fluid_constructions", "fluid_list_schedule", "fluid_plan",
+           "fluid_schedule",
            "fluid_targets_ns"]

@@ -1,0 +1,95 @@
+"""Fluid-guided constructions vs the phase construction on the multi-GPU rows (issue 11, round 9).
+
+Per (config, B), M = 2, one cyclic window of ``--window-layers`` sampled layers (seed 0): the
+load bound (``load_bound_ns``); for each mode set (``--mode-sets``: ``sieve`` = Sieve's plan,
+``load`` = the load optimum's modes, ``phase`` = ``phase_balanced_modes``) the joint-phase path
+LP at those modes (min over the 140 paths; ``periodic_phase_bound.path_lp``), the best fluid
+construction (``periodic_fluid.fluid_constructions``: the ``--best-paths`` lowest paths x
+target rules x spacings, each at its exact shortest superperiod, ``check_periodic``) and
+``local_search`` from it for ``--descent-s`` s (seed 0); last the phase construction
+(``staggered_schedule`` at the phase-balanced modes) with the same descent. ``--variants``
+prints every construction's value (stderr).
+
+Execution model ``microbatch``, roofline cost model, catalog precisions (BF16 dense, GPT-OSS
+MXFP4 experts). Values are superperiods (ns); percentages over the load bound. The descent is
+clock-bound: its evaluation count depends on the machine's load (printed).
+
+    nice .venv/bin/python benchmarks/periodic_fluid.py --configs gpt-oss-120b:4 --batches 64 --descent-s 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from _args import add_configs, microbatch_rows
+
+from sieveopt.overlap import plan_modes
+from sieveopt.periodic import check_periodic, resource_loads_ns
+from sieveopt.periodic_fluid import fluid_constructions
+from sieveopt.periodic_search import local_search, phase_balanced_modes, staggered_schedule
+from sieveopt.solvers.cpsat_periodic import load_bound_ns
+
+
+def _pct(v: int, load: int) -> str:
+    return f"{v} ({100 * (v / load - 1):+.2f} %)"
+
+
+def _descend(prob, ps, seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    ds = local_search(prob, ps, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
+    if not check_periodic(ds, prob).ok:
+        raise RuntimeError("descent result fails check_periodic (a bug)")
+    return f"{ds.superperiod_ns} ({ds.meta.get('local_search_evaluations')} ev.)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_configs(ap, default=("gpt-oss-120b:4", "qwen3.5-397b-a17b:8"))
+    ap.add_argument("--batches", default="64,256")
+    ap.add_argument("--window-layers", type=int, default=2)
+    ap.add_argument("--mode-sets", default="sieve,load,phase")
+    ap.add_argument("--best-paths", type=int, default=3)
+    ap.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT seconds for the load bound and phase model")
+    ap.add_argument("--descent-s", type=float, default=30.0, help="descent from each best construction (s; 0: none)")
+    ap.add_argument("--variants", action="store_true", help="every construction's value (stderr)")
+    args = ap.parse_args(argv)
+    sets = args.mode_sets.split(",")
+    print("| config | B | load bound | mode set | its busiest load | path LP | fluid construction (best variant) "
+          "| after descent | phase construction | its descent |")
+    print("|" + "---|" * 10)
+    for name, gpus, b, prob in microbatch_rows(args.configs, args.batches, args.window_layers):
+        load, _, load_modes = load_bound_ns(prob, time_limit_s=args.time_limit)
+        pb = phase_balanced_modes(prob, time_limit_s=args.time_limit, deterministic=True)
+        phase_modes = None if pb is None else pb[0]
+        st = None if phase_modes is None else staggered_schedule(prob, phase_modes)
+        phase_cell = "-" if st is None else _pct(st.superperiod_ns, load)
+        phase_ds = "-" if st is None else _descend(prob, st, args.descent_s)
+        for ms in sets:
+            modes = plan_modes(prob, "sieve")[0] if ms == "sieve" else load_modes if ms == "load" else phase_modes
+            if modes is None:
+                continue
+            t0 = time.perf_counter()
+            cons, info = fluid_constructions(prob, modes, best_paths=args.best_paths)
+            wall = time.perf_counter() - t0
+            if args.variants:
+                print(f"  {name} x{gpus} B={b} {ms}: {wall:.1f} s; {info.get('variants_ns')}", file=sys.stderr)
+            busiest = int(resource_loads_ns(prob.dag, modes).max())
+            lp = info.get("path_lp_ns")
+            if not cons:
+                print(f"| {name} x{gpus} | {b} | {load} | {ms} | {busiest} | {lp} | - ({info.get('reason')}) | - "
+                      f"| {phase_cell} | {phase_ds} |", flush=True)
+                continue
+            best = cons[0]
+            if not check_periodic(best, prob).ok:
+                raise RuntimeError("fluid construction fails check_periodic (a bug)")
+            var = f"path{best.meta['fluid_path_rank']}/{best.meta['fluid_target']}/{best.meta.get('fluid_spacing') or 'list-' + best.meta['fluid_release']}"
+            print(f"| {name} x{gpus} | {b} | {load} | {ms} | {busiest} | {lp} | {_pct(best.superperiod_ns, load)} "
+                  f"{var} | {_descend(prob, best, args.descent_s)} | {phase_cell} | {phase_ds} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
