@@ -8,7 +8,8 @@ construction (``periodic_fluid.fluid_constructions``: the ``--best-paths`` lowes
 target rules x spacings, each at its exact shortest superperiod, ``check_periodic``) and
 ``local_search`` from it for ``--descent-s`` s (seed 0); last the phase construction
 (``staggered_schedule`` at the phase-balanced modes) with the same descent. ``--variants``
-prints every construction's value (stderr).
+prints every construction's value, ``--why`` the cycle that binds each construction and each
+descent (``cycle_breakdown``; stderr).
 
 Execution model ``microbatch``, roofline cost model, catalog precisions (BF16 dense, GPT-OSS
 MXFP4 experts). Values are superperiods (ns); percentages over the load bound. The descent is
@@ -32,16 +33,52 @@ from sieveopt.periodic_search import local_search, phase_balanced_modes, stagger
 from sieveopt.solvers.cpsat_periodic import load_bound_ns
 
 
+def cycle_breakdown(prob, ps) -> str:
+    """What the cycle that binds ``ps`` at Lambda - 1 is made of (``_critical_tasks``): its tasks,
+    their work by resource kind (a task's first resource), the arcs between consecutive tasks
+    (``edge``: a precedence of the DAG or a recurrence; ``order:K``: the next task on a kind-K
+    resource's cyclic order) and how often it changes micro-batch."""
+    from sieveopt.periodic_search import _critical_tasks
+
+    dag = prob.dag
+    cyc = _critical_tasks(prob, ps)
+    if not cyc:
+        return "no binding cycle found"
+    kind = {r.rid: r.name.split("[")[0] for r in dag.resources}
+    edges = {(e.src, e.dst) for e in dag.edges} | {(r.src, r.dst) for r in prob.recurrences}
+    work: dict[str, int] = {}
+    arcs: dict[str, int] = {}
+    for i, t in enumerate(cyc):
+        c = dag.tasks[t].modes[ps.modes[t]]
+        if c.resources:
+            k = kind[c.resources[0]]
+            work[k] = work.get(k, 0) + c.duration_ns
+        nxt = cyc[(i + 1) % len(cyc)]
+        if (t, nxt) in edges:
+            a = "edge"
+        else:
+            shared = set(c.resources) & set(dag.tasks[nxt].modes[ps.modes[nxt]].resources)
+            a = "order:" + (kind[min(shared)] if shared else "?")
+        arcs[a] = arcs.get(a, 0) + 1
+    switches = sum(dag.tasks[cyc[i]].microbatch != dag.tasks[cyc[i - 1]].microbatch for i in range(len(cyc)))
+    return (f"{len(cyc)} tasks, work {dict(sorted(work.items()))}, arcs {dict(sorted(arcs.items()))}, "
+            f"{switches} micro-batch switches")
+
+
 def _pct(v: int, load: int) -> str:
     return f"{v} ({100 * (v / load - 1):+.2f} %)"
 
 
-def _descend(prob, ps, seconds: float) -> str:
+def _descend(prob, ps, seconds: float, why: str = "") -> str:
+    if why:
+        print(f"  {why} construction {ps.superperiod_ns}: {cycle_breakdown(prob, ps)}", file=sys.stderr)
     if seconds <= 0:
         return "-"
     ds = local_search(prob, ps, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
     if not check_periodic(ds, prob).ok:
         raise RuntimeError("descent result fails check_periodic (a bug)")
+    if why:
+        print(f"  {why} descent {ds.superperiod_ns}: {cycle_breakdown(prob, ds)}", file=sys.stderr)
     return f"{ds.superperiod_ns} ({ds.meta.get('local_search_evaluations')} ev.)"
 
 
@@ -55,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT seconds for the load bound and phase model")
     ap.add_argument("--descent-s", type=float, default=30.0, help="descent from each best construction (s; 0: none)")
     ap.add_argument("--variants", action="store_true", help="every construction's value (stderr)")
+    ap.add_argument("--why", action="store_true", help="the binding cycle of each construction and descent (stderr)")
     args = ap.parse_args(argv)
     sets = args.mode_sets.split(",")
     print("| config | B | load bound | mode set | its busiest load | path LP | fluid construction (best variant) "
@@ -66,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         phase_modes = None if pb is None else pb[0]
         st = None if phase_modes is None else staggered_schedule(prob, phase_modes)
         phase_cell = "-" if st is None else _pct(st.superperiod_ns, load)
-        phase_ds = "-" if st is None else _descend(prob, st, args.descent_s)
+        tag = f"{name} x{gpus} B={b}" if args.why else ""
+        phase_ds = "-" if st is None else _descend(prob, st, args.descent_s, tag and tag + " phase-structure")
         for ms in sets:
             modes = plan_modes(prob, "sieve")[0] if ms == "sieve" else load_modes if ms == "load" else phase_modes
             if modes is None:
@@ -87,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError("fluid construction fails check_periodic (a bug)")
             var = f"path{best.meta['fluid_path_rank']}/{best.meta['fluid_target']}/{best.meta.get('fluid_spacing') or 'list-' + best.meta['fluid_release']}"
             print(f"| {name} x{gpus} | {b} | {load} | {ms} | {busiest} | {lp} | {_pct(best.superperiod_ns, load)} "
-                  f"{var} | {_descend(prob, best, args.descent_s)} | {phase_cell} | {phase_ds} |", flush=True)
+                  f"{var} | {_descend(prob, best, args.descent_s, tag and f'{tag} fluid@{ms}')} | {phase_cell} | {phase_ds} |", flush=True)
     return 0
 
 

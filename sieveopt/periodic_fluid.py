@@ -26,7 +26,9 @@ LP work spread over its states in the micro-batch's chronological order:
   the fluid time at which the group's work reaches c (its start) or c + w / 2 (its centre),
   the group running at a uniform rate inside each state;
 * ``first``: every task of the group at the start of the group's first state with work;
-* ``heaviest``: every task of the group at the start of the group's heaviest state.
+* ``heaviest``: every task of the group at the start of the group's heaviest state;
+* ``phase``: every task at the start of its first allowed phase (the LP's boundary times only,
+  not its per-state work split: the path and the fractional offsets between the micro-batches).
 
 A task holding several resources takes the mean of its groups' targets; a task whose phase is
 not constrained (no allowed phases known) gets none and is placed by precedence alone. Targets
@@ -67,7 +69,7 @@ from sieveopt.periodic_phase_bound import (
 from sieveopt.periodic_search import _durations, compact, orders_from_periodic, shortest_superperiod
 
 #: Target rules (module docstring).
-TARGETS = ("prop-start", "prop-centre", "first", "heaviest")
+TARGETS = ("prop-start", "prop-centre", "first", "heaviest", "phase")
 #: Precedence spacing of the targets (module docstring).
 SPACINGS = ("eps", "full")
 
@@ -162,7 +164,10 @@ def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal:
         if not seq:
             continue
         tasks.sort(key=lambda x: pos[x[0]])
-        if target == "first":
+        if target == "phase":
+            k0 = entries[m][lo % P][0]
+            tt = {t: k0[1] + (lo // P) * lam for t, _ in tasks}
+        elif target == "first":
             tt = {t: seq[0][0] for t, _ in tasks}
         elif target == "heaviest":
             h = max(seq, key=lambda x: x[2])[0]
