@@ -65,6 +65,27 @@ def cycle_breakdown(prob, ps) -> str:
             f"{switches} micro-batch switches")
 
 
+def own_path(prob, st, seconds: float, tag: str) -> None:
+    """The phase construction after the descent: the path LP on its own path at its modes, and
+    the fluid rounding of (a) that LP's timeline and (b) the schedule's own timeline
+    (``schedule_primal``): what the rounding alone loses from a feasible timeline (stderr)."""
+    from sieveopt.periodic_fluid import FluidPlan, schedule_primal
+    from sieveopt.periodic_phase_bound import phase_map, phase_path_bound, schedule_path
+
+    ds = local_search(prob, st, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
+    pm, _ = phase_map(prob)
+    path, _ = schedule_path(pm, ds)
+    lp, _ = phase_path_bound(prob, modes=ds.modes, paths=[path])
+    own, _ = fluid_constructions(prob, ds.modes, plan=FluidPlan(pm, (ds.superperiod_ns * 1e-3,),
+                                                                (schedule_primal(prob, ds.modes, pm, ds),)))
+    lp_cons, _ = fluid_constructions(prob, ds.modes, paths=[path], best_paths=1)
+    print(f"  {tag} own path: descended phase schedule {ds.superperiod_ns}, path LP on its path {lp}, "
+          f"rounding of its own timeline {own[0].superperiod_ns if own else '-'} "
+          f"({own[0].meta.get('fluid_target')}/{own[0].meta.get('fluid_spacing') or own[0].meta.get('fluid_release')}), "
+          f"rounding of the LP's timeline on that path {lp_cons[0].superperiod_ns if lp_cons else '-'}",
+          file=sys.stderr, flush=True)
+
+
 def _pct(v: int, load: int) -> str:
     return f"{v} ({100 * (v / load - 1):+.2f} %)"
 
@@ -92,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT seconds for the load bound and phase model")
     ap.add_argument("--descent-s", type=float, default=30.0, help="descent from each best construction (s; 0: none)")
     ap.add_argument("--variants", action="store_true", help="every construction's value (stderr)")
+    ap.add_argument("--own-path", action="store_true", help="the descended phase schedule's own path (stderr)")
     ap.add_argument("--why", action="store_true", help="the binding cycle of each construction and descent (stderr)")
     args = ap.parse_args(argv)
     sets = args.mode_sets.split(",")
@@ -106,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         phase_cell = "-" if st is None else _pct(st.superperiod_ns, load)
         tag = f"{name} x{gpus} B={b}" if args.why else ""
         phase_ds = "-" if st is None else _descend(prob, st, args.descent_s, tag and tag + " phase-structure")
+        if args.own_path and st is not None:
+            own_path(prob, st, args.descent_s, f"{name} x{gpus} B={b}")
         for ms in sets:
             modes = plan_modes(prob, "sieve")[0] if ms == "sieve" else load_modes if ms == "load" else phase_modes
             if modes is None:

@@ -100,6 +100,39 @@ def fluid_plan(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3, cut
     return FluidPlan(pm, tuple(values), tuple(p for p in prim if p is not None)), ""
 
 
+def schedule_primal(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: PeriodicSchedule) -> PathPrimal:
+    """The fluid timeline of a real periodic schedule, in the LP's terms: its path and state
+    lengths (:func:`~sieveopt.periodic_phase_bound.schedule_path`) and each group's work per
+    state (the overlap of its tasks' intervals with the state, on the circle whose origin is A's
+    boundary 0). Rounding it (:func:`fluid_schedule`) tests the rounding alone: what is lost
+    from a timeline known to be feasible. ``modes``: the groups' modes (those of ``ps``)."""
+    from sieveopt.periodic_phase_bound import boundary_times, schedule_path
+
+    path, lengths = schedule_path(pm, ps)
+    lam = int(ps.superperiod_ns)
+    origin = boundary_times(pm, ps)[0][0]
+    T = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tid, rid, dur = problem.dag.chosen_resources(tuple(modes))
+    work: dict[tuple[int, tuple[int, ...], int], dict[int, int]] = {}
+    keys: list[tuple[int, tuple[int, ...], int]] = []
+    for t, r, d in zip(tid.tolist(), rid.tolist(), dur.tolist(), strict=True):
+        key = (pm.mb[t], pm.allowed[t], r)
+        if key not in work:
+            work[key] = {}
+            keys.append(key)
+        if d <= 0:
+            continue
+        a = (int(ps.start_ns[t]) - origin) % lam
+        for lo, hi in ((a, min(a + d, lam)), (0, max(0, a + d - lam))):  # the interval, wrapped once
+            for st in range(len(path)):
+                ov = min(hi, int(T[st + 1])) - max(lo, int(T[st]))
+                if ov > 0:
+                    work[key][st] = work[key].get(st, 0) + ov
+    keys.sort()
+    return PathPrimal(path, lam * US, tuple(x * US for x in lengths), tuple(keys),
+                      tuple(tuple((st, v * US) for st, v in sorted(work[k].items())) for k in keys))
+
+
 def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P: int
                    ) -> list[list[tuple[int, float]]]:
     """Per phase k of micro-batch m, its states in chronological order with their unrolled start
@@ -327,12 +360,14 @@ def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, prim
 def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3,
                         targets: tuple[str, ...] = TARGETS, spacings: tuple[str, ...] = SPACINGS,
                         releases: tuple[str, ...] = RELEASES,
-                        policy: str = "fluid", plan: FluidPlan | None = None
+                        policy: str = "fluid", plan: FluidPlan | None = None, paths: Any = None
                         ) -> tuple[list[PeriodicSchedule], dict[str, Any]]:
-    """Every fluid construction (best ``best_paths`` paths x ``targets`` x ``spacings``) of one
-    mode set, sorted by superperiod, and info (the path LP's value in ns, per-variant values)."""
+    """Every fluid construction of one mode set (the ``best_paths`` lowest paths, or those of
+    ``paths``, or the timelines of ``plan``; x ``targets`` x (``spacings`` of
+    :func:`fluid_schedule` and ``releases`` of :func:`fluid_list_schedule`)), sorted by
+    superperiod, and info (the lowest path LP value in ns, every variant's superperiod)."""
     if plan is None:
-        plan, why = fluid_plan(problem, modes, best_paths=best_paths)
+        plan, why = fluid_plan(problem, modes, best_paths=best_paths, paths=paths)
         if plan is None:
             return [], {"reason": why}
     out, variants = [], {}
@@ -355,4 +390,4 @@ def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int
 
 __all__ = ["RELEASES", "SPACINGS", "TARGETS", "FluidPlan", "fluid_constructions", "fluid_list_schedule", "fluid_plan",
            "fluid_schedule",
-           "fluid_targets_ns"]
+           "fluid_targets_ns", "schedule_primal"]
