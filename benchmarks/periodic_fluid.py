@@ -69,7 +69,7 @@ def own_path(prob, st, seconds: float, tag: str) -> None:
     """The phase construction after the descent: the path LP on its own path at its modes, and
     the fluid rounding of (a) that LP's timeline and (b) the schedule's own timeline
     (``schedule_primal``): what the rounding alone loses from a feasible timeline (stderr)."""
-    from sieveopt.periodic_fluid import FluidPlan, schedule_primal
+    from sieveopt.periodic_fluid import FluidPlan, schedule_primal, schedule_timeline
     from sieveopt.periodic_phase_bound import phase_map, phase_path_bound, schedule_path
 
     ds = local_search(prob, st, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
@@ -77,7 +77,8 @@ def own_path(prob, st, seconds: float, tag: str) -> None:
     path, _ = schedule_path(pm, ds)
     lp, _ = phase_path_bound(prob, modes=ds.modes, paths=[path])
     own, _ = fluid_constructions(prob, ds.modes, plan=FluidPlan(pm, (ds.superperiod_ns * 1e-3,),
-                                                                (schedule_primal(prob, ds.modes, pm, ds),)))
+                                                                (schedule_primal(prob, ds.modes, pm, ds),)),
+                                 task_primals=([(tl := schedule_timeline(prob, ds.modes, pm, ds, True))[0]], tl[1]))
     lp_cons, _ = fluid_constructions(prob, ds.modes, paths=[path], best_paths=1)
     print(f"  {tag} own path: descended phase schedule {ds.superperiod_ns}, path LP on its path {lp}, "
           f"rounding of its own timeline {own[0].superperiod_ns if own else '-'} "

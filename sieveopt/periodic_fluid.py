@@ -101,11 +101,19 @@ def fluid_plan(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3, cut
 
 
 def schedule_primal(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: PeriodicSchedule) -> PathPrimal:
+    """:func:`schedule_timeline` per (micro-batch, allowed phases, resource) group."""
+    return schedule_timeline(problem, modes, pm, ps)[0]
+
+
+def schedule_timeline(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: PeriodicSchedule,
+                      per_task: bool = False) -> tuple[PathPrimal, list[int]]:
     """The fluid timeline of a real periodic schedule, in the LP's terms: its path and state
     lengths (:func:`~sieveopt.periodic_phase_bound.schedule_path`) and each group's work per
     state (the overlap of its tasks' intervals with the state, on the circle whose origin is A's
     boundary 0). Rounding it (:func:`fluid_schedule`) tests the rounding alone: what is lost
-    from a timeline known to be feasible. ``modes``: the groups' modes (those of ``ps``)."""
+    from a timeline known to be feasible. ``modes``: the groups' modes (those of ``ps``).
+    ``per_task``: one group per (task, resource), as :func:`task_plan`; returns the timeline and
+    each group's task (empty unless ``per_task``)."""
     from sieveopt.periodic_phase_bound import boundary_times, schedule_path
 
     path, lengths = schedule_path(pm, ps)
@@ -113,10 +121,12 @@ def schedule_primal(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: Peri
     origin = boundary_times(pm, ps)[0][0]
     T = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tid, rid, dur = problem.dag.chosen_resources(tuple(modes))
-    work: dict[tuple[int, tuple[int, ...], int], dict[int, int]] = {}
-    keys: list[tuple[int, tuple[int, ...], int]] = []
+    work: dict[tuple[int, tuple[int, ...], int, int], dict[int, int]] = {}
+    keys: list[tuple[int, tuple[int, ...], int, int]] = []
     for t, r, d in zip(tid.tolist(), rid.tolist(), dur.tolist(), strict=True):
-        key = (pm.mb[t], pm.allowed[t], r)
+        if per_task and d <= 0:
+            continue
+        key = (pm.mb[t], pm.allowed[t], r, t if per_task else -1)
         if key not in work:
             work[key] = {}
             keys.append(key)
@@ -128,9 +138,70 @@ def schedule_primal(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: Peri
                 ov = min(hi, int(T[st + 1])) - max(lo, int(T[st]))
                 if ov > 0:
                     work[key][st] = work[key].get(st, 0) + ov
-    keys.sort()
-    return PathPrimal(path, lam * US, tuple(x * US for x in lengths), tuple(keys),
-                      tuple(tuple((st, v * US) for st, v in sorted(work[k].items())) for k in keys))
+    if not per_task:
+        keys.sort()
+    return (PathPrimal(path, lam * US, tuple(x * US for x in lengths), tuple(k[:3] for k in keys),
+                       tuple(tuple((st, v * US) for st, v in sorted(work[k].items())) for k in keys)),
+            [k[3] for k in keys] if per_task else [])
+
+
+#: Target rules of the per-task LP (:func:`task_plan`): the start of the first state holding
+#: the task's work, or the centre of mass of its work (both unrolled, on its micro-batch's line).
+TASK_TARGETS = ("task-first", "task-centre")
+
+
+def task_plan(problem: PeriodicProblem, modes: Any, pm: PhaseMap, paths: Any, *, cut_width: int = 2
+              ) -> tuple[list[PathPrimal], list[int]]:
+    """The path LP with one work group per (task, resource) instead of per (micro-batch, allowed
+    phases, resource), at fixed ``modes``: the same optimum (a group's work per state splits over
+    its tasks in any proportion), but its optimal point says where each *task* runs. Returns the
+    optimal points of ``paths`` (infeasible ones left out) and each group's task."""
+    import dataclasses
+
+    md = _model(problem, pm, cut_width)
+    tid, rid, dur = problem.dag.chosen_resources(tuple(modes))
+    groups, owners = [], []
+    for t, r, d in zip(tid.tolist(), rid.tolist(), dur.tolist(), strict=True):
+        if d > 0:
+            groups.append((pm.mb[t], pm.allowed[t], r, d * US, {}))
+            owners.append(t)
+    md = dataclasses.replace(md, groups=groups)
+    u = mode_columns(problem, modes)
+    out = [path_lp_primal(md, p, u) for p in paths]
+    return [p for p in out if p is not None], owners
+
+
+def task_targets_ns(problem: PeriodicProblem, pm: PhaseMap, primal: PathPrimal, owners: list[int],
+                    target: str = "task-first") -> np.ndarray:
+    """Every task's target start (ns, unrolled; ``-1`` when none) from a per-task optimal point
+    (:func:`task_plan`), ``target`` in :data:`TASK_TARGETS`; a task on several resources takes
+    the mean over them."""
+    if target not in TASK_TARGETS:
+        raise ValueError(f"target={target!r}: choose one of {', '.join(TASK_TARGETS)}")
+    n, P = len(problem.dag.tasks), pm.phases
+    tau = np.asarray(primal.tau_us, dtype=float)
+    lam = float(tau.sum())
+    entries = [_phase_entries(primal.path, tau, m, P) for m in range(2)]
+    acc, cnt = np.zeros(n), np.zeros(n)
+    for t, (m, _ph, _r), work in zip(owners, primal.groups, primal.work_us, strict=True):
+        if not pm.constrained(t):
+            continue
+        w = dict(work)
+        seq = [(st + (k // P) * lam, float(tau[s]), w.get(s, 0.0))
+               for k in range(pm.lo[t], pm.hi[t]) for s, st in entries[m][k % P]]
+        seq = [x for x in seq if x[2] > 1e-9]
+        if not seq:
+            continue
+        if target == "task-first":
+            v = seq[0][0]
+        else:
+            v = sum(x[2] * (x[0] + x[1] / 2) for x in seq) / sum(x[2] for x in seq)
+        acc[t] += v
+        cnt[t] += 1
+    out = np.full(n, -1, dtype=np.int64)
+    has = cnt > 0
+    out[has] = np.round(acc[has] / cnt[has] / US).astype(np.int64)
+    return out
 
 
 def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P: int
@@ -163,7 +234,7 @@ def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P
 
 
 def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal,
-                     target: str = "prop-start") -> np.ndarray:
+                     target: str = "prop-start", within: str = "topo") -> np.ndarray:
     """Every task's target start (ns, unrolled: may exceed Lambda; ``-1`` when none) under the
     rule ``target`` (:data:`TARGETS`)."""
     if target not in TARGETS:
@@ -196,7 +267,7 @@ def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal:
         seq = [x for x in seq if x[2] > 1e-9]
         if not seq:
             continue
-        tasks.sort(key=lambda x: pos[x[0]])
+        tasks.sort(key=(lambda x: pos[x[0]]) if within == "topo" else (lambda x: (pm.head[x[0]], pos[x[0]])))
         if target == "phase":
             k0 = entries[m][lo % P][0]
             tt = {t: k0[1] + (lo // P) * lam for t, _ in tasks}
@@ -264,7 +335,7 @@ def _precedence_lift(problem: PeriodicProblem, modes: tuple[str, ...], d: np.nda
 
 def fluid_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal, *,
                    target: str = "prop-start", spacing: str = "eps",
-                   policy: str = "fluid") -> PeriodicSchedule | None:
+                   policy: str = "fluid", key_ns: np.ndarray | None = None) -> PeriodicSchedule | None:
     """The resource orders of the fluid targets (:func:`fluid_targets_ns`, ``spacing`` in
     :data:`SPACINGS`) at their shortest superperiod (None when no superperiod admits them)."""
     if spacing not in SPACINGS:
@@ -273,7 +344,7 @@ def fluid_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: P
         return None
     modes = tuple(modes)
     d = _durations(problem, modes)
-    key = fluid_targets_ns(problem, modes, pm, primal, target)
+    key = fluid_targets_ns(problem, modes, pm, primal, target) if key_ns is None else np.array(key_ns)
     key = np.where(key < 0, 0, key).astype(np.int64)
     lam = max(1, int(round(primal.value_us / US)))
     if not _precedence_lift(problem, modes, d, key, lam, spacing):
@@ -292,7 +363,7 @@ RELEASES = ("heads", "targets")
 
 def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal, *,
                         target: str = "prop-start", release: str = "heads", rel_tol: float = 1e-3,
-                        policy: str = "fluid-list") -> PeriodicSchedule | None:
+                        policy: str = "fluid-list", key_ns: np.ndarray | None = None) -> PeriodicSchedule | None:
     """Modulo list scheduling in the order of the fluid targets (ties topological), released as
     ``release`` (:data:`RELEASES`) says, at the smallest Lambda (bisection to ``rel_tol``) that
     places every task; then re-timed in its own resource orders
@@ -307,7 +378,7 @@ def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, prim
     n = len(dag.tasks)
     d = _durations(problem, modes)
     lam_lp = max(1, int(round(primal.value_us / US)))
-    key = fluid_targets_ns(problem, modes, pm, primal, target)
+    key = fluid_targets_ns(problem, modes, pm, primal, target) if key_ns is None else np.array(key_ns)
     key = np.where(key < 0, 0, key).astype(np.int64)
     if not _precedence_lift(problem, modes, d, key, lam_lp, "eps"):
         return None
@@ -360,34 +431,47 @@ def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, prim
 def fluid_constructions(problem: PeriodicProblem, modes: Any, *, best_paths: int = 3,
                         targets: tuple[str, ...] = TARGETS, spacings: tuple[str, ...] = SPACINGS,
                         releases: tuple[str, ...] = RELEASES,
-                        policy: str = "fluid", plan: FluidPlan | None = None, paths: Any = None
+                        policy: str = "fluid", plan: FluidPlan | None = None, paths: Any = None,
+                        task_targets: tuple[str, ...] = TASK_TARGETS,
+                        task_primals: tuple[list[PathPrimal], list[int]] | None = None
                         ) -> tuple[list[PeriodicSchedule], dict[str, Any]]:
     """Every fluid construction of one mode set (the ``best_paths`` lowest paths, or those of
     ``paths``, or the timelines of ``plan``; x ``targets`` x (``spacings`` of
-    :func:`fluid_schedule` and ``releases`` of :func:`fluid_list_schedule`)), sorted by
-    superperiod, and info (the lowest path LP value in ns, every variant's superperiod)."""
+    :func:`fluid_schedule` and ``releases`` of :func:`fluid_list_schedule`)), and the same with
+    the per-task LP's ``task_targets`` (:func:`task_plan` of those paths, or ``task_primals``),
+    sorted by superperiod, and info (the lowest path LP value in ns, every variant's superperiod)."""
     if plan is None:
         plan, why = fluid_plan(problem, modes, best_paths=best_paths, paths=paths)
         if plan is None:
             return [], {"reason": why}
     out, variants = [], {}
-    for k, pr in enumerate(plan.primals):
-        for tg in targets:
-            for sp in (*spacings, *(f"list-{r}" for r in releases)):
-                if sp.startswith("list-"):
-                    ps = fluid_list_schedule(problem, modes, plan.pm, pr, target=tg, release=sp[5:], policy=policy)
-                else:
-                    ps = fluid_schedule(problem, modes, plan.pm, pr, target=tg, spacing=sp, policy=policy)
-                variants[f"path{k}/{tg}/{sp}"] = None if ps is None else int(ps.superperiod_ns)
-                if ps is not None:
-                    out.append(PeriodicSchedule(ps.modes, ps.start_ns, ps.end_ns, ps.superperiod_ns,
-                                                ps.window_layers, ps.policy, dict(ps.meta, fluid_path_rank=k)))
+    if task_primals is None and task_targets:
+        task_primals = task_plan(problem, modes, plan.pm, [p.path for p in plan.primals])
+    tp, owners = task_primals if task_targets else ([], [])
+    jobs = [(k, pr, tg, None) for k, pr in enumerate(plan.primals) for tg in targets]
+    jobs += [(k, pr, tg, task_targets_ns(problem, plan.pm, pr, owners, tg))
+             for k, pr in enumerate(tp) for tg in task_targets]
+    for k, pr, tg, key in jobs:
+        for sp in (*spacings, *(f"list-{r}" for r in releases)):
+            if sp.startswith("list-"):
+                ps = fluid_list_schedule(problem, modes, plan.pm, pr, target=tg if key is None else "prop-start",
+                                         release=sp[5:], policy=policy, key_ns=key)
+            else:
+                ps = fluid_schedule(problem, modes, plan.pm, pr, target=tg if key is None else "prop-start",
+                                    spacing=sp, policy=policy, key_ns=key)
+            if ps is not None and key is not None:
+                ps = PeriodicSchedule(ps.modes, ps.start_ns, ps.end_ns, ps.superperiod_ns, ps.window_layers,
+                                      ps.policy, dict(ps.meta, fluid_target=tg))
+            variants[f"path{k}/{tg}/{sp}"] = None if ps is None else int(ps.superperiod_ns)
+            if ps is not None:
+                out.append(PeriodicSchedule(ps.modes, ps.start_ns, ps.end_ns, ps.superperiod_ns,
+                                            ps.window_layers, ps.policy, dict(ps.meta, fluid_path_rank=k)))
     out.sort(key=lambda s: s.superperiod_ns)
     lp = min(plan.values_us) if plan.values_us else math.inf
     return out, {"reason": "", "path_lp_ns": None if math.isinf(lp) else int(math.floor(lp / US)),
                  "variants_ns": variants}
 
 
-__all__ = ["RELEASES", "SPACINGS", "TARGETS", "FluidPlan", "fluid_constructions", "fluid_list_schedule", "fluid_plan",
+__all__ = ["RELEASES", "SPACINGS", "TARGETS", "TASK_TARGETS", "task_plan", "task_targets_ns", "FluidPlan", "fluid_constructions", "fluid_list_schedule", "fluid_plan",
            "fluid_schedule",
-           "fluid_targets_ns", "schedule_primal"]
+           "fluid_targets_ns", "schedule_primal", "schedule_timeline"]
