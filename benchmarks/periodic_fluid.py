@@ -28,7 +28,7 @@ from _args import add_configs, microbatch_rows
 
 from sieveopt.overlap import plan_modes
 from sieveopt.periodic import check_periodic, resource_loads_ns
-from sieveopt.periodic_fluid import fluid_constructions
+from sieveopt.periodic_fluid import fluid_constructions, fluid_plan
 from sieveopt.periodic_search import local_search, phase_balanced_modes, staggered_schedule
 from sieveopt.solvers.cpsat_periodic import load_bound_ns
 
@@ -63,6 +63,30 @@ def cycle_breakdown(prob, ps) -> str:
     switches = sum(dag.tasks[cyc[i]].microbatch != dag.tasks[cyc[i - 1]].microbatch for i in range(len(cyc)))
     return (f"{len(cyc)} tasks, work {dict(sorted(work.items()))}, arcs {dict(sorted(arcs.items()))}, "
             f"{switches} micro-batch switches")
+
+
+def timeline_violations(prob, modes, plan) -> str:
+    """How far the best path's fluid timeline (``prop-start`` targets) is from respecting the
+    DAG: the edges u -> v (both with a target) whose target of v is before u's target plus its
+    duration and lag, by (kind of u, kind of v), and the mean shortfall (us)."""
+    from sieveopt.periodic_fluid import fluid_targets_ns
+
+    key = fluid_targets_ns(prob, modes, plan.pm, plan.primals[0], "prop-start")
+    dag = prob.dag
+    total, bad, short = 0, {}, 0.0
+    for e in dag.edges:
+        if not dag.edge_active(e, modes) or key[e.src] < 0 or key[e.dst] < 0:
+            continue
+        total += 1
+        gap = key[e.src] + dag.tasks[e.src].modes[modes[e.src]].duration_ns + e.lag_ns - key[e.dst]
+        if gap > 0:
+            k = f"{dag.tasks[e.src].kind}->{dag.tasks[e.dst].kind}"
+            bad[k] = bad.get(k, 0) + 1
+            short += gap
+    nbad = sum(bad.values())
+    top = ", ".join(f"{k} {v}" for k, v in sorted(bad.items(), key=lambda x: -x[1])[:5])
+    return (f"{nbad} of {total} edges violated by the fluid timeline (mean shortfall "
+            f"{short / max(nbad, 1) / 1e3:.2f} us): {top}")
 
 
 def own_path(prob, st, seconds: float, tag: str) -> None:
@@ -136,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             if modes is None:
                 continue
             t0 = time.perf_counter()
-            cons, info = fluid_constructions(prob, modes, best_paths=args.best_paths)
+            plan, _why = fluid_plan(prob, modes, best_paths=args.best_paths)
+            cons, info = fluid_constructions(prob, modes, plan=plan) if plan else ([], {"reason": _why})
             wall = time.perf_counter() - t0
+            if args.why and plan and plan.primals:
+                print(f"  {tag} {ms}: {timeline_violations(prob, modes, plan)}", file=sys.stderr)
             if args.variants:
                 print(f"  {name} x{gpus} B={b} {ms}: {wall:.1f} s; {info.get('variants_ns')}", file=sys.stderr)
             busiest = int(resource_loads_ns(prob.dag, modes).max())

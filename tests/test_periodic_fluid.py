@@ -15,9 +15,12 @@ from sieveopt.periodic_fluid import (
     RELEASES,
     SPACINGS,
     TARGETS,
+    TASK_TARGETS,
+    FluidPlan,
     fluid_constructions,
     fluid_plan,
     fluid_targets_ns,
+    schedule_timeline,
 )
 from sieveopt.periodic_phase_bound import (
     _model,
@@ -63,7 +66,7 @@ def test_every_fluid_construction_is_a_valid_periodic_schedule(seed, gpus):
     modes = plan_modes(prob, "sieve")[0]
     cons, info = fluid_constructions(prob, modes, best_paths=2)
     assert cons, info
-    assert len(info["variants_ns"]) == 2 * len(TARGETS) * (len(SPACINGS) + len(RELEASES))
+    assert len(info["variants_ns"]) == 2 * (len(TARGETS) + len(TASK_TARGETS)) * (len(SPACINGS) + len(RELEASES))
     assert info["path_lp_ns"] is not None
     for ps in cons:
         assert check_periodic(ps, prob).ok
@@ -109,3 +112,32 @@ def test_targets_follow_the_fluid_timeline():
     assert a_phase1_ns is not None
     with pytest.raises(ValueError, match="target="):
         fluid_targets_ns(prob, modes, plan.pm, pr, "nope")
+
+
+def test_schedule_timeline_is_the_schedules_own():
+    """A real schedule's timeline in the LP's terms: states sum to its superperiod, each group's
+    (each task's) work per state sums to its work and lies in its allowed phases; rounding it
+    gives valid schedules."""
+    from sieveopt.overlap import solve_overlap
+
+    prob = _tiny()
+    ps = solve_overlap(prob, "sieve").schedule
+    pm, _ = phase_map(prob)
+    for per_task in (False, True):
+        pr, owners = schedule_timeline(prob, ps.modes, pm, ps, per_task)
+        assert sum(pr.tau_us) == pytest.approx(ps.superperiod_ns * 1e-3)
+        assert bool(owners) == per_task
+        for gi, ((m, ph, r), work) in enumerate(zip(pr.groups, pr.work_us, strict=True)):
+            tasks = [owners[gi]] if per_task else [t.tid for t in prob.dag.tasks if pm.mb[t.tid] == m
+                                                   and pm.allowed[t.tid] == ph]
+            want = sum(prob.dag.tasks[t].modes[ps.modes[t]].duration_ns for t in tasks
+                       if r in prob.dag.tasks[t].modes[ps.modes[t]].resources)
+            assert sum(w for _, w in work) == pytest.approx(want * 1e-3, abs=1e-6)
+            assert all(pr.path[s][m] in ph for s, w in work if w > 1e-9)
+    pr, owners = schedule_timeline(prob, ps.modes, pm, ps, True)
+    cons, info = fluid_constructions(prob, ps.modes, plan=FluidPlan(pm, (pr.value_us,),
+                                                                   (schedule_timeline(prob, ps.modes, pm, ps)[0],)),
+                                     task_primals=([pr], owners))
+    assert cons
+    for c in cons:
+        assert check_periodic(c, prob).ok and check_unrolled(prob, c, 3).ok
