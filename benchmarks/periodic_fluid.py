@@ -6,16 +6,20 @@ load bound (``load_bound_ns``); for each mode set (``--mode-sets``: ``sieve`` = 
 LP at those modes (min over the 140 paths; ``periodic_phase_bound.path_lp``), the best fluid
 construction (``periodic_fluid.fluid_constructions``: the ``--best-paths`` lowest paths x
 target rules x spacings, each at its exact shortest superperiod, ``check_periodic``) and
-``local_search`` from it for ``--descent-s`` s (seed 0); last the phase construction
-(``staggered_schedule`` at the phase-balanced modes) with the same descent. ``--variants``
+``local_search`` from it for ``--descent-s`` s or ``--descent-evals`` evaluations (seed 0;
+deterministic with evaluations); last the phase construction (``staggered_schedule`` at the
+phase-balanced modes) with the same descent. ``--own-path``: that descended phase schedule's own
+path, the path LP on it, and the fluid rounding of its own timeline (``schedule_timeline``). ``--variants``
 prints every construction's value, ``--why`` the cycle that binds each construction and each
 descent (``cycle_breakdown``; stderr).
 
 Execution model ``microbatch``, roofline cost model, catalog precisions (BF16 dense, GPT-OSS
-MXFP4 experts). Values are superperiods (ns); percentages over the load bound. The descent is
-clock-bound: its evaluation count depends on the machine's load (printed).
+MXFP4 experts). Values are superperiods (ns); percentages over the load bound. With
+``--descent-s`` the descent is clock-bound: its evaluation count depends on the machine's load
+(printed).
 
     nice .venv/bin/python benchmarks/periodic_fluid.py --configs gpt-oss-120b:4 --batches 64 --descent-s 30
+    nice .venv/bin/python benchmarks/periodic_fluid.py --configs gpt-oss-120b:4 --batches 64 --descent-evals 40000 --why --own-path
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def own_path(prob, st, seconds: float, tag: str) -> None:
     from sieveopt.periodic_fluid import FluidPlan, schedule_primal, schedule_timeline
     from sieveopt.periodic_phase_bound import phase_map, phase_path_bound, schedule_path
 
-    ds = local_search(prob, st, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
+    ds = descend(prob, st)
     pm, _ = phase_map(prob)
     path, _ = schedule_path(pm, ds)
     lp, _ = phase_path_bound(prob, modes=ds.modes, paths=[path])
@@ -115,17 +119,31 @@ def _pct(v: int, load: int) -> str:
     return f"{v} ({100 * (v / load - 1):+.2f} %)"
 
 
+#: Descent budget: (seconds, evaluations); evaluations > 0 makes it deterministic (no clock).
+BUDGET = [30.0, 0]
+
+
+def descend(prob, ps):
+    """``local_search`` (seed 0) under :data:`BUDGET`: a fixed number of evaluations, or the clock."""
+    seconds, evals = BUDGET
+    if evals > 0:
+        return local_search(prob, ps, max_evaluations=evals, seed=0)
+    return local_search(prob, ps, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
+
+
 def _descend(prob, ps, seconds: float, why: str = "") -> str:
     if why:
         print(f"  {why} construction {ps.superperiod_ns}: {cycle_breakdown(prob, ps)}", file=sys.stderr)
-    if seconds <= 0:
+    if seconds <= 0 and BUDGET[1] <= 0:
         return "-"
-    ds = local_search(prob, ps, max_evaluations=10**9, seed=0, deadline=time.perf_counter() + seconds)
+    t0 = time.perf_counter()
+    ds = descend(prob, ps)
+    wall = time.perf_counter() - t0
     if not check_periodic(ds, prob).ok:
         raise RuntimeError("descent result fails check_periodic (a bug)")
     if why:
         print(f"  {why} descent {ds.superperiod_ns}: {cycle_breakdown(prob, ds)}", file=sys.stderr)
-    return f"{ds.superperiod_ns} ({ds.meta.get('local_search_evaluations')} ev.)"
+    return f"{ds.superperiod_ns} ({ds.meta.get('local_search_evaluations')} ev., {wall:.0f} s)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,10 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--best-paths", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT seconds for the load bound and phase model")
     ap.add_argument("--descent-s", type=float, default=30.0, help="descent from each best construction (s; 0: none)")
+    ap.add_argument("--descent-evals", type=int, default=0,
+                    help="descent budget in evaluations instead of seconds (deterministic; 0: use --descent-s)")
     ap.add_argument("--variants", action="store_true", help="every construction's value (stderr)")
     ap.add_argument("--own-path", action="store_true", help="the descended phase schedule's own path (stderr)")
     ap.add_argument("--why", action="store_true", help="the binding cycle of each construction and descent (stderr)")
     args = ap.parse_args(argv)
+    BUDGET[:] = [args.descent_s, args.descent_evals]
     sets = args.mode_sets.split(",")
     print("| config | B | load bound | mode set | its busiest load | path LP | fluid construction (best variant) "
           "| after descent | phase construction | its descent |")
