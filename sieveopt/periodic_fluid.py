@@ -30,12 +30,26 @@ LP work spread over its states in the micro-batch's chronological order:
 * ``phase``: every task at the start of its first allowed phase (the LP's boundary times only,
   not its per-state work split: the path and the fractional offsets between the micro-batches).
 
+A per-task LP (:func:`task_plan`: one work group per (task, resource), the same optimum) gives
+``task-first`` / ``task-centre`` (:data:`TASK_TARGETS`): the task's first state with work, or
+the centre of mass of its work.
+
 A task holding several resources takes the mean of its groups' targets; a task whose phase is
 not constrained (no allowed phases known) gets none and is placed by precedence alone. Targets
-then go through the DAG (``dag_longest``): with ``eps`` spacing a successor is at least 1 ns
-after its predecessor's target, so the resource orders never contradict an edge of one
-iteration; with ``full`` spacing after its predecessor's target plus duration and lag (a
-resource-free list timing). Per path the best few paths (lowest LP value) are tried.
+then go through the DAG and the recurrences (:func:`_precedence_lift`): with ``eps`` spacing a
+successor is at least 1 ns after its predecessor's target, so the resource orders never
+contradict an edge; with ``full`` spacing after its predecessor's target plus duration and lag
+(a resource-free timing). Rounding: the cyclic orders of the targets timed exactly
+(:func:`fluid_schedule`), or modulo list scheduling in target order with the LP's release
+offsets (:func:`fluid_list_schedule`). The best few paths (lowest LP value) are tried.
+
+Measured (docs/design-notes/overlap.md, "Round 9"; ``benchmarks/periodic_fluid.py``): on
+GPT-OSS-120B x4, B = 64 the best construction is 27 % above the load bound and 4.5 % above
+the phase construction after the same descent. The LP's timeline violates ~40 % of the DAG's
+edges inside phases (experts before their dispatch, reduces before their experts), and even a
+real schedule's own timeline (:func:`schedule_timeline`) rounds 9 % longer than the schedule:
+the state-level timeline does not determine the orders. An analysis API, not wired into the
+incumbent search.
 """
 
 from __future__ import annotations
@@ -234,7 +248,7 @@ def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P
 
 
 def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal: PathPrimal,
-                     target: str = "prop-start", within: str = "topo") -> np.ndarray:
+                     target: str = "prop-start") -> np.ndarray:
     """Every task's target start (ns, unrolled: may exceed Lambda; ``-1`` when none) under the
     rule ``target`` (:data:`TARGETS`)."""
     if target not in TARGETS:
@@ -267,7 +281,7 @@ def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal:
         seq = [x for x in seq if x[2] > 1e-9]
         if not seq:
             continue
-        tasks.sort(key=(lambda x: pos[x[0]]) if within == "topo" else (lambda x: (pm.head[x[0]], pos[x[0]])))
+        tasks.sort(key=lambda x: pos[x[0]])
         if target == "phase":
             k0 = entries[m][lo % P][0]
             tt = {t: k0[1] + (lo // P) * lam for t, _ in tasks}
