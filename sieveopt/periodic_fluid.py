@@ -54,6 +54,7 @@ incumbent search.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +75,13 @@ from sieveopt.periodic_phase_bound import (
     PathPrimal,
     PhaseMap,
     _model,
+    boundary_times,
     cyclic_paths,
     mode_columns,
     path_lp,
     path_lp_primal,
     phase_map,
+    schedule_path,
 )
 from sieveopt.periodic_search import _durations, compact, orders_from_periodic, shortest_superperiod
 
@@ -128,8 +131,6 @@ def schedule_timeline(problem: PeriodicProblem, modes: Any, pm: PhaseMap, ps: Pe
     from a timeline known to be feasible. ``modes``: the groups' modes (those of ``ps``).
     ``per_task``: one group per (task, resource), as :func:`task_plan`; returns the timeline and
     each group's task (empty unless ``per_task``)."""
-    from sieveopt.periodic_phase_bound import boundary_times, schedule_path
-
     path, lengths = schedule_path(pm, ps)
     lam = int(ps.superperiod_ns)
     origin = boundary_times(pm, ps)[0][0]
@@ -170,8 +171,6 @@ def task_plan(problem: PeriodicProblem, modes: Any, pm: PhaseMap, paths: Any, *,
     phases, resource), at fixed ``modes``: the same optimum (a group's work per state splits over
     its tasks in any proportion), but its optimal point says where each *task* runs. Returns the
     optimal points of ``paths`` (infeasible ones left out) and each group's task."""
-    import dataclasses
-
     md = _model(problem, pm, cut_width)
     tid, rid, dur = problem.dag.chosen_resources(tuple(modes))
     groups, owners = [], []
