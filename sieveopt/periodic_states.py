@@ -301,7 +301,8 @@ def phase_states(problem: PeriodicProblem, pm: PhaseMap, modes: Any, phase_ns: A
     solution of :func:`alternating_path` (shared phase j = state 2j, the states between of length
     0; offsets unknown, -1): a hint for :func:`solve_states` whose value is the phase model's.
     A task the phase model keeps in a dense phase but the classification after the barrier
-    (scheduler, dispatch) goes to the first positive-length state it may take."""
+    (scheduler, dispatch) goes to the first positive-length state it may take, and so do its
+    successors (the launch) when they would precede it."""
     from sieveopt.periodic_search import unrolled_phases
 
     P = pm.phases
@@ -309,20 +310,24 @@ def phase_states(problem: PeriodicProblem, pm: PhaseMap, modes: Any, phase_ns: A
     opts = task_options(problem, pm, path)
     u = unrolled_phases(problem)
     S = len(path)
-    state, copy = [], []
-    for t in problem.dag.tasks:
-        own = int(u[t.tid]) - t.microbatch  # the micro-batch's own unrolled phase
-        s = 2 * (int(u[t.tid]) % P)
+    dag = problem.dag
+    n = len(dag.tasks)
+    state, copy, rank = [0] * n, [0] * n, [0] * n
+    for x in dag.topo_order:
+        t = dag.tasks[x]
+        own = int(u[x]) - t.microbatch  # the micro-batch's own unrolled phase
+        s = 2 * (int(u[x]) % P)
         c = (own - unrolled_states(path, t.microbatch, P)[s]) // P
-        rank = s + c * S
-        if (s, c) not in {o[:2] for o in opts[t.tid]}:
-            # the phase model keeps the scheduler and the dispatches in the dense phase; the
-            # classification puts them after the barrier: the next positive-length state
-            later = [o for o in opts[t.tid] if o[2] >= rank]
-            o = min(later or opts[t.tid], key=lambda o: (o[0] % 2, o[2]) if later else -o[2])
+        need = max((rank[e.src] for e in dag.preds[x] if e.if_mode is None or modes[e.if_mode[0]] == e.if_mode[1]),
+                   default=-10 * S)
+        if (s, c) not in {o[:2] for o in opts[x]} or s + c * S < need:
+            # the phase model keeps the scheduler and the dispatches (so the launch after them)
+            # in the dense phase; the classification puts them after the barrier: the next
+            # positive-length state at or after every predecessor's
+            later = [o for o in opts[x] if o[2] >= max(need, s + c * S)]
+            o = min(later, key=lambda o: (o[0] % 2, o[2])) if later else max(opts[x], key=lambda o: o[2])
             s, c = o[0], o[1]
-        state.append(s)
-        copy.append(c)
+        state[x], copy[x], rank[x] = s, c, s + c * S
     tau = [0] * len(path)
     for j, v in enumerate(phase_ns):
         tau[2 * j] = int(v)
@@ -392,23 +397,55 @@ def state_schedule(problem: PeriodicProblem, sol: StateSolution, policy: str = "
 
 
 def two_stage(problem: PeriodicProblem, path: Path, *, modes: Any = None, assign_limit_s: float = 2.0,
-              sequence_limit_s: float = 2.0, seed: int = 0, pm: PhaseMap | None = None,
-              hint: StateSolution | None = None) -> tuple[StateSolution | None, StateSolution | None]:
-    """The state model in two stages: the assignment (states, copies, modes) from the chain-only
-    model (no resource order inside a state: smaller, solved further), then the per-state order
-    and state lengths with that assignment fixed and one task at a time per resource (a real
-    schedule of the path, lags across states aside). Returns (assignment, sequenced) solutions."""
+              sequence_limit_s: float = 2.0, refine_limit_s: float = 0.0, seed: int = 0,
+              pm: PhaseMap | None = None, hint: StateSolution | None = None,
+              ) -> tuple[StateSolution | None, StateSolution | None]:
+    """The state model in stages: the assignment (states, copies, modes) from the chain-only model
+    (no resource order inside a state: smaller, solved further), then the per-state order and
+    state lengths with that assignment fixed and one task at a time per resource (a real schedule
+    of the path). ``hint`` (a solution of the same path, e.g. :func:`phase_states`) is first
+    completed with its assignment fixed and then hints the free model (the first stage is never
+    worse than the completed hint); its own assignment is sequenced too and the better sequenced
+    solution is kept. ``refine_limit_s`` > 0: a third stage, the sequenced model with the
+    assignment free (modes as in the first stage), hinted with the kept solution (never worse).
+    Returns (assignment, sequenced) solutions."""
     if pm is None:
         pm, _ = phase_map(problem)
         if pm is None:
             return None, None
+    seqs: list[StateSolution] = []
+
+    def sequence(sol: StateSolution) -> None:
+        out = solve_states(problem, path, modes=sol.modes, time_limit_s=sequence_limit_s, seed=seed, pm=pm,
+                           disjunctive=True, fixed=sol, group_order=False)
+        if out is not None:
+            seqs.append(out)
+
+    if hint is not None and tuple(hint.path) == tuple(path):
+        # complete the hint (its offsets, its shortest state lengths) with its assignment fixed, so
+        # that the free model starts from a feasible point
+        done = solve_states(problem, path, modes=hint.modes, time_limit_s=assign_limit_s, seed=seed, pm=pm,
+                            disjunctive=False, fixed=hint, group_order=False)
+        hint = done or hint
+        sequence(hint)
     first = solve_states(problem, path, modes=modes, time_limit_s=assign_limit_s, seed=seed, pm=pm,
-                         disjunctive=False, hint=hint)
+                         disjunctive=False, hint=hint, group_order=hint is None)
+    if first is not None and hint is not None and hint.status in ("OPTIMAL", "FEASIBLE") and \
+            hint.value_ns < first.value_ns and (modes is None or tuple(modes) == hint.modes):
+        first = hint  # CP-SAT did not reach its hint
     if first is None:
         return None, None
-    second = solve_states(problem, path, modes=first.modes, time_limit_s=sequence_limit_s, seed=seed, pm=pm,
-                          disjunctive=True, fixed=first, group_order=False)
-    return first, second
+    sequence(first)
+    if not seqs:
+        return first, None
+    best = min(seqs, key=lambda x: x.value_ns)
+    if refine_limit_s > 0:
+        ref = solve_states(problem, path, modes=first.modes if modes is not None else None,
+                           time_limit_s=refine_limit_s, seed=seed, pm=pm, disjunctive=True, hint=best,
+                           group_order=False)
+        if ref is not None and ref.value_ns < best.value_ns:
+            best = ref
+    return first, best
 
 
 def best_paths(problem: PeriodicProblem, modes: Any, count: int = 5, pm: PhaseMap | None = None,
