@@ -14,18 +14,30 @@ integral version of one path, used as a construction:
   Boolean per (state, mode) option, exactly one per task);
 * per state and capacity-1 resource, the work assigned to the state is at most ``tau_s``;
 * precedences: a task's state is not earlier than its predecessor's in its micro-batch's own
-  timeline (recurrences one cycle later), and inside one state a chain must fit: per task an
-  offset ``o_x`` from the state's start with ``o_x + d_x <= tau_s`` and, for an edge whose two
-  ends share a state, ``o_y >= o_x + d_x + lag`` (a longest-path condition, no resource order:
-  so the model's value is neither a bound nor a schedule's superperiod);
-* the boundary separations of :func:`phase_map` over the states of the phases they span.
+  timeline (recurrences one cycle later); inside one state an offset ``o_x`` from the state's
+  start with ``o_x + d_x <= tau_s`` and, for an edge whose two ends share a state,
+  ``o_y >= o_x + d_x + lag``; a lag from a task in an earlier state is taken from the state's
+  start (sufficient);
+* the boundary separations of :func:`phase_map` over the states of the phases they span;
+* *chain-only* (``disjunctive=False``): no resource order inside a state (optimistic: the value
+  is neither a bound nor a schedule's superperiod); *sequenced* (``disjunctive=True``): one task
+  at a time per state and capacity-1 resource (optional intervals, no-overlap): when every
+  resource has capacity 1 (the toolkit's periodic problems) its solution is a periodic schedule
+  at its value.
 
-:func:`state_schedule` turns the assignment into per-resource cyclic orders (a timeline at the
-state starts plus the offsets, ties in topological order) and times them exactly with
-:func:`~sieveopt.periodic_search.shortest_superperiod`; the result can exceed the model's value
-(the model ignores the order of tasks inside a state on one resource and the lags across state
-boundaries) or fall below it (tasks may cross state boundaries once timed). M = 2 only, as the
-relaxation.
+CP-SAT needs a complete feasible hint to do well: :func:`phase_states` reads the phase model's
+solution as a solution of :func:`alternating_path`, and :func:`two_stage` completes it, solves the
+chain-only model from it, sequences the assignments with the assignment fixed (one small job
+shop per state) and optionally refines the sequenced model with the assignment free.
+
+:func:`state_schedule` turns a solution into per-resource cyclic orders (a timeline at the
+model's starts, ties in topological order) and times them exactly with
+:func:`~sieveopt.periodic_search.shortest_superperiod`: never longer than a sequenced solution's
+value; for a chain-only one it can exceed the value (the order inside a state on one resource is
+ignored) or fall below it (tasks may cross state boundaries once timed). M = 2 only, as the
+relaxation. Measured (docs/design-notes/overlap.md, "Round 9"): on GPT-OSS x4 B = 64 a better
+construction than the phase construction (87.68 vs 92.40 us; 86.04 vs 88.97 after a 30 s
+descent) but no incumbent below the pipeline's 85.33 us; not wired into the pipeline.
 """
 
 from __future__ import annotations
