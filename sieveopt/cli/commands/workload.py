@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sieveopt.cli.common import (
     DEFAULT_MODEL,
+    MAX_SEED,
     add_json,
     add_max_memory,
     positive_int,
@@ -61,6 +62,28 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=positive_int, default=None, help="first N MoE layers only (default: all)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the routing generator")
     add_max_memory(p)
+
+
+def add_trace_file_args(p: argparse.ArgumentParser) -> None:
+    """``--trace``, ``--per-step``, ``--seed`` and ``--set`` of the multi-step commands that read a
+    recorded routing trace instead of the generator (``place``, ``trimoe relayout``); read back
+    with :func:`trace_file`."""
+    p.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
+    p.add_argument("--per-step", action="store_true", help="include the per-step series in the JSON")
+    p.add_argument("--seed", type=seed_int, default=0, help=f"seed of the routing generator (0 to {MAX_SEED})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field, e.g. --set gpu.hbm_capacity_GiB=120 (repeatable)")
+
+
+def trace_file(args: argparse.Namespace):
+    """The ``--trace`` file as a routing trace checked against ``--model`` (every full step of a
+    JSON trace at ``--batch``), or ``None`` without ``--trace``."""
+    if not args.trace:
+        return None
+    from types import SimpleNamespace
+
+    return _build_trace(SimpleNamespace(model=args.model, batch=args.batch, steps=None, layers=None,
+                                        seed=args.seed, trace=args.trace))
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
