@@ -44,3 +44,95 @@ def test_place_bad_option_exit_2(capsys, tmp_path, monkeypatch, extra, needle):
 def test_trimoe_relayout_bad_option_exit_2(capsys, extra, needle):
     code, _, err = run(capsys, "trimoe", "relayout", "--steps", "2", "--history", "2", *extra)
     assert code == 2 and needle in err and "Traceback" not in err
+
+
+# Small problems, so that a bad value that were accepted would finish fast (and fail the test).
+_SMALL = ["--gpus", "1", "--batch", "8", "--json"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["solve", "--policy", "nosuch"], "--policy"),                # was "unknown solver 'nosuch'"
+    (["solve", "--policy", "sieve,noexp"], "--policy"),
+    (["solve", "--cost-model", "nosuch"], "--cost-model"),
+    (["compare", "--policies", "sieve,nosuch"], "--policies"),
+    (["compare", "--cost-model", "nosuch"], "--cost-model"),
+    (["replay", "--policy", "nosuch"], "--policy"),
+    (["replay", "--cost-model", "nosuch"], "--cost-model"),
+    (["window", "--policies", "nosuch"], "--policies"),
+    (["window", "--cost-model", "nosuch"], "--cost-model"),
+    (["viz", "gantt", "--policy", "sieve,nosuch", "--out", "g.png"], "--policy"),
+    (["viz", "trace", "--policy", "sieve,noexp", "--out", "t.json"], "--policy"),
+    (["viz", "trace", "--cost-model", "nosuch", "--out", "t.json"], "--cost-model"),
+    (["run", "--policies", "nosuch", "--out", "o"], "--policies"),
+])
+def test_unknown_policy_or_cost_model_names_the_option(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv, *_SMALL)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"sieveopt: error: {needle}:") and "fix:" in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, needle", [
+    # options of another mode were silently ignored
+    (["compare", "--policies", "noexp", "--layers", "1", "--latency-limit-us", "10"], "--latency-limit-us"),
+    (["compare", "--policies", "noexp", "--layers", "1", "--time-price-W", "5"], "--time-price-W"),
+    (["replay", "--policy", "noexp", "--memory", "analytic", "--iterations", "4"], "--iterations"),
+    (["solve", "--policy", "noexp", "--trace", "t.json"], "--trace"),
+    (["solve", "--policy", "noexp", "--gantt", "g.png"], "--gantt"),
+    # out-of-range values were accepted
+    (["replay", "--overlap", "microbatch", "--iterations", "2"], "--iterations"),
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--workers", "0"], "--workers"),
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--latency-weight", "nan"], "--latency-weight"),
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--latency-weight", "-1"], "--latency-weight"),
+    # a bad picture path was found after the solve
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--gantt", "g.txt"], "--gantt"),
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--trace", "d/t.json", "--gantt", "d"], "--gantt"),
+])
+def test_conflicting_or_out_of_range_option_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    if "d/t.json" in argv:
+        (tmp_path / "d").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(capsys, *argv, *_SMALL)
+    assert code == 2, out[:200]
+    assert needle in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_readme_pareto_commands_pass_their_up_front_checks(tmp_path, monkeypatch):
+    """The README's pareto lines passed `parse_args` but stopped at the capacity check (B = 256 on
+    one GPU holds 48 GiB of KV cache): every check before the sweep, run without the sweep."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from sieveopt.cli.commands.pareto import spec_from_args
+    from sieveopt.cli.main import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = readme.split("## A tour of the CLI", 1)[1].split("\n## ", 1)[0]
+    lines = [ln.split("#", 1)[0] for block in re.findall(r"```bash\n(.*?)```", tour, flags=re.S)
+             for ln in block.strip().splitlines() if ln.startswith("sieveopt pareto")]
+    assert lines
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        spec = spec_from_args(build_parser(argv).parse_args(argv))
+        assert spec.batches and spec.policies
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, needle", [
+    # an output folder that is a file: FileExistsError traceback after the work
+    (["workload", "characterize", "--model", "qwen3-30b-a3b", "--batch", "8", "--steps", "2", "--layers", "1",
+      "--figures", "afile"], "--figures"),
+    (["run", "--policies", "noexp", "--layers", "1", "--no-replay", "--gpus", "1", "--batch", "8",
+      "--cache", "afile", "--out", "o"], "--cache"),
+])
+def test_output_folder_that_is_a_file_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("keep me")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "keep me"

@@ -178,6 +178,37 @@ def solver_params_for(args: argparse.Namespace, policies: list[str] | tuple[str,
     return {p: {**common_params(p, **knobs), **extra[p]} for p in policies}
 
 
+def _check_registered(registry, names: list[str], option: str, example: str) -> None:
+    """Every name in ``registry`` (plugins included), else an error naming ``option`` and the fix."""
+    if not names:
+        raise SieveoptError(f"{option}: give at least one {registry.what} name (fix: e.g. {option} {example})")
+    known = registry.names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SieveoptError(f"{option}: unknown {registry.what} {', '.join(map(repr, unknown))} (fix: use one of "
+                            f"{', '.join(known)}; `sieveopt plugins` lists them)")
+
+
+def policy_names(text: str, option: str = "--policies", *, single: bool = False) -> list[str]:
+    """The registered policies of a comma-separated option value (``single``: exactly one), checked
+    before any work: an empty list, an unknown name or a list where one is expected names ``option``."""
+    from sieveopt.solvers import SOLVERS
+
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if single and len(names) > 1:
+        raise SieveoptError(f"{option}: one policy, got {names} (fix: give one name, e.g. {option} sieve)")
+    _check_registered(SOLVERS, names, option, "sieve" if single else "sieve,noexp")
+    return names
+
+
+def check_cost_model(name: str, option: str = "--cost-model") -> str:
+    """``name`` if it is a registered cost model, else an error naming ``option``."""
+    from sieveopt.models.costmodel import COST_MODELS
+
+    _check_registered(COST_MODELS, [name], option, "roofline")
+    return name
+
+
 def parse_overrides(items: list[str]) -> dict[str, object]:
     import tomllib
 

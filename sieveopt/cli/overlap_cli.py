@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.cli.common import float_in, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 from sieveopt.execution_model import (
@@ -51,9 +52,9 @@ def runtime_order_arg(args: argparse.Namespace) -> int | None:
 
 def add_overlap_args(p: argparse.ArgumentParser) -> None:
     add_execution_model_args(p)
-    p.add_argument("--latency-weight", type=float, default=0.0,
+    p.add_argument("--latency-weight", type=float_in(ge=0, le=1e6), default=0.0,
                    help="cpsat under microbatch: weight of the mean micro-batch layer latency next to the period")
-    p.add_argument("--workers", type=int, default=2, help="cpsat workers (microbatch/ideal)")
+    p.add_argument("--workers", type=positive_int, default=2, help="cpsat workers (microbatch/ideal)")
 
 
 def add_view_args(p: argparse.ArgumentParser) -> None:

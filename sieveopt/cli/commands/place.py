@@ -11,6 +11,7 @@ from sieveopt.cli.common import (
     gpus_int,
     nonneg_int,
     parse_overrides,
+    policy_names,
     positive_int,
     seed_int,
     time_limit_s,
@@ -95,11 +96,7 @@ def _place(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(PLACEMENT_POLICIES)})")
     if args.predictor not in PREDICTORS:
         raise SieveoptError(f"--predictor: unknown {args.predictor!r} (known: {', '.join(PREDICTORS)})")
-    from sieveopt.solvers import SOLVERS
-
-    if args.layer_policy not in SOLVERS.names():
-        raise SieveoptError(f"--layer-policy: unknown {args.layer_policy!r} (fix: use one of "
-                            f"{', '.join(SOLVERS.names())})")
+    policy_names(args.layer_policy, "--layer-policy", single=True)
     if not 0 <= args.gap_limit < 1:
         raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit}")
     model = load_model(args.model)

@@ -24,6 +24,7 @@ from sieveopt.cli.common import (
     check_run_memory,
     gpus_int,
     load_system_checked,
+    policy_names,
     positive_int,
     seed_int,
     solver_params_for,
@@ -38,7 +39,6 @@ from sieveopt.cli.output import (
     print_table,
 )
 from sieveopt.cli.overlap_cli import add_execution_model_args
-from sieveopt.errors import SieveoptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,21 +93,17 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.models.catalog import load_model
-    from sieveopt.solvers import SOLVERS
     from sieveopt.solvers.sched_latency import describe, parse_spec
     from sieveopt.study import PAPER_GPUS, run_study_points, summarize
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
-    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
-    unknown = [p for p in policies if p not in SOLVERS.names()]
-    if unknown or not policies:
-        raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
-    if args.layers < 1 or args.batch < 1 or args.workers < 1:
-        raise SieveoptError("--layers, --batch and --workers must be >= 1")
+    policies = tuple(policy_names(args.policies))
     if args.overlap != "serial" or args.microbatches is not None or args.runtime_order_evaluations is not None:
         return _run_overlap(args, policies)
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     check_output_dir(args.out)
+    if args.cache is not None:
+        check_output_dir(args.cache, "--cache")
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
     system = load_system_checked(args.system, gpus, args.overrides)

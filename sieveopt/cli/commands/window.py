@@ -9,13 +9,14 @@ from sieveopt.cli.common import (
     add_problem_args,
     add_solver_param,
     add_time_limit,
+    check_cost_model,
     cpsat_params,
     load_problem,
+    policy_names,
     positive_int,
     solver_params_for,
 )
 from sieveopt.cli.output import Steps, emit, print_table
-from sieveopt.errors import SieveoptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,13 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _window(args: argparse.Namespace) -> int:
     from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS
     from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.solvers import SOLVERS
     from sieveopt.window import check_window, sample_window, solve_window
 
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = [p for p in policies if p not in SOLVERS.names()]
-    if unknown or not policies:
-        raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
+    policies = policy_names(args.policies)
+    check_cost_model(args.cost_model)
     solver_params = solver_params_for(args, policies, **cpsat_params(args, seed=args.seed))
     model, system = load_problem(args)
     window = sample_window(model, system, args.batch, args.layers, args.microbatches, args.seed,

@@ -13,7 +13,7 @@ from sieveopt.cli.common import (
     positive_int,
     seed_int,
 )
-from sieveopt.cli.output import check_output_file, emit, print_table
+from sieveopt.cli.output import check_output_dir, check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -203,6 +203,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _characterize(args: argparse.Namespace) -> int:
     from sieveopt.workload.characterize import characterize, plot_characterization
 
+    if args.figures is not None:
+        check_output_dir(args.figures, "--figures")
     trace = _build_trace(args)
     data = characterize(trace)
     if args.figures:
