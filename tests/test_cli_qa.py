@@ -136,3 +136,17 @@ def test_output_folder_that_is_a_file_exit_2(capsys, tmp_path, monkeypatch, argv
     code, _, err = run(capsys, *argv)
     assert code == 2 and needle in err and "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_table_never_cropped_when_wider_than_the_console(capsys):
+    """`sieveopt run`'s energy table (7 columns, one long cell) came out cut at 100 characters
+    when stdout was not a terminal: the last column lost its border and its text."""
+    from sieveopt.cli.output import print_table
+
+    print_table("energy, medians", ["policy", "layer mJ", "replayed mJ", "step J/token", "replayed J/token",
+                                    "step error", "out of tolerance"],
+                [("pimoe", 42.58, 52.17, 0.03276, 0.03996, "-18.0%", "dram_background, dram_refresh, gpu_static")])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(("┏", "┃", "│", "└"))]
+    assert lines and all(ln.rstrip()[-1] in "┓┃│┘" for ln in lines)
+    text = "\n".join(lines)
+    assert "out of tolerance" in text and "dram_background," in text

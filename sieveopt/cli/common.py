@@ -136,19 +136,42 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
-    """--model, --system, --gpus, --batch, --seed, --layer, --set overrides."""
+def add_model_system_args(p: argparse.ArgumentParser, *,
+                          gpus_help: str = "number of GPUs (default: the system preset's)") -> None:
+    """--model, --system and --gpus (one definition for every command that takes them)."""
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
+    p.add_argument("--gpus", type=gpus_int, default=None, help=gpus_help)
+
+
+def add_set_arg(p: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE system overrides (read back with :func:`load_system_checked`)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
+
+
+def add_executor_args(p: argparse.ArgumentParser, *, cache_help: str | None, workers_default: int | None = 1,
+                      workers_help: str = "parallel workers (local pool size / local Ray CPUs)") -> None:
+    """--executor, --workers, --address (and --cache DIR when ``cache_help``) of the commands that
+    run their points on the sweep engine (:mod:`sieveopt.sweep`)."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the points run: a local process pool or a Ray cluster")
+    p.add_argument("--workers", type=positive_int, default=workers_default, help=workers_help)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    if cache_help is not None:
+        p.add_argument("--cache", default=None, metavar="DIR", help=cache_help)
+
+
+def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--model, --system, --gpus, --batch, --seed, --layer, --set overrides."""
+    add_model_system_args(p)
     if batch:
         p.add_argument("--batch", type=positive_int, default=64, help="decode batch size (requests)")
     p.add_argument("--seed", type=seed_int, default=0, help=f"seed of the routing generator (0 to {MAX_SEED})")
     p.add_argument("--layer", type=nonneg_int, default=None, help="MoE layer index to sample (default: seeded pick)")
     p.add_argument("--context-len", type=context_len_int, default=None,
                    help="context length per request in tokens (default 2048)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
+    add_set_arg(p)
     add_max_memory(p)
     add_ignore_capacity(p)
 

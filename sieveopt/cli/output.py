@@ -38,7 +38,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(str(col), overflow="fold", min_width=widths[-1])
     for row in cells:
         table.add_row(*row)
-    Console(width=max(100, len(columns) * 14, sum(widths) + 3 * len(columns) + 1)).print(table)
+    Console(width=max(100, len(columns) * 14, sum(widths) + 3 * len(columns) + 1)).print(table, crop=False)
 
 
 def _fmt(v: Any) -> str:

@@ -13,16 +13,16 @@ import io
 from pathlib import Path
 
 from sieveopt.cli.common import (
-    DEFAULT_MODEL,
-    DEFAULT_SYSTEM,
+    add_executor_args,
     add_ignore_capacity,
     add_json,
     add_max_memory,
+    add_model_system_args,
     add_scheduler_latency_arg,
+    add_set_arg,
     add_solver_param,
     check_capacity,
     check_run_memory,
-    gpus_int,
     load_system_checked,
     policy_names,
     positive_int,
@@ -45,9 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from sieveopt.study import DEFAULT_POLICIES
 
     p = sub.add_parser("run", help="the main job: every policy + CP-SAT on sampled layers, replayed, compared")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or .toml file")
-    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or .toml file")
-    p.add_argument("--gpus", type=gpus_int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
+    add_model_system_args(p, gpus_help="GPUs (default: the paper's count for the model, else the preset's)")
     p.add_argument("--batch", type=positive_int, default=64, help="decode batch size")
     p.add_argument("--layers", type=positive_int, default=3, help="sampled MoE layers")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of routing and CP-SAT")
@@ -56,14 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CP-SAT wall-clock limit per layer in seconds")
     p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
     add_scheduler_latency_arg(p)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_arg(p)
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
     add_max_memory(p)
     add_ignore_capacity(p)
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
-    p.add_argument("--workers", type=positive_int, default=1, help="layers solved in parallel (local processes)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
+    add_executor_args(p, workers_help="layers solved in parallel (local pool size / local Ray CPUs)",
+                      cache_help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
     add_execution_model_args(p)  # serial (default): the layer DAG; microbatch/ideal: as `compare --overlap`
     add_solver_param(p)
     add_json(p)
@@ -113,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
                                    policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
                                    solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache,
-                                   executor=args.executor,
+                                   executor=args.executor, address=args.address,
                                    workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
     out = Path(args.out)
