@@ -150,3 +150,15 @@ def test_table_never_cropped_when_wider_than_the_console(capsys):
     assert lines and all(ln.rstrip()[-1] in "┓┃│┘" for ln in lines)
     text = "\n".join(lines)
     assert "out of tolerance" in text and "dram_background," in text
+
+
+def test_bench_latency_pin_cpu_out_of_range_exit_2(capsys):
+    """An unusable --pin-cpu was an OSError traceback from sched_setaffinity, after start-up."""
+    import os
+
+    bad = max(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else None
+    if bad is None:
+        pytest.skip("no CPU affinity on this platform")
+    code, _, err = run(capsys, "bench", "latency", "--gpus", "1", "--batch", "8", "--layers", "1", "--calls", "10",
+                       "--warmup", "1", "--ref-calls", "0", "--pin-cpu", str(bad))
+    assert code == 2 and "--pin-cpu" in err and "Traceback" not in err
