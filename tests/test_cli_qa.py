@@ -162,3 +162,15 @@ def test_bench_latency_pin_cpu_out_of_range_exit_2(capsys):
     code, _, err = run(capsys, "bench", "latency", "--gpus", "1", "--batch", "8", "--layers", "1", "--calls", "10",
                        "--warmup", "1", "--ref-calls", "0", "--pin-cpu", str(bad))
     assert code == 2 and "--pin-cpu" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "--policies", "noexp", "--layers", "1", "--layer", "3"],   # sampled other layers silently
+    ["compare", "--policies", "noexp", "--layers", "1", "--layer", "3", "--objective", "energy",
+     "--latency-limit-us", "100"],
+    ["bench", "latency", "--layers", "1", "--calls", "10", "--warmup", "1", "--ref-calls", "0", "--layer", "3"],
+])
+def test_layer_option_that_would_be_ignored_exit_2(capsys, argv):
+    code, out, err = run(capsys, *argv, *_SMALL)
+    assert code == 2, out[:200]
+    assert "--layer 3" in err and "drop --layer" in err and "Traceback" not in err

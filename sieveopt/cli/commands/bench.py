@@ -38,6 +38,9 @@ def _latency(args: argparse.Namespace) -> int:
 
     _check_pin_cpu(args.pin_cpu)
     model, system = load_problem(args)
+    if args.layer is not None:
+        raise SieveoptError(f"--layer {args.layer}: bench latency times --layers distinct sampled layers, not one "
+                            "given layer (fix: drop --layer)")
     data = run(model, system, system.num_gpus, args.batch, layers=args.layers, calls=args.calls,
                warmup=args.warmup, ref_calls=args.ref_calls, seed=args.seed, pin_cpu=args.pin_cpu)
     return emit(args, data, lambda d: print(render(d)))

@@ -210,6 +210,10 @@ def _compare(args: argparse.Namespace) -> int:
         given = "--latency-limit-us" if args.latency_limit_us is not None else "--time-price-W"
         raise SieveoptError(f"{given} applies to --objective energy only (the makespan objective has no "
                             f"limit or price): add --objective energy, or drop {given}")
+    if args.layer is not None and args.overlap == "serial":
+        raise SieveoptError(f"--layer {args.layer}: serial compare samples --layers (decode step, MoE layer) pairs "
+                            "from --seed, not one given layer: drop --layer, or schedule layer "
+                            f"{args.layer} with `sieveopt solve --layer {args.layer}`")
     if args.objective == "energy":
         from sieveopt.cli.energy_compare import compare_energy
 
