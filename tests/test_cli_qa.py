@@ -174,3 +174,14 @@ def test_layer_option_that_would_be_ignored_exit_2(capsys, argv):
     code, out, err = run(capsys, *argv, *_SMALL)
     assert code == 2, out[:200]
     assert "--layer 3" in err and "drop --layer" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cmd", [["solve"], ["replay"], ["compare", "--layers", "1"], ["run", "--out", "o"],
+                                 ["pareto", "--out", "p"]])
+def test_bad_scheduler_latency_names_a_fix(capsys, tmp_path, monkeypatch, cmd):
+    """Every command parses --scheduler-latency-ns with one argparse type whose error gives a fix
+    (the parser's own message had none)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *cmd, "--scheduler-latency-ns", "-1")
+    assert code == 2 and "--scheduler-latency-ns" in err and "fix:" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

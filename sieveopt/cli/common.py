@@ -176,9 +176,22 @@ def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
     add_ignore_capacity(p)
 
 
+def scheduler_latency_spec(text: str) -> str | int:
+    """argparse type of ``--scheduler-latency-ns``: ``default``, ``calibrated`` or whole ns >= 0
+    (:func:`sieveopt.solvers.sched_latency.parse_spec`, the one parser)."""
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    try:
+        return parse_spec(text)
+    except SieveoptError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, allowed: 'default', 'calibrated' or a whole number of ns "
+                                         ">= 0 (fix: e.g. --scheduler-latency-ns 1000)") from None
+
+
 def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
     """``--scheduler-latency-ns``: the charge of the scheduler task (same default in every command)."""
-    p.add_argument("--scheduler-latency-ns", default="default", metavar="default|calibrated|N",
+    p.add_argument("--scheduler-latency-ns", type=scheduler_latency_spec, default="default",
+                   metavar="default|calibrated|N",
                    help="scheduler task duration per layer: 'default' (documented per-policy table), "
                         "'calibrated' (this machine's measured median, cached) or N ns; policies declaring an "
                         "offline or static decision are charged 0 (see sieveopt.solvers.sched_latency)")

@@ -212,8 +212,8 @@ def _compare(args: argparse.Namespace) -> int:
                             f"limit or price): add --objective energy, or drop {given}")
     if args.layer is not None and args.overlap == "serial":
         raise SieveoptError(f"--layer {args.layer}: serial compare samples --layers (decode step, MoE layer) pairs "
-                            "from --seed, not one given layer: drop --layer, or schedule layer "
-                            f"{args.layer} with `sieveopt solve --layer {args.layer}`")
+                            "from --seed, not one given layer (fix: drop --layer, or schedule layer "
+                            f"{args.layer} with `sieveopt solve --layer {args.layer}`)")
     if args.objective == "energy":
         from sieveopt.cli.energy_compare import compare_energy
 
