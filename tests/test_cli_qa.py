@@ -185,3 +185,13 @@ def test_bad_scheduler_latency_names_a_fix(capsys, tmp_path, monkeypatch, cmd):
     code, _, err = run(capsys, *cmd, "--scheduler-latency-ns", "-1")
     assert code == 2 and "--scheduler-latency-ns" in err and "fix:" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_undefined_table_cells_print_as_dash(capsys):
+    """`solve`'s bound_ns of a heuristic and `pareto --overlap microbatch`'s critical-path columns
+    printed Python's `None`; tables show an undefined value as `-` (JSON keeps `null`)."""
+    from sieveopt.cli.output import print_table
+
+    print_table("t", ["field", "value", "nan"], [("bound_ns", None, float("nan"))])
+    out = capsys.readouterr().out
+    assert "None" not in out and out.count(" - ") >= 2

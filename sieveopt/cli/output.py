@@ -42,7 +42,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 def _fmt(v: Any) -> str:
-    """Plain numbers: 4 significant digits, no scientific notation between 1e-3 and 1e15."""
+    """Plain numbers: 4 significant digits, no scientific notation between 1e-3 and 1e15; an
+    undefined value (``None``, JSON ``null``) as ``-``, as NaN."""
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if v != v or v in (float("inf"), float("-inf")):
             return "-" if v != v else str(v)
