@@ -195,3 +195,29 @@ def test_undefined_table_cells_print_as_dash(capsys):
     print_table("t", ["field", "value", "nan"], [("bound_ns", None, float("nan"))])
     out = capsys.readouterr().out
     assert "None" not in out and out.count(" - ") >= 2
+
+
+def _subparsers(parser, name="sieveopt"):
+    import argparse
+
+    yield name, parser
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for n, sp in a.choices.items():
+                yield from _subparsers(sp, f"{name} {n}")
+
+
+def test_every_option_is_documented_and_help_shows_defaults(capsys):
+    """Options without help text (place --policies, window --cost-model, ...) printed nothing in
+    --help, and no default was shown anywhere (compare --layers 8, pareto --layers 4, ...)."""
+    from sieveopt.cli.main import build_parser
+
+    parser = build_parser()
+    undocumented = [f"{name} {a.option_strings[-1]}" for name, p in _subparsers(parser) for a in p._actions
+                    if a.option_strings and a.dest != "help" and not (a.help or "").strip()]
+    assert undocumented == []
+    for name, p in _subparsers(parser):
+        p.format_help()   # every help renders (no stray % in a help string)
+    assert main(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: 8)" in out and "(default: roofline)" in out

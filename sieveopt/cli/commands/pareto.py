@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "table fed by the replayed PIM job times of earlier layers/steps")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of routing, layer sampling and context lengths")
     p.add_argument("--context-len", type=context_len_int, default=2048, help="median/mean decode context length (tokens)")
-    p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
+    p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal",
+                   help="per-request context lengths around --context-len: lognormal (sigma 0.5, the median), "
+                        "uniform in [mean/2, 3 mean/2], or fixed")
     p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
     add_scheduler_latency_arg(p)

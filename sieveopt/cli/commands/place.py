@@ -29,11 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=200, help="evaluated decode steps (the horizon)")
     p.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
     p.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
-    p.add_argument("--policies", default="round-robin,eplb,gem,exact")
+    p.add_argument("--policies", default="round-robin,eplb,gem,exact",
+                   help="comma-separated placement policies (round-robin, eplb, gem, exact)")
     p.add_argument("--variability", type=float, default=0.0,
                    help="GPU speed spread: factors drawn in [1 - v, 1] (0 = identical GPUs)")
-    p.add_argument("--variability-kind", default="uniform", choices=["uniform", "lognormal"])
-    p.add_argument("--variability-seed", type=seed_int, default=0)
+    p.add_argument("--variability-kind", default="uniform", choices=["uniform", "lognormal"],
+                   help="law of the drawn per-GPU speed factors")
+    p.add_argument("--variability-seed", type=seed_int, default=0, help="seed of the speed-factor draw")
     p.add_argument("--speed-factors", default=None,
                    help="fixed per-GPU speed factors, comma separated (overrides --variability)")
     p.add_argument("--variability-profile", default=None, help="measured profile file (JSON/TOML)")
@@ -45,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer-policy", default="sieve", help="per-layer policy solving each step's layer")
     p.add_argument("--eval", dest="mode", default="dag", choices=["dag", "surrogate"],
                    help="layer time from the DAG + per-layer policy, or the surrogate only")
-    p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"])
+    p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"],
+                   help="exact optimiser's objective: mean step time, CVaR of the slowest steps, or the "
+                        "straggler of the expected loads")
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
     p.add_argument("--exact-replicas", default="loaded", choices=["loaded", "cheap"],

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--policy", action="append", default=None,
                        help="solver/policy name (default sieve); gantt accepts several (repeat or comma-separate)")
         q.add_argument("--cost-model", default="roofline", help="registered cost model name")
-        q.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped")
+        q.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped",
+                       help="a GPU's experts as one grouped GEMM task, or one task per expert")
         q.add_argument("--replay", action="store_true", help="draw the cycle-level replayed timing")
         q.add_argument("--out", required=True, help="output file (format from the extension)")
         if what == "trace":

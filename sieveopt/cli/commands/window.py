@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_problem_args(p)
     p.add_argument("--layers", type=positive_int, default=2, help="consecutive MoE layers in the window")
     p.add_argument("--microbatches", type=positive_int, default=2, help="micro-batches the batch is cut into")
-    p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat")
+    p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat",
+                   help="comma-separated registered policies (see `sieveopt plugins`)")
     add_time_limit(p, 10.0, "for the window")
-    p.add_argument("--cost-model", default="roofline")
+    p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_window)
