@@ -221,3 +221,19 @@ def test_every_option_is_documented_and_help_shows_defaults(capsys):
     assert main(["compare", "--help"]) == 0
     out = capsys.readouterr().out
     assert "(default: 8)" in out and "(default: roofline)" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["solve", "--policy", "noexp"],
+    ["compare", "--policies", "noexp", "--layers", "1"],
+    ["replay", "--policy", "noexp", "--memory", "analytic"],          # had no execution_model
+    ["compare", "--policies", "noexp", "--layers", "1", "--overlap", "microbatch"],  # "model catalog dtypes"
+    ["window", "--policies", "noexp", "--layers", "1"],               # had none of the three
+])
+def test_json_names_execution_model_precision_and_cost_model(capsys, argv):
+    import json
+
+    code, out, _ = run(capsys, *argv, *_SMALL)
+    d = json.loads(out)
+    assert code == 0
+    assert d["execution_model"] and d["cost_model"] == "roofline" and d["precision"] == "bf16"

@@ -87,7 +87,7 @@ def _time_limit(args) -> float:
 
 def _head(model, system, args, ex: ExecutionModel) -> dict[str, Any]:
     return {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
-            "seed": args.seed, "cost_model": args.cost_model, "precision": "model catalog dtypes",
+            "seed": args.seed, "cost_model": args.cost_model, "precision": model.expert_precision,
             "execution_model": ex.to_dict(), "period_definition":
             "superperiod of the cyclic window / window layers: steady-state time per layer for the whole batch"}
 

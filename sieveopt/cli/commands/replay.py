@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
-    data.update({"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
+    data.update({"execution_model": "serial", "model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
                  "moe_layer": inst.moe_layer,
                  "cost_model": args.cost_model if table_info is None else "table (observed)", "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,

@@ -59,7 +59,10 @@ def _window(args: argparse.Namespace) -> int:
     best = min(r["makespan_ns"] for r in rows)
     for r in rows:
         r["vs_best"] = r["makespan_ns"] / best - 1.0
-    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name,
+            "gpus": system.num_gpus, "batch": args.batch, "cost_model": args.cost_model,
+            "execution_model": f"window(L={args.layers},M={args.microbatches}): makespan of L consecutive layers x M "
+                               "micro-batches on shared resources, fill and drain included",
             "layers": args.layers, "microbatches": args.microbatches,
             "moe_layers": [row[0].moe_layer for row in window], "rows": rows}
 
