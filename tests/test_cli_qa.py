@@ -237,3 +237,9 @@ def test_json_names_execution_model_precision_and_cost_model(capsys, argv):
     d = json.loads(out)
     assert code == 0
     assert d["execution_model"] and d["cost_model"] == "roofline" and d["precision"] == "bf16"
+
+
+def test_replay_unknown_dram_preset_named_before_the_solve(capsys):
+    """An unknown --dram-preset was reported as 'nosuch: ...' after scheduling the layer."""
+    code, _, err = run(capsys, "replay", "--policy", "noexp", "--dram-preset", "nosuch", *_SMALL)
+    assert code == 2 and err.startswith("sieveopt: error: --dram-preset nosuch") and "fix:" in err

@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     run_args = load_one_policy(args)  # every shared option checked before any work
     model, system, params = run_args.model, run_args.system, run_args.params
+    _check_dram_preset(args.dram_preset)
     if args.overlap != "serial":
         if args.iterations is None:
             args.iterations = DEFAULT_ITERATIONS
@@ -124,6 +125,19 @@ def _run(args: argparse.Namespace) -> int:
         _render_energy(d["energy"])
 
     return emit(args, data, render)
+
+
+def _check_dram_preset(name: str | None) -> None:
+    """``--dram-preset`` loads (else exit 2 naming the option) before any schedule is computed."""
+    if name is None:
+        return
+    from sieveopt.errors import SpecError
+    from sieveopt.validation.dram.config import load_dram_config
+
+    try:
+        load_dram_config(name)
+    except SpecError as exc:
+        raise SpecError(f"--dram-preset {exc.source}", exc.field, exc.problem, exc.fix) from None
 
 
 def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):
