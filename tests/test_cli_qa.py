@@ -243,3 +243,9 @@ def test_replay_unknown_dram_preset_named_before_the_solve(capsys):
     """An unknown --dram-preset was reported as 'nosuch: ...' after scheduling the layer."""
     code, _, err = run(capsys, "replay", "--policy", "noexp", "--dram-preset", "nosuch", *_SMALL)
     assert code == 2 and err.startswith("sieveopt: error: --dram-preset nosuch") and "fix:" in err
+
+
+@pytest.mark.parametrize("name", ["nosuch", "ddr5_4800_rdimm"])   # unknown; a preset without energy data
+def test_energy_unknown_or_without_data_gives_a_fix(capsys, name):
+    code, _, err = run(capsys, "energy", name)
+    assert code == 2 and name in err and "(fix: " in err and "Traceback" not in err
