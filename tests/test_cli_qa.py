@@ -249,3 +249,17 @@ def test_replay_unknown_dram_preset_named_before_the_solve(capsys):
 def test_energy_unknown_or_without_data_gives_a_fix(capsys, name):
     code, _, err = run(capsys, "energy", name)
     assert code == 2 and name in err and "(fix: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["pareto", "--out", "p", "--batches", "1", "--policies", "sieve,noexp", "--compare", "sieve,sieve"], "--compare"),
+    (["place", "--speed-factors", "a,b"], "--speed-factors"),
+    (["place", "--gap-limit", "1.5"], "--gap-limit"),
+    (["trimoe", "relayout", "--layers", "9999"], "--layers"),
+    (["compare", "--layers", "1", "--objective", "energy"], "--latency-limit-us"),
+])
+def test_messages_give_the_fix(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and "(fix: " in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

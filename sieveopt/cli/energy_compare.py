@@ -44,8 +44,8 @@ def compare_energy(args: argparse.Namespace) -> int:
     from sieveopt.validation.energy.layer import energy_model_for
 
     if args.latency_limit_us is None or args.latency_limit_us <= 0:
-        raise SieveoptError("--objective energy needs --latency-limit-us X with X > 0 "
-                            "(the makespan limit per layer, e.g. 60)")
+        raise SieveoptError("--objective energy needs --latency-limit-us X with X > 0, the makespan limit per "
+                            "layer (fix: e.g. --latency-limit-us 60)")
     policies = policy_names(args.policies)
     model, system = load_problem(args)
     em = energy_model_for(system, model)

@@ -89,7 +89,8 @@ def spec_from_args(args: argparse.Namespace):
         pair = [x.strip() for x in str(args.compare).split(",")]
         if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(policies):
             raise SieveoptError(f"--compare {args.compare!r}: expected two different policies A,B from "
-                                f"--policies ({', '.join(policies)})")
+                                f"--policies (fix: e.g. --compare {','.join(policies[:2]) or 'sieve,noexp'}; "
+                                f"--policies has {', '.join(policies)})")
     from sieveopt.solvers.sched_latency import parse_spec
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
@@ -151,7 +152,7 @@ def _marked_pair(text: str | None, rows: list, comparisons: list) -> dict | None
     pols = {r["policy"] for r in rows}
     if len(parts) != 2 or not set(parts) <= pols or parts[0] == parts[1]:
         raise SieveoptError(f"--compare {text!r}: expected two different swept policies A,B "
-                            f"(swept: {', '.join(sorted(pols))})")
+                            f"(fix: two of {', '.join(sorted(pols))})")
     return compare_pair(rows, parts[0], parts[1])
 
 

@@ -78,7 +78,8 @@ def build_system(args: argparse.Namespace):
         try:
             vals = tuple(float(x) for x in args.speed_factors.split(","))
         except ValueError:
-            raise SieveoptError("--speed-factors: expected comma-separated numbers, e.g. 1.0,0.9") from None
+            raise SieveoptError(f"--speed-factors {args.speed_factors!r}: expected comma-separated numbers "
+                                "(fix: one factor per GPU, e.g. --speed-factors 1.0,0.9)") from None
         try:
             spec = GpuVariabilitySpec(kind="fixed", compute_speed=vals)
         except SpecError as exc:
@@ -102,7 +103,8 @@ def _place(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--predictor: unknown {args.predictor!r} (known: {', '.join(PREDICTORS)})")
     policy_names(args.layer_policy, "--layer-policy", single=True)
     if not 0 <= args.gap_limit < 1:
-        raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit}")
+        raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit} (fix: a relative gap such as "
+                            "0.01, or 0 to run to optimality or the time limit)")
     model = load_model(args.model)
     system = build_system(args)
     trace = trace_file(args)

@@ -49,7 +49,8 @@ def _relayout(args: argparse.Namespace) -> int:
         lids = list(range(min(args.layers, trace.num_layers)))
     else:
         if args.layers > model.num_moe_layers:
-            raise SieveoptError(f"--layers: got {args.layers}, allowed: [1, {model.num_moe_layers}] for {model.name}")
+            raise SieveoptError(f"--layers: got {args.layers}, allowed: [1, {model.num_moe_layers}] for {model.name} "
+                                f"(fix: --layers {model.num_moe_layers} or fewer)")
         rng = np.random.default_rng(args.seed)
         sample = sorted(int(x) for x in rng.choice(model.num_moe_layers, args.layers, replace=False))
         trace = drifting_trace(model, args.batch, args.history + args.steps, args.seed, sample, args.drift_segments)
