@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.commands.workload import add_trace_file_args, trace_file
+from sieveopt.cli.commands.workload import add_horizon_args, add_trace_file_args, trace_file
 from sieveopt.cli.common import (
     DEFAULT_SYSTEM,
     add_json,
@@ -25,10 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="deepseek-v3", help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
     p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
-    p.add_argument("--batch", type=positive_int, default=256, help="decode batch size (requests)")
-    p.add_argument("--steps", type=positive_int, default=200, help="evaluated decode steps (the horizon)")
-    p.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
-    p.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
+    add_horizon_args(p, batch=256, steps=200, drift_segments=1)
     p.add_argument("--policies", default="round-robin,eplb,gem,exact",
                    help="comma-separated placement policies (round-robin, eplb, gem, exact)")
     p.add_argument("--variability", type=float, default=0.0,
@@ -43,7 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots-per-gpu", type=positive_int, default=None, help="expert slots per GPU per layer (default: HBM)")
     p.add_argument("--predictor", default="window", help="last, mean, ema, window or oracle")
     p.add_argument("--replace-every", type=nonneg_int, default=0, help="re-place every K steps (0 = static)")
-    p.add_argument("--drift-segments", type=positive_int, default=1, help="synthetic workload phases (drift)")
     p.add_argument("--layer-policy", default="sieve", help="per-layer policy solving each step's layer")
     p.add_argument("--eval", dest="mode", default="dag", choices=["dag", "surrogate"],
                    help="layer time from the DAG + per-layer policy, or the surrogate only")

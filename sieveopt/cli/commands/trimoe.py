@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.commands.workload import add_trace_file_args, trace_file
+from sieveopt.cli.commands.workload import add_horizon_args, add_trace_file_args, trace_file
 from sieveopt.cli.common import add_json, nonneg_int, parse_overrides, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
@@ -18,14 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = tsub.add_parser("relayout", help="static layout vs prediction-driven relayout over decode steps")
     r.add_argument("--model", default="deepseek-v2", help="catalog model name or a model .toml file")
     r.add_argument("--system", default=SYSTEM, help="an offloading system (catalog name or .toml)")
-    r.add_argument("--batch", type=positive_int, default=64, help="decode batch size (requests)")
-    r.add_argument("--steps", type=positive_int, default=128, help="evaluated decode steps")
-    r.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
+    add_horizon_args(r, batch=64, steps=128, drift_segments=4)
     r.add_argument("--every", type=positive_int, default=16, help="relayout period K (steps)")
     r.add_argument("--predictors", default="last,ema,window",
                    help="comma-separated: last, mean, ema (TriMoE's), window, oracle (reads the future)")
-    r.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
-    r.add_argument("--drift-segments", type=positive_int, default=4, help="synthetic workload phases (drift)")
     r.add_argument("--cache-experts", type=nonneg_int, default=None,
                    help="HBM expert-cache slots per layer (default: the HBM left after everything else)")
     r.add_argument("--max-moves", type=nonneg_int, default=16, help="DIMM moves per rebalancing")

@@ -64,6 +64,17 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     add_max_memory(p)
 
 
+def add_horizon_args(p: argparse.ArgumentParser, *, batch: int, steps: int, drift_segments: int) -> None:
+    """``--batch``, ``--steps``, ``--history``, ``--layers``, ``--drift-segments`` of the multi-step
+    commands (``place``, ``trimoe relayout``): a profiled history, then an evaluated horizon."""
+    p.add_argument("--batch", type=positive_int, default=batch, help="decode batch size (requests)")
+    p.add_argument("--steps", type=positive_int, default=steps, help="evaluated decode steps (the horizon)")
+    p.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
+    p.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
+    p.add_argument("--drift-segments", type=positive_int, default=drift_segments,
+                   help="synthetic workload phases (drift)")
+
+
 def add_trace_file_args(p: argparse.ArgumentParser) -> None:
     """``--trace``, ``--per-step``, ``--seed`` and ``--set`` of the multi-step commands that read a
     recorded routing trace instead of the generator (``place``, ``trimoe relayout``); read back
