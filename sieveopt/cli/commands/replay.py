@@ -56,8 +56,8 @@ def _run(args: argparse.Namespace) -> int:
             args.iterations = DEFAULT_ITERATIONS
         return replay_overlap_cmd(args, model, system)
     if args.iterations is not None:
-        raise SieveoptError("--iterations counts replayed iterations of --overlap microbatch (a serial layer "
-                            "is replayed once): add --overlap microbatch, or drop --iterations")
+        raise SieveoptError("--iterations counts replayed iterations of --overlap microbatch, a serial layer "
+                            "is replayed once (fix: add --overlap microbatch, or drop --iterations)")
     inst = load_instance(args, model, system)
     # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
     # its replay both carry it and identical inputs replay to identical numbers.

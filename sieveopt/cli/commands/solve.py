@@ -85,8 +85,6 @@ def _cost(name: str, model, system):
     return make_cost_model(name, system, model)
 
 
-
-
 def _per_gpu(run) -> list[dict[str, Any]]:
     """Per GPU: experts on each side (compact id lists) and Sieve's estimate of that split; empty
     when the DAG's experts are not GPU/PIM two-sided (e.g. an offloading system's tiers: the
@@ -142,8 +140,8 @@ def _check_views(args: argparse.Namespace) -> None:
         if path is None:
             continue
         if args.overlap != "microbatch":
-            raise SieveoptError(f"{option} draws the steady state of --overlap microbatch: add --overlap microbatch, "
-                                f"or draw a serial layer with `sieveopt viz {what} --out {path}`")
+            raise SieveoptError(f"{option} draws the steady state of --overlap microbatch (fix: add --overlap "
+                                f"microbatch, or draw a serial layer with `sieveopt viz {what} --out {path}`)")
         _check_extension(what, Path(path), option)
         check_output_file(path, option)
 
@@ -208,8 +206,8 @@ def _q(xs: list[float], q: float) -> float | None:
 def _compare(args: argparse.Namespace) -> int:
     if args.objective != "energy" and (args.latency_limit_us is not None or args.time_price_W is not None):
         given = "--latency-limit-us" if args.latency_limit_us is not None else "--time-price-W"
-        raise SieveoptError(f"{given} applies to --objective energy only (the makespan objective has no "
-                            f"limit or price): add --objective energy, or drop {given}")
+        raise SieveoptError(f"{given} applies to --objective energy only, the makespan objective has no "
+                            f"limit or price (fix: add --objective energy, or drop {given})")
     if args.layer is not None and args.overlap == "serial":
         raise SieveoptError(f"--layer {args.layer}: serial compare samples --layers (decode step, MoE layer) pairs "
                             "from --seed, not one given layer (fix: drop --layer, or schedule layer "
