@@ -263,3 +263,17 @@ def test_messages_give_the_fix(capsys, tmp_path, monkeypatch, argv, needle):
     code, _, err = run(capsys, *argv)
     assert code == 2 and needle in err and "(fix: " in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--no-observed-table"], "--no-observed-table"),      # without --replay: silently ignored
+    (["--prefill-len", "100"], "--prefill-len"),           # without --prefill: silently ignored
+    (["--prefill", "2"], "--prefill-len"),                 # the message had no fix
+])
+def test_pareto_option_without_its_partner_exit_2(capsys, tmp_path, monkeypatch, extra, needle):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "pareto", "--out", "p", "--batches", "8", "--gpus", "1", "--policies", "noexp",
+                         "--layers", "1", *extra, "--json")
+    assert code == 2, out[:200]
+    assert needle in err and "(fix: " in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

@@ -82,6 +82,9 @@ def spec_from_args(args: argparse.Namespace):
     from sieveopt.e2e.workload import ContextDist, PrefillSpec
     from sieveopt.models.costmodel import COST_MODELS
 
+    if args.no_observed_table and not args.replay:
+        raise SieveoptError("--no-observed-table chooses the PIM table of replayed runs (fix: add --replay, or "
+                            "drop --no-observed-table)")
     batches = parse_batches(args.batches)
     policies = [x.strip() for x in str(args.policies).split(",") if x.strip()]
     check_policies(policies)
