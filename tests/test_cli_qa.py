@@ -277,3 +277,13 @@ def test_pareto_option_without_its_partner_exit_2(capsys, tmp_path, monkeypatch,
     assert code == 2, out[:200]
     assert needle in err and "(fix: " in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("extra", [["--overlap", "microbatch"], ["--replay"], ["--overlap", "ideal"],
+                                   ["--microbatches", "2"]])
+def test_energy_objective_refuses_what_it_would_ignore(capsys, extra):
+    """`compare --objective energy` ran serial, unreplayed layers whatever --overlap/--replay said."""
+    code, out, err = run(capsys, "compare", "--policies", "noexp", "--layers", "1", "--objective", "energy",
+                         "--latency-limit-us", "100", *extra, *_SMALL)
+    assert code == 2, out[:200]
+    assert extra[0] in err and "(fix: drop" in err and "Traceback" not in err

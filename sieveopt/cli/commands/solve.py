@@ -215,6 +215,15 @@ def _compare(args: argparse.Namespace) -> int:
     if args.objective == "energy":
         from sieveopt.cli.energy_compare import compare_energy
 
+        unused = [opt for opt, given in (
+            (f"--overlap {args.overlap}", args.overlap != "serial"), ("--microbatches", args.microbatches is not None),
+            ("--window-layers", args.window_layers is not None),
+            ("--runtime-order-evaluations", args.runtime_order_evaluations is not None),
+            ("--replay", args.replay), ("--prefetch", bool(args.prefetch))) if given]
+        if unused:
+            raise SieveoptError(f"{', '.join(unused)}: --objective energy compares predicted energy of serial layers "
+                                f"without replay or prefetch (fix: drop {', '.join(o.split()[0] for o in unused)})")
+
         return compare_energy(args)
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
