@@ -287,3 +287,16 @@ def test_energy_objective_refuses_what_it_would_ignore(capsys, extra):
                          "--latency-limit-us", "100", *extra, *_SMALL)
     assert code == 2, out[:200]
     assert extra[0] in err and "(fix: drop" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["solve", "--policy", "noexp", "--workers", "4"], "--workers"),               # serial: ignored before
+    (["compare", "--policies", "noexp", "--layers", "1", "--latency-weight", "1"], "--latency-weight"),
+    (["solve", "--policy", "noexp", "--overlap", "microbatch", "--deterministic-time", "1"], "--deterministic-time"),
+    (["compare", "--policies", "noexp", "--layers", "1", "--objective", "energy", "--latency-limit-us", "100",
+      "--workers", "4"], "--workers"),
+])
+def test_periodic_solver_options_outside_their_mode_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv, *_SMALL)
+    assert code == 2, out[:200]
+    assert needle in err and "(fix: " in err and "Traceback" not in err

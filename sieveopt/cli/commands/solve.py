@@ -219,6 +219,7 @@ def _compare(args: argparse.Namespace) -> int:
             (f"--overlap {args.overlap}", args.overlap != "serial"), ("--microbatches", args.microbatches is not None),
             ("--window-layers", args.window_layers is not None),
             ("--runtime-order-evaluations", args.runtime_order_evaluations is not None),
+            ("--workers", args.workers is not None), ("--latency-weight", args.latency_weight is not None),
             ("--replay", args.replay), ("--prefetch", bool(args.prefetch))) if given]
         if unused:
             raise SieveoptError(f"{', '.join(unused)}: --objective energy compares predicted energy of serial layers "

@@ -150,7 +150,8 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
     spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
     for name in policies:
         pprob, _ = charged_problem(prob, name, spec)  # each slot's scheduler task: the policy's charge
-        r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed)
+        r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed,
+                          latency_weight=args.latency_weight)
         big, sched = unroll(pprob, r.schedule, 3)
         items.append((f"{name}, {ex.label}: period {r.period_ns / 1e3:.2f} us", sched, big))
         rows.append({"policy": name, "period_ns": r.period_ns, "latency_ns": r.latency_ns,
