@@ -216,7 +216,7 @@ def test_every_option_is_documented_and_help_shows_defaults(capsys):
     undocumented = [f"{name} {a.option_strings[-1]}" for name, p in _subparsers(parser) for a in p._actions
                     if a.option_strings and a.dest != "help" and not (a.help or "").strip()]
     assert undocumented == []
-    for name, p in _subparsers(parser):
+    for _name, p in _subparsers(parser):
         p.format_help()   # every help renders (no stray % in a help string)
     assert main(["compare", "--help"]) == 0
     out = capsys.readouterr().out
