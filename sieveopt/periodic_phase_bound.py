@@ -459,22 +459,58 @@ def _model(problem: PeriodicProblem, pm: PhaseMap, cut_width: int) -> _Model:
     return _Model(pm.phases, len(u_of), u_rows, groups, caps, sep, cuts)
 
 
+def _path_columns(md: _Model, path: tuple[tuple[int, int], ...]) -> tuple[list[list[list[int]]],
+                                                                         list[list[tuple[int, int]]], int]:
+    """Column layout of :func:`path_lp`: ``in_phase[m][k]`` (the states where m is in phase k),
+    per group its (state, y column) pairs, and the column count (tau: 0 .. S-1, u: S .. S+nu-1,
+    then the y columns)."""
+    S, P = len(path), md.phases
+    in_phase = [[[s for s in range(S) if path[s][m] == k] for k in range(P)] for m in range(2)]
+    y_cols: list[list[tuple[int, int]]] = []
+    col = S + md.n_u
+    for m, ph, _r, _c, _cf in md.groups:
+        states = sorted(s for k in ph for s in in_phase[m][k])
+        y_cols.append(list(zip(states, range(col, col + len(states)), strict=True)))
+        col += len(states)
+    return in_phase, y_cols, col
+
+
+@dataclass(frozen=True)
+class PathPrimal:
+    """The optimal point of one path's LP (:func:`path_lp_primal`), in microseconds:
+    ``tau_us[s]`` the length of state s, ``work_us[g]`` the (state, work) pairs of group g of
+    ``groups`` (``(micro-batch, allowed phases, resource)``, the order of the model's groups)."""
+
+    path: tuple[tuple[int, int], ...]
+    value_us: float
+    tau_us: tuple[float, ...]
+    groups: tuple[tuple[int, tuple[int, ...], int], ...]
+    work_us: tuple[tuple[tuple[int, float], ...], ...]
+
+
+def path_lp_primal(md: _Model, path: tuple[tuple[int, int], ...],
+                   u_fixed: dict[int, float] | None = None) -> PathPrimal | None:
+    """:func:`path_lp` (the LP, not the MIP) with its optimal point decoded (None when the path
+    is infeasible): the *fluid timeline* of the relaxation (state lengths and each group's work
+    per state), read by :mod:`sieveopt.periodic_fluid`."""
+    v, res = path_lp(md, path, u_fixed)
+    if math.isinf(v):
+        return None
+    x = np.asarray(res.x, dtype=float)
+    S = len(path)
+    _, y_cols, _ = _path_columns(md, path)
+    return PathPrimal(path, v, tuple(float(t) for t in x[:S]),
+                      tuple((m, ph, r) for m, ph, r, _c, _cf in md.groups),
+                      tuple(tuple((s, float(x[c])) for s, c in cols) for cols in y_cols))
+
+
 def path_lp(md: _Model, path: tuple[tuple[int, int], ...], u_fixed: dict[int, float] | None = None,
             integral_s: float | None = None) -> tuple[float, Any]:
     """Optimum (us, ``inf`` when infeasible) of the LP of ``path`` (module docstring) and its
     ``linprog`` result. ``integral_s``: binary modes instead (HiGHS MIP via ``milp``, that many
     seconds); the value is then the MIP's dual bound, valid for this path even when time ran out."""
     S, P, nu = len(path), md.phases, md.n_u
-    in_phase = [[[s for s in range(S) if path[s][m] == k] for k in range(P)] for m in range(2)]
-    # columns: tau (S), u (nu), y (per group, per allowed state)
-    y_cols: list[list[int]] = []
-    col = S + nu
-    for m, ph, _r, _c, _cf in md.groups:
-        states = sorted(s for k in ph for s in in_phase[m][k])
-        y_cols.append([(col + i) for i in range(len(states))])
-        y_cols[-1] = list(zip(states, y_cols[-1], strict=True))
-        col += len(states)
-    n = col
+    in_phase, y_cols, n = _path_columns(md, path)
     eq_r, eq_c, eq_v, b_eq = [], [], [], []
     ub_r, ub_c, ub_v, b_ub = [], [], [], []
     row = 0
@@ -608,5 +644,5 @@ def phase_path_bound(problem: PeriodicProblem, *, cut_width: int = 2, deadline: 
     return bound, info
 
 
-__all__ = ["PhaseMap", "boundary_times", "classification_violations", "cyclic_paths", "mode_columns", "path_lp", "phase_map",
+__all__ = ["PathPrimal", "PhaseMap", "boundary_times", "classification_violations", "cyclic_paths", "mode_columns", "path_lp", "path_lp_primal", "phase_map",
            "path_of_boundaries", "phase_path_bound", "schedule_path", "window_cut_slacks_ns", "window_cuts"]
