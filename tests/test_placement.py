@@ -239,9 +239,9 @@ def test_dag_evaluation_honours_gpu_speed(setup):
     assert (slow_ns > fast_ns).all()
 
 
-def _brute_mean(cost: np.ndarray, G: int, cap: int) -> float:
+def _brute_mean(cost: np.ndarray, G: int, cap: int, kind: str = "mean", alpha: float = 0.9) -> float:
     E = cost.shape[1]
-    return min(objective(cost, np.array(a)) for a in itertools.product(range(G), repeat=E)
+    return min(objective(cost, np.array(a), kind, alpha) for a in itertools.product(range(G), repeat=E)
                if max(np.bincount(a, minlength=G)) <= cap)
 
 
@@ -289,7 +289,7 @@ def test_polish_never_worse_keeps_capacity_and_twins():
 
 
 def _brute_items(cost: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]], G: int, cap: int,
-                 budget: int) -> float:
+                 budget: int, kind: str = "mean", alpha: float = 0.9) -> float:
     """Brute-force optimum of the exact model's item space (replica choice included)."""
     best = np.inf
     pe = sorted(pair)
@@ -306,7 +306,7 @@ def _brute_items(cost: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int
                 continue
             if any(a[pair[e][0]] == a[pair[e][1]] for e in rep):
                 continue
-            best = min(best, objective(cost, a))
+            best = min(best, objective(cost, a, kind, alpha))
     return best
 
 
@@ -342,6 +342,103 @@ def test_lp_bound_never_above_brute_force_optimum(seed):
         assert lp_bound(c, it.single, it.pair, cap, budget, levels=one, meta=meta) == pytest.approx(
             lp_bound(c, it.single, it.pair, cap, budget), rel=1e-6)
         assert meta["violated"] == 0 and meta["rounds"] >= 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cvar_lp_bound_never_above_brute_force_optimum(seed):
+    """The LP bound of the ``cvar`` objective (mean of the k worst step stragglers, Rockafellar-
+    Uryasev form) is valid against the exhaustive optimum of the item space, at least the ``mean``
+    LP (the k worst steps average at least the mean), and its level-row cuts converge."""
+    from sieveopt.placement.exact import _items, worst_count
+    from sieveopt.placement.lp_bound import lp_bound
+
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 3),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.8, 0.9)))
+    sur = Surrogate(model, system, 64)
+    loads = np.random.default_rng(seed).integers(0, 48, size=(6, 5))
+    G, cap = 3, 3
+    above = 0
+    for alpha in (0.5, 0.8):
+        k = worst_count(alpha, loads.shape[0])
+        assert k == (3 if alpha == 0.5 else 2)
+        for cand in (np.array([], dtype=np.int64), np.array([int(np.argmax(loads.mean(axis=0)))])):
+            it = _items(loads, cand)
+            c = np.rint(sur.level_costs(it.tokens)).astype(np.int64)
+            meta: dict = {}
+            one = np.zeros((c.shape[0], G, c.shape[3]), dtype=bool)
+            one[:, :, 0] = True
+            lb = lp_bound(c, it.single, it.pair, cap, cand.size, worst_steps=k, levels=one, meta=meta)
+            brute = _brute_items(c, it.single, it.pair, G, cap, cand.size, "cvar", alpha)
+            assert 0 < lb <= brute + 1e-6
+            mean_lb = lp_bound(c, it.single, it.pair, cap, cand.size)
+            assert lb >= mean_lb * (1 - 1e-5)
+            above += lb > mean_lb * (1 + 1e-3)                     # the worst steps are heavier
+            assert meta["violated"] == 0
+            assert lb == pytest.approx(lp_bound(c, it.single, it.pair, cap, cand.size, worst_steps=k), rel=1e-6)
+    assert above >= 2
+
+
+def test_exact_cvar_matches_brute_force_with_a_valid_bound():
+    """``objective_kind="cvar"``: annealing, polish, LP bound and CP-SAT on the quantile objective
+    reach the exhaustive optimum of a tiny window, and every bound stays below it."""
+    model = load_model("qwen3-30b-a3b")
+    system = with_variability(load_system("sieve-b200-hbm3e-pim", 3),
+                              GpuVariabilitySpec(kind="fixed", compute_speed=(1.0, 0.8, 1.0)))
+    sur = Surrogate(model, system, 64)
+    E, G, cap = 6, 3, 3
+    for seed in range(2):
+        loads = np.random.default_rng(seed).integers(0, 48, size=(8, E))
+        cost = sur.level_costs(loads)
+        brute = _brute_mean(cost, G, cap, "cvar", 0.75)
+        prob = PlacementProblem(E, G, cap, 0, sur, time_limit_s=20, workers=2)
+        res = solve_exact(loads, prob, objective_kind="cvar", alpha=0.75)
+        assert res.status in ("OPTIMAL", "HINT")
+        assert res.objective_ns == pytest.approx(brute, rel=1e-6)
+        assert 0 < res.meta["lp_bound_ns"] <= brute + E and res.bound_ns <= brute + E
+        assert res.objective_ns >= _brute_mean(cost, G, cap) - 1e-6    # cvar >= the mean optimum
+
+
+def test_worst_mean_and_weights():
+    from sieveopt.placement.anneal import worst_mean, worst_weights
+
+    z = np.array([3.0, 9.0, 1.0, 7.0, 5.0])
+    assert worst_mean(z, 2) == pytest.approx(8.0) and worst_mean(z, None) == pytest.approx(5.0)
+    assert worst_mean(z, 9) == pytest.approx(5.0)
+    assert np.allclose(worst_mean(np.stack([z, -z], axis=1), 2), [8.0, -2.0])   # per column
+    w = worst_weights(z, 2, 0.5, floor=0.2)
+    assert w.sum() == pytest.approx(1.0) and np.all(np.diff(w[np.argsort(z)]) > 0)
+    assert w.min() >= 0.2 / z.size - 1e-12
+
+
+def test_anneal_and_polish_on_the_worst_steps():
+    """``worst_steps``: the annealing and the polish minimise the mean of the k worst step
+    stragglers (seeded, never worse than the start, capacity and twins kept, never below the
+    exhaustive optimum, which the annealing reaches on a tiny window)."""
+    from sieveopt.placement.anneal import anneal
+    from sieveopt.placement.local_search import polish
+
+    rng = np.random.default_rng(11)
+    T, n, G, cap = 8, 14, 3, 6
+    cost = rng.uniform(0, 10, size=(T, n, G))
+    start = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 1, -1])
+    twin = np.full(n, -1)
+    twin[11], twin[12] = 12, 11
+    cv = objective(cost, start, "cvar", 0.75)                   # k = 2 of 8 steps
+    a, v, _ = anneal(cost, start, cap, twin, iters=40_000, seed=4, worst_steps=2)
+    b, vb, _ = anneal(cost, start, cap, twin, iters=40_000, seed=4, worst_steps=2)
+    assert np.array_equal(a, b) and v == vb
+    assert v <= cv + 1e-9 and v == pytest.approx(objective(cost, a, "cvar", 0.75))
+    assert np.bincount(a[a >= 0], minlength=G).max() <= cap and a[11] != a[12] and a[13] == -1
+    p, vp, _ = polish(cost, start, cap, twin, worst_steps=2)
+    assert vp <= cv + 1e-9 and vp == pytest.approx(objective(cost, p, "cvar", 0.75))
+    assert np.bincount(p[p >= 0], minlength=G).max() <= cap and p[11] != p[12] and p[13] == -1
+    small = cost[:, :6, :]
+    brute = _brute_mean(small, G, 2, "cvar", 0.75)
+    s_, vs, _ = anneal(small, np.array([0, 0, 1, 1, 2, 2]), 2, np.full(6, -1), iters=20_000, seed=0, worst_steps=2)
+    assert vs == pytest.approx(brute, rel=1e-9)
+    _, vq, _ = polish(small, np.array([0, 0, 1, 1, 2, 2]), 2, np.full(6, -1), worst_steps=2)
+    assert vq >= brute - 1e-9
 
 
 def test_anneal_valid_seeded_never_worse():

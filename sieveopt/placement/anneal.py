@@ -109,13 +109,13 @@ def softmax_state(V, beta):  # noqa: ANN001, ANN202 (numba)
 
 @njit(cache=True, nogil=True)
 def _phase(tok, tab, a, cnt, L, used, pos, nu_s, twin, capacity, iters, temp0, temp1, beta, state, near, p_near,  # noqa: ANN001, ANN202, PLR0913
-           prs, budget, nrep_s, p_split):
+           prs, budget, nrep_s, p_split, w):
     """``iters`` annealing steps at smoothing ``beta`` with the temperature going temp0 -> temp1
     (geometric); updates ``a``, ``cnt``, ``L`` and the used-item list in place. ``state``: the
     RNG seed in, out. ``near[i]``: items with cost vectors closest to item i's (swap partners
     with ``p_near``). ``prs[p] = (single, half a, half b)``: experts that may be split into
     their replica pair or merged back (with probability ``p_split`` per step), at most
-    ``budget`` pairs in use."""
+    ``budget`` pairs in use. ``w[T]``: step weights summing to 1 (empty: the plain mean, 1/T)."""
     np.random.seed(state[0])
     T = tok.shape[0]
     G, _, K = tab.shape
@@ -181,7 +181,8 @@ def _phase(tok, tab, a, cnt, L, used, pos, nu_s, twin, capacity, iters, temp0, t
             eh = np.exp((vh - ref[t]) / beta)
             e_g[t] = eg
             e_h[t] = eh
-            delta += np.log(max(S[t] - X[t, g] - X[t, h] + eg + eh, 1e-300) / S[t])
+            lt = np.log(max(S[t] - X[t, g] - X[t, h] + eg + eh, 1e-300) / S[t])
+            delta += lt if w.size == 0 else w[t] * T * lt
         delta *= beta / T
         if delta <= 0.0 or np.random.random() < np.exp(-delta / temp):
             for t in range(T):
@@ -278,6 +279,28 @@ def dense(cost) -> np.ndarray:  # noqa: ANN001
 #: Phases of one annealing schedule (``anneal``'s default; the exact optimiser reads it to tell a
 #: complete round from one cut by the clock).
 PHASES = 20
+WORST_WIDTH = 1e-2    # cvar annealing: logistic width of the step weights, x the start objective
+WORST_FLOOR = 0.5     # cvar annealing: share of the uniform weights in the mix
+
+
+def worst_mean(z: np.ndarray, k: int | None) -> np.ndarray:
+    """Mean over axis 0 (the steps) of the ``k`` largest entries of ``z`` (the ``cvar``
+    objective of step stragglers); ``k`` None (or >= the steps): the plain mean."""
+    T = z.shape[0]
+    if k is None or k >= T:
+        return z.mean(axis=0)
+    k = max(1, int(k))
+    return np.partition(z, T - k, axis=0)[T - k:].mean(axis=0)
+
+
+def worst_weights(z: np.ndarray, k: int, width: float, floor: float = 0.0) -> np.ndarray:
+    """Step weights (summing to 1) that focus an annealing phase on the ``k`` largest of ``z``:
+    a logistic of ``(z_t - k-th largest) / width``, so steps near the threshold count too,
+    mixed with the uniform weights at share ``floor``."""
+    k = min(max(1, int(k)), z.size)
+    thr = np.sort(z)[-k]
+    w = 1.0 / (1.0 + np.exp(-np.clip((z - thr) / max(width, 1e-12), -50, 50)))
+    return (1.0 - floor) * w / w.sum() + floor / z.size
 
 
 def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: int,
@@ -285,7 +308,8 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
            beta: tuple[float, float] = (2e-2, 1.3e-3),
            time_limit_s: float | None = None, near_k: int = 16,
            p_near: float = 0.5, pairs: np.ndarray | None = None, budget: int = 0,
-           p_split: float = 0.05) -> tuple[np.ndarray, float, int]:
+           p_split: float = 0.05, worst_steps: int | None = None,
+           worst_width: float = WORST_WIDTH, worst_floor: float = WORST_FLOOR) -> tuple[np.ndarray, float, int]:
     """Anneal ``assign`` (item -> GPU, -1 = unused; ``cost[T, items, G]``, level costs
     ``[T, items, G, K]`` or a ``(tokens, table)`` pair, :func:`as_table`) for ``iters`` steps in
     ``phases`` phases; returns (best assignment, its objective ``mean_t max_g``, phases run).
@@ -301,7 +325,11 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
     experts that may switch between one copy and a replica pair (split / merge proposals with
     probability ``p_split`` per step, at most ``budget`` pairs in use at a time; a start over
     the budget only loses pairs); None = the item set stays that of ``assign``, with the same
-    random stream as without the option."""
+    random stream as without the option. ``worst_steps`` = k: minimise the mean of the k largest
+    step stragglers instead (the ``cvar`` objective); each phase then weighs step t by a logistic
+    of its straggler's distance to the k-th largest, in units of ``worst_width`` x the start's
+    objective (the subgradient of the top-k mean, 1/k on the k worst steps, smoothed so that the
+    steps next to the threshold count too and the worst set does not flip between phases)."""
     t0 = time.perf_counter()
     tok, tab = as_table(cost)
     a = np.asarray(assign, dtype=np.int64).copy()
@@ -317,7 +345,12 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
     nu_s = np.array([used0.size], dtype=np.int64)
     nrep_s = np.array([int(sum(a[r[1]] >= 0 for r in prs))], dtype=np.int64)
     L = _loads(tok, tab, a)
-    start = best_val = float(_true_objective(L))
+
+    def value(L_: np.ndarray) -> float:
+        return float(_true_objective(L_)) if worst_steps is None else float(
+            worst_mean(L_.max(axis=2).max(axis=1), worst_steps))
+
+    start = best_val = value(L)
     best = a.copy()
     if used0.size < 2 or G < 2 or iters <= 0 or start <= 0:
         return best, best_val, 0
@@ -332,16 +365,19 @@ def anneal(cost, assign: np.ndarray, capacity: int, twin: np.ndarray, *, iters: 
         np.fill_diagonal(D, np.inf)
         near[cand] = cand[np.argsort(D, axis=1, kind="stable")[:, :k]]
     per = max(1, int(iters) // max(1, phases))
+    no_weights = np.zeros(0)
     done = 0
     for p in range(phases):
         f0, f1 = p / phases, (p + 1) / phases
         t_hi = temp[0] * (temp[1] / temp[0]) ** f0
         t_lo = temp[0] * (temp[1] / temp[0]) ** f1
         b = beta[0] * (beta[1] / beta[0]) ** (p / max(1, phases - 1))
+        w = no_weights if worst_steps is None else worst_weights(L.max(axis=2).max(axis=1), worst_steps,
+                                                                   worst_width * start, worst_floor)
         _phase(tok, tab, a, cnt, L, used, pos, nu_s, tw, int(capacity), per, t_hi * start, t_lo * start, b * start,
-               state, near, float(p_near) if k > 0 else 0.0, prs, int(budget), nrep_s, float(p_split))
+               state, near, float(p_near) if k > 0 else 0.0, prs, int(budget), nrep_s, float(p_split), w)
         L = _loads(tok, tab, a)                    # refresh: no drift from incremental updates
-        v = float(_true_objective(L))
+        v = value(L)
         done += 1
         if v < best_val:
             best, best_val = a.copy(), v

@@ -31,6 +31,7 @@ import numpy as np
 
 from sieveopt.errors import SpecError
 from sieveopt.placement.core import Placement, movement
+from sieveopt.placement.exact import POLICY_OBJECTIVE
 from sieveopt.placement.forecast import forecast_error, predict
 from sieveopt.placement.policies import PLACEMENT_POLICIES, PlacementProblem
 from sieveopt.placement.surrogate import straggler_share
@@ -45,7 +46,7 @@ class EvalConfig:
     replace_every: int = 0
     layer_policy: str = "sieve"
     mode: str = "dag"
-    exact_objective: str = "mean"
+    exact_objective: str = POLICY_OBJECTIVE
     #: exact optimiser: charge the movement from the current placement, amortised over the
     #: re-placement period (weight 1/K per step); staying put is always a candidate
     charge_movement: bool = True
@@ -249,7 +250,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      batch: int = 256, layers: int | list[int] = 1, seed: int = 0,
                      redundant: int = 32, capacity: int | None = None, predictor: str = "window",
                      replace_every: int = 0, layer_policy: str = "sieve", mode: str = "dag",
-                     exact_objective: str = "mean", time_limit_s: float = 60.0, workers: int = 8,
+                     exact_objective: str = POLICY_OBJECTIVE, time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
                      context_len: int = 2048, gap_limit: float = 0.0,
                      per_step: bool = False, exact_space: str = "model", exact_replicas: str = "loaded",

@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from sieveopt.placement.anneal import worst_mean
+
 
 def gpu_loads(cost: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """``[T, G]`` surrogate work per step and GPU of ``assign`` (``cost[T, items, G]`` or level
@@ -30,8 +32,10 @@ def gpu_loads(cost: np.ndarray, assign: np.ndarray) -> np.ndarray:
 
 
 def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray, *,
-           max_rounds: int = 2000, time_limit_s: float = 10.0) -> tuple[np.ndarray, float, int]:
-    """Local search minimising ``mean_t max_g`` work; returns (assignment, objective, rounds).
+           max_rounds: int = 2000, time_limit_s: float = 10.0,
+           worst_steps: int | None = None) -> tuple[np.ndarray, float, int]:
+    """Local search minimising ``mean_t max_g`` work (with ``worst_steps`` = k: the mean of the k
+    largest step stragglers, the ``cvar`` objective); returns (assignment, objective, rounds).
 
     ``cost``: ``[T, items, G]`` or level costs ``[T, items, G, K]``. ``twin[i]``: the other
     replica item of item i's expert (-1 when none); the two may not share a GPU. The result is
@@ -43,7 +47,7 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
     twin = np.asarray(twin, dtype=np.int64)
     L = np.stack([c[:, a == g, g].sum(axis=1) for g in range(G)], axis=1)        # [T, G, K]
     V = L.max(axis=2)
-    cur = float(V.max(axis=1).mean())
+    cur = float(worst_mean(V.max(axis=1), worst_steps))
     t0 = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and time.perf_counter() - t0 < time_limit_s:
@@ -61,7 +65,7 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
                 if ig.size and on[h].size < capacity:              # moves g -> h
                     vg = (L[:, g, :, None] - cg[:, :, ig]).max(axis=1)
                     vh = (L[:, h, :, None] + ch[:, :, ig]).max(axis=1)
-                    obj = np.maximum(np.maximum(vg, vh), rest[:, None]).mean(axis=0)
+                    obj = worst_mean(np.maximum(np.maximum(vg, vh), rest[:, None]), worst_steps)
                     k = int(np.argmin(obj))
                     if obj[k] < best[0]:
                         best = (float(obj[k]), 0, int(ig[k]), h)
@@ -71,7 +75,7 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
                 if ig.size and jh.size:                            # swaps i (g) <-> j (h)
                     new_g = (L[:, g, :, None, None] - cg[:, :, ig, None] + cg[:, :, None, jh]).max(axis=1)
                     new_h = (L[:, h, :, None, None] - ch[:, :, None, jh] + ch[:, :, ig, None]).max(axis=1)
-                    obj = np.maximum(np.maximum(new_g, new_h), rest[:, None, None]).mean(axis=0)
+                    obj = worst_mean(np.maximum(np.maximum(new_g, new_h), rest[:, None, None]), worst_steps)
                     k = int(np.argmin(obj))
                     if obj.flat[k] < best[0]:
                         best = (float(obj.flat[k]), 1, int(ig[k // jh.size]), int(jh[k % jh.size]))
@@ -89,6 +93,6 @@ def polish(cost: np.ndarray, assign: np.ndarray, capacity: int, twin: np.ndarray
             L[:, h] += c[:, i, h] - c[:, j, h]
             a[i], a[j] = h, g
         V = L.max(axis=2)
-        cur = float(V.max(axis=1).mean())
+        cur = float(worst_mean(V.max(axis=1), worst_steps))
         rounds += 1
     return a, cur, rounds

@@ -29,10 +29,15 @@ from scipy.sparse import coo_matrix
 
 def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]], capacity: int,
              budget: int, *, levels: np.ndarray | None = None, max_rounds: int = 12,
-             meta: dict | None = None, deadline: float | None = None) -> float:
+             meta: dict | None = None, deadline: float | None = None, worst_steps: int | None = None) -> float:
     """Value of the LP relaxation for integer costs ``c[T, items, G]`` or level costs
     ``c[T, items, G, K]`` (a valid lower bound on the ``mean`` objective of every placement of
     the model; 0.0 if HiGHS fails on the first round).
+
+    ``worst_steps`` (k): bound the mean of the k largest step stragglers instead (the ``cvar``
+    objective, :func:`sieveopt.placement.exact.objective`), by Rockafellar and Uryasev's
+    linear form ``min eta + (1/k) sum_t max(0, z_t - eta)``, which equals the mean of the k
+    largest ``z_t`` for any fixed ``z``; relaxing x keeps it a lower bound.
 
     ``single[e]``: item of expert e's single copy; ``pair[e]``: its two replica items (replica
     candidates only); ``budget``: at most this many experts replicated. With K levels (the
@@ -53,7 +58,7 @@ def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]]
         left = None if deadline is None else deadline - time.perf_counter()
         if left is not None and left <= 0:
             break
-        res = _solve(c4, on, single, pair, capacity, budget, time_limit_s=left)
+        res = _solve(c4, on, single, pair, capacity, budget, time_limit_s=left, worst_steps=worst_steps)
         if res is None:                             # failed or out of time: the last round's value
             break
         (val, x, z), done, rows = res, rounds, int(on.sum())
@@ -97,15 +102,20 @@ class _Rows:
 
 
 def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]],
-           capacity: int, budget: int, time_limit_s: float | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
+           capacity: int, budget: int, time_limit_s: float | None = None,
+           worst_steps: int | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
     """One LP with the level rows ``on[t, g, k]``: (bound, x[items, G], z[T]) or None (HiGHS failed
-    or ran out of ``time_limit_s``)."""
+    or ran out of ``time_limit_s``). Objective: the mean of ``z``, or with ``worst_steps`` = k the
+    mean of its k largest entries (columns ``eta`` and ``u[T] >= z - eta`` after ``z``; the
+    returned ``z`` is then raised to ``eta``, the level a row may reach without changing the
+    objective, so that the cut rounds add only rows that matter)."""
     T, n, G, _ = c.shape
     pe = sorted(pair)
     R = len(pe)
     nx = n * G
     ny = R
-    nv = nx + ny + T
+    cv = worst_steps is not None
+    nv = nx + ny + T + ((1 + T) if cv else 0)
     eq, ub = _Rows(), _Rows()
     add_eq, add_ub = eq.add, ub.add
     gs = np.arange(G)
@@ -131,15 +141,26 @@ def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tu
         nz = np.flatnonzero(c[t, :, g, k])
         add_ub(np.r_[nz * G + g, nx + ny + t], np.r_[c[t, nz, g, k].astype(float), -1.0], 0.0)
     obj = np.zeros(nv)
-    obj[nx + ny:] = 1.0 / T
-    bounds = [(0.0, 1.0)] * (nx + ny) + [(0.0, None)] * T
+    nz0 = nx + ny
+    if cv:                                   # u_t >= z_t - eta: z_t - eta - u_t <= 0
+        k = min(max(1, int(worst_steps)), T)
+        for t in range(T):
+            add_ub(np.array([nz0 + t, nz0 + T, nz0 + T + 1 + t]), np.array([1.0, -1.0, -1.0]), 0.0)
+        obj[nz0 + T] = 1.0
+        obj[nz0 + T + 1:] = 1.0 / k
+    else:
+        obj[nz0:nz0 + T] = 1.0 / T
+    bounds = [(0.0, 1.0)] * (nx + ny) + [(0.0, None)] * (T + ((1 + T) if cv else 0))
     res = linprog(obj, A_ub=ub.matrix(nv), b_ub=np.asarray(ub.rhs), A_eq=eq.matrix(nv), b_eq=np.asarray(eq.rhs),
                   bounds=bounds, method="highs-ipm",
                   options={} if time_limit_s is None else {"time_limit": max(1e-3, float(time_limit_s))})
     if res.status != 0:
         return None
     # HiGHS' optimality tolerances are ~1e-7 relative: shave them off so the bound stays valid
-    return max(0.0, float(res.fun) * (1.0 - 1e-6)), res.x[:nx].reshape(n, G), res.x[nx + ny:]
+    z = res.x[nz0:nz0 + T]
+    if cv:                                   # a step below eta may rise to it at no cost
+        z = np.maximum(z, res.x[nz0 + T])
+    return max(0.0, float(res.fun) * (1.0 - 1e-6)), res.x[:nx].reshape(n, G), z
 
 
 def replica_dominance(table: np.ndarray, max_tokens: int) -> float:
