@@ -300,3 +300,18 @@ def test_periodic_solver_options_outside_their_mode_exit_2(capsys, argv, needle)
     code, out, err = run(capsys, *argv, *_SMALL)
     assert code == 2, out[:200]
     assert needle in err and "(fix: " in err and "Traceback" not in err
+
+
+def test_place_exact_objective_defaults_to_the_policys_own(capsys):
+    """The CLI hard-coded --exact-objective mean while the exact policy's default (and the README /
+    results.md headline command) had become cvar: one definition, POLICY_OBJECTIVE."""
+    import json
+
+    from sieveopt.placement.exact import POLICY_OBJECTIVE
+
+    code, out, _ = run(capsys, "place", "--model", "qwen3-30b-a3b", "--gpus", "2", "--batch", "8", "--steps", "2",
+                       "--history", "2", "--policies", "exact", "--eval", "surrogate", "--time-limit", "2",
+                       "--workers", "1", "--json")
+    assert code == 0
+    run0 = json.loads(out)["policies"][0]["exact"]["runs"][0]
+    assert run0["objective"] == POLICY_OBJECTIVE

@@ -43,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer-policy", default="sieve", help="per-layer policy solving each step's layer")
     p.add_argument("--eval", dest="mode", default="dag", choices=["dag", "surrogate"],
                    help="layer time from the DAG + per-layer policy, or the surrogate only")
-    p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"],
+    p.add_argument("--exact-objective", default=None, choices=["mean", "cvar", "balance"],
                    help="exact optimiser's objective: mean step time, CVaR of the slowest steps, or the "
-                        "straggler of the expected loads")
+                        "straggler of the expected loads (default: the exact policy's own, "
+                        "sieveopt.placement.exact.POLICY_OBJECTIVE; cvar since round 9)")
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
     p.add_argument("--exact-replicas", default="loaded", choices=["loaded", "cheap"],
@@ -90,6 +91,7 @@ def build_system(args: argparse.Namespace):
 def _place(args: argparse.Namespace) -> int:
     from sieveopt.models.catalog import load_model
     from sieveopt.placement import PLACEMENT_POLICIES, PREDICTORS, compare_policies
+    from sieveopt.placement.exact import POLICY_OBJECTIVE
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in PLACEMENT_POLICIES]
@@ -109,7 +111,7 @@ def _place(args: argparse.Namespace) -> int:
                             redundant=args.redundant_experts, capacity=args.slots_per_gpu,
                             predictor=args.predictor, replace_every=args.replace_every,
                             layer_policy=args.layer_policy, mode=args.mode,
-                            exact_objective=args.exact_objective, time_limit_s=args.time_limit,
+                            exact_objective=args.exact_objective or POLICY_OBJECTIVE, time_limit_s=args.time_limit,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
                             gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space,
                             exact_replicas=args.exact_replicas, surrogate=args.surrogate)
