@@ -136,26 +136,62 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
-    """--model, --system, --gpus, --batch, --seed, --layer, --set overrides."""
+def add_model_system_args(p: argparse.ArgumentParser, *,
+                          gpus_help: str = "number of GPUs (default: the system preset's)") -> None:
+    """--model, --system and --gpus (one definition for every command that takes them)."""
     p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
+    p.add_argument("--gpus", type=gpus_int, default=None, help=gpus_help)
+
+
+def add_set_arg(p: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE system overrides (read back with :func:`load_system_checked`)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
+
+
+def add_executor_args(p: argparse.ArgumentParser, *, cache_help: str | None, workers_default: int | None = 1,
+                      workers_help: str = "parallel workers (local pool size / local Ray CPUs)") -> None:
+    """--executor, --workers, --address (and --cache DIR when ``cache_help``) of the commands that
+    run their points on the sweep engine (:mod:`sieveopt.sweep`)."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the points run: a local process pool or a Ray cluster")
+    p.add_argument("--workers", type=positive_int, default=workers_default, help=workers_help)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    if cache_help is not None:
+        p.add_argument("--cache", default=None, metavar="DIR", help=cache_help)
+
+
+def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--model, --system, --gpus, --batch, --seed, --layer, --set overrides."""
+    add_model_system_args(p)
     if batch:
         p.add_argument("--batch", type=positive_int, default=64, help="decode batch size (requests)")
     p.add_argument("--seed", type=seed_int, default=0, help=f"seed of the routing generator (0 to {MAX_SEED})")
     p.add_argument("--layer", type=nonneg_int, default=None, help="MoE layer index to sample (default: seeded pick)")
     p.add_argument("--context-len", type=context_len_int, default=None,
                    help="context length per request in tokens (default 2048)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a system field, e.g. --set gpu.kernel_overhead_ns=1000 (repeatable)")
+    add_set_arg(p)
     add_max_memory(p)
     add_ignore_capacity(p)
 
 
+def scheduler_latency_spec(text: str) -> str | int:
+    """argparse type of ``--scheduler-latency-ns``: ``default``, ``calibrated`` or whole ns >= 0
+    (:func:`sieveopt.solvers.sched_latency.parse_spec`, the one parser)."""
+    from sieveopt.solvers.sched_latency import parse_spec
+
+    try:
+        return parse_spec(text)
+    except SieveoptError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, allowed: 'default', 'calibrated' or a whole number of ns "
+                                         ">= 0 (fix: e.g. --scheduler-latency-ns 1000)") from None
+
+
 def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
     """``--scheduler-latency-ns``: the charge of the scheduler task (same default in every command)."""
-    p.add_argument("--scheduler-latency-ns", default="default", metavar="default|calibrated|N",
+    p.add_argument("--scheduler-latency-ns", type=scheduler_latency_spec, default="default",
+                   metavar="default|calibrated|N",
                    help="scheduler task duration per layer: 'default' (documented per-policy table), "
                         "'calibrated' (this machine's measured median, cached) or N ns; policies declaring an "
                         "offline or static decision are charged 0 (see sieveopt.solvers.sched_latency)")
@@ -176,6 +212,37 @@ def solver_params_for(args: argparse.Namespace, policies: list[str] | tuple[str,
 
     extra = parse_solver_params(list(getattr(args, "solver_params", []) or []), list(policies))
     return {p: {**common_params(p, **knobs), **extra[p]} for p in policies}
+
+
+def _check_registered(registry, names: list[str], option: str, example: str) -> None:
+    """Every name in ``registry`` (plugins included), else an error naming ``option`` and the fix."""
+    if not names:
+        raise SieveoptError(f"{option}: give at least one {registry.what} name (fix: e.g. {option} {example})")
+    known = registry.names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SieveoptError(f"{option}: unknown {registry.what} {', '.join(map(repr, unknown))} (fix: use one of "
+                            f"{', '.join(known)}; `sieveopt plugins` lists them)")
+
+
+def policy_names(text: str, option: str = "--policies", *, single: bool = False) -> list[str]:
+    """The registered policies of a comma-separated option value (``single``: exactly one), checked
+    before any work: an empty list, an unknown name or a list where one is expected names ``option``."""
+    from sieveopt.solvers import SOLVERS
+
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if single and len(names) > 1:
+        raise SieveoptError(f"{option}: one policy, got {names} (fix: give one name, e.g. {option} sieve)")
+    _check_registered(SOLVERS, names, option, "sieve" if single else "sieve,noexp")
+    return names
+
+
+def check_cost_model(name: str, option: str = "--cost-model") -> str:
+    """``name`` if it is a registered cost model, else an error naming ``option``."""
+    from sieveopt.models.costmodel import COST_MODELS
+
+    _check_registered(COST_MODELS, [name], option, "roofline")
+    return name
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:

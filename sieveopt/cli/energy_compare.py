@@ -35,8 +35,8 @@ def _energy_solver_params(policy: str, solver: Any, params: dict[str, Any]) -> d
 
 
 def compare_energy(args: argparse.Namespace) -> int:
-    from sieveopt.cli.commands.solve import _check_policies, _cost
-    from sieveopt.cli.common import cpsat_params, load_problem, solver_params_for
+    from sieveopt.cli.commands.solve import _cost
+    from sieveopt.cli.common import cpsat_params, load_problem, policy_names, solver_params_for
     from sieveopt.instance import sample_layers
     from sieveopt.pipeline import build_dag, run_layer
     from sieveopt.solvers import policy_info
@@ -44,13 +44,10 @@ def compare_energy(args: argparse.Namespace) -> int:
     from sieveopt.validation.energy.layer import energy_model_for
 
     if args.latency_limit_us is None or args.latency_limit_us <= 0:
-        raise SieveoptError("--objective energy needs --latency-limit-us X with X > 0 "
-                            "(the makespan limit per layer, e.g. 60)")
+        raise SieveoptError("--objective energy needs --latency-limit-us X with X > 0, the makespan limit per "
+                            "layer (fix: e.g. --latency-limit-us 60)")
+    policies = policy_names(args.policies)
     model, system = load_problem(args)
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    _check_policies(policies)
-    if args.layers < 1:
-        raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     em = energy_model_for(system, model)
     if em.unavailable:
         raise SieveoptError(f"--objective energy: energy unavailable: {em.unavailable} "

@@ -24,6 +24,27 @@ def _command_module(argv: list[str], names: set[str]) -> str | None:
     return first if first in names else None
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default, unless its help already states it or it has none
+    (``None``, a flag's ``False``, an empty list): a newcomer sees what a bare command runs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "default" in text or default is argparse.SUPPRESS
+                or default is None or default is False or default == []):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+class Parser(argparse.ArgumentParser):
+    """The tool's parsers (nested sub-commands included) show defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Parser with the command modules under ``sieveopt.cli.commands`` registered: only the
     one ``argv`` selects when it names one (start-up cost: every module imports its own
@@ -32,7 +53,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from sieveopt import __version__
     from sieveopt.cli import commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sieveopt",
         description="Design, solve and validate GPU/HBM-PIM schedulers for MoE decode.",
     )

@@ -38,11 +38,14 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(str(col), overflow="fold", min_width=widths[-1])
     for row in cells:
         table.add_row(*row)
-    Console(width=max(100, len(columns) * 14, sum(widths) + 3 * len(columns) + 1)).print(table)
+    Console(width=max(100, len(columns) * 14, sum(widths) + 3 * len(columns) + 1)).print(table, crop=False)
 
 
 def _fmt(v: Any) -> str:
-    """Plain numbers: 4 significant digits, no scientific notation between 1e-3 and 1e15."""
+    """Plain numbers: 4 significant digits, no scientific notation between 1e-3 and 1e15; an
+    undefined value (``None``, JSON ``null``) as ``-``, as NaN."""
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if v != v or v in (float("inf"), float("-inf")):
             return "-" if v != v else str(v)

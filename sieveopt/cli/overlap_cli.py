@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sieveopt.cli.common import float_in, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 from sieveopt.execution_model import (
@@ -49,11 +50,19 @@ def runtime_order_arg(args: argparse.Namespace) -> int | None:
     return getattr(args, "runtime_order_evaluations", None)
 
 
+#: The periodic CP-SAT's defaults under ``--overlap microbatch|ideal``.
+DEFAULT_OVERLAP_WORKERS = 2
+DEFAULT_LATENCY_WEIGHT = 0.0
+
+
 def add_overlap_args(p: argparse.ArgumentParser) -> None:
     add_execution_model_args(p)
-    p.add_argument("--latency-weight", type=float, default=0.0,
-                   help="cpsat under microbatch: weight of the mean micro-batch layer latency next to the period")
-    p.add_argument("--workers", type=int, default=2, help="cpsat workers (microbatch/ideal)")
+    p.add_argument("--latency-weight", type=float_in(ge=0, le=1e6), default=None,
+                   help="cpsat under microbatch: weight of the mean micro-batch layer latency next to the period "
+                        f"(default {DEFAULT_LATENCY_WEIGHT:g})")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help=f"cpsat workers under microbatch/ideal (default {DEFAULT_OVERLAP_WORKERS}; serial CP-SAT: "
+                        "--solver-param workers=N)")
 
 
 def add_view_args(p: argparse.ArgumentParser) -> None:
@@ -68,9 +77,31 @@ def execution_from_args(args: argparse.Namespace, model, system) -> ExecutionMod
     if args.overlap != "serial" and getattr(args, "solver_params", None):
         raise SieveoptError(f"--solver-param is not used with --overlap {args.overlap}: the periodic solver takes "
                             "--time-limit, --workers and --latency-weight; drop --solver-param")
-    return make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
-                                batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers,
-                                runtime_order_evaluations=runtime_order_arg(args))
+    ex = make_execution_model(args.overlap, args.microbatches, window_layers=args.window_layers,
+                              batch=args.batch, num_gpus=system.num_gpus, num_moe_layers=model.num_moe_layers,
+                              runtime_order_evaluations=runtime_order_arg(args))
+    _periodic_solver_args(args)
+    return ex
+
+
+def _periodic_solver_args(args: argparse.Namespace) -> None:
+    """``--workers`` / ``--latency-weight`` set the periodic CP-SAT of ``--overlap microbatch|ideal``
+    (refused under serial, defaults filled in otherwise); that solver takes a wall-clock
+    ``--time-limit`` only, so ``--deterministic-time`` is refused there."""
+    given = [o for o, d in (("--workers", "workers"), ("--latency-weight", "latency_weight"))
+             if getattr(args, d, None) is not None]
+    if args.overlap == "serial":
+        if given:
+            raise SieveoptError(f"{' and '.join(given)} set the periodic CP-SAT of --overlap microbatch/ideal (fix: "
+                                "add --overlap microbatch, or drop them; serial CP-SAT takes --solver-param workers=N)")
+        return
+    if getattr(args, "deterministic_time", None) is not None:
+        raise SieveoptError(f"--deterministic-time: the periodic solver of --overlap {args.overlap} takes a "
+                            "wall-clock budget only (fix: use --time-limit SECONDS)")
+    if getattr(args, "workers", None) is None:
+        args.workers = DEFAULT_OVERLAP_WORKERS
+    if getattr(args, "latency_weight", None) is None:
+        args.latency_weight = DEFAULT_LATENCY_WEIGHT
 
 
 def _problem(args, model, system, ex: ExecutionModel, cost, seed: int):
@@ -86,7 +117,7 @@ def _time_limit(args) -> float:
 
 def _head(model, system, args, ex: ExecutionModel) -> dict[str, Any]:
     return {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
-            "seed": args.seed, "cost_model": args.cost_model, "precision": "model catalog dtypes",
+            "seed": args.seed, "cost_model": args.cost_model, "precision": model.expert_precision,
             "execution_model": ex.to_dict(), "period_definition":
             "superperiod of the cyclic window / window layers: steady-state time per layer for the whole batch"}
 
@@ -244,7 +275,8 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system) -> int:
     prob, charge = charged_problem(_problem(args, model, system, ex, cost, args.seed), args.policy,
                                    parse_spec(getattr(args, "scheduler_latency_ns", None)),
                                    calibration={"model": model, "system": system, "batch": args.batch})
-    r = solve_overlap(prob, args.policy, time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    r = solve_overlap(prob, args.policy, time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+                      latency_weight=args.latency_weight)
     lat = charge.ns
     rep = replay_periodic(prob, r.schedule, iterations=args.iterations, memory=args.memory,
                           interference=not args.no_interference, scheduler_latency_ns=lat,

@@ -76,9 +76,13 @@ class PrefillSpec:
 
     def __post_init__(self) -> None:
         if self.requests < 0 or self.len_tokens < 0:
-            raise SieveoptError("--prefill/--prefill-len: must be >= 0")
+            raise SieveoptError("--prefill/--prefill-len: must be >= 0 (fix: e.g. --prefill 2 --prefill-len 1024)")
         if self.requests > 0 and self.len_tokens < 1:
-            raise SieveoptError("--prefill-len: prefill requests need a length >= 1 token")
+            raise SieveoptError("--prefill-len: prefill requests need a length >= 1 token "
+                                "(fix: e.g. --prefill-len 1024)")
+        if self.requests == 0 and self.len_tokens > 0:
+            raise SieveoptError(f"--prefill-len {self.len_tokens}: no prefill requests to give it to "
+                                "(fix: add --prefill N, or drop --prefill-len)")
 
     @property
     def tokens(self) -> int:

@@ -36,12 +36,23 @@ def _usage(p: argparse.ArgumentParser) -> int:
 def _latency(args: argparse.Namespace) -> int:
     from sieveopt.solvers.sieve_latency import render, run
 
+    _check_pin_cpu(args.pin_cpu)
     model, system = load_problem(args)
-    for name in ("layers", "calls"):
-        if getattr(args, name) < 1:
-            raise SieveoptError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0 or args.ref_calls < 0:
-        raise SieveoptError("--warmup and --ref-calls must be >= 0")
+    if args.layer is not None:
+        raise SieveoptError(f"--layer {args.layer}: bench latency times --layers distinct sampled layers, not one "
+                            "given layer (fix: drop --layer)")
     data = run(model, system, system.num_gpus, args.batch, layers=args.layers, calls=args.calls,
                warmup=args.warmup, ref_calls=args.ref_calls, seed=args.seed, pin_cpu=args.pin_cpu)
     return emit(args, data, lambda d: print(render(d)))
+
+
+def _check_pin_cpu(cpu: int | None) -> None:
+    """``--pin-cpu`` names a CPU this process may run on (else the pinning call fails after start-up)."""
+    import os
+
+    if cpu is None or not hasattr(os, "sched_getaffinity"):
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    if cpu not in allowed:
+        raise SieveoptError(f"--pin-cpu {cpu}: not a CPU this process may use (fix: one of "
+                            f"{', '.join(map(str, allowed))})")

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dag", help="build a layer's task DAG and write it as Graphviz DOT or JSON")
     add_problem_args(p)
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    p.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped")
+    p.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped",
+                   help="a GPU's experts as one grouped GEMM task, or one task per expert")
     p.add_argument("--out", required=True, help="output file (.dot or .json)")
     add_json(p)
     p.set_defaults(handler=_dag)

@@ -35,10 +35,11 @@ def _run(args: argparse.Namespace) -> int:
             from sieveopt.models.catalog import list_systems
 
             if args.name in list_dram_presets() or args.name in list_systems():
-                raise SieveoptError(f"{args.name}: energy unavailable (no file under "
-                                    "validation/energy/data/); add one with a source for every value")
-            raise SieveoptError(f"{args.name}: not a DRAM preset or system "
-                                f"(with energy data: {', '.join(files['dram'] + files['systems'])})")
+                raise SieveoptError(f"{args.name}: energy unavailable, no file under validation/energy/data/ (fix: "
+                                    "add one with a source for every value, or name one of "
+                                    f"{', '.join(files['dram'] + files['systems'])})")
+            raise SieveoptError(f"{args.name}: not a DRAM preset or system with energy data (fix: use one of "
+                                f"{', '.join(files['dram'] + files['systems'])}, or no name for all)")
     rows = [{"kind": k, "name": n, **r} for k, n, sp in specs for r in sp.table()
             if r["open"] or not args.open_only]
     missing = sorted(set(list_dram_presets()) - set(files["dram"]))

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 from sieveopt.cli.common import (
-    DEFAULT_MODEL,
-    DEFAULT_SYSTEM,
+    add_executor_args,
     add_ignore_capacity,
     add_json,
     add_max_memory,
+    add_model_system_args,
     add_scheduler_latency_arg,
+    add_set_arg,
     context_len_int,
-    gpus_int,
     load_problem,
     nonneg_int,
     positive_int,
@@ -38,9 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pareto", help="throughput (tokens/s/GPU) vs interactivity (tokens/s/user) per policy",
                        description="Model whole decode steps (every layer, LM head) for each batch size and "
                                    "policy; write pareto.csv/.json/.png/.pdf into --out.")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or a model .toml file")
-    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
+    add_model_system_args(p)
     p.add_argument("--batches", default="1,2,4,...,256", help="batch sizes, e.g. 1,8,64 or 1,2,4,...,256")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated registered policies")
     p.add_argument("--out", required=True, help="output directory")
@@ -53,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "table fed by the replayed PIM job times of earlier layers/steps")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of routing, layer sampling and context lengths")
     p.add_argument("--context-len", type=context_len_int, default=2048, help="median/mean decode context length (tokens)")
-    p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal")
+    p.add_argument("--context-dist", choices=["lognormal", "uniform", "fixed"], default="lognormal",
+                   help="per-request context lengths around --context-len: lognormal (sigma 0.5, the median), "
+                        "uniform in [mean/2, 3 mean/2], or fixed")
     p.add_argument("--prefill", type=nonneg_int, default=0, help="prefill requests mixed into each decode batch")
     p.add_argument("--prefill-len", type=nonneg_int, default=0, help="tokens per prefill request")
     add_scheduler_latency_arg(p)
@@ -64,17 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="policy pair whose curve comparison the plot marks (default: sieve vs its strongest "
                         "baseline); every pair is in pareto_compare.csv/json")
     p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a system field (repeatable)")
+    add_set_arg(p)
     add_max_memory(p)
     add_ignore_capacity(p)
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="where the (batch, policy) points run: a local process pool or a Ray cluster")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel workers (local pool size / local Ray CPUs)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses finished "
-                        "points (resume after Ctrl-C, or add batches/policies); default: no cache")
+    add_executor_args(p, cache_help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses "
+                                    "finished points (resume after Ctrl-C, or add batches/policies); default: no cache")
     add_json(p)
     p.set_defaults(handler=_pareto)
 
@@ -88,6 +82,9 @@ def spec_from_args(args: argparse.Namespace):
     from sieveopt.e2e.workload import ContextDist, PrefillSpec
     from sieveopt.models.costmodel import COST_MODELS
 
+    if args.no_observed_table and not args.replay:
+        raise SieveoptError("--no-observed-table chooses the PIM table of replayed runs (fix: add --replay, or "
+                            "drop --no-observed-table)")
     batches = parse_batches(args.batches)
     policies = [x.strip() for x in str(args.policies).split(",") if x.strip()]
     check_policies(policies)
@@ -95,16 +92,11 @@ def spec_from_args(args: argparse.Namespace):
         pair = [x.strip() for x in str(args.compare).split(",")]
         if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(policies):
             raise SieveoptError(f"--compare {args.compare!r}: expected two different policies A,B from "
-                                f"--policies ({', '.join(policies)})")
-    if args.layers < 1:
-        raise SieveoptError(f"--layers: must be >= 1, got {args.layers}")
-    if not args.time_limit > 0:
-        raise SieveoptError(f"--time-limit: must be > 0 seconds, got {args.time_limit}")
+                                f"--policies (fix: e.g. --compare {','.join(policies[:2]) or 'sieve,noexp'}; "
+                                f"--policies has {', '.join(policies)})")
     from sieveopt.solvers.sched_latency import parse_spec
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
-    if args.workers < 1:
-        raise SieveoptError(f"--workers: must be >= 1, got {args.workers}")
     COST_MODELS.get(args.cost_model)
     check_output_dir(Path(args.out))
     if args.cache is not None:
@@ -163,7 +155,7 @@ def _marked_pair(text: str | None, rows: list, comparisons: list) -> dict | None
     pols = {r["policy"] for r in rows}
     if len(parts) != 2 or not set(parts) <= pols or parts[0] == parts[1]:
         raise SieveoptError(f"--compare {text!r}: expected two different swept policies A,B "
-                            f"(swept: {', '.join(sorted(pols))})")
+                            f"(fix: two of {', '.join(sorted(pols))})")
     return compare_pair(rows, parts[0], parts[1])
 
 

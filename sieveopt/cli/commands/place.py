@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import DEFAULT_SYSTEM, add_json, parse_overrides
+from sieveopt.cli.commands.workload import add_horizon_args, add_trace_file_args, trace_file
+from sieveopt.cli.common import (
+    DEFAULT_SYSTEM,
+    add_json,
+    gpus_int,
+    nonneg_int,
+    parse_overrides,
+    policy_names,
+    positive_int,
+    seed_int,
+    time_limit_s,
+)
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError, SpecError
 
@@ -13,28 +24,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("place", help="expert placement (round-robin, EPLB, GEM, exact) over many decode steps")
     p.add_argument("--model", default="deepseek-v3", help="catalog model name or a model .toml file")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or a system .toml file")
-    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the system preset's)")
-    p.add_argument("--batch", type=int, default=256, help="decode batch size (requests)")
-    p.add_argument("--steps", type=int, default=200, help="evaluated decode steps (the horizon)")
-    p.add_argument("--history", type=int, default=32, help="profiling / forecast window (steps)")
-    p.add_argument("--layers", type=int, default=1, help="MoE layers evaluated (seeded sample)")
-    p.add_argument("--policies", default="round-robin,eplb,gem,exact")
+    p.add_argument("--gpus", type=gpus_int, default=None, help="number of GPUs (default: the system preset's)")
+    add_horizon_args(p, batch=256, steps=200, drift_segments=1)
+    p.add_argument("--policies", default="round-robin,eplb,gem,exact",
+                   help="comma-separated placement policies (round-robin, eplb, gem, exact)")
     p.add_argument("--variability", type=float, default=0.0,
                    help="GPU speed spread: factors drawn in [1 - v, 1] (0 = identical GPUs)")
-    p.add_argument("--variability-kind", default="uniform", choices=["uniform", "lognormal"])
-    p.add_argument("--variability-seed", type=int, default=0)
+    p.add_argument("--variability-kind", default="uniform", choices=["uniform", "lognormal"],
+                   help="law of the drawn per-GPU speed factors")
+    p.add_argument("--variability-seed", type=seed_int, default=0, help="seed of the speed-factor draw")
     p.add_argument("--speed-factors", default=None,
                    help="fixed per-GPU speed factors, comma separated (overrides --variability)")
     p.add_argument("--variability-profile", default=None, help="measured profile file (JSON/TOML)")
-    p.add_argument("--redundant-experts", type=int, default=32, help="EPLB replica slots (capped by HBM)")
-    p.add_argument("--slots-per-gpu", type=int, default=None, help="expert slots per GPU per layer (default: HBM)")
+    p.add_argument("--redundant-experts", type=nonneg_int, default=32, help="EPLB replica slots (capped by HBM)")
+    p.add_argument("--slots-per-gpu", type=positive_int, default=None, help="expert slots per GPU per layer (default: HBM)")
     p.add_argument("--predictor", default="window", help="last, mean, ema, window or oracle")
-    p.add_argument("--replace-every", type=int, default=0, help="re-place every K steps (0 = static)")
-    p.add_argument("--drift-segments", type=int, default=1, help="synthetic workload phases (drift)")
+    p.add_argument("--replace-every", type=nonneg_int, default=0, help="re-place every K steps (0 = static)")
     p.add_argument("--layer-policy", default="sieve", help="per-layer policy solving each step's layer")
     p.add_argument("--eval", dest="mode", default="dag", choices=["dag", "surrogate"],
                    help="layer time from the DAG + per-layer policy, or the surrogate only")
-    p.add_argument("--exact-objective", default="mean", choices=["mean", "cvar", "balance"])
+    p.add_argument("--exact-objective", default=None, choices=["mean", "cvar", "balance"],
+                   help="exact optimiser's objective: mean step time, CVaR of the slowest steps, or the "
+                        "straggler of the expected loads (default: the exact policy's own, "
+                        "sieveopt.placement.exact.POLICY_OBJECTIVE; cvar since round 9)")
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
     p.add_argument("--exact-replicas", default="loaded", choices=["loaded", "cheap"],
@@ -43,14 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--surrogate", default="overlap", choices=["overlap", "serial"],
                    help="placement objective: GPU/PIM-overlapped expert work (Sieve's split) or the "
                         "serial best-unit work of earlier rounds")
-    p.add_argument("--time-limit", type=float, default=60.0, help="exact optimiser time limit (s)")
-    p.add_argument("--workers", type=int, default=8, help="CP-SAT workers")
+    p.add_argument("--time-limit", type=time_limit_s, default=60.0, help="exact optimiser time limit (s)")
+    p.add_argument("--workers", type=positive_int, default=8, help="CP-SAT workers")
     p.add_argument("--gap-limit", type=float, default=0.0,
                    help="exact optimiser: stop at this relative gap (0 = run to optimality or the time limit)")
-    p.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
-    p.add_argument("--per-step", action="store_true", help="include the per-step series in the JSON")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_trace_file_args(p)
     add_json(p)
     p.set_defaults(handler=_place)
 
@@ -66,7 +75,8 @@ def build_system(args: argparse.Namespace):
         try:
             vals = tuple(float(x) for x in args.speed_factors.split(","))
         except ValueError:
-            raise SieveoptError("--speed-factors: expected comma-separated numbers, e.g. 1.0,0.9") from None
+            raise SieveoptError(f"--speed-factors {args.speed_factors!r}: expected comma-separated numbers "
+                                "(fix: one factor per GPU, e.g. --speed-factors 1.0,0.9)") from None
         try:
             spec = GpuVariabilitySpec(kind="fixed", compute_speed=vals)
         except SpecError as exc:
@@ -81,6 +91,7 @@ def build_system(args: argparse.Namespace):
 def _place(args: argparse.Namespace) -> int:
     from sieveopt.models.catalog import load_model
     from sieveopt.placement import PLACEMENT_POLICIES, PREDICTORS, compare_policies
+    from sieveopt.placement.exact import POLICY_OBJECTIVE
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in PLACEMENT_POLICIES]
@@ -88,29 +99,19 @@ def _place(args: argparse.Namespace) -> int:
         raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(PLACEMENT_POLICIES)})")
     if args.predictor not in PREDICTORS:
         raise SieveoptError(f"--predictor: unknown {args.predictor!r} (known: {', '.join(PREDICTORS)})")
-    for name in ("batch", "history", "layers", "steps", "workers"):
-        if getattr(args, name) < 1:
-            raise SieveoptError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.time_limit <= 0:
-        raise SieveoptError(f"--time-limit must be > 0, got {args.time_limit}")
+    policy_names(args.layer_policy, "--layer-policy", single=True)
     if not 0 <= args.gap_limit < 1:
-        raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit}")
+        raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit} (fix: a relative gap such as "
+                            "0.01, or 0 to run to optimality or the time limit)")
     model = load_model(args.model)
     system = build_system(args)
-    trace = None
-    if args.trace:
-        from types import SimpleNamespace
-
-        from sieveopt.cli.commands.workload import _build_trace
-
-        trace = _build_trace(SimpleNamespace(model=args.model, batch=args.batch, steps=None, layers=None,
-                                             seed=args.seed, trace=args.trace))
+    trace = trace_file(args)
     data = compare_policies(model, system, policies=policies, steps=args.steps, history=args.history,
                             batch=args.batch, layers=args.layers, seed=args.seed,
                             redundant=args.redundant_experts, capacity=args.slots_per_gpu,
                             predictor=args.predictor, replace_every=args.replace_every,
                             layer_policy=args.layer_policy, mode=args.mode,
-                            exact_objective=args.exact_objective, time_limit_s=args.time_limit,
+                            exact_objective=args.exact_objective or POLICY_OBJECTIVE, time_limit_s=args.time_limit,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
                             gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space,
                             exact_replicas=args.exact_replicas, surrogate=args.surrogate)

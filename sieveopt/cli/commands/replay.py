@@ -10,42 +10,32 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import (
-    add_json,
-    add_problem_args,
-    add_scheduler_latency_arg,
-    add_solver_param,
-    add_time_limit,
-    cpsat_params,
-    load_instance,
-    load_problem,
-    nonneg_int,
-    solver_params_for,
-)
+from sieveopt.cli.common import add_json, int_in, load_instance, nonneg_int
+from sieveopt.cli.one_policy import add_one_policy_args, load_one_policy
 from sieveopt.cli.output import emit, print_table
-from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args, replay_overlap_cmd
+from sieveopt.cli.overlap_cli import replay_overlap_cmd
 from sieveopt.errors import SieveoptError
+
+#: ``--overlap microbatch``: iterations of the cyclic window replayed by default (first and last dropped).
+DEFAULT_ITERATIONS = 6
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay one policy's schedule on the DRAM/PIM + NVLink simulators")
-    add_problem_args(p)
-    p.add_argument("--policy", default="sieve", help="registered solver (sieve, sieve-plus, cpsat, baselines)")
-    p.add_argument("--cost-model", default="roofline", help="cost model the DAG and the policy use")
+    add_one_policy_args(p, policy_help="registered solver (sieve, sieve-plus, cpsat, baselines)",
+                        cost_model_help="cost model the DAG and the policy use", time_limit=5.0,
+                        time_limit_what="(cpsat)")
     p.add_argument("--memory", default="dram", choices=("dram", "analytic"),
                    help="memory-side timing: the cycle-level DRAM/PIM simulator or roofline formulas")
     p.add_argument("--dram-preset", default=None, help="DRAM preset name or .toml (default: mapped from the system)")
-    add_scheduler_latency_arg(p)
     p.add_argument("--table-warmup", type=nonneg_int, default=3, metavar="STEPS",
                    help="Sieve planners (sieve, sieve-plus) with the roofline cost model: replay this many "
                         "earlier decode steps of the layer first and plan on the runtime PIM cost table they "
                         "fed (EMA of observed PIM job times, roofline for unseen counts); 0 = roofline table")
     p.add_argument("--no-interference", action="store_true", help="ignore GPU-stream/PIM interference")
-    add_time_limit(p, 5.0, "(cpsat)")
-    add_solver_param(p)
-    add_overlap_args(p)
-    p.add_argument("--iterations", type=int, default=6,
-                   help="--overlap microbatch: iterations of the cyclic window replayed (first and last dropped)")
+    p.add_argument("--iterations", type=int_in(4, what="an iteration count"), default=None,
+                   help="--overlap microbatch: iterations of the cyclic window replayed, >= 4 (first and last "
+                        f"dropped; default {DEFAULT_ITERATIONS})")
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -54,25 +44,26 @@ def _run(args: argparse.Namespace) -> int:
     from sieveopt.dag import DagOptions
     from sieveopt.pim_groups import group_utilisation
     from sieveopt.pipeline import run_layer
-    from sieveopt.solvers import SOLVERS, policy_info
+    from sieveopt.solvers import policy_info
     from sieveopt.solvers.sched_latency import resolve
     from sieveopt.validation.replay import replay
 
-    if args.policy not in SOLVERS.names():
-        raise SieveoptError(f"--policy: unknown {args.policy!r} (known: {', '.join(SOLVERS.names())})")
-    model, system = load_problem(args)
+    run_args = load_one_policy(args)  # every shared option checked before any work
+    model, system, params = run_args.model, run_args.system, run_args.params
+    _check_dram_preset(args.dram_preset)
     if args.overlap != "serial":
+        if args.iterations is None:
+            args.iterations = DEFAULT_ITERATIONS
         return replay_overlap_cmd(args, model, system)
-    execution_from_args(args, model, system)
+    if args.iterations is not None:
+        raise SieveoptError("--iterations counts replayed iterations of --overlap microbatch, a serial layer "
+                            "is replayed once (fix: add --overlap microbatch, or drop --iterations)")
     inst = load_instance(args, model, system)
-    params = solver_params_for(args, [args.policy], **cpsat_params(args))[args.policy]
     # The scheduler task's charge is modelled (never this call's wall clock), so the schedule and
     # its replay both carry it and identical inputs replay to identical numbers.
-    lat = resolve(args.policy, args.scheduler_latency_ns,
+    lat = resolve(args.policy, run_args.scheduler_latency,
                   calibration={"model": model, "system": system, "batch": inst.batch})
     opts = DagOptions.for_system(system, scheduler_latency_ns=lat.ns)
-    if args.table_warmup < 0:
-        raise SieveoptError(f"--table-warmup: must be >= 0, got {args.table_warmup}")
     cost_model, table_info = args.cost_model, None
     if args.table_warmup and args.cost_model == "roofline" and policy_info(args.policy).reads_cost_table:
         cost_model, table_info = _warm_table(args, model, system, inst, opts, params)
@@ -82,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     rep = replay(run.result.schedule, run.dag, system, instance=inst,
                  dram_preset=args.dram_preset, memory=args.memory, interference=not args.no_interference)
     data = rep.summary(run.dag)
-    data.update({"model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
+    data.update({"execution_model": "serial", "model": model.name, "precision": model.expert_precision, "system": system.name, "gpus": system.num_gpus, "batch": inst.batch,
                  "moe_layer": inst.moe_layer,
                  "cost_model": args.cost_model if table_info is None else "table (observed)", "status": run.result.status,
                  "decision_ns": run.result.decision_ns, "solve_wall_s": run.result.wall_s,
@@ -134,6 +125,19 @@ def _run(args: argparse.Namespace) -> int:
         _render_energy(d["energy"])
 
     return emit(args, data, render)
+
+
+def _check_dram_preset(name: str | None) -> None:
+    """``--dram-preset`` loads (else exit 2 naming the option) before any schedule is computed."""
+    if name is None:
+        return
+    from sieveopt.errors import SpecError
+    from sieveopt.validation.dram.config import load_dram_config
+
+    try:
+        load_dram_config(name)
+    except SpecError as exc:
+        raise SpecError(f"--dram-preset {exc.source}", exc.field, exc.problem, exc.fix) from None
 
 
 def _warm_table(args: argparse.Namespace, model, system, inst, opts, params):

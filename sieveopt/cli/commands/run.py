@@ -13,17 +13,18 @@ import io
 from pathlib import Path
 
 from sieveopt.cli.common import (
-    DEFAULT_MODEL,
-    DEFAULT_SYSTEM,
+    add_executor_args,
     add_ignore_capacity,
     add_json,
     add_max_memory,
+    add_model_system_args,
     add_scheduler_latency_arg,
+    add_set_arg,
     add_solver_param,
     check_capacity,
     check_run_memory,
-    gpus_int,
     load_system_checked,
+    policy_names,
     positive_int,
     seed_int,
     solver_params_for,
@@ -38,16 +39,13 @@ from sieveopt.cli.output import (
     print_table,
 )
 from sieveopt.cli.overlap_cli import add_execution_model_args
-from sieveopt.errors import SieveoptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from sieveopt.study import DEFAULT_POLICIES
 
     p = sub.add_parser("run", help="the main job: every policy + CP-SAT on sampled layers, replayed, compared")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="catalog model name or .toml file")
-    p.add_argument("--system", default=DEFAULT_SYSTEM, help="catalog system name or .toml file")
-    p.add_argument("--gpus", type=gpus_int, default=None, help="GPUs (default: the paper's count for the model, else the preset's)")
+    add_model_system_args(p, gpus_help="GPUs (default: the paper's count for the model, else the preset's)")
     p.add_argument("--batch", type=positive_int, default=64, help="decode batch size")
     p.add_argument("--layers", type=positive_int, default=3, help="sampled MoE layers")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of routing and CP-SAT")
@@ -56,14 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CP-SAT wall-clock limit per layer in seconds")
     p.add_argument("--no-replay", action="store_true", help="skip the cycle-level replay")
     add_scheduler_latency_arg(p)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_arg(p)
     p.add_argument("--out", default="sieveopt-out", help="directory for results.json/csv and gantt.png")
     add_max_memory(p)
     add_ignore_capacity(p)
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
-    p.add_argument("--workers", type=positive_int, default=1, help="layers solved in parallel (local processes)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool or Ray")
+    add_executor_args(p, workers_help="layers solved in parallel (local pool size / local Ray CPUs)",
+                      cache_help="keep each layer's results in DIR/points/<hash>: a re-run reuses finished layers")
     add_execution_model_args(p)  # serial (default): the layer DAG; microbatch/ideal: as `compare --overlap`
     add_solver_param(p)
     add_json(p)
@@ -93,21 +89,17 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sieveopt.models.catalog import load_model
-    from sieveopt.solvers import SOLVERS
     from sieveopt.solvers.sched_latency import describe, parse_spec
     from sieveopt.study import PAPER_GPUS, run_study_points, summarize
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
-    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
-    unknown = [p for p in policies if p not in SOLVERS.names()]
-    if unknown or not policies:
-        raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
-    if args.layers < 1 or args.batch < 1 or args.workers < 1:
-        raise SieveoptError("--layers, --batch and --workers must be >= 1")
+    policies = tuple(policy_names(args.policies))
     if args.overlap != "serial" or args.microbatches is not None or args.runtime_order_evaluations is not None:
         return _run_overlap(args, policies)
     extra = solver_params_for(args, policies)  # only --solver-param; run_study adds the time limit/seed
     check_output_dir(args.out)
+    if args.cache is not None:
+        check_output_dir(args.cache, "--cache")
     model = load_model(args.model)
     gpus = args.gpus if args.gpus is not None else PAPER_GPUS.get(model.name)
     system = load_system_checked(args.system, gpus, args.overrides)
@@ -117,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
                                    policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
                                    solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache,
-                                   executor=args.executor,
+                                   executor=args.executor, address=args.address,
                                    workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
     out = Path(args.out)

@@ -20,14 +20,17 @@ from sieveopt.cli.common import (
     add_scheduler_latency_arg,
     add_solver_param,
     add_time_limit,
+    check_cost_model,
     cpsat_params,
     float_in,
     load_instance,
     load_problem,
     nonneg_int,
+    policy_names,
     positive_int,
     solver_params_for,
 )
+from sieveopt.cli.one_policy import add_one_policy_args, load_one_policy
 from sieveopt.cli.output import Steps, emit, print_table
 from sieveopt.cli.overlap_cli import (
     add_overlap_args,
@@ -41,13 +44,9 @@ from sieveopt.errors import SieveoptError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("solve", help="schedule one sampled layer with one policy and check it")
-    add_problem_args(p)
-    p.add_argument("--policy", default="sieve", help="registered solver/policy name (see `sieveopt plugins`)")
-    p.add_argument("--cost-model", default="roofline", help="registered cost model name")
-    add_time_limit(p, None, "(cpsat; default 10)")
-    add_scheduler_latency_arg(p)
-    add_solver_param(p)
-    add_overlap_args(p)
+    add_one_policy_args(p, policy_help="registered solver/policy name (see `sieveopt plugins`)",
+                        cost_model_help="registered cost model name", time_limit=None,
+                        time_limit_what="(cpsat; default 10)")
     add_view_args(p)
     add_json(p)
     p.set_defaults(handler=_solve)
@@ -72,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="energy: cost-model joules per layer, CP-SAT minimises them under --latency-limit-us")
     c.add_argument("--latency-limit-us", type=float_in(gt=0, le=1e9, unit="us"), default=None,
                    help="makespan limit per layer (us) for --objective energy")
-    c.add_argument("--time-price-W", type=float_in(ge=0, le=1e9, unit="W"), default=0.0,
+    c.add_argument("--time-price-W", type=float_in(ge=0, le=1e9, unit="W"), default=None,
                    help="with --objective energy: minimise energy + this price (W) x makespan (weighted sum)")
     add_json(c)
     c.set_defaults(handler=_compare)
@@ -84,19 +83,6 @@ def _cost(name: str, model, system):
     if name == "table":
         import sieveopt.models.table  # noqa: F401  (registers "table" until costmodel imports it)
     return make_cost_model(name, system, model)
-
-
-def _solver_params(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    return solver_params_for(args, [policy], **cpsat_params(args))[policy]
-
-
-def _check_policies(names: list[str]) -> None:
-    from sieveopt.solvers import SOLVERS
-
-    if not names:
-        raise SieveoptError("--policies: give at least one policy name (e.g. sieve,noexp)")
-    for n in names:
-        SOLVERS.get(n)  # raises SieveoptError naming the known policies
 
 
 def _per_gpu(run) -> list[dict[str, Any]]:
@@ -141,22 +127,39 @@ def _compact(ids: list[int], limit: int = 12) -> str:
     return s + (f",... (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
+def _check_views(args: argparse.Namespace) -> None:
+    """``--trace`` / ``--gantt`` draw a steady state: only with ``--overlap microbatch``, to a
+    writable path with a drawable extension (checked before any work)."""
+    from pathlib import Path
+
+    from sieveopt.cli.commands.viz import _check_extension
+    from sieveopt.cli.output import check_output_file
+
+    for option, what in (("--trace", "trace"), ("--gantt", "gantt")):
+        path = getattr(args, what, None)
+        if path is None:
+            continue
+        if args.overlap != "microbatch":
+            raise SieveoptError(f"{option} draws the steady state of --overlap microbatch (fix: add --overlap "
+                                f"microbatch, or draw a serial layer with `sieveopt viz {what} --out {path}`)")
+        _check_extension(what, Path(path), option)
+        check_output_file(path, option)
+
+
 def _solve(args: argparse.Namespace) -> int:
     from sieveopt.dag import DagOptions
     from sieveopt.pipeline import run_layer
-    from sieveopt.solvers import SOLVERS
-    from sieveopt.solvers.sched_latency import parse_spec, resolve
+    from sieveopt.solvers.sched_latency import resolve
 
-    sched_spec = parse_spec(args.scheduler_latency_ns)
-    model, system = load_problem(args)
-    SOLVERS.get(args.policy)
-    params = _solver_params(args.policy, args)  # bad --solver-param fails before any work
+    _check_views(args)
+    run_args = load_one_policy(args)  # every shared option checked before any work
+    model, system, params = run_args.model, run_args.system, run_args.params
     if args.overlap != "serial":
         return solve_overlap_cmd(args, model, system, _cost(args.cost_model, model, system))
-    execution_from_args(args, model, system)  # rejects --microbatches without --overlap microbatch
     inst = load_instance(args, model, system)
     cost = _cost(args.cost_model, model, system)
-    lat = resolve(args.policy, sched_spec, calibration={"model": model, "system": system, "batch": inst.batch})
+    lat = resolve(args.policy, run_args.scheduler_latency,
+                  calibration={"model": model, "system": system, "batch": inst.batch})
     bar = Steps(args, 1, f"{args.policy}: solving one layer")
     bar.advance()
     run = run_layer(inst, args.policy, cost_model=cost, options=DagOptions.for_system(system, scheduler_latency_ns=lat.ns), **params)
@@ -201,8 +204,26 @@ def _q(xs: list[float], q: float) -> float | None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    if getattr(args, "objective", "makespan") == "energy":
+    if args.objective != "energy" and (args.latency_limit_us is not None or args.time_price_W is not None):
+        given = "--latency-limit-us" if args.latency_limit_us is not None else "--time-price-W"
+        raise SieveoptError(f"{given} applies to --objective energy only, the makespan objective has no "
+                            f"limit or price (fix: add --objective energy, or drop {given})")
+    if args.layer is not None and args.overlap == "serial":
+        raise SieveoptError(f"--layer {args.layer}: serial compare samples --layers (decode step, MoE layer) pairs "
+                            "from --seed, not one given layer (fix: drop --layer, or schedule layer "
+                            f"{args.layer} with `sieveopt solve --layer {args.layer}`)")
+    if args.objective == "energy":
         from sieveopt.cli.energy_compare import compare_energy
+
+        unused = [opt for opt, given in (
+            (f"--overlap {args.overlap}", args.overlap != "serial"), ("--microbatches", args.microbatches is not None),
+            ("--window-layers", args.window_layers is not None),
+            ("--runtime-order-evaluations", args.runtime_order_evaluations is not None),
+            ("--workers", args.workers is not None), ("--latency-weight", args.latency_weight is not None),
+            ("--replay", args.replay), ("--prefetch", bool(args.prefetch))) if given]
+        if unused:
+            raise SieveoptError(f"{', '.join(unused)}: --objective energy compares predicted energy of serial layers "
+                                f"without replay or prefetch (fix: drop {', '.join(o.split()[0] for o in unused)})")
 
         return compare_energy(args)
     from sieveopt.instance import sample_layers
@@ -210,12 +231,10 @@ def _compare(args: argparse.Namespace) -> int:
     from sieveopt.solvers.sched_latency import describe, parse_spec, resolve, with_scheduler_latency
 
     sched_spec = parse_spec(args.scheduler_latency_ns)
+    policies = policy_names(args.policies)
+    check_cost_model(args.cost_model)
     model, system = load_problem(args)
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    _check_policies(policies)
     params = solver_params_for(args, policies, **cpsat_params(args))  # bad --solver-param fails here
-    if args.layers < 1:
-        raise SieveoptError(f"--layers must be >= 1, got {args.layers}")
     cost = _cost(args.cost_model, model, system)
     if args.overlap != "serial":
         if args.prefetch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from sieveopt.cli.common import add_json, add_max_memory, positive_int
+from sieveopt.cli.common import add_executor_args, add_json, add_max_memory
 from sieveopt.cli.output import check_output_dir, emit, print_table
 
 MAX_TABLE_ROWS = 60
@@ -19,11 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run a sweep file (grid of points) with caching, resume, local pool or Ray")
     p.add_argument("file", help="sweep TOML file (see docs/examples/sweep_small.toml)")
     p.add_argument("--out", required=True, help="output directory (points/<hash>/, results.csv, results.parquet)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local process pool (default) or a Ray cluster")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local cluster)")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="parallel workers (local pool size / local Ray CPUs; default: CPU count)")
+    add_executor_args(p, cache_help=None, workers_default=None,
+                      workers_help="parallel workers (local pool size / local Ray CPUs; default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the points and which are cached; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_memory(p)

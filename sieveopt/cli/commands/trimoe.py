@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sieveopt.cli.common import add_json, parse_overrides, positive_int, seed_int
+from sieveopt.cli.commands.workload import add_horizon_args, add_trace_file_args, trace_file
+from sieveopt.cli.common import add_json, nonneg_int, parse_overrides, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
 
@@ -17,21 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = tsub.add_parser("relayout", help="static layout vs prediction-driven relayout over decode steps")
     r.add_argument("--model", default="deepseek-v2", help="catalog model name or a model .toml file")
     r.add_argument("--system", default=SYSTEM, help="an offloading system (catalog name or .toml)")
-    r.add_argument("--batch", type=positive_int, default=64, help="decode batch size (requests)")
-    r.add_argument("--steps", type=positive_int, default=128, help="evaluated decode steps")
-    r.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
+    add_horizon_args(r, batch=64, steps=128, drift_segments=4)
     r.add_argument("--every", type=positive_int, default=16, help="relayout period K (steps)")
     r.add_argument("--predictors", default="last,ema,window",
                    help="comma-separated: last, mean, ema (TriMoE's), window, oracle (reads the future)")
-    r.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
-    r.add_argument("--drift-segments", type=positive_int, default=4, help="synthetic workload phases (drift)")
-    r.add_argument("--cache-experts", type=int, default=None,
+    r.add_argument("--cache-experts", type=nonneg_int, default=None,
                    help="HBM expert-cache slots per layer (default: the HBM left after everything else)")
-    r.add_argument("--max-moves", type=int, default=16, help="DIMM moves per rebalancing")
-    r.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
-    r.add_argument("--per-step", action="store_true", help="include the per-step series in the JSON")
-    r.add_argument("--seed", type=seed_int, default=0)
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--max-moves", type=nonneg_int, default=16, help="DIMM moves per rebalancing")
+    add_trace_file_args(r)
     add_json(r)
     r.set_defaults(handler=_relayout)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
@@ -44,23 +38,15 @@ def _relayout(args: argparse.Namespace) -> int:
     from sieveopt.placement.evaluate import drifting_trace
     from sieveopt.trimoe_relayout import compare_relayout
 
-    if args.cache_experts is not None and args.cache_experts < 0:
-        raise SieveoptError(f"--cache-experts must be >= 0, got {args.cache_experts} (fix: e.g. --cache-experts 16)")
-    if args.max_moves < 0:
-        raise SieveoptError(f"--max-moves must be >= 0, got {args.max_moves} (fix: e.g. --max-moves 16)")
     model = load_model(args.model)
     system = load_system(args.system, None, parse_overrides(args.overrides))
-    if args.trace:
-        from types import SimpleNamespace
-
-        from sieveopt.cli.commands.workload import _build_trace
-
-        trace = _build_trace(SimpleNamespace(model=args.model, batch=args.batch, steps=None, layers=None,
-                                             seed=args.seed, trace=args.trace))
+    trace = trace_file(args)
+    if trace is not None:
         lids = list(range(min(args.layers, trace.num_layers)))
     else:
         if args.layers > model.num_moe_layers:
-            raise SieveoptError(f"--layers: got {args.layers}, allowed: [1, {model.num_moe_layers}] for {model.name}")
+            raise SieveoptError(f"--layers: got {args.layers}, allowed: [1, {model.num_moe_layers}] for {model.name} "
+                                f"(fix: --layers {model.num_moe_layers} or fewer)")
         rng = np.random.default_rng(args.seed)
         sample = sorted(int(x) for x in rng.choice(model.num_moe_layers, args.layers, replace=False))
         trace = drifting_trace(model, args.batch, args.history + args.steps, args.seed, sample, args.drift_segments)

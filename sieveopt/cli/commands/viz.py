@@ -14,7 +14,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sieveopt.cli.common import add_json, add_problem_args, load_instance, load_problem
+from sieveopt.cli.common import (
+    add_json,
+    add_problem_args,
+    check_cost_model,
+    load_instance,
+    load_problem,
+    policy_names,
+)
 from sieveopt.cli.output import Steps, check_output_file, emit, print_table
 from sieveopt.cli.overlap_cli import add_overlap_args, execution_from_args
 from sieveopt.errors import SieveoptError
@@ -31,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--policy", action="append", default=None,
                        help="solver/policy name (default sieve); gantt accepts several (repeat or comma-separate)")
         q.add_argument("--cost-model", default="roofline", help="registered cost model name")
-        q.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped")
+        q.add_argument("--gpu-kernel", choices=["grouped", "per_expert"], default="grouped",
+                       help="a GPU's experts as one grouped GEMM task, or one task per expert")
         q.add_argument("--replay", action="store_true", help="draw the cycle-level replayed timing")
         q.add_argument("--out", required=True, help="output file (format from the extension)")
         if what == "trace":
@@ -56,10 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _policies(args: argparse.Namespace) -> list[str]:
-    names = [n.strip() for item in (args.policy or ["sieve"]) for n in item.split(",") if n.strip()]
-    if args.viz_what != "gantt" and len(names) > 1:
-        raise SieveoptError(f"--policy: 'viz {args.viz_what}' draws one schedule, got {names} (fix: give one policy)")
-    return names
+    """``--policy`` values (repeated or comma-separated; gantt draws several, the others one)."""
+    text = ",".join(args.policy or ["sieve"])
+    return policy_names(text, "--policy", single=args.viz_what != "gantt")
 
 
 def replay_schedule(schedule: Any, dag: Any, system: Any, instance: Any = None) -> Any:
@@ -75,6 +82,7 @@ def _viz(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     policies = _policies(args)
+    check_cost_model(args.cost_model)
     _check_extension(args.viz_what, out)
     rows_sel = _row_selection(args)
     check_output_file(out)
@@ -142,7 +150,8 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
     spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
     for name in policies:
         pprob, _ = charged_problem(prob, name, spec)  # each slot's scheduler task: the policy's charge
-        r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed)
+        r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed,
+                          latency_weight=args.latency_weight)
         big, sched = unroll(pprob, r.schedule, 3)
         items.append((f"{name}, {ex.label}: period {r.period_ns / 1e3:.2f} us", sched, big))
         rows.append({"policy": name, "period_ns": r.period_ns, "latency_ns": r.latency_ns,
@@ -202,13 +211,13 @@ def _row_selection(args: argparse.Namespace) -> dict[str, Any]:
     return sel
 
 
-def _check_extension(what: str, out: Path) -> None:
+def _check_extension(what: str, out: Path, option: str = "--out") -> None:
     name = out.name.lower()
     ok = {"trace": (".json", ".json.gz", ".pftrace", ".pftrace.gz", ".perfetto-trace"),
           "gantt": (".png", ".svg", ".pdf"),
           "dag": (".dot", ".gv", ".svg", ".png", ".pdf")}[what]
     if not name.endswith(ok):
-        raise SieveoptError(f"--out {out}: 'viz {what}' writes {', '.join(ok)} (fix: change the extension)")
+        raise SieveoptError(f"{option} {out}: a {what} is written as {', '.join(ok)} (fix: change the extension)")
 
 
 def _draw(args: argparse.Namespace, out: Path, dag: Any, system: Any, runs: list,

@@ -9,13 +9,14 @@ from sieveopt.cli.common import (
     add_problem_args,
     add_solver_param,
     add_time_limit,
+    check_cost_model,
     cpsat_params,
     load_problem,
+    policy_names,
     positive_int,
     solver_params_for,
 )
 from sieveopt.cli.output import Steps, emit, print_table
-from sieveopt.errors import SieveoptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_problem_args(p)
     p.add_argument("--layers", type=positive_int, default=2, help="consecutive MoE layers in the window")
     p.add_argument("--microbatches", type=positive_int, default=2, help="micro-batches the batch is cut into")
-    p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat")
+    p.add_argument("--policies", default="noexp,allexp,duplex,sieve,sieve-plus,cpsat",
+                   help="comma-separated registered policies (see `sieveopt plugins`)")
     add_time_limit(p, 10.0, "for the window")
-    p.add_argument("--cost-model", default="roofline")
+    p.add_argument("--cost-model", default="roofline", help="registered cost model name")
     add_solver_param(p)
     add_json(p)
     p.set_defaults(handler=_window)
@@ -34,13 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _window(args: argparse.Namespace) -> int:
     from sieveopt.instance import DEFAULT_CONTEXT_LEN_TOKENS
     from sieveopt.models.costmodel import make_cost_model
-    from sieveopt.solvers import SOLVERS
     from sieveopt.window import check_window, sample_window, solve_window
 
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = [p for p in policies if p not in SOLVERS.names()]
-    if unknown or not policies:
-        raise SieveoptError(f"--policies: unknown {unknown} (known: {', '.join(SOLVERS.names())})")
+    policies = policy_names(args.policies)
+    check_cost_model(args.cost_model)
     solver_params = solver_params_for(args, policies, **cpsat_params(args, seed=args.seed))
     model, system = load_problem(args)
     window = sample_window(model, system, args.batch, args.layers, args.microbatches, args.seed,
@@ -60,7 +59,10 @@ def _window(args: argparse.Namespace) -> int:
     best = min(r["makespan_ns"] for r in rows)
     for r in rows:
         r["vs_best"] = r["makespan_ns"] / best - 1.0
-    data = {"model": model.name, "system": system.name, "gpus": system.num_gpus, "batch": args.batch,
+    data = {"model": model.name, "precision": model.expert_precision, "system": system.name,
+            "gpus": system.num_gpus, "batch": args.batch, "cost_model": args.cost_model,
+            "execution_model": f"window(L={args.layers},M={args.microbatches}): makespan of L consecutive layers x M "
+                               "micro-batches on shared resources, fill and drain included",
             "layers": args.layers, "microbatches": args.microbatches,
             "moe_layers": [row[0].moe_layer for row in window], "rows": rows}
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from sieveopt.cli.common import (
     DEFAULT_MODEL,
+    MAX_SEED,
     add_json,
     add_max_memory,
     positive_int,
     seed_int,
 )
-from sieveopt.cli.output import check_output_file, emit, print_table
+from sieveopt.cli.output import check_output_dir, check_output_file, emit, print_table
 from sieveopt.errors import SieveoptError
 
 
@@ -61,6 +62,39 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=positive_int, default=None, help="first N MoE layers only (default: all)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the routing generator")
     add_max_memory(p)
+
+
+def add_horizon_args(p: argparse.ArgumentParser, *, batch: int, steps: int, drift_segments: int) -> None:
+    """``--batch``, ``--steps``, ``--history``, ``--layers``, ``--drift-segments`` of the multi-step
+    commands (``place``, ``trimoe relayout``): a profiled history, then an evaluated horizon."""
+    p.add_argument("--batch", type=positive_int, default=batch, help="decode batch size (requests)")
+    p.add_argument("--steps", type=positive_int, default=steps, help="evaluated decode steps (the horizon)")
+    p.add_argument("--history", type=positive_int, default=32, help="profiling / forecast window (steps)")
+    p.add_argument("--layers", type=positive_int, default=1, help="MoE layers evaluated (seeded sample)")
+    p.add_argument("--drift-segments", type=positive_int, default=drift_segments,
+                   help="synthetic workload phases (drift)")
+
+
+def add_trace_file_args(p: argparse.ArgumentParser) -> None:
+    """``--trace``, ``--per-step``, ``--seed`` and ``--set`` of the multi-step commands that read a
+    recorded routing trace instead of the generator (``place``, ``trimoe relayout``); read back
+    with :func:`trace_file`."""
+    p.add_argument("--trace", default=None, help="a .npz trace or Patterns-behind-Chaos JSON files/directory")
+    p.add_argument("--per-step", action="store_true", help="include the per-step series in the JSON")
+    p.add_argument("--seed", type=seed_int, default=0, help=f"seed of the routing generator (0 to {MAX_SEED})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a system field, e.g. --set gpu.hbm_capacity_GiB=120 (repeatable)")
+
+
+def trace_file(args: argparse.Namespace):
+    """The ``--trace`` file as a routing trace checked against ``--model`` (every full step of a
+    JSON trace at ``--batch``), or ``None`` without ``--trace``."""
+    if not args.trace:
+        return None
+    from types import SimpleNamespace
+
+    return _build_trace(SimpleNamespace(model=args.model, batch=args.batch, steps=None, layers=None,
+                                        seed=args.seed, trace=args.trace))
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -180,6 +214,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _characterize(args: argparse.Namespace) -> int:
     from sieveopt.workload.characterize import characterize, plot_characterization
 
+    if args.figures is not None:
+        check_output_dir(args.figures, "--figures")
     trace = _build_trace(args)
     data = characterize(trace)
     if args.figures:
