@@ -39,6 +39,7 @@ from sieveopt.placement.exact import level_loads, objective
 from sieveopt.placement.local_search import polish
 from sieveopt.placement.surrogate import Surrogate
 from sieveopt.placement.vlsn import vlsn
+from sieveopt.solvers.cpsat_run import solve_by
 
 HISTORY, STEPS = 32, 200
 
@@ -156,7 +157,7 @@ def near_swaps(cp: np.ndarray, a: np.ndarray, *, near: int = 4, width: int = 2, 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds, solver.parameters.num_workers = limit_s, 2
     out = a.copy()
-    if solver.Solve(m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if solve_by(solver, m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         for p, (i, j) in enumerate(pairs):
             if solver.Value(s[p]):
                 out[i], out[j] = a[j], a[i]
