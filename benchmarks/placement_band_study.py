@@ -48,6 +48,7 @@ from sieveopt.placement.local_search import polish
 from sieveopt.placement.policies import PlacementProblem, gem
 from sieveopt.placement.surrogate import Surrogate
 from sieveopt.solvers._interval_model import make_solver
+from sieveopt.solvers.cpsat_run import solve_by
 
 HISTORY, STEPS = 32, 200
 
@@ -100,7 +101,7 @@ def solve_band(c: np.ndarray, cap: int, caps_t: np.ndarray, rows: np.ndarray, *,
         if left <= 0.5:
             break
         solver = make_solver(workers=workers, seed=seed, time_limit_s=left)
-        st = solver.Solve(m)
+        st = solve_by(solver, m)
         status = solver.StatusName(st)
         if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             break

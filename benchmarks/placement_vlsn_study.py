@@ -43,6 +43,7 @@ from sieveopt.placement.anneal import _loads, _phase, _true_objective, anneal, a
 from sieveopt.placement.exact import level_loads, objective
 from sieveopt.placement.surrogate import Surrogate
 from sieveopt.placement.vlsn import vlsn
+from sieveopt.solvers.cpsat_run import solve_by
 
 HISTORY, STEPS = 32, 200
 
@@ -153,7 +154,7 @@ def near_swaps(cp: np.ndarray, a: np.ndarray, *, near: int = 4, width: int = 2, 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds, solver.parameters.num_workers = limit_s, 2
     out = a.copy()
-    if solver.Solve(m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if solve_by(solver, m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         for p, (i, j) in enumerate(pairs):
             if solver.Value(s[p]):
                 out[i], out[j] = a[j], a[i]

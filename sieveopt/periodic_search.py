@@ -799,6 +799,7 @@ def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0,
     from ortools.sat.python import cp_model
 
     from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
+    from sieveopt.solvers.cpsat_run import solve_by
 
     dag = problem.dag
     ph = task_phases(problem, offset)
@@ -839,7 +840,7 @@ def phase_balanced_modes(problem: PeriodicProblem, *, time_limit_s: float = 5.0,
                 if not isinstance(lv, int):
                     model.add_hint(lv, best[t.tid] == m)
     solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s, deterministic=deterministic)
-    st = solver.solve(model)
+    st = solve_by(solver, model)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     modes = chosen_modes(solver, lit)

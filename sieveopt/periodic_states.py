@@ -130,6 +130,7 @@ def solve_states(problem: PeriodicProblem, path: Path, *, modes: Any = None, tim
     from ortools.sat.python import cp_model
 
     from sieveopt.solvers._interval_model import make_solver
+    from sieveopt.solvers.cpsat_run import solve_by
 
     t0 = time.perf_counter()
     if pm is None:
@@ -262,7 +263,7 @@ def solve_states(problem: PeriodicProblem, path: Path, *, modes: Any = None, tim
             if hint.offset_ns[t.tid] >= 0:
                 model.add_hint(off[t.tid], hint.offset_ns[t.tid])
     solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s, deterministic=deterministic)
-    st = solver.solve(model)
+    st = solve_by(solver, model)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     state, copy, chosen = [], [], []

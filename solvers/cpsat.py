@@ -61,6 +61,7 @@ from sieveopt.solvers.cpsat_bounds import (
     static_lower_bound,
 )
 from sieveopt.solvers.cpsat_retime import retime
+from sieveopt.solvers.cpsat_run import solve_by
 
 ALL_LEVERS = frozenset({"cuts", "partition", "symmetry", "multi_hint", "serial", "release", "assign"})
 
@@ -277,7 +278,7 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     if os.environ.get("SIEVEOPT_CPSAT_FIXHINT"):
         solver.parameters.fix_variables_to_their_hinted_value = True
     traj = _Trajectory(q)
-    st = solver.solve(model, traj)
+    st = solve_by(solver, model, callback=traj)
     status = _STATUS.get(st, UNKNOWN)
     wall = time.perf_counter() - t_start
 

@@ -48,6 +48,7 @@ from sieveopt.dag import TaskDAG
 from sieveopt.schedule import Schedule
 from sieveopt.solvers._interval_model import make_solver
 from sieveopt.solvers.cpsat_bounds import EnergyCut, HeadsTails
+from sieveopt.solvers.cpsat_run import solve_by
 
 
 def task_classes(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
@@ -271,7 +272,7 @@ class _Group:
             if terms and r not in pats:
                 model.add(sum(a * v for a, v in terms) <= self.caps[r] * T)
         solver = make_solver(workers=1, seed=seed, time_limit_s=limit_s, deterministic=deterministic)
-        st = solver.solve(model)
+        st = solve_by(solver, model)
         if st == cp_model.INFEASIBLE:
             return "infeasible", None
         if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

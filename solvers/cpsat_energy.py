@@ -27,6 +27,7 @@ from sieveopt.schedule import Schedule
 from sieveopt.solvers._interval_model import build_interval_model, make_solver
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN, SolveResult
 from sieveopt.solvers.cpsat_retime import retime
+from sieveopt.solvers.cpsat_run import solve_by
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN, cp_model.MODEL_INVALID: UNKNOWN}
@@ -102,7 +103,7 @@ def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_lim
     # the search so that runs repeat, as for the makespan solver)
     solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s, deterministic=deterministic)
     p = solver.parameters
-    st = solver.solve(model)
+    st = solve_by(solver, model)
     status = _STATUS.get(st, UNKNOWN)
     schedule = None
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):

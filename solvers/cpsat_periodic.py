@@ -32,7 +32,6 @@ worse than the hint.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,27 +50,11 @@ from sieveopt.periodic_bounds import SlotBounds, chain_cuts, slot_bounds
 from sieveopt.periodic_search import compact, order_arcs, orders_from_periodic, search_incumbent
 from sieveopt.solvers._interval_model import chosen_modes, make_solver, mode_literals
 from sieveopt.solvers.base import FEASIBLE, INFEASIBLE, OPTIMAL, UNKNOWN
+from sieveopt.solvers.cpsat_run import solve_by
 
 _STATUS = {cp_model.OPTIMAL: OPTIMAL, cp_model.FEASIBLE: FEASIBLE, cp_model.INFEASIBLE: INFEASIBLE,
            cp_model.UNKNOWN: UNKNOWN}
 COPIES = 3
-
-
-def solve_by(solver: cp_model.CpSolver, model: cp_model.CpModel, deadline: float | None) -> Any:
-    """``solver.solve(model)``, also stopped by a watchdog thread at ``deadline`` (a
-    ``time.perf_counter()`` value; None: no watchdog). CP-SAT checks its own wall-clock limit
-    between chunks of work; the watchdog's ``stop_search`` raises the same stop flag from outside,
-    so a solve whose limit was computed before a slow model build or presolve still ends near the
-    deadline. A deterministic solve (``max_deterministic_time``) is never given a deadline."""
-    if deadline is None:
-        return solver.solve(model)
-    timer = threading.Timer(max(0.0, deadline - time.perf_counter()), solver.stop_search)
-    timer.daemon = True
-    timer.start()
-    try:
-        return solver.solve(model)
-    finally:
-        timer.cancel()
 
 
 def cpu_share(wall0_s: float, cpu0_s: float) -> float:
@@ -122,7 +105,7 @@ def load_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
                 if not isinstance(lv, int):
                     model.add_hint(lv, best_seed[1][t.tid] == m)
     solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s)
-    st = solver.solve(model)
+    st = solve_by(solver, model)
     lb = int(math.ceil(solver.best_objective_bound - 1e-9))
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if best_seed is not None:  # nothing found in time: the best seed stands
@@ -202,7 +185,7 @@ def slot_bound_ns(problem: PeriodicProblem, *, time_limit_s: float = 5.0, worker
                 if not isinstance(lv, int):
                     model.add_hint(lv, hint_modes[t.tid] == m)
     solver = make_solver(workers=workers, seed=seed, time_limit_s=time_limit_s)
-    st = solver.solve(model)
+    st = solve_by(solver, model)
     if st == cp_model.INFEASIBLE:
         raise RuntimeError(f"slot relaxation infeasible below {hi} ns: a feasible Lambda is cut (a bug)")
     lb = int(math.ceil(solver.best_objective_bound - 1e-9))
@@ -602,7 +585,7 @@ def solve_overlap_cpsat(problem: PeriodicProblem, policy: str = "cpsat", *, time
     # A starved process (share f of a core) stretches every chunk of CP-SAT's work by 1/f, and
     # CP-SAT checks its wall-clock limit only between chunks (measured: a 6 s limit ended at
     # 11 s wall at load 6-8 on 2 cores): CP-SAT and the probes get f times what is left, the
-    # rest is headroom for that overrun; a watchdog stops them at the deadline (``solve_by``).
+    # rest is headroom for that overrun; ``solve_by`` stops them at the deadline.
     share = cpu_share(t0, cpu0)
     deadline = min(deadline, end_by(share))
     remaining = max(0.5, deadline - time.perf_counter())

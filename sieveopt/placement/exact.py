@@ -309,6 +309,8 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     restarts when ``polish_s`` caps the search)."""
     from ortools.sat.python import cp_model
 
+    from sieveopt.solvers.cpsat_run import solve_by
+
     if objective_kind not in ("mean", "cvar", "balance"):
         raise ValueError(f"objective_kind must be 'mean', 'cvar' or 'balance', got {objective_kind!r}")
     t0 = time.perf_counter() if started is None else float(started)
@@ -441,7 +443,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
         jm.Minimize(jz)
         js = _solver(min(jensen_share * limit, left()), nw, sd)
         js.parameters.relative_gap_limit = 2e-4      # a bound, not a placement: stop once tight
-        if js.Solve(jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if solve_by(js, jm) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             jensen_lb = js.BestObjectiveBound() / T
             jensen_assign = _read(js, jx, G)
             hint_assign, hint_obj = best_of([_placement(it, jensen_assign, E, G, cap, "balance")],
@@ -512,7 +514,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     if run_cpsat and left() >= MIN_STAGE_S:
         solver = _solver(left(), nw, sd)
         solver.parameters.relative_gap_limit = float(prob.gap_limit if gap_limit is None else gap_limit)
-        st = solver.Solve(m)
+        st = solve_by(solver, m)
         status = solver.StatusName(st)
     else:                                    # no time left for CP-SAT: the incumbent and the bounds
         st, status = cp_model.UNKNOWN, "NO_TIME"
