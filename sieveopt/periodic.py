@@ -36,7 +36,7 @@ upward from the bound, then bisected.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,6 +370,40 @@ def _try_period(data: _PlacementData, order: np.ndarray, offsets: Sequence[int],
 STAGGER_FRACTIONS = (0.0, 0.25, 0.5)
 
 
+def period_floor_ns(problem: PeriodicProblem, modes: Sequence[str]) -> tuple[int, np.ndarray]:
+    """(Lambda's floor at these modes: the busiest resource's load or the recurrence bound, at
+    least 1; the per-resource loads), where the period searches below start."""
+    dag = problem.dag
+    loads = resource_loads_ns(dag, modes)
+    durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
+    return max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1), loads
+
+
+def smallest_period(lb: int, place: Callable[[int], Any], rel_tol: float) -> tuple[int, Any] | None:
+    """Smallest Lambda >= ``lb`` (to ``rel_tol``) at which ``place(Lambda)`` succeeds (returns not
+    None), with its result: Lambda grows by 1, 2, 4, ... % of ``lb`` until one works, then
+    bisection. None when nothing up to 64x ``lb`` works."""
+    lo, hi, found, lam, step = lb - 1, None, None, lb, 0.01
+    while hi is None:
+        r = place(lam)
+        if r is not None:
+            hi, found = lam, r
+            break
+        lo = lam
+        lam = int(math.ceil(lb * (1 + step)))
+        step *= 2
+        if step > 64:
+            return None
+    while hi - lo > max(1, int(rel_tol * hi)):
+        mid = (lo + hi) // 2
+        r = place(mid)
+        if r is None:
+            lo = mid
+        else:
+            hi, found = mid, r
+    return hi, found
+
+
 def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, policy: str = "",
                          rel_tol: float = 1e-3,
                          stagger_fractions: Sequence[float] = STAGGER_FRACTIONS,
@@ -378,9 +412,7 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
     micro-batch m released ``m * f * period`` late for each f in ``stagger_fractions``."""
     dag = problem.dag
     modes = tuple(modes)
-    loads = resource_loads_ns(dag, modes)
-    durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
-    lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
+    lb, loads = period_floor_ns(problem, modes)
     L, M = problem.window_layers, problem.microbatches
     data = _PlacementData.of(problem, modes)
     best: tuple[int, np.ndarray, np.ndarray, str] | None = None
@@ -401,26 +433,10 @@ def modulo_list_schedule(problem: PeriodicProblem, modes: Sequence[str], *, poli
             offsets = [min(int(best[1][r.dst]) for r in problem.recurrences if dag.tasks[r.dst].microbatch == m)
                        for m in range(M)]
         k += 1
-        lo, hi, found = lb - 1, None, None
-        step = 0.01
-        lam = lb
-        while hi is None:
-            r = _try_period(data, order, offsets, lam)
-            if r is not None:
-                hi, found = lam, r
-                break
-            lo = lam
-            lam = int(math.ceil(lb * (1 + step)))
-            step *= 2
-            if step > 64:
-                raise RuntimeError("modulo list scheduling found no period (a bug)")
-        while hi - lo > max(1, int(rel_tol * hi)):
-            mid = (lo + hi) // 2
-            r = _try_period(data, order, offsets, mid)
-            if r is None:
-                lo = mid
-            else:
-                hi, found = mid, r
+        res = smallest_period(lb, lambda lam, o=order, f=offsets: _try_period(data, o, f, lam), rel_tol)
+        if res is None:
+            raise RuntimeError("modulo list scheduling found no period (a bug)")
+        hi, found = res
         if best is None or hi < best[0]:
             best = (hi, found[0], found[1], how)
     lam, s, e, how = best

@@ -67,8 +67,8 @@ from sieveopt.periodic import (
     PeriodicSchedule,
     _order,
     _PlacementData,
-    recurrence_bound_ns,
-    resource_loads_ns,
+    period_floor_ns,
+    smallest_period,
 )
 from sieveopt.periodic_phase_bound import (
     US,
@@ -184,6 +184,14 @@ def task_plan(problem: PeriodicProblem, modes: Any, pm: PhaseMap, paths: Any, *,
     return [p for p in out if p is not None], owners
 
 
+def _mean_target_ns(acc: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Per task the mean of its accumulated fluid times (us) in ns; -1 where it has none."""
+    out = np.full(acc.size, -1, dtype=np.int64)
+    has = cnt > 0
+    out[has] = np.round(acc[has] / cnt[has] / US).astype(np.int64)
+    return out
+
+
 def task_targets_ns(problem: PeriodicProblem, pm: PhaseMap, primal: PathPrimal, owners: list[int],
                     target: str = "task-first") -> np.ndarray:
     """Every task's target start (ns, unrolled; ``-1`` when none) from a per-task optimal point
@@ -211,10 +219,7 @@ def task_targets_ns(problem: PeriodicProblem, pm: PhaseMap, primal: PathPrimal, 
             v = sum(x[2] * (x[0] + x[1] / 2) for x in seq) / sum(x[2] for x in seq)
         acc[t] += v
         cnt[t] += 1
-    out = np.full(n, -1, dtype=np.int64)
-    has = cnt > 0
-    out[has] = np.round(acc[has] / cnt[has] / US).astype(np.int64)
-    return out
+    return _mean_target_ns(acc, cnt)
 
 
 def _phase_entries(path: tuple[tuple[int, int], ...], tau: np.ndarray, m: int, P: int
@@ -301,10 +306,7 @@ def fluid_targets_ns(problem: PeriodicProblem, modes: Any, pm: PhaseMap, primal:
         for t, v in tt.items():
             acc[t] += v
             cnt[t] += 1
-    out = np.full(n, -1, dtype=np.int64)
-    has = cnt > 0
-    out[has] = np.round(acc[has] / cnt[has] / US).astype(np.int64)
-    return out
+    return _mean_target_ns(acc, cnt)
 
 
 def _fluid_time(seq: list[tuple[float, float, float]], at: float) -> float:
@@ -402,9 +404,7 @@ def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, prim
     heads = np.zeros(n, dtype=np.int64)
     for h, m in data.heads:
         heads[h] = int(round(b_entry)) if m == 1 else 0
-    durs = [{modes[t.tid]: t.modes[modes[t.tid]].duration_ns} for t in dag.tasks]
-    loads = resource_loads_ns(dag, modes)
-    lb = max(int(loads.max(initial=0)), recurrence_bound_ns(problem, durs), 1)
+    lb, _ = period_floor_ns(problem, modes)
 
     def place(lam: int) -> tuple[np.ndarray, np.ndarray] | None:
         ready = (heads if release == "heads" else key) * (lam / lam_lp)
@@ -415,25 +415,10 @@ def fluid_list_schedule(problem: PeriodicProblem, modes: Any, pm: PhaseMap, prim
                             data.capacity, start, end)
         return (start, end) if ok else None
 
-    lo, hi, found, lam, step = lb - 1, None, None, lb, 0.01
-    while hi is None:
-        r = place(lam)
-        if r is not None:
-            hi, found = lam, r
-            break
-        lo = lam
-        lam = int(math.ceil(lb * (1 + step)))
-        step *= 2
-        if step > 64:
-            return None
-    while hi - lo > max(1, int(rel_tol * hi)):
-        mid = (lo + hi) // 2
-        r = place(mid)
-        if r is None:
-            lo = mid
-        else:
-            hi, found = mid, r
-    s, e = found
+    res = smallest_period(lb, place, rel_tol)
+    if res is None:
+        return None
+    hi, (s, e) = res
     shift = int(s.min())
     ps = PeriodicSchedule(modes, s - shift, e - shift, int(hi), problem.window_layers, policy,
                           {"method": "fluid-list", "fluid_target": target, "fluid_release": release,
