@@ -115,7 +115,7 @@ def summarize_windows(windows: list[dict[str, Any]], policies: list[str] | tuple
              "checks_ok": sum(1 for x in per if x["check_ok"] is not False)}
         if reps:
             gaps = [r["replayed_gap_to_cpsat"] for r in reps if r.get("replayed_gap_to_cpsat") is not None]
-            s.update({"replayed_windows": len(reps),
+            s.update({"replayed_windows": len(reps), "replays_converged": sum(1 for r in reps if r["converged"]),
                       "median_replayed_period_ns": _q([r["replayed_period_ns"] for r in reps], 50),
                       "median_period_error_pct": _q([r["period_error_pct"] for r in reps], 50),
                       "median_replayed_gap_to_cpsat": _q(gaps, 50)})

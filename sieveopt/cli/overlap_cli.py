@@ -136,9 +136,10 @@ def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
     ps = r.schedule
     views = {}
     if getattr(args, "trace", None) or getattr(args, "gantt", None):
+        from sieveopt.overlap_study import VIEW_ITERATIONS
         from sieveopt.periodic import unroll
 
-        big, sched = unroll(prob, ps, 3)  # iteration 1 is a full steady-state superperiod
+        big, sched = unroll(prob, ps, VIEW_ITERATIONS)  # iteration 1 is a full steady-state superperiod
         if args.trace:
             from sieveopt.viz import write_trace
 
@@ -204,20 +205,27 @@ def render_overlap_summary(d: dict[str, Any], *, title_extra: str = "") -> None:
 
     cols = ["policy", "median period us"]
     if replayed:
-        cols += ["replayed us", "replay error"]
+        cols += ["replayed us", "replay error", "replayed vs cpsat"]
     cols += ["median latency us", "gap to cpsat best", "gap to cpsat bound", "checks ok", "decision us",
              "sched charge us"]
     rows = []
     for p, s in d["summary"].items():
         row = [p, us(s["median_period_ns"])]
         if replayed:
-            row += [us(s.get("median_replayed_period_ns")), pct(s.get("median_period_error_pct"), 1.0)]
+            unconverged = s.get("replayed_windows", 0) - s.get("replays_converged", 0)
+            row += [us(s.get("median_replayed_period_ns")) + (" (!)" if unconverged else ""),
+                    pct(s.get("median_period_error_pct"), 1.0), pct(s.get("median_replayed_gap_to_cpsat"))]
         row += [us(s["median_latency_ns"]), pct(s.get("median_gap_to_cpsat_best")),
                 pct(s.get("median_gap_to_cpsat_bound")), s["checks_ok"], us(s["median_decision_ns"]),
                 f"{s['scheduler_latency_ns'] / 1e3:.2f} ({s['scheduler_latency_source']})"]
         rows.append(row)
     print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
                 f"{ex['label']}: {unit} per layer{title_extra}", cols, rows)
+    bad = [f"{p} ({s['replayed_windows'] - s['replays_converged']} of {s['replayed_windows']})"
+           for p, s in d["summary"].items() if s.get("replayed_windows", 0) > s.get("replays_converged", 0)]
+    if bad:
+        print(f"(!) replay's fixed point not converged for {', '.join(bad)} window(s): those replayed periods "
+              "are the last iterate's")
     ref = policy_with_role("reference")
     s = d["summary"].get(ref) if ref else None
     if s is not None and s.get("median_cpsat_bound_ns") is not None:
