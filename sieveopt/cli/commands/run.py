@@ -196,6 +196,9 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
         print(f"execution model: {d['execution_model']['label']}; cost model: {d['cost_model']}; precision: "
               f"{d['precision']} experts" + (f"; replayed on the {d['replay']}" if d["replay"] else
                                               f"; not replayed: {d['replay_skipped']}") + ".")
+        if d["replay"]:
+            print("replay error: (predicted - replayed) / replayed period; replayed vs cpsat: against CP-SAT's "
+                  "replayed period.")
         print("decision us: the policy's measured planning time (shown only). sched charge us: what each slot's "
               f"scheduler task lasts in the schedule and its replay -- {d['scheduler_latency']}.")
         print(f"results: {out / 'results.json'}, {out / 'results.csv'}"
