@@ -233,7 +233,7 @@ def _check_serial(args: argparse.Namespace) -> None:
     make_execution_model("serial", args.microbatches, runtime_order_evaluations=args.runtime_order_evaluations)
     if args.window_layers is not None:
         raise SieveoptError("--window-layers sets the cyclic window of --overlap microbatch/ideal (serial runs one "
-                            "layer DAG per sampled layer): add --overlap microbatch, or drop --window-layers")
+                            "layer DAG per sampled layer) (fix: add --overlap microbatch, or drop --window-layers)")
 
 
 def _run(args: argparse.Namespace) -> int:
