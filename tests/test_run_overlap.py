@@ -41,6 +41,8 @@ def test_microbatch_run_replays_every_policy_and_caches_its_windows(tmp_path, ca
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["policy"] for r in rows] == ["sieve", "noexp", "cpsat"]
     assert all(float(r["replayed_period_ns"]) > 0 and r["check_ok"] == "True" for r in rows)
+    assert {r["execution_model"] for r in rows} == {d["execution_model"]["label"]}
+    assert [float(r["period_ns"]) for r in rows] == [win[p]["period_ns"] for p in ("sieve", "noexp", "cpsat")]
     assert (out / "gantt.png").read_bytes()[:4] == b"\x89PNG" and d["gantt_policies"] == ["sieve", "cpsat"]
     # The window is one engine point, cached: a re-run reads it back (measured wall times included).
     (point,) = (cache / "points").iterdir()

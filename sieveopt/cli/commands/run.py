@@ -77,11 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: ``--solver-param`` keys of the periodic CP-SAT under ``run --overlap`` (its time limit and seed
 #: are --time-limit and --seed; --workers runs windows in parallel, as layers in the serial run).
 PERIODIC_SOLVER_PARAMS = {"workers": "a whole number >= 1", "latency_weight": "a number in [0, 1e6]"}
-#: Columns of results.csv under ``run --overlap`` (one row per window and policy).
-OVERLAP_CSV = ("window", "seed", "moe_layers", "policy", "period_ns", "latency_ns", "bound_ns", "gap", "status",
-               "check_ok", "decision_ns", "wall_s", "scheduler_latency_ns", "scheduler_latency_source",
-               "gap_to_cpsat_best", "gap_to_cpsat_bound", "predicted_period_ns", "replayed_period_ns",
-               "period_error_pct", "replayed_gap_to_cpsat", "replay_wall_s")
+#: Columns of results.csv under ``run --overlap`` (one row per window and policy): the window's,
+#: the policy's result, its replay's.
+_RESULT_CSV = ("period_ns", "latency_ns", "bound_ns", "gap", "status", "check_ok", "decision_ns", "wall_s",
+               "scheduler_latency_ns", "scheduler_latency_source", "gap_to_cpsat_best", "gap_to_cpsat_bound")
+_REPLAY_CSV = ("predicted_period_ns", "replayed_period_ns", "period_error_pct", "replayed_gap_to_cpsat")
+OVERLAP_CSV = ("execution_model", "window", "seed", "moe_layers", "policy", *_RESULT_CSV, *_REPLAY_CSV,
+               "replay_wall_s")
 
 
 def _periodic_params(args: argparse.Namespace, policies: tuple[str, ...]) -> dict[str, float]:
@@ -185,7 +187,7 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
             "summary": summary, "per_window": windows, "all_checks_ok": ok,
             "gantt_policies": list(gantt_policies(policies)) if gantt is not None else []}
     atomic_write_text(out / "results.json", dumps_json(data))
-    atomic_write_text(out / "results.csv", _overlap_csv(windows))
+    atomic_write_text(out / "results.csv", _overlap_csv(windows, ex.label))
     data["gantt"] = str(atomic_write_bytes(out / "gantt.png", gantt)) if gantt is not None else None
     data["gantt_skipped"] = no_gantt
 
@@ -209,18 +211,16 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
     return 0 if ok else 1
 
 
-def _overlap_csv(windows: list[dict]) -> str:
+def _overlap_csv(windows: list[dict], label: str) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(OVERLAP_CSV))
     w.writeheader()
     for win in windows:
         for pol, v in win["policies"].items():
             rep = v.get("replay") or {}
-            w.writerow({"window": win["window"], "seed": win["seed"],
+            w.writerow({"execution_model": label, "window": win["window"], "seed": win["seed"],
                         "moe_layers": " ".join(map(str, win["moe_layers"])), "policy": pol,
-                        **{k: v.get(k) for k in OVERLAP_CSV[4:16]},
-                        **{k: rep.get(k) for k in ("predicted_period_ns", "replayed_period_ns", "period_error_pct",
-                                                   "replayed_gap_to_cpsat")},
+                        **{k: v.get(k) for k in _RESULT_CSV}, **{k: rep.get(k) for k in _REPLAY_CSV},
                         "replay_wall_s": rep.get("wall_s")})
     return buf.getvalue()
 
