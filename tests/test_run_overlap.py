@@ -24,7 +24,7 @@ def test_microbatch_run_replays_every_policy_and_caches_its_windows(tmp_path, ca
                  "--solver-param", "workers=1", "--out", str(out), "--cache", str(cache))
     assert rc == 0 and d["all_checks_ok"]
     written = json.loads((out / "results.json").read_text())
-    assert written["summary"] == d["summary"] and written["per_window"] == d["per_window"]
+    assert written == d
     # What every number was measured under is named.
     assert d["execution_model"]["label"].startswith("microbatch(M=2,L=1") and d["precision"] == "bf16"
     assert d["cost_model"].startswith("roofline") and "DRAM/PIM + NVLink" in d["replay"]
@@ -58,7 +58,8 @@ def test_ideal_run_is_a_bound_table(tmp_path, capsys):
     assert rc == 0 and d["replay"] is None and "bound" in d["replay_skipped"] and "bound" in d["gantt_skipped"]
     assert d["gantt"] is None and not (out / "gantt.png").exists()
     assert all(v["status"] == "BOUND" and "replay" not in v for v in d["per_window"][0]["policies"].values())
-    assert json.loads((out / "results.json").read_text())["execution_model"]["overlap"] == "ideal"
+    written = json.loads((out / "results.json").read_text())
+    assert written["execution_model"]["overlap"] == "ideal" and "bound" in written["gantt_skipped"]
     assert d["summary"]["sieve"]["median_period_ns"] < d["summary"]["noexp"]["median_period_ns"]
 
 

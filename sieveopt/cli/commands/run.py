@@ -185,11 +185,11 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
             "periodic_cpsat": {"time_limit_s": args.time_limit, **solver, "seed": args.seed},
             "replay": replay_text, "replay_settings": replay, "replay_skipped": no_replay,
             "summary": summary, "per_window": windows, "all_checks_ok": ok,
-            "gantt_policies": list(gantt_policies(policies)) if gantt is not None else []}
-    atomic_write_text(out / "results.json", dumps_json(data))
+            "gantt_policies": list(gantt_policies(policies)) if gantt is not None else [],
+            "gantt": str(atomic_write_bytes(out / "gantt.png", gantt)) if gantt is not None else None,
+            "gantt_skipped": no_gantt}
     atomic_write_text(out / "results.csv", _overlap_csv(windows, ex.label))
-    data["gantt"] = str(atomic_write_bytes(out / "gantt.png", gantt)) if gantt is not None else None
-    data["gantt_skipped"] = no_gantt
+    atomic_write_text(out / "results.json", dumps_json(data))  # last: its presence means the run finished
 
     def render(d: dict) -> None:
         from sieveopt.cli.overlap_cli import render_overlap_summary
