@@ -41,10 +41,11 @@ def int_in(lo: int, hi: int | None = None, what: str = "an integer") -> Callable
 
 
 def float_in(*, gt: float | None = None, ge: float | None = None, le: float | None = None,
-             unit: str = "") -> Callable[[str], float]:
+             lt: float | None = None, unit: str = "") -> Callable[[str], float]:
     """argparse type: a finite number in the given range (NaN and inf are always refused)."""
     lo = f"> {gt:g}" if gt is not None else f">= {ge:g}" if ge is not None else ""
-    rng = " and ".join(x for x in (lo, f"<= {le:g}" if le is not None else "") if x) or "finite"
+    hi = f"< {lt:g}" if lt is not None else f"<= {le:g}" if le is not None else ""
+    rng = " and ".join(x for x in (lo, hi) if x) or "finite"
     rng += f" {unit}".rstrip()
 
     def parse(text: str) -> float:
@@ -53,7 +54,7 @@ def float_in(*, gt: float | None = None, ge: float | None = None, le: float | No
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number (allowed: {rng})") from None
         bad = (not math.isfinite(v) or (gt is not None and v <= gt) or (ge is not None and v < ge)
-               or (le is not None and v > le))
+               or (le is not None and v > le) or (lt is not None and v >= lt))
         if bad:
             raise argparse.ArgumentTypeError(f"got {text}, allowed: a finite number {rng} "
                                              f"(fix: use a value {rng})")
