@@ -6,8 +6,6 @@ nothing about the call."""
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sieveopt.solvers.interruptible import run_interruptible
+from tests.interrupt import interrupt, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,20 +58,10 @@ def test_ctrl_c_during_a_long_lp_ends_the_program_at_once(script):
     after SIGINT (measured on the shared VM; this test failed on the old code)."""
     body = "import sys\ntry:\n" + textwrap.indent(textwrap.dedent(script), "    ") + \
         "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    sys.exit(130)\n"
-    proc = subprocess.Popen([sys.executable, "-c", body], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        assert proc.stdout.readline() == "solving\n", proc.communicate()
+    with running([sys.executable, "-c", body]) as proc:
+        assert proc.stdout.readline() == "solving\n"
         time.sleep(2.0)
-        assert proc.poll() is None
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        took_s = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err, took_s = interrupt(proc)
     assert proc.returncode == 130, (proc.returncode, err[-2000:])
     assert out == "interrupted\n"  # no value printed
     assert took_s < 3.0, took_s

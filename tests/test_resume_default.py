@@ -6,7 +6,6 @@ only its outputs. Before, the points lived in a temporary folder and Ctrl-C lost
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sieveopt.sweep.runner import RESUME_DIR, point_store_dir
+from tests.interrupt import interrupt, running
 
 # CP-SAT does not finish this instance within its limit (tests/test_cpsat_run.py), so each CP-SAT
 # point lasts --time-limit seconds: the interrupt lands while one runs.
@@ -46,20 +46,13 @@ def test_ctrl_c_keeps_finished_points_and_the_same_command_resumes(tmp_path, com
     argv, outputs = COMMANDS[command]
     cmd = [sys.executable, "-m", "sieveopt", *argv, "--out", "res"]
     out = tmp_path / "res"
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
+    with running(cmd, cwd=tmp_path) as proc:
         t0 = time.monotonic()
         while not _finished(out):  # the first point is stored: interrupt the next one
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() - t0 < 120, "no point finished"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _, err, _ = interrupt(proc)
     assert proc.returncode == 130, err[-2000:]
     kept = _finished(out)
     assert kept and f"finished point(s) kept in res/{RESUME_DIR}" in err and "re-run the same command" in err
