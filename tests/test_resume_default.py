@@ -70,8 +70,10 @@ def test_ctrl_c_keeps_finished_points_and_the_same_command_resumes(tmp_path, com
 
 
 def test_point_store_dir_rules(tmp_path):
-    """--cache wins and stays; the output folder's resume store goes after a normal end and stays
-    after an exception; with neither, a temporary folder that is removed."""
+    """--cache wins and stays; the output folder's resume store goes after a normal end, stays
+    after an exception while it holds finished points or a failed point's traceback, and goes
+    (with an output folder this run created) when it holds neither; with no folder at all, a
+    temporary one that is removed."""
     with point_store_dir(tmp_path / "cache", tmp_path / "out") as root:
         (root / "points" / "h").mkdir(parents=True)
     assert root == tmp_path / "cache" and root.is_dir() and not (tmp_path / "out").exists()
@@ -80,12 +82,23 @@ def test_point_store_dir_rules(tmp_path):
     assert root == tmp_path / "out" / RESUME_DIR and not root.exists()
     with pytest.raises(ValueError), point_store_dir(None, tmp_path / "out") as root:
         (root / "points" / "h").mkdir(parents=True)
+        (root / "points" / "h" / "metrics.json").write_text("{}")
         raise ValueError
-    assert (root / "points" / "h").is_dir()
+    assert (root / "points" / "h" / "metrics.json").is_file()
     with pytest.raises(KeyboardInterrupt, match="1 finished point"), point_store_dir(None, tmp_path / "o2") as root:
         (root / "points" / "h").mkdir(parents=True)
         (root / "points" / "h" / "metrics.json").write_text("{}")
         raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt) as info, point_store_dir(None, tmp_path / "o3" / "sub") as root:
+        (root / "points" / "h").mkdir(parents=True)      # started, nothing finished: nothing kept
+        (root / "points" / "h" / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+    assert not str(info.value) and not (tmp_path / "o3" / "sub").exists() and (tmp_path / "o3").is_dir()
+    with pytest.raises(RuntimeError), point_store_dir(None, tmp_path / "o4") as root:
+        (root / "points" / "h").mkdir(parents=True)      # a failed point's traceback stays
+        (root / "points" / "h" / "error.json").write_text("{}")
+        raise RuntimeError
+    assert (root / "points" / "h" / "error.json").is_file()
     with point_store_dir(None, None) as tmp:
         assert tmp.is_dir()
     assert not tmp.exists()

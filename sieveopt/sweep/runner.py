@@ -62,12 +62,16 @@ def point_store_dir(cache_dir: str | Path | None, out_dir: str | Path | None = N
     * ``cache_dir`` given: that folder, kept (a later run reuses its finished points);
     * else ``out_dir`` given (the command's output folder): ``out_dir/.sieveopt-resume``, removed
       when the block ends normally (every point finished and read: the output folder then holds
-      only the command's outputs, and a re-run computes afresh), kept when it raises (Ctrl-C, a
-      failed point), so re-running the same command recomputes only the unfinished points;
+      only the command's outputs, and a re-run computes afresh), kept when it raises with finished
+      points or a failed point's traceback in it (Ctrl-C, a failed point), so re-running the same
+      command recomputes only the unfinished points; with neither (Ctrl-C before the first point
+      finished) it is removed, and ``out_dir`` too if this run created it and it is empty;
     * else (a library call that asked for neither) a temporary folder.
 
     A Ctrl-C (``KeyboardInterrupt``) leaving finished points behind is re-raised with a message
     naming the folder, which the CLI prints."""
+    import shutil
+
     if cache_dir is None and out_dir is None:
         import tempfile
 
@@ -75,17 +79,20 @@ def point_store_dir(cache_dir: str | Path | None, out_dir: str | Path | None = N
             yield Path(tmp)
         return
     root = Path(cache_dir) if cache_dir is not None else Path(out_dir) / RESUME_DIR
+    made_out = cache_dir is None and not Path(out_dir).exists()
     try:
         yield root
-    except KeyboardInterrupt as exc:
+    except BaseException as exc:
         kept = len(list((root / "points").glob("*/metrics.json")))
-        if kept:
+        if cache_dir is None and not kept and not any((root / "points").glob("*/error.json")):
+            shutil.rmtree(root, ignore_errors=True)    # nothing to resume from: leave nothing
+            if made_out and not any(Path(out_dir).iterdir()):
+                Path(out_dir).rmdir()
+        if isinstance(exc, KeyboardInterrupt) and kept:
             raise KeyboardInterrupt(f"{kept} finished point(s) kept in {root}: re-run the same command to "
                                     "resume") from exc
         raise
     if cache_dir is None:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
 
 
