@@ -23,15 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.interrupt import running  # noqa: E402
-from tests.test_lp_interrupt import _LP_BOUND  # noqa: E402
-
-_CATCH = "except KeyboardInterrupt:\n    print('interrupted', time.time(), flush=True)\n    sys.exit(130)\n"
+from tests.test_lp_interrupt import _LP_BOUND, interruptible_script  # noqa: E402
 
 
 def one_interrupt() -> tuple[float, float]:
     """(seconds from SIGINT to the KeyboardInterrupt in the script, to the process's exit)."""
-    body = "import sys, time\ntry:\n" + textwrap.indent(textwrap.dedent(_LP_BOUND), "    ") + _CATCH
-    with running([sys.executable, "-c", body], cwd=ROOT) as proc:
+    with running([sys.executable, "-c", interruptible_script(_LP_BOUND)], cwd=ROOT) as proc:
         assert proc.stdout.readline() == "solving\n"
         time.sleep(2.0)
         sent = time.time()
