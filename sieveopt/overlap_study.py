@@ -228,23 +228,25 @@ def compute_overlap_window_point(config: dict[str, Any]) -> tuple[dict[str, Any]
     return {"hash": config["hash"], "window": row}, files
 
 
+WindowRows = tuple[list[dict[str, Any]], bytes | None]
+
+
 def run_overlap_points(configs: list[dict[str, Any]], *, cache_dir: str | Path | None, manifest: dict[str, Any],
                        executor: str = "local", workers: int = 1, address: str | None = None,
-                       progress: bool = False) -> tuple[list[dict[str, Any]], bytes | None]:
-    """Run the window points on the sweep engine (cached in ``cache_dir``, a temporary store
-    without): the window rows in order and window 0's Gantt PNG."""
-    if cache_dir is None:
-        with tempfile.TemporaryDirectory(prefix="sieveopt-run-") as tmp:
-            return run_overlap_points(configs, cache_dir=tmp, manifest=manifest, executor=executor,
-                                      workers=workers, address=address, progress=progress)
-    from sieveopt.sweep.runner import run_points
+                       progress: bool = False, out_dir: str | Path | None = None) -> WindowRows:
+    """Run the window points on the sweep engine: the window rows in order and window 0's Gantt
+    PNG. Points are kept as :func:`sieveopt.sweep.runner.point_store_dir` says (``cache_dir``, else
+    until every window is finished in ``out_dir`` so a re-run after Ctrl-C resumes, else a
+    temporary store), the rule of the serial ``run``."""
+    from sieveopt.sweep.runner import point_store_dir, run_points
 
-    report, store = run_points(configs, cache_dir, manifest, executor=executor, workers=workers, address=address,
-                               progress=progress)
-    report.require_complete(store)
-    rows = [store.read_metrics(c["hash"])["window"] for c in configs]
-    gantt = store.point_dir(configs[0]["hash"]) / "gantt.png"
-    return rows, (gantt.read_bytes() if gantt.is_file() else None)
+    with point_store_dir(cache_dir, out_dir) as root:
+        report, store = run_points(configs, root, manifest, executor=executor, workers=workers, address=address,
+                                   progress=progress)
+        report.require_complete(store)
+        rows = [store.read_metrics(c["hash"])["window"] for c in configs]
+        gantt = store.point_dir(configs[0]["hash"]) / "gantt.png"
+        return rows, (gantt.read_bytes() if gantt.is_file() else None)
 
 
 __all__ = ["VIEW_ITERATIONS", "all_checks_ok", "compute_overlap_window_point", "gantt_policies",

@@ -75,6 +75,9 @@ def test_workers_run_windows_in_parallel_with_the_same_results(tmp_path, capsys)
     # --no-replay: nothing replayed, and said so; the predicted steady state is still drawn.
     assert one["replay"] is None and one["replay_skipped"] == "--no-replay"
     assert (tmp_path / "a" / "gantt.png").is_file()
+    # Without --cache the windows wait in OUT/.sieveopt-resume (point_store_dir, as the serial run),
+    # gone once the run completes.
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["gantt.png", "results.csv", "results.json"]
 
 
 @pytest.mark.parametrize("argv, needle", [

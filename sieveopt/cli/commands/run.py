@@ -155,8 +155,8 @@ def _run_overlap(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
                                      policies=policies, time_limit_s=args.time_limit, workers=solver["workers"],
                                      latency_weight=solver["latency_weight"], scheduler_latency=spec,
                                      cost_model="roofline", replay=replay)
-    windows, gantt = run_overlap_points(configs, cache_dir=args.cache, executor=args.executor, workers=args.workers,
-                                        address=args.address, progress=not args.json,
+    windows, gantt = run_overlap_points(configs, cache_dir=args.cache, out_dir=args.out, executor=args.executor,
+                                        workers=args.workers, address=args.address, progress=not args.json,
                                         manifest={"name": "run --overlap", "model": model.name,
                                                   "system": system.name, "execution_model": ex.label})
     summary = summarize_windows(windows, policies)
@@ -258,7 +258,7 @@ def _run(args: argparse.Namespace) -> int:
     # One point of the sweep engine per sampled layer (every policy on it, replayed).
     rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
                                    policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
-                                   solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache,
+                                   solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache, out_dir=args.out,
                                    executor=args.executor, address=args.address,
                                    workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
