@@ -62,6 +62,7 @@ from sieveopt.validation.gpu_model import GpuModel
 from sieveopt.validation.replay_engine import TaskTime, run_loop
 from sieveopt.validation.replay_memory import AnalyticTimer, MemoryTimer
 from sieveopt.validation.replay_net import (
+    NetworkCosim,
     egress_order,
     link_params,
     message_tids,
@@ -251,7 +252,7 @@ def kind_errors(dag: TaskDAG, modes: tuple[str, ...], predicted: np.ndarray, rep
 def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: LayerInstance | None = None,
            scheduler_latency_ns: int | None = None, dram_preset: str | None = None,
            memory: str | MemoryTimer = "dram", interference: bool = True,
-           link_overrides: dict[str, Any] | None = None, max_iterations: int = 12,
+           link_overrides: dict[str, Any] | None = None,
            timer: MemoryTimer | None = None) -> ReplayResult:
     """Replay ``schedule`` (modes + per-resource order) of ``dag`` on the simulators of ``system``.
 
@@ -279,21 +280,15 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
     sharing = dag.meta.get("hbm_sharing") or system.hbm_pim.sharing
     interf = timer.interference if (interference and sharing != "exclusive") else None
 
-    net = None
-    converged, it = not msgs, 0
-    loop = run_loop(dag, modes, order, times, delay, interf)
-    while msgs and it < max_iterations:
-        it += 1
+    cosim = NetworkCosim(dag, msgs, eg_order, params) if msgs else None
+    loop = run_loop(dag, modes, order, times, delay, interf, network=cosim)
+    net, converged, runs = None, True, 0
+    if cosim is not None:
+        # one simulation of every message at the replayed releases: the port statistics, and
+        # the proof that the co-simulated arrivals are its fixed point
         net = simulate_messages(dag, msgs, loop.release_ns, eg_order, params)
-        new_delay = delay.copy()
-        new_delay[msgs] = net.arrival_ns[msgs] - loop.release_ns[msgs]
-        if np.array_equal(new_delay[msgs], delay[msgs]):
-            converged = True
-            break
-        delay = new_delay
-        loop = run_loop(dag, modes, order, times, delay, interf)
-    if msgs and not converged:
-        net = simulate_messages(dag, msgs, loop.release_ns, eg_order, params)
+        converged = bool(np.array_equal(net.arrival_ns[msgs], loop.end_ns[msgs]))
+        runs = cosim.runs + 1
 
     start = loop.start_ns.copy()
     end = loop.end_ns.copy()
@@ -324,7 +319,7 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
         predicted_duration_ns=predicted_dur, alone_ns=loop.alone_ns, interfered_ns=loop.interfered_ns,
         message_release_ns=loop.release_ns, message_arrival_ns=arrival, utilisation=util,
         critical_path=critical_path(replayed, dag), kind_error=kind_errors(dag, modes, predicted_dur, replayed_dur),
-        scheduler_latency_ns=sched_lat, iterations=it, converged=converged,
+        scheduler_latency_ns=sched_lat, iterations=runs, converged=converged,
         meta={"memory": timer.name, "sharing": sharing, "interference": interf is not None,
               "system": system.name, "num_gpus": dag.num_gpus,
               **({"dram": timer.describe()} if hasattr(timer, "describe") else {})})

@@ -13,7 +13,9 @@ release to arrival (from the last interconnect simulation), it plays the layer f
   ``dual_row_buffer`` or ``partitioned``; ``exclusive`` serialises them through the ``hbm``
   resource), the PIM job runs at ``1/k_pim`` and the GPU body at
   ``body / max(compute, memory * k_stream)`` (only its streaming side slows down);
-* a message is released when its producers are done and arrives ``delay[tid]`` later.
+* a message is released when its producers are done and arrives ``delay[tid]`` later, or, with
+  a ``network`` (:class:`~sieveopt.validation.replay_net.NetworkCosim`), when the interconnect
+  simulator, advanced together with the loop, delivers it.
 
 Integer ns event times; remaining work is kept in float alone-ns.
 """
@@ -24,11 +26,15 @@ import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sieveopt.dag import MESSAGE_KINDS, TaskDAG
 from sieveopt.targets import ROLE_IN_MEMORY, ROLE_STREAM, replay_role
+
+if TYPE_CHECKING:
+    from sieveopt.validation.replay_net import NetworkCosim
 
 _EPS = 1e-6
 
@@ -58,13 +64,17 @@ class LoopResult:
 
 def run_loop(dag: TaskDAG, modes: Sequence[str], order: Mapping[int, Sequence[int]],
              times: Sequence[TaskTime | None], msg_delay_ns: np.ndarray,
-             interference: Callable[[str, int], tuple[float, float]] | None) -> LoopResult:
-    """Play the layer forward (see module docstring); ``interference=None`` disables it."""
-    loop = _Loop(dag, modes, order, times, msg_delay_ns, interference)
+             interference: Callable[[str, int], tuple[float, float]] | None,
+             network: NetworkCosim | None = None) -> LoopResult:
+    """Play the layer forward (see module docstring); ``interference=None`` disables it.
+
+    With ``network`` message arrivals come from it (``msg_delay_ns`` is then not read)."""
+    loop = _Loop(dag, modes, order, times, msg_delay_ns, interference, network)
     while loop.done < loop.n:
         loop.start_startable()
         if loop.done >= loop.n:
             break
+        loop.sync_network()
         rates, slowed = loop.rates()
         nxt = loop.next_event(rates)
         loop.advance(nxt - loop.now, rates, slowed)
@@ -78,8 +88,10 @@ class _Loop:
 
     def __init__(self, dag: TaskDAG, modes: Sequence[str], order: Mapping[int, Sequence[int]],
                  times: Sequence[TaskTime | None], msg_delay_ns: np.ndarray,
-                 interference: Callable[[str, int], tuple[float, float]] | None) -> None:
+                 interference: Callable[[str, int], tuple[float, float]] | None,
+                 network: NetworkCosim | None = None) -> None:
         self.n = n = len(dag.tasks)
+        self.network = network
         self.tasks, self.modes, self.times = dag.tasks, modes, times
         self.msg_delay_ns, self.interference = msg_delay_ns, interference
         tasks = dag.tasks
@@ -107,6 +119,7 @@ class _Loop:
         self.pim_of_gpu: dict[int, int] = {}        # gpu -> running PIM task
         self.gpu_of_gpu: dict[int, int] = {}        # gpu -> running GPU-mode task
         self.events: list[tuple[int, int]] = []     # (time, tid): message arrival or task becoming ready
+        self.arrival_at = np.full(n, -1, dtype=np.int64)  # a message's current (provisional) arrival
         self.candidates: set[int] = set()           # compute tasks with all preds done
         self.now = 0
         self.done = 0
@@ -127,11 +140,31 @@ class _Loop:
     def became_ready(self, tid: int, now: int) -> None:
         if self.is_msg[tid]:
             self.release[tid] = self.ready_at[tid]
-            heapq.heappush(self.events, (int(self.ready_at[tid] + self.msg_delay_ns[tid]), tid))
+            if self.network is None:
+                self.push_arrival(tid, int(self.ready_at[tid] + self.msg_delay_ns[tid]))
+            else:
+                self.network.release(tid, int(self.ready_at[tid]))
         else:
             self.candidates.add(tid)
             if self.ready_at[tid] > now:
                 heapq.heappush(self.events, (int(self.ready_at[tid]), -1))
+
+    def push_arrival(self, tid: int, t_ns: int) -> None:
+        self.arrival_at[tid] = t_ns
+        heapq.heappush(self.events, (t_ns, tid))
+
+    def is_stale(self, t_ns: int, tid: int) -> bool:
+        """A message event superseded by a later network update (or already processed)."""
+        return tid >= 0 and (self.end[tid] >= 0 or t_ns != self.arrival_at[tid])
+
+    def sync_network(self) -> None:
+        """0. After new releases, re-run the interconnect and (re)schedule the arrivals it moved."""
+        if self.network is not None and self.network.pending:
+            for tid, t_ns in self.network.update():
+                if t_ns < self.now:
+                    raise RuntimeError(f"replay: network moved {self.tasks[tid].name}'s arrival to {t_ns} ns, "
+                                       f"before now ({self.now} ns): the interconnect is not causal")
+                self.push_arrival(tid, t_ns)
 
     def start_startable(self) -> None:
         """1. Start every startable candidate (repeat: zero-length tasks finish at once)."""
@@ -198,10 +231,16 @@ class _Loop:
             nxt = min(nxt, now + max(1, math.ceil(left / rates[tid] - 1e-9)) if ov > _EPS or body > _EPS else now)
         while events and events[0][0] <= now:
             t_ev, tid = heapq.heappop(events)
+            if self.is_stale(t_ev, tid):
+                continue
             if tid >= 0:
+                if self.network is not None:
+                    self.network.arrived(tid, t_ev)
                 self.finish(tid, t_ev)
                 self.done += 1
                 nxt = now           # something became ready: re-run the start pass
+        while events and self.is_stale(*events[0]):
+            heapq.heappop(events)
         if events:
             nxt = min(nxt, events[0][0])
         if nxt == math.inf:
