@@ -59,14 +59,14 @@ def main() -> None:
         its.append(r.iterations)
         tasks.append(len(run.dag.tasks))
         print(f"layer {inst.moe_layer:3d}: {len(run.dag.tasks)} tasks, cold {cold[-1]:.3f} s, warm {warm[-1]:.3f} s, "
-              f"{r.iterations} fixed-point iterations, predicted {r.predicted_makespan_ns / 1e3:.1f} us, "
+              f"{r.iterations} network simulations, predicted {r.predicted_makespan_ns / 1e3:.1f} us, "
               f"replayed {r.makespan_ns / 1e3:.1f} us ({timer.name})")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{args.model} B={args.batch} on {args.gpus} GPUs, {args.policy}, memory={args.memory}, "
           f"{len(layers)} layers (~{statistics.median(tasks):.0f} tasks each)")
     print(f"cold cache: median {statistics.median(cold):.3f} s, max {max(cold):.3f} s per layer")
     print(f"warm cache: median {statistics.median(warm):.3f} s, max {max(warm):.3f} s per layer")
-    print(f"fixed-point iterations: median {statistics.median(its)}, max {max(its)}")
+    print(f"network simulations: median {statistics.median(its)}, max {max(its)}")
     print(f"peak RSS: {rss:.0f} MiB")
 
 

@@ -12,17 +12,21 @@ come from the simulators:
   their producers finish in the replay, each egress port in the schedule's order;
 * the scheduler task: the given latency (a policy's measured ``decision_ns`` or a budget).
 
-Method (co-simulation by fixed point). The compute side is an event loop
+Method (conservative co-simulation). The compute side is an event loop
 (:mod:`sieveopt.validation.replay_engine`) in which tasks start when their active
 predecessors are done and they are next on every resource they hold; GPU weight streaming and
 PIM jobs that overlap on the same GPU's stacks slow each other down by the factors the DRAM
 simulator measures for that pair run concurrently (a fluid model: rates change at every event).
-Messages need the interconnect simulator, which sees all messages at once: the loop is run
-with each message's release-to-arrival delay from the previous interconnect run (initially the
-cost model's latency + serialization), the new release times are fed to the simulator, and this
-repeats until no arrival changes. The interconnect is causal (a message's timing depends only
-on messages issued before it on its ports or reaching the switch earlier), so the fixed point
-is reached in about one iteration per communication phase (AllGather, dispatch, combine).
+Messages are timed by the interconnect simulator advanced together with the loop
+(:class:`~sieveopt.validation.replay_net.NetworkCosim`): whenever the loop releases messages,
+the simulator is re-run on the messages that can still be affected and their provisional
+arrivals are rescheduled. The interconnect is causal (a message's timing depends only on
+packets that became ready before its own, latency > 0), so every arrival the loop processes is
+final, and one pass gives the fixed point "arrivals = simulator(releases of the loop)". A last
+simulation of all messages at the replayed releases checks it (``converged``) and gives the
+port statistics. (Until round 10 this was a Jacobi iteration, loop then simulator, of at most
+12 rounds; it moves one communication phase per round, and a 6-iteration periodic replay of
+Qwen3.5 x8 needed 20 rounds, about 90 s: docs/design-notes/replay.md.)
 
 Assumptions: all experts of a GPU are sharded over all its pseudo-channels (tensor
 parallelism), so one GPU's stacks behave as one unit; interference is a rate effect between
@@ -107,8 +111,8 @@ class ReplayResult:
     critical_path: list[int]
     kind_error: dict[str, KindError]
     scheduler_latency_ns: int
-    iterations: int
-    converged: bool
+    iterations: int          # interconnect simulations run (co-simulation updates + the final check)
+    converged: bool          # the final simulation of all messages reproduced every arrival
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
