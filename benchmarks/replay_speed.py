@@ -3,7 +3,7 @@
 Schedules several sampled layers with Sieve, then replays each one twice: with every DRAM
 result cache cleared (cold: every stream grid point / PIM shape of that layer simulated; the
 numba engine is loaded once before timing) and again (warm). Prints the median/max per layer,
-the fixed-point iteration counts and the peak RSS.
+the interconnect simulation counts and the peak RSS.
 
     .venv/bin/python benchmarks/replay_speed.py [--layers 5] [--memory dram|analytic]
 """

@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         print_table(f"replay: {d['policy']} on {d['model']} ({d['precision']} experts), {d['gpus']} x {d['system']}, B={d['batch']}, "
                     f"MoE layer {d['moe_layer']}",
                     ["predicted us", "replayed us", "error", "sched latency us", "decision us", "solve s",
-                     "fixed-point its"],
+                     "net sims"],
                     [(f"{d['predicted_makespan_ns'] / 1e3:.2f}", f"{d['replayed_makespan_ns'] / 1e3:.2f}",
                       f"{d['makespan_error_pct']:+.1f}%", f"{d['scheduler_latency_ns'] / 1e3:.2f} ({d['scheduler_latency_source']})",
                       "-" if d["decision_ns"] is None else f"{d['decision_ns'] / 1e3:.2f}",
