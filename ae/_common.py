@@ -27,7 +27,8 @@ def parse_args(figure: str, doc: str, argv: Sequence[str] | None = None) -> argp
     p.add_argument("--out", default=str(AE_DIR / "out" / figure), help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, metavar="DIR",
-                   help="sweep-engine cache: reuse finished points kept in DIR (default: none)")
+                   help="sweep-engine cache: reuse finished points kept in DIR (default: they wait in "
+                        ".sieveopt-resume inside --out until every point is finished; re-run to resume)")
     args = p.parse_args(argv)
     args.out = Path(args.out)
     args.t0 = time.perf_counter()

@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     layers, tl = (1, 0.5) if args.quick else (4, 5.0)
     recs = run_gap_study(list(configs), list(batches), layers=layers, seed=args.seed, policies=POLICIES[:-1],
                          reference=REF, reference_params={"time_limit_s": tl}, system=SYSTEM,
-                         cache_dir=args.cache)
+                         cache_dir=args.cache, out_dir=args.out)
     rows = []
     for name, gpus in configs:
         for b in batches:

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     for name, gpus in configs:
         spec = StepSweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
-        results, wall = timed_sweep(spec, args.cache)
+        results, wall = timed_sweep(spec, args.cache, out_dir=args.out)
         rows = result_rows(spec, results)
         write_outputs(args.out, rows, sweep_meta(spec, wall, False), stem=name)
         per_model.append((f"{name}, {gpus} GPU{'s' if gpus > 1 else ''}", rows))

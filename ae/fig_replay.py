@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         replay_dram.clear_cache()  # start each model with cold simulator caches (comparable run times)
         spec = StepSweepSpec(load_model(name), load_system(SYSTEM, gpus), tuple(batches), tuple(policies),
                          StepSettings(num_layers=layers, seed=args.seed), CPSAT_TIME_LIMIT_S)
-        results, wall = timed_sweep(spec, args.cache, replay=True)
+        results, wall = timed_sweep(spec, args.cache, replay=True, out_dir=args.out)
         rows = result_rows(spec, results)
         for r in rows:
             rs = r.get("replay_step_us")

@@ -236,6 +236,12 @@ class TaskDAG:
             raise ValueError("expert_task is ambiguous in a window DAG: use expert_tasks_by_slot")
         return {t.expert: t.tid for t in self.tasks if t.kind == EXPERT}
 
+    def mode_durations_ns(self) -> list[dict[str, int]]:
+        """Per task (indexed by tid), each candidate mode's duration in ns: the ``durations``
+        the interval model, the static bounds and Sieve+ take. A fresh list on every call, so a
+        caller may change it (e.g. quantise it) without touching the DAG."""
+        return [{m: c.duration_ns for m, c in t.modes.items()} for t in self.tasks]
+
     def tasks_of(self, kind: str, gpu: int | None = None) -> list[Task]:
         return [t for t in self.tasks if t.kind == kind and (gpu is None or t.gpu == gpu)]
 
@@ -314,9 +320,10 @@ class TaskDAG:
         import networkx as nx
 
         g = nx.DiGraph()
+        durations = self.mode_durations_ns()
         for t in self.tasks:
             g.add_node(t.tid, name=t.name, kind=t.kind, gpu=t.gpu, expert=t.expert, tokens=t.tokens,
-                       modes=list(t.modes), durations={m: c.duration_ns for m, c in t.modes.items()})
+                       modes=list(t.modes), durations=durations[t.tid])
         for e in self.edges:
             g.add_edge(e.src, e.dst, lag_ns=e.lag_ns,
                        if_mode=None if e.if_mode is None else f"{self.tasks[e.if_mode[0]].name}={e.if_mode[1]}")

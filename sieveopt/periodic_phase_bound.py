@@ -92,6 +92,7 @@ from scipy.sparse import coo_matrix
 
 from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
 from sieveopt.periodic_bounds import _levels, _Twice
+from sieveopt.solvers.interruptible import run_interruptible
 
 #: relative slack taken off an LP optimum before rounding (HiGHS's feasibility tolerances)
 LP_REL_SLACK = 1e-6
@@ -581,17 +582,18 @@ def path_lp(md: _Model, path: tuple[tuple[int, int], ...], u_fixed: dict[int, fl
         integrality[S:S + nu] = 1
         cons = [LinearConstraint(a, lb, ub) for a, lb, ub in
                 ((a_eq, b_eq, b_eq), (a_ub, -np.inf, np.array(b_ub))) if a is not None]
-        res = milp(cost, integrality=integrality, bounds=Bounds([b[0] for b in bounds],
-                   [np.inf if b[1] is None else b[1] for b in bounds]), constraints=cons,
-                   options={"time_limit": integral_s})
+        box = Bounds([b[0] for b in bounds], [np.inf if b[1] is None else b[1] for b in bounds])
+        res = run_interruptible(lambda: milp(cost, integrality=integrality, bounds=box, constraints=cons,  # Ctrl-C
+                                             options={"time_limit": integral_s}))
         if res.status == 2:  # infeasible
             return math.inf, res
         dual = getattr(res, "mip_dual_bound", None)
         if dual is None or not np.isfinite(dual):
             raise RuntimeError(f"phase-path MIP: no dual bound (status {res.status}: {res.message})")
         return float(dual), res
-    res = linprog(cost, A_ub=a_ub, b_ub=np.array(b_ub) if urow else None, A_eq=a_eq,
-                  b_eq=np.array(b_eq) if row else None, bounds=bounds, method="highs")
+    res = run_interruptible(lambda: linprog(cost, A_ub=a_ub, b_ub=np.array(b_ub) if urow else None,  # Ctrl-C
+                                            A_eq=a_eq, b_eq=np.array(b_eq) if row else None, bounds=bounds,
+                                            method="highs"))
     if res.status == 2:
         return math.inf, res
     if res.status != 0:

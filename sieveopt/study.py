@@ -245,43 +245,39 @@ def run_gap_study(configs: list[tuple[str, int]], batches: list[int], *, layers:
                   policies: list[str] | tuple[str, ...], reference: str | None = None,
                   reference_params: dict[str, Any] | None = None, system: str = "sieve-b200-hbm3e-pim",
                   cost_model: str = "roofline", cache_dir: str | Path | None = None, executor: str = "local",
-                  workers: int = 1, progress: bool = False) -> list[dict[str, Any]]:
+                  workers: int = 1, progress: bool = False, out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """The gap study's per-layer records on the sweep engine: for every (model, GPUs) of
     ``configs`` and batch, ``layers`` sampled layers (seed ``seed``) solved by every policy and
     the reference (default: the registry's ``reference`` policy; ``reference_params``, e.g.
     CP-SAT's ``time_limit_s`` and ``workers``). Each
     record: model, gpus, batch, layer, moe_layer and ``policies``: policy -> that layer's metrics
-    (makespan_ns, objective_ns, bound_ns, status, decision_ns, solve_wall_s, check_ok)."""
-    from sieveopt.sweep.runner import resolve_all, run_points
+    (makespan_ns, objective_ns, bound_ns, status, decision_ns, solve_wall_s, check_ok). Points
+    are kept as :func:`sieveopt.sweep.runner.point_store_dir` says (``cache_dir``, else until
+    complete in ``out_dir``, else a temporary store)."""
+    from sieveopt.sweep.runner import point_store_dir, resolve_all, run_points
     from sieveopt.sweep.spec import parse_sweep
 
-    if cache_dir is None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="sieveopt-gap-") as tmp:
-            return run_gap_study(configs, batches, layers=layers, seed=seed, policies=policies, reference=reference,
-                                 reference_params=reference_params, system=system, cost_model=cost_model,
-                                 cache_dir=tmp, executor=executor, workers=workers, progress=progress)
     reference = reference or policy_with_role("reference")
     pols = list(dict.fromkeys([*policies, reference]))
     out: list[dict[str, Any]] = []
-    for name, gpus in configs:
-        spec = parse_sweep({"sweep": {"name": "gap-study", "layers": layers, "cost_model": cost_model},
-                            "grid": {"model": name, "system": system, "gpus": gpus, "batch": list(batches),
-                                     "policy": pols, "seed": seed},
-                            "solver": {reference: dict(reference_params or {})} if reference_params else {}},
-                           "<gap study>")
-        cfgs = resolve_all(spec)
-        report, store = run_points(cfgs, cache_dir, {"name": "gap-study", "spec": spec.raw}, executor=executor,
-                                   workers=workers, progress=progress)
-        report.require_complete(store, "gap study")
-        for b in batches:
-            per_policy = {c["point"]["policy"]: store.read_metrics(c["hash"])["layers"]
-                          for c in cfgs if c["point"]["batch"] == b}
-            for i in range(layers):
-                first = per_policy[pols[0]][i]
-                out.append({"model": name, "gpus": gpus, "batch": b, "layer": i, "moe_layer": first["moe_layer"],
-                            "policies": {p: per_policy[p][i] for p in pols}})
+    with point_store_dir(cache_dir, out_dir) as root:
+        for name, gpus in configs:
+            spec = parse_sweep({"sweep": {"name": "gap-study", "layers": layers, "cost_model": cost_model},
+                                "grid": {"model": name, "system": system, "gpus": gpus, "batch": list(batches),
+                                         "policy": pols, "seed": seed},
+                                "solver": {reference: dict(reference_params or {})} if reference_params else {}},
+                               "<gap study>")
+            cfgs = resolve_all(spec)
+            report, store = run_points(cfgs, root, {"name": "gap-study", "spec": spec.raw}, executor=executor,
+                                       workers=workers, progress=progress)
+            report.require_complete(store, "gap study")
+            for b in batches:
+                per_policy = {c["point"]["policy"]: store.read_metrics(c["hash"])["layers"]
+                              for c in cfgs if c["point"]["batch"] == b}
+                for i in range(layers):
+                    first = per_policy[pols[0]][i]
+                    out.append({"model": name, "gpus": gpus, "batch": b, "layer": i, "moe_layer": first["moe_layer"],
+                                "policies": {p: per_policy[p][i] for p in pols}})
     return out
 
 
@@ -470,26 +466,20 @@ def run_study_points(model: Any, system: Any, *, batch: int, layers: int, seed: 
                      time_limit_s: float, replay: bool, solver_params: dict[str, dict[str, Any]] | None = None,
                      scheduler_latency: str | int = "default", cache_dir: str | Path | None = None,
                      executor: str = "local", workers: int = 1, address: str | None = None,
-                     progress: bool = False) -> tuple[list[StudyRow], bytes | None]:
-    """:func:`run_study` over ``layers`` sampled layers, one engine point per layer (cached in
-    ``cache_dir`` and resumable; a temporary store without): the rows in layer order and the
-    layer-0 Gantt PNG."""
-    if cache_dir is None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="sieveopt-run-") as tmp:
-            return run_study_points(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
-                                    time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
-                                    scheduler_latency=scheduler_latency, cache_dir=tmp, executor=executor,
-                                    workers=workers, address=address, progress=progress)
-    from sieveopt.sweep.runner import run_points
+                     progress: bool = False, out_dir: str | Path | None = None) -> tuple[list[StudyRow], bytes | None]:
+    """:func:`run_study` over ``layers`` sampled layers, one engine point per layer (kept as
+    :func:`sieveopt.sweep.runner.point_store_dir` says: in ``cache_dir``, else until every layer is
+    finished in the output folder ``out_dir`` so a re-run after Ctrl-C resumes, else a temporary
+    store): the rows in layer order and the layer-0 Gantt PNG."""
+    from sieveopt.sweep.runner import point_store_dir, run_points
 
     cfgs = study_configs(model, system, batch=batch, layers=layers, seed=seed, policies=policies,
                          time_limit_s=time_limit_s, replay=replay, solver_params=solver_params,
                          scheduler_latency=scheduler_latency)
-    report, store = run_points(cfgs, cache_dir, {"name": "run", "model": model.name, "system": system.name},
-                               executor=executor, workers=workers, address=address, progress=progress)
-    report.require_complete(store)
-    rows = [StudyRow(**d) for c in cfgs for d in store.read_metrics(c["hash"])["rows"]]
-    gantt = store.point_dir(cfgs[0]["hash"]) / "gantt.png"
-    return rows, (gantt.read_bytes() if gantt.is_file() else None)
+    with point_store_dir(cache_dir, out_dir) as root:
+        report, store = run_points(cfgs, root, {"name": "run", "model": model.name, "system": system.name},
+                                   executor=executor, workers=workers, address=address, progress=progress)
+        report.require_complete(store)
+        rows = [StudyRow(**d) for c in cfgs for d in store.read_metrics(c["hash"])["rows"]]
+        gantt = store.point_dir(cfgs[0]["hash"]) / "gantt.png"
+        return rows, (gantt.read_bytes() if gantt.is_file() else None)

@@ -173,9 +173,9 @@ def solve_cpsat(dag: TaskDAG, instance: LayerInstance, cost: CostModel, *, time_
     levers = ALL_LEVERS if levers is None else frozenset(levers)
     q = max(1, int(time_quantum_ns))
     n = len(dag.tasks)
-    dq = [{m: -(-c.duration_ns // q) for m, c in t.modes.items()} for t in dag.tasks]
+    d_exact = dag.mode_durations_ns()
+    dq = [{m: -(-d // q) for m, d in dm.items()} for dm in d_exact]
     lagq = [-(-e.lag_ns // q) for e in dag.edges]
-    d_exact = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
 
     # Static analysis in exact ns (valid bounds) and in quanta (model cuts).
     serial = "serial" in levers

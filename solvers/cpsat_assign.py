@@ -49,6 +49,7 @@ from sieveopt.schedule import Schedule
 from sieveopt.solvers._interval_model import make_solver
 from sieveopt.solvers.cpsat_bounds import EnergyCut, HeadsTails
 from sieveopt.solvers.cpsat_run import solve_by
+from sieveopt.solvers.interruptible import run_interruptible
 
 
 def task_classes(dag: TaskDAG, durations: list[dict[str, int]], ht: HeadsTails,
@@ -207,7 +208,8 @@ class _Group:
                     add_column(r, a)
                     cols += 1
         for _ in range(max_rounds):
-            if lp.Solve() != pywraplp.Solver.OPTIMAL or lp.Objective().Value() <= 1e-7:
+            if (run_interruptible(lp.Solve, stop=lp.InterruptSolve) != pywraplp.Solver.OPTIMAL  # Ctrl-C
+                    or lp.Objective().Value() <= 1e-7):
                 return True, cols                 # covered (or numerical trouble: claim nothing)
             pi = {k: c.dual_value() for k, c in cover.items()}
             row_dual = {x: c.dual_value() for x, c in rows.items()}

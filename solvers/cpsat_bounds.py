@@ -22,6 +22,7 @@ import numpy as np
 
 from sieveopt.dag import EXPERT, RES_GPU, RES_PIM, TaskDAG
 from sieveopt.models.costmodel import MODE_GPU, MODE_PIM
+from sieveopt.solvers.interruptible import run_interruptible
 
 NEG = -(1 << 60)
 
@@ -249,7 +250,7 @@ def choice_lp_bound(cuts: list[EnergyCut]) -> int:
         for c in group:
             lp.Add(sum(d * x[(t, m)] for t, m, d in c.terms) <= c.capacity * T)
         lp.Minimize(T)
-        if lp.Solve() == pywraplp.Solver.OPTIMAL:
+        if run_interruptible(lp.Solve, stop=lp.InterruptSolve) == pywraplp.Solver.OPTIMAL:  # Ctrl-C
             best = max(best, const + int(math.floor(T.solution_value() * (1 - 1e-9) - 1)))
     return best
 

@@ -79,7 +79,7 @@ def solve_cpsat_energy(dag: TaskDAG, em: Any, *, latency_limit_ns: int, time_lim
     hint = min(feasible, key=objective_j) if feasible else None
 
     # the interval model of solvers/cpsat.py (solvers/_interval_model.py), in exact ns, horizon = limit
-    im = build_interval_model(dag, [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks],
+    im = build_interval_model(dag, dag.mode_durations_ns(),
                               [e.lag_ns for e in dag.edges], limit)
     model, M, start, lit = im.model, im.makespan, im.start, im.lit
     const_pj = 0.0

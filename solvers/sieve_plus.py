@@ -75,7 +75,7 @@ def plan_arrays(dag: TaskDAG) -> PlanArrays:
     from sieveopt.solvers.cpsat_bounds import heads_tails, side_constant
 
     G = dag.num_gpus
-    dur = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    dur = dag.mode_durations_ns()
     ht = heads_tails(dag, dur)
     per: list[list] = [[] for _ in range(G)]
     for t in dag.tasks:

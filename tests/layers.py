@@ -48,7 +48,7 @@ def random_layer(seed: int, gpus: int, experts: int, batch: int, shared: int, ke
 def assert_bounds_below(dag: TaskDAG, ub: int) -> None:
     """Every static bound the exact solver may use (with and without resource-aware heads/tails)
     is <= ``ub`` (an optimum or any feasible makespan)."""
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    d = dag.mode_durations_ns()
     for serial in (False, True):
         ht = heads_tails(dag, d, resource_aware=serial)
         assert ht.critical_path_ns <= ub

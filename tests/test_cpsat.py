@@ -118,7 +118,7 @@ def test_serial_heads_tails_lift_message_chains() -> None:
 
     inst = sample_layers(load_model("qwen3.5-397b-a17b"), load_system(SYSTEM, 8), 32, 1, 0)[0]
     dag, _ = build_dag(inst)
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    d = dag.mode_durations_ns()
     plain, serial = heads_tails(dag, d, resource_aware=False), heads_tails(dag, d)
     assert all(serial.head[k] >= v for k, v in plain.head.items())
     assert all(serial.tail[k] >= v for k, v in plain.tail.items())

@@ -37,7 +37,7 @@ def _tiny(seed: int, experts: int, batch: int, dimms: int, ndp_gflops: float):
 
 
 def _bounds(dag, hi_ns: int, **kw):  # noqa: ANN001, ANN202
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    d = dag.mode_durations_ns()
     ht = heads_tails(dag, d)
     energy = choice_energy_cuts(dag, d, ht)
     cb = configuration_bound(dag, d, ht, energy, ht.critical_path_ns, hi_ns, tol_ns=1)
@@ -84,7 +84,7 @@ def test_bounds_hold_on_a_tiny_sweep() -> None:
 def test_identical_experts_form_one_class() -> None:
     inst = sample_layers(load_model("deepseek-v2"), load_system(SYSTEM), 64, 1, 0)[0]
     dag, _ = build_dag(inst, "roofline")
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    d = dag.mode_durations_ns()
     classes = task_classes(dag, d, heads_tails(dag, d))
     experts = [t for t in dag.tasks if t.kind == "expert"]
     assert sum(len(c) for c in classes) == len(experts)
@@ -99,7 +99,7 @@ def test_stage_one_certifies_a_deepseek_v2_layer_within_one_percent() -> None:
     inst = sample_layers(load_model("deepseek-v2"), load_system(SYSTEM), 64, 1, 0)[0]
     dag, cost = build_dag(inst, "roofline")
     hint = solve("trimoe", dag, inst, cost).schedule
-    d = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    d = dag.mode_durations_ns()
     ht = heads_tails(dag, d)
     energy = choice_energy_cuts(dag, d, ht)
     lp = choice_lp_bound(energy)

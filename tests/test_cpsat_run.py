@@ -4,8 +4,6 @@ helper changes nothing about the solve itself."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +13,7 @@ from ortools.sat.python import cp_model
 
 from sieveopt.solvers._interval_model import make_solver
 from sieveopt.solvers.cpsat_run import solve_by
+from tests.interrupt import interrupt, running
 
 
 def _jobshop(n: int = 8) -> tuple[cp_model.CpModel, list]:
@@ -70,12 +69,9 @@ def test_ctrl_c_during_a_cli_cpsat_solve_stops_the_command(tmp_path):
     130 and no result; before the fix CP-SAT caught it and the command printed a FEASIBLE result
     and exited 0. The instance does not finish within its 120 s limit (measured: still FEASIBLE
     at a 20 s limit)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sieveopt", "solve", "--model", "qwen3.5-397b-a17b", "--gpus", "8",
-         "--batch", "64", "--ignore-capacity", "--policy", "cpsat", "--time-limit", "120",
-         "--solver-param", "log=true", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with running([sys.executable, "-m", "sieveopt", "solve", "--model", "qwen3.5-397b-a17b", "--gpus", "8",
+                  "--batch", "64", "--ignore-capacity", "--policy", "cpsat", "--time-limit", "120",
+                  "--solver-param", "log=true", "--json"]) as proc:
         t0 = time.monotonic()
         for line in proc.stdout:  # CP-SAT's log goes to stdout, flushed line by line
             if "Starting CP-SAT solver" in line:
@@ -84,15 +80,7 @@ def test_ctrl_c_during_a_cli_cpsat_solve_stops_the_command(tmp_path):
         else:
             pytest.fail(f"exited before CP-SAT started: {proc.wait()} {proc.stderr.read()}")
         time.sleep(1.5)  # well inside the search
-        assert proc.poll() is None
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
-        took_s = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        rest, err, took_s = interrupt(proc, timeout_s=30)
     assert proc.returncode == 130, (proc.returncode, err[-2000:])
     assert took_s < 10, took_s
     assert '"status"' not in rest and '"makespan_ns"' not in rest  # no JSON result printed

@@ -79,6 +79,28 @@ def test_durations_follow_roofline():
     assert per.modes["gpu"].duration_ns == pytest.approx(gpu_expected + 2000, abs=2)
 
 
+def test_mode_durations_ns_is_the_one_duration_map():
+    """``TaskDAG.mode_durations_ns``: per task, each candidate mode's duration (a fresh list each
+    call); the networkx view and every solver take it, and the package builds the map nowhere else."""
+    import re
+    from pathlib import Path
+
+    dag = _dag(_hand_instance())
+    d = dag.mode_durations_ns()
+    t = dag.tasks[dag.expert_task[0]]
+    assert len(d) == len(dag.tasks) and set(d[t.tid]) == {"gpu", "pim"}
+    assert d[t.tid]["pim"] == t.modes["pim"].duration_ns and d[t.tid]["gpu"] == t.modes["gpu"].duration_ns
+    assert all(d[x.tid] == {m: c.duration_ns for m, c in x.modes.items()} for x in dag.tasks)
+    d[t.tid]["pim"] = -1                                  # the caller's copy, not the DAG's
+    assert dag.mode_durations_ns()[t.tid]["pim"] == t.modes["pim"].duration_ns
+    assert dag.to_networkx().nodes[t.tid]["durations"] == d[t.tid] | {"pim": t.modes["pim"].duration_ns}
+    root = Path(__file__).resolve().parents[1]
+    twin = re.compile(r"\{\s*\w+\s*:\s*\w+\.duration_ns\s+for\s+\w+\s*,\s*\w+\s+in\s+[\w.]+\.modes\.items\(\)")
+    found = [f"{p.relative_to(root)}" for top in ("sieveopt", "solvers", "validation", "models")
+             for p in (root / top).rglob("*.py") if twin.search(p.read_text())]
+    assert found == ["sieveopt/dag.py"]
+
+
 def test_single_gpu_has_no_messages():
     inst = _hand_instance(G=1)
     dag = _dag(inst)

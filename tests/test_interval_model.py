@@ -26,7 +26,7 @@ def test_builder_is_cpsat_core(tmp_path, name, gpus, policy):
     solve_cpsat(dag, inst, cost, levers=frozenset(), hint="none", time_limit_s=0.05, deterministic=True,
                 export_path=str(path))
     theirs = text_format.Parse(path.read_text(), cp_model_pb2.CpModelProto())
-    dur = [{m: c.duration_ns for m, c in t.modes.items()} for t in dag.tasks]
+    dur = dag.mode_durations_ns()
     lags = [e.lag_ns for e in dag.edges]
     horizon = sum(max(d.values()) for d in dur) + sum(lags) + 1    # cpsat.py's horizon without a hint
     ours = text_format.Parse(str(build_interval_model(dag, dur, lags, horizon).model.Proto()), cp_model_pb2.CpModelProto())

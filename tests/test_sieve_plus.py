@@ -43,7 +43,7 @@ def test_paper_configs_beat_sieve_and_respect_bounds(model, gpus) -> None:
             sieve = solve("sieve", dag, inst, cost)
             assert check(plus.schedule, dag).ok
             assert plus.makespan_ns <= sieve.makespan_ns
-            d = [{k: c.duration_ns for k, c in t.modes.items()} for t in dag.tasks]
+            d = dag.mode_durations_ns()
             pb = partition_bound(dag, d, heads_tails(dag, d))
             assert pb.bound_ns <= plus.makespan_ns <= 1.10 * pb.bound_ns
             assert plus.decision_ns is not None and plus.decision_ns > 0

@@ -41,10 +41,11 @@ def int_in(lo: int, hi: int | None = None, what: str = "an integer") -> Callable
 
 
 def float_in(*, gt: float | None = None, ge: float | None = None, le: float | None = None,
-             unit: str = "") -> Callable[[str], float]:
+             lt: float | None = None, unit: str = "") -> Callable[[str], float]:
     """argparse type: a finite number in the given range (NaN and inf are always refused)."""
     lo = f"> {gt:g}" if gt is not None else f">= {ge:g}" if ge is not None else ""
-    rng = " and ".join(x for x in (lo, f"<= {le:g}" if le is not None else "") if x) or "finite"
+    hi = f"< {lt:g}" if lt is not None else f"<= {le:g}" if le is not None else ""
+    rng = " and ".join(x for x in (lo, hi) if x) or "finite"
     rng += f" {unit}".rstrip()
 
     def parse(text: str) -> float:
@@ -53,7 +54,7 @@ def float_in(*, gt: float | None = None, ge: float | None = None, le: float | No
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number (allowed: {rng})") from None
         bad = (not math.isfinite(v) or (gt is not None and v <= gt) or (ge is not None and v < ge)
-               or (le is not None and v > le))
+               or (le is not None and v > le) or (lt is not None and v >= lt))
         if bad:
             raise argparse.ArgumentTypeError(f"got {text}, allowed: a finite number {rng} "
                                              f"(fix: use a value {rng})")
@@ -153,13 +154,19 @@ def add_set_arg(p: argparse.ArgumentParser) -> None:
 def add_executor_args(p: argparse.ArgumentParser, *, cache_help: str | None, workers_default: int | None = 1,
                       workers_help: str = "parallel workers (local pool size / local Ray CPUs)") -> None:
     """--executor, --workers, --address (and --cache DIR when ``cache_help``) of the commands that
-    run their points on the sweep engine (:mod:`sieveopt.sweep`)."""
+    run their points on the sweep engine (:mod:`sieveopt.sweep`). Without ``--cache`` the points
+    wait in the output folder until the run completes (:func:`sieveopt.sweep.runner.point_store_dir`);
+    the help says so once for every command."""
+    from sieveopt.sweep.runner import RESUME_DIR
+
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where the points run: a local process pool or a Ray cluster")
     p.add_argument("--workers", type=positive_int, default=workers_default, help=workers_help)
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     if cache_help is not None:
-        p.add_argument("--cache", default=None, metavar="DIR", help=cache_help)
+        p.add_argument("--cache", default=None, metavar="DIR",
+                       help=f"{cache_help}; default: the finished points wait in {RESUME_DIR} inside --out, removed once "
+                            "every point is finished (after Ctrl-C, re-run the same command to resume)")
 
 
 def add_problem_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("sieveopt: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its message (if any) says what was kept, e.g. finished sweep points
+        print("sieveopt: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

@@ -127,25 +127,22 @@ def compute_step_point(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 def run_step_sweep(spec: StepSweepSpec, cache_dir: str | Path | None = None, *, replay: bool = False,
                    executor: str = "local", workers: int = 1, address: str | None = None,
-                   progress: bool = False) -> list[dict[str, Any]]:
+                   progress: bool = False, out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Every (batch, policy) step on the sweep engine; the step rows in spec order. With
     ``cache_dir`` the points persist under ``cache_dir/points/<hash>`` and finished ones are
-    reused (resume, or extend a sweep); without, they live in a temporary store."""
-    if cache_dir is None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="sieveopt-steps-") as tmp:
-            return run_step_sweep(spec, tmp, replay=replay, executor=executor, workers=workers,
-                                  address=address, progress=progress)
-    from sieveopt.sweep.runner import run_points
+    reused (resume, or extend a sweep); without, they wait in the output folder ``out_dir`` until
+    every point is finished (a re-run after Ctrl-C resumes), or in a temporary store
+    (:func:`sieveopt.sweep.runner.point_store_dir`)."""
+    from sieveopt.sweep.runner import point_store_dir, run_points
 
     configs = step_configs(spec, replay=replay)
     manifest = {"name": "e2e-step", "model": spec.model.name, "system": spec.system.name,
                 "gpus": spec.system.num_gpus, "batches": list(spec.batches), "policies": list(spec.policies)}
-    report, store = run_points(configs, cache_dir, manifest, executor=executor, workers=workers,
-                               address=address, progress=progress)
-    report.require_complete(store)
-    return [store.read_metrics(c["hash"])["row"] for c in configs]
+    with point_store_dir(cache_dir, out_dir) as root:
+        report, store = run_points(configs, root, manifest, executor=executor, workers=workers,
+                                   address=address, progress=progress)
+        report.require_complete(store)
+        return [store.read_metrics(c["hash"])["row"] for c in configs]
 
 
 def pareto_flags(rows: Sequence[dict[str, Any]], x: str = "throughput_tok_s_per_gpu",

@@ -31,7 +31,7 @@ import numpy as np
 
 from sieveopt.errors import SpecError
 from sieveopt.placement.core import Placement, movement
-from sieveopt.placement.exact import POLICY_OBJECTIVE
+from sieveopt.placement.exact import POLICY_ALPHA, POLICY_OBJECTIVE
 from sieveopt.placement.forecast import forecast_error, predict
 from sieveopt.placement.policies import PLACEMENT_POLICIES, PlacementProblem
 from sieveopt.placement.surrogate import straggler_share
@@ -47,6 +47,8 @@ class EvalConfig:
     layer_policy: str = "sieve"
     mode: str = "dag"
     exact_objective: str = POLICY_OBJECTIVE
+    #: the ``cvar`` objective's level (mean of the window's worst (1 - alpha) share of steps)
+    exact_alpha: float = POLICY_ALPHA
     #: exact optimiser: charge the movement from the current placement, amortised over the
     #: re-placement period (weight 1/K per step); staying put is always a candidate
     charge_movement: bool = True
@@ -90,7 +92,8 @@ class PolicyRun:
             "decide_s": self.decide_s, "wall_s": self.wall_s,
         }
         if self.exact:
-            out["exact"] = {"runs": self.exact,
+            out["exact"] = {"runs": self.exact, "objective": self.config.exact_objective,
+                            "alpha": self.exact[0]["alpha"],
                             "gap_max": max(r["gap"] for r in self.exact),
                             "bound_ns_first": self.exact[0]["bound_ns"],
                             "objective_ns_first": self.exact[0]["objective_ns"]}
@@ -205,7 +208,7 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                     prev = current.get(li)
                     mw = 1.0 / K if (cfg.charge_movement and K > 0 and prev is not None) else 0.0
                     res = exact_with_report(scen, prob, objective_kind=cfg.exact_objective, space=cfg.exact_space,
-                                            replica_choice=cfg.exact_replicas,
+                                            alpha=cfg.exact_alpha, replica_choice=cfg.exact_replicas,
                                             previous=prev if mw else None, move_weight=mw)
                     p = res.placement
                     run.exact.append({"status": res.status, "objective_ns": res.objective_ns,
@@ -221,6 +224,7 @@ def run_policy(trace: RoutingTrace, layers: list[int], model, system, prob: Plac
                                       "replica_choice": cfg.exact_replicas,
                                       "replicas_used": res.meta["replicas_used"],
                                       "objective": cfg.exact_objective, "steps": res.meta["steps"],
+                                      "alpha": res.meta["alpha"], "worst_steps": res.meta["worst_steps"],
                                       "move_ns": res.meta["move_ns"]})
                 else:
                     prev = current.get(li)
@@ -250,7 +254,8 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                      batch: int = 256, layers: int | list[int] = 1, seed: int = 0,
                      redundant: int = 32, capacity: int | None = None, predictor: str = "window",
                      replace_every: int = 0, layer_policy: str = "sieve", mode: str = "dag",
-                     exact_objective: str = POLICY_OBJECTIVE, time_limit_s: float = 60.0, workers: int = 8,
+                     exact_objective: str = POLICY_OBJECTIVE, exact_alpha: float = POLICY_ALPHA,
+                     time_limit_s: float = 60.0, workers: int = 8,
                      drift_segments: int = 1, trace: RoutingTrace | None = None,
                      context_len: int = 2048, gap_limit: float = 0.0,
                      per_step: bool = False, exact_space: str = "model", exact_replicas: str = "loaded",
@@ -267,6 +272,9 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
                         "use more GPUs, a smaller model or a larger gpu.hbm_capacity_GiB / --slots-per-gpu")
     check_capacity(E, G, cap, 0)
     red = max(0, min(redundant, cap * G - E))
+    if not 0 < exact_alpha < 1:
+        raise SpecError("placement", "exact_alpha", f"must be in (0, 1), got {exact_alpha}",
+                        "use e.g. 0.9 (the mean of the worst 10 % of the window's steps)")
     if steps < 1:
         raise SpecError("placement", "steps", f"must be >= 1, got {steps}", "use e.g. --steps 200")
     if replace_every < 0:
@@ -297,7 +305,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
     out = []
     for pol in policies:
         cfg = EvalConfig(pol, predictor, history, replace_every, layer_policy, mode, exact_objective,
-                         exact_space=exact_space, exact_replicas=exact_replicas)
+                         exact_alpha=exact_alpha, exact_space=exact_space, exact_replicas=exact_replicas)
         out.append(run_policy(trace, idx, model, system, prob, cfg, steps, context_len=context_len)
                    .summary(model.num_moe_layers, per_step=per_step))
     sf = speed_factors(system)

@@ -89,6 +89,10 @@ from sieveopt.placement.policies import PlacementProblem, eplb, gem, register
 #: 183.5 vs 183.1-183.6 us) and a lower p99 (189.7 vs 190.2-190.4 us): design note, "Round 9".
 #: :func:`solve_exact`'s own default stays ``mean``.
 POLICY_OBJECTIVE = "cvar"
+#: The ``cvar`` objective's level (``sieveopt place --exact-alpha``): the mean straggler of the
+#: window's worst (1 - alpha) share of steps, at least one (:func:`worst_count`); 0.9 is round 9's
+#: headline (the worst 4 of 32 steps).
+POLICY_ALPHA = 0.9
 ANNEAL_ITERS_PER_ITEM = 8_000
 #: Models with at most this many (step, GPU, level, item) terms keep every level row; larger
 #: ones keep the incumbent's maximal levels and their neighbours (a relaxation: see solve_exact).
@@ -168,7 +172,7 @@ def level_loads(cost: np.ndarray, assign: np.ndarray) -> np.ndarray:
     return np.stack([c[:, assign == g, g].sum(axis=1) for g in range(c.shape[2])], axis=1)
 
 
-def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: float = 0.9) -> float:
+def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: float = POLICY_ALPHA) -> float:
     """Surrogate objective of an item -> GPU assignment (``cost[T, items, G]`` or level costs
     ``[T, items, G, K]``; -1 = unused)."""
     T = cost.shape[0]
@@ -185,6 +189,12 @@ def worst_count(alpha: float, steps: int) -> int:
     """How many of ``steps`` step stragglers the ``cvar`` objective at level ``alpha`` averages:
     the worst (1 - alpha) share, at least one."""
     return max(1, int(np.ceil((1 - alpha) * steps - 1e-9)))
+
+
+def tail_steps(alpha: float, steps: int) -> float:
+    """The (1 - alpha) share of ``steps`` the ``cvar`` objective means to average (before
+    :func:`worst_count` rounds it up); below 1 the objective is just the worst step."""
+    return (1 - alpha) * steps
 
 
 def _assign_from(p: Placement, it: _Items) -> np.ndarray | None:
@@ -268,7 +278,7 @@ def _read(solver, x, G: int) -> np.ndarray:
 
 def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | None = None,
                 hints: list[Placement] | tuple[Placement, ...] = (), objective_kind: str = "mean",
-                alpha: float = 0.9, previous: Placement | None = None, move_weight: float = 0.0,
+                alpha: float = POLICY_ALPHA, previous: Placement | None = None, move_weight: float = 0.0,
                 time_limit_s: float | None = None, workers: int | None = None,
                 seed: int | None = None, gap_limit: float | None = None,
                 polish_s: float | None = None, anneal_iters: int | None = None,
@@ -541,6 +551,7 @@ def solve_exact(loads: np.ndarray, prob: PlacementProblem, *, replicate: int | N
     return ExactResult(_placement(it, assign, E, G, cap, "exact"), status, float(val), float(bound), float(gap),
                        time.perf_counter() - t0, float(hint_obj),
                        meta={"items": int(n), "steps": int(T), "objective": objective_kind,
+                             "alpha": float(alpha) if worst is not None else None, "worst_steps": worst,
                              "replica_candidates": int(budget), "replica_choice": replica_choice,
                              "replicas_used": int(sum(assign[a_] >= 0 for a_, _ in it.pair.values())),
                              "jensen_bound_ns": float(jensen_lb),

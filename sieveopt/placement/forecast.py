@@ -58,6 +58,12 @@ def _oracle(future: np.ndarray | None) -> np.ndarray:
     return np.atleast_2d(np.asarray(future, dtype=float))
 
 
+def scenario_steps(name: str, window: int, future_steps: int) -> int:
+    """Rows of the scenario :func:`predict` returns for ``name``: ``window`` for ``window``, the
+    future window's ``future_steps`` for ``oracle``, one for the mean predictors."""
+    return {"window": window, "oracle": future_steps}.get(name, 1)
+
+
 def forecast_error(pred: np.ndarray, actual: np.ndarray, *, hot_share: float = 0.1) -> dict[str, float]:
     """Error of a forecast's mean load against the actual next window ``[K, E]``.
 

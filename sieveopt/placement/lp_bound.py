@@ -26,6 +26,8 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
+from sieveopt.solvers.interruptible import run_interruptible
+
 
 def lp_bound(c: np.ndarray, single: np.ndarray, pair: dict[int, tuple[int, int]], capacity: int,
              budget: int, *, levels: np.ndarray | None = None, max_rounds: int = 12,
@@ -151,9 +153,10 @@ def _solve(c: np.ndarray, on: np.ndarray, single: np.ndarray, pair: dict[int, tu
     else:
         obj[nz0:nz0 + T] = 1.0 / T
     bounds = [(0.0, 1.0)] * (nx + ny) + [(0.0, None)] * (T + ((1 + T) if cv else 0))
-    res = linprog(obj, A_ub=ub.matrix(nv), b_ub=np.asarray(ub.rhs), A_eq=eq.matrix(nv), b_eq=np.asarray(eq.rhs),
-                  bounds=bounds, method="highs-ipm",
-                  options={} if time_limit_s is None else {"time_limit": max(1e-3, float(time_limit_s))})
+    a_ub, a_eq = ub.matrix(nv), eq.matrix(nv)
+    opts = {} if time_limit_s is None else {"time_limit": max(1e-3, float(time_limit_s))}
+    res = run_interruptible(lambda: linprog(obj, A_ub=a_ub, b_ub=np.asarray(ub.rhs), A_eq=a_eq,  # Ctrl-C
+                                            b_eq=np.asarray(eq.rhs), bounds=bounds, method="highs-ipm", options=opts))
     if res.status != 0:
         return None
     # HiGHS' optimality tolerances are ~1e-7 relative: shave them off so the bound stays valid

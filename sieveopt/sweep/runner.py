@@ -2,12 +2,16 @@
 
 Resumable by construction: a point is finished iff its ``metrics.json`` exists (written last,
 atomically), so after Ctrl-C or a killed driver a re-run recomputes only unfinished points.
-Failed points keep an ``error.json`` and are retried on the next run.
+Failed points keep an ``error.json`` and are retried on the next run. Commands whose user gave
+no cache folder keep their points in the output folder until the run completes
+(:func:`point_store_dir`), so they resume too.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,52 @@ class SweepReport:
             h, msg = next(iter(self.errors.items()))
             raise SieveoptError(f"{what + ': ' if what else ''}{msg} (point {h}; traceback in "
                                 f"{store.point_dir(h) / 'error.json'})")
+
+
+#: The folder inside a command's output folder where its points wait when no cache folder is given.
+RESUME_DIR = ".sieveopt-resume"
+
+
+@contextmanager
+def point_store_dir(cache_dir: str | Path | None, out_dir: str | Path | None = None) -> Iterator[Path]:
+    """The folder a multi-point run keeps its points in (for :func:`run_points`), one rule for
+    every command ("long runs never lose finished work", DESIGN.md):
+
+    * ``cache_dir`` given: that folder, kept (a later run reuses its finished points);
+    * else ``out_dir`` given (the command's output folder): ``out_dir/.sieveopt-resume``, removed
+      when the block ends normally (every point finished and read: the output folder then holds
+      only the command's outputs, and a re-run computes afresh), kept when it raises with finished
+      points or a failed point's traceback in it (Ctrl-C, a failed point), so re-running the same
+      command recomputes only the unfinished points; with neither (Ctrl-C before the first point
+      finished) it is removed, and ``out_dir`` too if this run created it and it is empty;
+    * else (a library call that asked for neither) a temporary folder.
+
+    A Ctrl-C (``KeyboardInterrupt``) leaving finished points behind is re-raised with a message
+    naming the folder, which the CLI prints."""
+    import shutil
+
+    if cache_dir is None and out_dir is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sieveopt-points-") as tmp:
+            yield Path(tmp)
+        return
+    root = Path(cache_dir) if cache_dir is not None else Path(out_dir) / RESUME_DIR
+    made_out = cache_dir is None and not Path(out_dir).exists()
+    try:
+        yield root
+    except BaseException as exc:
+        kept = len(list((root / "points").glob("*/metrics.json")))
+        if cache_dir is None and not kept and not any((root / "points").glob("*/error.json")):
+            shutil.rmtree(root, ignore_errors=True)    # nothing to resume from: leave nothing
+            if made_out and not any(Path(out_dir).iterdir()):
+                Path(out_dir).rmdir()
+        if isinstance(exc, KeyboardInterrupt) and kept:
+            raise KeyboardInterrupt(f"{kept} finished point(s) kept in {root}: re-run the same command to "
+                                    "resume") from exc
+        raise
+    if cache_dir is None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def resolve_all(spec: SweepSpec) -> list[dict[str, Any]]:

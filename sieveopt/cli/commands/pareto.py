@@ -1,7 +1,8 @@
 """``sieveopt pareto``: throughput vs interactivity per policy and batch size (CSV + plot).
 
 The (batch, policy) points run on the sweep engine (:mod:`sieveopt.sweep`): ``--workers`` local
-processes or ``--executor ray``; with ``--cache DIR`` cached by content hash and resumable."""
+processes or ``--executor ray``; with ``--cache DIR`` cached by content hash and resumable, without
+it kept in ``OUT/.sieveopt-resume`` until every point is finished (a re-run after Ctrl-C resumes)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_max_memory(p)
     add_ignore_capacity(p)
     add_executor_args(p, cache_help="keep every (batch, policy) point in DIR/points/<hash>: a re-run reuses "
-                                    "finished points (resume after Ctrl-C, or add batches/policies); default: no cache")
+                                    "finished points (resume after Ctrl-C, or add batches/policies)")
     add_json(p)
     p.set_defaults(handler=_pareto)
 
@@ -170,7 +171,7 @@ def _pareto(args: argparse.Namespace) -> int:
 
     spec = spec_from_args(args)
     results, wall = timed_sweep(spec, args.cache, replay=args.replay, executor=args.executor, workers=args.workers,
-                                address=args.address, progress=not args.json and sys.stderr.isatty())
+                                address=args.address, out_dir=args.out, progress=not args.json and sys.stderr.isatty())
     rows = result_rows(spec, results)
     comparisons = compare_curves(rows, spec.policies)
     pair = _marked_pair(args.compare, rows, comparisons)

@@ -8,6 +8,7 @@ from sieveopt.cli.commands.workload import add_horizon_args, add_trace_file_args
 from sieveopt.cli.common import (
     DEFAULT_SYSTEM,
     add_json,
+    float_in,
     gpus_int,
     nonneg_int,
     parse_overrides,
@@ -47,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exact optimiser's objective: mean step time, CVaR of the slowest steps, or the "
                         "straggler of the expected loads (default: the exact policy's own, "
                         "sieveopt.placement.exact.POLICY_OBJECTIVE; cvar since round 9)")
+    p.add_argument("--exact-alpha", type=float_in(gt=0, lt=1), default=None,
+                   help="level of --exact-objective cvar: the mean straggler of the exact window's worst "
+                        "(1 - alpha) share of steps; the share must hold at least one step (default: the "
+                        "exact policy's own, sieveopt.placement.exact.POLICY_ALPHA, 0.9)")
     p.add_argument("--exact-space", default="model", choices=["model", "gem"],
                    help="exact optimiser's space: HBM capacity + replicas, or GEM's E/G experts per GPU")
     p.add_argument("--exact-replicas", default="loaded", choices=["loaded", "cheap"],
@@ -91,7 +96,7 @@ def build_system(args: argparse.Namespace):
 def _place(args: argparse.Namespace) -> int:
     from sieveopt.models.catalog import load_model
     from sieveopt.placement import PLACEMENT_POLICIES, PREDICTORS, compare_policies
-    from sieveopt.placement.exact import POLICY_OBJECTIVE
+    from sieveopt.placement.exact import POLICY_ALPHA, POLICY_OBJECTIVE
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in PLACEMENT_POLICIES]
@@ -103,6 +108,9 @@ def _place(args: argparse.Namespace) -> int:
     if not 0 <= args.gap_limit < 1:
         raise SieveoptError(f"--gap-limit must be in [0, 1), got {args.gap_limit} (fix: a relative gap such as "
                             "0.01, or 0 to run to optimality or the time limit)")
+    objective = args.exact_objective or POLICY_OBJECTIVE
+    if args.exact_alpha is not None:
+        _check_exact_alpha(args, policies, objective)
     model = load_model(args.model)
     system = build_system(args)
     trace = trace_file(args)
@@ -111,11 +119,34 @@ def _place(args: argparse.Namespace) -> int:
                             redundant=args.redundant_experts, capacity=args.slots_per_gpu,
                             predictor=args.predictor, replace_every=args.replace_every,
                             layer_policy=args.layer_policy, mode=args.mode,
-                            exact_objective=args.exact_objective or POLICY_OBJECTIVE, time_limit_s=args.time_limit,
+                            exact_objective=objective, time_limit_s=args.time_limit,
+                            exact_alpha=POLICY_ALPHA if args.exact_alpha is None else args.exact_alpha,
                             workers=args.workers, drift_segments=args.drift_segments, trace=trace,
                             gap_limit=args.gap_limit, per_step=args.per_step, exact_space=args.exact_space,
                             exact_replicas=args.exact_replicas, surrogate=args.surrogate)
     return emit(args, data, _render)
+
+
+def _check_exact_alpha(args: argparse.Namespace, policies: list[str], objective: str) -> None:
+    """``--exact-alpha`` only with the exact policy's cvar objective, and with at least one whole
+    step of the exact window in its tail (else cvar is just the worst step)."""
+    from sieveopt.placement.exact import tail_steps
+    from sieveopt.placement.forecast import scenario_steps
+
+    a = args.exact_alpha
+    if "exact" not in policies:
+        raise SieveoptError(f"--exact-alpha {a:g} sets the exact policy's objective, which --policies does not run "
+                            "(fix: add exact to --policies, or drop --exact-alpha)")
+    if objective != "cvar":
+        raise SieveoptError(f"--exact-alpha {a:g} is the level of --exact-objective cvar, not {objective} "
+                            "(fix: --exact-objective cvar, or drop --exact-alpha)")
+    steps = scenario_steps(args.predictor, args.history, max(args.replace_every, 1))
+    if tail_steps(a, steps) < 1 - 1e-9:
+        more = {"window": "a longer --history", "oracle": "a longer --replace-every"}.get(
+            args.predictor, "--predictor window (a window of several steps)")
+        fix = (f"--exact-alpha <= {1 - 1 / steps:g}, or " if steps > 1 else "") + more
+        raise SieveoptError(f"--exact-alpha {a:g} leaves {tail_steps(a, steps):.3g} of the exact window's {steps} "
+                            f"step(s) in the tail, fewer than one (fix: {fix})")
 
 
 def _render(d: dict) -> None:
@@ -132,5 +163,11 @@ def _render(d: dict) -> None:
                      "" if not ex else ex["bound_ns_first"] / 1e3, "" if not ex else ex["gap_max"]])
     print_table(title, ["policy", "layer mean us", "layer p99 us", "straggler share", "MoE TPOT ms",
                         "movement ms", "exact bound us (surrogate)", "exact gap"], rows)
+    ex = next((r["exact"] for r in d["policies"] if r.get("exact")), None)
+    if ex:
+        runs = ex["runs"]
+        print(f"exact objective: {ex['objective']}" + (
+            f" at alpha {ex['alpha']:g} (the mean of the worst {runs[0]['worst_steps']} of "
+            f"{runs[0]['steps']} window steps)" if ex["alpha"] is not None else ""))
     print(f"layer time: {d['policies'][0]['mode']} ({d['policies'][0]['layer_policy']}, {d['cost_model']}, "
           f"{d['execution_model']}); placement objective: {d['surrogate']}")

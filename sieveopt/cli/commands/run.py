@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     # One point of the sweep engine per sampled layer (every policy on it, replayed).
     rows, gantt = run_study_points(model, system, batch=args.batch, layers=args.layers, seed=args.seed,
                                    policies=policies, time_limit_s=args.time_limit, replay=not args.no_replay,
-                                   solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache,
+                                   solver_params=extra, scheduler_latency=sched_spec, cache_dir=args.cache, out_dir=args.out,
                                    executor=args.executor, address=args.address,
                                    workers=args.workers, progress=not args.json)
     summary = summarize(rows, policies)
