@@ -280,6 +280,20 @@ def option_cases() -> list[Case]:
                      ("--policies", "nope"), ("--batch", "1000000000")):
         expect = "--max-memory|--batch" if val == "1000000000" else opt
         out.append(Case("CLI options", f"run {opt} {val}", ["run", "--out", "{d}/r", f"{opt}={val}"], expect))
+    # run --overlap: the overlapped main job (round 10); every option honoured or refused
+    small = ["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--out", "{d}/r"]
+    for extra, expect in ((["--overlap", "microbatch", "--solver-param", "nope=1"], "--solver-param"),
+                          (["--overlap", "microbatch", "--solver-param", "workers=0"], "workers"),
+                          (["--overlap", "microbatch", "--policies", "sieve", "--solver-param", "workers=2"],
+                           "--solver-param"),
+                          (["--overlap", "microbatch", "--microbatches", "3"], "--microbatches"),
+                          (["--overlap", "ideal", "--runtime-order-evaluations", "3"], "--runtime-order-evaluations"),
+                          (["--window-layers", "2"], "--window-layers"),
+                          (["--overlap", "microbatch", "--window-layers", "0"], "--window-layers"),
+                          (["--overlap", "microbatch", "--layers", "0"], "--layers"),
+                          (["--overlap", "microbatch", "--workers", "0"], "--workers"),
+                          (["--overlap", "microbatch", "--max-memory", "0.001"], "--max-memory")):
+        out.append(Case("CLI options", f"run {' '.join(extra)}", [*small, *extra], expect))
     for opt, val in (("--gpus-shown", "9"), ("--gpus-shown", "x"), ("--gpus-shown", "3-1"), ("--resources", "foo"),
                      ("--resources", ",")):
         out.append(Case("CLI options", f"viz gantt {opt} {val}",

@@ -88,33 +88,36 @@ def make_execution_model(overlap: str = "serial", microbatches: int | None = Non
                             f"only, no order descent; default {DEFAULT_RUNTIME_ORDER_EVALUATIONS}), "
                             f"got {runtime_order_evaluations!r}")
     if microbatches is not None and microbatches < 1:
-        raise SieveoptError(f"--microbatches must be >= 1, got {microbatches}")
+        raise SieveoptError(f"--microbatches must be >= 1, got {microbatches} (fix: 2 or more with --overlap "
+                            "microbatch, or drop it)")
     if overlap == "serial":
         if runtime_order_evaluations is not None:
             raise SieveoptError("--runtime-order-evaluations sets the pipeline runtime of --overlap microbatch "
-                                "(serial runs the layer DAG): add --overlap microbatch or drop the option")
+                                "(serial runs the layer DAG) (fix: add --overlap microbatch or drop the option)")
         if microbatches not in (None, 1):
             raise SieveoptError(f"--microbatches {microbatches} needs --overlap microbatch "
-                                "(serial runs the whole batch as one): add --overlap microbatch")
+                                "(serial runs the whole batch as one) (fix: add --overlap microbatch)")
         return ExecutionModel("serial", 1, 1)
     m = 2 if microbatches is None and overlap == "microbatch" else (microbatches or 1)
     if overlap == "microbatch" and m < 2:
-        raise SieveoptError("--overlap microbatch needs --microbatches >= 2 (one micro-batch is "
-                            "--overlap serial)")
+        raise SieveoptError("--overlap microbatch needs --microbatches >= 2 (fix: --microbatches 2 or more; one "
+                            "micro-batch is --overlap serial)")
     L = DEFAULT_WINDOW_LAYERS if window_layers is None else window_layers
     if L < 1:
-        raise SieveoptError(f"--window-layers must be >= 1, got {L}")
+        raise SieveoptError(f"--window-layers must be >= 1, got {L} (fix: 1 or more consecutive layers; default "
+                            f"{DEFAULT_WINDOW_LAYERS})")
     if num_moe_layers is not None and L > num_moe_layers:
-        raise SieveoptError(f"--window-layers {L}: the model has only {num_moe_layers} MoE layers")
+        raise SieveoptError(f"--window-layers {L}: the model has only {num_moe_layers} MoE layers (fix: "
+                            f"--window-layers {num_moe_layers} or fewer)")
     if batch is not None and num_gpus is not None:
         if batch % num_gpus or (batch // num_gpus) % m:
             raise SieveoptError(
                 f"--microbatches {m} does not divide the {batch / num_gpus:g} requests per GPU "
-                f"(--batch {batch} on {num_gpus} GPU(s)): use a --batch that is a multiple of "
-                f"{num_gpus * m}, or a --microbatches that divides {batch // num_gpus or 1}")
+                f"(--batch {batch} on {num_gpus} GPU(s)) (fix: use a --batch that is a multiple of "
+                f"{num_gpus * m}, or a --microbatches that divides {batch // num_gpus or 1})")
     if overlap == "ideal" and runtime_order_evaluations is not None:
         raise SieveoptError("--runtime-order-evaluations sets the pipeline runtime of --overlap microbatch; "
-                            "--overlap ideal is a bound that no runtime executes: drop the option")
+                            "--overlap ideal is a bound that no runtime executes (fix: drop the option)")
     evals = DEFAULT_RUNTIME_ORDER_EVALUATIONS if runtime_order_evaluations is None else runtime_order_evaluations
     return ExecutionModel(overlap, m, L, runtime_order_evaluations=evals)  # type: ignore[arg-type]
 

@@ -348,11 +348,20 @@ def test_cli_viz_gantt_overlap(tmp_path, capsys):
 
 
 def test_cli_run_overlap(tmp_path, capsys):
+    """run --overlap microbatch is the full main job: every schedule checked and replayed, the
+    results written beside a steady-state Gantt (tests/test_run_overlap.py: the rest)."""
+    out = tmp_path / "o"
     rc = main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--layers", "1", "--overlap",
-               "microbatch", "--window-layers", "1", "--policies", "sieve,noexp", "--out", str(tmp_path / "o"),
-               "--json"])
+               "microbatch", "--window-layers", "1", "--policies", "sieve,noexp", "--out", str(out), "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["summary"]["sieve"]["checks_ok"] == 1 and d["summary"]["noexp"]["median_period_ns"] > 0
+    assert d["all_checks_ok"] and d["execution_model"]["microbatches"] == 2
+    for p in ("sieve", "noexp"):
+        rep = d["per_window"][0]["policies"][p]["replay"]
+        assert rep["replayed_period_ns"] > 0 and rep["predicted_period_ns"] == pytest.approx(
+            d["per_window"][0]["policies"][p]["period_ns"])
+    assert json.loads((out / "results.json").read_text())["summary"] == d["summary"]
+    assert (out / "results.csv").read_text().count("\n") == 3 and (out / "gantt.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["run", "--model", "qwen3-30b-a3b", "--gpus", "1", "--batch", "8", "--microbatches", "2",
                  "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()

@@ -11,21 +11,29 @@ The per-kind cost-model error report is the replay's, over every task of the K i
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sieveopt.periodic import PeriodicProblem, PeriodicSchedule, unroll
+if TYPE_CHECKING:  # the CLI reads the defaults below at start-up: keep this module's import light
+    from sieveopt.periodic import PeriodicProblem, PeriodicSchedule
+
+#: Iterations of the cyclic window replayed by default (``replay --overlap``, ``run --overlap``).
+DEFAULT_REPLAY_ITERATIONS = 6
+#: Iterations dropped at each end (fill and drain) by default.
+DEFAULT_TRIM = 1
 
 
 def _iteration_ends(end_ns: np.ndarray, n: int, k: int) -> list[int]:
     return [int(end_ns[i * n:(i + 1) * n].max()) for i in range(k)]
 
 
-def replay_periodic(problem: PeriodicProblem, ps: PeriodicSchedule, *, iterations: int = 6, trim: int = 1,
+def replay_periodic(problem: PeriodicProblem, ps: PeriodicSchedule, *, iterations: int = DEFAULT_REPLAY_ITERATIONS,
+                    trim: int = DEFAULT_TRIM,
                     memory: str = "dram", interference: bool = True, scheduler_latency_ns: int | None = None,
                     dram_preset: str | None = None) -> dict[str, Any]:
     """Predicted vs replayed steady-state period of ``ps`` (see the module docstring)."""
+    from sieveopt.periodic import unroll
     from sieveopt.validation.replay import replay
 
     if iterations < 2 * trim + 2:
@@ -50,4 +58,4 @@ def replay_periodic(problem: PeriodicProblem, ps: PeriodicSchedule, *, iteration
             "wall_s": time.perf_counter() - t0}
 
 
-__all__ = ["replay_periodic"]
+__all__ = ["DEFAULT_REPLAY_ITERATIONS", "DEFAULT_TRIM", "replay_periodic"]

@@ -204,11 +204,12 @@ def add_scheduler_latency_arg(p: argparse.ArgumentParser) -> None:
                         "offline or static decision are charged 0 (see sieveopt.solvers.sched_latency)")
 
 
-def add_solver_param(p: argparse.ArgumentParser) -> None:
-    """--solver-param KEY=VALUE (repeatable), checked against the policies' declared parameters."""
+def add_solver_param(p: argparse.ArgumentParser, *, more_help: str = "") -> None:
+    """--solver-param KEY=VALUE (repeatable), checked against the policies' declared parameters
+    (``more_help``: what else the command takes, appended to the help)."""
     p.add_argument("--solver-param", dest="solver_params", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the policy (declared in its registry entry, see `sieveopt plugins`), "
-                        "e.g. --solver-param workers=8 (repeatable; unknown keys are rejected)")
+                        "e.g. --solver-param workers=8 (repeatable; unknown keys are rejected)" + more_help)
 
 
 def solver_params_for(args: argparse.Namespace, policies: list[str] | tuple[str, ...],

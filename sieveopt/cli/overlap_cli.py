@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from sieveopt.cli.common import float_in, positive_int
 from sieveopt.cli.output import emit, print_table
 from sieveopt.errors import SieveoptError
@@ -24,7 +22,7 @@ from sieveopt.execution_model import (
     ExecutionModel,
     make_execution_model,
 )
-from sieveopt.solvers import policy_info, policy_with_role
+from sieveopt.solvers import policy_with_role
 
 
 def add_execution_model_args(p: argparse.ArgumentParser) -> None:
@@ -138,9 +136,10 @@ def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
     ps = r.schedule
     views = {}
     if getattr(args, "trace", None) or getattr(args, "gantt", None):
+        from sieveopt.overlap_study import VIEW_ITERATIONS
         from sieveopt.periodic import unroll
 
-        big, sched = unroll(prob, ps, 3)  # iteration 1 is a full steady-state superperiod
+        big, sched = unroll(prob, ps, VIEW_ITERATIONS)  # iteration 1 is a full steady-state superperiod
         if args.trace:
             from sieveopt.viz import write_trace
 
@@ -170,90 +169,76 @@ def solve_overlap_cmd(args: argparse.Namespace, model, system, cost) -> int:
     return 0 if r.check_ok else 1
 
 
-def _q(xs: list[float], q: float) -> float | None:
-    return float(np.percentile(xs, q)) if xs else None
+def compare_overlap_data(args: argparse.Namespace, model, system, cost, policies: list[str]) -> dict[str, Any]:
+    """Every policy on ``--layers`` cyclic windows, solved in this process (no replay): the data
+    ``compare --overlap`` prints (:mod:`sieveopt.overlap_study`, the one implementation that
+    ``run --overlap`` runs on the sweep engine)."""
+    from sieveopt.overlap_study import all_checks_ok, solve_window, summarize_windows
+    from sieveopt.solvers.sched_latency import describe, parse_spec
+
+    ex = execution_from_args(args, model, system)
+    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
+    windows = []
+    for i in range(args.layers):
+        row, _ = solve_window(_problem(args, model, system, ex, cost, args.seed + i), policies, seed=args.seed,
+                              spec=spec, calibration={"model": model, "system": system, "batch": args.batch},
+                              time_limit_s=_time_limit(args), workers=args.workers,
+                              latency_weight=args.latency_weight)
+        windows.append({"seed": args.seed + i, **row})
+    summary = summarize_windows(windows, policies)
+    return {**_head(model, system, args, ex), "scheduler_latency": describe(spec), "windows": len(windows),
+            "policies": policies, "summary": summary, "per_window": windows, "all_checks_ok": all_checks_ok(windows)}
+
+
+def render_overlap_summary(d: dict[str, Any], *, title_extra: str = "") -> None:
+    """The per-policy table of ``compare --overlap`` and ``run --overlap`` (with replayed columns
+    when the windows were replayed)."""
+    ex = d["execution_model"]
+    unit = "ideal-overlap time (a bound)" if ex["overlap"] == "ideal" else "steady-state period"
+    replayed = any("median_replayed_period_ns" in s for s in d["summary"].values())
+
+    def us(x: float | None) -> str:
+        return "-" if x is None else f"{x / 1e3:.2f}"
+
+    def pct(x: float | None, scale: float = 100.0) -> str:
+        return "-" if x is None else f"{scale * x:+.2f}%"
+
+    cols = ["policy", "median period us"]
+    if replayed:
+        cols += ["replayed us", "replay error", "replayed vs cpsat"]
+    cols += ["median latency us", "gap to cpsat best", "gap to cpsat bound", "checks ok", "decision us",
+             "sched charge us"]
+    rows = []
+    for p, s in d["summary"].items():
+        row = [p, us(s["median_period_ns"])]
+        if replayed:
+            unconverged = s.get("replayed_windows", 0) - s.get("replays_converged", 0)
+            row += [us(s.get("median_replayed_period_ns")) + (" (!)" if unconverged else ""),
+                    pct(s.get("median_period_error_pct"), 1.0), pct(s.get("median_replayed_gap_to_cpsat"))]
+        row += [us(s["median_latency_ns"]), pct(s.get("median_gap_to_cpsat_best")),
+                pct(s.get("median_gap_to_cpsat_bound")), s["checks_ok"], us(s["median_decision_ns"]),
+                f"{s['scheduler_latency_ns'] / 1e3:.2f} ({s['scheduler_latency_source']})"]
+        rows.append(row)
+    print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
+                f"{ex['label']}: {unit} per layer{title_extra}", cols, rows)
+    bad = [f"{p} ({s['replayed_windows'] - s['replays_converged']} of {s['replayed_windows']})"
+           for p, s in d["summary"].items() if s.get("replayed_windows", 0) > s.get("replays_converged", 0)]
+    if bad:
+        print(f"(!) replay's fixed point not converged for {', '.join(bad)} window(s): those replayed periods "
+              "are the last iterate's")
+    ref = policy_with_role("reference")
+    s = d["summary"].get(ref) if ref else None
+    if s is not None and s.get("median_cpsat_bound_ns") is not None:
+        print(f"{ref}: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
+              f"max certified gap {100 * s['max_cpsat_certified_gap']:.2f}%")
 
 
 def compare_overlap_cmd(args: argparse.Namespace, model, system, cost, policies: list[str]) -> int:
     """Every policy on ``--layers`` cyclic windows, each charged its scheduler latency (as the
     serial ``compare``): period, latency, gap to CP-SAT's best and CP-SAT's bound per policy."""
-    from sieveopt.overlap import charged_problem, solve_overlap
-    from sieveopt.solvers.sched_latency import describe, parse_spec
-
-    ex = execution_from_args(args, model, system)
-    spec = parse_spec(getattr(args, "scheduler_latency_ns", None))
-    calibration = {"model": model, "system": system, "batch": args.batch}
-    windows = []
-    all_ok = True
-    for i in range(args.layers):
-        base = _problem(args, model, system, ex, cost, args.seed + i)
-        row: dict[str, Any] = {"seed": args.seed + i, "moe_layers": [r[0].moe_layer for r in base.window],
-                               "policies": {}}
-        done: dict[str, Any] = {}
-        order = sorted(policies, key=lambda p: policy_info(p).offline)  # exact solvers last: hinted
-        for pol in order:
-            prob, lat = charged_problem(base, pol, spec, calibration=calibration)
-            r = solve_overlap(prob, pol, time_limit_s=_time_limit(args), workers=args.workers,
-                              seed=args.seed, latency_weight=args.latency_weight, hints=done)
-            done[pol] = r
-            all_ok &= r.check_ok is not False
-            row["policies"][pol] = {**{k: v for k, v in r.to_dict().items() if k not in ("meta", "policy",
-                                                                                       "execution_model")},
-                                    "scheduler_latency_ns": lat.ns, "scheduler_latency_source": lat.source}
-        windows.append(row)
-    summary: dict[str, Any] = {}
-    ref = policy_with_role("reference")
-    ref = ref if ref in policies else None
-    if ref:
-        for w in windows:
-            best, bound = w["policies"][ref]["period_ns"], w["policies"][ref]["bound_ns"]
-            for v in w["policies"].values():
-                v["gap_to_cpsat_best"] = v["period_ns"] / best - 1.0
-                v["gap_to_cpsat_bound"] = None if not bound else v["period_ns"] / bound - 1.0
-    for p in policies:
-        per = [w["policies"][p] for w in windows]
-        s = {"median_period_ns": _q([x["period_ns"] for x in per], 50),
-             "median_latency_ns": _q([x["latency_ns"] for x in per if x["latency_ns"] is not None], 50),
-             "median_decision_ns": _q([x["decision_ns"] for x in per if x["decision_ns"] is not None], 50),
-             "scheduler_latency_ns": per[0]["scheduler_latency_ns"],
-             "scheduler_latency_source": per[0]["scheduler_latency_source"],
-             "checks_ok": sum(1 for x in per if x["check_ok"] is not False)}
-        if ref:
-            gaps = [x["gap_to_cpsat_best"] for x in per]
-            vsb = [x["gap_to_cpsat_bound"] for x in per if x["gap_to_cpsat_bound"] is not None]
-            s.update({"median_gap_to_cpsat_best": _q(gaps, 50), "max_gap_to_cpsat_best": max(gaps),
-                      "median_gap_to_cpsat_bound": _q(vsb, 50),
-                      "median_cpsat_bound_ns": _q([w["policies"][ref]["bound_ns"] for w in windows
-                                                   if w["policies"][ref]["bound_ns"]], 50)})
-            if p == ref:
-                s["max_cpsat_certified_gap"] = max((x["gap"] for x in per if x["gap"] is not None), default=None)
-        summary[p] = s
-    data = {**_head(model, system, args, ex), "scheduler_latency": describe(spec), "windows": len(windows),
-            "policies": policies, "summary": summary, "per_window": windows, "all_checks_ok": all_ok}
-
-    def render(d: dict) -> None:
-        unit = "ideal-overlap time" if ex.overlap == "ideal" else "steady-state period"
-        cols = ["policy", "median period us", "median latency us", "gap to cpsat best", "gap to cpsat bound",
-                "checks ok", "decision us", "sched charge us"]
-        rows = []
-        for p, s in d["summary"].items():
-            g = s.get("median_gap_to_cpsat_best")
-            b = s.get("median_gap_to_cpsat_bound")
-            rows.append((p, f"{s['median_period_ns'] / 1e3:.2f}",
-                         "-" if s["median_latency_ns"] is None else f"{s['median_latency_ns'] / 1e3:.2f}",
-                         "-" if g is None else f"{100 * g:+.2f}%", "-" if b is None else f"{100 * b:+.2f}%",
-                         s["checks_ok"], "-" if s["median_decision_ns"] is None else
-                         f"{s['median_decision_ns'] / 1e3:.2f}",
-                         f"{s['scheduler_latency_ns'] / 1e3:.2f} ({s['scheduler_latency_source']})"))
-        print_table(f"{d['model']} on {d['gpus']} GPU(s), B={d['batch']}, {d['windows']} window(s), "
-                    f"{d['execution_model']['label']}: {unit} per layer", cols, rows)
-        if ref is not None and d["summary"][ref]["median_cpsat_bound_ns"] is not None:
-            s = d["summary"][ref]
-            print(f"{ref}: median bound {s['median_cpsat_bound_ns'] / 1e3:.2f} us per layer, "
-                  f"max certified gap {100 * s['max_cpsat_certified_gap']:.2f}%")
-
-    emit(args, data, render)
-    return 0 if all_ok else 1
+    data = compare_overlap_data(args, model, system, cost, policies)
+    emit(args, data, render_overlap_summary)
+    return 0 if data["all_checks_ok"] else 1
 
 
 def replay_overlap_cmd(args: argparse.Namespace, model, system) -> int:
@@ -299,4 +284,5 @@ def replay_overlap_cmd(args: argparse.Namespace, model, system) -> int:
     return 0 if r.check_ok else 1
 
 
-__all__ = ["add_execution_model_args", "add_overlap_args", "runtime_order_arg", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "execution_from_args", "solve_overlap_cmd"]
+__all__ = ["add_execution_model_args", "add_overlap_args", "runtime_order_arg", "add_view_args", "replay_overlap_cmd", "compare_overlap_cmd", "compare_overlap_data",
+           "render_overlap_summary", "execution_from_args", "solve_overlap_cmd"]

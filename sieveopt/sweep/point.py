@@ -22,10 +22,12 @@ OUTPUT_ONLY = ("trace", "gantt")
 #: resolved configuration (imported in the worker). ``layers``: one policy on sampled layers
 #: (``sieveopt sweep``, the gap study); ``e2e_step``: one (batch, policy) decode step
 #: (``sieveopt pareto``, ae/); ``study_layer``: every policy on one sampled layer, replayed
-#: (``sieveopt run``).
+#: (``sieveopt run``); ``overlap_window``: every policy on one cyclic window, replayed as a
+#: steady-state pipeline (``sieveopt run --overlap``).
 POINT_KINDS = {"layers": "sieveopt.sweep.point:_compute",
                "e2e_step": "sieveopt.e2e.sweep:compute_step_point",
-               "study_layer": "sieveopt.study:compute_study_point"}
+               "study_layer": "sieveopt.study:compute_study_point",
+               "overlap_window": "sieveopt.overlap_study:compute_overlap_window_point"}
 
 
 def make_config(kind: str, body: dict[str, Any]) -> dict[str, Any]:

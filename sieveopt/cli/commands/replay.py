@@ -15,9 +15,7 @@ from sieveopt.cli.one_policy import add_one_policy_args, load_one_policy
 from sieveopt.cli.output import emit, print_table
 from sieveopt.cli.overlap_cli import replay_overlap_cmd
 from sieveopt.errors import SieveoptError
-
-#: ``--overlap microbatch``: iterations of the cyclic window replayed by default (first and last dropped).
-DEFAULT_ITERATIONS = 6
+from sieveopt.validation.replay_periodic import DEFAULT_REPLAY_ITERATIONS as DEFAULT_ITERATIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -133,7 +133,7 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
     (3 unrolled iterations; the middle one is a full superperiod), coloured by micro-batch."""
     from sieveopt.models.costmodel import make_cost_model
     from sieveopt.overlap import charged_problem, sample_problem, solve_overlap
-    from sieveopt.periodic import unroll
+    from sieveopt.overlap_study import VIEW_ITERATIONS, steady_state_item, steady_state_title
     from sieveopt.solvers.sched_latency import parse_spec
 
     ex = execution_from_args(args, model, system)
@@ -152,8 +152,7 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
         pprob, _ = charged_problem(prob, name, spec)  # each slot's scheduler task: the policy's charge
         r = solve_overlap(pprob, name, time_limit_s=10.0, workers=args.workers, seed=args.seed,
                           latency_weight=args.latency_weight)
-        big, sched = unroll(pprob, r.schedule, 3)
-        items.append((f"{name}, {ex.label}: period {r.period_ns / 1e3:.2f} us", sched, big))
+        items.append(steady_state_item(name, pprob, r, ex))
         rows.append({"policy": name, "period_ns": r.period_ns, "latency_ns": r.latency_ns,
                      "check_ok": bool(r.check_ok)})
     if args.viz_what == "trace":
@@ -165,10 +164,9 @@ def _viz_overlap(args: argparse.Namespace, out: Path, policies: list[str], model
 
         written = gantt_compare(items, out, all_rows=args.all_rows, gpus=rows_sel["gpus"],
                                 resources=rows_sel["resources"], color_by="microbatch",
-                                title=f"{model.name}, {system.num_gpus} GPU(s), B={args.batch}: 3 iterations "
-                                      f"of the steady state (the middle one is a full superperiod)")
+                                title=steady_state_title(model.name, system.num_gpus, args.batch))
     data = {"out": str(written), "what": args.viz_what, "execution_model": ex.to_dict(),
-            "tasks": len(prob.dag.tasks), "unrolled_iterations": 3, "policies": rows}
+            "tasks": len(prob.dag.tasks), "unrolled_iterations": VIEW_ITERATIONS, "policies": rows}
 
     def render(d: dict) -> None:
         print_table(f"{d['what']} written to {d['out']} ({d['execution_model']['label']}, per layer)",
