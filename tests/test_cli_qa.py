@@ -315,3 +315,14 @@ def test_place_exact_objective_defaults_to_the_policys_own(capsys):
     assert code == 0
     run0 = json.loads(out)["policies"][0]["exact"]["runs"][0]
     assert run0["objective"] == POLICY_OBJECTIVE
+
+
+def test_serial_run_points_at_the_regime_sieves_objective_assumes(capsys, tmp_path, monkeypatch):
+    """The serial comparison names its execution model and says how to get the overlapped one."""
+    from sieveopt.cli.commands.run import SERIAL_REGIME_NOTE
+
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "run", "--policies", "noexp", "--layers", "1", "--no-replay", "--gpus", "1",
+                       "--batch", "8", "--out", "o")
+    assert code == 0 and "execution model: serial" in out
+    assert SERIAL_REGIME_NOTE in out and "--overlap microbatch" in SERIAL_REGIME_NOTE

@@ -20,6 +20,8 @@ def test_place_json_reports_every_policy(capsys: pytest.CaptureFixture[str]) -> 
     assert main(argv) == 0
     d = json.loads(capsys.readouterr().out)
     assert [p["policy"] for p in d["policies"]] == ["round-robin", "eplb", "gem", "exact"]
+    # named as every other command names them (docs/metrics.md)
+    assert (d["execution_model"], d["precision"], d["cost_model"]) == ("serial", "bf16", "roofline")
     assert 0 < d["variability"]["spread"] <= 0.1 and len(d["variability"]["compute_speed"]) == 4
     for p in d["policies"]:
         assert p["layer_p99_ns"] >= p["layer_mean_ns"] > 0

@@ -108,7 +108,7 @@ def compare_energy(args: argparse.Namespace) -> int:
             "layers": len(layers), "seed": args.seed, "cost_model": args.cost_model, "objective": "energy",
             "latency_limit_us": args.latency_limit_us, "time_price_W": price,
             "objective_J": "energy" if price == 0 else "energy + time_price_W x makespan",
-            "execution_model": "serialized layer",
+            "execution_model": "serial",
             "precision": {"expert_weight_bytes_per_param": float(model.expert_weight_bytes_per_param),
                           "activation_bytes": float(model.activation_bytes)},
             "energy_model": "predicted (validation/energy/layer.py, residency=sum)",

@@ -314,6 +314,7 @@ def compare_policies(model, system, *, policies: list[str], steps: int, history:
             "trace": trace.source if trace.profile is None else f"{trace.source}:{trace.profile}",
             "seed": seed, "capacity_slots_per_gpu": cap, "redundant_experts": red,
             "variability": {**sf.to_dict(), "spread": sf.spread, "kind": system.variability.kind},
-            "surrogate": sur.name, "cost_model": "roofline", "execution_model": "serialized (one layer)",
-            "precision": f"experts {model.expert_weight_bytes_per_param:g} B/param",
+            "surrogate": sur.name, "cost_model": "roofline",
+            # the layer DAG that times each step: the serial execution model, as every command names it
+            "execution_model": "serial", "precision": model.expert_precision,
             "policies": out}
