@@ -26,7 +26,7 @@ final, and one pass gives the fixed point "arrivals = simulator(releases of the 
 simulation of all messages at the replayed releases checks it (``converged``) and gives the
 port statistics. (Until round 10 this was a Jacobi iteration, loop then simulator, of at most
 12 rounds; it moves one communication phase per round, and a 6-iteration periodic replay of
-Qwen3.5 x8 needed 20 rounds, about 90 s: docs/design-notes/replay.md.)
+Qwen3.5 x8 needed 20 rounds, 147 s on a shared machine: docs/design-notes/replay.md.)
 
 Assumptions: all experts of a GPU are sharded over all its pseudo-channels (tensor
 parallelism), so one GPU's stacks behave as one unit; interference is a rate effect between
@@ -276,16 +276,14 @@ def replay(schedule: Schedule, dag: TaskDAG, system: SystemSpec, *, instance: La
     n = len(dag.tasks)
     msgs = message_tids(dag)
     lat_ns = int(round(system.interconnect.latency_ns))
-    delay = np.zeros(n, dtype=np.int64)
-    for t in msgs:
-        delay[t] = dag.tasks[t].modes[modes[t]].duration_ns + lat_ns
     params = link_params(system, dag.num_gpus, **(link_overrides or {})) if msgs else None
     eg_order = egress_order(dag, order) if msgs else {}
     sharing = dag.meta.get("hbm_sharing") or system.hbm_pim.sharing
     interf = timer.interference if (interference and sharing != "exclusive") else None
 
     cosim = NetworkCosim(dag, msgs, eg_order, params) if msgs else None
-    loop = run_loop(dag, modes, order, times, delay, interf, network=cosim)
+    no_delays = np.zeros(n, dtype=np.int64)    # messages are timed by the co-simulation
+    loop = run_loop(dag, modes, order, times, no_delays, interf, network=cosim)
     net, converged, runs = None, True, 0
     if cosim is not None:
         # one simulation of every message at the replayed releases: the port statistics, and
