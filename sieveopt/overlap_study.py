@@ -24,10 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sieveopt.execution_model import ExecutionModel, make_execution_model
 from sieveopt.solvers import policy_info, policy_with_role
+from sieveopt.study import percentile_or_none as _q
 
 #: Iterations of the cyclic window drawn in a steady-state Gantt/trace (the middle one is a full
 #: superperiod): ``viz gantt|trace --overlap microbatch``, ``solve --gantt`` and ``run --overlap``.
@@ -82,10 +81,6 @@ def _replay_summary(prob: Any, schedule: Any, charge_ns: int, settings: dict[str
                           scheduler_latency_ns=charge_ns, dram_preset=settings["dram_preset"])
     return {k: rep[k] for k in ("predicted_period_ns", "replayed_period_ns", "period_error_pct", "kind_error",
                                 "converged", "memory", "iterations", "trim", "tasks", "wall_s")}
-
-
-def _q(xs: list[float], q: float) -> float | None:
-    return float(np.percentile(xs, q)) if xs else None
 
 
 def summarize_windows(windows: list[dict[str, Any]], policies: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -199,6 +199,11 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
 
 
+def percentile_or_none(values: list[float], q: float) -> float | None:
+    """The q-th percentile, or None for no values (a JSON ``null``, where :func:`percentile` gives NaN)."""
+    return float(np.percentile(values, q)) if values else None
+
+
 # ------------------------------------------------------------------------------- gap study
 def gap_stats(values: list[float]) -> dict[str, float | None]:
     """median / p95 / max / n of gap values (None when empty)."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from sieveopt.cli.common import (
     add_json,
     add_problem_args,
@@ -199,10 +197,6 @@ def _solve(args: argparse.Namespace) -> int:
     return 0 if run.check.ok else 1
 
 
-def _q(xs: list[float], q: float) -> float | None:
-    return float(np.percentile(xs, q)) if xs else None
-
-
 def _compare(args: argparse.Namespace) -> int:
     if args.objective != "energy" and (args.latency_limit_us is not None or args.time_price_W is not None):
         given = "--latency-limit-us" if args.latency_limit_us is not None else "--time-price-W"
@@ -329,6 +323,8 @@ def _prefetch_label(d: dict) -> str:
 
 
 def _summary(policies: list[str], layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    from sieveopt.study import percentile_or_none as _q
+
     out = {}
     for p in policies:
         spans = [r["policies"][p]["makespan_ns"] for r in layers if r["policies"][p]["makespan_ns"] is not None]
