@@ -188,7 +188,7 @@ def objective(cost: np.ndarray, assign: np.ndarray, kind: str = "mean", alpha: f
 def worst_count(alpha: float, steps: int) -> int:
     """How many of ``steps`` step stragglers the ``cvar`` objective at level ``alpha`` averages:
     the worst (1 - alpha) share, at least one."""
-    return max(1, int(np.ceil((1 - alpha) * steps - 1e-9)))
+    return max(1, int(np.ceil(tail_steps(alpha, steps) - 1e-9)))
 
 
 def tail_steps(alpha: float, steps: int) -> float:
